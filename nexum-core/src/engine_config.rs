@@ -1,0 +1,307 @@
+//! `engine.toml`: where state lives, which chains are reachable, engine-wide limits and
+//! which modules to run.
+//!
+//! String values may use `${VAR}`, replaced from the environment before validation.
+//! Relative paths (`state_dir`, module paths) are resolved against the file's directory.
+
+use crate::error::ConfigError;
+use crate::event::ChainId;
+use crate::limits::Limits;
+use crate::manifest::ModuleManifest;
+use crate::{env_subst, toml_file};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, for terminals.
+    #[default]
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// One `[chains.<id>]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainConfig {
+    /// `ws(s)://` (subscriptions) or `http(s)://` (polling).
+    pub rpc_url: String,
+    /// Overrides the CoW orderbook base URL for this chain (staging, a mock).
+    pub orderbook_url: Option<String>,
+}
+
+/// One `[[modules]]` entry: the component and (optionally) its manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleEntry {
+    /// The `.wasm` component, resolved against the config file's directory.
+    pub path: PathBuf,
+    /// The manifest; `None` means the `module.toml` beside the component.
+    pub manifest: Option<PathBuf>,
+}
+
+/// A validated `engine.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// The file it came from, when it came from one (for error messages).
+    pub file: Option<PathBuf>,
+    /// Where the store lives.
+    pub state_dir: PathBuf,
+    /// Default log filter (`RUST_LOG` overrides it).
+    pub log_level: String,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Reachable chains by id.
+    pub chains: BTreeMap<ChainId, ChainConfig>,
+    /// Engine-wide limits; modules may only lower them.
+    pub limits: Limits,
+    /// Modules to run.
+    pub modules: Vec<ModuleEntry>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            file: None,
+            state_dir: PathBuf::from("data"),
+            log_level: "info".into(),
+            log_format: LogFormat::Pretty,
+            metrics_addr: None,
+            chains: BTreeMap::new(),
+            limits: Limits::default(),
+            modules: Vec::new(),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Reads and validates `path`, substituting `${VAR}` from the process environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = toml_file::read(path)?;
+        Self::parse(path, &text, &|name| std::env::var(name).ok())
+    }
+
+    /// Validates engine config `text`. `file` names the source in errors and anchors relative
+    /// paths; `env` looks up `${VAR}` references.
+    pub fn parse(
+        file: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let table = toml_file::parse_table(file, text)?;
+        let mut value = toml::Value::Table(table);
+        env_subst::substitute(&mut value, "", env)
+            .map_err(|(field, reason)| ConfigError::new(file, field, reason))?;
+        let toml::Value::Table(table) = value else {
+            unreachable!("substitution keeps the root a table")
+        };
+        let raw: RawEngineConfig = toml_file::deserialize(file, table)?;
+        raw.validate(file)
+    }
+
+    /// The limits `manifest` runs under, after checking that every chain it subscribes to
+    /// is configured here and that it lowers limits rather than raising them.
+    pub fn admit(&self, manifest: &ModuleManifest) -> Result<Limits, ConfigError> {
+        for (i, subscription) in manifest.subscriptions.iter().enumerate() {
+            if let Some(chain) = subscription.chain_id()
+                && !self.chains.contains_key(&chain)
+            {
+                return Err(ConfigError::new(
+                    &manifest.file,
+                    format!("subscription[{i}].chain_id"),
+                    format!(
+                        "chain {chain} has no RPC configured in the engine (add [chains.{chain}] with an rpc_url)"
+                    ),
+                ));
+            }
+        }
+        self.limits.lowered_by(&manifest.limits).map_err(|raised| {
+            ConfigError::new(
+                &manifest.file,
+                format!("limits.{}", raised.field),
+                format!(
+                    "asks for {} but the engine allows at most {}",
+                    raised.requested, raised.allowed
+                ),
+            )
+        })
+    }
+
+    /// Where errors about this config should point.
+    pub fn source_name(&self) -> PathBuf {
+        self.file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<engine config>"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngineConfig {
+    #[serde(default)]
+    engine: RawEngineSection,
+    #[serde(default)]
+    chains: BTreeMap<String, RawChain>,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    modules: Vec<RawModuleEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngineSection {
+    #[serde(default = "default_state_dir")]
+    state_dir: PathBuf,
+    #[serde(default = "default_log_level")]
+    log_level: String,
+    #[serde(default)]
+    log_format: LogFormat,
+    metrics_addr: Option<String>,
+}
+
+impl Default for RawEngineSection {
+    fn default() -> Self {
+        Self {
+            state_dir: default_state_dir(),
+            log_level: default_log_level(),
+            log_format: LogFormat::default(),
+            metrics_addr: None,
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChain {
+    rpc_url: String,
+    orderbook_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModuleEntry {
+    path: PathBuf,
+    manifest: Option<PathBuf>,
+}
+
+impl RawEngineConfig {
+    fn validate(self, file: &Path) -> Result<EngineConfig, ConfigError> {
+        let err = |field: String, reason: String| ConfigError::new(file, field, reason);
+        let base = file.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+
+        let metrics_addr = self
+            .engine
+            .metrics_addr
+            .as_deref()
+            .map(|a| {
+                a.parse::<SocketAddr>().map_err(|_| {
+                    err(
+                        "engine.metrics_addr".into(),
+                        format!("expected host:port such as \"127.0.0.1:9100\", found {a:?}"),
+                    )
+                })
+            })
+            .transpose()?;
+        if self.engine.log_level.trim().is_empty() {
+            return Err(err("engine.log_level".into(), "must not be empty".into()));
+        }
+
+        let mut chains = BTreeMap::new();
+        for (key, chain) in self.chains {
+            let id: ChainId = key.parse().ok().filter(|id| *id > 0).ok_or_else(|| {
+                err(
+                    format!("chains.{key}"),
+                    "chain ids are positive integers, as in [chains.1]".into(),
+                )
+            })?;
+            check_url(&chain.rpc_url, &["ws", "wss", "http", "https"])
+                .map_err(|r| err(format!("chains.{key}.rpc_url"), r))?;
+            if let Some(orderbook) = &chain.orderbook_url {
+                check_url(orderbook, &["http", "https"])
+                    .map_err(|r| err(format!("chains.{key}.orderbook_url"), r))?;
+            }
+            chains.insert(
+                id,
+                ChainConfig {
+                    rpc_url: chain.rpc_url,
+                    orderbook_url: chain.orderbook_url,
+                },
+            );
+        }
+
+        let limits = self.limits;
+        for (name, value) in [
+            ("fuel_per_event", limits.fuel_per_event),
+            ("memory_bytes", limits.memory_bytes),
+            ("event_timeout_ms", limits.event_timeout_ms),
+            ("store_key_bytes", limits.store_key_bytes),
+            ("store_value_bytes", limits.store_value_bytes),
+        ] {
+            if value == 0 {
+                return Err(err(
+                    format!("limits.{name}"),
+                    "must be greater than 0".into(),
+                ));
+            }
+        }
+
+        let modules = self
+            .modules
+            .into_iter()
+            .map(|m| ModuleEntry {
+                path: resolve(&m.path),
+                manifest: m.manifest.as_deref().map(resolve),
+            })
+            .collect();
+
+        Ok(EngineConfig {
+            file: Some(file.to_path_buf()),
+            state_dir: resolve(&self.engine.state_dir),
+            log_level: self.engine.log_level,
+            log_format: self.engine.log_format,
+            metrics_addr,
+            chains,
+            limits,
+            modules,
+        })
+    }
+}
+
+fn check_url(text: &str, schemes: &[&str]) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("invalid URL {text:?}: {e}"))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(format!(
+            "unsupported scheme `{}` in {text:?}: expected one of {}",
+            url.scheme(),
+            schemes.join(", ")
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("invalid URL {text:?}: no host"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

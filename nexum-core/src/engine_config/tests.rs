@@ -1,0 +1,145 @@
+use super::*;
+use crate::manifest::ModuleManifest;
+
+const EXAMPLE: &str = r#"
+[engine]
+state_dir = "./data"
+log_level = "info"
+log_format = "json"
+metrics_addr = "127.0.0.1:9100"
+
+[chains.1]
+rpc_url = "wss://node.example/v1/${API_KEY}"
+orderbook_url = "https://orderbook.example"
+
+[limits]
+fuel_per_event = 1000000000
+memory_bytes = 67108864
+event_timeout_ms = 30000
+
+[[modules]]
+path = "modules/twap/twap.wasm"
+manifest = "modules/twap/module.toml"
+
+[[modules]]
+path = "/abs/other.wasm"
+"#;
+
+fn env(name: &str) -> Option<String> {
+    (name == "API_KEY").then(|| "k3y".to_string())
+}
+
+fn parse(text: &str) -> Result<EngineConfig, ConfigError> {
+    EngineConfig::parse(Path::new("conf/engine.toml"), text, &env)
+}
+
+#[test]
+fn parses_the_design_example() {
+    let c = parse(EXAMPLE).unwrap();
+    assert_eq!(c.state_dir, Path::new("conf/./data"));
+    assert_eq!(c.log_format, LogFormat::Json);
+    assert_eq!(c.metrics_addr, Some("127.0.0.1:9100".parse().unwrap()));
+    assert_eq!(c.chains[&1].rpc_url, "wss://node.example/v1/k3y");
+    assert_eq!(c.limits.memory_bytes, 67_108_864);
+    assert_eq!(c.modules[0].path, Path::new("conf/modules/twap/twap.wasm"));
+    assert_eq!(
+        c.modules[0].manifest.as_deref(),
+        Some(Path::new("conf/modules/twap/module.toml"))
+    );
+    assert_eq!(c.modules[1].path, Path::new("/abs/other.wasm"));
+    assert_eq!(c.modules[1].manifest, None);
+}
+
+#[test]
+fn an_empty_file_gets_defaults() {
+    let c = parse("").unwrap();
+    assert_eq!(c.state_dir, Path::new("conf/data"));
+    assert_eq!(c.limits, Limits::default());
+    assert!(c.chains.is_empty());
+}
+
+#[test]
+fn errors_name_file_field_and_reason() {
+    let cases = [
+        (
+            "[chains.1]\nrpc_url = \"${MISSING}\"\n",
+            "conf/engine.toml: `chains.1.rpc_url`: environment variable `MISSING` is not set",
+        ),
+        (
+            "[chains.1]\nrpc_url = \"ftp://x\"\n",
+            "conf/engine.toml: `chains.1.rpc_url`: unsupported scheme `ftp`",
+        ),
+        (
+            "[chains.1]\nrpc_url = \"not a url\"\n",
+            "conf/engine.toml: `chains.1.rpc_url`: invalid URL",
+        ),
+        (
+            "[chains.mainnet]\nrpc_url = \"ws://x\"\n",
+            "conf/engine.toml: `chains.mainnet`: chain ids are positive integers",
+        ),
+        (
+            "[chains.1]\nrpc = \"ws://x\"\n",
+            "conf/engine.toml: `chains.1.rpc`: unknown field `rpc`",
+        ),
+        (
+            "[engine]\nmetrics_addr = \"localhost\"\n",
+            "conf/engine.toml: `engine.metrics_addr`: expected host:port",
+        ),
+        (
+            "[engine]\nlog_format = \"xml\"\n",
+            "conf/engine.toml: `engine.log_format`: unknown variant `xml`",
+        ),
+        (
+            "[limits]\nfuel_per_event = 0\n",
+            "conf/engine.toml: `limits.fuel_per_event`: must be greater than 0",
+        ),
+        (
+            "[limits]\nmemory = 1\n",
+            "conf/engine.toml: `limits.memory`: unknown field `memory`",
+        ),
+        (
+            "[[modules]]\nmanifest = \"m.toml\"\n",
+            "conf/engine.toml: `modules[0]`: missing field `path`",
+        ),
+        (
+            "[engin]\n",
+            "conf/engine.toml: `engin`: unknown field `engin`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = parse(text).unwrap_err().to_string();
+        assert!(
+            err.starts_with(expected),
+            "for {text:?}:\n  got      {err}\n  expected {expected}"
+        );
+    }
+}
+
+#[test]
+fn admit_checks_chains_and_limits() {
+    let engine = parse("[chains.1]\nrpc_url = \"ws://127.0.0.1:8545\"\n").unwrap();
+    let manifest = |body: &str| {
+        ModuleManifest::parse(
+            Path::new("m/module.toml"),
+            &format!("[module]\nname = \"m\"\nversion = \"1\"\n{body}"),
+        )
+        .unwrap()
+    };
+
+    let ok = manifest(
+        "[[subscription]]\nkind = \"block\"\nchain_id = 1\n[limits]\nfuel_per_event = 5\n",
+    );
+    assert_eq!(engine.admit(&ok).unwrap().fuel_per_event, 5);
+
+    let unknown_chain = manifest("[[subscription]]\nkind = \"block\"\nchain_id = 10\n");
+    assert_eq!(
+        engine.admit(&unknown_chain).unwrap_err().to_string(),
+        "m/module.toml: `subscription[0].chain_id`: chain 10 has no RPC configured in the engine (add [chains.10] with an rpc_url)"
+    );
+
+    let greedy = manifest("[limits]\nmemory_bytes = 999999999999\n");
+    assert_eq!(
+        engine.admit(&greedy).unwrap_err().to_string(),
+        "m/module.toml: `limits.memory_bytes`: asks for 999999999999 but the engine allows at most 67108864"
+    );
+}

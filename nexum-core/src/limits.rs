@@ -1,0 +1,130 @@
+//! Resource limits: engine-wide defaults in `engine.toml`, optionally lowered per module.
+
+use serde::{Deserialize, Serialize};
+
+/// The limits one module runs under. Every field is a ceiling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Wasm fuel (roughly, instructions) one `init`/`on-event` call may burn.
+    pub fuel_per_event: u64,
+    /// Linear memory one module instance may grow to, in bytes.
+    pub memory_bytes: u64,
+    /// Wall-clock deadline for one call, host calls included, in milliseconds.
+    pub event_timeout_ms: u64,
+    /// Largest `local-store` key, in bytes.
+    pub store_key_bytes: u64,
+    /// Largest `local-store` value, in bytes.
+    pub store_value_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            fuel_per_event: 1_000_000_000,
+            memory_bytes: 64 * 1024 * 1024,
+            event_timeout_ms: 30_000,
+            store_key_bytes: 1024,
+            store_value_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// A manifest's `[limits]`: each value, when present, must not exceed the engine's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    /// See [`Limits::fuel_per_event`].
+    pub fuel_per_event: Option<u64>,
+    /// See [`Limits::memory_bytes`].
+    pub memory_bytes: Option<u64>,
+    /// See [`Limits::event_timeout_ms`].
+    pub event_timeout_ms: Option<u64>,
+    /// See [`Limits::store_key_bytes`].
+    pub store_key_bytes: Option<u64>,
+    /// See [`Limits::store_value_bytes`].
+    pub store_value_bytes: Option<u64>,
+}
+
+/// A module asked for more than the engine allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitRaised {
+    /// The limit's name, as written in `[limits]`.
+    pub field: &'static str,
+    /// What the module asked for.
+    pub requested: u64,
+    /// The engine's ceiling.
+    pub allowed: u64,
+}
+
+impl Limits {
+    /// The limits for a module that asks for `overrides`: each present value replaces the
+    /// engine's if it is lower or equal; a higher one is refused.
+    pub fn lowered_by(&self, overrides: &LimitOverrides) -> Result<Limits, LimitRaised> {
+        fn lower(
+            field: &'static str,
+            allowed: u64,
+            requested: Option<u64>,
+        ) -> Result<u64, LimitRaised> {
+            match requested {
+                None => Ok(allowed),
+                Some(requested) if requested <= allowed => Ok(requested),
+                Some(requested) => Err(LimitRaised {
+                    field,
+                    requested,
+                    allowed,
+                }),
+            }
+        }
+        Ok(Limits {
+            fuel_per_event: lower(
+                "fuel_per_event",
+                self.fuel_per_event,
+                overrides.fuel_per_event,
+            )?,
+            memory_bytes: lower("memory_bytes", self.memory_bytes, overrides.memory_bytes)?,
+            event_timeout_ms: lower(
+                "event_timeout_ms",
+                self.event_timeout_ms,
+                overrides.event_timeout_ms,
+            )?,
+            store_key_bytes: lower(
+                "store_key_bytes",
+                self.store_key_bytes,
+                overrides.store_key_bytes,
+            )?,
+            store_value_bytes: lower(
+                "store_value_bytes",
+                self.store_value_bytes,
+                overrides.store_value_bytes,
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lower_values_apply_and_higher_ones_are_refused() {
+        let engine = Limits::default();
+        let lowered = engine
+            .lowered_by(&LimitOverrides {
+                fuel_per_event: Some(10),
+                ..LimitOverrides::default()
+            })
+            .unwrap();
+        assert_eq!(lowered.fuel_per_event, 10);
+        assert_eq!(lowered.memory_bytes, engine.memory_bytes);
+
+        let raised = engine
+            .lowered_by(&LimitOverrides {
+                memory_bytes: Some(engine.memory_bytes + 1),
+                ..LimitOverrides::default()
+            })
+            .unwrap_err();
+        assert_eq!(raised.field, "memory_bytes");
+        assert_eq!(raised.allowed, engine.memory_bytes);
+    }
+}

@@ -1,0 +1,171 @@
+//! What a module subscribes to, and the log-filter matching shared by every log source.
+
+use crate::cron::CronSchedule;
+use crate::event::{ChainId, ChainLog};
+use alloy_primitives::{Address, B256};
+use std::fmt;
+
+/// Topic positions a log filter can constrain (topic 0 to topic 3).
+pub const MAX_TOPIC_POSITIONS: usize = 4;
+
+/// One `[[subscription]]` of a module manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subscription {
+    /// Every new canonical block of a chain.
+    Block {
+        /// The chain to follow.
+        chain_id: ChainId,
+    },
+    /// Logs matching a filter, grouped per block.
+    Log(LogSubscription),
+    /// Ticks on a cron schedule.
+    Cron(CronSchedule),
+}
+
+impl Subscription {
+    /// The chain this subscription reads, if any.
+    pub fn chain_id(&self) -> Option<ChainId> {
+        match self {
+            Subscription::Block { chain_id } => Some(*chain_id),
+            Subscription::Log(log) => Some(log.chain_id),
+            Subscription::Cron(_) => None,
+        }
+    }
+
+    /// The manifest's `kind` for this subscription.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subscription::Block { .. } => "block",
+            Subscription::Log(_) => "log",
+            Subscription::Cron(_) => "cron",
+        }
+    }
+}
+
+impl fmt::Display for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subscription::Block { chain_id } => write!(f, "blocks on chain {chain_id}"),
+            Subscription::Log(log) => write!(f, "logs on chain {}: {}", log.chain_id, log.filter),
+            Subscription::Cron(schedule) => write!(f, "cron \"{schedule}\""),
+        }
+    }
+}
+
+/// A log subscription: which chain, which logs, and where to start the first time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSubscription {
+    /// The chain to read.
+    pub chain_id: ChainId,
+    /// Which logs.
+    pub filter: LogFilter,
+    /// On the first run (no cursor yet), backfill from this block.
+    pub start_block: Option<u64>,
+}
+
+/// Which logs a subscription wants: emitting addresses and up to four topic positions.
+///
+/// An empty address list matches any address; an empty position matches any topic
+/// (including a missing one); a non-empty position matches any of its alternatives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct LogFilter {
+    /// Emitting contracts; empty = any.
+    pub addresses: Vec<Address>,
+    /// Alternatives per topic position; at most [`MAX_TOPIC_POSITIONS`] positions.
+    pub topics: Vec<Vec<B256>>,
+}
+
+impl LogFilter {
+    /// Whether `log` is one this filter asks for.
+    pub fn matches(&self, log: &ChainLog) -> bool {
+        if !self.addresses.is_empty() && !self.addresses.contains(&log.address) {
+            return false;
+        }
+        self.topics
+            .iter()
+            .enumerate()
+            .all(|(position, alternatives)| {
+                alternatives.is_empty()
+                    || log
+                        .topics
+                        .get(position)
+                        .is_some_and(|topic| alternatives.contains(topic))
+            })
+    }
+}
+
+impl fmt::Display for LogFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.addresses.is_empty() {
+            f.write_str("any address")?;
+        } else {
+            let addresses: Vec<String> = self.addresses.iter().map(|a| a.to_string()).collect();
+            write!(f, "{}", addresses.join("|"))?;
+        }
+        for (position, alternatives) in self.topics.iter().enumerate() {
+            if alternatives.is_empty() {
+                continue;
+            }
+            let shown: Vec<String> = alternatives
+                .iter()
+                .map(|t| {
+                    let hex = t.to_string();
+                    format!("{}…", &hex[..10])
+                })
+                .collect();
+            write!(f, " topic{position}={}", shown.join("|"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::{address, b256};
+
+    const TOKEN: Address = address!("0x00000000000000000000000000000000000000aa");
+    const OTHER: Address = address!("0x00000000000000000000000000000000000000bb");
+    const TRANSFER: B256 =
+        b256!("0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef");
+    const APPROVAL: B256 =
+        b256!("0x8c5be1e5ebec7d5bd14f71427d1e84f3dd0314c0f7b2291e5b200ac8c7c3b925");
+    const ALICE: B256 = b256!("0x000000000000000000000000000000000000000000000000000000000000a11c");
+
+    fn log(address: Address, topics: &[B256]) -> ChainLog {
+        ChainLog {
+            address,
+            topics: topics.to_vec(),
+            ..ChainLog::default()
+        }
+    }
+
+    #[test]
+    fn address_list_matches_any_of_its_members() {
+        let filter = LogFilter {
+            addresses: vec![TOKEN, OTHER],
+            topics: vec![],
+        };
+        assert!(filter.matches(&log(TOKEN, &[TRANSFER])));
+        assert!(filter.matches(&log(OTHER, &[])));
+        assert!(!filter.matches(&log(Address::ZERO, &[TRANSFER])));
+    }
+
+    #[test]
+    fn topic_alternatives_and_wildcards() {
+        let filter = LogFilter {
+            addresses: vec![],
+            topics: vec![vec![TRANSFER, APPROVAL], vec![], vec![ALICE]],
+        };
+        assert!(filter.matches(&log(TOKEN, &[TRANSFER, B256::ZERO, ALICE])));
+        assert!(filter.matches(&log(TOKEN, &[APPROVAL, B256::ZERO, ALICE])));
+        assert!(!filter.matches(&log(TOKEN, &[TRANSFER, ALICE, B256::ZERO])));
+        // A constrained position must be present.
+        assert!(!filter.matches(&log(TOKEN, &[TRANSFER, B256::ZERO])));
+    }
+
+    #[test]
+    fn empty_filter_matches_everything() {
+        assert!(LogFilter::default().matches(&log(TOKEN, &[])));
+    }
+}

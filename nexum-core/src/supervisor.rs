@@ -1,0 +1,179 @@
+//! The [`Supervisor`] trait: the one seam between event sources / front-ends and the runtime.
+//!
+//! Sources (cron, chain streams, an embedder's own queue) call [`Supervisor::try_dispatch`]
+//! or [`Supervisor::dispatch`]; front-ends call [`Supervisor::boot`], read
+//! [`Supervisor::modules`] for the start-up summary and end with [`Supervisor::shutdown`].
+
+use crate::capability::Capability;
+use crate::engine_config::EngineConfig;
+use crate::event::Event;
+use crate::limits::Limits;
+use crate::manifest::ModuleManifest;
+use crate::subscription::Subscription;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+
+/// Where a module's component comes from.
+#[derive(Debug, Clone)]
+pub enum WasmSource {
+    /// A `.wasm` file on disk.
+    File(PathBuf),
+    /// Component bytes already in memory (an embedder's own packaging).
+    Bytes(Vec<u8>),
+}
+
+/// One module to boot: its component and its validated manifest.
+#[derive(Debug, Clone)]
+pub struct ModuleSpec {
+    /// The component.
+    pub wasm: WasmSource,
+    /// Its manifest.
+    pub manifest: ModuleManifest,
+}
+
+/// What a supervisor boots from.
+#[derive(Debug, Clone)]
+pub struct BootPlan {
+    /// The engine configuration.
+    pub config: EngineConfig,
+    /// The modules to run.
+    pub modules: Vec<ModuleSpec>,
+}
+
+/// One event on its way to one module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The index of the subscription (in manifest order) that asked for this event;
+    /// `None` for events an embedder injects outside any subscription.
+    pub subscription: Option<usize>,
+    /// The event.
+    pub event: Event,
+}
+
+/// How one `on-event` call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The module returned `ok`; its writes are committed.
+    Handled,
+    /// The module returned `err`; its writes were discarded.
+    Failed(String),
+    /// The call trapped or hit a limit (fuel, memory, deadline); its writes were discarded.
+    Trapped(String),
+}
+
+/// Why an event could not be handed to a module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DispatchError {
+    /// No module of that name is loaded.
+    UnknownModule(String),
+    /// The module's queue is full; the source should catch up later instead of waiting.
+    QueueFull,
+    /// The module no longer takes events (quarantined or shutting down).
+    Closed,
+}
+
+impl fmt::Display for DispatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DispatchError::UnknownModule(name) => write!(f, "no module named `{name}`"),
+            DispatchError::QueueFull => f.write_str("the module's queue is full"),
+            DispatchError::Closed => f.write_str("the module no longer accepts events"),
+        }
+    }
+}
+
+impl std::error::Error for DispatchError {}
+
+/// Where a module is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleStatus {
+    /// Taking events.
+    Running,
+    /// Waiting to be restarted after a trap.
+    Restarting,
+    /// Failed too often; takes no events until the engine restarts.
+    Quarantined,
+    /// Shut down.
+    Stopped,
+}
+
+impl fmt::Display for ModuleStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ModuleStatus::Running => "running",
+            ModuleStatus::Restarting => "restarting",
+            ModuleStatus::Quarantined => "quarantined",
+            ModuleStatus::Stopped => "stopped",
+        })
+    }
+}
+
+/// A loaded module as the outside world sees it.
+#[derive(Debug, Clone)]
+pub struct ModuleInfo {
+    /// Its name (and store namespace).
+    pub name: String,
+    /// Its version, from the manifest.
+    pub version: String,
+    /// Declared capabilities.
+    pub capabilities: BTreeSet<Capability>,
+    /// Subscriptions, in manifest order (the index is [`Delivery::subscription`]).
+    pub subscriptions: Vec<Subscription>,
+    /// The limits it runs under.
+    pub limits: Limits,
+    /// Current lifecycle state.
+    pub status: ModuleStatus,
+}
+
+/// Per-module totals reported at shutdown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModuleTotals {
+    /// The module.
+    pub name: String,
+    /// Calls that returned `ok`.
+    pub handled: u64,
+    /// Calls that returned `err`.
+    pub failed: u64,
+    /// Calls that trapped or hit a limit.
+    pub trapped: u64,
+}
+
+/// What [`Supervisor::shutdown`] reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShutdownSummary {
+    /// One entry per module, in boot order.
+    pub modules: Vec<ModuleTotals>,
+}
+
+/// Runs modules: boots them, takes events for them, and shuts them down cleanly.
+///
+/// Implementations guarantee that each module sees its events one at a time, in the order
+/// they were dispatched to it, and that modules run concurrently with one another.
+pub trait Supervisor: Send + Sync + Sized {
+    /// Why boot failed.
+    type BootError: std::error::Error + Send + Sync + 'static;
+
+    /// Loads every module of `plan` and runs its `init`. Fails as a whole on a load error
+    /// (nothing starts half-loaded).
+    fn boot(plan: BootPlan) -> impl Future<Output = Result<Self, Self::BootError>> + Send;
+
+    /// The loaded modules, in boot order.
+    fn modules(&self) -> Vec<ModuleInfo>;
+
+    /// Queues `delivery` for `module` without waiting. Fails with
+    /// [`DispatchError::QueueFull`] rather than block a source on one slow module.
+    fn try_dispatch(&self, module: &str, delivery: Delivery) -> Result<(), DispatchError>;
+
+    /// Queues `delivery` for `module` (waiting for room) and resolves when it was handled.
+    fn dispatch(
+        &self,
+        module: &str,
+        delivery: Delivery,
+    ) -> impl Future<Output = Result<Outcome, DispatchError>> + Send;
+
+    /// Stops intake, lets queued and in-flight calls finish within their deadline, flushes
+    /// the store and reports totals.
+    fn shutdown(&self) -> impl Future<Output = ShutdownSummary> + Send;
+}
