@@ -1,1 +1,38 @@
-fn main() {}
+//! `nexum`: runs keeper modules against EVM chains.
+//!
+//! This binary only parses arguments, loads configuration, wires the runtime from
+//! `nexum-host`, handles signals and prints. Everything else lives in the libraries.
+
+mod cli;
+mod logging;
+mod run;
+mod summary;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match args.command {
+            cli::Command::Run(run_args) => run::run(run_args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

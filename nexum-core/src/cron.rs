@@ -4,12 +4,14 @@ use chrono::{DateTime, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 use std::fmt;
+use std::sync::Arc;
 
 /// A validated cron schedule, kept with the text it was written as.
 #[derive(Clone)]
 pub struct CronSchedule {
     text: String,
-    cron: Cron,
+    /// Shared: a parsed schedule is large and never changes.
+    cron: Arc<Cron>,
 }
 
 impl CronSchedule {
@@ -30,7 +32,7 @@ impl CronSchedule {
             .map_err(|e| format!("invalid cron expression {text:?}: {e}"))?;
         Ok(Self {
             text: text.to_string(),
-            cron,
+            cron: Arc::new(cron),
         })
     }
 

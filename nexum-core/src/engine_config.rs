@@ -6,8 +6,9 @@
 
 use crate::error::ConfigError;
 use crate::event::ChainId;
-use crate::limits::Limits;
-use crate::manifest::ModuleManifest;
+use crate::limits::{Limits, Supervision};
+use crate::manifest::{LEGACY_MANIFEST_FILE, MANIFEST_FILE, ManifestLocation, ModuleManifest};
+use crate::supervisor::{BootPlan, ModuleSpec, WasmSource};
 use crate::{env_subst, toml_file};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -60,6 +61,8 @@ pub struct EngineConfig {
     pub chains: BTreeMap<ChainId, ChainConfig>,
     /// Engine-wide limits; modules may only lower them.
     pub limits: Limits,
+    /// Retries, restarts and quarantine.
+    pub supervision: Supervision,
     /// Modules to run.
     pub modules: Vec<ModuleEntry>,
 }
@@ -74,6 +77,7 @@ impl Default for EngineConfig {
             metrics_addr: None,
             chains: BTreeMap::new(),
             limits: Limits::default(),
+            supervision: Supervision::default(),
             modules: Vec::new(),
         }
     }
@@ -132,6 +136,49 @@ impl EngineConfig {
         })
     }
 
+    /// The modules of `[[modules]]` with their manifests read and validated, ready to boot.
+    /// Also returns warnings worth showing (a legacy `nexum.toml` manifest name).
+    pub fn boot_plan(&self) -> Result<(BootPlan, Vec<String>), ConfigError> {
+        let mut modules = Vec::with_capacity(self.modules.len());
+        let mut warnings = Vec::new();
+        for (i, entry) in self.modules.iter().enumerate() {
+            let manifest_path = match &entry.manifest {
+                Some(path) => path.clone(),
+                None => {
+                    let found = ManifestLocation::beside(&entry.path).map_err(|_| {
+                        ConfigError::new(
+                            self.source_name(),
+                            format!("modules[{i}].manifest"),
+                            format!(
+                                "no {MANIFEST_FILE} beside {}; put one there or set `manifest`",
+                                entry.path.display()
+                            ),
+                        )
+                    })?;
+                    if found.legacy {
+                        warnings.push(format!(
+                            "{}: the manifest name `{LEGACY_MANIFEST_FILE}` is deprecated; rename it to `{MANIFEST_FILE}`",
+                            found.path.display()
+                        ));
+                    }
+                    found.path
+                }
+            };
+            let manifest = ModuleManifest::load(&manifest_path)?;
+            modules.push(ModuleSpec {
+                wasm: WasmSource::File(entry.path.clone()),
+                manifest,
+            });
+        }
+        Ok((
+            BootPlan {
+                config: self.clone(),
+                modules,
+            },
+            warnings,
+        ))
+    }
+
     /// Where errors about this config should point.
     pub fn source_name(&self) -> PathBuf {
         self.file
@@ -149,6 +196,8 @@ struct RawEngineConfig {
     chains: BTreeMap<String, RawChain>,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    supervision: Supervision,
     #[serde(default)]
     modules: Vec<RawModuleEntry>,
 }
@@ -266,6 +315,28 @@ impl RawEngineConfig {
             }
         }
 
+        let supervision = &self.supervision;
+        if supervision.restart_backoff_ms == 0
+            || supervision.restart_backoff_max_ms < supervision.restart_backoff_ms
+        {
+            return Err(err(
+                "supervision.restart_backoff_max_ms".into(),
+                "must be at least restart_backoff_ms, which must be greater than 0".into(),
+            ));
+        }
+        if supervision.quarantine_after == 0 {
+            return Err(err(
+                "supervision.quarantine_after".into(),
+                "must be greater than 0".into(),
+            ));
+        }
+        if supervision.queue_capacity == 0 {
+            return Err(err(
+                "supervision.queue_capacity".into(),
+                "must be greater than 0".into(),
+            ));
+        }
+
         let modules = self
             .modules
             .into_iter()
@@ -283,6 +354,7 @@ impl RawEngineConfig {
             metrics_addr,
             chains,
             limits,
+            supervision: self.supervision,
             modules,
         })
     }

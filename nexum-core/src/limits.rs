@@ -1,4 +1,5 @@
-//! Resource limits: engine-wide defaults in `engine.toml`, optionally lowered per module.
+//! Resource limits (engine-wide defaults in `engine.toml`, optionally lowered per module)
+//! and the supervision policy (retries, restarts, quarantine).
 
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +100,37 @@ impl Limits {
                 overrides.store_value_bytes,
             )?,
         })
+    }
+}
+
+/// How the engine treats failing modules (`[supervision]` in `engine.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Supervision {
+    /// Times an event is retried after the module returns `err`, before it is skipped.
+    pub retry_attempts: u32,
+    /// Wait before the first retry of an `err`; doubles on each further retry.
+    pub retry_backoff_ms: u64,
+    /// Wait before the first restart after a trap; doubles (with jitter) up to the maximum.
+    pub restart_backoff_ms: u64,
+    /// Longest wait between restarts.
+    pub restart_backoff_max_ms: u64,
+    /// Consecutive traps (or failed restarts) after which a module is quarantined.
+    pub quarantine_after: u32,
+    /// Events waiting per module before sources must hold back.
+    pub queue_capacity: usize,
+}
+
+impl Default for Supervision {
+    fn default() -> Self {
+        Self {
+            retry_attempts: 3,
+            retry_backoff_ms: 500,
+            restart_backoff_ms: 1_000,
+            restart_backoff_max_ms: 300_000,
+            quarantine_after: 5,
+            queue_capacity: 256,
+        }
     }
 }
 

@@ -123,6 +123,8 @@ pub struct ModuleInfo {
     pub subscriptions: Vec<Subscription>,
     /// The limits it runs under.
     pub limits: Limits,
+    /// `sha256:…` of its component.
+    pub component: String,
     /// Current lifecycle state.
     pub status: ModuleStatus,
 }

@@ -143,3 +143,40 @@ fn admit_checks_chains_and_limits() {
         "m/module.toml: `limits.memory_bytes`: asks for 999999999999 but the engine allows at most 67108864"
     );
 }
+
+#[test]
+fn boot_plan_reads_manifests_and_warns_on_the_legacy_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine_file = dir.path().join("engine.toml");
+    std::fs::create_dir(dir.path().join("a")).unwrap();
+    std::fs::create_dir(dir.path().join("b")).unwrap();
+    std::fs::write(
+        dir.path().join("a/module.toml"),
+        "[module]\nname = \"a\"\nversion = \"1\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b/nexum.toml"),
+        "[module]\nname = \"b\"\nversion = \"1\"\n",
+    )
+    .unwrap();
+    let text = "[[modules]]\npath = \"a/a.wasm\"\n[[modules]]\npath = \"b/b.wasm\"\n";
+    let config = EngineConfig::parse(&engine_file, text, &env).unwrap();
+    let (plan, warnings) = config.boot_plan().unwrap();
+    assert_eq!(plan.modules.len(), 2);
+    assert_eq!(plan.modules[1].manifest.name.as_str(), "b");
+    assert_eq!(warnings.len(), 1);
+    assert!(
+        warnings[0].contains("`nexum.toml` is deprecated"),
+        "{}",
+        warnings[0]
+    );
+
+    let missing =
+        EngineConfig::parse(&engine_file, "[[modules]]\npath = \"c/c.wasm\"\n", &env).unwrap();
+    let err = missing.boot_plan().unwrap_err().to_string();
+    assert!(
+        err.contains("`modules[0].manifest`: no module.toml beside"),
+        "{err}"
+    );
+}

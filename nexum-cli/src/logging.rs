@@ -1,0 +1,27 @@
+//! Log output: `RUST_LOG` if set, else the engine's `log_level`; pretty or JSON lines.
+
+use nexum_host::core::LogFormat;
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. Log lines go to stderr.
+pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(from_env) if !from_env.is_empty() => EnvFilter::try_new(&from_env)
+            .map_err(|e| anyhow::anyhow!("RUST_LOG={from_env:?} is not a valid filter: {e}"))?,
+        // The storage engine is chatty at info; its news is rarely the operator's.
+        _ => EnvFilter::try_new(format!("{level},fjall=warn,lsm_tree=warn"))
+            .map_err(|e| anyhow::anyhow!("log_level {level:?} is not a valid filter: {e}"))?,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Pretty => builder.with_target(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
+}

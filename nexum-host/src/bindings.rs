@@ -1,0 +1,20 @@
+//! Rust bindings for the WIT contract, generated from `wit/`.
+//!
+//! The host binds the widest world, `nexum:cow/cow-module`; a component built against the
+//! narrower `nexum:host/event-module` exports the same `init`/`on-event` and imports a subset,
+//! so one set of bindings serves both.
+
+wasmtime::component::bindgen!({
+    world: "nexum:cow/cow-module",
+    path: ["../wit/host", "../wit/cow"],
+    imports: {
+        "nexum:host/chain": async,
+        "nexum:cow/cow-api": async,
+    },
+    exports: {
+        default: async,
+    },
+});
+
+pub use nexum::cow::cow_api;
+pub use nexum::host::{chain, local_store, logging, types};

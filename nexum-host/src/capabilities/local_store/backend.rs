@@ -1,0 +1,344 @@
+//! The fjall side of `local-store`: opening the database, per-module keyspaces, the pending
+//! write set of one call and its atomic commit.
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use nexum_core::{Limits, ModuleName};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The engine's own keyspace; its name cannot collide with `module.<name>`.
+const ENGINE_KEYSPACE: &str = "nexum.engine";
+
+/// A failure of the storage backend.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// fjall reported an error (I/O, corruption, a poisoned database).
+    #[error("store: {0}")]
+    Backend(#[from] fjall::Error),
+    /// A stored key is not UTF-8 (keys are strings in the contract).
+    #[error("store: key in `{keyspace}` is not valid UTF-8")]
+    NonUtf8Key {
+        /// The keyspace holding the key.
+        keyspace: String,
+    },
+}
+
+/// The engine's state database: every module's keyspace plus the engine's own.
+#[derive(Clone)]
+pub struct StateStore {
+    db: Database,
+    engine: Keyspace,
+}
+
+impl StateStore {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = Database::builder(dir).open()?;
+        let engine = db.keyspace(ENGINE_KEYSPACE, KeyspaceCreateOptions::default)?;
+        Ok(Self { db, engine })
+    }
+
+    /// The store of module `name`, enforcing `limits` on its writes.
+    pub(crate) fn module(
+        &self,
+        name: &ModuleName,
+        limits: &Limits,
+    ) -> Result<ModuleStore, StoreError> {
+        let keyspace = self
+            .db
+            .keyspace(&format!("module.{name}"), KeyspaceCreateOptions::default)?;
+        Ok(ModuleStore {
+            db: self.db.clone(),
+            keyspace,
+            engine: self.engine.clone(),
+            max_key_bytes: limits.store_key_bytes,
+            max_value_bytes: limits.store_value_bytes,
+        })
+    }
+
+    /// Reads a module's committed value, outside any call (for operators and embedders).
+    pub fn read(&self, module: &ModuleName, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let name = format!("module.{module}");
+        if !self.db.keyspace_exists(&name) {
+            return Ok(None);
+        }
+        let keyspace = self.db.keyspace(&name, KeyspaceCreateOptions::default)?;
+        Ok(keyspace.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Reads an engine record.
+    #[cfg(test)]
+    pub(crate) fn engine_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.engine.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Makes everything committed so far durable on disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+}
+
+/// A record the engine commits alongside a module's writes (e.g. a cursor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EngineWrite {
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
+/// The writes of one in-flight call, newest value per key (`None` = deleted).
+#[derive(Debug, Default)]
+pub struct PendingWrites {
+    writes: BTreeMap<String, Option<Vec<u8>>>,
+}
+
+impl PendingWrites {
+    /// Whether the call has written nothing.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+}
+
+/// Why a module's store call was refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StoreRefusal {
+    #[error("key is {len} bytes; the limit is {max}")]
+    KeyTooLong { len: usize, max: u64 },
+    #[error("keys must not be empty")]
+    EmptyKey,
+    #[error("value is {len} bytes; the limit is {max}")]
+    ValueTooLarge { len: usize, max: u64 },
+    #[error(transparent)]
+    Backend(#[from] StoreError),
+}
+
+/// One module's view of the state database.
+#[derive(Clone)]
+pub(crate) struct ModuleStore {
+    db: Database,
+    keyspace: Keyspace,
+    engine: Keyspace,
+    max_key_bytes: u64,
+    max_value_bytes: u64,
+}
+
+impl ModuleStore {
+    /// The value of `key` as this call sees it: its own pending write first, then the store.
+    pub fn get(&self, pending: &PendingWrites, key: &str) -> Result<Option<Vec<u8>>, StoreRefusal> {
+        self.check_key(key)?;
+        if let Some(write) = pending.writes.get(key) {
+            return Ok(write.clone());
+        }
+        Ok(self
+            .keyspace
+            .get(key)
+            .map_err(StoreError::from)?
+            .map(|v| v.to_vec()))
+    }
+
+    pub fn set(
+        &self,
+        pending: &mut PendingWrites,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), StoreRefusal> {
+        self.check_key(&key)?;
+        if value.len() as u64 > self.max_value_bytes {
+            return Err(StoreRefusal::ValueTooLarge {
+                len: value.len(),
+                max: self.max_value_bytes,
+            });
+        }
+        pending.writes.insert(key, Some(value));
+        Ok(())
+    }
+
+    pub fn delete(&self, pending: &mut PendingWrites, key: String) -> Result<(), StoreRefusal> {
+        self.check_key(&key)?;
+        pending.writes.insert(key, None);
+        Ok(())
+    }
+
+    /// Keys starting with `prefix`, sorted, merging committed keys with this call's writes.
+    pub fn list_keys(
+        &self,
+        pending: &PendingWrites,
+        prefix: &str,
+    ) -> Result<Vec<String>, StoreRefusal> {
+        let mut keys = Vec::new();
+        for entry in self.keyspace.prefix(prefix) {
+            let key = entry.key().map_err(StoreError::from)?;
+            let key = String::from_utf8(key.to_vec()).map_err(|_| StoreError::NonUtf8Key {
+                keyspace: self.keyspace.name().to_string(),
+            })?;
+            if !pending.writes.contains_key(&key) {
+                keys.push(key);
+            }
+        }
+        let pending_live = pending
+            .writes
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| k.clone());
+        keys.extend(pending_live);
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    /// Commits `pending` and `engine` records in one atomic batch.
+    pub fn commit(&self, pending: PendingWrites, engine: &[EngineWrite]) -> Result<(), StoreError> {
+        if pending.is_empty() && engine.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.db.batch();
+        for (key, value) in pending.writes {
+            match value {
+                Some(value) => batch.insert(&self.keyspace, key, value),
+                None => batch.remove(&self.keyspace, key),
+            }
+        }
+        for write in engine {
+            match &write.value {
+                Some(value) => batch.insert(&self.engine, write.key.as_str(), value.as_slice()),
+                None => batch.remove(&self.engine, write.key.as_str()),
+            }
+        }
+        batch.commit()?;
+        Ok(())
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), StoreRefusal> {
+        if key.is_empty() {
+            return Err(StoreRefusal::EmptyKey);
+        }
+        if key.len() as u64 > self.max_key_bytes {
+            return Err(StoreRefusal::KeyTooLong {
+                len: key.len(),
+                max: self.max_key_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open() -> (tempfile::TempDir, StateStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn module(store: &StateStore, name: &str) -> ModuleStore {
+        store
+            .module(&ModuleName::new(name).unwrap(), &Limits::default())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_call_reads_its_own_writes_and_commits_atomically() {
+        let (_dir, store) = open();
+        let m = module(&store, "a");
+        let mut pending = PendingWrites::default();
+        m.set(&mut pending, "k".into(), b"v1".to_vec()).unwrap();
+        assert_eq!(m.get(&pending, "k").unwrap(), Some(b"v1".to_vec()));
+        // Not visible outside the call until committed.
+        assert_eq!(m.get(&PendingWrites::default(), "k").unwrap(), None);
+        m.commit(pending, &[]).unwrap();
+        assert_eq!(
+            m.get(&PendingWrites::default(), "k").unwrap(),
+            Some(b"v1".to_vec())
+        );
+    }
+
+    #[test]
+    fn list_keys_merges_pending_writes_and_deletes() {
+        let (_dir, store) = open();
+        let m = module(&store, "a");
+        let mut first = PendingWrites::default();
+        for k in ["p/1", "p/3", "q/1"] {
+            m.set(&mut first, k.into(), vec![1]).unwrap();
+        }
+        m.commit(first, &[]).unwrap();
+
+        let mut call = PendingWrites::default();
+        m.set(&mut call, "p/2".into(), vec![2]).unwrap();
+        m.delete(&mut call, "p/3".into()).unwrap();
+        assert_eq!(m.list_keys(&call, "p/").unwrap(), vec!["p/1", "p/2"]);
+        assert_eq!(m.list_keys(&call, "").unwrap(), vec!["p/1", "p/2", "q/1"]);
+    }
+
+    #[test]
+    fn modules_and_engine_are_separate_keyspaces() {
+        let (_dir, store) = open();
+        let a = module(&store, "a");
+        let b = module(&store, "b");
+        let mut pending = PendingWrites::default();
+        a.set(&mut pending, "shared".into(), b"from a".to_vec())
+            .unwrap();
+        a.commit(
+            pending,
+            &[EngineWrite {
+                key: "cursor/a/0".into(),
+                value: Some(b"7".to_vec()),
+            }],
+        )
+        .unwrap();
+        assert_eq!(b.get(&PendingWrites::default(), "shared").unwrap(), None);
+        assert!(
+            b.list_keys(&PendingWrites::default(), "")
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            a.list_keys(&PendingWrites::default(), "").unwrap(),
+            vec!["shared"]
+        );
+        assert_eq!(store.engine_get("cursor/a/0").unwrap(), Some(b"7".to_vec()));
+    }
+
+    #[test]
+    fn limits_refuse_without_touching_pending_writes() {
+        let (_dir, store) = open();
+        let limits = Limits {
+            store_key_bytes: 4,
+            store_value_bytes: 2,
+            ..Limits::default()
+        };
+        let m = store
+            .module(&ModuleName::new("a").unwrap(), &limits)
+            .unwrap();
+        let mut pending = PendingWrites::default();
+        assert!(matches!(
+            m.set(&mut pending, "toolong".into(), vec![]),
+            Err(StoreRefusal::KeyTooLong { len: 7, max: 4 })
+        ));
+        assert!(matches!(
+            m.set(&mut pending, "k".into(), vec![0; 3]),
+            Err(StoreRefusal::ValueTooLarge { len: 3, max: 2 })
+        ));
+        assert!(matches!(m.get(&pending, ""), Err(StoreRefusal::EmptyKey)));
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn committed_data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = StateStore::open(dir.path()).unwrap();
+            let m = module(&store, "a");
+            let mut pending = PendingWrites::default();
+            m.set(&mut pending, "k".into(), b"v".to_vec()).unwrap();
+            m.commit(pending, &[]).unwrap();
+            store.flush().unwrap();
+        }
+        let store = StateStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.read(&ModuleName::new("a").unwrap(), "k").unwrap(),
+            Some(b"v".to_vec())
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! WIT glue for `nexum:host/local-store`: argument passing and the mapping of store
+//! refusals to faults, written once here.
+
+use super::backend::{ModuleStore, PendingWrites, StoreRefusal};
+use crate::bindings::local_store::{self, Host};
+use crate::bindings::types::Fault;
+use crate::state::ModuleState;
+use wasmtime::component::{HasData, Linker};
+
+/// Marker tying the `local-store` bindings to [`LocalStoreCtx`].
+pub(crate) struct LocalStore;
+
+impl HasData for LocalStore {
+    type Data<'a> = LocalStoreCtx<'a>;
+}
+
+/// What one call's `local-store` functions work on: the module's store and the call's writes.
+pub(crate) struct LocalStoreCtx<'a> {
+    pub store: &'a ModuleStore,
+    pub pending: &'a mut PendingWrites,
+}
+
+impl From<StoreRefusal> for Fault {
+    fn from(refusal: StoreRefusal) -> Self {
+        match refusal {
+            StoreRefusal::Backend(e) => {
+                tracing::error!(error = %e, "local-store backend failure");
+                Fault::Internal(e.to_string())
+            }
+            other => Fault::InvalidInput(other.to_string()),
+        }
+    }
+}
+
+impl Host for LocalStoreCtx<'_> {
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, Fault> {
+        Ok(self.store.get(self.pending, &key)?)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), Fault> {
+        Ok(self.store.set(self.pending, key, value)?)
+    }
+
+    fn delete(&mut self, key: String) -> Result<(), Fault> {
+        Ok(self.store.delete(self.pending, key)?)
+    }
+
+    fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, Fault> {
+        Ok(self.store.list_keys(self.pending, &prefix)?)
+    }
+}
+
+/// Adds `nexum:host/local-store` to `linker`.
+pub(crate) fn link(linker: &mut Linker<ModuleState>) -> wasmtime::Result<()> {
+    local_store::add_to_linker::<ModuleState, LocalStore>(linker, ModuleState::local_store)
+}

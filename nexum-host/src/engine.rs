@@ -1,0 +1,85 @@
+//! The process-wide wasmtime engine, its epoch clock and the linker shared by all modules.
+
+use crate::bindings::types;
+use crate::capabilities::{chain, cow_api, local_store, logging};
+use crate::state::ModuleState;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+/// How often running guests are interrupted to yield to the executor and check their
+/// deadline. Short enough that a spinning module cannot hold a worker thread for long.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// One wasmtime `Engine` per process and the `Linker` every module is instantiated from.
+pub(crate) struct WasmEngine {
+    pub engine: Engine,
+    pub linker: Linker<ModuleState>,
+    _ticker: EpochTicker,
+}
+
+/// Why the wasm engine could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("wasm engine: {0}")]
+pub struct EngineError(String);
+
+impl WasmEngine {
+    pub fn new() -> Result<Self, EngineError> {
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .consume_fuel(true)
+            .epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| EngineError(e.to_string()))?;
+        let linker = build_linker(&engine).map_err(|e| EngineError(e.to_string()))?;
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Self {
+            engine,
+            linker,
+            _ticker: ticker,
+        })
+    }
+}
+
+fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<ModuleState>> {
+    let mut linker = Linker::new(engine);
+    // The whole WASI p2 surface, inert (see `ModuleState::new`): guests built by other
+    // toolchains import all of it even when they use none.
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    types::add_to_linker::<ModuleState, HasSelf<ModuleState>>(&mut linker, |state| state)?;
+    local_store::link(&mut linker)?;
+    logging::link(&mut linker)?;
+    chain::link(&mut linker)?;
+    cow_api::link(&mut linker)?;
+    Ok(linker)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a small thread of its own.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("nexum-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawning the epoch thread");
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

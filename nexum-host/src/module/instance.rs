@@ -1,0 +1,144 @@
+//! One running instance of a module: a fresh `Store`, and calls into it under the module's
+//! limits (fuel, memory, deadline) with its store writes committed only on `ok`.
+
+use super::loader::LoadedModule;
+use crate::bindings::CowModule;
+use crate::bindings::types as wit;
+use crate::capabilities::local_store::{EngineWrite, ModuleStore};
+use crate::capabilities::logging::ModuleLogger;
+use crate::convert::describe_fault;
+use crate::engine::WasmEngine;
+use crate::state::ModuleState;
+use nexum_core::{Event, Limits};
+use std::time::{Duration, Instant};
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+/// How one call into a module ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CallResult {
+    /// `ok`: the call's writes (and the engine's records for it) are committed.
+    Ok,
+    /// The module returned `err`; nothing was committed.
+    Err(String),
+    /// A trap or a limit ended the call; nothing was committed and the instance is unusable.
+    Trap(String),
+}
+
+/// A module instance in its own `Store`.
+pub(crate) struct ModuleInstance {
+    store: Store<ModuleState>,
+    bindings: CowModule,
+    limits: Limits,
+}
+
+impl ModuleInstance {
+    /// Instantiates `module` in a fresh store and runs its `init` with the manifest's config.
+    /// `init`'s writes are committed only if it returns `ok`.
+    pub async fn start(
+        engine: &WasmEngine,
+        module: &LoadedModule,
+        module_store: ModuleStore,
+    ) -> Result<Self, CallResult> {
+        let limits = module.limits;
+        let logger = ModuleLogger::new(module.manifest.name.as_str());
+        let mut store = Store::new(
+            &engine.engine,
+            ModuleState::new(logger, module_store, &limits),
+        );
+        store.limiter(|state| state.limiter());
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let timeout = Duration::from_millis(limits.event_timeout_ms);
+        prepare(&mut store, &limits, timeout);
+        let instantiate = module.pre.instantiate_async(&mut store);
+        let bindings = match tokio::time::timeout(timeout, instantiate).await {
+            Ok(Ok(bindings)) => bindings,
+            Ok(Err(e)) => return Err(CallResult::Trap(describe_trap(&e, &limits))),
+            Err(_) => return Err(CallResult::Trap(deadline_message(&limits))),
+        };
+        let mut instance = Self {
+            store,
+            bindings,
+            limits,
+        };
+        // `init` runs on what is left of the same budget as instantiation.
+        let config: Vec<(String, String)> = module.manifest.config.clone();
+        let call = instance.bindings.call_init(&mut instance.store, &config);
+        let outcome = tokio::time::timeout(timeout, call).await;
+        match finish(&mut instance.store, &limits, outcome, &[]) {
+            CallResult::Ok => Ok(instance),
+            failure => Err(failure),
+        }
+    }
+
+    /// Delivers `event`. On `ok`, commits the call's writes together with `engine_writes`.
+    pub async fn on_event(&mut self, event: &Event, engine_writes: &[EngineWrite]) -> CallResult {
+        let timeout = Duration::from_millis(self.limits.event_timeout_ms);
+        prepare(&mut self.store, &self.limits, timeout);
+        let event = wit::Event::from(event);
+        let call = self.bindings.call_on_event(&mut self.store, &event);
+        let outcome = tokio::time::timeout(timeout, call).await;
+        finish(&mut self.store, &self.limits, outcome, engine_writes)
+    }
+}
+
+type Outcome = Result<wasmtime::Result<Result<(), wit::Fault>>, tokio::time::error::Elapsed>;
+
+/// Arms a call: full fuel, a deadline, an empty write set.
+fn prepare(store: &mut Store<ModuleState>, limits: &Limits, timeout: Duration) {
+    store
+        .set_fuel(limits.fuel_per_event)
+        .expect("fuel is enabled on the engine");
+    store.set_epoch_deadline(1);
+    store.data_mut().begin_call(Instant::now() + timeout);
+}
+
+/// Settles a call: commit on `ok`, discard otherwise.
+fn finish(
+    store: &mut Store<ModuleState>,
+    limits: &Limits,
+    outcome: Outcome,
+    engine_writes: &[EngineWrite],
+) -> CallResult {
+    let writes = store.data_mut().take_writes();
+    match outcome {
+        Ok(Ok(Ok(()))) => match store.data().module_store().commit(writes, engine_writes) {
+            Ok(()) => CallResult::Ok,
+            Err(e) => {
+                tracing::error!(error = %e, "committing a call's writes failed");
+                CallResult::Err(format!("commit failed: {e}"))
+            }
+        },
+        Ok(Ok(Err(fault))) => CallResult::Err(describe_fault(&fault)),
+        Ok(Err(trap)) => CallResult::Trap(describe_trap(&trap, limits)),
+        Err(_) => CallResult::Trap(deadline_message(limits)),
+    }
+}
+
+fn deadline_message(limits: &Limits) -> String {
+    format!("deadline of {} ms exceeded", limits.event_timeout_ms)
+}
+
+/// A short, operator-readable reason for a trap.
+fn describe_trap(error: &wasmtime::Error, limits: &Limits) -> String {
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => format!("fuel exhausted (limit {})", limits.fuel_per_event),
+        Some(Trap::Interrupt) => deadline_message(limits),
+        Some(Trap::StackOverflow) => "stack overflow".to_string(),
+        Some(trap) => format!("trap: {trap}"),
+        None => {
+            let root = error.root_cause().to_string();
+            if root.contains("forcing trap when growing memory") {
+                format!("memory limit of {} bytes exceeded", limits.memory_bytes)
+            } else {
+                root
+            }
+        }
+    }
+}

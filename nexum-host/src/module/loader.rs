@@ -1,0 +1,168 @@
+//! Loading a module: read the component, check its digest and imports against the
+//! manifest, compile it once and pre-link it (`InstancePre`) so restarts are cheap.
+
+use crate::bindings::CowModulePre;
+use crate::engine::WasmEngine;
+use crate::state::ModuleState;
+use nexum_core::{Capability, ConfigError, Limits, ModuleManifest, ModuleSpec, WasmSource};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use wasmtime::component::Component;
+
+/// Why a module could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The manifest (or the engine config) refuses the module; names file, field and reason.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The component could not be read.
+    #[error("{}: cannot read component: {reason}", path.display())]
+    Read {
+        /// The component file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The bytes are not a valid WebAssembly component.
+    #[error("{}: not a valid WebAssembly component: {reason}", path.display())]
+    Invalid {
+        /// The component (file name, or `<bytes>` for in-memory components).
+        path: PathBuf,
+        /// Why, as wasmtime reports it.
+        reason: String,
+    },
+    /// The component imports something nexum does not provide.
+    #[error("{}: imports `{import}`, which nexum does not provide", path.display())]
+    UnknownImport {
+        /// The component.
+        path: PathBuf,
+        /// The import name.
+        import: String,
+    },
+    /// The component does not have the exports of a nexum module.
+    #[error("{}: not a nexum module (it must export `init` and `on-event` of nexum:host/event-module): {reason}", path.display())]
+    NotAModule {
+        /// The component.
+        path: PathBuf,
+        /// Why, as wasmtime reports it.
+        reason: String,
+    },
+}
+
+/// A module ready to be instantiated any number of times.
+pub(crate) struct LoadedModule {
+    pub manifest: ModuleManifest,
+    pub limits: Limits,
+    /// `sha256:…` of the component bytes.
+    pub digest: String,
+    pub pre: CowModulePre<ModuleState>,
+}
+
+/// Loads `spec` into `engine` under `limits`.
+pub(crate) fn load(
+    engine: &WasmEngine,
+    spec: ModuleSpec,
+    limits: Limits,
+) -> Result<LoadedModule, LoadError> {
+    let ModuleSpec { wasm, manifest } = spec;
+    let (path, bytes) = match wasm {
+        WasmSource::File(path) => {
+            let bytes = std::fs::read(&path).map_err(|e| LoadError::Read {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            (path, bytes)
+        }
+        WasmSource::Bytes(bytes) => (PathBuf::from(format!("<{} bytes>", manifest.name)), bytes),
+    };
+
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    if let Some(pinned) = &manifest.component
+        && pinned.to_string() != digest
+    {
+        return Err(ConfigError::new(
+            &manifest.file,
+            "module.component",
+            format!(
+                "sha256 mismatch: the manifest pins {pinned} but {} is {digest}",
+                path.display()
+            ),
+        )
+        .into());
+    }
+
+    let component = Component::new(&engine.engine, &bytes).map_err(|e| LoadError::Invalid {
+        path: path.clone(),
+        reason: format!("{e:#}"),
+    })?;
+    check_imports(&engine.engine, &component, &manifest, &path)?;
+
+    let pre = engine
+        .linker
+        .instantiate_pre(&component)
+        .map_err(|e| LoadError::Invalid {
+            path: path.clone(),
+            reason: format!("{e:#}"),
+        })?;
+    let pre = CowModulePre::new(pre).map_err(|e| LoadError::NotAModule {
+        path: path.clone(),
+        reason: format!("{e:#}"),
+    })?;
+    Ok(LoadedModule {
+        manifest,
+        limits,
+        digest,
+        pre,
+    })
+}
+
+/// Refuses imports of capabilities the manifest did not declare, and anything unknown.
+fn check_imports(
+    engine: &wasmtime::Engine,
+    component: &Component,
+    manifest: &ModuleManifest,
+    path: &Path,
+) -> Result<(), LoadError> {
+    for (import, _) in component.component_type().imports(engine) {
+        match classify_import(import) {
+            ImportKind::Free => {}
+            ImportKind::Capability(capability) if manifest.capabilities.contains(&capability) => {}
+            ImportKind::Capability(capability) => {
+                return Err(ConfigError::new(
+                    &manifest.file,
+                    "capabilities.required",
+                    format!(
+                        "{} imports `{import}`, which needs the `{capability}` capability; \
+                         add \"{capability}\" to [capabilities] required",
+                        path.display()
+                    ),
+                )
+                .into());
+            }
+            ImportKind::Unknown => {
+                return Err(LoadError::UnknownImport {
+                    path: path.to_path_buf(),
+                    import: import.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+enum ImportKind {
+    /// Always available: WASI (inert) and the type-only `nexum:host/types`.
+    Free,
+    Capability(Capability),
+    Unknown,
+}
+
+fn classify_import(import: &str) -> ImportKind {
+    if let Some(capability) = Capability::from_import(import) {
+        ImportKind::Capability(capability)
+    } else if import.starts_with("wasi:") || import.starts_with("nexum:host/types@") {
+        ImportKind::Free
+    } else {
+        ImportKind::Unknown
+    }
+}

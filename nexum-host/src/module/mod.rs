@@ -1,0 +1,8 @@
+//! Modules: loading a component from its manifest, and running calls into one instance.
+
+mod instance;
+mod loader;
+
+pub(crate) use instance::{CallResult, ModuleInstance};
+pub use loader::LoadError;
+pub(crate) use loader::{LoadedModule, load};

@@ -1,0 +1,242 @@
+//! [`HostSupervisor`]: the wasmtime implementation of `nexum_core::Supervisor`.
+//!
+//! Each module gets a bounded queue and a worker task of its own ([`worker`]), so modules
+//! run concurrently and each sees its events one at a time, in dispatch order. A trap or
+//! limit hit in one module is confined to that module's worker.
+
+mod worker;
+
+use crate::capabilities::local_store::{StateStore, StoreError};
+use crate::engine::{EngineError, WasmEngine};
+use crate::module::{LoadError, load};
+use nexum_core::{
+    BootPlan, ConfigError, Delivery, DispatchError, ModuleInfo, ModuleStatus, ModuleTotals,
+    Outcome, ShutdownSummary, Supervisor,
+};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use worker::{Job, Worker, WorkerShared};
+
+/// Why the supervisor could not boot.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// A module (or the engine config) was refused; nothing was started.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The state directory could not be created.
+    #[error("state directory {dir}: cannot create it: {reason}")]
+    StateDir {
+        /// The directory from `engine.state_dir`.
+        dir: String,
+        /// Why.
+        reason: String,
+    },
+    /// The state directory could not be opened.
+    #[error("state directory {dir}: {source}")]
+    Store {
+        /// The directory from `engine.state_dir`.
+        dir: String,
+        /// The store's error.
+        source: StoreError,
+    },
+    /// The wasm engine could not be built.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// A running module as the supervisor sees it.
+struct ModuleHandle {
+    info: ModuleInfo,
+    queue: mpsc::Sender<Job>,
+    shared: Arc<WorkerShared>,
+}
+
+/// Runs modules as wasmtime components; see the module docs.
+pub struct HostSupervisor {
+    modules: Vec<ModuleHandle>,
+    by_name: BTreeMap<String, usize>,
+    store: StateStore,
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl HostSupervisor {
+    /// The state database, for read-only views (`nexum store`, embedders).
+    pub fn state(&self) -> &StateStore {
+        &self.store
+    }
+
+    fn handle(&self, module: &str) -> Result<&ModuleHandle, DispatchError> {
+        self.by_name
+            .get(module)
+            .map(|i| &self.modules[*i])
+            .ok_or_else(|| DispatchError::UnknownModule(module.to_string()))
+    }
+}
+
+impl Supervisor for HostSupervisor {
+    type BootError = BootError;
+
+    async fn boot(plan: BootPlan) -> Result<Self, BootError> {
+        let BootPlan {
+            config,
+            modules: specs,
+        } = plan;
+        let engine = Arc::new(WasmEngine::new()?);
+
+        // Load everything before starting anything: nothing starts half-loaded.
+        let mut loaded = Vec::with_capacity(specs.len());
+        let mut seen: BTreeMap<String, std::path::PathBuf> = BTreeMap::new();
+        for spec in specs {
+            let manifest = &spec.manifest;
+            if let Some(first) = seen.get(manifest.name.as_str()) {
+                return Err(LoadError::from(ConfigError::new(
+                    &manifest.file,
+                    "module.name",
+                    format!(
+                        "`{}` is already the name of the module in {}; names must be unique in an engine",
+                        manifest.name,
+                        first.display()
+                    ),
+                ))
+                .into());
+            }
+            seen.insert(manifest.name.to_string(), manifest.file.clone());
+            let limits = config.admit(manifest).map_err(LoadError::from)?;
+            loaded.push(Arc::new(load(&engine, spec, limits)?));
+        }
+
+        std::fs::create_dir_all(&config.state_dir).map_err(|e| BootError::StateDir {
+            dir: config.state_dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let store = StateStore::open(&config.state_dir).map_err(|source| BootError::Store {
+            dir: config.state_dir.display().to_string(),
+            source,
+        })?;
+
+        let (shutdown, _) = watch::channel(false);
+        let mut modules = Vec::with_capacity(loaded.len());
+        let mut tasks = Vec::with_capacity(loaded.len());
+        for module in loaded {
+            let manifest = &module.manifest;
+            let module_store = store
+                .module(&manifest.name, &module.limits)
+                .map_err(|source| BootError::Store {
+                    dir: config.state_dir.display().to_string(),
+                    source,
+                })?;
+            let shared = Arc::new(WorkerShared::default());
+            let info = ModuleInfo {
+                name: manifest.name.to_string(),
+                version: manifest.version.clone(),
+                capabilities: manifest.capabilities.clone(),
+                subscriptions: manifest.subscriptions.clone(),
+                limits: module.limits,
+                component: module.digest.clone(),
+                status: ModuleStatus::Running,
+            };
+            let mut worker = Worker::new(
+                engine.clone(),
+                module.clone(),
+                module_store,
+                config.supervision,
+                shared.clone(),
+            );
+            // A failed init is reported (and quarantines the module); the others still start.
+            let _ = worker.boot().await;
+            let (queue, receiver) = mpsc::channel(config.supervision.queue_capacity);
+            tasks.push(tokio::spawn(worker.run(receiver, shutdown.subscribe())));
+            modules.push(ModuleHandle {
+                info,
+                queue,
+                shared,
+            });
+        }
+
+        let by_name = modules
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.info.name.clone(), i))
+            .collect();
+        Ok(Self {
+            modules,
+            by_name,
+            store,
+            shutdown,
+            tasks: Mutex::new(tasks),
+        })
+    }
+
+    fn modules(&self) -> Vec<ModuleInfo> {
+        self.modules
+            .iter()
+            .map(|m| ModuleInfo {
+                status: m.shared.status(),
+                ..m.info.clone()
+            })
+            .collect()
+    }
+
+    fn try_dispatch(&self, module: &str, delivery: Delivery) -> Result<(), DispatchError> {
+        let handle = self.handle(module)?;
+        if *self.shutdown.borrow() || handle.shared.status() == ModuleStatus::Quarantined {
+            return Err(DispatchError::Closed);
+        }
+        handle
+            .queue
+            .try_send(Job {
+                delivery,
+                reply: None,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => DispatchError::QueueFull,
+                mpsc::error::TrySendError::Closed(_) => DispatchError::Closed,
+            })
+    }
+
+    async fn dispatch(&self, module: &str, delivery: Delivery) -> Result<Outcome, DispatchError> {
+        let handle = self.handle(module)?;
+        if *self.shutdown.borrow() || handle.shared.status() == ModuleStatus::Quarantined {
+            return Err(DispatchError::Closed);
+        }
+        let (reply, outcome) = oneshot::channel();
+        handle
+            .queue
+            .send(Job {
+                delivery,
+                reply: Some(reply),
+            })
+            .await
+            .map_err(|_| DispatchError::Closed)?;
+        outcome.await.map_err(|_| DispatchError::Closed)
+    }
+
+    async fn shutdown(&self) -> ShutdownSummary {
+        self.shutdown.send_replace(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a module worker ended abnormally");
+            }
+        }
+        if let Err(e) = self.store.flush() {
+            tracing::error!(error = %e, "flushing the store at shutdown failed");
+        }
+        ShutdownSummary {
+            modules: self
+                .modules
+                .iter()
+                .map(|m| ModuleTotals {
+                    name: m.info.name.clone(),
+                    handled: m.shared.handled.load(Ordering::Relaxed),
+                    failed: m.shared.failed.load(Ordering::Relaxed),
+                    trapped: m.shared.trapped.load(Ordering::Relaxed),
+                })
+                .collect(),
+        }
+    }
+}

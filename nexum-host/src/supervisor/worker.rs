@@ -1,0 +1,292 @@
+//! One module's worker task: takes its events one at a time, in order, and keeps the module
+//! alive — retrying `err`s, restarting after traps, quarantining after repeated failure.
+
+use crate::capabilities::local_store::ModuleStore;
+use crate::engine::WasmEngine;
+use crate::module::{CallResult, LoadedModule, ModuleInstance};
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use nexum_core::{Delivery, ModuleStatus, Outcome, Supervision};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// An event in a module's queue, with someone optionally waiting for its outcome.
+pub(crate) struct Job {
+    pub delivery: Delivery,
+    pub reply: Option<oneshot::Sender<Outcome>>,
+}
+
+/// Counters and state shared between a worker and the supervisor that reports on it.
+#[derive(Default)]
+pub(crate) struct WorkerShared {
+    pub status: Mutex<Option<ModuleStatus>>,
+    pub handled: AtomicU64,
+    pub failed: AtomicU64,
+    pub trapped: AtomicU64,
+}
+
+impl WorkerShared {
+    pub fn status(&self) -> ModuleStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or(ModuleStatus::Running)
+    }
+
+    fn set_status(&self, status: ModuleStatus) {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+    }
+}
+
+/// The worker of one module.
+pub(crate) struct Worker {
+    pub engine: Arc<WasmEngine>,
+    pub module: Arc<LoadedModule>,
+    pub store: ModuleStore,
+    pub policy: Supervision,
+    pub shared: Arc<WorkerShared>,
+    instance: Option<ModuleInstance>,
+    /// Consecutive traps or failed starts; reset by a successful call.
+    failures: u32,
+    restart_backoff: ExponentialBackoff,
+}
+
+/// Why handling an event stopped early.
+enum Stop {
+    Shutdown,
+    Quarantined,
+}
+
+impl Worker {
+    pub fn new(
+        engine: Arc<WasmEngine>,
+        module: Arc<LoadedModule>,
+        store: ModuleStore,
+        policy: Supervision,
+        shared: Arc<WorkerShared>,
+    ) -> Self {
+        let restart_backoff = restart_backoff(&policy);
+        Self {
+            engine,
+            module,
+            store,
+            policy,
+            shared,
+            instance: None,
+            failures: 0,
+            restart_backoff,
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.module.manifest.name.as_str()
+    }
+
+    /// Starts the first instance (running `init`). A module whose `init` fails at boot is
+    /// quarantined at once: a broken configuration does not heal by retrying.
+    pub async fn boot(&mut self) -> Result<(), String> {
+        match ModuleInstance::start(&self.engine, &self.module, self.store.clone()).await {
+            Ok(instance) => {
+                self.instance = Some(instance);
+                self.shared.set_status(ModuleStatus::Running);
+                Ok(())
+            }
+            Err(failure) => {
+                let reason = failure_reason(&failure);
+                tracing::error!(
+                    module = self.name(),
+                    reason,
+                    "init failed at boot; module quarantined"
+                );
+                self.shared.set_status(ModuleStatus::Quarantined);
+                Err(reason)
+            }
+        }
+    }
+
+    /// Takes jobs until the queue closes, shutdown is requested or the module is quarantined.
+    pub async fn run(
+        mut self,
+        mut queue: mpsc::Receiver<Job>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        if self.shared.status() != ModuleStatus::Quarantined {
+            loop {
+                let job = tokio::select! {
+                    biased;
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                    job = queue.recv() => match job {
+                        Some(job) => job,
+                        None => break,
+                    },
+                };
+                match self.handle(&job.delivery, &mut shutdown).await {
+                    Ok(outcome) => {
+                        if let Some(reply) = job.reply {
+                            let _ = reply.send(outcome);
+                        }
+                    }
+                    Err(Stop::Shutdown) => break,
+                    Err(Stop::Quarantined) => break,
+                }
+            }
+        }
+        // Whatever is still queued will not run in this process; senders waiting for an
+        // outcome see the channel close.
+        queue.close();
+        if self.shared.status() != ModuleStatus::Quarantined {
+            self.shared.set_status(ModuleStatus::Stopped);
+        }
+    }
+
+    /// Delivers one event, retrying per the policy. Returns its final outcome.
+    async fn handle(
+        &mut self,
+        delivery: &Delivery,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Outcome, Stop> {
+        let mut err_retries = error_backoff(&self.policy);
+        let mut err_count = 0u32;
+        loop {
+            let Some(instance) = self.instance.as_mut() else {
+                self.restart(shutdown).await?;
+                continue;
+            };
+            match instance.on_event(&delivery.event, &[]).await {
+                CallResult::Ok => {
+                    self.shared.handled.fetch_add(1, Ordering::Relaxed);
+                    self.failures = 0;
+                    self.restart_backoff = restart_backoff(&self.policy);
+                    return Ok(Outcome::Handled);
+                }
+                CallResult::Err(reason) => {
+                    self.shared.failed.fetch_add(1, Ordering::Relaxed);
+                    err_count += 1;
+                    match err_retries
+                        .next()
+                        .filter(|_| err_count <= self.policy.retry_attempts)
+                    {
+                        Some(wait) => {
+                            tracing::warn!(
+                                module = self.name(),
+                                event = delivery.event.kind(),
+                                reason,
+                                attempt = err_count,
+                                retry_in_ms = wait.as_millis() as u64,
+                                "module returned an error; retrying"
+                            );
+                            sleep_or_shutdown(wait, shutdown).await?;
+                        }
+                        None => {
+                            tracing::warn!(
+                                module = self.name(),
+                                event = delivery.event.kind(),
+                                reason,
+                                attempts = err_count,
+                                "module returned an error; event skipped"
+                            );
+                            return Ok(Outcome::Failed(reason));
+                        }
+                    }
+                }
+                CallResult::Trap(reason) => {
+                    self.shared.trapped.fetch_add(1, Ordering::Relaxed);
+                    self.instance = None;
+                    self.failures += 1;
+                    tracing::error!(
+                        module = self.name(),
+                        event = delivery.event.kind(),
+                        reason,
+                        consecutive = self.failures,
+                        "module trapped; its writes were discarded"
+                    );
+                    if self.failures >= self.policy.quarantine_after {
+                        self.quarantine(&reason);
+                        return Err(Stop::Quarantined);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits out the restart backoff, then starts a fresh instance.
+    async fn restart(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), Stop> {
+        let max = Duration::from_millis(self.policy.restart_backoff_max_ms);
+        let wait = self.restart_backoff.next().unwrap_or(max).min(max);
+        self.shared.set_status(ModuleStatus::Restarting);
+        tracing::info!(
+            module = self.name(),
+            in_ms = wait.as_millis() as u64,
+            "restarting module"
+        );
+        sleep_or_shutdown(wait, shutdown).await?;
+        match ModuleInstance::start(&self.engine, &self.module, self.store.clone()).await {
+            Ok(instance) => {
+                self.instance = Some(instance);
+                self.shared.set_status(ModuleStatus::Running);
+                Ok(())
+            }
+            Err(failure) => {
+                self.failures += 1;
+                let reason = failure_reason(&failure);
+                tracing::error!(
+                    module = self.name(),
+                    reason,
+                    consecutive = self.failures,
+                    "restart failed"
+                );
+                if self.failures >= self.policy.quarantine_after {
+                    self.quarantine(&reason);
+                    return Err(Stop::Quarantined);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn quarantine(&self, reason: &str) {
+        self.shared.set_status(ModuleStatus::Quarantined);
+        tracing::error!(
+            module = self.name(),
+            failures = self.failures,
+            last_reason = reason,
+            "module quarantined: it receives no more events until the engine restarts"
+        );
+    }
+}
+
+fn failure_reason(failure: &CallResult) -> String {
+    match failure {
+        CallResult::Ok => "ok".to_string(),
+        CallResult::Err(reason) => format!("returned error: {reason}"),
+        CallResult::Trap(reason) => reason.clone(),
+    }
+}
+
+fn restart_backoff(policy: &Supervision) -> ExponentialBackoff {
+    ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(policy.restart_backoff_ms))
+        .with_max_delay(Duration::from_millis(policy.restart_backoff_max_ms))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+fn error_backoff(policy: &Supervision) -> ExponentialBackoff {
+    ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(policy.retry_backoff_ms))
+        .with_max_delay(Duration::from_millis(policy.restart_backoff_max_ms))
+        .without_max_times()
+        .build()
+}
+
+async fn sleep_or_shutdown(
+    wait: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), Stop> {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => Ok(()),
+        _ = shutdown.wait_for(|stop| *stop) => Err(Stop::Shutdown),
+    }
+}
