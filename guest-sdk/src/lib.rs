@@ -5,7 +5,7 @@
 //! subscribed to. [`export_module!`] turns it into a WebAssembly component when built with
 //! `cargo build --target wasm32-wasip2`.
 //!
-//! ```ignore
+//! ```
 //! use nexum_guest::{Config, Fault, Module, Tick, export_module, info, store};
 //!
 //! struct Heartbeat;
@@ -125,11 +125,11 @@ macro_rules! export_module {
                         ::std::option::Option::None => ::std::result::Result::Err(
                             $crate::Fault::Internal("on-event called before init".into()),
                         ),
-            })
+                    })
                 }
             }
 
-            $crate::bindings::export_world!(Export with_types_in $crate::bindings);
+    $crate::bindings::export_world!(Export with_types_in $crate::bindings);
         };
     };
 }

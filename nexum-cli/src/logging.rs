@@ -1,6 +1,7 @@
 //! Log output: `RUST_LOG` if set, else the engine's `log_level`; pretty or JSON lines.
 
 use nexum_host::core::LogFormat;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. Log lines go to stderr.
@@ -14,6 +15,7 @@ pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Pretty => builder.with_target(false).try_init(),

@@ -52,10 +52,12 @@ pub(crate) struct Worker {
     restart_backoff: ExponentialBackoff,
 }
 
-/// Why handling an event stopped early.
+/// Why a worker stops taking events.
 enum Stop {
+    /// Shutdown was requested while the event waited for a retry or restart.
     Shutdown,
-    Quarantined,
+    /// The module failed too often; the event's last outcome is reported.
+    Quarantined(Outcome),
 }
 
 impl Worker {
@@ -121,14 +123,16 @@ impl Worker {
                         None => break,
                     },
                 };
-                match self.handle(&job.delivery, &mut shutdown).await {
-                    Ok(outcome) => {
-                        if let Some(reply) = job.reply {
-                            let _ = reply.send(outcome);
-                        }
-                    }
-                    Err(Stop::Shutdown) => break,
-                    Err(Stop::Quarantined) => break,
+                let (outcome, stop) = match self.handle(&job.delivery, &mut shutdown).await {
+                    Ok(outcome) => (Some(outcome), false),
+                    Err(Stop::Shutdown) => (None, true),
+                    Err(Stop::Quarantined(outcome)) => (Some(outcome), true),
+                };
+                if let (Some(outcome), Some(reply)) = (outcome, job.reply) {
+                    let _ = reply.send(outcome);
+                }
+                if stop {
+                    break;
                 }
             }
         }
@@ -203,7 +207,7 @@ impl Worker {
                     );
                     if self.failures >= self.policy.quarantine_after {
                         self.quarantine(&reason);
-                        return Err(Stop::Quarantined);
+                        return Err(Stop::Quarantined(Outcome::Trapped(reason)));
                     }
                 }
             }
@@ -238,7 +242,7 @@ impl Worker {
                 );
                 if self.failures >= self.policy.quarantine_after {
                     self.quarantine(&reason);
-                    return Err(Stop::Quarantined);
+                    return Err(Stop::Quarantined(Outcome::Trapped(reason)));
                 }
                 Ok(())
             }

@@ -1,0 +1,174 @@
+//! `nexum run` as an operator uses it: the real binary, the compiled heartbeat example.
+
+use nexum_tests::guests;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const NEXUM: &str = env!("CARGO_BIN_EXE_nexum");
+
+/// A running `nexum` whose stderr lines arrive on a channel.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(NEXUM)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting nexum");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Waits for a line containing `needle`, returning it.
+    fn wait_for(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        panic!("no line containing {needle:?}; saw:\n{}", seen.join("\n"));
+    }
+
+    /// Sends `signal` and returns the exit code.
+    fn stop(mut self, signal: &str) -> i32 {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success());
+        let status = self.child.wait().expect("waiting for nexum");
+        status.code().expect("nexum exited by itself, not killed")
+    }
+}
+
+/// An engine.toml running the heartbeat example every second, state in `dir`.
+fn heartbeat_engine(dir: &Path) -> std::path::PathBuf {
+    let manifest = dir.join("module.toml");
+    std::fs::write(
+        &manifest,
+        "[module]\nname = \"heartbeat\"\nversion = \"0.1.0\"\n\n[capabilities]\nrequired = [\"local-store\", \"logging\"]\n\n[[subscription]]\nkind = \"cron\"\nschedule = \"* * * * * *\"\n",
+    )
+    .unwrap();
+    let engine = dir.join("engine.toml");
+    std::fs::write(
+        &engine,
+        format!(
+            "[engine]\nstate_dir = \"state\"\n\n[[modules]]\npath = {:?}\nmanifest = \"module.toml\"\n",
+            guests::wasm("heartbeat")
+        ),
+    )
+    .unwrap();
+    engine
+}
+
+fn beat_number(line: &str) -> u64 {
+    let after = line.split("beat #").nth(1).expect("a beat line");
+    after
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn heartbeat_ticks_are_logged_and_the_counter_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = heartbeat_engine(dir.path());
+    let engine = engine.to_str().unwrap();
+
+    let first = Running::start(&["run", engine]);
+    first.wait_for("module loaded");
+    let line = first.wait_for("beat #2");
+    assert!(line.contains("module=\"heartbeat\""), "{line}");
+    assert_eq!(first.stop("-INT"), 0, "SIGINT must exit 0");
+
+    let second = Running::start(&["run", engine]);
+    let line = second.wait_for("beat #");
+    assert!(beat_number(&line) >= 3, "the counter restarted: {line}");
+    assert_eq!(second.stop("-TERM"), 0, "SIGTERM must exit 0");
+}
+
+#[test]
+fn a_single_module_runs_from_its_wasm_and_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    heartbeat_engine(dir.path());
+    let wasm = guests::wasm("heartbeat");
+    let manifest = dir.path().join("module.toml");
+    let state = dir.path().join("single-state");
+    let running = Running::start(&[
+        "run",
+        wasm.to_str().unwrap(),
+        manifest.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    running.wait_for("beat #1");
+    assert_eq!(running.stop("-TERM"), 0);
+    assert!(state.is_dir());
+}
+
+#[test]
+fn a_bad_config_is_one_clear_message_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = dir.path().join("engine.toml");
+    std::fs::write(&engine, "[engine]\nlog_format = \"xml\"\n").unwrap();
+    let output = Command::new(NEXUM)
+        .args(["run", engine.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "error: {}: `engine.log_format`: unknown variant `xml`, expected `pretty` or `json`",
+            engine.display()
+        )
+    );
+}
+
+#[test]
+fn a_missing_module_file_is_one_clear_message_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("module.toml"),
+        "[module]\nname = \"gone\"\nversion = \"1\"\n",
+    )
+    .unwrap();
+    let engine = dir.path().join("engine.toml");
+    std::fs::write(
+        &engine,
+        "[[modules]]\npath = \"gone.wasm\"\nmanifest = \"module.toml\"\n",
+    )
+    .unwrap();
+    let output = Command::new(NEXUM)
+        .args(["run", engine.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let last = stderr.trim().lines().last().unwrap();
+    assert!(
+        last.starts_with("error: ") && last.contains("gone.wasm: cannot read component"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,52 @@
+# Shared set-up steps for the project's scripts. Source it; do not run it.
+# Everything it installs goes into the git-ignored tools/ folder or the Rust toolchain.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/tools"
+ANVIL_VERSION="1.7.1"
+ANVIL="$TOOLS/bin/anvil"
+# Guests build into their own target directory (the same rule as tests/src/guests.rs).
+GUEST_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/guests"
+GUESTS=(heartbeat probe chain-caller noop)
+EXAMPLES=(heartbeat)
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+ensure_wasm_target() {
+    if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+        say "installing the wasm32-wasip2 Rust target"
+        rustup target add wasm32-wasip2
+    fi
+}
+
+# Anvil, pinned, from npm, into tools/ (no lockfile is written).
+ensure_anvil() {
+    if [ -x "$ANVIL" ] && "$ANVIL" --version 2>/dev/null | grep -q "$ANVIL_VERSION"; then
+        return
+    fi
+    say "installing anvil $ANVIL_VERSION into tools/"
+    command -v npm >/dev/null || { echo "npm is needed to install anvil" >&2; exit 1; }
+    mkdir -p "$TOOLS/npm" "$TOOLS/bin"
+    npm install --silent --no-audit --no-fund --no-save --no-package-lock \
+        --prefix "$TOOLS/npm" "@foundry-rs/anvil-linux-amd64@$ANVIL_VERSION"
+    local bin="$TOOLS/npm/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+    chmod +x "$bin"
+    ln -sf "$bin" "$ANVIL"
+    "$ANVIL" --version >/dev/null
+}
+
+# Compiles every guest crate for wasm32-wasip2 and copies the examples to build/modules/.
+build_modules() {
+    ensure_wasm_target
+    say "building modules for wasm32-wasip2"
+    local args=()
+    for g in "${GUESTS[@]}"; do args+=(-p "$g"); done
+    (cd "$ROOT" && cargo build --quiet --target wasm32-wasip2 --profile guest \
+        --target-dir "$GUEST_TARGET_DIR" "${args[@]}")
+    mkdir -p "$ROOT/build/modules"
+    for e in "${EXAMPLES[@]}"; do
+        cp "$GUEST_TARGET_DIR/wasm32-wasip2/guest/${e//-/_}.wasm" "$ROOT/build/modules/$e.wasm"
+    done
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up, formatting, lints, then every test (unit, end to end,
+# compiled guests, a real store). `.ci/run` calls this.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$ROOT"
+
+ensure_wasm_target
+ensure_anvil
+export PATH="$TOOLS/bin:$PATH"
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+build_modules
+
+say "cargo test"
+cargo test --workspace --quiet
+
+say "all tests passed"

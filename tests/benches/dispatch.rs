@@ -1,0 +1,288 @@
+//! Host-side cost of dispatching one event to a no-op module, against the floor of a bare
+//! wasmtime call of the same export with the same payload.
+//!
+//! `cargo bench -p nexum-tests --bench dispatch`
+//!
+//! - `nexum/…`: `Supervisor::dispatch` → queue → worker → fuel, deadline, `on-event`, commit;
+//! - `floor/…`: the same component called directly on a plain wasmtime store whose
+//!   `local-store` is an in-memory map (no limits, no queue, no fjall).
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use nexum_core::{Address, B256, Block, Bytes, ChainLog, ChainLogs, Delivery, Event, Supervisor};
+use nexum_tests::engine::{TestModule, boot, test_config};
+use nexum_tests::guests;
+use std::time::Duration;
+
+fn block_event() -> Event {
+    Event::Block(Block {
+        chain_id: 1,
+        number: 19_000_000,
+        hash: B256::repeat_byte(0xab),
+        parent_hash: B256::repeat_byte(0xcd),
+        timestamp: 1_700_000_000_000,
+    })
+}
+
+fn logs_event() -> Event {
+    let logs = (0..10)
+        .map(|i| ChainLog {
+            address: Address::repeat_byte(0x11),
+            topics: vec![
+                B256::repeat_byte(1),
+                B256::repeat_byte(2),
+                B256::repeat_byte(3),
+            ],
+            data: Bytes::from(vec![7u8; 64]),
+            block_number: Some(19_000_000),
+            block_hash: Some(B256::repeat_byte(0xab)),
+            transaction_hash: Some(B256::repeat_byte(i)),
+            transaction_index: Some(u64::from(i)),
+            log_index: Some(u64::from(i)),
+            removed: false,
+        })
+        .collect();
+    Event::ChainLogs(ChainLogs { chain_id: 1, logs })
+}
+
+fn noop(name: &str, write: bool) -> TestModule {
+    TestModule::new(
+        "noop",
+        name,
+        &["local-store", "logging"],
+        &format!("[config]\nwrite = \"{write}\"\n"),
+    )
+}
+
+fn dispatch(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let engine = runtime.block_on(async {
+        boot(
+            vec![noop("plain", false), noop("writer", true)],
+            test_config(),
+        )
+        .await
+        .unwrap()
+    });
+    let mut floor = floor::Floor::new(&guests::wasm("noop"));
+
+    let cases = [("block", block_event()), ("logs10", logs_event())];
+    let mut group = c.benchmark_group("dispatch");
+    group.measurement_time(Duration::from_secs(4));
+    for (name, event) in &cases {
+        for (module, write) in [("plain", false), ("writer", true)] {
+            let label = if write {
+                format!("{name}+write")
+            } else {
+                name.to_string()
+            };
+            let delivery = Delivery {
+                subscription: None,
+                event: event.clone(),
+            };
+            group.bench_function(format!("nexum/{label}"), |b| {
+                b.to_async(&runtime).iter(|| async {
+                    engine
+                        .supervisor
+                        .dispatch(module, delivery.clone())
+                        .await
+                        .unwrap()
+                })
+            });
+            let wit_event = floor::to_wit(event);
+            runtime.block_on(floor.init(write));
+            group.bench_function(format!("floor/{label}"), |b| {
+                b.iter(|| runtime.block_on(floor.call(&wit_event)))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, dispatch);
+criterion_main!(benches);
+
+/// A bare wasmtime embedding of the same world: the floor nexum's dispatch is measured
+/// against.
+mod floor {
+    use std::collections::HashMap;
+    use std::path::Path;
+    use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+    use wasmtime::{Engine, Store};
+    use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+    wasmtime::component::bindgen!({
+        world: "nexum:cow/cow-module",
+        path: ["../wit/host", "../wit/cow"],
+        imports: { "nexum:host/chain": async, "nexum:cow/cow-api": async },
+        exports: { default: async },
+    });
+
+    use nexum::host::types as wit;
+
+    pub struct State {
+        wasi: WasiCtx,
+        table: ResourceTable,
+        map: HashMap<String, Vec<u8>>,
+    }
+
+    impl WasiView for State {
+        fn ctx(&mut self) -> WasiCtxView<'_> {
+            WasiCtxView {
+                ctx: &mut self.wasi,
+                table: &mut self.table,
+            }
+        }
+    }
+
+    impl wit::Host for State {}
+
+    impl nexum::host::local_store::Host for State {
+        fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, wit::Fault> {
+            Ok(self.map.get(&key).cloned())
+        }
+        fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), wit::Fault> {
+            self.map.insert(key, value);
+            Ok(())
+        }
+        fn delete(&mut self, key: String) -> Result<(), wit::Fault> {
+            self.map.remove(&key);
+            Ok(())
+        }
+        fn list_keys(&mut self, _prefix: String) -> Result<Vec<String>, wit::Fault> {
+            Ok(Vec::new())
+        }
+    }
+
+    impl nexum::host::logging::Host for State {
+        fn log(&mut self, _level: nexum::host::logging::Level, _message: String) {}
+    }
+
+    impl nexum::host::chain::Host for State {
+        async fn request(
+            &mut self,
+            _: u64,
+            _: String,
+            _: String,
+        ) -> Result<String, nexum::host::chain::ChainError> {
+            unreachable!("the noop fixture does not call the chain")
+        }
+        async fn request_batch(
+            &mut self,
+            _: u64,
+            _: Vec<nexum::host::chain::RpcRequest>,
+        ) -> Result<
+            Vec<Result<String, nexum::host::chain::ChainError>>,
+            nexum::host::chain::ChainError,
+        > {
+            unreachable!("the noop fixture does not call the chain")
+        }
+    }
+
+    impl nexum::cow::cow_api::Host for State {
+        async fn request(
+            &mut self,
+            _: u64,
+            _: String,
+            _: String,
+            _: Option<String>,
+        ) -> Result<String, nexum::cow::cow_api::CowApiError> {
+            unreachable!("the noop fixture does not call the orderbook")
+        }
+        async fn submit_order(
+            &mut self,
+            _: u64,
+            _: Vec<u8>,
+        ) -> Result<String, nexum::cow::cow_api::CowApiError> {
+            unreachable!("the noop fixture does not call the orderbook")
+        }
+    }
+
+    pub struct Floor {
+        store: Store<State>,
+        pre: CowModulePre<State>,
+        instance: Option<CowModule>,
+    }
+
+    impl Floor {
+        pub fn new(wasm: &Path) -> Self {
+            let engine = Engine::default();
+            let component = Component::from_file(&engine, wasm).unwrap();
+            let mut linker = Linker::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+            CowModule::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s).unwrap();
+            let pre = CowModulePre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+            let store = Store::new(
+                &engine,
+                State {
+                    wasi: WasiCtx::builder().build(),
+                    table: ResourceTable::new(),
+                    map: HashMap::new(),
+                },
+            );
+            Self {
+                store,
+                pre,
+                instance: None,
+            }
+        }
+
+        /// A fresh instance, initialised to write (or not) on each event.
+        pub async fn init(&mut self, write: bool) {
+            let instance = self.pre.instantiate_async(&mut self.store).await.unwrap();
+            let config = vec![("write".to_string(), write.to_string())];
+            instance
+                .call_init(&mut self.store, &config)
+                .await
+                .unwrap()
+                .unwrap();
+            self.instance = Some(instance);
+        }
+
+        pub async fn call(&mut self, event: &wit::Event) {
+            let instance = self.instance.as_ref().unwrap();
+            instance
+                .call_on_event(&mut self.store, event)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    pub fn to_wit(event: &nexum_core::Event) -> wit::Event {
+        use nexum_core::Event as CoreEvent;
+        match event {
+            CoreEvent::Block(b) => wit::Event::Block(wit::Block {
+                chain_id: b.chain_id,
+                number: b.number,
+                hash: b.hash.to_vec(),
+                parent_hash: b.parent_hash.to_vec(),
+                timestamp: b.timestamp,
+            }),
+            CoreEvent::ChainLogs(l) => wit::Event::ChainLogs(wit::ChainLogs {
+                chain_id: l.chain_id,
+                logs: l
+                    .logs
+                    .iter()
+                    .map(|log| wit::ChainLog {
+                        address: log.address.to_vec(),
+                        topics: log.topics.iter().map(|t| t.to_vec()).collect(),
+                        data: log.data.to_vec(),
+                        block_number: log.block_number,
+                        block_hash: log.block_hash.map(|h| h.to_vec()),
+                        transaction_hash: log.transaction_hash.map(|h| h.to_vec()),
+                        transaction_index: log.transaction_index,
+                        log_index: log.log_index,
+                        removed: log.removed,
+                    })
+                    .collect(),
+            }),
+            CoreEvent::Tick(t) => wit::Event::Tick(wit::Tick {
+                fired_at: t.fired_at,
+                schedule: t.schedule.clone(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Booting a real supervisor with compiled guests on a fresh store.
+
+use crate::guests;
+use nexum_core::{
+    BootPlan, Delivery, EngineConfig, Event, ModuleManifest, ModuleName, ModuleSpec, Tick,
+    WasmSource,
+};
+use nexum_host::{BootError, HostSupervisor};
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+/// A module to boot: which compiled guest, under which manifest.
+pub struct TestModule {
+    /// The guest crate.
+    pub guest: &'static str,
+    /// The manifest's text.
+    pub manifest: String,
+}
+
+impl TestModule {
+    /// Guest `guest` named `name`, with `capabilities` and extra manifest text (subscriptions,
+    /// `[limits]`, `[config]`).
+    pub fn new(guest: &'static str, name: &str, capabilities: &[&str], extra: &str) -> Self {
+        let capabilities: Vec<String> = capabilities.iter().map(|c| format!("\"{c}\"")).collect();
+        Self {
+            guest,
+            manifest: format!(
+                "[module]\nname = \"{name}\"\nversion = \"0.1.0\"\n\n[capabilities]\nrequired = [{}]\n\n{extra}\n",
+                capabilities.join(", ")
+            ),
+        }
+    }
+
+    /// The `probe` fixture with `local-store` and `logging`.
+    pub fn probe(name: &str) -> Self {
+        Self::new("probe", name, &["local-store", "logging"], "")
+    }
+}
+
+/// A booted supervisor and the directory holding its state.
+pub struct TestEngine {
+    /// The supervisor under test.
+    pub supervisor: HostSupervisor,
+    /// Holds the store; removed when the engine is dropped.
+    pub dir: TempDir,
+}
+
+/// Engine defaults for tests: quick retries and restarts so failures show up fast.
+pub fn test_config() -> EngineConfig {
+    let mut config = EngineConfig::default();
+    config.supervision.retry_attempts = 0;
+    config.supervision.retry_backoff_ms = 10;
+    config.supervision.restart_backoff_ms = 10;
+    config.supervision.restart_backoff_max_ms = 50;
+    config
+}
+
+/// Boots `modules` under `config` (its `state_dir` is replaced by a temporary directory).
+pub async fn boot(modules: Vec<TestModule>, config: EngineConfig) -> Result<TestEngine, BootError> {
+    let dir = tempfile::tempdir().expect("creating a temporary state directory");
+    boot_in(dir, modules, config).await
+}
+
+/// Boots `modules` with their state in `dir` (to restart on existing state).
+pub async fn boot_in(
+    dir: TempDir,
+    modules: Vec<TestModule>,
+    mut config: EngineConfig,
+) -> Result<TestEngine, BootError> {
+    config.state_dir = dir.path().join("state");
+    let modules = modules
+        .into_iter()
+        .map(|m| spec(dir.path(), m))
+        .collect::<Vec<_>>();
+    let supervisor =
+        <HostSupervisor as nexum_core::Supervisor>::boot(BootPlan { config, modules }).await?;
+    Ok(TestEngine { supervisor, dir })
+}
+
+/// Writes the manifest into `dir` (so errors can name it) and pairs it with its guest.
+fn spec(dir: &Path, module: TestModule) -> ModuleSpec {
+    let manifest = ModuleManifest::parse(&manifest_path(dir, &module), &module.manifest)
+        .unwrap_or_else(|e| panic!("test manifest does not parse: {e}"));
+    ModuleSpec {
+        wasm: WasmSource::File(guests::wasm(module.guest)),
+        manifest,
+    }
+}
+
+fn manifest_path(dir: &Path, module: &TestModule) -> PathBuf {
+    let path = dir.join(format!(
+        "{}-{}.toml",
+        module.guest,
+        dir.read_dir().map(|d| d.count()).unwrap_or(0)
+    ));
+    std::fs::write(&path, &module.manifest).expect("writing a test manifest");
+    path
+}
+
+/// A tick whose `schedule` carries a `probe` script.
+pub fn command(script: &str) -> Delivery {
+    Delivery {
+        subscription: None,
+        event: Event::Tick(Tick {
+            fired_at: 0,
+            schedule: script.to_string(),
+        }),
+    }
+}
+
+impl TestEngine {
+    /// The committed value of `key` in `module`'s store.
+    pub fn read(&self, module: &str, key: &str) -> Option<String> {
+        self.supervisor
+            .state()
+            .read(&ModuleName::new(module).expect("valid module name"), key)
+            .expect("reading the store")
+            .map(|v| String::from_utf8(v).expect("test values are UTF-8"))
+    }
+}

@@ -1,0 +1,176 @@
+//! Limits end to end: each limit stops only the offending module's call, and a spinning
+//! module does not hold up another module's events.
+
+use nexum_core::{Outcome, Supervisor};
+use nexum_tests::engine::{TestModule, boot, command, test_config};
+use std::time::{Duration, Instant};
+
+/// Boots a probe `bad` (which will hit a limit) beside a probe `good`, quarantining on the
+/// first trap so each outcome is reported at once.
+async fn pair(limits: impl FnOnce(&mut nexum_core::Limits)) -> nexum_tests::engine::TestEngine {
+    let mut config = test_config();
+    config.supervision.quarantine_after = 1;
+    limits(&mut config.limits);
+    boot(
+        vec![TestModule::probe("bad"), TestModule::probe("good")],
+        config,
+    )
+    .await
+    .unwrap()
+}
+
+/// Runs `script` in `bad` while `good` keeps handling events; returns `bad`'s outcome and
+/// checks that every one of `good`'s events was handled meanwhile.
+async fn offend_while_good_runs(engine: &nexum_tests::engine::TestEngine, script: &str) -> Outcome {
+    let bad = engine.supervisor.dispatch("bad", command(script));
+    let good = async {
+        for i in 0..20 {
+            let outcome = engine
+                .supervisor
+                .dispatch("good", command(&format!("count n; set last {i}")))
+                .await
+                .unwrap();
+            assert_eq!(outcome, Outcome::Handled);
+        }
+    };
+    let (bad, ()) = tokio::join!(bad, good);
+    assert_eq!(engine.read("good", "n").as_deref(), Some("20"));
+    bad.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuel_exhaustion_stops_only_the_offending_call() {
+    let engine = pair(|l| l.fuel_per_event = 20_000_000).await;
+    let outcome = offend_while_good_runs(&engine, "set partial 1; spin").await;
+    assert_eq!(
+        outcome,
+        Outcome::Trapped("fuel exhausted (limit 20000000)".into())
+    );
+    assert_eq!(engine.read("bad", "partial"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_cap_stops_only_the_offending_call() {
+    let engine = pair(|l| l.memory_bytes = 16 * 1024 * 1024).await;
+    let outcome = offend_while_good_runs(&engine, "set partial 1; grow 64000000").await;
+    assert_eq!(
+        outcome,
+        Outcome::Trapped("memory limit of 16777216 bytes exceeded".into())
+    );
+    assert_eq!(engine.read("bad", "partial"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_stops_a_spinning_call() {
+    let engine = pair(|l| {
+        l.event_timeout_ms = 300;
+        l.fuel_per_event = u64::MAX;
+    })
+    .await;
+    let started = Instant::now();
+    let outcome = offend_while_good_runs(&engine, "set partial 1; spin").await;
+    assert_eq!(
+        outcome,
+        Outcome::Trapped("deadline of 300 ms exceeded".into())
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(engine.read("bad", "partial"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_covers_time_spent_waiting_in_host_calls() {
+    let engine = pair(|l| l.event_timeout_ms = 300).await;
+    let started = Instant::now();
+    let outcome = offend_while_good_runs(&engine, "set partial 1; sleep 10000").await;
+    assert_eq!(
+        outcome,
+        Outcome::Trapped("deadline of 300 ms exceeded".into())
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(engine.read("bad", "partial"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_overflow_stops_only_the_offending_call() {
+    let engine = pair(|_| {}).await;
+    let outcome = offend_while_good_runs(&engine, "set partial 1; recurse").await;
+    // Rust keeps large frames on a shadow stack in linear memory, so running out of it
+    // shows as an out-of-bounds access rather than a wasm stack overflow.
+    assert!(
+        matches!(outcome, Outcome::Trapped(ref r) if r.contains("stack overflow") || r.contains("out of bounds")),
+        "{outcome:?}"
+    );
+    assert_eq!(engine.read("bad", "partial"), None);
+}
+
+/// On a single-threaded executor, a module spinning until its deadline must still let
+/// another module's events through: the guest yields at every epoch tick.
+#[tokio::test(flavor = "current_thread")]
+async fn a_spinning_module_does_not_hold_up_others_on_one_thread() {
+    let engine = pair(|l| {
+        l.event_timeout_ms = 3_000;
+        l.fuel_per_event = u64::MAX;
+    })
+    .await;
+    let engine = std::sync::Arc::new(engine);
+    engine
+        .supervisor
+        .try_dispatch("bad", command("spin"))
+        .unwrap();
+    // Let `bad` start spinning.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Drive `good` from a task of its own, as event sources do.
+    let driver = engine.clone();
+    let elapsed = tokio::spawn(async move {
+        let started = Instant::now();
+        for i in 0..20 {
+            let outcome = driver
+                .supervisor
+                .dispatch("good", command(&format!("count n; set last {i}")))
+                .await
+                .unwrap();
+            assert_eq!(outcome, Outcome::Handled);
+        }
+        started.elapsed()
+    })
+    .await
+    .unwrap();
+    eprintln!("20 events beside a spinning module on one thread: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(1_500),
+        "20 events took {elapsed:?} beside a spinning module (its deadline is 3 s)"
+    );
+    assert_eq!(engine.read("good", "n").as_deref(), Some("20"));
+}
+
+#[tokio::test]
+async fn a_manifest_may_lower_its_limits() {
+    let mut config = test_config();
+    config.supervision.quarantine_after = 1;
+    let module = TestModule::new(
+        "probe",
+        "frugal",
+        &["local-store", "logging"],
+        "[limits]\nfuel_per_event = 5000000\n",
+    );
+    let engine = boot(vec![module], config).await.unwrap();
+    let info = &engine.supervisor.modules()[0];
+    assert_eq!(info.limits.fuel_per_event, 5_000_000);
+    let outcome = engine
+        .supervisor
+        .dispatch("frugal", command("spin"))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Trapped("fuel exhausted (limit 5000000)".into())
+    );
+}

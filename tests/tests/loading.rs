@@ -1,0 +1,212 @@
+//! Loading modules: capability checks, digests, manifests against the engine, and that
+//! nothing starts half-loaded.
+
+use nexum_core::{ChainConfig, Outcome, Supervisor};
+use nexum_tests::engine::{TestModule, boot, boot_in, command, test_config};
+use nexum_tests::guests;
+use sha2::{Digest, Sha256};
+
+async fn boot_error(modules: Vec<TestModule>, config: nexum_core::EngineConfig) -> String {
+    match boot(modules, config).await {
+        Ok(_) => panic!("boot should have failed"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn importing_an_undeclared_capability_is_refused_at_load() {
+    let module = TestModule::new("chain-caller", "caller", &["logging"], "");
+    let err = boot_error(vec![module], test_config()).await;
+    assert!(err.contains(".toml: `capabilities.required`: "), "{err}");
+    assert!(
+        err.contains("imports `nexum:host/chain@0.2.0`, which needs the `chain` capability; add \"chain\" to [capabilities] required"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_declared_capability_loads_and_unconfigured_chains_answer_unsupported() {
+    let module = TestModule::new("chain-caller", "caller", &["chain", "logging"], "");
+    let engine = boot(vec![module], test_config()).await.unwrap();
+    let outcome = engine
+        .supervisor
+        .dispatch("caller", command(""))
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Handled);
+}
+
+#[tokio::test]
+async fn a_component_that_does_not_match_its_pinned_sha256_is_refused() {
+    let wrong = format!("sha256:{}", "00".repeat(32));
+    let mut module = TestModule::probe("pinned");
+    module.manifest = module.manifest.replace(
+        "version = \"0.1.0\"",
+        &format!("version = \"0.1.0\"\ncomponent = \"{wrong}\""),
+    );
+    let err = boot_error(vec![module], test_config()).await;
+    assert!(
+        err.contains("`module.component`: sha256 mismatch: the manifest pins sha256:0000"),
+        "{err}"
+    );
+    assert!(err.contains("probe.wasm is sha256:"), "{err}");
+}
+
+#[tokio::test]
+async fn a_component_matching_its_pinned_sha256_loads() {
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(guests::wasm_bytes("probe")))
+    );
+    let mut module = TestModule::probe("pinned");
+    module.manifest = module.manifest.replace(
+        "version = \"0.1.0\"",
+        &format!("version = \"0.1.0\"\ncomponent = \"{digest}\""),
+    );
+    let engine = boot(vec![module], test_config()).await.unwrap();
+    assert_eq!(engine.supervisor.modules()[0].component, digest);
+}
+
+#[tokio::test]
+async fn a_subscription_to_an_unconfigured_chain_is_refused() {
+    let module = TestModule::new(
+        "probe",
+        "p",
+        &["local-store", "logging"],
+        "[[subscription]]\nkind = \"block\"\nchain_id = 10\n",
+    );
+    let err = boot_error(vec![module], test_config()).await;
+    assert!(
+        err.contains("`subscription[0].chain_id`: chain 10 has no RPC configured in the engine"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_subscription_to_a_configured_chain_is_admitted() {
+    let mut config = test_config();
+    config.chains.insert(
+        10,
+        ChainConfig {
+            rpc_url: "ws://127.0.0.1:1".into(),
+            orderbook_url: None,
+        },
+    );
+    let module = TestModule::new(
+        "probe",
+        "p",
+        &["local-store", "logging"],
+        "[[subscription]]\nkind = \"block\"\nchain_id = 10\n",
+    );
+    boot(vec![module], config).await.unwrap();
+}
+
+#[tokio::test]
+async fn asking_for_more_than_the_engine_allows_is_refused() {
+    let module = TestModule::new(
+        "probe",
+        "greedy",
+        &["local-store", "logging"],
+        "[limits]\nmemory_bytes = 1000000000000\n",
+    );
+    let err = boot_error(vec![module], test_config()).await;
+    assert!(
+        err.contains(
+            "`limits.memory_bytes`: asks for 1000000000000 but the engine allows at most 67108864"
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn duplicate_module_names_are_refused() {
+    let err = boot_error(
+        vec![TestModule::probe("twin"), TestModule::probe("twin")],
+        test_config(),
+    )
+    .await;
+    assert!(
+        err.contains("`module.name`: `twin` is already the name of the module in"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_a_component_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("fake.wasm");
+    std::fs::write(&fake, b"not wasm at all").unwrap();
+    let manifest_path = dir.path().join("module.toml");
+    let manifest = nexum_core::ModuleManifest::parse(
+        &manifest_path,
+        "[module]\nname = \"fake\"\nversion = \"1\"\n",
+    )
+    .unwrap();
+    let mut config = test_config();
+    config.state_dir = dir.path().join("state");
+    let plan = nexum_core::BootPlan {
+        config,
+        modules: vec![nexum_core::ModuleSpec {
+            wasm: nexum_core::WasmSource::File(fake.clone()),
+            manifest,
+        }],
+    };
+    let err = match nexum_host::HostSupervisor::boot(plan).await {
+        Ok(_) => panic!("boot should have failed"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.starts_with(&format!(
+            "{}: not a valid WebAssembly component",
+            fake.display()
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn nothing_starts_when_one_module_fails_to_load() {
+    let counting = || {
+        TestModule::new(
+            "probe",
+            "counting",
+            &["local-store", "logging"],
+            "[config]\ninit = \"count boots\"\n",
+        )
+    };
+    let broken = TestModule::new("chain-caller", "broken", &["logging"], "");
+    let dir = tempfile::tempdir().unwrap();
+    let err = match boot_in(dir, vec![counting(), broken], test_config()).await {
+        Ok(_) => panic!("boot should have failed"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("capabilities.required"), "{err}");
+
+    // `counting` never ran its init: booting it alone now counts the first boot.
+    let engine = boot(vec![counting()], test_config()).await.unwrap();
+    assert_eq!(engine.read("counting", "boots").as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn a_module_whose_init_fails_is_quarantined_and_the_others_start() {
+    let failing = TestModule::new(
+        "probe",
+        "failing",
+        &["local-store", "logging"],
+        "[config]\ninit = \"fail\"\n",
+    );
+    let engine = boot(vec![failing, TestModule::probe("fine")], test_config())
+        .await
+        .unwrap();
+    let modules = engine.supervisor.modules();
+    assert_eq!(modules[0].status, nexum_core::ModuleStatus::Quarantined);
+    assert_eq!(modules[1].status, nexum_core::ModuleStatus::Running);
+    assert_eq!(
+        engine.supervisor.dispatch("failing", command("")).await,
+        Err(nexum_core::DispatchError::Closed)
+    );
+    assert_eq!(
+        engine.supervisor.dispatch("fine", command("set a 1")).await,
+        Ok(Outcome::Handled)
+    );
+}
