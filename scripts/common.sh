@@ -6,11 +6,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/tools"
 ANVIL_VERSION="1.7.1"
+SOLC_VERSION="0.8.28"
 ANVIL="$TOOLS/bin/anvil"
 # Guests build into their own target directory (the same rule as tests/src/guests.rs).
 GUEST_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/guests"
-GUESTS=(heartbeat probe chain-caller noop)
-EXAMPLES=(heartbeat)
+GUESTS=(heartbeat block-logger event-counter probe chain-caller noop recorder chain-probe)
+EXAMPLES=(heartbeat block-logger event-counter)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -28,13 +29,26 @@ ensure_anvil() {
     fi
     say "installing anvil $ANVIL_VERSION into tools/"
     command -v npm >/dev/null || { echo "npm is needed to install anvil" >&2; exit 1; }
-    mkdir -p "$TOOLS/npm" "$TOOLS/bin"
+    # Each npm tool gets its own prefix: npm prunes what a prefix's package.json lacks.
+    mkdir -p "$TOOLS/anvil" "$TOOLS/bin"
     npm install --silent --no-audit --no-fund --no-save --no-package-lock \
-        --prefix "$TOOLS/npm" "@foundry-rs/anvil-linux-amd64@$ANVIL_VERSION"
-    local bin="$TOOLS/npm/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+        --prefix "$TOOLS/anvil" "@foundry-rs/anvil-linux-amd64@$ANVIL_VERSION"
+    local bin="$TOOLS/anvil/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
     chmod +x "$bin"
     ln -sf "$bin" "$ANVIL"
     "$ANVIL" --version >/dev/null
+}
+
+# solc-js, pinned, from npm, into tools/ (only needed to rebuild the test contracts).
+ensure_solc() {
+    local solcjs="$TOOLS/solc/node_modules/solc/solc.js"
+    if [ -f "$solcjs" ] && node "$solcjs" --version 2>/dev/null | grep -q "$SOLC_VERSION"; then
+        return
+    fi
+    say "installing solc $SOLC_VERSION into tools/"
+    mkdir -p "$TOOLS/solc"
+    npm install --silent --no-audit --no-fund --no-save --no-package-lock \
+        --prefix "$TOOLS/solc" "solc@$SOLC_VERSION"
 }
 
 # Compiles every guest crate for wasm32-wasip2 and copies the examples to build/modules/.

@@ -4,7 +4,7 @@
 #[cfg(target_arch = "wasm32")]
 mod imp {
     use crate::Fault;
-    use crate::bindings::nexum::host::{local_store, logging};
+    use crate::bindings::nexum::host::{chain, local_store, logging};
 
     pub fn store_get(key: &str) -> Result<Option<Vec<u8>>, Fault> {
         local_store::get(key)
@@ -25,11 +25,27 @@ mod imp {
     pub fn log(level: logging::Level, message: &str) {
         logging::log(level, message)
     }
+
+    pub fn chain_request(
+        chain_id: u64,
+        method: &str,
+        params: &str,
+    ) -> Result<String, chain::ChainError> {
+        chain::request(chain_id, method, params)
+    }
+
+    pub fn chain_request_batch(
+        chain_id: u64,
+        requests: &[chain::RpcRequest],
+    ) -> Result<Vec<Result<String, chain::ChainError>>, chain::ChainError> {
+        chain::request_batch(chain_id, requests)
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 mod imp {
     use crate::Fault;
+    use crate::bindings::nexum::host::chain::{ChainError, RpcRequest};
     use crate::bindings::nexum::host::logging::Level;
     use crate::testing::with_host;
 
@@ -51,6 +67,20 @@ mod imp {
 
     pub fn log(level: Level, message: &str) {
         with_host(|h| h.log(level, message))
+    }
+
+    pub fn chain_request(chain_id: u64, method: &str, params: &str) -> Result<String, ChainError> {
+        with_host(|h| h.chain_request(chain_id, method, params))
+    }
+
+    pub fn chain_request_batch(
+        chain_id: u64,
+        requests: &[RpcRequest],
+    ) -> Result<Vec<Result<String, ChainError>>, ChainError> {
+        Ok(requests
+            .iter()
+            .map(|r| chain_request(chain_id, &r.method, &r.params))
+            .collect())
     }
 }
 

@@ -27,6 +27,8 @@
 //! ```
 //!
 //! - [`store`]: the module's private key-value store (bytes or serde JSON values);
+//! - [`chain`]: read-only JSON-RPC with `alloy` types: `eth_call` (raw or `sol!` calls,
+//!   reverts decoded), `block_number`, `get_logs`, batches, and `log.decode::<Event>()`;
 //! - [`log`] and the [`info!`]-style macros: log lines tagged with the module's name;
 //! - [`Config`]: typed access to `[config]`;
 //! - [`testing`] (native builds only): an in-memory host so module logic can be unit-tested
@@ -35,6 +37,7 @@
 //! All writes of one handler call commit together when it returns `Ok`, and are discarded
 //! when it returns `Err` or panics.
 
+pub mod chain;
 mod config;
 mod host;
 pub mod log;
@@ -52,11 +55,17 @@ pub mod bindings {
         pub_export_macro: true,
         default_bindings_module: "nexum_guest::bindings",
         export_macro_name: "export_world",
+        additional_derives: [PartialEq],
     });
 }
 
 pub use bindings::nexum::host::types::{Block, ChainLog, ChainLogs, Event, Fault, RateLimit, Tick};
 pub use config::Config;
+
+/// `alloy-primitives`, re-exported so modules use the same version as the SDK.
+pub use alloy_primitives as primitives;
+/// `alloy-sol-types` (with `sol!`), re-exported so modules use the same version as the SDK.
+pub use alloy_sol_types as sol_types;
 
 /// A keeper module. Implement `init` and the handlers for the events you subscribe to;
 /// the others do nothing.

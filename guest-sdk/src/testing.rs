@@ -22,6 +22,7 @@
 //! assert_eq!(host.store_json::<u64>("n"), Some(1));
 //! ```
 
+use crate::bindings::nexum::host::chain::ChainError;
 use crate::bindings::nexum::host::logging::Level;
 use crate::{Config, Event, Fault, Module, Tick};
 use std::cell::RefCell;
@@ -44,12 +45,18 @@ pub(crate) fn with_host<R>(f: impl FnOnce(&mut HostState) -> R) -> R {
     f(&mut state)
 }
 
+/// Answers a module's `chain` calls in tests: `(chain id, method, params JSON)` to a
+/// result JSON or an error.
+pub type ChainHandler = Box<dyn FnMut(u64, &str, &str) -> Result<String, ChainError>>;
+
 /// The state behind a [`TestHost`].
 #[derive(Default)]
 pub(crate) struct HostState {
     committed: BTreeMap<String, Vec<u8>>,
     pending: BTreeMap<String, Option<Vec<u8>>>,
     logs: Vec<(Level, String)>,
+    chain: Option<ChainHandler>,
+    chain_calls: Vec<(u64, String, String)>,
 }
 
 impl HostState {
@@ -81,6 +88,22 @@ impl HostState {
 
     pub fn log(&mut self, level: Level, message: &str) {
         self.logs.push((level, message.to_string()));
+    }
+
+    pub fn chain_request(
+        &mut self,
+        chain_id: u64,
+        method: &str,
+        params: &str,
+    ) -> Result<String, ChainError> {
+        self.chain_calls
+            .push((chain_id, method.to_string(), params.to_string()));
+        match self.chain.as_mut() {
+            Some(handler) => handler(chain_id, method, params),
+            None => Err(ChainError::Fault(Fault::Unsupported(
+                "no chain handler set: call TestHost::on_chain in the test".into(),
+            ))),
+        }
     }
 
     fn apply_pending_to(&self, view: &mut BTreeMap<String, Vec<u8>>) {
@@ -184,6 +207,19 @@ impl TestHost {
             .borrow_mut()
             .committed
             .insert(key.to_string(), value.to_vec());
+    }
+
+    /// Answers the module's `chain` calls with `handler`.
+    pub fn on_chain(
+        &self,
+        handler: impl FnMut(u64, &str, &str) -> Result<String, ChainError> + 'static,
+    ) {
+        self.state.borrow_mut().chain = Some(Box::new(handler));
+    }
+
+    /// Every `chain` call so far: `(chain id, method, params JSON)`.
+    pub fn chain_calls(&self) -> Vec<(u64, String, String)> {
+        self.state.borrow().chain_calls.clone()
     }
 
     /// Every log line so far, oldest first.

@@ -92,13 +92,9 @@ fn single_module_plan(args: &RunArgs) -> anyhow::Result<(BootPlan, Vec<String>)>
             .ok()
             .filter(|id| *id > 0)
             .with_context(|| format!("--chain {chain:?}: {id:?} is not a chain id"))?;
-        config.chains.insert(
-            id,
-            ChainConfig {
-                rpc_url: url.to_string(),
-                orderbook_url: None,
-            },
-        );
+        let chain_config = ChainConfig::new(url)
+            .map_err(|reason| anyhow::anyhow!("--chain {chain:?}: {reason}"))?;
+        config.chains.insert(id, chain_config);
     }
     config.modules.clear();
     let plan = BootPlan {

@@ -172,3 +172,27 @@ fn a_missing_module_file_is_one_clear_message_and_exit_1() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn runs_against_an_http_node_by_polling() {
+    let anvil = nexum_tests::anvil::Anvil::spawn_with(&["--block-time", "1"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = dir.path().join("engine.toml");
+    let examples = guests::workspace_root().join("examples");
+    std::fs::write(
+        &engine,
+        format!(
+            "[engine]\nstate_dir = \"state\"\n\n[chains.31337]\nrpc_url = \"{}\"\npoll_interval_ms = 200\n\n[[modules]]\npath = {:?}\nmanifest = {:?}\n",
+            anvil.http_url(),
+            guests::wasm("block-logger"),
+            examples.join("block-logger/module.toml"),
+        ),
+    )
+    .unwrap();
+    let running = Running::start(&["run", engine.to_str().unwrap()]);
+    let first = running.wait_for("on chain 31337");
+    let second = running.wait_for("on chain 31337");
+    assert!(first.contains("module=\"block-logger\""), "{first}");
+    assert_ne!(first, second);
+    assert_eq!(running.stop("-TERM"), 0);
+}

@@ -6,7 +6,7 @@
 
 use crate::error::ConfigError;
 use crate::event::ChainId;
-use crate::limits::{Limits, Supervision};
+use crate::limits::{DeliveryPolicy, Limits, Supervision};
 use crate::manifest::{LEGACY_MANIFEST_FILE, MANIFEST_FILE, ManifestLocation, ModuleManifest};
 use crate::supervisor::{BootPlan, ModuleSpec, WasmSource};
 use crate::{env_subst, toml_file};
@@ -33,7 +33,32 @@ pub struct ChainConfig {
     pub rpc_url: String,
     /// Overrides the CoW orderbook base URL for this chain (staging, a mock).
     pub orderbook_url: Option<String>,
+    /// Deadline of one JSON-RPC request to the node.
+    pub request_timeout_ms: u64,
+    /// How often an `http(s)://` node is polled for new blocks.
+    pub poll_interval_ms: u64,
 }
+
+impl ChainConfig {
+    /// A chain reached at `rpc_url`, with default timeouts. Fails on a URL nexum cannot use.
+    pub fn new(rpc_url: &str) -> Result<Self, String> {
+        check_url(rpc_url, &["ws", "wss", "http", "https"])?;
+        Ok(Self {
+            rpc_url: rpc_url.to_string(),
+            orderbook_url: None,
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
+            poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
+        })
+    }
+
+    /// Whether the node is reached over a websocket (live subscriptions) rather than polled.
+    pub fn is_websocket(&self) -> bool {
+        self.rpc_url.starts_with("ws://") || self.rpc_url.starts_with("wss://")
+    }
+}
+
+const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
+const DEFAULT_POLL_INTERVAL_MS: u64 = 1_000;
 
 /// One `[[modules]]` entry: the component and (optionally) its manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +88,8 @@ pub struct EngineConfig {
     pub limits: Limits,
     /// Retries, restarts and quarantine.
     pub supervision: Supervision,
+    /// How chain events are followed and delivered.
+    pub delivery: DeliveryPolicy,
     /// Modules to run.
     pub modules: Vec<ModuleEntry>,
 }
@@ -78,6 +105,7 @@ impl Default for EngineConfig {
             chains: BTreeMap::new(),
             limits: Limits::default(),
             supervision: Supervision::default(),
+            delivery: DeliveryPolicy::default(),
             modules: Vec::new(),
         }
     }
@@ -123,6 +151,19 @@ impl EngineConfig {
                     ),
                 ));
             }
+        }
+        if let Some(chain) = manifest
+            .extra_chains
+            .iter()
+            .find(|c| !self.chains.contains_key(c))
+        {
+            return Err(ConfigError::new(
+                &manifest.file,
+                "capabilities.chains",
+                format!(
+                    "chain {chain} has no RPC configured in the engine (add [chains.{chain}] with an rpc_url)"
+                ),
+            ));
         }
         self.limits.lowered_by(&manifest.limits).map_err(|raised| {
             ConfigError::new(
@@ -199,6 +240,8 @@ struct RawEngineConfig {
     #[serde(default)]
     supervision: Supervision,
     #[serde(default)]
+    delivery: DeliveryPolicy,
+    #[serde(default)]
     modules: Vec<RawModuleEntry>,
 }
 
@@ -238,6 +281,18 @@ fn default_log_level() -> String {
 struct RawChain {
     rpc_url: String,
     orderbook_url: Option<String>,
+    #[serde(default = "default_request_timeout_ms")]
+    request_timeout_ms: u64,
+    #[serde(default = "default_poll_interval_ms")]
+    poll_interval_ms: u64,
+}
+
+fn default_request_timeout_ms() -> u64 {
+    DEFAULT_REQUEST_TIMEOUT_MS
+}
+
+fn default_poll_interval_ms() -> u64 {
+    DEFAULT_POLL_INTERVAL_MS
 }
 
 #[derive(Deserialize)]
@@ -290,11 +345,24 @@ impl RawEngineConfig {
                 check_url(orderbook, &["http", "https"])
                     .map_err(|r| err(format!("chains.{key}.orderbook_url"), r))?;
             }
+            for (name, value) in [
+                ("request_timeout_ms", chain.request_timeout_ms),
+                ("poll_interval_ms", chain.poll_interval_ms),
+            ] {
+                if value == 0 {
+                    return Err(err(
+                        format!("chains.{key}.{name}"),
+                        "must be greater than 0".into(),
+                    ));
+                }
+            }
             chains.insert(
                 id,
                 ChainConfig {
                     rpc_url: chain.rpc_url,
                     orderbook_url: chain.orderbook_url,
+                    request_timeout_ms: chain.request_timeout_ms,
+                    poll_interval_ms: chain.poll_interval_ms,
                 },
             );
         }
@@ -355,6 +423,10 @@ impl RawEngineConfig {
             chains,
             limits,
             supervision: self.supervision,
+            delivery: self
+                .delivery
+                .validate()
+                .map_err(|(field, reason)| err(format!("delivery.{field}"), reason))?,
             modules,
         })
     }

@@ -32,7 +32,7 @@ pub use cron::CronSchedule;
 pub use engine_config::{ChainConfig, EngineConfig, LogFormat, ModuleEntry};
 pub use error::ConfigError;
 pub use event::{Block, ChainId, ChainLog, ChainLogs, Event, Tick};
-pub use limits::{LimitOverrides, Limits, Supervision};
+pub use limits::{DeliveryPolicy, LimitOverrides, Limits, Supervision};
 pub use manifest::{ComponentDigest, ManifestLocation, ModuleManifest, ModuleName};
 pub use subscription::{LogFilter, LogSubscription, Subscription};
 pub use supervisor::{

@@ -134,6 +134,47 @@ impl Default for Supervision {
     }
 }
 
+/// How chains are followed and their events delivered (`[delivery]` in `engine.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryPolicy {
+    /// Recent canonical blocks remembered per chain, to notice and undo reorgs.
+    pub reorg_depth: u64,
+    /// On a live websocket, how long after a new head its logs may still be arriving.
+    pub log_settle_ms: u64,
+    /// Largest block range of one `eth_getLogs` when catching up (halved when the node
+    /// refuses a range as too large).
+    pub get_logs_max_blocks: u64,
+    /// Most missed blocks replayed to a `block` subscription on resume; older ones are skipped.
+    pub max_block_catchup: u64,
+}
+
+impl Default for DeliveryPolicy {
+    fn default() -> Self {
+        Self {
+            reorg_depth: 64,
+            log_settle_ms: 250,
+            get_logs_max_blocks: 2_000,
+            max_block_catchup: 128,
+        }
+    }
+}
+
+impl DeliveryPolicy {
+    /// Checks the values make sense; on error returns the field and the reason.
+    pub fn validate(self) -> Result<Self, (String, String)> {
+        for (name, value) in [
+            ("reorg_depth", self.reorg_depth),
+            ("get_logs_max_blocks", self.get_logs_max_blocks),
+        ] {
+            if value == 0 {
+                return Err((name.to_string(), "must be greater than 0".to_string()));
+            }
+        }
+        Ok(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,6 +94,9 @@ pub struct ModuleManifest {
     pub component: Option<ComponentDigest>,
     /// The capabilities the module may import.
     pub capabilities: BTreeSet<Capability>,
+    /// Chains the module reads through `chain` without subscribing to them
+    /// (`[capabilities] chains`).
+    pub extra_chains: BTreeSet<ChainId>,
     /// What the module wants to receive, in manifest order.
     pub subscriptions: Vec<Subscription>,
     /// Limits the module asks to have lowered.
@@ -154,11 +157,13 @@ impl ModuleManifest {
         raw.validate(file)
     }
 
-    /// The chains this module's subscriptions read.
+    /// Every chain the module declared: those its subscriptions read plus
+    /// `[capabilities] chains`. The `chain` capability serves only these.
     pub fn chains(&self) -> BTreeSet<ChainId> {
         self.subscriptions
             .iter()
             .filter_map(Subscription::chain_id)
+            .chain(self.extra_chains.iter().copied())
             .collect()
     }
 }
@@ -190,6 +195,8 @@ struct RawModule {
 struct RawCapabilities {
     #[serde(default)]
     required: Vec<String>,
+    #[serde(default)]
+    chains: Vec<ChainId>,
 }
 
 #[derive(Deserialize)]
@@ -245,6 +252,7 @@ impl RawManifest {
             version: self.module.version,
             component,
             capabilities,
+            extra_chains: self.capabilities.chains.iter().copied().collect(),
             subscriptions,
             limits: self.limits,
             config: flatten_config(&self.config),
@@ -389,9 +397,17 @@ impl RawSubscription {
                 None => topics.push(vec![topic0]),
             }
         }
-        // Trailing wildcards add nothing.
+        // Trailing wildcards add nothing; order and repeats within a list mean nothing.
+        // Normalising lets modules with the same filter share one node subscription.
         while topics.last().is_some_and(Vec::is_empty) {
             topics.pop();
+        }
+        let mut addresses = addresses;
+        addresses.sort_unstable();
+        addresses.dedup();
+        for alternatives in &mut topics {
+            alternatives.sort_unstable();
+            alternatives.dedup();
         }
 
         if addresses.is_empty() && topics.is_empty() {

@@ -14,6 +14,7 @@ wasmtime::component::bindgen!({
     exports: {
         default: async,
     },
+    additional_derives: [PartialEq],
 });
 
 pub use nexum::cow::cow_api;

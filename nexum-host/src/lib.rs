@@ -13,6 +13,7 @@
 
 mod bindings;
 pub mod capabilities;
+pub mod chain;
 mod convert;
 mod engine;
 mod module;

@@ -1,6 +1,6 @@
 //! [`Runtime`]: a supervisor plus the sources that feed it, started and stopped together.
 
-use crate::sources::CronSource;
+use crate::sources::{CronSource, spawn_chain_sources};
 use crate::supervisor::{BootError, HostSupervisor};
 use nexum_core::{BootPlan, ModuleInfo, ShutdownSummary, Supervisor};
 use std::sync::Arc;
@@ -25,9 +25,10 @@ pub struct Runtime {
 impl Runtime {
     /// Boots every module of `plan` and starts the sources their subscriptions need.
     pub async fn start(plan: BootPlan) -> Result<Self, RuntimeError> {
+        let delivery = plan.config.delivery;
         let supervisor = Arc::new(HostSupervisor::boot(plan).await?);
         let (stop_sources, stop) = watch::channel(false);
-        let mut sources = Vec::new();
+        let mut sources = spawn_chain_sources(&supervisor, supervisor.chains(), delivery, &stop);
         let cron = CronSource::new(&supervisor.modules());
         if !cron.is_empty() {
             sources.push(tokio::spawn(cron.run(supervisor.clone(), stop)));
@@ -42,6 +43,11 @@ impl Runtime {
     /// The supervisor, to dispatch events of one's own or read module state.
     pub fn supervisor(&self) -> &Arc<HostSupervisor> {
         &self.supervisor
+    }
+
+    /// The counters of `chain` (subscriptions, requests), if it is configured.
+    pub fn chain_status(&self, chain: nexum_core::ChainId) -> Option<crate::chain::ChainStatus> {
+        self.supervisor.chains().status(chain)
     }
 
     /// The loaded modules and their current status.

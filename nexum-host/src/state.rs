@@ -1,12 +1,21 @@
 //! [`ModuleState`]: the data inside one module's wasmtime `Store`.
 
 use crate::bindings;
+use crate::capabilities::chain::ChainAccess;
 use crate::capabilities::local_store::{LocalStoreCtx, ModuleStore, PendingWrites};
 use crate::capabilities::logging::{ModuleLogger, ModuleOutput};
 use nexum_core::Limits;
 use std::time::Instant;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// What one module may reach through its capabilities; cloned into each fresh instance.
+#[derive(Clone)]
+pub(crate) struct ModuleCapabilities {
+    pub logger: ModuleLogger,
+    pub store: ModuleStore,
+    pub chain: ChainAccess,
+}
 
 /// Everything one module instance can reach, plus the bookkeeping of its current call.
 pub struct ModuleState {
@@ -15,13 +24,19 @@ pub struct ModuleState {
     limits: StoreLimits,
     pub(crate) logger: ModuleLogger,
     store: ModuleStore,
+    pub(crate) chain: ChainAccess,
     pending: PendingWrites,
     /// When the current call must stop; checked on every epoch tick.
     pub(crate) deadline: Instant,
 }
 
 impl ModuleState {
-    pub(crate) fn new(logger: ModuleLogger, store: ModuleStore, limits: &Limits) -> Self {
+    pub(crate) fn new(capabilities: ModuleCapabilities, limits: &Limits) -> Self {
+        let ModuleCapabilities {
+            logger,
+            store,
+            chain,
+        } = capabilities;
         // WASI with nothing granted: no files, no environment, no arguments, no sockets.
         // Clocks and randomness work; stdout and stderr become log lines.
         let wasi = WasiCtxBuilder::new()
@@ -41,6 +56,7 @@ impl ModuleState {
                 .build(),
             logger,
             store,
+            chain,
             pending: PendingWrites::default(),
             deadline: Instant::now(),
         }

@@ -118,3 +118,85 @@ impl TestEngine {
             .map(|v| String::from_utf8(v).expect("test values are UTF-8"))
     }
 }
+
+/// A whole runtime (supervisor plus cron and chain sources) on a fresh store.
+pub struct TestRuntime {
+    /// The runtime under test.
+    pub runtime: nexum_host::Runtime,
+    /// Holds the store; removed when dropped.
+    pub dir: TempDir,
+}
+
+/// Starts `modules` with their sources under `config` on a fresh store.
+pub async fn run(modules: Vec<TestModule>, config: EngineConfig) -> TestRuntime {
+    let dir = tempfile::tempdir().expect("creating a temporary state directory");
+    run_in(dir, modules, config).await
+}
+
+/// Starts `modules` with their sources, with state in `dir`.
+pub async fn run_in(
+    dir: TempDir,
+    modules: Vec<TestModule>,
+    mut config: EngineConfig,
+) -> TestRuntime {
+    config.state_dir = dir.path().join("state");
+    let modules = modules.into_iter().map(|m| spec(dir.path(), m)).collect();
+    let runtime = nexum_host::Runtime::start(BootPlan { config, modules })
+        .await
+        .unwrap_or_else(|e| panic!("runtime did not start: {e}"));
+    TestRuntime { runtime, dir }
+}
+
+impl TestRuntime {
+    /// The committed value of `key` in `module`'s store.
+    pub fn read(&self, module: &str, key: &str) -> Option<String> {
+        self.runtime
+            .supervisor()
+            .state()
+            .read(&ModuleName::new(module).expect("valid module name"), key)
+            .expect("reading the store")
+            .map(|v| String::from_utf8(v).expect("test values are UTF-8"))
+    }
+
+    /// What a `recorder` module recorded, in arrival order.
+    pub fn recorded(&self, module: &str) -> Vec<serde_json::Value> {
+        let n: usize = self.read(module, "n").map_or(0, |n| n.parse().unwrap());
+        (0..n)
+            .map(|i| {
+                let text = self
+                    .read(module, &format!("e/{i:08}"))
+                    .unwrap_or_else(|| panic!("{module} is missing event {i}"));
+                serde_json::from_str(&text).unwrap()
+            })
+            .collect()
+    }
+
+    /// Waits until `module` has recorded a block event for `number` (or panics after 30 s).
+    pub async fn wait_for_block(&self, module: &str, number: u64) {
+        let found = wait_until(std::time::Duration::from_secs(30), || {
+            self.recorded(module)
+                .iter()
+                .any(|e| e["kind"] == "block" && e["number"] == number)
+        })
+        .await;
+        assert!(
+            found,
+            "{module} never recorded block {number}: {:#?}",
+            self.recorded(module)
+        );
+    }
+}
+
+/// Polls `condition` every 25 ms until it holds (true) or `timeout` passes (false).
+pub async fn wait_until(timeout: std::time::Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}

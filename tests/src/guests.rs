@@ -10,7 +10,16 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Every guest crate in the workspace.
-pub const GUESTS: &[&str] = &["heartbeat", "probe", "chain-caller", "noop"];
+pub const GUESTS: &[&str] = &[
+    "heartbeat",
+    "block-logger",
+    "event-counter",
+    "probe",
+    "chain-caller",
+    "noop",
+    "recorder",
+    "chain-probe",
+];
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {

@@ -2,9 +2,14 @@
 //!
 //! - [`guests`]: compiles the example and fixture modules for `wasm32-wasip2` (once per
 //!   test run) and finds their `.wasm` files;
-//! - [`engine`]: boots a real [`HostSupervisor`](nexum_host::HostSupervisor) with those
-//!   modules on a fresh fjall store in a temporary directory.
+//! - [`engine`]: boots a real [`HostSupervisor`](nexum_host::HostSupervisor) (or a whole
+//!   [`Runtime`](nexum_host::Runtime)) with those modules on a fresh fjall store;
+//! - [`anvil`]: a real local chain node on a free port, and the test contract;
+//! - [`proxy`]: a TCP proxy to watch and cut the wire between nexum and the node;
+//! - [`logs`]: captured `tracing` output.
 
+pub mod anvil;
 pub mod engine;
 pub mod guests;
 pub mod logs;
+pub mod proxy;

@@ -85,3 +85,13 @@ impl Visit for Fields {
         }
     }
 }
+
+/// Prints log lines to the test's output when `RUST_LOG` is set (for debugging a test).
+pub fn print_from_env() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}

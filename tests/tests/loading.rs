@@ -85,13 +85,9 @@ async fn a_subscription_to_an_unconfigured_chain_is_refused() {
 #[tokio::test]
 async fn a_subscription_to_a_configured_chain_is_admitted() {
     let mut config = test_config();
-    config.chains.insert(
-        10,
-        ChainConfig {
-            rpc_url: "ws://127.0.0.1:1".into(),
-            orderbook_url: None,
-        },
-    );
+    config
+        .chains
+        .insert(10, ChainConfig::new("ws://127.0.0.1:1").unwrap());
     let module = TestModule::new(
         "probe",
         "p",

@@ -215,3 +215,10 @@ fn locates_current_and_legacy_manifests() {
     assert!(!found.legacy);
     assert_eq!(found.path, dir.path().join(MANIFEST_FILE));
 }
+
+#[test]
+fn extra_chains_are_declared_chains() {
+    let m = parse("[module]\nname = \"a\"\nversion = \"1\"\n[capabilities]\nrequired = [\"chain\"]\nchains = [100]\n[[subscription]]\nkind = \"block\"\nchain_id = 1\n")
+        .unwrap();
+    assert_eq!(m.chains().into_iter().collect::<Vec<_>>(), vec![1, 100]);
+}

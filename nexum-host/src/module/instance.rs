@@ -4,11 +4,10 @@
 use super::loader::LoadedModule;
 use crate::bindings::CowModule;
 use crate::bindings::types as wit;
-use crate::capabilities::local_store::{EngineWrite, ModuleStore};
-use crate::capabilities::logging::ModuleLogger;
+use crate::capabilities::local_store::EngineWrite;
 use crate::convert::describe_fault;
 use crate::engine::WasmEngine;
-use crate::state::ModuleState;
+use crate::state::{ModuleCapabilities, ModuleState};
 use nexum_core::{Event, Limits};
 use std::time::{Duration, Instant};
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -37,14 +36,10 @@ impl ModuleInstance {
     pub async fn start(
         engine: &WasmEngine,
         module: &LoadedModule,
-        module_store: ModuleStore,
+        capabilities: ModuleCapabilities,
     ) -> Result<Self, CallResult> {
         let limits = module.limits;
-        let logger = ModuleLogger::new(module.manifest.name.as_str());
-        let mut store = Store::new(
-            &engine.engine,
-            ModuleState::new(logger, module_store, &limits),
-        );
+        let mut store = Store::new(&engine.engine, ModuleState::new(capabilities, &limits));
         store.limiter(|state| state.limiter());
         store.epoch_deadline_callback(|ctx| {
             if Instant::now() >= ctx.data().deadline {

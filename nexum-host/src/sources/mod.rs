@@ -1,7 +1,13 @@
 //! Event sources: where events come from. A source knows nothing about wasm; it reads the
 //! subscriptions from [`Supervisor::modules`](nexum_core::Supervisor::modules) and hands
-//! events to [`Supervisor::try_dispatch`](nexum_core::Supervisor::try_dispatch).
+//! events to the supervisor.
+//!
+//! - [`CronSource`]: cron ticks;
+//! - `chain`: blocks and logs (a follower per chain, a feed per distinct log filter, a
+//!   driver per module and chain).
 
+mod chain;
 mod cron;
 
+pub(crate) use chain::spawn as spawn_chain_sources;
 pub use cron::CronSource;

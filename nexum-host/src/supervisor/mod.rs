@@ -6,9 +6,13 @@
 
 mod worker;
 
+use crate::capabilities::chain::ChainAccess;
 use crate::capabilities::local_store::{StateStore, StoreError};
+use crate::capabilities::logging::ModuleLogger;
+use crate::chain::{ChainPool, ConnectError};
 use crate::engine::{EngineError, WasmEngine};
 use crate::module::{LoadError, load};
+use crate::state::ModuleCapabilities;
 use nexum_core::{
     BootPlan, ConfigError, Delivery, DispatchError, ModuleInfo, ModuleStatus, ModuleTotals,
     Outcome, ShutdownSummary, Supervisor,
@@ -45,6 +49,9 @@ pub enum BootError {
     /// The wasm engine could not be built.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// A chain could not be connected, or serves the wrong chain.
+    #[error(transparent)]
+    Chain(#[from] ConnectError),
 }
 
 /// A running module as the supervisor sees it.
@@ -59,6 +66,7 @@ pub struct HostSupervisor {
     modules: Vec<ModuleHandle>,
     by_name: BTreeMap<String, usize>,
     store: StateStore,
+    chains: Arc<ChainPool>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -67,6 +75,11 @@ impl HostSupervisor {
     /// The state database, for read-only views (`nexum store`, embedders).
     pub fn state(&self) -> &StateStore {
         &self.store
+    }
+
+    /// The chain clients, shared with the chain event sources.
+    pub fn chains(&self) -> &Arc<ChainPool> {
+        &self.chains
     }
 
     fn handle(&self, module: &str) -> Result<&ModuleHandle, DispatchError> {
@@ -118,6 +131,8 @@ impl Supervisor for HostSupervisor {
             source,
         })?;
 
+        let chains = Arc::new(ChainPool::connect(&config.chains).await?);
+
         let (shutdown, _) = watch::channel(false);
         let mut modules = Vec::with_capacity(loaded.len());
         let mut tasks = Vec::with_capacity(loaded.len());
@@ -139,10 +154,15 @@ impl Supervisor for HostSupervisor {
                 component: module.digest.clone(),
                 status: ModuleStatus::Running,
             };
+            let capabilities = ModuleCapabilities {
+                logger: ModuleLogger::new(manifest.name.as_str()),
+                store: module_store,
+                chain: ChainAccess::new(chains.clone(), manifest.chains()),
+            };
             let mut worker = Worker::new(
                 engine.clone(),
                 module.clone(),
-                module_store,
+                capabilities,
                 config.supervision,
                 shared.clone(),
             );
@@ -166,6 +186,7 @@ impl Supervisor for HostSupervisor {
             modules,
             by_name,
             store,
+            chains,
             shutdown,
             tasks: Mutex::new(tasks),
         })

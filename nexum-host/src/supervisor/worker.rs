@@ -1,9 +1,9 @@
 //! One module's worker task: takes its events one at a time, in order, and keeps the module
 //! alive — retrying `err`s, restarting after traps, quarantining after repeated failure.
 
-use crate::capabilities::local_store::ModuleStore;
 use crate::engine::WasmEngine;
 use crate::module::{CallResult, LoadedModule, ModuleInstance};
+use crate::state::ModuleCapabilities;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use nexum_core::{Delivery, ModuleStatus, Outcome, Supervision};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,7 +43,7 @@ impl WorkerShared {
 pub(crate) struct Worker {
     pub engine: Arc<WasmEngine>,
     pub module: Arc<LoadedModule>,
-    pub store: ModuleStore,
+    pub capabilities: ModuleCapabilities,
     pub policy: Supervision,
     pub shared: Arc<WorkerShared>,
     instance: Option<ModuleInstance>,
@@ -64,7 +64,7 @@ impl Worker {
     pub fn new(
         engine: Arc<WasmEngine>,
         module: Arc<LoadedModule>,
-        store: ModuleStore,
+        capabilities: ModuleCapabilities,
         policy: Supervision,
         shared: Arc<WorkerShared>,
     ) -> Self {
@@ -72,7 +72,7 @@ impl Worker {
         Self {
             engine,
             module,
-            store,
+            capabilities,
             policy,
             shared,
             instance: None,
@@ -88,7 +88,7 @@ impl Worker {
     /// Starts the first instance (running `init`). A module whose `init` fails at boot is
     /// quarantined at once: a broken configuration does not heal by retrying.
     pub async fn boot(&mut self) -> Result<(), String> {
-        match ModuleInstance::start(&self.engine, &self.module, self.store.clone()).await {
+        match ModuleInstance::start(&self.engine, &self.module, self.capabilities.clone()).await {
             Ok(instance) => {
                 self.instance = Some(instance);
                 self.shared.set_status(ModuleStatus::Running);
@@ -225,7 +225,7 @@ impl Worker {
             "restarting module"
         );
         sleep_or_shutdown(wait, shutdown).await?;
-        match ModuleInstance::start(&self.engine, &self.module, self.store.clone()).await {
+        match ModuleInstance::start(&self.engine, &self.module, self.capabilities.clone()).await {
             Ok(instance) => {
                 self.instance = Some(instance);
                 self.shared.set_status(ModuleStatus::Running);

@@ -1,8 +1,12 @@
 //! `chain`: read-only JSON-RPC against the chains a module declared.
 //!
-//! Until the provider pool lands, every call answers `fault.unsupported` naming the engine
-//! configuration that is missing.
+//! The backend ([`ChainAccess`]) checks the chain and the method, validates params and
+//! forwards raw JSON through the provider pool; the glue maps every failure to the WIT
+//! `chain-error` in one place.
 
+mod allowlist;
+mod backend;
 mod host;
 
+pub(crate) use backend::ChainAccess;
 pub(crate) use host::link;

@@ -1,0 +1,316 @@
+//! One chain's JSON-RPC client: raw requests and batches for modules, typed reads for the
+//! event sources, and subscriptions on websockets. Every request has a deadline.
+
+use super::error::NodeError;
+use super::wire::{BlockRecord, LogRange, RpcHeader, RpcLog, filter_json};
+use alloy_primitives::{B256, U64};
+use alloy_pubsub::RawSubscription;
+use alloy_rpc_client::{ClientBuilder, RpcClient};
+use alloy_transport_ws::WsConnect;
+use nexum_core::{ChainConfig, ChainId, ChainLog, LogFilter};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+
+/// Items buffered per subscription before a slow reader starts missing some (a miss is
+/// noticed and filled from the chain).
+const SUBSCRIPTION_BUFFER: usize = 4096;
+
+/// Counters kept per chain, for tests, metrics and health.
+#[derive(Debug, Default)]
+pub(crate) struct ClientCounters {
+    pub head_subscriptions: AtomicU64,
+    pub log_subscriptions: AtomicU64,
+    pub requests: AtomicU64,
+    pub failed_requests: AtomicU64,
+}
+
+/// The client of one configured chain.
+pub struct ChainClient {
+    chain_id: ChainId,
+    /// Scheme, host and port only: full URLs often carry API keys.
+    endpoint: String,
+    client: RpcClient,
+    websocket: bool,
+    timeout: Duration,
+    poll_interval: Duration,
+    pub(crate) counters: ClientCounters,
+}
+
+impl ChainClient {
+    /// Connects to `config.rpc_url` (websocket or HTTP, by scheme).
+    pub(crate) async fn connect(
+        chain_id: ChainId,
+        config: &ChainConfig,
+    ) -> Result<Self, NodeError> {
+        let timeout = Duration::from_millis(config.request_timeout_ms);
+        let url: url::Url = config
+            .rpc_url
+            .parse()
+            .map_err(|e| NodeError::InvalidRequest(format!("invalid URL: {e}")))?;
+        let endpoint = redact(&url);
+        let websocket = config.is_websocket();
+        let client = if websocket {
+            // Reconnect for as long as it takes; gaps are filled from the chain afterwards.
+            let connect = WsConnect::new(config.rpc_url.clone())
+                .with_max_retries(u32::MAX)
+                .with_retry_interval(Duration::from_millis(500));
+            let client = tokio::time::timeout(timeout, ClientBuilder::default().ws(connect))
+                .await
+                .map_err(|_| NodeError::Timeout(timeout))?
+                .map_err(NodeError::from_rpc)?;
+            client.set_channel_size(SUBSCRIPTION_BUFFER);
+            client
+        } else {
+            ClientBuilder::default().http(url)
+        };
+        Ok(Self {
+            chain_id,
+            endpoint,
+            client,
+            websocket,
+            timeout,
+            poll_interval: Duration::from_millis(config.poll_interval_ms),
+            counters: ClientCounters::default(),
+        })
+    }
+
+    pub fn chain_id(&self) -> ChainId {
+        self.chain_id
+    }
+
+    /// Where the node is, without credentials.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn is_websocket(&self) -> bool {
+        self.websocket
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        self.poll_interval
+    }
+
+    /// One request with raw JSON params and result (passed through untouched).
+    pub async fn request_raw(
+        &self,
+        method: String,
+        params: Box<RawValue>,
+    ) -> Result<Box<RawValue>, NodeError> {
+        let call = self
+            .client
+            .request::<Box<RawValue>, Box<RawValue>>(method, params);
+        self.deadline(call).await
+    }
+
+    /// One JSON-RPC batch (a single message on the wire); results in request order.
+    pub async fn batch_raw(
+        &self,
+        calls: Vec<(String, Box<RawValue>)>,
+    ) -> Result<Vec<Result<Box<RawValue>, NodeError>>, NodeError> {
+        let mut batch = self.client.new_batch();
+        let mut waiters = Vec::with_capacity(calls.len());
+        for (method, params) in calls {
+            let waiter = batch
+                .add_call::<Box<RawValue>, Box<RawValue>>(method, &params)
+                .map_err(NodeError::from_rpc)?;
+            waiters.push(waiter);
+        }
+        self.count_request();
+        tokio::time::timeout(self.timeout, batch.send())
+            .await
+            .map_err(|_| self.failed(NodeError::Timeout(self.timeout)))?
+            .map_err(|e| self.failed(NodeError::from_rpc(e)))?;
+        let mut results = Vec::with_capacity(waiters.len());
+        for waiter in waiters {
+            results.push(waiter.await.map_err(NodeError::from_rpc));
+        }
+        Ok(results)
+    }
+
+    /// A typed request.
+    pub async fn call<P, R>(&self, method: &'static str, params: P) -> Result<R, NodeError>
+    where
+        P: Serialize + Clone + std::fmt::Debug + Send + Sync + Unpin + 'static,
+        R: DeserializeOwned + std::fmt::Debug + Send + Sync + Unpin + 'static,
+    {
+        let call = self.client.request::<P, R>(method, params);
+        self.deadline(call).await
+    }
+
+    /// `eth_chainId`.
+    pub async fn remote_chain_id(&self) -> Result<u64, NodeError> {
+        let id: U64 = self.call("eth_chainId", ()).await?;
+        Ok(id.to())
+    }
+
+    /// The newest block.
+    pub async fn latest_block(&self) -> Result<BlockRecord, NodeError> {
+        self.block("eth_getBlockByNumber", serde_json::json!(["latest", false]))
+            .await?
+            .ok_or_else(|| NodeError::Malformed("no latest block".into()))
+    }
+
+    /// The canonical block at `number`, if the chain is that long.
+    pub async fn block_by_number(&self, number: u64) -> Result<Option<BlockRecord>, NodeError> {
+        self.block(
+            "eth_getBlockByNumber",
+            serde_json::json!([format!("{number:#x}"), false]),
+        )
+        .await
+    }
+
+    /// The block with `hash`, canonical or not, if the node has it.
+    pub async fn block_by_hash(&self, hash: B256) -> Result<Option<BlockRecord>, NodeError> {
+        self.block("eth_getBlockByHash", serde_json::json!([hash, false]))
+            .await
+    }
+
+    async fn block(
+        &self,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> Result<Option<BlockRecord>, NodeError> {
+        let header: Option<RpcHeader> = self.call(method, params).await?;
+        Ok(header.map(|h| BlockRecord::from_header(self.chain_id, h)))
+    }
+
+    /// The logs matching `filter` in `range`, in chain order.
+    pub async fn logs(
+        &self,
+        filter: &LogFilter,
+        range: LogRange,
+    ) -> Result<Vec<ChainLog>, NodeError> {
+        let logs: Vec<RpcLog> = self
+            .call("eth_getLogs", [filter_json(filter, Some(range))])
+            .await?;
+        Ok(logs.into_iter().map(ChainLog::from).collect())
+    }
+
+    /// A `newHeads` subscription (websocket only).
+    pub async fn subscribe_heads(&self) -> Result<HeadSubscription, NodeError> {
+        let raw = self.subscribe(serde_json::json!(["newHeads"])).await?;
+        self.counters
+            .head_subscriptions
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(HeadSubscription {
+            raw,
+            chain_id: self.chain_id,
+        })
+    }
+
+    /// A `logs` subscription for `filter` (websocket only).
+    pub async fn subscribe_logs(&self, filter: &LogFilter) -> Result<LogSubscription, NodeError> {
+        let raw = self
+            .subscribe(serde_json::json!(["logs", filter_json(filter, None)]))
+            .await?;
+        self.counters
+            .log_subscriptions
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(LogSubscription { raw })
+    }
+
+    async fn subscribe(&self, params: serde_json::Value) -> Result<RawSubscription, NodeError> {
+        if !self.websocket {
+            return Err(NodeError::InvalidRequest(
+                "subscriptions need a websocket node".into(),
+            ));
+        }
+        let id: B256 = self.call("eth_subscribe", params).await?;
+        Ok(self.client.get_raw_subscription(id).await)
+    }
+
+    async fn deadline<T>(
+        &self,
+        call: impl Future<Output = alloy_transport::TransportResult<T>>,
+    ) -> Result<T, NodeError> {
+        self.count_request();
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(self.failed(NodeError::from_rpc(e))),
+            Err(_) => Err(self.failed(NodeError::Timeout(self.timeout))),
+        }
+    }
+
+    fn count_request(&self) {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn failed(&self, error: NodeError) -> NodeError {
+        self.counters
+            .failed_requests
+            .fetch_add(1, Ordering::Relaxed);
+        error
+    }
+}
+
+/// What a subscription yields next.
+pub(crate) enum Next<T> {
+    Item(T),
+    /// Items were dropped (the reader fell behind, or the socket reconnected): fill the
+    /// gap from the chain.
+    Missed,
+    /// The subscription is gone for good.
+    Closed,
+}
+
+/// New heads, as the node announces them.
+pub struct HeadSubscription {
+    raw: RawSubscription,
+    chain_id: ChainId,
+}
+
+impl HeadSubscription {
+    pub(crate) async fn next(&mut self) -> Next<BlockRecord> {
+        loop {
+            match self.raw.recv().await {
+                Ok(json) => match serde_json::from_str::<RpcHeader>(json.get()) {
+                    Ok(header) => {
+                        return Next::Item(BlockRecord::from_header(self.chain_id, header));
+                    }
+                    Err(e) => {
+                        tracing::warn!(chain = self.chain_id, error = %e, "ignoring a malformed head")
+                    }
+                },
+                Err(RecvError::Lagged(_)) => return Next::Missed,
+                Err(RecvError::Closed) => return Next::Closed,
+            }
+        }
+    }
+}
+
+/// Logs matching one filter, as the node announces them.
+pub struct LogSubscription {
+    raw: RawSubscription,
+}
+
+impl LogSubscription {
+    pub(crate) async fn next(&mut self) -> Next<ChainLog> {
+        loop {
+            match self.raw.recv().await {
+                Ok(json) => match serde_json::from_str::<RpcLog>(json.get()) {
+                    Ok(log) => return Next::Item(log.into()),
+                    Err(e) => tracing::warn!(error = %e, "ignoring a malformed log"),
+                },
+                Err(RecvError::Lagged(_)) => return Next::Missed,
+                Err(RecvError::Closed) => return Next::Closed,
+            }
+        }
+    }
+}
+
+fn redact(url: &url::Url) -> String {
+    match url.port() {
+        Some(port) => format!(
+            "{}://{}:{port}",
+            url.scheme(),
+            url.host_str().unwrap_or_default()
+        ),
+        None => format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()),
+    }
+}

@@ -1,0 +1,97 @@
+//! Errors from talking to a node, classified once for every caller.
+
+use alloy_json_rpc::RpcError;
+use alloy_transport::TransportErrorKind;
+use serde_json::value::RawValue;
+use std::time::Duration;
+
+/// A failed JSON-RPC exchange with a node.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NodeError {
+    /// The node answered with a JSON-RPC error object.
+    #[error("node error {code}: {message}")]
+    Rpc {
+        /// The JSON-RPC error code.
+        code: i64,
+        /// The error message.
+        message: String,
+        /// The raw `data` member, if any (revert data is a hex string).
+        data: Option<String>,
+    },
+    /// The node (or a proxy) asked us to slow down.
+    #[error("rate limited{}", retry_after.map(|d| format!(" (retry after {} ms)", d.as_millis())).unwrap_or_default())]
+    RateLimited {
+        /// How long to wait, when the server said.
+        retry_after: Option<Duration>,
+    },
+    /// No answer within the request timeout.
+    #[error("the node did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The node could not be reached (connection refused, closed, HTTP failure).
+    #[error("node unavailable: {0}")]
+    Unavailable(String),
+    /// The node answered something that is not what the method returns.
+    #[error("malformed answer from the node: {0}")]
+    Malformed(String),
+    /// The request could not be built (bad params).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+/// JSON-RPC error codes that mean "too many requests" in practice.
+const RATE_LIMIT_CODES: [i64; 2] = [-32005, 429];
+
+impl NodeError {
+    /// Classifies an alloy transport result error.
+    pub(crate) fn from_rpc(error: RpcError<TransportErrorKind>) -> Self {
+        match error {
+            RpcError::ErrorResp(payload) if RATE_LIMIT_CODES.contains(&payload.code) => {
+                NodeError::RateLimited { retry_after: None }
+            }
+            RpcError::ErrorResp(payload) => NodeError::Rpc {
+                code: payload.code,
+                message: payload.message.into_owned(),
+                data: payload.data.map(|d: Box<RawValue>| d.get().to_string()),
+            },
+            RpcError::Transport(TransportErrorKind::HttpErrorWithRetryAfter {
+                error,
+                retry_after,
+            }) => {
+                if error.status == 429 {
+                    NodeError::RateLimited {
+                        retry_after: Some(retry_after),
+                    }
+                } else {
+                    NodeError::Unavailable(format!("HTTP {}: {}", error.status, short(&error.body)))
+                }
+            }
+            RpcError::Transport(TransportErrorKind::HttpError(error)) if error.status == 429 => {
+                NodeError::RateLimited { retry_after: None }
+            }
+            RpcError::Transport(TransportErrorKind::HttpError(error)) => {
+                NodeError::Unavailable(format!("HTTP {}: {}", error.status, short(&error.body)))
+            }
+            RpcError::Transport(kind) => NodeError::Unavailable(kind.to_string()),
+            RpcError::NullResp => NodeError::Malformed("null result".into()),
+            RpcError::DeserError { err, .. } => NodeError::Malformed(err.to_string()),
+            RpcError::SerError(err) => NodeError::InvalidRequest(err.to_string()),
+            RpcError::LocalUsageError(err) => NodeError::InvalidRequest(err.to_string()),
+            RpcError::UnsupportedFeature(feature) => {
+                NodeError::Unavailable(format!("unsupported: {feature}"))
+            }
+        }
+    }
+
+    /// Whether asking again later may succeed (as opposed to a definite answer).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            NodeError::RateLimited { .. } | NodeError::Timeout(_) | NodeError::Unavailable(_)
+        )
+    }
+}
+
+fn short(body: &str) -> &str {
+    let end = body.char_indices().nth(200).map_or(body.len(), |(i, _)| i);
+    &body[..end]
+}

@@ -1,0 +1,18 @@
+//! Reaching chains: one JSON-RPC client per configured chain (the provider pool), shared by
+//! the `chain` capability and the chain event sources.
+//!
+//! - [`pool`]: connecting every chain at boot and checking its `eth_chainId`;
+//! - [`client`]: one chain's client: raw requests and batches, typed reads (blocks, logs),
+//!   subscriptions, per-request timeouts;
+//! - [`error`]: what can go wrong talking to a node, classified once;
+//! - [`wire`]: the JSON shapes nexum reads from nodes, and log-filter JSON and blooms.
+
+pub(crate) mod client;
+pub(crate) mod error;
+pub(crate) mod pool;
+pub(crate) mod wire;
+
+pub(crate) use client::ChainClient;
+pub use error::NodeError;
+pub use pool::{ChainPool, ChainStatus, ConnectError};
+pub(crate) use wire::BlockRecord;

@@ -1,0 +1,263 @@
+//! A real local chain: Anvil, spawned on a free loopback port, and the test contract.
+//!
+//! Anvil comes from the project's own set-up (`scripts/test.sh` installs it into `tools/`);
+//! a missing Anvil fails the test with the command that installs it — never a silent skip.
+
+use alloy_primitives::{Address, B256, Bytes, U256};
+use alloy_rpc_client::{ClientBuilder, RpcClient};
+use alloy_sol_types::{SolCall, sol};
+use serde_json::{Value, json};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+sol! {
+    /// The test contract, `tests/contracts/Emitter.sol`.
+    contract Emitter {
+        event Ping(address indexed sender, uint256 indexed seq, bytes payload);
+        event Pong(uint256 indexed seq, string note);
+        error TooEarly(uint256 at);
+        function count() external view returns (uint256);
+        function ping(uint256 seq, bytes calldata payload) external;
+        function pong(uint256 seq, string calldata note) external;
+        function burst(uint256 n) external;
+        function fail(string calldata why) external pure;
+        function failCustom(uint256 at) external pure;
+    }
+}
+
+/// The deployable bytecode of the test contract (rebuilt by `scripts/build-contracts.sh`).
+pub const EMITTER_BYTECODE: &str = include_str!("../contracts/Emitter.bin");
+
+/// Anvil's chain id.
+pub const CHAIN_ID: u64 = 31337;
+
+/// Where the Anvil binary is: `$NEXUM_ANVIL`, else `tools/bin/anvil` in the workspace.
+pub fn anvil_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("NEXUM_ANVIL") {
+        return PathBuf::from(path);
+    }
+    let path = crate::guests::workspace_root().join("tools/bin/anvil");
+    assert!(
+        path.is_file(),
+        "Anvil is not installed at {}: run scripts/test.sh (it installs the pinned Anvil into tools/)",
+        path.display()
+    );
+    path
+}
+
+/// A running Anvil, killed when dropped.
+pub struct Anvil {
+    child: Child,
+    port: u16,
+    client: RpcClient,
+    args: Vec<String>,
+}
+
+impl Anvil {
+    /// Anvil that mines a block for every transaction (and on `mine`).
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Anvil with extra command-line arguments (e.g. `["--block-time", "1"]`).
+    pub async fn spawn_with(args: &[&str]) -> Self {
+        Self::spawn_on(free_port(), args.iter().map(|s| s.to_string()).collect()).await
+    }
+
+    async fn spawn_on(port: u16, args: Vec<String>) -> Self {
+        let child = Command::new(anvil_binary())
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--silent",
+            ])
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting anvil");
+        let url = format!("http://127.0.0.1:{port}").parse().unwrap();
+        let client = ClientBuilder::default().http(url);
+        let anvil = Self {
+            child,
+            port,
+            client,
+            args,
+        };
+        anvil.wait_ready().await;
+        anvil
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self
+                .client
+                .request_noparams::<Value>("eth_chainId")
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("anvil on port {} did not become ready", self.port);
+    }
+
+    /// Stops this Anvil and starts a new one on the same port with the same arguments
+    /// (the chain starts over unless the arguments persist state).
+    pub async fn restart(mut self) -> Self {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (port, args) = (self.port, std::mem::take(&mut self.args));
+        Self::spawn_on(port, args).await
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `ws://127.0.0.1:<port>`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// One JSON-RPC call.
+    pub async fn rpc(&self, method: &'static str, params: Value) -> Value {
+        self.client
+            .request::<Value, Value>(method, params.clone())
+            .await
+            .unwrap_or_else(|e| panic!("anvil {method} {params}: {e}"))
+    }
+
+    /// The latest block number.
+    pub async fn block_number(&self) -> u64 {
+        hex_u64(&self.rpc("eth_blockNumber", json!([])).await)
+    }
+
+    /// Mines `blocks` empty blocks.
+    pub async fn mine(&self, blocks: u64) {
+        self.rpc("anvil_mine", json!([format!("{blocks:#x}")]))
+            .await;
+    }
+
+    /// The first dev account (unlocked, funded).
+    pub async fn dev_account(&self) -> Address {
+        let accounts = self.rpc("eth_accounts", json!([])).await;
+        accounts[0].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Sends a transaction from the first dev account and waits for its receipt.
+    pub async fn send(&self, to: Option<Address>, data: &[u8]) -> Value {
+        let from = self.dev_account().await;
+        let mut tx =
+            json!({ "from": from, "data": Bytes::copy_from_slice(data), "gas": "0x1c9c380" });
+        if let Some(to) = to {
+            tx["to"] = json!(to);
+        }
+        let hash = self.rpc("eth_sendTransaction", json!([tx])).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let receipt = self.rpc("eth_getTransactionReceipt", json!([hash])).await;
+            if !receipt.is_null() {
+                assert_eq!(receipt["status"], "0x1", "transaction failed: {receipt}");
+                return receipt;
+            }
+            assert!(Instant::now() < deadline, "no receipt for {hash}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Deploys the test contract and returns its address.
+    pub async fn deploy_emitter(&self) -> Address {
+        let code = hex_bytes(EMITTER_BYTECODE.trim());
+        let receipt = self.send(None, &code).await;
+        receipt["contractAddress"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// `emitter.ping(seq, payload)`.
+    pub async fn ping(&self, emitter: Address, seq: u64, payload: &[u8]) -> Value {
+        let call = Emitter::pingCall {
+            seq: U256::from(seq),
+            payload: Bytes::copy_from_slice(payload),
+        };
+        self.send(Some(emitter), &call.abi_encode()).await
+    }
+
+    /// `emitter.pong(seq, note)`.
+    pub async fn pong(&self, emitter: Address, seq: u64, note: &str) -> Value {
+        let call = Emitter::pongCall {
+            seq: U256::from(seq),
+            note: note.to_string(),
+        };
+        self.send(Some(emitter), &call.abi_encode()).await
+    }
+
+    /// `emitter.burst(n)`: `n` Pings and a Pong in one transaction.
+    pub async fn burst(&self, emitter: Address, n: u64) -> Value {
+        let call = Emitter::burstCall { n: U256::from(n) };
+        self.send(Some(emitter), &call.abi_encode()).await
+    }
+
+    /// `eth_getLogs` of `address` over `from..=to`.
+    pub async fn logs(&self, address: Address, from: u64, to: u64) -> Vec<Value> {
+        let logs = self
+            .rpc(
+                "eth_getLogs",
+                json!([{ "address": address, "fromBlock": format!("{from:#x}"), "toBlock": format!("{to:#x}") }]),
+            )
+            .await;
+        logs.as_array().unwrap().clone()
+    }
+
+    /// The hash of block `number`.
+    pub async fn block_hash(&self, number: u64) -> B256 {
+        let block = self
+            .rpc(
+                "eth_getBlockByNumber",
+                json!([format!("{number:#x}"), false]),
+            )
+            .await;
+        block["hash"].as_str().unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `"0x1f"` → 31.
+pub fn hex_u64(value: &Value) -> u64 {
+    let text = value.as_str().expect("a hex quantity");
+    u64::from_str_radix(text.trim_start_matches("0x"), 16).expect("a hex quantity")
+}
+
+fn hex_bytes(text: &str) -> Vec<u8> {
+    hex::decode(text.trim_start_matches("0x")).expect("hex bytecode")
+}
