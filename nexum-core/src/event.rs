@@ -1,12 +1,14 @@
 //! The events nexum delivers to modules, mirroring `nexum:host/types` in the WIT contract.
 
 use alloy_primitives::{Address, B256, Bytes};
+use serde::{Deserialize, Serialize};
 
 /// An EVM chain id (1 = Ethereum mainnet).
 pub type ChainId = u64;
 
 /// Everything a module can be woken up for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Event {
     /// A new canonical block on a chain the module subscribed to.
     Block(Block),
@@ -37,7 +39,7 @@ impl Event {
 }
 
 /// A block header. `timestamp` is milliseconds since the Unix epoch, UTC.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
     /// The chain this block belongs to.
     pub chain_id: ChainId,
@@ -52,7 +54,7 @@ pub struct Block {
 }
 
 /// One log entry, mirroring the JSON-RPC log object.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ChainLog {
     /// The emitting contract.
     pub address: Address,
@@ -75,7 +77,7 @@ pub struct ChainLog {
 }
 
 /// One delivery of logs: those of one block matching one subscription, in log-index order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainLogs {
     /// The chain the logs come from.
     pub chain_id: ChainId,
@@ -84,7 +86,7 @@ pub struct ChainLogs {
 }
 
 /// A cron tick.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tick {
     /// When the schedule fired, in milliseconds since the Unix epoch, UTC.
     pub fired_at: u64,

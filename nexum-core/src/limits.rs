@@ -140,8 +140,6 @@ impl Default for Supervision {
 pub struct DeliveryPolicy {
     /// Recent canonical blocks remembered per chain, to notice and undo reorgs.
     pub reorg_depth: u64,
-    /// On a live websocket, how long after a new head its logs may still be arriving.
-    pub log_settle_ms: u64,
     /// Largest block range of one `eth_getLogs` when catching up (halved when the node
     /// refuses a range as too large).
     pub get_logs_max_blocks: u64,
@@ -153,7 +151,6 @@ impl Default for DeliveryPolicy {
     fn default() -> Self {
         Self {
             reorg_depth: 64,
-            log_settle_ms: 250,
             get_logs_max_blocks: 2_000,
             max_block_catchup: 128,
         }

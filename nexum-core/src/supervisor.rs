@@ -50,6 +50,30 @@ pub struct Delivery {
     pub subscription: Option<usize>,
     /// The event.
     pub event: Event,
+    /// The engine's own bookkeeping for this event (its cursor, what was delivered), to be
+    /// committed in the same atomic batch as the module's writes — or, when the event is
+    /// skipped after failing, together with its dead-letter record.
+    pub records: Vec<EngineRecord>,
+}
+
+impl Delivery {
+    /// An event with no engine bookkeeping attached.
+    pub fn new(subscription: Option<usize>, event: Event) -> Self {
+        Self {
+            subscription,
+            event,
+            records: Vec::new(),
+        }
+    }
+}
+
+/// A key in the engine's own keyspace, set (`Some`) or removed (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineRecord {
+    /// The key.
+    pub key: String,
+    /// The new value, or `None` to remove the key.
+    pub value: Option<Vec<u8>>,
 }
 
 /// How one `on-event` call ended.

@@ -28,7 +28,13 @@ impl Runtime {
         let delivery = plan.config.delivery;
         let supervisor = Arc::new(HostSupervisor::boot(plan).await?);
         let (stop_sources, stop) = watch::channel(false);
-        let mut sources = spawn_chain_sources(&supervisor, supervisor.chains(), delivery, &stop);
+        let mut sources = spawn_chain_sources(
+            &supervisor,
+            supervisor.chains(),
+            supervisor.state(),
+            delivery,
+            &stop,
+        );
         let cron = CronSource::new(&supervisor.modules());
         if !cron.is_empty() {
             sources.push(tokio::spawn(cron.run(supervisor.clone(), stop)));

@@ -78,10 +78,7 @@ fn dispatch(c: &mut Criterion) {
             } else {
                 name.to_string()
             };
-            let delivery = Delivery {
-                subscription: None,
-                event: event.clone(),
-            };
+            let delivery = Delivery::new(None, event.clone());
             group.bench_function(format!("nexum/{label}"), |b| {
                 b.to_async(&runtime).iter(|| async {
                     engine

@@ -261,3 +261,28 @@ pub fn hex_u64(value: &Value) -> u64 {
 fn hex_bytes(text: &str) -> Vec<u8> {
     hex::decode(text.trim_start_matches("0x")).expect("hex bytecode")
 }
+
+impl Anvil {
+    /// `anvil_reorg`: replaces the last `depth` blocks; each `(calldata, offset)` becomes a
+    /// call to `emitter` from the first dev account in the replacement block at `offset`
+    /// (0 = the first replaced block).
+    pub async fn reorg(&self, depth: u64, emitter: Address, calls: &[(Vec<u8>, u64)]) {
+        let from = self.dev_account().await;
+        let pairs: Vec<Value> = calls
+            .iter()
+            .map(|(data, offset)| {
+                json!([{ "from": from, "to": emitter, "data": Bytes::copy_from_slice(data), "gas": "0x1c9c380" }, offset])
+            })
+            .collect();
+        self.rpc("anvil_reorg", json!([depth, pairs])).await;
+    }
+
+    /// The calldata of `emitter.ping(seq, payload)`.
+    pub fn ping_call(seq: u64, payload: &[u8]) -> Vec<u8> {
+        Emitter::pingCall {
+            seq: U256::from(seq),
+            payload: Bytes::copy_from_slice(payload),
+        }
+        .abi_encode()
+    }
+}

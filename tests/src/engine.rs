@@ -99,13 +99,13 @@ fn manifest_path(dir: &Path, module: &TestModule) -> PathBuf {
 
 /// A tick whose `schedule` carries a `probe` script.
 pub fn command(script: &str) -> Delivery {
-    Delivery {
-        subscription: None,
-        event: Event::Tick(Tick {
+    Delivery::new(
+        None,
+        Event::Tick(Tick {
             fired_at: 0,
             schedule: script.to_string(),
         }),
-    }
+    )
 }
 
 impl TestEngine {
@@ -171,6 +171,18 @@ impl TestRuntime {
             .collect()
     }
 
+    /// The `(block, log index)` a `recorder` module currently holds as canonical
+    /// (its `live/` keys).
+    pub fn live_logs(&self, module: &str) -> std::collections::BTreeSet<(u64, u64)> {
+        live_logs_in(self.runtime.supervisor().state(), module)
+    }
+
+    /// Shuts the runtime down cleanly and returns its state directory.
+    pub async fn stop(self) -> TempDir {
+        self.runtime.shutdown().await;
+        self.dir
+    }
+
     /// Waits until `module` has recorded a block event for `number` (or panics after 30 s).
     pub async fn wait_for_block(&self, module: &str, number: u64) {
         let found = wait_until(std::time::Duration::from_secs(30), || {
@@ -199,4 +211,25 @@ pub async fn wait_until(timeout: std::time::Duration, mut condition: impl FnMut(
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
+}
+
+/// The `(block, log index)` a `recorder` module holds as canonical in `state`.
+pub fn live_logs_in(
+    state: &nexum_host::capabilities::local_store::StateStore,
+    module: &str,
+) -> std::collections::BTreeSet<(u64, u64)> {
+    state
+        .list(
+            &ModuleName::new(module).expect("valid module name"),
+            "live/",
+        )
+        .expect("reading the store")
+        .into_iter()
+        .map(|(key, _)| {
+            let mut parts = key.trim_start_matches("live/").split('/');
+            let block = parts.next().unwrap().parse().unwrap();
+            let index = parts.next().unwrap().parse().unwrap();
+            (block, index)
+        })
+        .collect()
 }

@@ -31,7 +31,6 @@ fn config(url: &str) -> EngineConfig {
     let mut chain = ChainConfig::new(url).unwrap();
     chain.poll_interval_ms = 100;
     config.chains.insert(CHAIN_ID, chain);
-    config.delivery.log_settle_ms = 100;
     config
 }
 

@@ -84,15 +84,16 @@ async fn a_subscription_to_an_unconfigured_chain_is_refused() {
 
 #[tokio::test]
 async fn a_subscription_to_a_configured_chain_is_admitted() {
+    let anvil = nexum_tests::anvil::Anvil::spawn().await;
     let mut config = test_config();
     config
         .chains
-        .insert(10, ChainConfig::new("ws://127.0.0.1:1").unwrap());
+        .insert(31337, ChainConfig::new(&anvil.ws_url()).unwrap());
     let module = TestModule::new(
         "probe",
         "p",
         &["local-store", "logging"],
-        "[[subscription]]\nkind = \"block\"\nchain_id = 10\n",
+        "[[subscription]]\nkind = \"block\"\nchain_id = 31337\n",
     );
     boot(vec![module], config).await.unwrap();
 }

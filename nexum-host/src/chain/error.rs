@@ -38,14 +38,18 @@ pub enum NodeError {
     InvalidRequest(String),
 }
 
-/// JSON-RPC error codes that mean "too many requests" in practice.
-const RATE_LIMIT_CODES: [i64; 2] = [-32005, 429];
+/// Whether a JSON-RPC error object means "too many requests". Code -32005 also means
+/// "query returned more than N results" on some providers, so it counts only when its
+/// message speaks of a rate.
+fn is_rate_limit(code: i64, message: &str) -> bool {
+    code == 429 || (code == -32005 && message.to_ascii_lowercase().contains("rate"))
+}
 
 impl NodeError {
     /// Classifies an alloy transport result error.
     pub(crate) fn from_rpc(error: RpcError<TransportErrorKind>) -> Self {
         match error {
-            RpcError::ErrorResp(payload) if RATE_LIMIT_CODES.contains(&payload.code) => {
+            RpcError::ErrorResp(payload) if is_rate_limit(payload.code, &payload.message) => {
                 NodeError::RateLimited { retry_after: None }
             }
             RpcError::ErrorResp(payload) => NodeError::Rpc {
@@ -82,12 +86,23 @@ impl NodeError {
         }
     }
 
-    /// Whether asking again later may succeed (as opposed to a definite answer).
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            NodeError::RateLimited { .. } | NodeError::Timeout(_) | NodeError::Unavailable(_)
-        )
+    /// Whether the node refused an `eth_getLogs` because the range (or its result) is too
+    /// large — providers word this many ways.
+    pub fn is_range_too_large(&self) -> bool {
+        let NodeError::Rpc { message, .. } = self else {
+            return false;
+        };
+        let message = message.to_ascii_lowercase();
+        [
+            "range",
+            "more than",
+            "too many",
+            "too large",
+            "exceed",
+            "limit",
+        ]
+        .iter()
+        .any(|hint| message.contains(hint))
     }
 }
 

@@ -4,7 +4,6 @@
 use alloy_primitives::{Address, B256, Bloom, BloomInput, Bytes, U64};
 use nexum_core::{Block, ChainId, ChainLog, LogFilter};
 use serde::Deserialize;
-use std::time::Instant;
 
 /// A block header as `eth_getBlockBy*` and `newHeads` return it (the fields nexum uses).
 #[derive(Debug, Clone, Deserialize)]
@@ -57,8 +56,6 @@ pub(crate) struct BlockRecord {
     pub block: Block,
     /// `None` when the node sent no bloom: then every filter may match.
     pub bloom: Option<Bloom>,
-    /// When the follower first saw it (logs may still be arriving shortly after).
-    pub seen_at: Instant,
 }
 
 impl BlockRecord {
@@ -72,7 +69,6 @@ impl BlockRecord {
                 timestamp: header.timestamp.to::<u64>().saturating_mul(1000),
             },
             bloom: header.logs_bloom,
-            seen_at: Instant::now(),
         }
     }
 
@@ -105,7 +101,6 @@ pub(crate) enum LogRange {
     /// One block, by hash (safe across reorgs).
     Block(B256),
     /// An inclusive range of block numbers.
-    #[allow(dead_code, reason = "catch-up over ranges lands with cursors")]
     Numbers { from: u64, to: u64 },
 }
 
@@ -184,7 +179,6 @@ mod tests {
                 timestamp: 0,
             },
             bloom,
-            seen_at: Instant::now(),
         };
         let wants = |a| LogFilter {
             addresses: vec![a],

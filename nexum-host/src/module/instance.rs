@@ -4,11 +4,10 @@
 use super::loader::LoadedModule;
 use crate::bindings::CowModule;
 use crate::bindings::types as wit;
-use crate::capabilities::local_store::EngineWrite;
 use crate::convert::describe_fault;
 use crate::engine::WasmEngine;
 use crate::state::{ModuleCapabilities, ModuleState};
-use nexum_core::{Event, Limits};
+use nexum_core::{EngineRecord, Event, Limits};
 use std::time::{Duration, Instant};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -77,7 +76,7 @@ impl ModuleInstance {
     }
 
     /// Delivers `event`. On `ok`, commits the call's writes together with `engine_writes`.
-    pub async fn on_event(&mut self, event: &Event, engine_writes: &[EngineWrite]) -> CallResult {
+    pub async fn on_event(&mut self, event: &Event, engine_writes: &[EngineRecord]) -> CallResult {
         let timeout = Duration::from_millis(self.limits.event_timeout_ms);
         prepare(&mut self.store, &self.limits, timeout);
         let event = wit::Event::from(event);
@@ -103,7 +102,7 @@ fn finish(
     store: &mut Store<ModuleState>,
     limits: &Limits,
     outcome: Outcome,
-    engine_writes: &[EngineWrite],
+    engine_writes: &[EngineRecord],
 ) -> CallResult {
     let writes = store.data_mut().take_writes();
     match outcome {

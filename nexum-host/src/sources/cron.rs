@@ -101,13 +101,13 @@ fn fire<S: Supervisor>(
 ) {
     let fired_at = u64::try_from(at.timestamp_millis()).unwrap_or_default();
     for subscriber in subscribers {
-        let delivery = Delivery {
-            subscription: Some(subscriber.subscription),
-            event: Event::Tick(Tick {
+        let delivery = Delivery::new(
+            Some(subscriber.subscription),
+            Event::Tick(Tick {
                 fired_at,
                 schedule: schedule.as_str().to_string(),
             }),
-        };
+        );
         match supervisor.try_dispatch(&subscriber.module, delivery) {
             Ok(()) => {}
             Err(DispatchError::QueueFull) => tracing::warn!(

@@ -1,8 +1,10 @@
 //! One module's worker task: takes its events one at a time, in order, and keeps the module
 //! alive — retrying `err`s, restarting after traps, quarantining after repeated failure.
 
+use crate::capabilities::local_store::PendingWrites;
 use crate::engine::WasmEngine;
 use crate::module::{CallResult, LoadedModule, ModuleInstance};
+use crate::records::{self, DeadLetter};
 use crate::state::ModuleCapabilities;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use nexum_core::{Delivery, ModuleStatus, Outcome, Supervision};
@@ -157,7 +159,7 @@ impl Worker {
                 self.restart(shutdown).await?;
                 continue;
             };
-            match instance.on_event(&delivery.event, &[]).await {
+            match instance.on_event(&delivery.event, &delivery.records).await {
                 CallResult::Ok => {
                     self.shared.handled.fetch_add(1, Ordering::Relaxed);
                     self.failures = 0;
@@ -188,8 +190,9 @@ impl Worker {
                                 event = delivery.event.kind(),
                                 reason,
                                 attempts = err_count,
-                                "module returned an error; event skipped"
+                                "module returned an error; event skipped and dead-lettered"
                             );
+                            self.skip(delivery, &reason, err_count);
                             return Ok(Outcome::Failed(reason));
                         }
                     }
@@ -211,6 +214,28 @@ impl Worker {
                     }
                 }
             }
+        }
+    }
+
+    /// Records a skipped event as a dead letter, committing its engine records with it so
+    /// delivery moves past it.
+    fn skip(&self, delivery: &Delivery, reason: &str, attempts: u32) {
+        let letter = DeadLetter {
+            module: self.name().to_string(),
+            subscription: delivery.subscription,
+            event: delivery.event.clone(),
+            reason: reason.to_string(),
+            attempts,
+            at_ms: u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default(),
+        };
+        let mut records = delivery.records.clone();
+        records.push(records::dead_letter(&letter));
+        if let Err(e) = self
+            .capabilities
+            .store
+            .commit(PendingWrites::default(), &records)
+        {
+            tracing::error!(module = self.name(), error = %e, "recording a dead letter failed");
         }
     }
 

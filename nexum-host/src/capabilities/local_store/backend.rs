@@ -2,12 +2,24 @@
 //! write set of one call and its atomic commit.
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
-use nexum_core::{Limits, ModuleName};
+use nexum_core::{EngineRecord, Limits, ModuleName};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The engine's own keyspace; its name cannot collide with `module.<name>`.
 const ENGINE_KEYSPACE: &str = "nexum.engine";
+
+/// Largest in-memory write buffer per keyspace before it is flushed to disk. fjall's default
+/// (64 MiB) is sized for one big database; an engine has a keyspace per module, so memory
+/// would grow with the number of modules. Keeping it small keeps memory flat.
+const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The block cache shared by every keyspace.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+fn keyspace_options() -> KeyspaceCreateOptions {
+    KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+}
 
 /// A failure of the storage backend.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +27,14 @@ pub enum StoreError {
     /// fjall reported an error (I/O, corruption, a poisoned database).
     #[error("store: {0}")]
     Backend(#[from] fjall::Error),
+    /// An engine record does not decode (written by another version, or damaged).
+    #[error("store: engine record `{key}` is unreadable: {reason}")]
+    Corrupt {
+        /// The record's key.
+        key: String,
+        /// Why it does not decode.
+        reason: String,
+    },
     /// A stored key is not UTF-8 (keys are strings in the contract).
     #[error("store: key in `{keyspace}` is not valid UTF-8")]
     NonUtf8Key {
@@ -33,8 +53,8 @@ pub struct StateStore {
 impl StateStore {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = Database::builder(dir).open()?;
-        let engine = db.keyspace(ENGINE_KEYSPACE, KeyspaceCreateOptions::default)?;
+        let db = Database::builder(dir).cache_size(CACHE_BYTES).open()?;
+        let engine = db.keyspace(ENGINE_KEYSPACE, keyspace_options)?;
         Ok(Self { db, engine })
     }
 
@@ -46,7 +66,7 @@ impl StateStore {
     ) -> Result<ModuleStore, StoreError> {
         let keyspace = self
             .db
-            .keyspace(&format!("module.{name}"), KeyspaceCreateOptions::default)?;
+            .keyspace(&format!("module.{name}"), keyspace_options)?;
         Ok(ModuleStore {
             db: self.db.clone(),
             keyspace,
@@ -62,14 +82,46 @@ impl StateStore {
         if !self.db.keyspace_exists(&name) {
             return Ok(None);
         }
-        let keyspace = self.db.keyspace(&name, KeyspaceCreateOptions::default)?;
+        let keyspace = self.db.keyspace(&name, keyspace_options)?;
         Ok(keyspace.get(key)?.map(|v| v.to_vec()))
     }
 
     /// Reads an engine record.
-    #[cfg(test)]
     pub(crate) fn engine_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.engine.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Every engine record whose key starts with `prefix`, sorted by key.
+    pub(crate) fn engine_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        scan(&self.engine, prefix)
+    }
+
+    /// Commits engine records on their own (bookkeeping that goes with no module call).
+    pub(crate) fn engine_commit(&self, records: &[EngineRecord]) -> Result<(), StoreError> {
+        let mut batch = self.db.batch();
+        for record in records {
+            match &record.value {
+                Some(value) => batch.insert(&self.engine, record.key.as_str(), value.as_slice()),
+                None => batch.remove(&self.engine, record.key.as_str()),
+            }
+        }
+        batch.commit()?;
+        Ok(())
+    }
+
+    /// A module's committed entries whose key starts with `prefix`, sorted by key
+    /// (for operators and embedders; modules use `list-keys`).
+    pub fn list(
+        &self,
+        module: &ModuleName,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let name = format!("module.{module}");
+        if !self.db.keyspace_exists(&name) {
+            return Ok(Vec::new());
+        }
+        let keyspace = self.db.keyspace(&name, keyspace_options)?;
+        scan(&keyspace, prefix)
     }
 
     /// Makes everything committed so far durable on disk.
@@ -79,11 +131,16 @@ impl StateStore {
     }
 }
 
-/// A record the engine commits alongside a module's writes (e.g. a cursor).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct EngineWrite {
-    pub key: String,
-    pub value: Option<Vec<u8>>,
+fn scan(keyspace: &Keyspace, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let mut entries = Vec::new();
+    for entry in keyspace.prefix(prefix) {
+        let (key, value) = entry.into_inner()?;
+        let key = String::from_utf8(key.to_vec()).map_err(|_| StoreError::NonUtf8Key {
+            keyspace: keyspace.name().to_string(),
+        })?;
+        entries.push((key, value.to_vec()));
+    }
+    Ok(entries)
 }
 
 /// The writes of one in-flight call, newest value per key (`None` = deleted).
@@ -187,7 +244,11 @@ impl ModuleStore {
     }
 
     /// Commits `pending` and `engine` records in one atomic batch.
-    pub fn commit(&self, pending: PendingWrites, engine: &[EngineWrite]) -> Result<(), StoreError> {
+    pub fn commit(
+        &self,
+        pending: PendingWrites,
+        engine: &[EngineRecord],
+    ) -> Result<(), StoreError> {
         if pending.is_empty() && engine.is_empty() {
             return Ok(());
         }
@@ -281,7 +342,7 @@ mod tests {
             .unwrap();
         a.commit(
             pending,
-            &[EngineWrite {
+            &[EngineRecord {
                 key: "cursor/a/0".into(),
                 value: Some(b"7".to_vec()),
             }],

@@ -9,6 +9,6 @@
 mod backend;
 mod host;
 
-pub(crate) use backend::{EngineWrite, ModuleStore};
+pub(crate) use backend::ModuleStore;
 pub use backend::{PendingWrites, StateStore, StoreError};
 pub(crate) use host::{LocalStoreCtx, link};

@@ -4,23 +4,25 @@
 //!   websockets, polling on HTTP), fills gaps, notices reorgs, and publishes a window of
 //!   recent canonical blocks ([`CanonicalView`]);
 //! - [`feed`]: one per distinct log filter on a websocket chain; a shared `logs`
-//!   subscription whose buffered logs answer "the logs of block N" without a request;
+//!   subscription that cross-checks the `eth_getLogs` read of each block;
 //! - [`driver`]: one per module and chain; walks the chain block by block and hands the
 //!   module its block and log events, in chain order.
 
 mod driver;
 mod feed;
 mod follower;
+mod progress;
+mod ranges;
 
 use driver::{DriverSubscription, ModuleChainDriver, Wanted};
 use feed::LogFeed;
 use follower::ChainFollower;
 
+use crate::capabilities::local_store::StateStore;
 use crate::chain::ChainPool;
 use nexum_core::{ChainId, DeliveryPolicy, LogFilter, Subscription, Supervisor};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -29,13 +31,13 @@ use tokio::task::JoinHandle;
 pub(crate) fn spawn<S: Supervisor + 'static>(
     supervisor: &Arc<S>,
     pool: &ChainPool,
+    store: &StateStore,
     policy: DeliveryPolicy,
     stop: &watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     let mut views = BTreeMap::new();
     let mut feeds: HashMap<(ChainId, LogFilter), Arc<LogFeed>> = HashMap::new();
-    let settle = Duration::from_millis(policy.log_settle_ms);
 
     for module in supervisor.modules() {
         let mut per_chain: BTreeMap<ChainId, Vec<DriverSubscription>> = BTreeMap::new();
@@ -43,9 +45,11 @@ pub(crate) fn spawn<S: Supervisor + 'static>(
             let Some(client) = subscription.chain_id().and_then(|c| pool.get(c)) else {
                 continue;
             };
+            let mut start_block = None;
             let wanted = match subscription {
                 Subscription::Block { .. } => Wanted::Blocks,
                 Subscription::Log(log) => {
+                    start_block = log.start_block;
                     let feed = client.is_websocket().then(|| {
                         feeds
                             .entry((client.chain_id(), log.filter.clone()))
@@ -53,7 +57,6 @@ pub(crate) fn spawn<S: Supervisor + 'static>(
                                 let feed = Arc::new(LogFeed::new(
                                     client.clone(),
                                     log.filter.clone(),
-                                    settle,
                                     policy.reorg_depth,
                                 ));
                                 tasks.push(tokio::spawn(feed.clone().run(stop.clone())));
@@ -71,7 +74,11 @@ pub(crate) fn spawn<S: Supervisor + 'static>(
             per_chain
                 .entry(client.chain_id())
                 .or_default()
-                .push(DriverSubscription { index, wanted });
+                .push(DriverSubscription {
+                    index,
+                    wanted,
+                    start_block,
+                });
         }
         for (chain, subscriptions) in per_chain {
             let client = pool
@@ -93,6 +100,8 @@ pub(crate) fn spawn<S: Supervisor + 'static>(
                 client,
                 view,
                 subscriptions,
+                store: store.clone(),
+                policy,
             };
             tasks.push(tokio::spawn(driver.run(stop.clone())));
         }

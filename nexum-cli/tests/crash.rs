@@ -1,0 +1,235 @@
+//! No lost events, exactly-once state: the real binary killed with SIGKILL mid-stream, and a
+//! module slower than the chain, both against a real Anvil.
+
+use nexum_host::capabilities::local_store::StateStore;
+use nexum_host::core::ModuleName;
+use nexum_tests::anvil::{Anvil, hex_u64};
+use nexum_tests::engine::live_logs_in;
+use nexum_tests::guests;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NEXUM: &str = env!("CARGO_BIN_EXE_nexum");
+
+fn write_engine(
+    dir: &Path,
+    ws_url: &str,
+    emitter: &str,
+    start_block: u64,
+    module_config: &str,
+) -> std::path::PathBuf {
+    std::fs::write(
+        dir.join("module.toml"),
+        format!(
+            "[module]\nname = \"counter\"\nversion = \"0.1.0\"\n\n[capabilities]\nrequired = [\"local-store\", \"logging\"]\n\n\
+             [[subscription]]\nkind = \"log\"\nchain_id = 31337\naddress = \"{emitter}\"\nstart_block = {start_block}\n\n[config]\n{module_config}\n"
+        ),
+    )
+    .unwrap();
+    let engine = dir.join("engine.toml");
+    std::fs::write(
+        &engine,
+        format!(
+            "[engine]\nstate_dir = \"state\"\nlog_level = \"warn\"\n\n[chains.31337]\nrpc_url = \"{ws_url}\"\n\n\
+             [[modules]]\npath = {:?}\nmanifest = \"module.toml\"\n",
+            guests::wasm("recorder")
+        ),
+    )
+    .unwrap();
+    engine
+}
+
+fn start(engine: &Path) -> Child {
+    Command::new(NEXUM)
+        .arg("run")
+        .arg(engine)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting nexum")
+}
+
+fn signal(child: &mut Child, signal: &str) {
+    Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+}
+
+/// The node's `(block, log index)` for `emitter` over the whole chain.
+async fn chain_logs(anvil: &Anvil, emitter: alloy_primitives::Address) -> BTreeSet<(u64, u64)> {
+    let to = anvil.block_number().await;
+    anvil
+        .logs(emitter, 0, to)
+        .await
+        .iter()
+        .map(|l| (hex_u64(&l["blockNumber"]), hex_u64(&l["logIndex"])))
+        .collect()
+}
+
+/// A small xorshift generator: random kill points that a seed reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Runs nexum until the recorder holds exactly the chain's logs (stopping it with SIGTERM
+/// to look), then checks its journal has each log once.
+async fn run_until_complete(engine: &Path, state: &Path, expected: &BTreeSet<(u64, u64)>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut child = start(engine);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        signal(&mut child, "-TERM");
+        let store = StateStore::open(state).unwrap();
+        let live = live_logs_in(&store, "counter");
+        if &live == expected {
+            let journal = journal_entries(&store);
+            let unique: BTreeSet<_> = journal.iter().copied().collect();
+            assert_eq!(journal.len(), unique.len(), "a log was recorded twice");
+            assert_eq!(&unique, expected);
+            return;
+        }
+        if Instant::now() >= deadline {
+            let missing: Vec<_> = expected.difference(&live).collect();
+            let extra: Vec<_> = live.difference(expected).collect();
+            panic!(
+                "after 120 s the module holds {} of {} logs; missing {missing:?}; unexpected {extra:?}",
+                live.len(),
+                expected.len()
+            );
+        }
+    }
+}
+
+fn journal_entries(store: &StateStore) -> Vec<(u64, u64)> {
+    let name = ModuleName::new("counter").unwrap();
+    store
+        .list(&name, "e/")
+        .unwrap()
+        .into_iter()
+        .flat_map(|(_, bytes)| {
+            let event: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            event["logs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| (l["block"].as_u64().unwrap(), l["index"].as_u64().unwrap()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_three_times_loses_nothing_and_counts_nothing_twice() {
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let start_block = anvil.block_number().await + 1;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = write_engine(
+        dir.path(),
+        &anvil.ws_url(),
+        &emitter.to_string(),
+        start_block,
+        "",
+    );
+
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill schedule seed: {seed}");
+    let mut rng = Rng(seed);
+
+    // 400 transactions of 12 Pings and a Pong each: 5,200 logs in 400 blocks, emitted
+    // while nexum is killed and restarted three times.
+    let emitting = {
+        let anvil = &anvil;
+        async move {
+            for _ in 0..400 {
+                anvil.burst(emitter, 12).await;
+            }
+        }
+    };
+    let killing = async {
+        let mut child = start(&engine);
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(300 + rng.below(1200))).await;
+            signal(&mut child, "-KILL");
+            child = start(&engine);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        signal(&mut child, "-KILL");
+    };
+    tokio::join!(emitting, killing);
+
+    let expected = chain_logs(&anvil, emitter).await;
+    assert_eq!(expected.len(), 5_200);
+    run_until_complete(&engine, &dir.path().join("state"), &expected).await;
+}
+
+/// Peak resident memory of process `pid` (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_module_gets_every_log_and_memory_stays_flat() {
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let start_block = anvil.block_number().await + 1;
+    let dir = tempfile::tempdir().unwrap();
+    // 40 ms of CPU per event against a chain producing blocks of 13 logs as fast as it can:
+    // the module falls hundreds of blocks behind, far out of the in-memory window.
+    let engine = write_engine(
+        dir.path(),
+        &anvil.ws_url(),
+        &emitter.to_string(),
+        start_block,
+        "burn_ms = 40",
+    );
+    let mut child = start(&engine);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = child.id();
+
+    let rounds: u64 = std::env::var("NEXUM_SLOW_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(400);
+    let mut samples = Vec::new();
+    for round in 0..rounds {
+        anvil.burst(emitter, 12).await;
+        if round % (rounds / 8) == 0 {
+            samples.push(peak_rss_kib(pid));
+        }
+    }
+    // The module is now far behind; let it work through the backlog from the chain.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    samples.push(peak_rss_kib(pid));
+    signal(&mut child, "-TERM");
+
+    let early = samples[1];
+    let late = *samples.last().unwrap();
+    eprintln!("nexum peak RSS (KiB) while a slow module lags: {samples:?}");
+    assert!(
+        late < early + 32 * 1024,
+        "peak memory grew from {early} KiB to {late} KiB while the module lagged"
+    );
+    let expected = chain_logs(&anvil, emitter).await;
+    run_until_complete(&engine, &dir.path().join("state"), &expected).await;
+}

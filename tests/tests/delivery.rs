@@ -1,0 +1,302 @@
+//! Delivery guarantees against a real Anvil: reorgs undone and replayed, backfill after
+//! downtime, block catch-up capped, retries and dead letters.
+
+use alloy_primitives::Address;
+use nexum_core::{ChainConfig, EngineConfig};
+use nexum_tests::anvil::{Anvil, CHAIN_ID, hex_u64};
+use nexum_tests::engine::{TestModule, TestRuntime, run, run_in, test_config, wait_until};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+fn recorder(name: &str, subscription: &str, config: &str) -> TestModule {
+    TestModule::new(
+        "recorder",
+        name,
+        &["local-store", "logging"],
+        &format!("{subscription}\n[config]\n{config}\n"),
+    )
+}
+
+fn blocks() -> String {
+    format!("[[subscription]]\nkind = \"block\"\nchain_id = {CHAIN_ID}\n")
+}
+
+fn logs_of(emitter: Address, start_block: Option<u64>) -> String {
+    let start = start_block
+        .map(|b| format!("start_block = {b}\n"))
+        .unwrap_or_default();
+    format!(
+        "[[subscription]]\nkind = \"log\"\nchain_id = {CHAIN_ID}\naddress = \"{emitter}\"\n{start}"
+    )
+}
+
+fn config(url: &str) -> EngineConfig {
+    let mut config = test_config();
+    config
+        .chains
+        .insert(CHAIN_ID, ChainConfig::new(url).unwrap());
+    config.supervision.retry_attempts = 2;
+    config
+}
+
+/// The node's canonical `(block, log index)` for `emitter` from `from` on.
+async fn canonical_logs(anvil: &Anvil, emitter: Address, from: u64) -> BTreeSet<(u64, u64)> {
+    let to = anvil.block_number().await;
+    anvil
+        .logs(emitter, from, to)
+        .await
+        .iter()
+        .map(|l| (hex_u64(&l["blockNumber"]), hex_u64(&l["logIndex"])))
+        .collect()
+}
+
+async fn wait_for_canonical(
+    runtime: &TestRuntime,
+    module: &str,
+    anvil: &Anvil,
+    emitter: Address,
+    from: u64,
+) {
+    let expected = canonical_logs(anvil, emitter, from).await;
+    let matched = wait_until(Duration::from_secs(30), || {
+        runtime.live_logs(module) == expected
+    })
+    .await;
+    assert!(
+        matched,
+        "{module} holds {:?}\nthe chain has {expected:?}",
+        runtime.live_logs(module)
+    );
+}
+
+/// Every log event's entries as `(block, index, removed)`, in arrival order.
+fn log_journal(runtime: &TestRuntime, module: &str) -> Vec<(u64, u64, bool)> {
+    runtime
+        .recorded(module)
+        .iter()
+        .filter(|e| e["kind"] == "logs")
+        .flat_map(|e| e["logs"].as_array().unwrap().clone())
+        .map(|l: Value| {
+            (
+                l["block"].as_u64().unwrap(),
+                l["index"].as_u64().unwrap(),
+                l["removed"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reorgs_retract_delivered_logs_then_deliver_the_new_chain() {
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let start = anvil.block_number().await + 1;
+    let modules = vec![
+        recorder("logs", &logs_of(emitter, Some(start)), ""),
+        recorder("blocks", &blocks(), ""),
+    ];
+    let runtime = run(modules, config(&anvil.ws_url())).await;
+    let mut seq = 0;
+    for depth in [1u64, 5, 30] {
+        for _ in 0..depth + 2 {
+            seq += 1;
+            anvil.ping(emitter, seq, b"original").await;
+        }
+        wait_for_canonical(&runtime, "logs", &anvil, emitter, start).await;
+        let tip = anvil.block_number().await;
+        let before = log_journal(&runtime, "logs").len();
+        let retracted: Vec<(u64, u64)> = canonical_logs(&anvil, emitter, tip + 1 - depth)
+            .await
+            .into_iter()
+            .collect();
+
+        // Replace the last `depth` blocks; the new chain has a ping in every other block.
+        let calls: Vec<(Vec<u8>, u64)> = (0..depth)
+            .step_by(2)
+            .map(|offset| (Anvil::ping_call(10_000 + offset, b"replacement"), offset))
+            .collect();
+        anvil.reorg(depth, emitter, &calls).await;
+        seq += 1;
+        anvil.ping(emitter, seq, b"after").await;
+        wait_for_canonical(&runtime, "logs", &anvil, emitter, start).await;
+
+        // The retracted logs came back first, removed, newest first; then the new ones.
+        let after: Vec<(u64, u64, bool)> = log_journal(&runtime, "logs")[before..].to_vec();
+        let removed: Vec<(u64, u64)> = after
+            .iter()
+            .take_while(|e| e.2)
+            .map(|e| (e.0, e.1))
+            .collect();
+        let mut newest_first = retracted.clone();
+        newest_first.reverse();
+        assert_eq!(removed, newest_first, "depth {depth}: retractions");
+        assert!(
+            after[removed.len()..].iter().all(|e| !e.2),
+            "depth {depth}: {after:?}"
+        );
+
+        // Block subscribers saw the new blocks at the replaced heights.
+        let end = anvil.block_number().await;
+        runtime.wait_for_block("blocks", end).await;
+        for number in tip + 1 - depth..=end {
+            let last = runtime
+                .recorded("blocks")
+                .into_iter()
+                .rev()
+                .find(|e| e["number"] == number)
+                .unwrap_or_else(|| panic!("block {number} never delivered"));
+            assert_eq!(
+                last["hash"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<alloy_primitives::B256>()
+                    .unwrap(),
+                anvil.block_hash(number).await,
+                "depth {depth}: block {number}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_restart_after_downtime_backfills_every_log_and_caps_blocks() {
+    let (captured, _guard) = nexum_tests::logs::capture();
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let modules = || {
+        vec![
+            recorder("logs", &logs_of(emitter, None), ""),
+            recorder("blocks", &blocks(), ""),
+        ]
+    };
+    let first = run(modules(), config(&anvil.ws_url())).await;
+    let start = anvil.block_number().await;
+    first.wait_for_block("blocks", start).await;
+    anvil.ping(emitter, 1, b"before").await;
+    wait_for_canonical(&first, "logs", &anvil, emitter, start).await;
+    let dir = first.stop().await;
+
+    // 1,000 blocks of downtime with 20 pings spread through them.
+    for seq in 0..20 {
+        anvil.mine(49).await;
+        anvil.ping(emitter, 100 + seq, b"while down").await;
+    }
+    let down_until = anvil.block_number().await;
+    assert!(down_until - start >= 1000);
+
+    let second = run_in(dir, modules(), config(&anvil.ws_url())).await;
+    wait_for_canonical(&second, "logs", &anvil, emitter, start).await;
+    second.wait_for_block("blocks", down_until).await;
+    let blocks: Vec<u64> = second
+        .recorded("blocks")
+        .iter()
+        .map(|e| e["number"].as_u64().unwrap())
+        .collect();
+    let resumed = blocks
+        .iter()
+        .position(|n| *n > start + 1)
+        .expect("blocks after the restart");
+    assert_eq!(
+        blocks[resumed],
+        down_until + 1 - 128,
+        "block catch-up is capped at 128"
+    );
+    let warning = captured
+        .lines()
+        .into_iter()
+        .find(|l| l.message.contains("skipping") && l.module.as_deref() == Some("blocks"))
+        .expect("a warning about skipped blocks");
+    let skipped = down_until - 128 - (start + 1);
+    assert!(
+        warning
+            .message
+            .contains(&format!("skipping {skipped} missed blocks")),
+        "{}",
+        warning.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_is_retried_and_a_lasting_one_is_dead_lettered() {
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let start = anvil.block_number().await + 1;
+    anvil.ping(emitter, 1, b"").await;
+    let poison = anvil.block_number().await + 1;
+    anvil.ping(emitter, 2, b"").await;
+    anvil.ping(emitter, 3, b"").await;
+    let modules = vec![
+        recorder("flaky", &logs_of(emitter, Some(start)), "fail_first = 2"),
+        recorder(
+            "stubborn",
+            &logs_of(emitter, Some(start)),
+            &format!("fail_at_block = {poison}"),
+        ),
+    ];
+    let runtime = run(modules, config(&anvil.ws_url())).await;
+    wait_for_canonical(&runtime, "flaky", &anvil, emitter, start).await;
+    let expected: BTreeSet<(u64, u64)> = canonical_logs(&anvil, emitter, start)
+        .await
+        .into_iter()
+        .filter(|(block, _)| *block != poison)
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(30), || runtime.live_logs("stubborn")
+            == expected)
+        .await
+    );
+
+    // `flaky` saw its first event three times (two errors, then success) and recorded it once.
+    let journal: Vec<u64> = log_journal(&runtime, "flaky").iter().map(|e| e.0).collect();
+    assert_eq!(journal, vec![start, poison, poison + 1]);
+
+    // `stubborn` skipped the poison block and recorded why.
+    let letters = runtime
+        .runtime
+        .supervisor()
+        .state()
+        .dead_letters(Some("stubborn"))
+        .unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].attempts, 3);
+    assert!(
+        letters[0]
+            .reason
+            .contains(&format!("asked to fail at block {poison}"))
+    );
+    let nexum_core::Event::ChainLogs(logs) = &letters[0].event else {
+        panic!("{letters:?}")
+    };
+    assert_eq!(logs.logs[0].block_number, Some(poison));
+
+    let summary = runtime.runtime.shutdown().await;
+    let flaky = summary.modules.iter().find(|m| m.name == "flaky").unwrap();
+    assert_eq!((flaky.handled, flaky.failed), (3, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_slower_than_the_chain_still_gets_every_log() {
+    nexum_tests::logs::print_from_env();
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let start = anvil.block_number().await + 1;
+    let mut config = config(&anvil.ws_url());
+    config.delivery.reorg_depth = 8; // a small window, so the slow module falls out of it
+    let modules = vec![
+        recorder("slow", &logs_of(emitter, Some(start)), "burn_ms = 15"),
+        recorder("fast", &logs_of(emitter, Some(start)), ""),
+    ];
+    let runtime = run(modules, config).await;
+    for round in 0..60 {
+        anvil.burst(emitter, 3).await;
+        if round % 10 == 0 {
+            anvil.mine(5).await;
+        }
+    }
+    wait_for_canonical(&runtime, "fast", &anvil, emitter, start).await;
+    wait_for_canonical(&runtime, "slow", &anvil, emitter, start).await;
+    let journal = log_journal(&runtime, "slow");
+    let unique: BTreeSet<(u64, u64)> = journal.iter().map(|e| (e.0, e.1)).collect();
+    assert_eq!(unique.len(), journal.len(), "no log twice");
+}
