@@ -4,6 +4,7 @@
 #[cfg(target_arch = "wasm32")]
 mod imp {
     use crate::Fault;
+    use crate::bindings::nexum::cow::cow_api;
     use crate::bindings::nexum::host::{chain, local_store, logging};
 
     pub fn store_get(key: &str) -> Result<Option<Vec<u8>>, Fault> {
@@ -40,11 +41,25 @@ mod imp {
     ) -> Result<Vec<Result<String, chain::ChainError>>, chain::ChainError> {
         chain::request_batch(chain_id, requests)
     }
+
+    pub fn cow_request(
+        chain_id: u64,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<String, cow_api::CowApiError> {
+        cow_api::request(chain_id, method, path, body)
+    }
+
+    pub fn cow_submit_order(chain_id: u64, order: &[u8]) -> Result<String, cow_api::CowApiError> {
+        cow_api::submit_order(chain_id, order)
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 mod imp {
     use crate::Fault;
+    use crate::bindings::nexum::cow::cow_api::CowApiError;
     use crate::bindings::nexum::host::chain::{ChainError, RpcRequest};
     use crate::bindings::nexum::host::logging::Level;
     use crate::testing::with_host;
@@ -81,6 +96,19 @@ mod imp {
             .iter()
             .map(|r| chain_request(chain_id, &r.method, &r.params))
             .collect())
+    }
+
+    pub fn cow_request(
+        chain_id: u64,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<String, CowApiError> {
+        with_host(|h| h.cow_request(chain_id, method, path, body))
+    }
+
+    pub fn cow_submit_order(chain_id: u64, order: &[u8]) -> Result<String, CowApiError> {
+        with_host(|h| h.cow_submit_order(chain_id, order))
     }
 }
 

@@ -29,6 +29,8 @@
 //! - [`store`]: the module's private key-value store (bytes or serde JSON values);
 //! - [`chain`]: read-only JSON-RPC with `alloy` types: `eth_call` (raw or `sol!` calls,
 //!   reverts decoded), `block_number`, `get_logs`, batches, and `log.decode::<Event>()`;
+//! - [`cow`]: the CoW Protocol orderbook: typed order submission, typed rejections and the
+//!   retry decision after each answer;
 //! - [`log`] and the [`info!`]-style macros: log lines tagged with the module's name;
 //! - [`Config`]: typed access to `[config]`;
 //! - [`testing`] (native builds only): an in-memory host so module logic can be unit-tested
@@ -39,6 +41,7 @@
 
 pub mod chain;
 mod config;
+pub mod cow;
 mod host;
 pub mod log;
 pub mod store;

@@ -22,6 +22,7 @@
 //! assert_eq!(host.store_json::<u64>("n"), Some(1));
 //! ```
 
+use crate::bindings::nexum::cow::cow_api::CowApiError;
 use crate::bindings::nexum::host::chain::ChainError;
 use crate::bindings::nexum::host::logging::Level;
 use crate::{Config, Event, Fault, Module, Tick};
@@ -49,9 +50,24 @@ pub(crate) fn with_host<R>(f: impl FnOnce(&mut HostState) -> R) -> R {
 /// result JSON or an error.
 pub type ChainHandler = Box<dyn FnMut(u64, &str, &str) -> Result<String, ChainError>>;
 
+/// Answers a module's `cow-api` calls in tests. `submit` receives the order JSON.
+pub trait Orderbook {
+    /// `request(chain, method, path, body)`.
+    fn request(
+        &mut self,
+        chain_id: u64,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<String, CowApiError>;
+    /// `submit-order(chain, order)`.
+    fn submit(&mut self, chain_id: u64, order: &serde_json::Value) -> Result<String, CowApiError>;
+}
+
 /// The state behind a [`TestHost`].
 #[derive(Default)]
 pub(crate) struct HostState {
+    orderbook: Option<Box<dyn Orderbook>>,
     committed: BTreeMap<String, Vec<u8>>,
     pending: BTreeMap<String, Option<Vec<u8>>>,
     logs: Vec<(Level, String)>,
@@ -88,6 +104,34 @@ impl HostState {
 
     pub fn log(&mut self, level: Level, message: &str) {
         self.logs.push((level, message.to_string()));
+    }
+
+    fn no_orderbook() -> CowApiError {
+        CowApiError::Fault(Fault::Unsupported(
+            "no orderbook set: call TestHost::with_orderbook in the test".into(),
+        ))
+    }
+
+    pub fn cow_request(
+        &mut self,
+        chain_id: u64,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<String, CowApiError> {
+        match self.orderbook.as_mut() {
+            Some(orderbook) => orderbook.request(chain_id, method, path, body),
+            None => Err(Self::no_orderbook()),
+        }
+    }
+
+    pub fn cow_submit_order(&mut self, chain_id: u64, order: &[u8]) -> Result<String, CowApiError> {
+        let order: serde_json::Value = serde_json::from_slice(order)
+            .map_err(|e| CowApiError::Fault(Fault::InvalidInput(format!("not JSON: {e}"))))?;
+        match self.orderbook.as_mut() {
+            Some(orderbook) => orderbook.submit(chain_id, &order),
+            None => Err(Self::no_orderbook()),
+        }
     }
 
     pub fn chain_request(
@@ -215,6 +259,11 @@ impl TestHost {
         handler: impl FnMut(u64, &str, &str) -> Result<String, ChainError> + 'static,
     ) {
         self.state.borrow_mut().chain = Some(Box::new(handler));
+    }
+
+    /// Answers the module's `cow-api` calls with `orderbook`.
+    pub fn with_orderbook(&self, orderbook: impl Orderbook + 'static) {
+        self.state.borrow_mut().orderbook = Some(Box::new(orderbook));
     }
 
     /// Every `chain` call so far: `(chain id, method, params JSON)`.

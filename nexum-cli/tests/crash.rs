@@ -233,3 +233,122 @@ async fn a_slow_module_gets_every_log_and_memory_stays_flat() {
     let expected = chain_logs(&anvil, emitter).await;
     run_until_complete(&engine, &dir.path().join("state"), &expected).await;
 }
+
+/// The TWAP keeper, killed with SIGKILL while parts become ready: every part is posted, and
+/// the orderbook accepts each exactly once (a post repeated after a kill is answered
+/// `DuplicatedOrder`, which the keeper records as done).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_twap_keeper_survives_sigkill_without_double_posting_or_forgetting() {
+    use alloy_primitives::{Address, B256, U256, keccak256};
+    use nexum_tests::anvil::MockComposableCoW::{ConditionalOrderParams, OrderData};
+    use nexum_tests::anvil::PollAnswer;
+    use nexum_tests::orderbook::MockOrderbook;
+
+    let anvil = Anvil::spawn().await;
+    let composable_cow = anvil.deploy_composable_cow().await;
+    let book = MockOrderbook::start(31337).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("module.toml"),
+        format!(
+            "[module]\nname = \"twap\"\nversion = \"0.1.0\"\n\n[capabilities]\nrequired = [\"chain\", \"cow-api\", \"local-store\", \"logging\"]\n\n\
+             [[subscription]]\nkind = \"log\"\nchain_id = 31337\naddress = \"{composable_cow}\"\n\
+             event = \"ConditionalOrderCreated(address,(address,bytes32,bytes))\"\n\n\
+             [[subscription]]\nkind = \"block\"\nchain_id = 31337\n\n[config]\ncomposable_cow = \"{composable_cow}\"\n"
+        ),
+    )
+    .unwrap();
+    let engine = dir.path().join("engine.toml");
+    std::fs::write(
+        &engine,
+        format!(
+            "[engine]\nstate_dir = \"state\"\nlog_level = \"warn\"\n\n[chains.31337]\nrpc_url = \"{}\"\norderbook_url = \"{}\"\n\n\
+             [[modules]]\npath = {:?}\nmanifest = \"module.toml\"\n",
+            anvil.ws_url(),
+            book.url(),
+            guests::wasm("twap-keeper")
+        ),
+    )
+    .unwrap();
+
+    let params: Vec<ConditionalOrderParams> = (1..=3u8)
+        .map(|salt| ConditionalOrderParams {
+            handler: Address::repeat_byte(0x7a),
+            salt: B256::repeat_byte(salt),
+            staticInput: vec![salt].into(),
+        })
+        .collect();
+    let mut child = start(&engine);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for p in &params {
+        anvil.create_conditional_order(composable_cow, p).await;
+    }
+    let base = anvil.latest_timestamp().await + 3_600;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill schedule seed: {seed}");
+    let mut rng = Rng(seed);
+    let rounds = 12u64;
+    let mut kills = 0;
+    for round in 0..rounds {
+        let valid_tos: Vec<u64> = (0..3).map(|i| base + round * 10 + i).collect();
+        for (p, valid_to) in params.iter().zip(&valid_tos) {
+            let order = OrderData {
+                sellToken: Address::repeat_byte(1),
+                buyToken: Address::repeat_byte(2),
+                sellAmount: U256::from(1000),
+                buyAmount: U256::from(900),
+                validTo: *valid_to as u32,
+                appData: keccak256("{}"),
+                kind: keccak256("sell"),
+                sellTokenBalance: keccak256("erc20"),
+                buyTokenBalance: keccak256("erc20"),
+                ..OrderData::default()
+            };
+            anvil
+                .script_poll(composable_cow, p, PollAnswer::Ready, 0, order)
+                .await;
+        }
+        if matches!(round, 2 | 5 | 8) {
+            tokio::time::sleep(Duration::from_millis(rng.below(400))).await;
+            signal(&mut child, "-KILL");
+            kills += 1;
+            child = start(&engine);
+        }
+        // Wait until this round's three parts are accepted, mining blocks to trigger polls.
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let posted: Vec<u64> = book
+                .posts()
+                .iter()
+                .filter(|p| p.status == 201)
+                .filter_map(|p| p.body["validTo"].as_u64())
+                .collect();
+            if valid_tos.iter().all(|v| posted.contains(v)) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: parts {valid_tos:?} never posted; posted {posted:?}"
+            );
+            anvil.mine(1).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    signal(&mut child, "-TERM");
+    assert_eq!(kills, 3);
+
+    let accepted = book.accepted();
+    assert_eq!(accepted.len(), 3 * rounds as usize, "every part posted");
+    for uid in &accepted {
+        assert_eq!(book.accepted_count(uid), 1, "{uid} accepted more than once");
+    }
+    let duplicates = book.posts().iter().filter(|p| p.status == 400).count();
+    eprintln!(
+        "posts: {} accepted, {duplicates} answered DuplicatedOrder after a kill",
+        accepted.len()
+    );
+}

@@ -37,6 +37,8 @@ pub struct ChainConfig {
     pub request_timeout_ms: u64,
     /// How often an `http(s)://` node is polled for new blocks.
     pub poll_interval_ms: u64,
+    /// Overrides `[engine] dry_run` for this chain's orderbook.
+    pub dry_run: Option<bool>,
 }
 
 impl ChainConfig {
@@ -48,6 +50,7 @@ impl ChainConfig {
             orderbook_url: None,
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
+            dry_run: None,
         })
     }
 
@@ -82,6 +85,8 @@ pub struct EngineConfig {
     pub log_format: LogFormat,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// Orders are validated and logged but not sent (per chain: `[chains.<id>] dry_run`).
+    pub dry_run: bool,
     /// Reachable chains by id.
     pub chains: BTreeMap<ChainId, ChainConfig>,
     /// Engine-wide limits; modules may only lower them.
@@ -102,6 +107,7 @@ impl Default for EngineConfig {
             log_level: "info".into(),
             log_format: LogFormat::Pretty,
             metrics_addr: None,
+            dry_run: false,
             chains: BTreeMap::new(),
             limits: Limits::default(),
             supervision: Supervision::default(),
@@ -220,6 +226,14 @@ impl EngineConfig {
         ))
     }
 
+    /// Whether orders for `chain` are only validated and logged, not sent.
+    pub fn is_dry_run(&self, chain: ChainId) -> bool {
+        self.chains
+            .get(&chain)
+            .and_then(|c| c.dry_run)
+            .unwrap_or(self.dry_run)
+    }
+
     /// Where errors about this config should point.
     pub fn source_name(&self) -> PathBuf {
         self.file
@@ -255,6 +269,8 @@ struct RawEngineSection {
     #[serde(default)]
     log_format: LogFormat,
     metrics_addr: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
 }
 
 impl Default for RawEngineSection {
@@ -264,6 +280,7 @@ impl Default for RawEngineSection {
             log_level: default_log_level(),
             log_format: LogFormat::default(),
             metrics_addr: None,
+            dry_run: false,
         }
     }
 }
@@ -285,6 +302,7 @@ struct RawChain {
     request_timeout_ms: u64,
     #[serde(default = "default_poll_interval_ms")]
     poll_interval_ms: u64,
+    dry_run: Option<bool>,
 }
 
 fn default_request_timeout_ms() -> u64 {
@@ -363,6 +381,7 @@ impl RawEngineConfig {
                     orderbook_url: chain.orderbook_url,
                     request_timeout_ms: chain.request_timeout_ms,
                     poll_interval_ms: chain.poll_interval_ms,
+                    dry_run: chain.dry_run,
                 },
             );
         }
@@ -420,6 +439,7 @@ impl RawEngineConfig {
             log_level: self.engine.log_level,
             log_format: self.engine.log_format,
             metrics_addr,
+            dry_run: self.engine.dry_run,
             chains,
             limits,
             supervision: self.supervision,

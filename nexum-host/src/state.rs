@@ -2,6 +2,7 @@
 
 use crate::bindings;
 use crate::capabilities::chain::ChainAccess;
+use crate::capabilities::cow_api::CowAccess;
 use crate::capabilities::local_store::{LocalStoreCtx, ModuleStore, PendingWrites};
 use crate::capabilities::logging::{ModuleLogger, ModuleOutput};
 use nexum_core::Limits;
@@ -15,6 +16,7 @@ pub(crate) struct ModuleCapabilities {
     pub logger: ModuleLogger,
     pub store: ModuleStore,
     pub chain: ChainAccess,
+    pub cow: CowAccess,
 }
 
 /// Everything one module instance can reach, plus the bookkeeping of its current call.
@@ -25,6 +27,7 @@ pub struct ModuleState {
     pub(crate) logger: ModuleLogger,
     store: ModuleStore,
     pub(crate) chain: ChainAccess,
+    pub(crate) cow: CowAccess,
     pending: PendingWrites,
     /// When the current call must stop; checked on every epoch tick.
     pub(crate) deadline: Instant,
@@ -36,6 +39,7 @@ impl ModuleState {
             logger,
             store,
             chain,
+            cow,
         } = capabilities;
         // WASI with nothing granted: no files, no environment, no arguments, no sockets.
         // Clocks and randomness work; stdout and stderr become log lines.
@@ -57,6 +61,7 @@ impl ModuleState {
             logger,
             store,
             chain,
+            cow,
             pending: PendingWrites::default(),
             deadline: Instant::now(),
         }

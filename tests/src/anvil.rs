@@ -286,3 +286,117 @@ impl Anvil {
         .abi_encode()
     }
 }
+
+sol! {
+    /// The ComposableCoW test double, `tests/contracts/MockComposableCoW.sol`.
+    #[derive(Debug)]
+    contract MockComposableCoW {
+        #[derive(PartialEq)]
+        struct ConditionalOrderParams {
+            address handler;
+            bytes32 salt;
+            bytes staticInput;
+        }
+        #[derive(Default)]
+        struct OrderData {
+            address sellToken;
+            address buyToken;
+            address receiver;
+            uint256 sellAmount;
+            uint256 buyAmount;
+            uint32 validTo;
+            bytes32 appData;
+            uint256 feeAmount;
+            bytes32 kind;
+            bool partiallyFillable;
+            bytes32 sellTokenBalance;
+            bytes32 buyTokenBalance;
+        }
+        function hash(ConditionalOrderParams memory params) public pure returns (bytes32);
+        function create(ConditionalOrderParams calldata params) external;
+        function script(bytes32 paramsHash, uint8 mode, uint256 arg, OrderData calldata order) external;
+    }
+}
+
+/// The deployable bytecode of the ComposableCoW test double.
+pub const MOCK_COMPOSABLE_COW_BYTECODE: &str = include_str!("../contracts/MockComposableCoW.bin");
+
+/// What the ComposableCoW test double answers for a conditional order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PollAnswer {
+    /// `PollTryNextBlock("unscripted")`.
+    Unscripted = 0,
+    /// The scripted order, with an EIP-1271 signature.
+    Ready = 1,
+    /// `PollTryNextBlock`.
+    TryNextBlock = 2,
+    /// `PollTryAtBlock(arg)`.
+    TryAtBlock = 3,
+    /// `PollTryAtEpoch(arg)`.
+    TryAtEpoch = 4,
+    /// `PollNever`.
+    Never = 5,
+    /// `OrderNotValid`.
+    NotValid = 6,
+}
+
+impl Anvil {
+    /// Deploys the ComposableCoW test double and returns its address.
+    pub async fn deploy_composable_cow(&self) -> Address {
+        let code = hex_bytes(MOCK_COMPOSABLE_COW_BYTECODE.trim());
+        let receipt = self.send(None, &code).await;
+        receipt["contractAddress"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// The first dev account creates the conditional order `params` (emits the event).
+    pub async fn create_conditional_order(
+        &self,
+        composable_cow: Address,
+        params: &MockComposableCoW::ConditionalOrderParams,
+    ) -> Value {
+        let call = MockComposableCoW::createCall {
+            params: params.clone(),
+        };
+        self.send(Some(composable_cow), &call.abi_encode()).await
+    }
+
+    /// Scripts what polling `params` answers.
+    pub async fn script_poll(
+        &self,
+        composable_cow: Address,
+        params: &MockComposableCoW::ConditionalOrderParams,
+        answer: PollAnswer,
+        arg: u64,
+        order: MockComposableCoW::OrderData,
+    ) {
+        let params_hash =
+            alloy_primitives::keccak256(alloy_sol_types::SolValue::abi_encode(params));
+        let call = MockComposableCoW::scriptCall {
+            paramsHash: params_hash,
+            mode: answer as u8,
+            arg: U256::from(arg),
+            order,
+        };
+        self.send(Some(composable_cow), &call.abi_encode()).await;
+    }
+
+    /// The timestamp (seconds) of the latest block.
+    pub async fn latest_timestamp(&self) -> u64 {
+        let block = self
+            .rpc("eth_getBlockByNumber", json!(["latest", false]))
+            .await;
+        hex_u64(&block["timestamp"])
+    }
+
+    /// Mines one block with timestamp `seconds`.
+    pub async fn mine_at(&self, seconds: u64) {
+        self.rpc("evm_setNextBlockTimestamp", json!([seconds]))
+            .await;
+        self.mine(1).await;
+    }
+}

@@ -14,11 +14,13 @@ pub const GUESTS: &[&str] = &[
     "heartbeat",
     "block-logger",
     "event-counter",
+    "twap-keeper",
     "probe",
     "chain-caller",
     "noop",
     "recorder",
     "chain-probe",
+    "cow-probe",
 ];
 
 /// The workspace root.

@@ -12,4 +12,5 @@ pub mod anvil;
 pub mod engine;
 pub mod guests;
 pub mod logs;
+pub mod orderbook;
 pub mod proxy;

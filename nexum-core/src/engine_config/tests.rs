@@ -180,3 +180,14 @@ fn boot_plan_reads_manifests_and_warns_on_the_legacy_name() {
         "{err}"
     );
 }
+
+#[test]
+fn dry_run_is_global_with_per_chain_overrides() {
+    let c = parse(
+        "[engine]\ndry_run = true\n[chains.1]\nrpc_url = \"ws://x\"\n[chains.100]\nrpc_url = \"ws://y\"\ndry_run = false\n",
+    )
+    .unwrap();
+    assert!(c.is_dry_run(1));
+    assert!(!c.is_dry_run(100));
+    assert!(c.is_dry_run(5));
+}

@@ -3,8 +3,8 @@
 //! Every capability follows the same steps, so a new one is obvious from the others:
 //!
 //! 1. **configure**: build its per-engine backend from the engine config
-//!    (the fjall [`StateStore`](local_store::StateStore), later the provider pool and the
-//!    orderbook clients);
+//!    (the fjall [`StateStore`](local_store::StateStore), the provider pool in
+//!    [`crate::chain`], the orderbooks of `cow_api`);
 //! 2. **per module**: derive what one module may touch (its keyspace, its logger, its chains);
 //! 3. **link**: add its WIT interface to the shared linker (`link` in each `host.rs`).
 //!

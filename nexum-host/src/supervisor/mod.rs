@@ -7,6 +7,7 @@
 mod worker;
 
 use crate::capabilities::chain::ChainAccess;
+use crate::capabilities::cow_api::{CowAccess, Orderbooks};
 use crate::capabilities::local_store::{StateStore, StoreError};
 use crate::capabilities::logging::ModuleLogger;
 use crate::chain::{ChainPool, ConnectError};
@@ -132,6 +133,7 @@ impl Supervisor for HostSupervisor {
         })?;
 
         let chains = Arc::new(ChainPool::connect(&config.chains).await?);
+        let orderbooks = Arc::new(Orderbooks::configure(&config));
 
         let (shutdown, _) = watch::channel(false);
         let mut modules = Vec::with_capacity(loaded.len());
@@ -158,6 +160,7 @@ impl Supervisor for HostSupervisor {
                 logger: ModuleLogger::new(manifest.name.as_str()),
                 store: module_store,
                 chain: ChainAccess::new(chains.clone(), manifest.chains()),
+                cow: CowAccess::new(orderbooks.clone(), manifest.name.as_str()),
             };
             let mut worker = Worker::new(
                 engine.clone(),

@@ -1,8 +1,15 @@
-//! `cow-api`: the CoW Protocol orderbook.
+//! `cow-api`: the CoW Protocol orderbook, through the `cowprotocol` crate.
 //!
-//! Until the orderbook client lands, every call answers `fault.unsupported` naming the engine
-//! configuration that is missing.
+//! - [`paths`]: which methods and paths a module may use (relative API paths only);
+//! - [`transport`]: cowprotocol's `HttpTransport` over reqwest, keeping `Retry-After`;
+//! - [`backend`]: one orderbook per chain (the crate's deployment, or `orderbook_url`),
+//!   generic requests, order submission with validation, and dry runs;
+//! - [`host`]: the WIT glue and the one mapping of failures to `cow-api-error`.
 
+mod backend;
 mod host;
+mod paths;
+mod transport;
 
+pub(crate) use backend::{CowAccess, Orderbooks};
 pub(crate) use host::link;

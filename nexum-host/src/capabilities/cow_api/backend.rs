@@ -1,0 +1,330 @@
+//! The orderbooks: one per chain (the crate's production deployment, or the engine's
+//! `orderbook_url`), generic requests, and order submission — validated as an
+//! `OrderCreation` first, or only logged in a dry run.
+
+use super::paths;
+use super::transport::CallTransport;
+use cowprotocol::chain::Chain;
+use cowprotocol::contracts::GPV2_SETTLEMENT;
+use cowprotocol::domain::settlement_domain;
+use cowprotocol::error::{ApiError, Error};
+use cowprotocol::order_book::{OrderBookApi, OrderCreation};
+use cowprotocol::transport::{HttpRequest, HttpTransport};
+use nexum_core::{ChainId, EngineConfig};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a `cow-api` call did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CowFailure {
+    /// No orderbook for that chain.
+    Unsupported(String),
+    /// The method or path is not allowed.
+    Denied(String),
+    /// The request or the order is malformed.
+    InvalidInput(String),
+    /// 429, with the server's `Retry-After` when it sent one.
+    RateLimited(Option<Duration>),
+    /// No answer within the deadline.
+    Timeout,
+    /// The orderbook could not be reached.
+    Unavailable(String),
+    /// The orderbook's own error document.
+    Rejected {
+        status: u16,
+        error_type: String,
+        description: String,
+        data: Option<String>,
+    },
+    /// Any other non-2xx answer.
+    Http { status: u16, body: Option<String> },
+}
+
+/// Where one chain's orderbook is, and whether orders are only logged.
+#[derive(Debug, Clone)]
+struct Orderbook {
+    base_url: url::Url,
+    chain: Option<Chain>,
+    dry_run: bool,
+    timeout: Duration,
+}
+
+/// The orderbooks of every chain nexum can reach, for the whole engine.
+pub(crate) struct Orderbooks {
+    client: reqwest::Client,
+    configured: BTreeMap<ChainId, Orderbook>,
+    default_dry_run: bool,
+    default_timeout: Duration,
+}
+
+impl Orderbooks {
+    /// The orderbooks `config` overrides, on top of the crate's known deployments.
+    pub fn configure(config: &EngineConfig) -> Self {
+        let mut configured = BTreeMap::new();
+        for (&chain_id, chain) in &config.chains {
+            let known = Chain::try_from(chain_id).ok();
+            let base_url = match &chain.orderbook_url {
+                Some(url) => url.parse().ok(),
+                None => known.map(Chain::orderbook_base_url),
+            };
+            if let Some(base_url) = base_url {
+                configured.insert(
+                    chain_id,
+                    Orderbook {
+                        base_url: with_trailing_slash(base_url),
+                        chain: known,
+                        dry_run: config.is_dry_run(chain_id),
+                        timeout: Duration::from_millis(chain.request_timeout_ms),
+                    },
+                );
+            }
+        }
+        Self {
+            client: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .build()
+                .expect("a reqwest client with default TLS builds"),
+            configured,
+            default_dry_run: config.dry_run,
+            default_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn orderbook(&self, chain_id: ChainId) -> Result<Orderbook, CowFailure> {
+        if let Some(orderbook) = self.configured.get(&chain_id) {
+            return Ok(orderbook.clone());
+        }
+        let chain = Chain::try_from(chain_id).map_err(|_| {
+            CowFailure::Unsupported(format!(
+                "chain {chain_id} has no CoW Protocol orderbook; set [chains.{chain_id}] orderbook_url in engine.toml"
+            ))
+        })?;
+        Ok(Orderbook {
+            base_url: with_trailing_slash(chain.orderbook_base_url()),
+            chain: Some(chain),
+            dry_run: self.default_dry_run,
+            timeout: self.default_timeout,
+        })
+    }
+}
+
+fn with_trailing_slash(mut url: url::Url) -> url::Url {
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url
+}
+
+/// One module's access to the orderbooks.
+#[derive(Clone)]
+pub(crate) struct CowAccess {
+    orderbooks: Arc<Orderbooks>,
+    module: Arc<str>,
+}
+
+impl CowAccess {
+    pub fn new(orderbooks: Arc<Orderbooks>, module: &str) -> Self {
+        Self {
+            orderbooks,
+            module: module.into(),
+        }
+    }
+
+    /// A call to a relative API path; the body on 2xx.
+    pub async fn request(
+        &self,
+        chain_id: ChainId,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<String, CowFailure> {
+        let orderbook = self.orderbooks.orderbook(chain_id)?;
+        let method = paths::method(method).map_err(CowFailure::Denied)?;
+        let path = paths::relative(path).map_err(CowFailure::Denied)?;
+        let url = orderbook
+            .base_url
+            .join(path)
+            .map_err(|e| CowFailure::InvalidInput(format!("path {path:?}: {e}")))?;
+        let json_body = match body {
+            Some(body) => {
+                serde_json::from_str::<serde_json::Value>(&body)
+                    .map_err(|e| CowFailure::InvalidInput(format!("the body is not JSON: {e}")))?;
+                Some(body.into_bytes())
+            }
+            None => None,
+        };
+        let transport = CallTransport::new(self.orderbooks.client.clone());
+        let request = HttpRequest {
+            method,
+            url,
+            json_body,
+            bearer: None,
+        };
+        let response = tokio::time::timeout(orderbook.timeout, transport.execute(request))
+            .await
+            .map_err(|_| CowFailure::Timeout)?
+            .map_err(|e| transport_failure(&e))?;
+        if (200..300).contains(&response.status) {
+            return Ok(response.body);
+        }
+        Err(status_failure(
+            response.status,
+            response.body,
+            transport.retry_after(),
+        ))
+    }
+
+    /// Validates `order` as an `OrderCreation` and posts it (or, in a dry run, logs it).
+    /// Returns the order UID.
+    pub async fn submit_order(
+        &self,
+        chain_id: ChainId,
+        order: &[u8],
+    ) -> Result<String, CowFailure> {
+        let orderbook = self.orderbooks.orderbook(chain_id)?;
+        let order = parse_order(order)?;
+        if orderbook.dry_run {
+            let domain = match orderbook.chain {
+                Some(chain) => chain.settlement_domain(),
+                None => settlement_domain(chain_id, GPV2_SETTLEMENT),
+            };
+            let uid = order.order_data().uid(&domain, order.from).to_string();
+            tracing::info!(
+                module = &*self.module,
+                chain = chain_id,
+                uid,
+                order = %serde_json::to_string(&order).unwrap_or_default(),
+                "dry run: order validated and not sent"
+            );
+            return Ok(uid);
+        }
+        let transport = CallTransport::new(self.orderbooks.client.clone());
+        let mut api =
+            OrderBookApi::new_with_transport(orderbook.base_url.clone(), transport.clone());
+        if let Some(chain) = orderbook.chain {
+            api = api.with_chain_hint(chain);
+        }
+        match tokio::time::timeout(orderbook.timeout, api.post_order(&order)).await {
+            Err(_) => Err(CowFailure::Timeout),
+            Ok(Ok(uid)) => {
+                tracing::info!(module = &*self.module, chain = chain_id, uid = %uid, "order submitted");
+                Ok(uid.to_string())
+            }
+            Ok(Err(Error::OrderbookApi { status, api })) => {
+                Err(rejection(status, api, transport.retry_after()))
+            }
+            Ok(Err(Error::UnexpectedStatus { status, body })) => {
+                Err(status_failure(status, body, transport.retry_after()))
+            }
+            Ok(Err(e)) => Err(transport_failure(&e)),
+        }
+    }
+}
+
+/// Parses `bytes` as an `OrderCreation`, naming the field at fault.
+fn parse_order(bytes: &[u8]) -> Result<OrderCreation, CowFailure> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            String::new()
+        } else {
+            format!(" at `{path}`")
+        };
+        CowFailure::InvalidInput(format!("not a valid OrderCreation{field}: {}", e.inner()))
+    })
+}
+
+fn rejection(status: u16, api: ApiError, retry_after: Option<Duration>) -> CowFailure {
+    if status == 429 {
+        return CowFailure::RateLimited(retry_after);
+    }
+    CowFailure::Rejected {
+        status,
+        error_type: api.error_type,
+        description: api.description,
+        data: api.data.map(|d| d.to_string()),
+    }
+}
+
+/// A non-2xx answer: the orderbook's error document when it is one.
+fn status_failure(status: u16, body: String, retry_after: Option<Duration>) -> CowFailure {
+    if status == 429 {
+        return CowFailure::RateLimited(retry_after);
+    }
+    match serde_json::from_str::<ApiError>(&body) {
+        Ok(api) => rejection(status, api, retry_after),
+        Err(_) => CowFailure::Http {
+            status,
+            body: (!body.is_empty()).then_some(body),
+        },
+    }
+}
+
+fn transport_failure(error: &Error) -> CowFailure {
+    match error {
+        Error::Transport(e) if e.is_timeout() => CowFailure::Timeout,
+        Error::Transport(e) => CowFailure::Unavailable(format!("orderbook unreachable: {e}")),
+        Error::TransportFailed(m) => CowFailure::Unavailable(m.clone()),
+        Error::ResponseTooLarge { max } => {
+            CowFailure::Unavailable(format!("the orderbook's answer exceeded {max} bytes"))
+        }
+        Error::Serde(e) => CowFailure::Unavailable(format!("malformed orderbook answer: {e}")),
+        Error::OrderCreationInvalid { field, reason } => {
+            CowFailure::InvalidInput(format!("invalid OrderCreation: {field} {reason}"))
+        }
+        Error::VerifyOwner(e) => CowFailure::InvalidInput(format!("invalid OrderCreation: {e}")),
+        Error::Signature(e) => CowFailure::InvalidInput(format!("invalid OrderCreation: {e}")),
+        other => CowFailure::Unavailable(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_documents_become_rejections_and_others_http_failures() {
+        let doc =
+            r#"{"errorType":"InsufficientAllowance","description":"no allowance","data":{"x":1}}"#;
+        assert_eq!(
+            status_failure(400, doc.into(), None),
+            CowFailure::Rejected {
+                status: 400,
+                error_type: "InsufficientAllowance".into(),
+                description: "no allowance".into(),
+                data: Some(r#"{"x":1}"#.into()),
+            }
+        );
+        assert_eq!(
+            status_failure(502, "bad gateway".into(), None),
+            CowFailure::Http {
+                status: 502,
+                body: Some("bad gateway".into())
+            }
+        );
+        assert_eq!(
+            status_failure(429, doc.into(), Some(Duration::from_secs(3))),
+            CowFailure::RateLimited(Some(Duration::from_secs(3)))
+        );
+    }
+
+    #[test]
+    fn malformed_orders_name_the_field() {
+        let CowFailure::InvalidInput(message) =
+            parse_order(br#"{"sellToken":"0x12"}"#).unwrap_err()
+        else {
+            panic!()
+        };
+        assert!(message.contains("at `sellToken`"), "{message}");
+        let CowFailure::InvalidInput(message) = parse_order(b"not json").unwrap_err() else {
+            panic!()
+        };
+        assert!(
+            message.starts_with("not a valid OrderCreation"),
+            "{message}"
+        );
+    }
+}
