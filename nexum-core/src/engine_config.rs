@@ -387,13 +387,7 @@ impl RawEngineConfig {
         }
 
         let limits = self.limits;
-        for (name, value) in [
-            ("fuel_per_event", limits.fuel_per_event),
-            ("memory_bytes", limits.memory_bytes),
-            ("event_timeout_ms", limits.event_timeout_ms),
-            ("store_key_bytes", limits.store_key_bytes),
-            ("store_value_bytes", limits.store_value_bytes),
-        ] {
+        for (name, value) in limits.named() {
             if value == 0 {
                 return Err(err(
                     format!("limits.{name}"),

@@ -36,8 +36,9 @@ pub use limits::{DeliveryPolicy, LimitOverrides, Limits, Supervision};
 pub use manifest::{ComponentDigest, ManifestLocation, ModuleManifest, ModuleName};
 pub use subscription::{LogFilter, LogSubscription, Subscription};
 pub use supervisor::{
-    BootPlan, Delivery, DispatchError, EngineRecord, ModuleInfo, ModuleSpec, ModuleStatus,
-    ModuleTotals, Outcome, ShutdownSummary, Supervisor, WasmSource,
+    BootPlan, Delivery, DispatchError, EngineRecord, Lifecycle, LogLevel, LogLine, ModuleEvent,
+    ModuleInfo, ModuleSpec, ModuleStatus, ModuleTotals, Outcome, ShutdownSummary, Supervisor,
+    WasmSource,
 };
 
 /// Re-exported so users of the event types need not pin `alloy-primitives` themselves.

@@ -17,6 +17,15 @@ pub struct Limits {
     pub store_key_bytes: u64,
     /// Largest `local-store` value, in bytes.
     pub store_value_bytes: u64,
+    /// All of a module's keys and values together, in bytes.
+    pub store_total_bytes: u64,
+    /// Most keys one `list-keys` call may return (a bigger match is refused, not truncated).
+    pub list_keys_max: u64,
+    /// Longest log line kept; longer ones are cut.
+    pub log_line_bytes: u64,
+    /// Log lines per second a module may write (bursts up to one second's worth); the
+    /// excess is dropped and counted.
+    pub log_lines_per_second: u64,
 }
 
 impl Default for Limits {
@@ -27,7 +36,28 @@ impl Default for Limits {
             event_timeout_ms: 30_000,
             store_key_bytes: 1024,
             store_value_bytes: 1024 * 1024,
+            store_total_bytes: 256 * 1024 * 1024,
+            list_keys_max: 10_000,
+            log_line_bytes: 8 * 1024,
+            log_lines_per_second: 200,
         }
+    }
+}
+
+impl Limits {
+    /// Every limit with its `[limits]` name, for validation and display.
+    pub fn named(&self) -> [(&'static str, u64); 9] {
+        [
+            ("fuel_per_event", self.fuel_per_event),
+            ("memory_bytes", self.memory_bytes),
+            ("event_timeout_ms", self.event_timeout_ms),
+            ("store_key_bytes", self.store_key_bytes),
+            ("store_value_bytes", self.store_value_bytes),
+            ("store_total_bytes", self.store_total_bytes),
+            ("list_keys_max", self.list_keys_max),
+            ("log_line_bytes", self.log_line_bytes),
+            ("log_lines_per_second", self.log_lines_per_second),
+        ]
     }
 }
 
@@ -45,6 +75,14 @@ pub struct LimitOverrides {
     pub store_key_bytes: Option<u64>,
     /// See [`Limits::store_value_bytes`].
     pub store_value_bytes: Option<u64>,
+    /// See [`Limits::store_total_bytes`].
+    pub store_total_bytes: Option<u64>,
+    /// See [`Limits::list_keys_max`].
+    pub list_keys_max: Option<u64>,
+    /// See [`Limits::log_line_bytes`].
+    pub log_line_bytes: Option<u64>,
+    /// See [`Limits::log_lines_per_second`].
+    pub log_lines_per_second: Option<u64>,
 }
 
 /// A module asked for more than the engine allows.
@@ -98,6 +136,22 @@ impl Limits {
                 "store_value_bytes",
                 self.store_value_bytes,
                 overrides.store_value_bytes,
+            )?,
+            store_total_bytes: lower(
+                "store_total_bytes",
+                self.store_total_bytes,
+                overrides.store_total_bytes,
+            )?,
+            list_keys_max: lower("list_keys_max", self.list_keys_max, overrides.list_keys_max)?,
+            log_line_bytes: lower(
+                "log_line_bytes",
+                self.log_line_bytes,
+                overrides.log_line_bytes,
+            )?,
+            log_lines_per_second: lower(
+                "log_lines_per_second",
+                self.log_lines_per_second,
+                overrides.log_lines_per_second,
             )?,
         })
     }

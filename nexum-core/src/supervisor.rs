@@ -151,6 +151,12 @@ pub struct ModuleInfo {
     pub component: String,
     /// Current lifecycle state.
     pub status: ModuleStatus,
+    /// Bytes of keys and values in its store.
+    pub store_bytes: u64,
+    /// Log lines dropped by its rate limit.
+    pub log_lines_dropped: u64,
+    /// Calls that returned `ok`, `err`, or trapped, so far.
+    pub totals: ModuleTotals,
 }
 
 /// Per-module totals reported at shutdown.
@@ -202,4 +208,75 @@ pub trait Supervisor: Send + Sync + Sized {
     /// Stops intake, lets queued and in-flight calls finish within their deadline, flushes
     /// the store and reports totals.
     fn shutdown(&self) -> impl Future<Output = ShutdownSummary> + Send;
+}
+
+/// A change in a module's life, as reported to whoever watches the runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// `init` succeeded; the module takes events.
+    Started,
+    /// A call returned `err` (it may be retried).
+    Failed {
+        /// The module's error.
+        reason: String,
+    },
+    /// A call trapped or hit a limit; the instance is discarded.
+    Trapped {
+        /// What happened.
+        reason: String,
+    },
+    /// A fresh instance will be started after `delay_ms`.
+    Restarting {
+        /// The backoff before the restart.
+        delay_ms: u64,
+    },
+    /// An event was skipped after its retries (and dead-lettered).
+    Skipped {
+        /// The module's last error.
+        reason: String,
+    },
+    /// The module failed too often and takes no more events until the engine restarts.
+    Quarantined {
+        /// The last failure.
+        reason: String,
+    },
+    /// The module stopped with the engine.
+    Stopped,
+}
+
+/// A [`Lifecycle`] change of one module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleEvent {
+    /// The module.
+    pub module: String,
+    /// What happened.
+    pub change: Lifecycle,
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// Severity of a module's log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Very detailed.
+    Trace,
+    /// Debugging detail.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Something unexpected but handled.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+/// One line a module logged (through `logging`, or on stdout/stderr).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// The module.
+    pub module: String,
+    /// Its level.
+    pub level: LogLevel,
+    /// The text.
+    pub message: String,
 }

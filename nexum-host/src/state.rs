@@ -10,6 +10,9 @@ use std::time::Instant;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+/// Largest table (function references) a module instance may grow.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
 /// What one module may reach through its capabilities; cloned into each fresh instance.
 #[derive(Clone)]
 pub(crate) struct ModuleCapabilities {
@@ -51,11 +54,14 @@ impl ModuleState {
             .allow_ip_name_lookup(false)
             .build();
         let memory = usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX);
+        // Tables grow with function references; a module needing more than this many is
+        // either broken or hostile.
         Self {
             wasi,
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(memory)
+                .table_elements(MAX_TABLE_ELEMENTS)
                 .trap_on_grow_failure(true)
                 .build(),
             logger,

@@ -21,6 +21,7 @@ pub const GUESTS: &[&str] = &[
     "recorder",
     "chain-probe",
     "cow-probe",
+    "hostile",
 ];
 
 /// The workspace root.

@@ -15,13 +15,13 @@ use crate::engine::{EngineError, WasmEngine};
 use crate::module::{LoadError, load};
 use crate::state::ModuleCapabilities;
 use nexum_core::{
-    BootPlan, ConfigError, Delivery, DispatchError, ModuleInfo, ModuleStatus, ModuleTotals,
-    Outcome, ShutdownSummary, Supervisor,
+    BootPlan, ConfigError, Delivery, DispatchError, LogLine, ModuleEvent, ModuleInfo, ModuleStatus,
+    ModuleTotals, Outcome, ShutdownSummary, Supervisor,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use worker::{Job, Worker, WorkerShared};
 
@@ -60,6 +60,18 @@ struct ModuleHandle {
     info: ModuleInfo,
     queue: mpsc::Sender<Job>,
     shared: Arc<WorkerShared>,
+    capabilities: ModuleCapabilities,
+}
+
+impl ModuleHandle {
+    fn totals(&self) -> ModuleTotals {
+        ModuleTotals {
+            name: self.info.name.clone(),
+            handled: self.shared.handled.load(Ordering::Relaxed),
+            failed: self.shared.failed.load(Ordering::Relaxed),
+            trapped: self.shared.trapped.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Runs modules as wasmtime components; see the module docs.
@@ -70,12 +82,29 @@ pub struct HostSupervisor {
     chains: Arc<ChainPool>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    log_lines: broadcast::Sender<LogLine>,
+    lifecycle: broadcast::Sender<ModuleEvent>,
 }
+
+/// Notifications buffered per subscriber before a slow one starts missing some.
+const LINE_BUFFER: usize = 1024;
 
 impl HostSupervisor {
     /// The state database, for read-only views (`nexum store`, embedders).
     pub fn state(&self) -> &StateStore {
         &self.store
+    }
+
+    /// Every module's log lines, as they are written (lines a slow receiver misses are
+    /// dropped for it alone).
+    pub fn log_lines(&self) -> broadcast::Receiver<LogLine> {
+        self.log_lines.subscribe()
+    }
+
+    /// Every module's lifecycle changes (started, failed, trapped, restarting, skipped,
+    /// quarantined, stopped).
+    pub fn lifecycle(&self) -> broadcast::Receiver<ModuleEvent> {
+        self.lifecycle.subscribe()
     }
 
     /// The chain clients, shared with the chain event sources.
@@ -136,6 +165,8 @@ impl Supervisor for HostSupervisor {
         let orderbooks = Arc::new(Orderbooks::configure(&config));
 
         let (shutdown, _) = watch::channel(false);
+        let (log_lines, _) = broadcast::channel(LINE_BUFFER);
+        let (lifecycle, _) = broadcast::channel(LINE_BUFFER);
         let mut modules = Vec::with_capacity(loaded.len());
         let mut tasks = Vec::with_capacity(loaded.len());
         for module in loaded {
@@ -155,9 +186,16 @@ impl Supervisor for HostSupervisor {
                 limits: module.limits,
                 component: module.digest.clone(),
                 status: ModuleStatus::Running,
+                store_bytes: 0,
+                log_lines_dropped: 0,
+                totals: ModuleTotals::default(),
             };
             let capabilities = ModuleCapabilities {
-                logger: ModuleLogger::new(manifest.name.as_str()),
+                logger: ModuleLogger::new(
+                    manifest.name.as_str(),
+                    &module.limits,
+                    log_lines.clone(),
+                ),
                 store: module_store,
                 chain: ChainAccess::new(chains.clone(), manifest.chains()),
                 cow: CowAccess::new(orderbooks.clone(), manifest.name.as_str()),
@@ -165,9 +203,10 @@ impl Supervisor for HostSupervisor {
             let mut worker = Worker::new(
                 engine.clone(),
                 module.clone(),
-                capabilities,
+                capabilities.clone(),
                 config.supervision,
                 shared.clone(),
+                lifecycle.clone(),
             );
             // A failed init is reported (and quarantines the module); the others still start.
             let _ = worker.boot().await;
@@ -177,6 +216,7 @@ impl Supervisor for HostSupervisor {
                 info,
                 queue,
                 shared,
+                capabilities,
             });
         }
 
@@ -192,6 +232,8 @@ impl Supervisor for HostSupervisor {
             chains,
             shutdown,
             tasks: Mutex::new(tasks),
+            log_lines,
+            lifecycle,
         })
     }
 
@@ -200,6 +242,9 @@ impl Supervisor for HostSupervisor {
             .iter()
             .map(|m| ModuleInfo {
                 status: m.shared.status(),
+                store_bytes: m.capabilities.store.used_bytes(),
+                log_lines_dropped: m.capabilities.logger.dropped(),
+                totals: m.totals(),
                 ..m.info.clone()
             })
             .collect()
@@ -251,16 +296,7 @@ impl Supervisor for HostSupervisor {
             tracing::error!(error = %e, "flushing the store at shutdown failed");
         }
         ShutdownSummary {
-            modules: self
-                .modules
-                .iter()
-                .map(|m| ModuleTotals {
-                    name: m.info.name.clone(),
-                    handled: m.shared.handled.load(Ordering::Relaxed),
-                    failed: m.shared.failed.load(Ordering::Relaxed),
-                    trapped: m.shared.trapped.load(Ordering::Relaxed),
-                })
-                .collect(),
+            modules: self.modules.iter().map(ModuleHandle::totals).collect(),
         }
     }
 }

@@ -7,11 +7,11 @@ use crate::module::{CallResult, LoadedModule, ModuleInstance};
 use crate::records::{self, DeadLetter};
 use crate::state::ModuleCapabilities;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
-use nexum_core::{Delivery, ModuleStatus, Outcome, Supervision};
+use nexum_core::{Delivery, Lifecycle, ModuleEvent, ModuleStatus, Outcome, Supervision};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// An event in a module's queue, with someone optionally waiting for its outcome.
 pub(crate) struct Job {
@@ -49,6 +49,7 @@ pub(crate) struct Worker {
     pub policy: Supervision,
     pub shared: Arc<WorkerShared>,
     instance: Option<ModuleInstance>,
+    lifecycle: broadcast::Sender<ModuleEvent>,
     /// Consecutive traps or failed starts; reset by a successful call.
     failures: u32,
     restart_backoff: ExponentialBackoff,
@@ -69,6 +70,7 @@ impl Worker {
         capabilities: ModuleCapabilities,
         policy: Supervision,
         shared: Arc<WorkerShared>,
+        lifecycle: broadcast::Sender<ModuleEvent>,
     ) -> Self {
         let restart_backoff = restart_backoff(&policy);
         Self {
@@ -78,6 +80,7 @@ impl Worker {
             policy,
             shared,
             instance: None,
+            lifecycle,
             failures: 0,
             restart_backoff,
         }
@@ -87,6 +90,17 @@ impl Worker {
         self.module.manifest.name.as_str()
     }
 
+    /// Tells lifecycle watchers about `change`.
+    fn announce(&self, change: Lifecycle) {
+        if self.lifecycle.receiver_count() > 0 {
+            let _ = self.lifecycle.send(ModuleEvent {
+                module: self.name().to_string(),
+                change,
+                at_ms: now_ms(),
+            });
+        }
+    }
+
     /// Starts the first instance (running `init`). A module whose `init` fails at boot is
     /// quarantined at once: a broken configuration does not heal by retrying.
     pub async fn boot(&mut self) -> Result<(), String> {
@@ -94,6 +108,7 @@ impl Worker {
             Ok(instance) => {
                 self.instance = Some(instance);
                 self.shared.set_status(ModuleStatus::Running);
+                self.announce(Lifecycle::Started);
                 Ok(())
             }
             Err(failure) => {
@@ -104,6 +119,9 @@ impl Worker {
                     "init failed at boot; module quarantined"
                 );
                 self.shared.set_status(ModuleStatus::Quarantined);
+                self.announce(Lifecycle::Quarantined {
+                    reason: reason.clone(),
+                });
                 Err(reason)
             }
         }
@@ -143,6 +161,7 @@ impl Worker {
         queue.close();
         if self.shared.status() != ModuleStatus::Quarantined {
             self.shared.set_status(ModuleStatus::Stopped);
+            self.announce(Lifecycle::Stopped);
         }
     }
 
@@ -168,6 +187,9 @@ impl Worker {
                 }
                 CallResult::Err(reason) => {
                     self.shared.failed.fetch_add(1, Ordering::Relaxed);
+                    self.announce(Lifecycle::Failed {
+                        reason: reason.clone(),
+                    });
                     err_count += 1;
                     match err_retries
                         .next()
@@ -193,6 +215,9 @@ impl Worker {
                                 "module returned an error; event skipped and dead-lettered"
                             );
                             self.skip(delivery, &reason, err_count);
+                            self.announce(Lifecycle::Skipped {
+                                reason: reason.clone(),
+                            });
                             return Ok(Outcome::Failed(reason));
                         }
                     }
@@ -201,6 +226,9 @@ impl Worker {
                     self.shared.trapped.fetch_add(1, Ordering::Relaxed);
                     self.instance = None;
                     self.failures += 1;
+                    self.announce(Lifecycle::Trapped {
+                        reason: reason.clone(),
+                    });
                     tracing::error!(
                         module = self.name(),
                         event = delivery.event.kind(),
@@ -226,7 +254,7 @@ impl Worker {
             event: delivery.event.clone(),
             reason: reason.to_string(),
             attempts,
-            at_ms: u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default(),
+            at_ms: now_ms(),
         };
         let mut records = delivery.records.clone();
         records.push(records::dead_letter(&letter));
@@ -244,16 +272,15 @@ impl Worker {
         let max = Duration::from_millis(self.policy.restart_backoff_max_ms);
         let wait = self.restart_backoff.next().unwrap_or(max).min(max);
         self.shared.set_status(ModuleStatus::Restarting);
-        tracing::info!(
-            module = self.name(),
-            in_ms = wait.as_millis() as u64,
-            "restarting module"
-        );
+        let delay_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(module = self.name(), in_ms = delay_ms, "restarting module");
+        self.announce(Lifecycle::Restarting { delay_ms });
         sleep_or_shutdown(wait, shutdown).await?;
         match ModuleInstance::start(&self.engine, &self.module, self.capabilities.clone()).await {
             Ok(instance) => {
                 self.instance = Some(instance);
                 self.shared.set_status(ModuleStatus::Running);
+                self.announce(Lifecycle::Started);
                 Ok(())
             }
             Err(failure) => {
@@ -276,6 +303,9 @@ impl Worker {
 
     fn quarantine(&self, reason: &str) {
         self.shared.set_status(ModuleStatus::Quarantined);
+        self.announce(Lifecycle::Quarantined {
+            reason: reason.to_string(),
+        });
         tracing::error!(
             module = self.name(),
             failures = self.failures,
@@ -283,6 +313,10 @@ impl Worker {
             "module quarantined: it receives no more events until the engine restarts"
         );
     }
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default()
 }
 
 fn failure_reason(failure: &CallResult) -> String {

@@ -5,6 +5,8 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use nexum_core::{EngineRecord, Limits, ModuleName};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The engine's own keyspace; its name cannot collide with `module.<name>`.
 const ENGINE_KEYSPACE: &str = "nexum.engine";
@@ -67,12 +69,30 @@ impl StateStore {
         let keyspace = self
             .db
             .keyspace(&format!("module.{name}"), keyspace_options)?;
+        let usage_key = format!("usage/{name}");
+        let used = match self.engine.get(&usage_key)? {
+            Some(bytes) => {
+                u64::from_le_bytes(bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    key: usage_key.clone(),
+                    reason: "not a byte count".into(),
+                })?)
+            }
+            // First boot with this store (or an older one): count once.
+            None => scan(&keyspace, "")?
+                .iter()
+                .map(|(k, v)| entry_size(k.len(), v.len()))
+                .sum(),
+        };
         Ok(ModuleStore {
             db: self.db.clone(),
             keyspace,
             engine: self.engine.clone(),
             max_key_bytes: limits.store_key_bytes,
             max_value_bytes: limits.store_value_bytes,
+            max_total_bytes: limits.store_total_bytes,
+            max_list_keys: usize::try_from(limits.list_keys_max).unwrap_or(usize::MAX),
+            usage_key: usage_key.into(),
+            used: Arc::new(AtomicU64::new(used)),
         })
     }
 
@@ -143,10 +163,17 @@ fn scan(keyspace: &Keyspace, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Sto
     Ok(entries)
 }
 
+/// The size a key and value count for in the store quota.
+fn entry_size(key: usize, value: usize) -> u64 {
+    (key + value) as u64
+}
+
 /// The writes of one in-flight call, newest value per key (`None` = deleted).
 #[derive(Debug, Default)]
 pub struct PendingWrites {
     writes: BTreeMap<String, Option<Vec<u8>>>,
+    /// How many bytes the writes add to (or take from) the module's committed usage.
+    delta: i64,
 }
 
 impl PendingWrites {
@@ -165,6 +192,10 @@ pub(crate) enum StoreRefusal {
     EmptyKey,
     #[error("value is {len} bytes; the limit is {max}")]
     ValueTooLarge { len: usize, max: u64 },
+    #[error("the store quota of {max} bytes would be exceeded ({used} bytes in use)")]
+    QuotaExceeded { used: u64, max: u64 },
+    #[error("more than {max} keys start with {prefix:?}; list a narrower prefix")]
+    TooManyKeys { prefix: String, max: usize },
     #[error(transparent)]
     Backend(#[from] StoreError),
 }
@@ -177,6 +208,12 @@ pub(crate) struct ModuleStore {
     engine: Keyspace,
     max_key_bytes: u64,
     max_value_bytes: u64,
+    max_total_bytes: u64,
+    max_list_keys: usize,
+    /// The engine record holding `used` (committed with every batch).
+    usage_key: Arc<str>,
+    /// Bytes of keys and values committed, shared by every instance of the module.
+    used: Arc<AtomicU64>,
 }
 
 impl ModuleStore {
@@ -206,24 +243,56 @@ impl ModuleStore {
                 max: self.max_value_bytes,
             });
         }
+        let before = self.visible_size(pending, &key)?;
+        let delta = pending.delta - before as i64 + entry_size(key.len(), value.len()) as i64;
+        let used = self.used.load(Ordering::Relaxed);
+        if delta > 0 && used.saturating_add(delta as u64) > self.max_total_bytes {
+            return Err(StoreRefusal::QuotaExceeded {
+                used,
+                max: self.max_total_bytes,
+            });
+        }
+        pending.delta = delta;
         pending.writes.insert(key, Some(value));
         Ok(())
     }
 
     pub fn delete(&self, pending: &mut PendingWrites, key: String) -> Result<(), StoreRefusal> {
         self.check_key(&key)?;
+        pending.delta -= self.visible_size(pending, &key)? as i64;
         pending.writes.insert(key, None);
         Ok(())
     }
 
+    /// The quota size of `key` as this call sees it (0 when absent).
+    fn visible_size(&self, pending: &PendingWrites, key: &str) -> Result<u64, StoreError> {
+        Ok(match pending.writes.get(key) {
+            Some(Some(value)) => entry_size(key.len(), value.len()),
+            Some(None) => 0,
+            None => self
+                .keyspace
+                .get(key)?
+                .map_or(0, |v| entry_size(key.len(), v.len())),
+        })
+    }
+
     /// Keys starting with `prefix`, sorted, merging committed keys with this call's writes.
+    /// A match larger than the module's `list_keys_max` is refused (never truncated), and
+    /// the scan stops there, so a huge prefix cannot exhaust host memory.
     pub fn list_keys(
         &self,
         pending: &PendingWrites,
         prefix: &str,
     ) -> Result<Vec<String>, StoreRefusal> {
+        let too_many = || StoreRefusal::TooManyKeys {
+            prefix: prefix.to_string(),
+            max: self.max_list_keys,
+        };
         let mut keys = Vec::new();
         for entry in self.keyspace.prefix(prefix) {
+            if keys.len() > self.max_list_keys {
+                return Err(too_many());
+            }
             let key = entry.key().map_err(StoreError::from)?;
             let key = String::from_utf8(key.to_vec()).map_err(|_| StoreError::NonUtf8Key {
                 keyspace: self.keyspace.name().to_string(),
@@ -239,6 +308,9 @@ impl ModuleStore {
             .filter(|(_, v)| v.is_some())
             .map(|(k, _)| k.clone());
         keys.extend(pending_live);
+        if keys.len() > self.max_list_keys {
+            return Err(too_many());
+        }
         keys.sort_unstable();
         Ok(keys)
     }
@@ -252,7 +324,14 @@ impl ModuleStore {
         if pending.is_empty() && engine.is_empty() {
             return Ok(());
         }
+        let used = self
+            .used
+            .load(Ordering::Relaxed)
+            .saturating_add_signed(pending.delta);
         let mut batch = self.db.batch();
+        if !pending.is_empty() {
+            batch.insert(&self.engine, &*self.usage_key, used.to_le_bytes());
+        }
         for (key, value) in pending.writes {
             match value {
                 Some(value) => batch.insert(&self.keyspace, key, value),
@@ -266,7 +345,13 @@ impl ModuleStore {
             }
         }
         batch.commit()?;
+        self.used.store(used, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Bytes of keys and values the module has committed.
+    pub fn used_bytes(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
     }
 
     fn check_key(&self, key: &str) -> Result<(), StoreRefusal> {
@@ -383,6 +468,62 @@ mod tests {
         ));
         assert!(matches!(m.get(&pending, ""), Err(StoreRefusal::EmptyKey)));
         assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn the_total_quota_counts_overwrites_and_deletes_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            store_total_bytes: 20,
+            ..Limits::default()
+        };
+        let name = ModuleName::new("a").unwrap();
+        {
+            let store = StateStore::open(dir.path()).unwrap();
+            let m = store.module(&name, &limits).unwrap();
+            let mut pending = PendingWrites::default();
+            m.set(&mut pending, "k1".into(), vec![0; 8]).unwrap(); // 10
+            m.set(&mut pending, "k1".into(), vec![0; 4]).unwrap(); // overwrite: 6
+            m.set(&mut pending, "k2".into(), vec![0; 8]).unwrap(); // 16
+            assert!(matches!(
+                m.set(&mut pending, "k3".into(), vec![0; 8]),
+                Err(StoreRefusal::QuotaExceeded { used: 0, max: 20 })
+            ));
+            m.commit(pending, &[]).unwrap();
+            assert_eq!(m.used_bytes(), 16);
+            let mut pending = PendingWrites::default();
+            m.delete(&mut pending, "k2".into()).unwrap();
+            m.set(&mut pending, "k3".into(), vec![0; 8]).unwrap();
+            m.commit(pending, &[]).unwrap();
+            assert_eq!(m.used_bytes(), 16);
+        }
+        let store = StateStore::open(dir.path()).unwrap();
+        assert_eq!(store.module(&name, &limits).unwrap().used_bytes(), 16);
+    }
+
+    #[test]
+    fn list_keys_refuses_a_match_larger_than_the_limit() {
+        let (_dir, store) = open();
+        let limits = Limits {
+            list_keys_max: 3,
+            ..Limits::default()
+        };
+        let m = store
+            .module(&ModuleName::new("a").unwrap(), &limits)
+            .unwrap();
+        let mut pending = PendingWrites::default();
+        for k in ["x/1", "x/2", "x/3", "y/1"] {
+            m.set(&mut pending, k.into(), vec![]).unwrap();
+        }
+        m.commit(pending, &[]).unwrap();
+        assert_eq!(
+            m.list_keys(&PendingWrites::default(), "x/").unwrap().len(),
+            3
+        );
+        assert!(matches!(
+            m.list_keys(&PendingWrites::default(), ""),
+            Err(StoreRefusal::TooManyKeys { max: 3, .. })
+        ));
     }
 
     #[test]

@@ -27,6 +27,7 @@ impl From<StoreRefusal> for Fault {
                 tracing::error!(error = %e, "local-store backend failure");
                 Fault::Internal(e.to_string())
             }
+            quota @ StoreRefusal::QuotaExceeded { .. } => Fault::Denied(quota.to_string()),
             other => Fault::InvalidInput(other.to_string()),
         }
     }

@@ -1,8 +1,9 @@
 //! WIT glue for `nexum:host/logging`.
 
-use super::backend::{Level, ModuleLogger};
+use super::backend::ModuleLogger;
 use crate::bindings::logging::{self, Host};
 use crate::state::ModuleState;
+use nexum_core::LogLevel;
 use wasmtime::component::{HasData, Linker};
 
 /// Marker tying the `logging` bindings to [`ModuleLogger`].
@@ -15,11 +16,11 @@ impl HasData for Logging {
 impl Host for &ModuleLogger {
     fn log(&mut self, level: logging::Level, message: String) {
         let level = match level {
-            logging::Level::Trace => Level::Trace,
-            logging::Level::Debug => Level::Debug,
-            logging::Level::Info => Level::Info,
-            logging::Level::Warn => Level::Warn,
-            logging::Level::Error => Level::Error,
+            logging::Level::Trace => LogLevel::Trace,
+            logging::Level::Debug => LogLevel::Debug,
+            logging::Level::Info => LogLevel::Info,
+            logging::Level::Warn => LogLevel::Warn,
+            logging::Level::Error => LogLevel::Error,
         };
         self.emit(level, &message);
     }

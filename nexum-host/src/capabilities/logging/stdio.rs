@@ -1,6 +1,7 @@
 //! A module's stdout and stderr, split into lines and logged under its name.
 
-use super::backend::{Level, ModuleLogger};
+use super::backend::ModuleLogger;
+use nexum_core::LogLevel;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -15,21 +16,21 @@ const MAX_PENDING_BYTES: usize = 8 * 1024;
 #[derive(Clone)]
 pub(crate) struct ModuleOutput {
     logger: ModuleLogger,
-    level: Level,
+    level: LogLevel,
     /// Shared by every stream the guest opens, so a line split across writes stays whole.
     pending: Arc<Mutex<Vec<u8>>>,
 }
 
 impl ModuleOutput {
     pub fn stdout(logger: ModuleLogger) -> Self {
-        Self::new(logger, Level::Info)
+        Self::new(logger, LogLevel::Info)
     }
 
     pub fn stderr(logger: ModuleLogger) -> Self {
-        Self::new(logger, Level::Warn)
+        Self::new(logger, LogLevel::Warn)
     }
 
-    fn new(logger: ModuleLogger, level: Level) -> Self {
+    fn new(logger: ModuleLogger, level: LogLevel) -> Self {
         Self {
             logger,
             level,
