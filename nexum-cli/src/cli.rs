@@ -1,6 +1,6 @@
 //! Command-line arguments.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// Runs event-driven automation modules (WebAssembly components) on EVM chains.
@@ -20,6 +20,92 @@ Examples:
   nexum run modules/heartbeat.wasm                  # uses modules/module.toml
   nexum run twap.wasm twap.toml --chain 1=wss://node.example/ws --state-dir ./data")]
     Run(RunArgs),
+
+    /// Validate an engine.toml and everything it names, offline, without running anything.
+    #[command(after_help = "\
+Checks every manifest, sha256 pin, component (its world and imports against the declared
+capabilities), limit and chain reference. Prints one line per module; exits 1 listing every
+problem.
+
+Examples:
+  nexum check engine.toml")]
+    Check {
+        /// The engine.toml to check.
+        engine: PathBuf,
+    },
+
+    /// Describe a component: world, imports, exports, size and sha256.
+    #[command(after_help = "\
+Examples:
+  nexum inspect build/modules/twap-keeper.wasm")]
+    Inspect {
+        /// The component.
+        wasm: PathBuf,
+    },
+
+    /// Print a component's sha256 as module.toml pins it (`component = \"sha256:…\"`).
+    #[command(after_help = "\
+Examples:
+  nexum hash build/modules/heartbeat.wasm")]
+    Hash {
+        /// The component.
+        wasm: PathBuf,
+    },
+
+    /// Create a module crate that builds for wasm32-wasip2 and runs under `nexum run`.
+    #[command(after_help = "\
+Templates: cron (a heartbeat), block (follows blocks), logs (counts a contract's events),
+twap (a CoW Protocol conditional-order keeper). Each comes with its module.toml and native
+unit tests.
+
+Examples:
+  nexum new my-keeper
+  nexum new watcher --template logs --dir ~/modules
+  cd my-keeper && cargo build --target wasm32-wasip2 --release
+  nexum run target/wasm32-wasip2/release/my_keeper.wasm module.toml")]
+    New(NewArgs),
+
+    /// Show what a module keeps in its store (read-only; the engine must not be running).
+    #[command(after_help = "\
+Examples:
+  nexum store engine.toml twap-keeper            # list keys with their sizes
+  nexum store engine.toml twap-keeper list watch/
+  nexum store engine.toml twap-keeper get last-block")]
+    Store {
+        /// The engine.toml whose state to read.
+        engine: PathBuf,
+        /// The module.
+        module: String,
+        #[command(subcommand)]
+        action: Option<StoreAction>,
+    },
+
+    /// List the events modules failed to handle and skipped (read-only).
+    #[command(after_help = "\
+Examples:
+  nexum dead-letters engine.toml
+  nexum dead-letters engine.toml --module twap-keeper")]
+    DeadLetters {
+        /// The engine.toml whose state to read.
+        engine: PathBuf,
+        /// Only this module's.
+        #[arg(long)]
+        module: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreAction {
+    /// Keys starting with a prefix (all when omitted), with their sizes.
+    List {
+        /// The prefix.
+        prefix: Option<String>,
+    },
+    /// One value (UTF-8 text as is, anything else as hex).
+    Get {
+        /// The key.
+        key: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -34,4 +120,32 @@ pub struct RunArgs {
     /// A chain RPC for a single module, as ID=URL (repeatable).
     #[arg(long = "chain", value_name = "ID=URL")]
     pub chains: Vec<String>,
+}
+
+/// What a new module starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Template {
+    /// A cron heartbeat.
+    Cron,
+    /// Follows new blocks.
+    Block,
+    /// Counts a contract's events.
+    Logs,
+    /// Keeps CoW Protocol conditional orders alive.
+    Twap,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The module's name (1-64 of a-z, 0-9, `_`, `-`); also its directory.
+    pub name: String,
+    /// What to start from.
+    #[arg(long, value_enum, default_value_t = Template::Cron)]
+    pub template: Template,
+    /// Where to create it (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The nexum-guest SDK to depend on (default: the one this nexum was built with).
+    #[arg(long, value_name = "PATH")]
+    pub sdk: Option<PathBuf>,
 }

@@ -3,9 +3,13 @@
 //! This binary only parses arguments, loads configuration, wires the runtime from
 //! `nexum-host`, handles signals and prints. Everything else lives in the libraries.
 
+mod check;
 mod cli;
+mod inspect;
 mod logging;
+mod new;
 mod run;
+mod store;
 mod summary;
 
 use clap::Parser;
@@ -26,6 +30,18 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match args.command {
             cli::Command::Run(run_args) => run::run(run_args).await,
+            cli::Command::Check { engine } => check::check(&engine),
+            cli::Command::Inspect { wasm } => inspect::inspect(&wasm),
+            cli::Command::Hash { wasm } => inspect::hash(&wasm),
+            cli::Command::New(new_args) => new::new(new_args),
+            cli::Command::Store {
+                engine,
+                module,
+                action,
+            } => store::store(&engine, &module, action),
+            cli::Command::DeadLetters { engine, module } => {
+                store::dead_letters(&engine, module.as_deref())
+            }
         }
     });
     match result {

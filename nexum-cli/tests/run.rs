@@ -196,3 +196,39 @@ async fn runs_against_an_http_node_by_polling() {
     assert_ne!(first, second);
     assert_eq!(running.stop("-TERM"), 0);
 }
+
+#[tokio::test]
+async fn json_logs_carry_module_chain_block_and_event() {
+    let anvil = nexum_tests::anvil::Anvil::spawn_with(&["--block-time", "1"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = dir.path().join("engine.toml");
+    let examples = guests::workspace_root().join("examples");
+    std::fs::write(
+        &engine,
+        format!(
+            "[engine]\nstate_dir = \"state\"\nlog_format = \"json\"\n\n[chains.31337]\nrpc_url = \"{}\"\n\n[[modules]]\npath = {:?}\nmanifest = {:?}\n",
+            anvil.ws_url(),
+            guests::wasm("block-logger"),
+            examples.join("block-logger/module.toml"),
+        ),
+    )
+    .unwrap();
+    let running = Running::start(&["run", engine.to_str().unwrap()]);
+    // A line the module itself logged while handling a block.
+    let line = running.wait_for(r#""target":"nexum::module""#);
+    assert_eq!(running.stop("-TERM"), 0);
+    let json: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(json["module"], "block-logger", "{json}");
+    assert_eq!(json["level"], "INFO");
+    assert_eq!(json["span"]["event"], "block", "{json}");
+    assert_eq!(json["span"]["chain"], 31337, "{json}");
+    let block = json["span"]["block"].as_u64().expect("the block number");
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("block {block} ")),
+        "{json}"
+    );
+}

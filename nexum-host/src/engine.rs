@@ -3,11 +3,12 @@
 use crate::bindings::types;
 use crate::capabilities::{chain, cow_api, local_store, logging};
 use crate::state::ModuleState;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Cache, CacheConfig, Config, Engine};
 
 /// How often running guests are interrupted to yield to the executor and check their
 /// deadline. Short enough that a spinning module cannot hold a worker thread for long.
@@ -26,12 +27,24 @@ pub(crate) struct WasmEngine {
 pub struct EngineError(String);
 
 impl WasmEngine {
-    pub fn new() -> Result<Self, EngineError> {
+    /// An engine whose compiled components are cached on disk in `cache_dir` (keyed by the
+    /// component's bytes and the engine's settings), so a restart skips compilation.
+    pub fn new(cache_dir: Option<&Path>) -> Result<Self, EngineError> {
         let mut config = Config::new();
         config
             .wasm_component_model(true)
             .consume_fuel(true)
             .epoch_interruption(true);
+        if let Some(dir) = cache_dir {
+            // The cache wants an absolute path; state_dir may be relative to the cwd.
+            let dir = std::path::absolute(dir)
+                .map_err(|e| EngineError(format!("compile cache in {}: {e}", dir.display())))?;
+            let mut cache = CacheConfig::new();
+            cache.with_directory(&dir);
+            let cache = Cache::new(cache)
+                .map_err(|e| EngineError(format!("compile cache in {}: {e}", dir.display())))?;
+            config.cache(Some(cache));
+        }
         let engine = Engine::new(&config).map_err(|e| EngineError(e.to_string()))?;
         let linker = build_linker(&engine).map_err(|e| EngineError(e.to_string()))?;
         let ticker = EpochTicker::start(engine.clone());

@@ -14,16 +14,21 @@
 mod bindings;
 pub mod capabilities;
 pub mod chain;
+mod check;
 mod convert;
 mod engine;
+mod inspect;
 mod module;
 mod records;
 mod runtime;
 pub mod sources;
 mod state;
 mod supervisor;
+pub mod telemetry;
 
+pub use check::{CheckReport, ModuleCheck, check};
 pub use engine::EngineError;
+pub use inspect::{ComponentReport, Import, InspectError, digest, inspect};
 pub use module::LoadError;
 pub use nexum_core as core;
 pub use records::DeadLetter;

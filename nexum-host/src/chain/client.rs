@@ -27,6 +27,8 @@ pub(crate) struct ClientCounters {
     pub log_subscriptions: AtomicU64,
     pub requests: AtomicU64,
     pub failed_requests: AtomicU64,
+    /// The outcome of the latest request: `None` when it succeeded.
+    pub last_failure: std::sync::Mutex<Option<String>>,
 }
 
 /// The client of one configured chain.
@@ -104,8 +106,8 @@ impl ChainClient {
     ) -> Result<Box<RawValue>, NodeError> {
         let call = self
             .client
-            .request::<Box<RawValue>, Box<RawValue>>(method, params);
-        self.deadline(call).await
+            .request::<Box<RawValue>, Box<RawValue>>(method.clone(), params);
+        self.deadline(&method, call).await
     }
 
     /// One JSON-RPC batch (a single message on the wire); results in request order.
@@ -121,11 +123,7 @@ impl ChainClient {
                 .map_err(NodeError::from_rpc)?;
             waiters.push(waiter);
         }
-        self.count_request();
-        tokio::time::timeout(self.timeout, batch.send())
-            .await
-            .map_err(|_| self.failed(NodeError::Timeout(self.timeout)))?
-            .map_err(|e| self.failed(NodeError::from_rpc(e)))?;
+        self.deadline("batch", batch.send()).await?;
         let mut results = Vec::with_capacity(waiters.len());
         for waiter in waiters {
             results.push(waiter.await.map_err(NodeError::from_rpc));
@@ -140,7 +138,7 @@ impl ChainClient {
         R: DeserializeOwned + std::fmt::Debug + Send + Sync + Unpin + 'static,
     {
         let call = self.client.request::<P, R>(method, params);
-        self.deadline(call).await
+        self.deadline(method, call).await
     }
 
     /// `eth_chainId`.
@@ -225,27 +223,57 @@ impl ChainClient {
         Ok(self.client.get_raw_subscription(id).await)
     }
 
+    /// Runs `call` within the request timeout, counting it (for metrics and health).
     async fn deadline<T>(
         &self,
+        method: &str,
         call: impl Future<Output = alloy_transport::TransportResult<T>>,
     ) -> Result<T, NodeError> {
-        self.count_request();
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(self.failed(NodeError::from_rpc(e))),
-            Err(_) => Err(self.failed(NodeError::Timeout(self.timeout))),
-        }
-    }
-
-    fn count_request(&self) {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let result = match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(NodeError::from_rpc(e)),
+            Err(_) => Err(NodeError::Timeout(self.timeout)),
+        };
+        // A node's error answer (a revert, bad params) still means the node is reachable.
+        let (outcome, unreachable) = match &result {
+            Ok(_) => ("ok", None),
+            Err(NodeError::Timeout(_)) => (
+                "timeout",
+                Some("the node does not answer in time".to_string()),
+            ),
+            Err(e @ (NodeError::Unavailable(_) | NodeError::RateLimited { .. })) => {
+                ("error", Some(e.to_string()))
+            }
+            Err(_) => ("error", None),
+        };
+        metrics::counter!(
+            crate::telemetry::names::RPC_REQUESTS,
+            "chain" => self.chain_id.to_string(),
+            "method" => method.to_string(),
+            "outcome" => outcome,
+        )
+        .increment(1);
+        if outcome != "ok" {
+            self.counters
+                .failed_requests
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        *self
+            .counters
+            .last_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = unreachable;
+        result
     }
 
-    fn failed(&self, error: NodeError) -> NodeError {
+    /// Why the node is not usable right now, if it is not.
+    pub fn problem(&self) -> Option<String> {
         self.counters
-            .failed_requests
-            .fetch_add(1, Ordering::Relaxed);
-        error
+            .last_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

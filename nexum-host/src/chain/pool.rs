@@ -105,6 +105,14 @@ impl ChainPool {
         self.clients.get(&chain)
     }
 
+    /// The chains whose node is unreachable right now, and why.
+    pub fn problems(&self) -> Vec<(ChainId, String)> {
+        self.clients
+            .iter()
+            .filter_map(|(id, client)| client.problem().map(|p| (*id, p)))
+            .collect()
+    }
+
     /// The counters of `chain`.
     pub fn status(&self, chain: ChainId) -> Option<ChainStatus> {
         self.clients.get(&chain).map(|c| ChainStatus {

@@ -5,7 +5,7 @@ use crate::bindings::CowModulePre;
 use crate::engine::WasmEngine;
 use crate::state::ModuleState;
 use nexum_core::{Capability, ConfigError, Limits, ModuleManifest, ModuleSpec, WasmSource};
-use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
 
@@ -58,9 +58,17 @@ pub(crate) struct LoadedModule {
     pub pre: CowModulePre<ModuleState>,
 }
 
+/// Components already compiled in this boot, by digest: modules sharing a component
+/// (the same keeper configured twice) compile it once.
+#[derive(Default)]
+pub(crate) struct ComponentCache {
+    by_digest: HashMap<String, Component>,
+}
+
 /// Loads `spec` into `engine` under `limits`.
 pub(crate) fn load(
     engine: &WasmEngine,
+    compiled: &mut ComponentCache,
     spec: ModuleSpec,
     limits: Limits,
 ) -> Result<LoadedModule, LoadError> {
@@ -76,7 +84,7 @@ pub(crate) fn load(
         WasmSource::Bytes(bytes) => (PathBuf::from(format!("<{} bytes>", manifest.name)), bytes),
     };
 
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    let digest = crate::inspect::digest(&bytes);
     if let Some(pinned) = &manifest.component
         && pinned.to_string() != digest
     {
@@ -91,10 +99,18 @@ pub(crate) fn load(
         .into());
     }
 
-    let component = Component::new(&engine.engine, &bytes).map_err(|e| LoadError::Invalid {
-        path: path.clone(),
-        reason: format!("{e:#}"),
-    })?;
+    let component = match compiled.by_digest.get(&digest) {
+        Some(component) => component.clone(),
+        None => {
+            let component =
+                Component::new(&engine.engine, &bytes).map_err(|e| LoadError::Invalid {
+                    path: path.clone(),
+                    reason: format!("{e:#}"),
+                })?;
+            compiled.by_digest.insert(digest.clone(), component.clone());
+            component
+        }
+    };
     check_imports(&engine.engine, &component, &manifest, &path)?;
 
     let pre = engine

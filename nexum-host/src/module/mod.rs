@@ -5,4 +5,4 @@ mod loader;
 
 pub(crate) use instance::{CallResult, ModuleInstance};
 pub use loader::LoadError;
-pub(crate) use loader::{LoadedModule, load};
+pub(crate) use loader::{ComponentCache, LoadedModule, load};

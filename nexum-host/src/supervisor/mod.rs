@@ -12,7 +12,7 @@ use crate::capabilities::local_store::{StateStore, StoreError};
 use crate::capabilities::logging::ModuleLogger;
 use crate::chain::{ChainPool, ConnectError};
 use crate::engine::{EngineError, WasmEngine};
-use crate::module::{LoadError, load};
+use crate::module::{ComponentCache, LoadError, load};
 use crate::state::ModuleCapabilities;
 use nexum_core::{
     BootPlan, ConfigError, Delivery, DispatchError, LogLine, ModuleEvent, ModuleInfo, ModuleStatus,
@@ -86,6 +86,9 @@ pub struct HostSupervisor {
     lifecycle: broadcast::Sender<ModuleEvent>,
 }
 
+/// Where compiled components are cached, inside the state directory.
+const COMPILE_CACHE_DIR: &str = "compile-cache";
+
 /// Notifications buffered per subscriber before a slow one starts missing some.
 const LINE_BUFFER: usize = 1024;
 
@@ -105,6 +108,21 @@ impl HostSupervisor {
     /// quarantined, stopped).
     pub fn lifecycle(&self) -> broadcast::Receiver<ModuleEvent> {
         self.lifecycle.subscribe()
+    }
+
+    /// Per module: events waiting in its queue, and instance restarts so far.
+    pub(crate) fn queue_and_restarts(&self) -> Vec<(String, usize, u64)> {
+        self.modules
+            .iter()
+            .map(|m| {
+                let waiting = m.queue.max_capacity() - m.queue.capacity();
+                (
+                    m.info.name.clone(),
+                    waiting,
+                    m.shared.restarts.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
     }
 
     /// The chain clients, shared with the chain event sources.
@@ -128,10 +146,13 @@ impl Supervisor for HostSupervisor {
             config,
             modules: specs,
         } = plan;
-        let engine = Arc::new(WasmEngine::new()?);
+        let engine = Arc::new(WasmEngine::new(Some(
+            &config.state_dir.join(COMPILE_CACHE_DIR),
+        ))?);
 
         // Load everything before starting anything: nothing starts half-loaded.
         let mut loaded = Vec::with_capacity(specs.len());
+        let mut compiled = ComponentCache::default();
         let mut seen: BTreeMap<String, std::path::PathBuf> = BTreeMap::new();
         for spec in specs {
             let manifest = &spec.manifest;
@@ -149,7 +170,7 @@ impl Supervisor for HostSupervisor {
             }
             seen.insert(manifest.name.to_string(), manifest.file.clone());
             let limits = config.admit(manifest).map_err(LoadError::from)?;
-            loaded.push(Arc::new(load(&engine, spec, limits)?));
+            loaded.push(Arc::new(load(&engine, &mut compiled, spec, limits)?));
         }
 
         std::fs::create_dir_all(&config.state_dir).map_err(|e| BootError::StateDir {
@@ -260,6 +281,7 @@ impl Supervisor for HostSupervisor {
             .try_send(Job {
                 delivery,
                 reply: None,
+                queued_at: std::time::Instant::now(),
             })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => DispatchError::QueueFull,
@@ -278,6 +300,7 @@ impl Supervisor for HostSupervisor {
             .send(Job {
                 delivery,
                 reply: Some(reply),
+                queued_at: std::time::Instant::now(),
             })
             .await
             .map_err(|_| DispatchError::Closed)?;

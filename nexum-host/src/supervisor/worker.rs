@@ -6,17 +6,21 @@ use crate::engine::WasmEngine;
 use crate::module::{CallResult, LoadedModule, ModuleInstance};
 use crate::records::{self, DeadLetter};
 use crate::state::ModuleCapabilities;
+use crate::telemetry::names;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
-use nexum_core::{Delivery, Lifecycle, ModuleEvent, ModuleStatus, Outcome, Supervision};
+use nexum_core::{Delivery, Event, Lifecycle, ModuleEvent, ModuleStatus, Outcome, Supervision};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tracing::Instrument;
 
 /// An event in a module's queue, with someone optionally waiting for its outcome.
 pub(crate) struct Job {
     pub delivery: Delivery,
     pub reply: Option<oneshot::Sender<Outcome>>,
+    /// When it was queued (dispatch latency counts from here).
+    pub queued_at: std::time::Instant,
 }
 
 /// Counters and state shared between a worker and the supervisor that reports on it.
@@ -26,6 +30,7 @@ pub(crate) struct WorkerShared {
     pub handled: AtomicU64,
     pub failed: AtomicU64,
     pub trapped: AtomicU64,
+    pub restarts: AtomicU64,
 }
 
 impl WorkerShared {
@@ -143,11 +148,18 @@ impl Worker {
                         None => break,
                     },
                 };
-                let (outcome, stop) = match self.handle(&job.delivery, &mut shutdown).await {
+                let span = event_span(self.name(), &job.delivery.event);
+                let handled = self
+                    .handle(&job.delivery, &mut shutdown)
+                    .instrument(span)
+                    .await;
+                let (outcome, stop) = match handled {
                     Ok(outcome) => (Some(outcome), false),
                     Err(Stop::Shutdown) => (None, true),
                     Err(Stop::Quarantined(outcome)) => (Some(outcome), true),
                 };
+                metrics::histogram!(names::DISPATCH_SECONDS, "module" => self.name().to_string())
+                    .record(job.queued_at.elapsed().as_secs_f64());
                 if let (Some(outcome), Some(reply)) = (outcome, job.reply) {
                     let _ = reply.send(outcome);
                 }
@@ -275,6 +287,7 @@ impl Worker {
         let delay_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         tracing::info!(module = self.name(), in_ms = delay_ms, "restarting module");
         self.announce(Lifecycle::Restarting { delay_ms });
+        self.shared.restarts.fetch_add(1, Ordering::Relaxed);
         sleep_or_shutdown(wait, shutdown).await?;
         match ModuleInstance::start(&self.engine, &self.module, self.capabilities.clone()).await {
             Ok(instance) => {
@@ -313,6 +326,23 @@ impl Worker {
             "module quarantined: it receives no more events until the engine restarts"
         );
     }
+}
+
+/// The span a call runs in: log lines of the call (the module's own included) carry the
+/// module, the event's kind, and its chain and block when it has them.
+fn event_span(module: &str, event: &Event) -> tracing::Span {
+    let block = match event {
+        Event::Block(b) => Some(b.number),
+        Event::ChainLogs(l) => l.logs.first().and_then(|log| log.block_number),
+        Event::Tick(_) => None,
+    };
+    tracing::info_span!(
+        "event",
+        module,
+        event = event.kind(),
+        chain = event.chain_id(),
+        block
+    )
 }
 
 fn now_ms() -> u64 {

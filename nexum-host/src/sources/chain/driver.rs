@@ -18,6 +18,7 @@ use super::ranges::{logs_in_range, next_span};
 use crate::capabilities::local_store::StateStore;
 use crate::chain::wire::LogRange;
 use crate::chain::{BlockRecord, ChainClient, NodeError};
+use crate::telemetry::names;
 use alloy_primitives::B256;
 use nexum_core::{
     ChainLog, ChainLogs, Delivery, DeliveryPolicy, EngineRecord, Event, LogFilter, Outcome,
@@ -556,6 +557,12 @@ impl<S: Supervisor> Driving<S> {
     }
 
     fn mark_processed(&mut self, number: u64, hash: B256) {
+        metrics::gauge!(
+            names::CHAIN_DELIVERED,
+            "chain" => self.client.chain_id().to_string(),
+            "module" => self.module.clone(),
+        )
+        .set(number as f64);
         self.processed.insert(number, hash);
         let depth = self.policy.reorg_depth;
         self.processed.retain(|n, _| n + depth > number);

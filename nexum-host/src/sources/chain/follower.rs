@@ -6,6 +6,7 @@
 //! what they delivered against this window to notice that they must undo something.
 
 use crate::chain::{BlockRecord, ChainClient, client::Next};
+use crate::telemetry::names;
 use alloy_primitives::B256;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,6 +39,14 @@ impl CanonicalView {
     pub fn is_canonical(&self, number: u64, hash: B256) -> Option<bool> {
         self.blocks.get(&number).map(|b| b.hash() == hash)
     }
+}
+
+/// Whether the new blocks start more than one above the old tip (a gap was filled).
+fn head_gap(segment: &[Arc<BlockRecord>], tip: u64) -> bool {
+    segment
+        .first()
+        .is_some_and(|first| first.number() > tip + 1)
+        || segment.len() > 1 && segment[0].number() > tip
 }
 
 /// Follows one chain and publishes its [`CanonicalView`].
@@ -121,12 +130,18 @@ impl ChainFollower {
                         self.refresh().await;
                     }
                     Next::Closed => {
+                        self.count_reconnect();
                         tracing::warn!(chain, "new-head subscription closed; resubscribing");
                         break;
                     }
                 }
             }
         }
+    }
+
+    fn count_reconnect(&self) {
+        metrics::counter!(names::CHAIN_RECONNECTS, "chain" => self.client.chain_id().to_string())
+            .increment(1);
     }
 
     /// Reads the latest block and advances to it.
@@ -187,6 +202,10 @@ impl ChainFollower {
 
         let first = segment[0].number();
         if let Some(tip) = tip {
+            if head_gap(&segment, tip) && self.client.is_websocket() {
+                // The subscription skipped blocks: the socket dropped and came back.
+                self.count_reconnect();
+            }
             if !connected {
                 tracing::warn!(
                     chain,
@@ -215,6 +234,7 @@ impl ChainFollower {
             next.blocks.insert(block.number(), block);
         }
         let newest = next.tip().map_or(0, |t| t.number());
+        metrics::gauge!(names::CHAIN_HEAD, "chain" => chain.to_string()).set(newest as f64);
         next.blocks.retain(|number, _| number + self.depth > newest);
         self.view.send_replace(Arc::new(next));
     }

@@ -1,0 +1,280 @@
+//! `nexum check`, `inspect`, `hash`, `store` and `dead-letters`: happy paths and error cases,
+//! with their exact messages and exit codes.
+
+use nexum_tests::guests;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const NEXUM: &str = env!("CARGO_BIN_EXE_nexum");
+
+fn nexum(args: &[&str]) -> Output {
+    Command::new(NEXUM)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("running nexum")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+fn digest(path: &Path) -> String {
+    nexum_host::digest(&std::fs::read(path).unwrap())
+}
+
+/// A directory with an engine.toml listing `modules` (name, guest, manifest extra).
+fn engine_dir(modules: &[(&str, &str, &str)], engine_extra: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut engine = format!("[engine]\nstate_dir = \"state\"\n{engine_extra}\n");
+    for (name, guest, extra) in modules {
+        let manifest = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &manifest,
+            format!("[module]\nname = \"{name}\"\nversion = \"1.0.0\"\n{extra}\n"),
+        )
+        .unwrap();
+        engine.push_str(&format!(
+            "\n[[modules]]\npath = {:?}\nmanifest = {:?}\n",
+            guests::wasm(guest),
+            manifest
+        ));
+    }
+    let path = dir.path().join("engine.toml");
+    std::fs::write(&path, engine).unwrap();
+    (dir, path)
+}
+
+const STORE_AND_LOGS: &str = "[capabilities]\nrequired = [\"local-store\", \"logging\"]\n";
+
+#[test]
+fn check_prints_one_line_per_module_and_exits_0_when_all_is_well() {
+    let (_dir, engine) = engine_dir(&[("beat", "heartbeat", STORE_AND_LOGS)], "");
+    let output = nexum(&["check", engine.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "ok     beat 1.0.0 [local-store, logging] {}; subscriptions: none\n1 module(s) checked, 0 problem(s)\n",
+            digest(&guests::wasm("heartbeat"))
+        )
+    );
+}
+
+#[test]
+fn check_lists_every_problem_and_exits_1() {
+    let wrong = format!("[module]\ncomponent = \"sha256:{}\"\n", "00".repeat(32));
+    let (dir, engine) = engine_dir(
+        &[
+            ("good", "heartbeat", STORE_AND_LOGS),
+            ("pinned", "heartbeat", STORE_AND_LOGS),
+            (
+                "sneaky",
+                "chain-caller",
+                "[capabilities]\nrequired = [\"logging\"]\n",
+            ),
+            (
+                "far",
+                "probe",
+                &format!("{STORE_AND_LOGS}[[subscription]]\nkind = \"block\"\nchain_id = 10\n"),
+            ),
+        ],
+        "",
+    );
+    // Pin a wrong digest in one manifest.
+    let pinned = dir.path().join("pinned.toml");
+    let text = std::fs::read_to_string(&pinned)
+        .unwrap()
+        .replace("[module]\n", &wrong);
+    std::fs::write(&pinned, text).unwrap();
+
+    let output = nexum(&["check", engine.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let lines: Vec<String> = stdout(&output).lines().map(str::to_string).collect();
+    assert!(lines[0].starts_with("ok     good 1.0.0"), "{lines:?}");
+    assert_eq!(
+        lines[1],
+        format!(
+            "error  pinned: {}: `module.component`: sha256 mismatch: the manifest pins sha256:{} but {} is {}",
+            pinned.display(),
+            "00".repeat(32),
+            guests::wasm("heartbeat").display(),
+            digest(&guests::wasm("heartbeat"))
+        )
+    );
+    assert_eq!(
+        lines[2],
+        format!(
+            "error  sneaky: {}: `capabilities.required`: {} imports `nexum:host/chain@0.2.0`, which needs the `chain` capability; add \"chain\" to [capabilities] required",
+            dir.path().join("sneaky.toml").display(),
+            guests::wasm("chain-caller").display()
+        )
+    );
+    assert_eq!(
+        lines[3],
+        format!(
+            "error  far: {}: `subscription[0].chain_id`: chain 10 has no RPC configured in the engine (add [chains.10] with an rpc_url)",
+            dir.path().join("far.toml").display()
+        )
+    );
+    assert_eq!(lines[4], "4 module(s) checked, 3 problem(s)");
+    assert_eq!(
+        stderr(&output),
+        format!("error: {}: 3 problem(s) found\n", engine.display())
+    );
+    // Nothing was written: check is offline.
+    assert!(!dir.path().join("state").exists());
+}
+
+#[test]
+fn check_of_a_missing_file_or_bad_config_is_one_message_and_exit_1() {
+    let output = nexum(&["check", "/nonexistent/engine.toml"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "error: /nonexistent/engine.toml: cannot read file: No such file or directory (os error 2)\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let engine = dir.path().join("engine.toml");
+    std::fs::write(&engine, "[chains.1]\nrpc_url = \"gopher://x\"\n").unwrap();
+    let output = nexum(&["check", engine.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "error: {}: `chains.1.rpc_url`: unsupported scheme `gopher` in \"gopher://x\": expected one of ws, wss, http, https\n",
+            engine.display()
+        )
+    );
+}
+
+#[test]
+fn inspect_describes_a_component() {
+    let wasm = guests::wasm("twap-keeper");
+    let output = nexum(&["inspect", wasm.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("world      nexum:cow/cow-module@0.2.0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("sha256     {}\n", digest(&wasm))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "size       {} bytes\n",
+            std::fs::metadata(&wasm).unwrap().len()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("  nexum:cow/cow-api@0.2.0  (capability `cow-api`)\n"),
+        "{text}"
+    );
+    assert!(text.contains("exports\n  init\n  on-event\n"), "{text}");
+    let heartbeat = nexum(&["inspect", guests::wasm("heartbeat").to_str().unwrap()]);
+    assert!(stdout(&heartbeat).contains("world      nexum:host/event-module@0.2.0\n"));
+}
+
+#[test]
+fn inspect_and_hash_refuse_what_is_not_a_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"\0asm junk").unwrap();
+    let output = nexum(&["inspect", junk.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).starts_with(&format!(
+            "error: {}: not a valid WebAssembly component: ",
+            junk.display()
+        )),
+        "{}",
+        stderr(&output)
+    );
+    let output = nexum(&["hash", "/nonexistent.wasm"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "error: /nonexistent.wasm: cannot read: No such file or directory (os error 2)\n"
+    );
+}
+
+#[test]
+fn hash_prints_the_pin_for_module_toml() {
+    let wasm = guests::wasm("heartbeat");
+    let output = nexum(&["hash", wasm.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stdout(&output), format!("{}\n", digest(&wasm)));
+}
+
+/// Runs nexum on `engine` for `seconds`, then stops it with SIGTERM.
+fn run_for(engine: &Path, seconds: u64) {
+    let mut child = Command::new(NEXUM)
+        .args(["run", engine.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(seconds));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn store_lists_and_reads_a_module_s_keys_after_a_run() {
+    let cron = "[[subscription]]\nkind = \"cron\"\nschedule = \"* * * * * *\"\n";
+    let (_dir, engine) = engine_dir(
+        &[("beat", "heartbeat", &format!("{STORE_AND_LOGS}{cron}"))],
+        "",
+    );
+    run_for(&engine, 3);
+    let output = nexum(&["store", engine.to_str().unwrap(), "beat"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let listing = stdout(&output);
+    assert!(listing.starts_with("beats  ("), "{listing}");
+    assert!(listing.ends_with("1 key(s)\n"), "{listing}");
+    let output = nexum(&["store", engine.to_str().unwrap(), "beat", "get", "beats"]);
+    let beats: u64 = stdout(&output).trim().parse().unwrap();
+    assert!(beats >= 2, "{beats}");
+    let output = nexum(&["store", engine.to_str().unwrap(), "beat", "get", "nope"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "error: module `beat` has no key \"nope\"\n"
+    );
+}
+
+#[test]
+fn dead_letters_lists_skipped_events() {
+    // The probe reads each tick's schedule as a command: "* * * * * *" is not one.
+    let cron = "[[subscription]]\nkind = \"cron\"\nschedule = \"* * * * * *\"\n";
+    let (_dir, engine) = engine_dir(
+        &[("confused", "probe", &format!("{STORE_AND_LOGS}{cron}"))],
+        "[supervision]\nretry_attempts = 0\n",
+    );
+    run_for(&engine, 3);
+    let output = nexum(&["dead-letters", engine.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.contains("  confused  subscription 0  tick \"* * * * * *\" at ")
+            && first.ends_with("after 1 attempt(s): invalid input: unknown command `*`"),
+        "{text}"
+    );
+    let output = nexum(&[
+        "dead-letters",
+        engine.to_str().unwrap(),
+        "--module",
+        "other",
+    ]);
+    assert_eq!(stdout(&output), "0 dead letter(s)\n");
+}

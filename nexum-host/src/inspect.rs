@@ -1,0 +1,87 @@
+//! What a component is: its world, imports and exports, size and digest — for
+//! `nexum inspect` and `nexum hash`, and for anyone vetting a module before running it.
+
+use crate::engine::{EngineError, WasmEngine};
+use nexum_core::Capability;
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+
+/// The `sha256:…` of a component's bytes, as `module.toml` pins it.
+pub fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// One import of a component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Import {
+    /// The import name, e.g. `nexum:host/chain@0.2.0`.
+    pub name: String,
+    /// The capability it needs declared, if it is a nexum capability.
+    pub capability: Option<Capability>,
+}
+
+/// What [`inspect`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentReport {
+    /// Size in bytes.
+    pub size: usize,
+    /// `sha256:…`.
+    pub digest: String,
+    /// The nexum world it fits (`nexum:cow/cow-module`, `nexum:host/event-module`), or a note
+    /// that it is not a nexum module.
+    pub world: String,
+    /// Its imports.
+    pub imports: Vec<Import>,
+    /// Its exports.
+    pub exports: Vec<String>,
+}
+
+/// Why a component could not be inspected.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    /// The engine could not be built.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The bytes are not a valid component.
+    #[error("not a valid WebAssembly component: {0}")]
+    Invalid(String),
+}
+
+/// Compiles `bytes` (nothing is run) and describes the component.
+pub fn inspect(bytes: &[u8]) -> Result<ComponentReport, InspectError> {
+    let engine = WasmEngine::new(None)?;
+    let component = Component::new(&engine.engine, bytes)
+        .map_err(|e| InspectError::Invalid(format!("{e:#}")))?;
+    let ty = component.component_type();
+    let imports: Vec<Import> = ty
+        .imports(&engine.engine)
+        .map(|(name, _)| Import {
+            name: name.to_string(),
+            capability: Capability::from_import(name),
+        })
+        .collect();
+    let exports: Vec<String> = ty
+        .exports(&engine.engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let is_module = ["init", "on-event"]
+        .iter()
+        .all(|e| exports.iter().any(|x| x == e));
+    let world = if !is_module {
+        "not a nexum module (no `init` and `on-event` exports)".to_string()
+    } else if imports
+        .iter()
+        .any(|i| i.capability == Some(Capability::CowApi))
+    {
+        "nexum:cow/cow-module@0.2.0".to_string()
+    } else {
+        "nexum:host/event-module@0.2.0".to_string()
+    };
+    Ok(ComponentReport {
+        size: bytes.len(),
+        digest: digest(bytes),
+        world,
+        imports,
+        exports,
+    })
+}
