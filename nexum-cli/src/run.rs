@@ -1,27 +1,15 @@
-//! `nexum run`: boot, run until SIGINT/SIGTERM, shut down cleanly.
+//! `nexum run`: boot, run until SIGINT/SIGTERM, shut down cleanly — a thin layer over
+//! `nexum_host::RuntimeBuilder`.
 
 use crate::cli::RunArgs;
 use anyhow::{Context, bail};
-use nexum_host::Runtime;
-use nexum_host::core::{
-    BootPlan, ChainConfig, EngineConfig, ManifestLocation, ModuleManifest, ModuleSpec, WasmSource,
-};
-use std::path::Path;
+use nexum_host::RuntimeBuilder;
+use nexum_host::core::{ChainConfig, EngineConfig, ManifestLocation};
+use std::path::PathBuf;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let (plan, warnings) = plan_for(&args)?;
-    crate::logging::init(&plan.config.log_level, plan.config.log_format)?;
-    for warning in warnings {
-        tracing::warn!("{warning}");
-    }
-    if plan.modules.is_empty() {
-        bail!(
-            "{}: no [[modules]] to run",
-            plan.config.source_name().display()
-        );
-    }
-
-    let runtime = Runtime::start(plan).await?;
+    let builder = builder_for(&args)?;
+    let runtime = builder.start().await?;
     crate::summary::print(&runtime.modules());
     tracing::info!("running; press ctrl-c to stop");
 
@@ -30,8 +18,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         signal,
         "stopping: no new events; letting in-flight calls finish"
     );
-    let summary = runtime.shutdown().await;
-    for m in summary.modules {
+    for m in runtime.shutdown().await.modules {
         tracing::info!(
             module = m.name,
             handled = m.handled,
@@ -44,8 +31,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads what to run: an engine.toml, or one module with a synthesised engine config.
-fn plan_for(args: &RunArgs) -> anyhow::Result<(BootPlan, Vec<String>)> {
+/// What to run: an engine.toml, or one module with a synthesised engine config. Logging is
+/// set up from the config before anything else is loaded.
+fn builder_for(args: &RunArgs) -> anyhow::Result<RuntimeBuilder> {
     let is_wasm = args.target.extension().is_some_and(|e| e == "wasm");
     if !is_wasm {
         if args.manifest.is_some() || args.state_dir.is_some() || !args.chains.is_empty() {
@@ -55,32 +43,18 @@ fn plan_for(args: &RunArgs) -> anyhow::Result<(BootPlan, Vec<String>)> {
             );
         }
         let config = EngineConfig::load(&args.target)?;
-        return Ok(config.boot_plan()?);
-    }
-    single_module_plan(args)
-}
-
-fn single_module_plan(args: &RunArgs) -> anyhow::Result<(BootPlan, Vec<String>)> {
-    let mut warnings = Vec::new();
-    let manifest_path = match &args.manifest {
-        Some(path) => path.clone(),
-        None => {
-            let found = ManifestLocation::beside(&args.target)?;
-            if found.legacy {
-                warnings.push(format!(
-                    "{}: the manifest name `nexum.toml` is deprecated; rename it to `module.toml`",
-                    found.path.display()
-                ));
-            }
-            found.path
+        crate::logging::init(&config.log_level, config.log_format)?;
+        if config.modules.is_empty() {
+            bail!("{}: no [[modules]] to run", args.target.display());
         }
-    };
-    let manifest = ModuleManifest::load(&manifest_path)?;
+        return Ok(RuntimeBuilder::from_engine_config(config)?);
+    }
+
     let mut config = EngineConfig {
         state_dir: args
             .state_dir
             .clone()
-            .unwrap_or_else(|| Path::new("data").to_path_buf()),
+            .unwrap_or_else(|| PathBuf::from("data")),
         ..EngineConfig::default()
     };
     for chain in &args.chains {
@@ -96,15 +70,21 @@ fn single_module_plan(args: &RunArgs) -> anyhow::Result<(BootPlan, Vec<String>)>
             .map_err(|reason| anyhow::anyhow!("--chain {chain:?}: {reason}"))?;
         config.chains.insert(id, chain_config);
     }
-    config.modules.clear();
-    let plan = BootPlan {
-        config,
-        modules: vec![ModuleSpec {
-            wasm: WasmSource::File(args.target.clone()),
-            manifest,
-        }],
+    crate::logging::init(&config.log_level, config.log_format)?;
+    let manifest = match &args.manifest {
+        Some(path) => path.clone(),
+        None => {
+            let found = ManifestLocation::beside(&args.target)?;
+            if found.legacy {
+                tracing::warn!(
+                    "{}: the manifest name `nexum.toml` is deprecated; rename it to `module.toml`",
+                    found.path.display()
+                );
+            }
+            found.path
+        }
     };
-    Ok((plan, warnings))
+    Ok(RuntimeBuilder::new(config).module_file(args.target.clone(), &manifest)?)
 }
 
 /// Waits for ctrl-c (SIGINT) or SIGTERM and names the one that came.

@@ -1,7 +1,7 @@
 //! `nexum store` and `nexum dead-letters`: read-only views of an engine's state.
 
 use anyhow::{Context, bail};
-use nexum_host::capabilities::local_store::StateStore;
+use nexum_host::StateStore;
 use nexum_host::core::{EngineConfig, Event, ModuleName};
 use std::path::Path;
 

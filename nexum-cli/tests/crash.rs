@@ -1,7 +1,7 @@
 //! No lost events, exactly-once state: the real binary killed with SIGKILL mid-stream, and a
 //! module slower than the chain, both against a real Anvil.
 
-use nexum_host::capabilities::local_store::StateStore;
+use nexum_host::StateStore;
 use nexum_host::core::ModuleName;
 use nexum_tests::anvil::{Anvil, hex_u64};
 use nexum_tests::engine::live_logs_in;

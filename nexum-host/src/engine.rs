@@ -2,6 +2,7 @@
 
 use crate::bindings::types;
 use crate::capabilities::{chain, cow_api, local_store, logging};
+use crate::extension::HostExtension;
 use crate::state::ModuleState;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +19,8 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
 pub(crate) struct WasmEngine {
     pub engine: Engine,
     pub linker: Linker<ModuleState>,
+    /// Interfaces embedders' extensions provide (imports of these are allowed).
+    pub extension_interfaces: Vec<String>,
     _ticker: EpochTicker,
 }
 
@@ -29,7 +32,10 @@ pub struct EngineError(String);
 impl WasmEngine {
     /// An engine whose compiled components are cached on disk in `cache_dir` (keyed by the
     /// component's bytes and the engine's settings), so a restart skips compilation.
-    pub fn new(cache_dir: Option<&Path>) -> Result<Self, EngineError> {
+    pub fn new(
+        cache_dir: Option<&Path>,
+        extensions: &[Arc<dyn HostExtension>],
+    ) -> Result<Self, EngineError> {
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -46,11 +52,19 @@ impl WasmEngine {
             config.cache(Some(cache));
         }
         let engine = Engine::new(&config).map_err(|e| EngineError(e.to_string()))?;
-        let linker = build_linker(&engine).map_err(|e| EngineError(e.to_string()))?;
+        let mut linker = build_linker(&engine).map_err(|e| EngineError(e.to_string()))?;
+        let mut extension_interfaces = Vec::new();
+        for extension in extensions {
+            extension
+                .link(&mut linker)
+                .map_err(|e| EngineError(format!("linking an extension: {e:#}")))?;
+            extension_interfaces.extend(extension.interfaces());
+        }
         let ticker = EpochTicker::start(engine.clone());
         Ok(Self {
             engine,
             linker,
+            extension_interfaces,
             _ticker: ticker,
         })
     }

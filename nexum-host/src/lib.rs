@@ -1,36 +1,229 @@
 //! The nexum runtime as a library: runs keeper modules — WebAssembly components — on
-//! events from EVM chains and cron schedules.
+//! events from EVM chains, cron schedules and the embedding service itself.
 //!
-//! - [`HostSupervisor`] implements [`nexum_core::Supervisor`]: one wasmtime engine, one
-//!   store per module, a queue and worker task per module, limits, retries and restarts.
-//! - [`capabilities`] holds the host interfaces a module can import (`local-store`,
-//!   `logging`, `chain`, `cow-api`), each a backend plus its WIT glue.
-//! - [`sources`] produces events (cron ticks) and hands them to a supervisor.
-//! - [`Runtime`] wires a supervisor and its sources together; it is what the `nexum`
-//!   command runs and what an embedding service should start from.
+//! The `nexum` command is one user of this crate; a Rust service embeds the same runtime:
+//! [`RuntimeBuilder`] takes an engine config and modules and starts a [`Runtime`], inside
+//! which the chain sources, delivery cursors and cron run exactly as under `nexum run`.
+//! Event and configuration types come from `nexum-core`, re-exported as [`core`].
 //!
-//! Configuration types and events come from `nexum-core`, re-exported as [`core`].
-
+//! # Start a runtime, hand it events, read what modules stored
+//!
+//! Modules come from files ([`RuntimeBuilder::module_file`]) or from bytes plus a
+//! manifest ([`RuntimeBuilder::module_bytes`]). [`Runtime::dispatch`] hands an event the
+//! service produced itself (from a queue, a webhook…) to one module and returns its
+//! outcome; the module's writes are committed only when it returns `ok`.
+//!
+//! ```
+//! use nexum_host::Runtime;
+//! use nexum_host::core::{EngineConfig, Event, ModuleStatus, Outcome, Tick};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let wasm = nexum_tests::guests::wasm_bytes("heartbeat");
+//! # let dir = tempfile::tempdir()?;
+//! let mut config = EngineConfig::default();
+//! config.state_dir = dir.path().join("state");
+//! let manifest = r#"
+//!     [module]
+//!     name = "heartbeat"
+//!     version = "0.1.0"
+//!     [capabilities]
+//!     required = ["local-store", "logging"]
+//! "#;
+//! let runtime = Runtime::builder(config)
+//!     .module_bytes(wasm, manifest, "heartbeat.toml")?
+//!     .start()
+//!     .await?;
+//!
+//! let modules = runtime.modules();
+//! assert_eq!((modules[0].name.as_str(), modules[0].status), ("heartbeat", ModuleStatus::Running));
+//!
+//! let tick = Event::Tick(Tick { fired_at: 1_000, schedule: "from my queue".into() });
+//! assert_eq!(runtime.dispatch("heartbeat", tick).await?, Outcome::Handled);
+//! assert_eq!(runtime.read("heartbeat", "beats")?, Some(b"1".to_vec()));
+//!
+//! let summary = runtime.shutdown().await; // stops intake, finishes calls, flushes the store
+//! assert_eq!(summary.modules[0].handled, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Configure from TOML, and broadcast to subscribers
+//!
+//! [`RuntimeBuilder::from_engine_toml`] reads an `engine.toml` with its `[[modules]]`; an
+//! [`EngineConfig`](core::EngineConfig) parsed from text works the same way.
+//! [`Runtime::broadcast`] routes an event like nexum's own sources do: to every module with
+//! a matching subscription (for logs, only the matching logs).
+//!
+//! ```
+//! use nexum_host::Runtime;
+//! use nexum_host::core::{EngineConfig, Event, Outcome, Tick};
+//! use std::path::Path;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let wasm = nexum_tests::guests::wasm_bytes("heartbeat");
+//! # let dir = tempfile::tempdir()?;
+//! # let state_dir = dir.path().join("state");
+//! let text = format!("[engine]\nstate_dir = {state_dir:?}\nlog_level = \"warn\"\n");
+//! let config = EngineConfig::parse(Path::new("engine.toml"), &text, &|var| std::env::var(var).ok())?;
+//! let manifest = r#"
+//!     [module]
+//!     name = "new-year"
+//!     version = "0.1.0"
+//!     [capabilities]
+//!     required = ["local-store", "logging"]
+//!     [[subscription]]
+//!     kind = "cron"
+//!     schedule = "0 0 1 1 *"
+//! "#;
+//! let runtime = Runtime::builder(config)
+//!     .module_bytes(wasm, manifest, "new-year.toml")?
+//!     .start()
+//!     .await?;
+//!
+//! let tick = Event::Tick(Tick { fired_at: 0, schedule: "0 0 1 1 *".into() });
+//! let outcomes = runtime.broadcast(tick).await;
+//! assert_eq!(outcomes, [("new-year".to_string(), Ok(Outcome::Handled))]);
+//! runtime.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Watch modules: lifecycle changes and log lines
+//!
+//! Take the receivers from the builder to see boot itself, or later from the runtime.
+//!
+//! ```
+//! use nexum_host::RuntimeBuilder;
+//! use nexum_host::core::{EngineConfig, Event, Lifecycle, Tick};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let wasm = nexum_tests::guests::wasm_bytes("heartbeat");
+//! # let dir = tempfile::tempdir()?;
+//! # let mut config = EngineConfig::default();
+//! # config.state_dir = dir.path().join("state");
+//! # let manifest = "[module]\nname = \"heartbeat\"\nversion = \"0.1.0\"\n\
+//! #     [capabilities]\nrequired = [\"local-store\", \"logging\"]\n";
+//! let builder = RuntimeBuilder::new(config).module_bytes(wasm, manifest, "heartbeat.toml")?;
+//! let mut lifecycle = builder.lifecycle();
+//! let mut log_lines = builder.log_lines();
+//! let runtime = builder.start().await?;
+//!
+//! let started = lifecycle.recv().await?;
+//! assert_eq!((started.module.as_str(), started.change), ("heartbeat", Lifecycle::Started));
+//!
+//! let tick = Event::Tick(Tick { fired_at: 1_000, schedule: "manual".into() });
+//! runtime.dispatch("heartbeat", tick).await?;
+//! let line = log_lines.recv().await?;
+//! assert_eq!(line.message, "heartbeat beat #1 (tick at 1000 ms)");
+//! runtime.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Give modules a host interface of your own
+//!
+//! A [`HostExtension`] links an interface from the service's own WIT package into every
+//! module's linker. Generate its bindings with the [`wasmtime`] re-exported here, so the
+//! versions always match; a module importing an interface no one provides is refused at load.
+//!
+//! ```
+//! use nexum_host::wasmtime::component::{HasSelf, Linker};
+//! use nexum_host::{HostExtension, ModuleState, Runtime};
+//! # use nexum_host::core::{EngineConfig, Event, Tick};
+//!
+//! mod bindings {
+//!     nexum_host::wasmtime::component::bindgen!({
+//!         inline: "
+//!             package acme:greeter@0.1.0;
+//!             interface greet { hello: func(name: string) -> string; }
+//!             world greeter-user { import greet; }
+//!         ",
+//!         wasmtime_crate: nexum_host::wasmtime,
+//!     });
+//! }
+//! use bindings::acme::greeter::greet;
+//!
+//! impl greet::Host for ModuleState {
+//!     fn hello(&mut self, name: String) -> String {
+//!         format!("hello {name}, from the host of {}", self.module_name())
+//!     }
+//! }
+//!
+//! struct Greeter;
+//!
+//! impl HostExtension for Greeter {
+//!     fn interfaces(&self) -> Vec<String> {
+//!         vec!["acme:greeter/greet".into()]
+//!     }
+//!     fn link(&self, linker: &mut Linker<ModuleState>) -> nexum_host::wasmtime::Result<()> {
+//!         greet::add_to_linker::<ModuleState, HasSelf<ModuleState>>(linker, |state| state)
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let wasm = nexum_tests::guests::wasm_bytes("ext-user"); // stores hello(tick.schedule)
+//! # let dir = tempfile::tempdir()?;
+//! # let mut config = EngineConfig::default();
+//! # config.state_dir = dir.path().join("state");
+//! # let manifest = "[module]\nname = \"greeter\"\nversion = \"0.1.0\"\n\
+//! #     [capabilities]\nrequired = [\"local-store\", \"logging\"]\n";
+//! let runtime = Runtime::builder(config)
+//!     .module_bytes(wasm, manifest, "greeter.toml")?
+//!     .extension(Greeter)
+//!     .start()
+//!     .await?;
+//! # let tick = Event::Tick(Tick { fired_at: 0, schedule: "world".into() });
+//! # runtime.dispatch("greeter", tick).await?;
+//! let greeting = runtime.read("greeter", "greeting")?;
+//! assert_eq!(greeting.as_deref(), Some(&b"hello world, from the host of greeter"[..]));
+//! # runtime.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Inside
+//!
+//! - [`HostSupervisor`] implements [`core::supervisor::Supervisor`]: one wasmtime engine,
+//!   a store, queue and worker task per module, limits, retries, restarts, quarantine;
+//! - `capabilities/`: the host interfaces a module can import (`local-store`, `logging`,
+//!   `chain`, `cow-api`), each a backend plus its WIT glue;
+//! - `chain/` and `sources/`: node clients, and the chain and cron sources with their
+//!   cursors, backfill and reorg handling;
+//! - [`telemetry`]: Prometheus metrics and `/healthz`;
+//! - [`check`], [`inspect`]: what `nexum check` and `nexum inspect` report.
 mod bindings;
-pub mod capabilities;
-pub mod chain;
+mod builder;
+mod capabilities;
+mod chain;
 mod check;
 mod convert;
 mod engine;
+pub mod extension;
 mod inspect;
 mod module;
 mod records;
 mod runtime;
-pub mod sources;
+mod sources;
 mod state;
 mod supervisor;
 pub mod telemetry;
 
+pub use builder::RuntimeBuilder;
+pub use capabilities::local_store::{StateStore, StoreError};
+pub use chain::{ChainStatus, ConnectError, NodeError};
 pub use check::{CheckReport, ModuleCheck, check};
 pub use engine::EngineError;
+pub use extension::HostExtension;
 pub use inspect::{ComponentReport, Import, InspectError, digest, inspect};
 pub use module::LoadError;
 pub use nexum_core as core;
 pub use records::DeadLetter;
 pub use runtime::{Runtime, RuntimeError};
+pub use state::ModuleState;
 pub use supervisor::{BootError, HostSupervisor};
+/// The wasmtime this runtime is built on, for [`extension`]s to generate bindings with.
+pub use wasmtime;

@@ -1,11 +1,17 @@
 //! [`Runtime`]: a supervisor plus the sources that feed it, started and stopped together.
 
+use crate::builder::RuntimeBuilder;
+use crate::extension::HostExtension;
 use crate::sources::{CronSource, spawn_chain_sources};
-use crate::supervisor::{BootError, HostSupervisor};
+use crate::supervisor::{BootError, HostSupervisor, Observers};
 use crate::telemetry;
-use nexum_core::{BootPlan, ModuleInfo, ShutdownSummary, Supervisor};
+use nexum_core::{
+    BootPlan, ChainLogs, ConfigError, Delivery, DispatchError, EngineConfig, Event, LogLine,
+    ModuleEvent, ModuleInfo, ModuleName, Outcome, ShutdownSummary, Subscription, Supervisor,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::sync::broadcast;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -18,6 +24,46 @@ pub enum RuntimeError {
     /// The metrics endpoint could not listen.
     #[error(transparent)]
     Metrics(#[from] crate::telemetry::ServeError),
+    /// A configuration or manifest was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The state could not be read.
+    #[error(transparent)]
+    Store(#[from] crate::StoreError),
+    /// No module has this name (or it is not a valid name).
+    #[error("no module named {0:?}")]
+    UnknownModule(String),
+}
+
+fn module_name(name: &str) -> Result<ModuleName, RuntimeError> {
+    ModuleName::new(name).map_err(|_| RuntimeError::UnknownModule(name.to_string()))
+}
+
+/// The part of `event` that `subscription` asks for, if any.
+fn routed(subscription: &Subscription, event: &Event) -> Option<Event> {
+    match (subscription, event) {
+        (Subscription::Block { chain_id }, Event::Block(block)) if *chain_id == block.chain_id => {
+            Some(event.clone())
+        }
+        (Subscription::Log(log), Event::ChainLogs(logs)) if log.chain_id == logs.chain_id => {
+            let matching: Vec<_> = logs
+                .logs
+                .iter()
+                .filter(|l| log.filter.matches(l))
+                .cloned()
+                .collect();
+            (!matching.is_empty()).then(|| {
+                Event::ChainLogs(ChainLogs {
+                    chain_id: logs.chain_id,
+                    logs: matching,
+                })
+            })
+        }
+        (Subscription::Cron(schedule), Event::Tick(tick)) if schedule.as_str() == tick.schedule => {
+            Some(event.clone())
+        }
+        _ => None,
+    }
 }
 
 /// A running engine: modules booted, sources delivering.
@@ -29,11 +75,25 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// A builder: engine config, modules from files or bytes, extensions.
+    pub fn builder(config: EngineConfig) -> RuntimeBuilder {
+        RuntimeBuilder::new(config)
+    }
+
     /// Boots every module of `plan` and starts the sources their subscriptions need.
     pub async fn start(plan: BootPlan) -> Result<Self, RuntimeError> {
+        Self::start_with(plan, Vec::new(), Observers::default()).await
+    }
+
+    /// [`Runtime::start`] with embedder extensions linked in and observers attached.
+    pub(crate) async fn start_with(
+        plan: BootPlan,
+        extensions: Vec<Arc<dyn HostExtension>>,
+        observers: Observers,
+    ) -> Result<Self, RuntimeError> {
         let delivery = plan.config.delivery;
         let metrics_addr = plan.config.metrics_addr;
-        let supervisor = Arc::new(HostSupervisor::boot(plan).await?);
+        let supervisor = Arc::new(HostSupervisor::boot_with(plan, extensions, observers).await?);
         let (stop_sources, stop) = watch::channel(false);
         let mut sources = spawn_chain_sources(
             &supervisor,
@@ -83,9 +143,72 @@ impl Runtime {
         telemetry::Health::of(&self.supervisor)
     }
 
-    /// The loaded modules and their current status.
+    /// The loaded modules: status, subscriptions, limits, counters.
     pub fn modules(&self) -> Vec<ModuleInfo> {
         self.supervisor.modules()
+    }
+
+    /// Hands `event` (produced by the embedding service) to `module` and waits for the
+    /// outcome. It is queued behind the module's other events, like any event.
+    pub async fn dispatch(&self, module: &str, event: Event) -> Result<Outcome, DispatchError> {
+        self.supervisor
+            .dispatch(module, Delivery::new(None, event))
+            .await
+    }
+
+    /// Hands `event` to every module with a subscription it matches — a block to the chain's
+    /// block subscribers, logs (only the matching ones) to matching log subscriptions, a
+    /// tick to subscribers of the same schedule — and waits for every outcome. Modules run
+    /// it concurrently; the outcomes come in module order.
+    pub async fn broadcast(&self, event: Event) -> Vec<(String, Result<Outcome, DispatchError>)> {
+        let mut calls = Vec::new();
+        for module in self.supervisor.modules() {
+            for (index, subscription) in module.subscriptions.iter().enumerate() {
+                if let Some(event) = routed(subscription, &event) {
+                    let name = module.name.clone();
+                    calls.push(async move {
+                        let outcome = self
+                            .supervisor
+                            .dispatch(&name, Delivery::new(Some(index), event))
+                            .await;
+                        (name, outcome)
+                    });
+                }
+            }
+        }
+        futures::future::join_all(calls).await
+    }
+
+    /// A module's committed value of `key` (read-only).
+    pub fn read(&self, module: &str, key: &str) -> Result<Option<Vec<u8>>, RuntimeError> {
+        Ok(self.supervisor.state().read(&module_name(module)?, key)?)
+    }
+
+    /// A module's committed entries under `prefix`, sorted by key (read-only).
+    pub fn list(&self, module: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
+        Ok(self
+            .supervisor
+            .state()
+            .list(&module_name(module)?, prefix)?)
+    }
+
+    /// Module lifecycle changes from now on (started, failed, trapped, restarting, skipped,
+    /// quarantined, stopped).
+    pub fn lifecycle(&self) -> broadcast::Receiver<ModuleEvent> {
+        self.supervisor.lifecycle()
+    }
+
+    /// Module log lines from now on.
+    pub fn log_lines(&self) -> broadcast::Receiver<LogLine> {
+        self.supervisor.log_lines()
+    }
+
+    /// Skipped events, oldest first (of one module, or of all).
+    pub fn dead_letters(
+        &self,
+        module: Option<&str>,
+    ) -> Result<Vec<crate::DeadLetter>, RuntimeError> {
+        Ok(self.supervisor.state().dead_letters(module)?)
     }
 
     /// Stops intake (sources first), lets in-flight calls finish, flushes the store.
@@ -95,5 +218,70 @@ impl Runtime {
             let _ = source.await;
         }
         self.supervisor.shutdown().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::routed;
+    use alloy_primitives::{Address, B256};
+    use nexum_core::{
+        Block, ChainLog, ChainLogs, CronSchedule, Event, LogFilter, LogSubscription, Subscription,
+        Tick,
+    };
+
+    fn log(address: u8, index: u64) -> ChainLog {
+        ChainLog {
+            address: Address::repeat_byte(address),
+            log_index: Some(index),
+            ..ChainLog::default()
+        }
+    }
+
+    #[test]
+    fn logs_are_narrowed_to_those_the_subscription_matches() {
+        let subscription = Subscription::Log(LogSubscription {
+            chain_id: 1,
+            filter: LogFilter {
+                addresses: vec![Address::repeat_byte(0xaa)],
+                topics: Vec::new(),
+            },
+            start_block: None,
+        });
+        let event = |chain_id, logs| Event::ChainLogs(ChainLogs { chain_id, logs });
+        let mixed = event(1, vec![log(0xaa, 0), log(0xbb, 1), log(0xaa, 2)]);
+        assert_eq!(
+            routed(&subscription, &mixed),
+            Some(event(1, vec![log(0xaa, 0), log(0xaa, 2)]))
+        );
+        assert_eq!(routed(&subscription, &event(1, vec![log(0xbb, 0)])), None);
+        assert_eq!(routed(&subscription, &event(2, vec![log(0xaa, 0)])), None);
+    }
+
+    #[test]
+    fn blocks_go_by_chain_and_ticks_by_schedule() {
+        let block = |chain_id| {
+            Event::Block(Block {
+                chain_id,
+                number: 7,
+                hash: B256::ZERO,
+                parent_hash: B256::ZERO,
+                timestamp: 0,
+            })
+        };
+        let blocks = Subscription::Block { chain_id: 1 };
+        assert_eq!(routed(&blocks, &block(1)), Some(block(1)));
+        assert_eq!(routed(&blocks, &block(2)), None);
+
+        let cron = Subscription::Cron(CronSchedule::parse("0 0 1 1 *").unwrap());
+        let tick = |schedule: &str| {
+            Event::Tick(Tick {
+                fired_at: 0,
+                schedule: schedule.to_string(),
+            })
+        };
+        assert_eq!(routed(&cron, &tick("0 0 1 1 *")), Some(tick("0 0 1 1 *")));
+        assert_eq!(routed(&cron, &tick("0 0 2 1 *")), None);
+        assert_eq!(routed(&cron, &block(1)), None);
     }
 }

@@ -100,6 +100,14 @@ impl ModuleState {
     }
 }
 
+impl ModuleState {
+    /// The name of the module this state belongs to (for extensions serving several
+    /// modules).
+    pub fn module_name(&self) -> &str {
+        self.logger.module()
+    }
+}
+
 impl WasiView for ModuleState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

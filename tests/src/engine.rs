@@ -215,7 +215,7 @@ pub async fn wait_until(timeout: std::time::Duration, mut condition: impl FnMut(
 
 /// The `(block, log index)` a `recorder` module holds as canonical in `state`.
 pub fn live_logs_in(
-    state: &nexum_host::capabilities::local_store::StateStore,
+    state: &nexum_host::StateStore,
     module: &str,
 ) -> std::collections::BTreeSet<(u64, u64)> {
     state

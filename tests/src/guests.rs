@@ -22,6 +22,7 @@ pub const GUESTS: &[&str] = &[
     "chain-probe",
     "cow-probe",
     "hostile",
+    "ext-user",
 ];
 
 /// The workspace root.

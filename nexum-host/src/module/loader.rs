@@ -111,7 +111,7 @@ pub(crate) fn load(
             component
         }
     };
-    check_imports(&engine.engine, &component, &manifest, &path)?;
+    check_imports(engine, &component, &manifest, &path)?;
 
     let pre = engine
         .linker
@@ -134,12 +134,16 @@ pub(crate) fn load(
 
 /// Refuses imports of capabilities the manifest did not declare, and anything unknown.
 fn check_imports(
-    engine: &wasmtime::Engine,
+    engine: &WasmEngine,
     component: &Component,
     manifest: &ModuleManifest,
     path: &Path,
 ) -> Result<(), LoadError> {
-    for (import, _) in component.component_type().imports(engine) {
+    for (import, _) in component.component_type().imports(&engine.engine) {
+        let unversioned = import.split('@').next().unwrap_or(import);
+        if engine.extension_interfaces.iter().any(|i| i == unversioned) {
+            continue;
+        }
         match classify_import(import) {
             ImportKind::Free => {}
             ImportKind::Capability(capability) if manifest.capabilities.contains(&capability) => {}

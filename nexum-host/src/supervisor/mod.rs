@@ -12,6 +12,7 @@ use crate::capabilities::local_store::{StateStore, StoreError};
 use crate::capabilities::logging::ModuleLogger;
 use crate::chain::{ChainPool, ConnectError};
 use crate::engine::{EngineError, WasmEngine};
+use crate::extension::HostExtension;
 use crate::module::{ComponentCache, LoadError, load};
 use crate::state::ModuleCapabilities;
 use nexum_core::{
@@ -92,6 +93,35 @@ const COMPILE_CACHE_DIR: &str = "compile-cache";
 /// Notifications buffered per subscriber before a slow one starts missing some.
 const LINE_BUFFER: usize = 1024;
 
+/// Where module log lines and lifecycle changes are published; create it before boot to
+/// see the changes boot itself makes (modules starting, or failing `init`).
+#[derive(Clone)]
+pub(crate) struct Observers {
+    log_lines: broadcast::Sender<LogLine>,
+    lifecycle: broadcast::Sender<ModuleEvent>,
+}
+
+impl Default for Observers {
+    fn default() -> Self {
+        Self {
+            log_lines: broadcast::channel(LINE_BUFFER).0,
+            lifecycle: broadcast::channel(LINE_BUFFER).0,
+        }
+    }
+}
+
+impl Observers {
+    /// Module log lines from now on.
+    pub fn log_lines(&self) -> broadcast::Receiver<LogLine> {
+        self.log_lines.subscribe()
+    }
+
+    /// Module lifecycle changes from now on.
+    pub fn lifecycle(&self) -> broadcast::Receiver<ModuleEvent> {
+        self.lifecycle.subscribe()
+    }
+}
+
 impl HostSupervisor {
     /// The state database, for read-only views (`nexum store`, embedders).
     pub fn state(&self) -> &StateStore {
@@ -126,7 +156,7 @@ impl HostSupervisor {
     }
 
     /// The chain clients, shared with the chain event sources.
-    pub fn chains(&self) -> &Arc<ChainPool> {
+    pub(crate) fn chains(&self) -> &Arc<ChainPool> {
         &self.chains
     }
 
@@ -138,17 +168,25 @@ impl HostSupervisor {
     }
 }
 
-impl Supervisor for HostSupervisor {
-    type BootError = BootError;
-
-    async fn boot(plan: BootPlan) -> Result<Self, BootError> {
+impl HostSupervisor {
+    /// Boots `plan` with embedder `extensions` linked in (see [`crate::extension`]).
+    pub(crate) async fn boot_with(
+        plan: BootPlan,
+        extensions: Vec<Arc<dyn HostExtension>>,
+        observers: Observers,
+    ) -> Result<Self, BootError> {
+        let Observers {
+            log_lines,
+            lifecycle,
+        } = observers;
         let BootPlan {
             config,
             modules: specs,
         } = plan;
-        let engine = Arc::new(WasmEngine::new(Some(
-            &config.state_dir.join(COMPILE_CACHE_DIR),
-        ))?);
+        let engine = Arc::new(WasmEngine::new(
+            Some(&config.state_dir.join(COMPILE_CACHE_DIR)),
+            &extensions,
+        )?);
 
         // Load everything before starting anything: nothing starts half-loaded.
         let mut loaded = Vec::with_capacity(specs.len());
@@ -186,8 +224,6 @@ impl Supervisor for HostSupervisor {
         let orderbooks = Arc::new(Orderbooks::configure(&config));
 
         let (shutdown, _) = watch::channel(false);
-        let (log_lines, _) = broadcast::channel(LINE_BUFFER);
-        let (lifecycle, _) = broadcast::channel(LINE_BUFFER);
         let mut modules = Vec::with_capacity(loaded.len());
         let mut tasks = Vec::with_capacity(loaded.len());
         for module in loaded {
@@ -256,6 +292,14 @@ impl Supervisor for HostSupervisor {
             log_lines,
             lifecycle,
         })
+    }
+}
+
+impl Supervisor for HostSupervisor {
+    type BootError = BootError;
+
+    async fn boot(plan: BootPlan) -> Result<Self, BootError> {
+        Self::boot_with(plan, Vec::new(), Observers::default()).await
     }
 
     fn modules(&self) -> Vec<ModuleInfo> {

@@ -26,9 +26,9 @@ fn keyspace_options() -> KeyspaceCreateOptions {
 /// A failure of the storage backend.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// fjall reported an error (I/O, corruption, a poisoned database).
+    /// The storage engine reported an error (I/O, corruption, a lock held by another process).
     #[error("store: {0}")]
-    Backend(#[from] fjall::Error),
+    Backend(String),
     /// An engine record does not decode (written by another version, or damaged).
     #[error("store: engine record `{key}` is unreadable: {reason}")]
     Corrupt {
@@ -43,6 +43,12 @@ pub enum StoreError {
         /// The keyspace holding the key.
         keyspace: String,
     },
+}
+
+impl From<fjall::Error> for StoreError {
+    fn from(error: fjall::Error) -> Self {
+        StoreError::Backend(error.to_string())
+    }
 }
 
 /// The engine's state database: every module's keyspace plus the engine's own.

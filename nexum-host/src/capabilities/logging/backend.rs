@@ -68,6 +68,11 @@ impl ModuleLogger {
         }
     }
 
+    /// The module's name.
+    pub fn module(&self) -> &str {
+        &self.module
+    }
+
     /// Lines dropped by the rate limit so far.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)

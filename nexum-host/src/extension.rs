@@ -1,0 +1,21 @@
+//! The extension seam: an embedding service adds a host interface of its own (its own WIT
+//! package) to every module's linker, without forking nexum.
+//!
+//! Generate host bindings for the interface with [`wasmtime::component::bindgen!`] (use the
+//! [`wasmtime`] re-exported here, so versions always match), implement them, and link them
+//! in [`HostExtension::link`]. Modules may then import the interfaces the extension names.
+//! The host state of every module is a [`ModuleState`]; [`ModuleState::module_name`] tells
+//! an implementation which module is calling.
+
+use crate::state::ModuleState;
+use wasmtime::component::Linker;
+
+/// A host interface an embedding service provides to modules.
+pub trait HostExtension: Send + Sync + 'static {
+    /// The WIT interfaces it provides, without version (e.g. `acme:prices/oracle`). Modules
+    /// importing them are accepted; any other unknown import is still refused at load.
+    fn interfaces(&self) -> Vec<String>;
+
+    /// Adds the interfaces to the linker every module is instantiated from.
+    fn link(&self, linker: &mut Linker<ModuleState>) -> wasmtime::Result<()>;
+}
