@@ -9,9 +9,12 @@ pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(from_env) if !from_env.is_empty() => EnvFilter::try_new(&from_env)
             .map_err(|e| anyhow::anyhow!("RUST_LOG={from_env:?} is not a valid filter: {e}"))?,
-        // The storage engine is chatty at info; its news is rarely the operator's.
-        _ => EnvFilter::try_new(format!("{level},fjall=warn,lsm_tree=warn"))
-            .map_err(|e| anyhow::anyhow!("log_level {level:?} is not a valid filter: {e}"))?,
+        // The storage engine and the websocket client are chatty at info; their news is
+        // rarely the operator's (nexum logs connection changes itself).
+        _ => EnvFilter::try_new(format!(
+            "{level},fjall=warn,lsm_tree=warn,alloy_pubsub=warn"
+        ))
+        .map_err(|e| anyhow::anyhow!("log_level {level:?} is not a valid filter: {e}"))?,
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
