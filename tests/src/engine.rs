@@ -2,8 +2,8 @@
 
 use crate::guests;
 use nexum_core::{
-    BootPlan, Delivery, EngineConfig, Event, ModuleManifest, ModuleName, ModuleSpec, Tick,
-    WasmSource,
+    BootPlan, Delivery, EngineConfig, Event, ModuleManifest, ModuleName, ModuleSpec, Outcome,
+    Supervisor, Tick, WasmSource,
 };
 use nexum_host::{BootError, HostSupervisor};
 use std::path::{Path, PathBuf};
@@ -72,8 +72,7 @@ pub async fn boot_in(
         .into_iter()
         .map(|m| spec(dir.path(), m))
         .collect::<Vec<_>>();
-    let supervisor =
-        <HostSupervisor as nexum_core::Supervisor>::boot(BootPlan { config, modules }).await?;
+    let supervisor = HostSupervisor::boot(BootPlan { config, modules }).await?;
     Ok(TestEngine { supervisor, dir })
 }
 
@@ -109,6 +108,14 @@ pub fn command(script: &str) -> Delivery {
 }
 
 impl TestEngine {
+    /// Runs a `probe` script in `module` (as a tick) and returns the outcome.
+    pub async fn run(&self, module: &str, script: &str) -> Outcome {
+        self.supervisor
+            .dispatch(module, command(script))
+            .await
+            .unwrap_or_else(|e| panic!("dispatching to {module}: {e}"))
+    }
+
     /// The committed value of `key` in `module`'s store.
     pub fn read(&self, module: &str, key: &str) -> Option<String> {
         self.supervisor

@@ -2,9 +2,9 @@
 
 use alloy_primitives::Address;
 use alloy_sol_types::{SolCall, SolError};
-use nexum_core::{ChainConfig, EngineConfig, Outcome, Supervisor};
+use nexum_core::{ChainConfig, EngineConfig, Outcome};
 use nexum_tests::anvil::{Anvil, CHAIN_ID, Emitter};
-use nexum_tests::engine::{TestEngine, TestModule, boot, command, test_config};
+use nexum_tests::engine::{TestEngine, TestModule, boot, test_config};
 use nexum_tests::proxy::Proxy;
 use serde_json::{Value, json};
 
@@ -28,11 +28,7 @@ fn config_for(url: &str) -> EngineConfig {
 
 async fn ask(engine: &TestEngine, command_text: &str) -> Value {
     let key = command_text.split(' ').nth(1).unwrap().to_string();
-    let outcome = engine
-        .supervisor
-        .dispatch("probe", command(command_text))
-        .await
-        .unwrap();
+    let outcome = engine.run("probe", command_text).await;
     assert_eq!(outcome, Outcome::Handled, "{command_text}");
     serde_json::from_str(&engine.read("probe", &key).expect("an answer")).unwrap()
 }

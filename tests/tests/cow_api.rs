@@ -1,9 +1,9 @@
 //! The `cow-api` capability against a mock orderbook: every error mapping, every refused
 //! path and method, order validation, and dry runs.
 
-use nexum_core::{ChainConfig, Outcome, Supervisor};
+use nexum_core::{ChainConfig, Outcome};
 use nexum_tests::anvil::{Anvil, CHAIN_ID};
-use nexum_tests::engine::{TestEngine, TestModule, boot, command, test_config};
+use nexum_tests::engine::{TestEngine, TestModule, boot, test_config};
 use serde_json::{Value, json};
 use std::time::Duration;
 use wiremock::matchers::{method, path};
@@ -31,11 +31,7 @@ async fn engine(anvil: &Anvil, orderbook_url: &str, dry_run: bool, timeout_ms: u
 
 async fn ask(engine: &TestEngine, command_text: &str) -> Value {
     let key = command_text.split(' ').nth(1).unwrap().to_string();
-    let outcome = engine
-        .supervisor
-        .dispatch("probe", command(command_text))
-        .await
-        .unwrap();
+    let outcome = engine.run("probe", command_text).await;
     assert_eq!(outcome, Outcome::Handled, "{command_text}");
     serde_json::from_str(&engine.read("probe", &key).expect("an answer")).unwrap()
 }

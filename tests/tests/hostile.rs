@@ -48,10 +48,8 @@ async fn measure_healthy(engine: &TestEngine) -> Vec<Duration> {
     for i in 0..HEALTHY_EVENTS {
         let started = Instant::now();
         let outcome = engine
-            .supervisor
-            .dispatch("healthy", command(&format!("count n; set last {i}")))
-            .await
-            .unwrap();
+            .run("healthy", &format!("count n; set last {i}"))
+            .await;
         latencies.push(started.elapsed());
         assert_eq!(outcome, Outcome::Handled);
         tokio::time::sleep(HEALTHY_EVERY).await;

@@ -25,11 +25,7 @@ async fn offend_while_good_runs(engine: &nexum_tests::engine::TestEngine, script
     let bad = engine.supervisor.dispatch("bad", command(script));
     let good = async {
         for i in 0..20 {
-            let outcome = engine
-                .supervisor
-                .dispatch("good", command(&format!("count n; set last {i}")))
-                .await
-                .unwrap();
+            let outcome = engine.run("good", &format!("count n; set last {i}")).await;
             assert_eq!(outcome, Outcome::Handled);
         }
     };
@@ -132,11 +128,7 @@ async fn a_spinning_module_does_not_hold_up_others_on_one_thread() {
     let elapsed = tokio::spawn(async move {
         let started = Instant::now();
         for i in 0..20 {
-            let outcome = driver
-                .supervisor
-                .dispatch("good", command(&format!("count n; set last {i}")))
-                .await
-                .unwrap();
+            let outcome = driver.run("good", &format!("count n; set last {i}")).await;
             assert_eq!(outcome, Outcome::Handled);
         }
         started.elapsed()
@@ -164,11 +156,7 @@ async fn a_manifest_may_lower_its_limits() {
     let engine = boot(vec![module], config).await.unwrap();
     let info = &engine.supervisor.modules()[0];
     assert_eq!(info.limits.fuel_per_event, 5_000_000);
-    let outcome = engine
-        .supervisor
-        .dispatch("frugal", command("spin"))
-        .await
-        .unwrap();
+    let outcome = engine.run("frugal", "spin").await;
     assert_eq!(
         outcome,
         Outcome::Trapped("fuel exhausted (limit 5000000)".into())

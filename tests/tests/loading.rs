@@ -28,11 +28,7 @@ async fn importing_an_undeclared_capability_is_refused_at_load() {
 async fn a_declared_capability_loads_and_unconfigured_chains_answer_unsupported() {
     let module = TestModule::new("chain-caller", "caller", &["chain", "logging"], "");
     let engine = boot(vec![module], test_config()).await.unwrap();
-    let outcome = engine
-        .supervisor
-        .dispatch("caller", command(""))
-        .await
-        .unwrap();
+    let outcome = engine.run("caller", "").await;
     assert_eq!(outcome, Outcome::Handled);
 }
 

@@ -1,18 +1,14 @@
 //! `local-store` end to end: compiled guests, a real fjall store.
 
 use nexum_core::{Outcome, Supervisor};
-use nexum_tests::engine::{TestModule, boot, boot_in, command, test_config};
+use nexum_tests::engine::{TestModule, boot, boot_in, test_config};
 
 #[tokio::test]
 async fn writes_commit_when_the_call_returns_ok() {
     let engine = boot(vec![TestModule::probe("a")], test_config())
         .await
         .unwrap();
-    let outcome = engine
-        .supervisor
-        .dispatch("a", command("set x 1; set y 2"))
-        .await
-        .unwrap();
+    let outcome = engine.run("a", "set x 1; set y 2").await;
     assert_eq!(outcome, Outcome::Handled);
     assert_eq!(engine.read("a", "x").as_deref(), Some("1"));
     assert_eq!(engine.read("a", "y").as_deref(), Some("2"));
@@ -23,16 +19,8 @@ async fn writes_are_discarded_when_the_call_returns_err() {
     let engine = boot(vec![TestModule::probe("a")], test_config())
         .await
         .unwrap();
-    engine
-        .supervisor
-        .dispatch("a", command("set x 1"))
-        .await
-        .unwrap();
-    let outcome = engine
-        .supervisor
-        .dispatch("a", command("set x 2; set y 2; fail"))
-        .await
-        .unwrap();
+    engine.run("a", "set x 1").await;
+    let outcome = engine.run("a", "set x 2; set y 2; fail").await;
     assert!(
         matches!(outcome, Outcome::Failed(ref r) if r.contains("asked to fail")),
         "{outcome:?}"
@@ -46,16 +34,8 @@ async fn writes_are_discarded_when_the_call_traps() {
     let mut config = test_config();
     config.supervision.quarantine_after = 1;
     let engine = boot(vec![TestModule::probe("a")], config).await.unwrap();
-    engine
-        .supervisor
-        .dispatch("a", command("set x 1"))
-        .await
-        .unwrap();
-    let outcome = engine
-        .supervisor
-        .dispatch("a", command("set x 2; set y 2; panic"))
-        .await
-        .unwrap();
+    engine.run("a", "set x 1").await;
+    let outcome = engine.run("a", "set x 2; set y 2; panic").await;
     assert!(
         matches!(outcome, Outcome::Trapped(ref r) if r.contains("unreachable")),
         "{outcome:?}"
@@ -75,21 +55,12 @@ async fn after_a_trap_the_module_restarts_on_a_fresh_store_and_the_event_is_retr
     );
     let engine = boot(vec![module], test_config()).await.unwrap();
     let outcome = engine
-        .supervisor
-        .dispatch(
-            "a",
-            command("set attempt x; panic-unless boots 2; set done yes"),
-        )
-        .await
-        .unwrap();
+        .run("a", "set attempt x; panic-unless boots 2; set done yes")
+        .await;
     assert_eq!(outcome, Outcome::Handled);
     assert_eq!(engine.read("a", "boots").as_deref(), Some("2"));
     assert_eq!(engine.read("a", "done").as_deref(), Some("yes"));
-    let outcome = engine
-        .supervisor
-        .dispatch("a", command("set after yes"))
-        .await
-        .unwrap();
+    let outcome = engine.run("a", "set after yes").await;
     assert_eq!(outcome, Outcome::Handled);
 }
 
@@ -98,19 +69,13 @@ async fn a_call_reads_its_own_writes() {
     let engine = boot(vec![TestModule::probe("a")], test_config())
         .await
         .unwrap();
+    engine.run("a", "set old gone").await;
     engine
-        .supervisor
-        .dispatch("a", command("set old gone"))
-        .await
-        .unwrap();
-    engine
-        .supervisor
-        .dispatch(
+        .run(
             "a",
-            command("set fresh yes; copy fresh seen; del old; copy old seen-old; list \"\" keys"),
+            "set fresh yes; copy fresh seen; del old; copy old seen-old; list \"\" keys",
         )
-        .await
-        .unwrap();
+        .await;
     assert_eq!(engine.read("a", "seen").as_deref(), Some("yes"));
     assert_eq!(engine.read("a", "seen-old").as_deref(), Some(""));
     assert_eq!(engine.read("a", "old"), None);
@@ -124,27 +89,11 @@ async fn modules_cannot_see_each_others_keys() {
     )
     .await
     .unwrap();
-    engine
-        .supervisor
-        .dispatch("a", command("set shared from-a; set only-a 1"))
-        .await
-        .unwrap();
-    engine
-        .supervisor
-        .dispatch("b", command("set shared from-b"))
-        .await
-        .unwrap();
+    engine.run("a", "set shared from-a; set only-a 1").await;
+    engine.run("b", "set shared from-b").await;
     // Each lists everything it can see ("" prefix) and copies the shared key.
-    engine
-        .supervisor
-        .dispatch("a", command("list  listing; copy shared mine"))
-        .await
-        .unwrap();
-    engine
-        .supervisor
-        .dispatch("b", command("list  listing; copy shared mine"))
-        .await
-        .unwrap();
+    engine.run("a", "list  listing; copy shared mine").await;
+    engine.run("b", "list  listing; copy shared mine").await;
     assert_eq!(engine.read("a", "mine").as_deref(), Some("from-a"));
     assert_eq!(engine.read("b", "mine").as_deref(), Some("from-b"));
     assert_eq!(
@@ -162,16 +111,8 @@ async fn list_keys_is_sorted_and_filtered_by_prefix() {
     let engine = boot(vec![TestModule::probe("a")], test_config())
         .await
         .unwrap();
-    engine
-        .supervisor
-        .dispatch("a", command("set p/3 x; set q/1 x; set p/1 x"))
-        .await
-        .unwrap();
-    engine
-        .supervisor
-        .dispatch("a", command("set p/2 x; list p/ out"))
-        .await
-        .unwrap();
+    engine.run("a", "set p/3 x; set q/1 x; set p/1 x").await;
+    engine.run("a", "set p/2 x; list p/ out").await;
     assert_eq!(
         engine.read("a", "out").as_deref(),
         Some(r#"["p/1","p/2","p/3"]"#)
@@ -184,20 +125,12 @@ async fn oversized_keys_and_values_are_refused_and_nothing_is_written() {
     config.limits.store_key_bytes = 8;
     config.limits.store_value_bytes = 4;
     let engine = boot(vec![TestModule::probe("a")], config).await.unwrap();
-    let outcome = engine
-        .supervisor
-        .dispatch("a", command("set ok 1; set k 12345"))
-        .await
-        .unwrap();
+    let outcome = engine.run("a", "set ok 1; set k 12345").await;
     assert!(
         matches!(outcome, Outcome::Failed(ref r) if r.contains("value is 5 bytes; the limit is 4")),
         "{outcome:?}"
     );
-    let outcome = engine
-        .supervisor
-        .dispatch("a", command("set much-too-long-key 1"))
-        .await
-        .unwrap();
+    let outcome = engine.run("a", "set much-too-long-key 1").await;
     assert!(
         matches!(outcome, Outcome::Failed(ref r) if r.contains("key is 17 bytes; the limit is 8")),
         "{outcome:?}"
@@ -216,11 +149,7 @@ async fn state_survives_a_restart_and_init_writes_commit() {
         )
     };
     let engine = boot(vec![module()], test_config()).await.unwrap();
-    engine
-        .supervisor
-        .dispatch("a", command("set kept yes"))
-        .await
-        .unwrap();
+    engine.run("a", "set kept yes").await;
     engine.supervisor.shutdown().await;
     let dir = engine.dir;
     drop(engine.supervisor);

@@ -1,7 +1,7 @@
 //! Module log lines and stdout/stderr reach `tracing`, tagged with the module's name.
 
-use nexum_core::{Outcome, Supervisor};
-use nexum_tests::engine::{TestModule, boot, command, test_config};
+use nexum_core::Outcome;
+use nexum_tests::engine::{TestModule, boot, test_config};
 use nexum_tests::logs::capture;
 use tracing::Level;
 
@@ -15,13 +15,11 @@ async fn log_calls_and_stdout_become_tagged_log_lines() {
     .await
     .unwrap();
     let outcome = engine
-        .supervisor
-        .dispatch(
+        .run(
             "talker",
-            command("log hello from the log call; print hello from stdout"),
+            "log hello from the log call; print hello from stdout",
         )
-        .await
-        .unwrap();
+        .await;
     assert_eq!(outcome, Outcome::Handled);
 
     let lines = captured.of_module("talker");
@@ -53,11 +51,7 @@ async fn a_panic_message_is_logged_and_the_trap_reported_as_an_error() {
     let engine = boot(vec![TestModule::probe("crashy")], config)
         .await
         .unwrap();
-    engine
-        .supervisor
-        .dispatch("crashy", command("panic"))
-        .await
-        .unwrap();
+    engine.run("crashy", "panic").await;
     let lines = captured.of_module("crashy");
     assert!(
         lines

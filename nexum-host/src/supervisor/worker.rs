@@ -109,27 +109,21 @@ impl Worker {
     /// Starts the first instance (running `init`). A module whose `init` fails at boot is
     /// quarantined at once: a broken configuration does not heal by retrying.
     pub async fn boot(&mut self) -> Result<(), String> {
-        match ModuleInstance::start(&self.engine, &self.module, self.capabilities.clone()).await {
-            Ok(instance) => {
-                self.instance = Some(instance);
-                self.shared.set_status(ModuleStatus::Running);
-                self.announce(Lifecycle::Started);
-                Ok(())
-            }
-            Err(failure) => {
-                let reason = failure_reason(&failure);
-                tracing::error!(
-                    module = self.name(),
-                    reason,
-                    "init failed at boot; module quarantined"
-                );
-                self.shared.set_status(ModuleStatus::Quarantined);
-                self.announce(Lifecycle::Quarantined {
-                    reason: reason.clone(),
-                });
-                Err(reason)
-            }
-        }
+        self.start_instance().await.inspect_err(|reason| {
+            tracing::error!(module = self.name(), reason, "init failed at boot");
+            self.quarantine(reason);
+        })
+    }
+
+    /// Starts a fresh instance, running `init`; on success the module takes events again.
+    async fn start_instance(&mut self) -> Result<(), String> {
+        let instance = ModuleInstance::start(&self.engine, &self.module, self.capabilities.clone())
+            .await
+            .map_err(|failure| failure_reason(&failure))?;
+        self.instance = Some(instance);
+        self.shared.set_status(ModuleStatus::Running);
+        self.announce(Lifecycle::Started);
+        Ok(())
     }
 
     /// Takes jobs until the queue closes, shutdown is requested or the module is quarantined.
@@ -289,29 +283,21 @@ impl Worker {
         self.announce(Lifecycle::Restarting { delay_ms });
         self.shared.restarts.fetch_add(1, Ordering::Relaxed);
         sleep_or_shutdown(wait, shutdown).await?;
-        match ModuleInstance::start(&self.engine, &self.module, self.capabilities.clone()).await {
-            Ok(instance) => {
-                self.instance = Some(instance);
-                self.shared.set_status(ModuleStatus::Running);
-                self.announce(Lifecycle::Started);
-                Ok(())
-            }
-            Err(failure) => {
-                self.failures += 1;
-                let reason = failure_reason(&failure);
-                tracing::error!(
-                    module = self.name(),
-                    reason,
-                    consecutive = self.failures,
-                    "restart failed"
-                );
-                if self.failures >= self.policy.quarantine_after {
-                    self.quarantine(&reason);
-                    return Err(Stop::Quarantined(Outcome::Trapped(reason)));
-                }
-                Ok(())
-            }
+        let Err(reason) = self.start_instance().await else {
+            return Ok(());
+        };
+        self.failures += 1;
+        tracing::error!(
+            module = self.name(),
+            reason,
+            consecutive = self.failures,
+            "restart failed"
+        );
+        if self.failures >= self.policy.quarantine_after {
+            self.quarantine(&reason);
+            return Err(Stop::Quarantined(Outcome::Trapped(reason)));
         }
+        Ok(())
     }
 
     fn quarantine(&self, reason: &str) {
