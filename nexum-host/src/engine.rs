@@ -58,7 +58,17 @@ impl WasmEngine {
             extension
                 .link(&mut linker)
                 .map_err(|e| EngineError(format!("linking an extension: {e:#}")))?;
-            extension_interfaces.extend(extension.interfaces());
+            for interface in extension.interfaces() {
+                // Compared with imports without their version, like the loader does.
+                let interface = interface.split('@').next().unwrap_or_default().to_string();
+                if interface.starts_with("nexum:") || interface.starts_with("wasi:") {
+                    // Claiming one would let modules import it without declaring it.
+                    return Err(EngineError(format!(
+                        "an extension claims `{interface}`, which nexum provides itself"
+                    )));
+                }
+                extension_interfaces.push(interface);
+            }
         }
         let ticker = EpochTicker::start(engine.clone());
         Ok(Self {

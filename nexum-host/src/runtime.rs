@@ -35,10 +35,6 @@ pub enum RuntimeError {
     UnknownModule(String),
 }
 
-fn module_name(name: &str) -> Result<ModuleName, RuntimeError> {
-    ModuleName::new(name).map_err(|_| RuntimeError::UnknownModule(name.to_string()))
-}
-
 /// The part of `event` that `subscription` asks for, if any.
 fn routed(subscription: &Subscription, event: &Event) -> Option<Event> {
     match (subscription, event) {
@@ -179,17 +175,25 @@ impl Runtime {
         futures::future::join_all(calls).await
     }
 
-    /// A module's committed value of `key` (read-only).
+    /// A loaded module's committed value of `key` (read-only).
     pub fn read(&self, module: &str, key: &str) -> Result<Option<Vec<u8>>, RuntimeError> {
-        Ok(self.supervisor.state().read(&module_name(module)?, key)?)
+        Ok(self.supervisor.state().read(&self.loaded(module)?, key)?)
     }
 
-    /// A module's committed entries under `prefix`, sorted by key (read-only).
+    /// A loaded module's committed entries under `prefix`, sorted by key (read-only).
     pub fn list(&self, module: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
         Ok(self
             .supervisor
             .state()
-            .list(&module_name(module)?, prefix)?)
+            .list(&self.loaded(module)?, prefix)?)
+    }
+
+    /// The name of a module this runtime runs; any other name is most likely a typo.
+    fn loaded(&self, module: &str) -> Result<ModuleName, RuntimeError> {
+        ModuleName::new(module)
+            .ok()
+            .filter(|_| self.supervisor.has_module(module))
+            .ok_or_else(|| RuntimeError::UnknownModule(module.to_string()))
     }
 
     /// Module lifecycle changes from now on (started, failed, trapped, restarting, skipped,

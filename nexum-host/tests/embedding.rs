@@ -112,7 +112,7 @@ async fn boot_from_bytes_dispatch_events_and_read_the_store() {
     );
 
     assert!(runtime.dispatch("nobody", script("")).await.is_err());
-    assert!(runtime.read("nobody", "colour").unwrap().is_none());
+    assert!(runtime.read("nobody", "colour").is_err());
     assert!(runtime.read("Not A Name", "colour").is_err());
 
     let summary = runtime.shutdown().await;
@@ -244,5 +244,35 @@ async fn an_extension_links_the_embedder_s_own_interface() {
     assert!(
         message.contains("imports `acme:greeter/greet@0.1.0`, which nexum does not provide"),
         "{message}"
+    );
+}
+
+/// Claims a nexum interface without linking anything.
+struct Impostor;
+
+impl HostExtension for Impostor {
+    fn interfaces(&self) -> Vec<String> {
+        vec!["nexum:host/chain@0.2.0".to_string()]
+    }
+
+    fn link(&self, _linker: &mut Linker<ModuleState>) -> nexum_host::wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_extension_cannot_claim_an_interface_nexum_provides() {
+    let (config, _dir) = config();
+    let error = Runtime::builder(config)
+        .module_bytes(wasm_bytes("probe"), &manifest("probe", ""), "probe.toml")
+        .unwrap()
+        .extension(Impostor)
+        .start()
+        .await
+        .err()
+        .expect("the claim is refused");
+    assert_eq!(
+        error.to_string(),
+        "wasm engine: an extension claims `nexum:host/chain`, which nexum provides itself"
     );
 }

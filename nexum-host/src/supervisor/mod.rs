@@ -160,6 +160,11 @@ impl HostSupervisor {
         &self.chains
     }
 
+    /// Whether a module of this name is loaded.
+    pub fn has_module(&self, module: &str) -> bool {
+        self.by_name.contains_key(module)
+    }
+
     fn handle(&self, module: &str) -> Result<&ModuleHandle, DispatchError> {
         self.by_name
             .get(module)
