@@ -6,6 +6,7 @@ use nexum_host::core::ModuleName;
 use nexum_tests::anvil::{Anvil, hex_u64};
 use nexum_tests::engine::live_logs_in;
 use nexum_tests::guests;
+use nexum_tests::memory::peak_rss_kib;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -176,16 +177,6 @@ async fn sigkill_three_times_loses_nothing_and_counts_nothing_twice() {
     let expected = chain_logs(&anvil, emitter).await;
     assert_eq!(expected.len(), 5_200);
     run_until_complete(&engine, &dir.path().join("state"), &expected).await;
-}
-
-/// Peak resident memory of process `pid` (VmHWM), in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

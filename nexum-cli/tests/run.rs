@@ -79,6 +79,22 @@ fn heartbeat_engine(dir: &Path) -> std::path::PathBuf {
     engine
 }
 
+/// An engine.toml in `dir` running the block-logger example against the node at `rpc_url`;
+/// `engine` and `chain` are extra lines for those two tables.
+fn block_logger_engine(dir: &Path, engine: &str, rpc_url: &str, chain: &str) -> std::path::PathBuf {
+    let path = dir.join("engine.toml");
+    let manifest = guests::workspace_root().join("examples/block-logger/module.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[engine]\nstate_dir = \"state\"\n{engine}\n[chains.31337]\nrpc_url = \"{rpc_url}\"\n{chain}\n[[modules]]\npath = {:?}\nmanifest = {manifest:?}\n",
+            guests::wasm("block-logger"),
+        ),
+    )
+    .unwrap();
+    path
+}
+
 fn beat_number(line: &str) -> u64 {
     let after = line.split("beat #").nth(1).expect("a beat line");
     after
@@ -177,18 +193,7 @@ fn a_missing_module_file_is_one_clear_message_and_exit_1() {
 async fn runs_against_an_http_node_by_polling() {
     let anvil = nexum_tests::anvil::Anvil::spawn_with(&["--block-time", "1"]).await;
     let dir = tempfile::tempdir().unwrap();
-    let engine = dir.path().join("engine.toml");
-    let examples = guests::workspace_root().join("examples");
-    std::fs::write(
-        &engine,
-        format!(
-            "[engine]\nstate_dir = \"state\"\n\n[chains.31337]\nrpc_url = \"{}\"\npoll_interval_ms = 200\n\n[[modules]]\npath = {:?}\nmanifest = {:?}\n",
-            anvil.http_url(),
-            guests::wasm("block-logger"),
-            examples.join("block-logger/module.toml"),
-        ),
-    )
-    .unwrap();
+    let engine = block_logger_engine(dir.path(), "", &anvil.http_url(), "poll_interval_ms = 200");
     let running = Running::start(&["run", engine.to_str().unwrap()]);
     let first = running.wait_for("on chain 31337");
     let second = running.wait_for("on chain 31337");
@@ -201,18 +206,7 @@ async fn runs_against_an_http_node_by_polling() {
 async fn json_logs_carry_module_chain_block_and_event() {
     let anvil = nexum_tests::anvil::Anvil::spawn_with(&["--block-time", "1"]).await;
     let dir = tempfile::tempdir().unwrap();
-    let engine = dir.path().join("engine.toml");
-    let examples = guests::workspace_root().join("examples");
-    std::fs::write(
-        &engine,
-        format!(
-            "[engine]\nstate_dir = \"state\"\nlog_format = \"json\"\n\n[chains.31337]\nrpc_url = \"{}\"\n\n[[modules]]\npath = {:?}\nmanifest = {:?}\n",
-            anvil.ws_url(),
-            guests::wasm("block-logger"),
-            examples.join("block-logger/module.toml"),
-        ),
-    )
-    .unwrap();
+    let engine = block_logger_engine(dir.path(), "log_format = \"json\"", &anvil.ws_url(), "");
     let running = Running::start(&["run", engine.to_str().unwrap()]);
     // A line the module itself logged while handling a block.
     let line = running.wait_for(r#""target":"nexum::module""#);

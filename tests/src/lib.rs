@@ -6,11 +6,13 @@
 //!   [`Runtime`](nexum_host::Runtime)) with those modules on a fresh fjall store;
 //! - [`anvil`]: a real local chain node on a free port, and the test contract;
 //! - [`proxy`]: a TCP proxy to watch and cut the wire between nexum and the node;
-//! - [`logs`]: captured `tracing` output.
+//! - [`logs`]: captured `tracing` output;
+//! - [`memory`]: peak resident memory, for tests that bound it.
 
 pub mod anvil;
 pub mod engine;
 pub mod guests;
 pub mod logs;
+pub mod memory;
 pub mod orderbook;
 pub mod proxy;

@@ -5,6 +5,7 @@
 
 use nexum_core::{EngineConfig, Lifecycle, ModuleEvent, ModuleStatus, Outcome, Supervisor};
 use nexum_tests::engine::{TestEngine, TestModule, boot, command, test_config};
+use nexum_tests::memory::own_peak_rss_kib;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
@@ -290,16 +291,6 @@ async fn an_init_failure_quarantines_only_that_module() {
     );
 }
 
-fn peak_rss_mib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kib / 1024
-}
-
 /// Every hostile fixture at once beside the healthy module, in one engine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peak_memory_with_every_hostile_fixture_loaded_stays_bounded() {
@@ -338,7 +329,7 @@ async fn peak_memory_with_every_hostile_fixture_loaded_stays_bounded() {
     });
     measure_healthy(&engine).await;
     pump.abort();
-    let peak = peak_rss_mib();
+    let peak = own_peak_rss_kib() / 1024;
     eprintln!("peak resident memory with all hostile fixtures: {peak} MiB (bound {BOUND_MIB} MiB)");
     assert!(peak < BOUND_MIB, "{peak} MiB");
 }
