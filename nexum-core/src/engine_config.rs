@@ -8,6 +8,7 @@ use crate::error::ConfigError;
 use crate::event::ChainId;
 use crate::limits::{DeliveryPolicy, Limits, Supervision};
 use crate::manifest::{LEGACY_MANIFEST_FILE, MANIFEST_FILE, ManifestLocation, ModuleManifest};
+use crate::redact::{self, Secrets};
 use crate::supervisor::{BootPlan, ModuleSpec, WasmSource};
 use crate::{env_subst, toml_file};
 use serde::Deserialize;
@@ -133,13 +134,19 @@ impl EngineConfig {
     ) -> Result<Self, ConfigError> {
         let table = toml_file::parse_table(file, text)?;
         let mut value = toml::Value::Table(table);
-        env_subst::substitute(&mut value, "", env)
+        // Substituted values (API keys, passwords) never appear in an error message.
+        let mut secrets = Secrets::default();
+        env_subst::substitute(&mut value, "", env, &mut secrets)
             .map_err(|(field, reason)| ConfigError::new(file, field, reason))?;
         let toml::Value::Table(table) = value else {
             unreachable!("substitution keeps the root a table")
         };
-        let raw: RawEngineConfig = toml_file::deserialize(file, table)?;
-        raw.validate(file)
+        toml_file::deserialize::<RawEngineConfig>(file, table)
+            .and_then(|raw| raw.validate(file))
+            .map_err(|e| ConfigError {
+                reason: secrets.scrub(&e.reason),
+                ..e
+            })
     }
 
     /// The limits `manifest` runs under, after checking that every chain it subscribes to
@@ -446,17 +453,19 @@ impl RawEngineConfig {
     }
 }
 
+/// Checks a URL from the config; errors show it by the redaction rule (it may hold a key).
 fn check_url(text: &str, schemes: &[&str]) -> Result<(), String> {
-    let url = url::Url::parse(text).map_err(|e| format!("invalid URL {text:?}: {e}"))?;
+    let shown = redact::url(text);
+    let url = url::Url::parse(text).map_err(|e| format!("invalid URL ({e})"))?;
     if !schemes.contains(&url.scheme()) {
         return Err(format!(
-            "unsupported scheme `{}` in {text:?}: expected one of {}",
+            "unsupported scheme `{}` in {shown}: expected one of {}",
             url.scheme(),
             schemes.join(", ")
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("invalid URL {text:?}: no host"));
+        return Err(format!("invalid URL {shown}: no host"));
     }
     Ok(())
 }

@@ -1,25 +1,29 @@
 //! `${VAR}` substitution in `engine.toml` string values (RPC URLs carry API keys).
 
+use crate::redact::Secrets;
 use toml::Value;
 
 /// Replaces every `${NAME}` in the string values of `value` (recursively) using `lookup`.
-/// `$$` stands for a literal `$`. On a missing variable or a malformed reference, returns
+/// `$$` stands for a literal `$`. Every value substituted is learned by `secrets`, so error
+/// messages can be scrubbed of it. On a missing variable or a malformed reference, returns
 /// the dotted field path and the reason.
 pub(crate) fn substitute(
     value: &mut Value,
     path: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
+    secrets: &mut Secrets,
 ) -> Result<(), (String, String)> {
     match value {
         Value::String(text) => {
             if text.contains('$') {
-                *text = expand(text, lookup).map_err(|reason| (path.to_string(), reason))?;
+                let learn = |value: &str| secrets.add(value);
+                *text = expand(text, lookup, learn).map_err(|reason| (path.to_string(), reason))?;
             }
             Ok(())
         }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                substitute(item, &format!("{path}[{i}]"), lookup)?;
+                substitute(item, &format!("{path}[{i}]"), lookup, secrets)?;
             }
             Ok(())
         }
@@ -30,7 +34,7 @@ pub(crate) fn substitute(
                 } else {
                     format!("{path}.{key}")
                 };
-                substitute(item, &child, lookup)?;
+                substitute(item, &child, lookup, secrets)?;
             }
             Ok(())
         }
@@ -38,7 +42,11 @@ pub(crate) fn substitute(
     }
 }
 
-fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+fn expand(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    mut learn: impl FnMut(&str),
+) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('$') {
@@ -50,7 +58,7 @@ fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String,
         } else if let Some(body) = after.strip_prefix('{') {
             let end = body
                 .find('}')
-                .ok_or_else(|| format!("unterminated `${{` in {text:?}"))?;
+                .ok_or_else(|| "unterminated `${`".to_string())?;
             let name = &body[..end];
             let valid = !name.is_empty()
                 && !name.starts_with(|c: char| c.is_ascii_digit())
@@ -62,6 +70,7 @@ fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String,
             }
             let value =
                 lookup(name).ok_or_else(|| format!("environment variable `{name}` is not set"))?;
+            learn(&value);
             out.push_str(&value);
             rest = &body[end + 1..];
         } else {
@@ -91,7 +100,9 @@ mod tests {
             "#,
         )
         .unwrap();
-        substitute(&mut value, "", &env).unwrap();
+        let mut secrets = Secrets::default();
+        substitute(&mut value, "", &env, &mut secrets).unwrap();
+        assert_eq!(secrets.scrub("key s3cret!"), "key …!");
         assert_eq!(
             value["chains"]["1"]["rpc_url"].as_str(),
             Some("wss://node.example/s3cret/x")
@@ -103,15 +114,17 @@ mod tests {
     #[test]
     fn missing_variable_names_the_field() {
         let mut value: Value = toml::from_str("[chains.1]\nrpc_url = \"${NOPE}\"").unwrap();
-        let (field, reason) = substitute(&mut value, "", &env).unwrap_err();
+        let (field, reason) =
+            substitute(&mut value, "", &env, &mut Secrets::default()).unwrap_err();
         assert_eq!(field, "chains.1.rpc_url");
         assert_eq!(reason, "environment variable `NOPE` is not set");
     }
 
     #[test]
     fn malformed_references_are_errors() {
-        assert!(expand("${KEY", &env).unwrap_err().contains("unterminated"));
-        assert!(expand("${1X}", &env).unwrap_err().contains("not a valid"));
-        assert_eq!(expand("cost: $5", &env).unwrap(), "cost: $5");
+        let expand = |text| expand(text, &env, |_| {});
+        assert!(expand("${KEY").unwrap_err().contains("unterminated"));
+        assert!(expand("${1X}").unwrap_err().contains("not a valid"));
+        assert_eq!(expand("cost: $5").unwrap(), "cost: $5");
     }
 }

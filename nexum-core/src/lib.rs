@@ -9,6 +9,7 @@
 //! - [`manifest`]: `module.toml` parsing and validation;
 //! - [`engine_config`]: `engine.toml` parsing, `${VAR}` substitution and validation;
 //! - [`limits`]: resource limits and how a manifest may lower them;
+//! - [`redact`]: the one rule for showing URLs that may carry API keys;
 //! - [`supervisor`]: the [`Supervisor`] trait that event sources and front-ends drive.
 //!
 //! Every configuration error is a [`ConfigError`] naming the file, the field and the reason.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod event;
 pub mod limits;
 pub mod manifest;
+pub mod redact;
 pub mod subscription;
 pub mod supervisor;
 mod toml_file;

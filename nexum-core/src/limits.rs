@@ -3,86 +3,95 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The limits one module runs under. Every field is a ceiling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
+/// Declares every limit once: its doc, its `[limits]` name and its default. The macro
+/// writes [`Limits`], the manifest's [`LimitOverrides`], [`Limits::named`] and
+/// [`Limits::lowered_by`] from that one list, so a new limit cannot be half-added.
+macro_rules! limits {
+    ($( $(#[doc = $doc:literal])+ $name:ident = $default:expr; )+) => {
+        /// The limits one module runs under. Every field is a ceiling.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct Limits {
+            $( $(#[doc = $doc])+ pub $name: u64, )+
+        }
+
+        impl Default for Limits {
+            fn default() -> Self {
+                Self { $( $name: $default, )+ }
+            }
+        }
+
+        /// A manifest's `[limits]`: each value, when present, must not exceed the engine's.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct LimitOverrides {
+            $(
+                #[doc = concat!("See [`Limits::", stringify!($name), "`].")]
+                pub $name: Option<u64>,
+            )+
+        }
+
+        impl Limits {
+            /// Every limit with its `[limits]` name, for validation and display.
+            pub fn named(&self) -> Vec<(&'static str, u64)> {
+                vec![ $( (stringify!($name), self.$name), )+ ]
+            }
+
+            /// The limits for a module that asks for `overrides`: each present value
+            /// replaces the engine's if it is lower or equal; a higher one is refused.
+            pub fn lowered_by(&self, overrides: &LimitOverrides) -> Result<Limits, LimitRaised> {
+                Ok(Limits {
+                    $( $name: lower(stringify!($name), self.$name, overrides.$name)?, )+
+                })
+            }
+        }
+    };
+}
+
+limits! {
     /// Wasm fuel (roughly, instructions) one `init`/`on-event` call may burn.
-    pub fuel_per_event: u64,
-    /// Linear memory one module instance may grow to, in bytes.
-    pub memory_bytes: u64,
+    fuel_per_event = 1_000_000_000;
+    /// Linear memory a module instance may hold, in bytes: all its memories together.
+    memory_bytes = 64 * 1024 * 1024;
     /// Wall-clock deadline for one call, host calls included, in milliseconds.
-    pub event_timeout_ms: u64,
+    event_timeout_ms = 30_000;
     /// Largest `local-store` key, in bytes.
-    pub store_key_bytes: u64,
+    store_key_bytes = 1024;
     /// Largest `local-store` value, in bytes.
-    pub store_value_bytes: u64,
-    /// All of a module's keys and values together, in bytes.
-    pub store_total_bytes: u64,
+    store_value_bytes = 1024 * 1024;
+    /// All of a module's keys and values together, in bytes. The writes and deletes a call
+    /// holds before it commits count too.
+    store_total_bytes = 256 * 1024 * 1024;
     /// Most keys one `list-keys` call may return (a bigger match is refused, not truncated).
-    pub list_keys_max: u64,
-    /// Longest log line kept; longer ones are cut.
-    pub log_line_bytes: u64,
+    list_keys_max = 10_000;
+    /// Longest log line kept; longer ones are cut. A module's error text is cut the same.
+    log_line_bytes = 8 * 1024;
     /// Log lines per second a module may write (bursts up to one second's worth); the
     /// excess is dropped and counted.
-    pub log_lines_per_second: u64,
+    log_lines_per_second = 200;
+    /// Log bytes per second a module may write (bursts up to one second's worth); the
+    /// excess is dropped and counted.
+    log_bytes_per_second = 32 * 1024;
+    /// Largest request a module hands `chain` or `cow-api` (params, path, body, order),
+    /// in bytes.
+    request_bytes = 1024 * 1024;
+    /// Largest answer `chain` or `cow-api` hands back to a module, in bytes; a bigger one
+    /// is refused as `unavailable` rather than copied into the module.
+    answer_bytes = 8 * 1024 * 1024;
+    /// Most entries in one `chain.request-batch`.
+    rpc_batch_max = 100;
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            fuel_per_event: 1_000_000_000,
-            memory_bytes: 64 * 1024 * 1024,
-            event_timeout_ms: 30_000,
-            store_key_bytes: 1024,
-            store_value_bytes: 1024 * 1024,
-            store_total_bytes: 256 * 1024 * 1024,
-            list_keys_max: 10_000,
-            log_line_bytes: 8 * 1024,
-            log_lines_per_second: 200,
-        }
+fn lower(field: &'static str, allowed: u64, requested: Option<u64>) -> Result<u64, LimitRaised> {
+    match requested {
+        None => Ok(allowed),
+        Some(requested) if requested <= allowed => Ok(requested),
+        Some(requested) => Err(LimitRaised {
+            field,
+            requested,
+            allowed,
+        }),
     }
-}
-
-impl Limits {
-    /// Every limit with its `[limits]` name, for validation and display.
-    pub fn named(&self) -> [(&'static str, u64); 9] {
-        [
-            ("fuel_per_event", self.fuel_per_event),
-            ("memory_bytes", self.memory_bytes),
-            ("event_timeout_ms", self.event_timeout_ms),
-            ("store_key_bytes", self.store_key_bytes),
-            ("store_value_bytes", self.store_value_bytes),
-            ("store_total_bytes", self.store_total_bytes),
-            ("list_keys_max", self.list_keys_max),
-            ("log_line_bytes", self.log_line_bytes),
-            ("log_lines_per_second", self.log_lines_per_second),
-        ]
-    }
-}
-
-/// A manifest's `[limits]`: each value, when present, must not exceed the engine's.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitOverrides {
-    /// See [`Limits::fuel_per_event`].
-    pub fuel_per_event: Option<u64>,
-    /// See [`Limits::memory_bytes`].
-    pub memory_bytes: Option<u64>,
-    /// See [`Limits::event_timeout_ms`].
-    pub event_timeout_ms: Option<u64>,
-    /// See [`Limits::store_key_bytes`].
-    pub store_key_bytes: Option<u64>,
-    /// See [`Limits::store_value_bytes`].
-    pub store_value_bytes: Option<u64>,
-    /// See [`Limits::store_total_bytes`].
-    pub store_total_bytes: Option<u64>,
-    /// See [`Limits::list_keys_max`].
-    pub list_keys_max: Option<u64>,
-    /// See [`Limits::log_line_bytes`].
-    pub log_line_bytes: Option<u64>,
-    /// See [`Limits::log_lines_per_second`].
-    pub log_lines_per_second: Option<u64>,
 }
 
 /// A module asked for more than the engine allows.
@@ -94,67 +103,6 @@ pub struct LimitRaised {
     pub requested: u64,
     /// The engine's ceiling.
     pub allowed: u64,
-}
-
-impl Limits {
-    /// The limits for a module that asks for `overrides`: each present value replaces the
-    /// engine's if it is lower or equal; a higher one is refused.
-    pub fn lowered_by(&self, overrides: &LimitOverrides) -> Result<Limits, LimitRaised> {
-        fn lower(
-            field: &'static str,
-            allowed: u64,
-            requested: Option<u64>,
-        ) -> Result<u64, LimitRaised> {
-            match requested {
-                None => Ok(allowed),
-                Some(requested) if requested <= allowed => Ok(requested),
-                Some(requested) => Err(LimitRaised {
-                    field,
-                    requested,
-                    allowed,
-                }),
-            }
-        }
-        Ok(Limits {
-            fuel_per_event: lower(
-                "fuel_per_event",
-                self.fuel_per_event,
-                overrides.fuel_per_event,
-            )?,
-            memory_bytes: lower("memory_bytes", self.memory_bytes, overrides.memory_bytes)?,
-            event_timeout_ms: lower(
-                "event_timeout_ms",
-                self.event_timeout_ms,
-                overrides.event_timeout_ms,
-            )?,
-            store_key_bytes: lower(
-                "store_key_bytes",
-                self.store_key_bytes,
-                overrides.store_key_bytes,
-            )?,
-            store_value_bytes: lower(
-                "store_value_bytes",
-                self.store_value_bytes,
-                overrides.store_value_bytes,
-            )?,
-            store_total_bytes: lower(
-                "store_total_bytes",
-                self.store_total_bytes,
-                overrides.store_total_bytes,
-            )?,
-            list_keys_max: lower("list_keys_max", self.list_keys_max, overrides.list_keys_max)?,
-            log_line_bytes: lower(
-                "log_line_bytes",
-                self.log_line_bytes,
-                overrides.log_line_bytes,
-            )?,
-            log_lines_per_second: lower(
-                "log_lines_per_second",
-                self.log_lines_per_second,
-                overrides.log_lines_per_second,
-            )?,
-        })
-    }
 }
 
 /// How the engine treats failing modules (`[supervision]` in `engine.toml`).
