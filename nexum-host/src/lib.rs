@@ -196,6 +196,7 @@
 //! - [`telemetry`]: Prometheus metrics and `/healthz`;
 //! - [`check`], [`inspect`]: what `nexum check` and `nexum inspect` report.
 mod bindings;
+mod bounded;
 mod builder;
 mod capabilities;
 mod chain;

@@ -5,13 +5,11 @@ use crate::capabilities::chain::ChainAccess;
 use crate::capabilities::cow_api::CowAccess;
 use crate::capabilities::local_store::{LocalStoreCtx, ModuleStore, PendingWrites};
 use crate::capabilities::logging::{ModuleLogger, ModuleOutput};
+use crate::module::ModuleLimiter;
 use nexum_core::Limits;
 use std::time::Instant;
-use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-
-/// Largest table (function references) a module instance may grow.
-const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// What one module may reach through its capabilities; cloned into each fresh instance.
 #[derive(Clone)]
@@ -26,7 +24,7 @@ pub(crate) struct ModuleCapabilities {
 pub struct ModuleState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: ModuleLimiter,
     pub(crate) logger: ModuleLogger,
     store: ModuleStore,
     pub(crate) chain: ChainAccess,
@@ -54,16 +52,10 @@ impl ModuleState {
             .allow_ip_name_lookup(false)
             .build();
         let memory = usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX);
-        // Tables grow with function references; a module needing more than this many is
-        // either broken or hostile.
         Self {
             wasi,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(memory)
-                .table_elements(MAX_TABLE_ELEMENTS)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: ModuleLimiter::new(memory),
             logger,
             store,
             chain,

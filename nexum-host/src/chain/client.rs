@@ -2,11 +2,13 @@
 //! event sources, and subscriptions on websockets. Every request has a deadline.
 
 use super::error::NodeError;
+use super::http::{CappedHttp, MAX_NODE_ANSWER};
 use super::wire::{BlockRecord, LogRange, RpcHeader, RpcLog, filter_json};
 use alloy_primitives::{B256, U64};
 use alloy_pubsub::RawSubscription;
 use alloy_rpc_client::{ClientBuilder, RpcClient};
-use alloy_transport_ws::WsConnect;
+use alloy_transport_ws::{WebSocketConfig, WsConnect};
+use nexum_core::redact::{self, Secrets};
 use nexum_core::{ChainConfig, ChainId, ChainLog, LogFilter};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,8 +36,10 @@ pub(crate) struct ClientCounters {
 /// The client of one configured chain.
 pub struct ChainClient {
     chain_id: ChainId,
-    /// Scheme, host and port only: full URLs often carry API keys.
+    /// The URL as it may be shown (see `nexum_core::redact`): full URLs carry API keys.
     endpoint: String,
+    /// The secret parts of the URL, scrubbed from every error this client returns.
+    secrets: Secrets,
     client: RpcClient,
     websocket: bool,
     timeout: Duration,
@@ -49,36 +53,49 @@ impl ChainClient {
         chain_id: ChainId,
         config: &ChainConfig,
     ) -> Result<Self, NodeError> {
+        let mut secrets = Secrets::default();
+        secrets.add_url(&config.rpc_url);
+        Self::open(config)
+            .await
+            .map_err(|e| e.scrubbed(&secrets))
+            .map(|(client, websocket)| Self {
+                chain_id,
+                endpoint: redact::url(&config.rpc_url),
+                secrets,
+                client,
+                websocket,
+                timeout: Duration::from_millis(config.request_timeout_ms),
+                poll_interval: Duration::from_millis(config.poll_interval_ms),
+                counters: ClientCounters::default(),
+            })
+    }
+
+    async fn open(config: &ChainConfig) -> Result<(RpcClient, bool), NodeError> {
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let url: url::Url = config
             .rpc_url
             .parse()
             .map_err(|e| NodeError::InvalidRequest(format!("invalid URL: {e}")))?;
-        let endpoint = redact(&url);
-        let websocket = config.is_websocket();
-        let client = if websocket {
-            // Reconnect for as long as it takes; gaps are filled from the chain afterwards.
-            let connect = WsConnect::new(config.rpc_url.clone())
-                .with_max_retries(u32::MAX)
-                .with_retry_interval(Duration::from_millis(500));
-            let client = tokio::time::timeout(timeout, ClientBuilder::default().ws(connect))
-                .await
-                .map_err(|_| NodeError::Timeout(timeout))?
-                .map_err(NodeError::from_rpc)?;
-            client.set_channel_size(SUBSCRIPTION_BUFFER);
-            client
-        } else {
-            ClientBuilder::default().http(url)
-        };
-        Ok(Self {
-            chain_id,
-            endpoint,
-            client,
-            websocket,
-            timeout,
-            poll_interval: Duration::from_millis(config.poll_interval_ms),
-            counters: ClientCounters::default(),
-        })
+        if !config.is_websocket() {
+            let is_local = alloy_transport::utils::guess_local_url(url.as_str());
+            return Ok((
+                ClientBuilder::default().transport(CappedHttp::new(url), is_local),
+                false,
+            ));
+        }
+        // Reconnect for as long as it takes; gaps are filled from the chain afterwards.
+        let mut frames = WebSocketConfig::default();
+        frames.max_message_size = Some(MAX_NODE_ANSWER);
+        let connect = WsConnect::new(config.rpc_url.clone())
+            .with_config(frames)
+            .with_max_retries(u32::MAX)
+            .with_retry_interval(Duration::from_millis(500));
+        let client = tokio::time::timeout(timeout, ClientBuilder::default().ws(connect))
+            .await
+            .map_err(|_| NodeError::Timeout(timeout))?
+            .map_err(NodeError::from_rpc)?;
+        client.set_channel_size(SUBSCRIPTION_BUFFER);
+        Ok((client, true))
     }
 
     pub fn chain_id(&self) -> ChainId {
@@ -232,7 +249,7 @@ impl ChainClient {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let result = match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(NodeError::from_rpc(e)),
+            Ok(Err(e)) => Err(NodeError::from_rpc(e).scrubbed(&self.secrets)),
             Err(_) => Err(NodeError::Timeout(self.timeout)),
         };
         // A node's error answer (a revert, bad params) still means the node is reachable.
@@ -329,16 +346,5 @@ impl LogSubscription {
                 Err(RecvError::Closed) => return Next::Closed,
             }
         }
-    }
-}
-
-fn redact(url: &url::Url) -> String {
-    match url.port() {
-        Some(port) => format!(
-            "{}://{}:{port}",
-            url.scheme(),
-            url.host_str().unwrap_or_default()
-        ),
-        None => format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()),
     }
 }

@@ -2,6 +2,7 @@
 
 use alloy_json_rpc::RpcError;
 use alloy_transport::TransportErrorKind;
+use nexum_core::redact::Secrets;
 use serde_json::value::RawValue;
 use std::time::Duration;
 
@@ -46,6 +47,26 @@ fn is_rate_limit(code: i64, message: &str) -> bool {
 }
 
 impl NodeError {
+    /// The same error with every URL and every secret of the node's URL taken out of its
+    /// text: node and client errors (and bodies the node sent back) may echo its API key.
+    pub(crate) fn scrubbed(self, secrets: &Secrets) -> Self {
+        match self {
+            NodeError::Rpc {
+                code,
+                message,
+                data,
+            } => NodeError::Rpc {
+                code,
+                message: secrets.scrub(&message),
+                data,
+            },
+            NodeError::Unavailable(m) => NodeError::Unavailable(secrets.scrub(&m)),
+            NodeError::Malformed(m) => NodeError::Malformed(secrets.scrub(&m)),
+            NodeError::InvalidRequest(m) => NodeError::InvalidRequest(secrets.scrub(&m)),
+            other @ (NodeError::RateLimited { .. } | NodeError::Timeout(_)) => other,
+        }
+    }
+
     /// Classifies an alloy transport result error.
     pub(crate) fn from_rpc(error: RpcError<TransportErrorKind>) -> Self {
         match error {

@@ -59,12 +59,7 @@ impl ChainPool {
     pub async fn connect(chains: &BTreeMap<ChainId, ChainConfig>) -> Result<Self, ConnectError> {
         let mut clients = BTreeMap::new();
         for (&chain_id, config) in chains {
-            let endpoint = config
-                .rpc_url
-                .split('?')
-                .next()
-                .unwrap_or_default()
-                .to_string();
+            let endpoint = nexum_core::redact::url(&config.rpc_url);
             let client = ChainClient::connect(chain_id, config)
                 .await
                 .map_err(|source| ConnectError::Unreachable {

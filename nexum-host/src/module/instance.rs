@@ -1,9 +1,11 @@
 //! One running instance of a module: a fresh `Store`, and calls into it under the module's
 //! limits (fuel, memory, deadline) with its store writes committed only on `ok`.
 
+use super::limiter::OverBudget;
 use super::loader::LoadedModule;
 use crate::bindings::CowModule;
 use crate::bindings::types as wit;
+use crate::bounded;
 use crate::convert::describe_fault;
 use crate::engine::WasmEngine;
 use crate::state::{ModuleCapabilities, ModuleState};
@@ -113,8 +115,15 @@ fn finish(
                 CallResult::Err(format!("commit failed: {e}"))
             }
         },
-        Ok(Ok(Err(fault))) => CallResult::Err(describe_fault(&fault)),
-        Ok(Err(trap)) => CallResult::Trap(describe_trap(&trap, limits)),
+        // The module's own text: cut and escaped before it is logged, retried or dead-lettered.
+        Ok(Ok(Err(fault))) => CallResult::Err(bounded::module_text(
+            &describe_fault(&fault),
+            usize::try_from(limits.log_line_bytes).unwrap_or(usize::MAX),
+        )),
+        Ok(Err(trap)) => CallResult::Trap(bounded::module_text(
+            &describe_trap(&trap, limits),
+            usize::try_from(limits.log_line_bytes).unwrap_or(usize::MAX),
+        )),
         Err(_) => CallResult::Trap(deadline_message(limits)),
     }
 }
@@ -130,13 +139,9 @@ fn describe_trap(error: &wasmtime::Error, limits: &Limits) -> String {
         Some(Trap::Interrupt) => deadline_message(limits),
         Some(Trap::StackOverflow) => "stack overflow".to_string(),
         Some(trap) => format!("trap: {trap}"),
-        None => {
-            let root = error.root_cause().to_string();
-            if root.contains("forcing trap when growing memory") {
-                format!("memory limit of {} bytes exceeded", limits.memory_bytes)
-            } else {
-                root
-            }
-        }
+        None => match error.downcast_ref::<OverBudget>() {
+            Some(over) => over.to_string(),
+            None => error.root_cause().to_string(),
+        },
     }
 }

@@ -1,8 +1,10 @@
 //! Modules: loading a component from its manifest, and running calls into one instance.
 
 mod instance;
+mod limiter;
 mod loader;
 
 pub(crate) use instance::{CallResult, ModuleInstance};
+pub(crate) use limiter::ModuleLimiter;
 pub use loader::LoadError;
 pub(crate) use loader::{ComponentCache, LoadedModule, load};

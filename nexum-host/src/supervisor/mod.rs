@@ -259,8 +259,13 @@ impl HostSupervisor {
                     log_lines.clone(),
                 ),
                 store: module_store,
-                chain: ChainAccess::new(chains.clone(), manifest.chains()),
-                cow: CowAccess::new(orderbooks.clone(), manifest.name.as_str()),
+                chain: ChainAccess::new(chains.clone(), manifest.chains(), &module.limits),
+                cow: CowAccess::new(
+                    orderbooks.clone(),
+                    manifest.name.as_str(),
+                    manifest.chains(),
+                    &module.limits,
+                ),
             };
             let mut worker = Worker::new(
                 engine.clone(),

@@ -1,5 +1,10 @@
 //! The HTTP endpoint: `GET /metrics` (Prometheus text) and `GET /healthz` (200 or 503 with a
 //! JSON verdict).
+//!
+//! It may be reachable by more than its scraper, so it holds out against slow or many
+//! clients: headers must arrive within [`HEADER_TIMEOUT`], a connection lives at most
+//! [`CONNECTION_TIMEOUT`], at most [`MAX_CONNECTIONS`] are served at once, and a failing
+//! `accept` (out of file descriptors) backs off instead of spinning.
 
 use super::collect::collect;
 use super::health::Health;
@@ -9,13 +14,23 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
+
+/// How long a client may take to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one connection may stay open.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 32;
+/// Longest pause after a failed `accept`.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Why the endpoint could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,28 +54,41 @@ pub(crate) async fn serve(
         .map_err(|source| ServeError { addr, source })?;
     let prometheus = super::prometheus();
     tracing::info!(addr = %bound, "serving /metrics and /healthz");
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let task = tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(10);
         loop {
-            let (stream, _) = tokio::select! {
+            let slot = tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "metrics endpoint: accept failed");
-                        continue;
-                    }
-                },
+                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
             };
+            let accepted = tokio::select! {
+                _ = stop.wait_for(|s| *s) => break,
+                accepted = listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "metrics endpoint: accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(10);
             let supervisor = supervisor.clone();
             let prometheus = prometheus.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 let service = service_fn(move |request| {
                     let response = answer(&request, &supervisor, prometheus.as_ref());
                     async move { Ok::<_, Infallible>(response) }
                 });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let connection = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
             });
         }
     });

@@ -65,7 +65,10 @@ pub(crate) fn check(method: &str) -> Result<(), String> {
     } else {
         "it is not one of the read-only methods nexum serves"
     };
-    Err(format!("method `{method}` is not allowed: {why}"))
+    Err(format!(
+        "method `{}` is not allowed: {why}",
+        crate::bounded::cut(method, 64)
+    ))
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
-//! What one module may do with `chain`: its declared chains, read-only methods, valid params.
+//! What one module may do with `chain`: its declared chains, read-only methods, valid and
+//! bounded params, batches of bounded length, answers of bounded size.
 
 use super::allowlist;
 use crate::chain::{ChainPool, NodeError};
-use nexum_core::ChainId;
+use nexum_core::{ChainId, Limits};
 use serde_json::value::RawValue;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -20,18 +21,33 @@ pub(crate) enum ChainFailure {
     Node(NodeError),
 }
 
+/// The sizes one module's requests and answers are held to.
+#[derive(Debug, Clone, Copy)]
+struct Caps {
+    request: usize,
+    answer: usize,
+    batch: usize,
+}
+
 /// One module's access to the chains.
 #[derive(Clone)]
 pub(crate) struct ChainAccess {
     pool: Arc<ChainPool>,
     declared: Arc<BTreeSet<ChainId>>,
+    caps: Caps,
 }
 
 impl ChainAccess {
-    pub fn new(pool: Arc<ChainPool>, declared: BTreeSet<ChainId>) -> Self {
+    pub fn new(pool: Arc<ChainPool>, declared: BTreeSet<ChainId>, limits: &Limits) -> Self {
+        let size = |limit: u64| usize::try_from(limit).unwrap_or(usize::MAX);
         Self {
             pool,
             declared: Arc::new(declared),
+            caps: Caps {
+                request: size(limits.request_bytes),
+                answer: size(limits.answer_bytes),
+                batch: size(limits.rpc_batch_max),
+            },
         }
     }
 
@@ -43,11 +59,24 @@ impl ChainAccess {
         params: String,
     ) -> Result<Box<RawValue>, ChainFailure> {
         let client = self.client(chain)?;
-        let params = check_call(&method, params)?;
-        client
+        let params = check_call(&method, params, self.caps.request)?;
+        let answer = client
             .request_raw(method, params)
             .await
-            .map_err(ChainFailure::Node)
+            .map_err(ChainFailure::Node)?;
+        self.check_answer(answer)
+    }
+
+    /// Refuses an answer bigger than the module may receive.
+    fn check_answer(&self, answer: Box<RawValue>) -> Result<Box<RawValue>, ChainFailure> {
+        let len = answer.get().len();
+        if len > self.caps.answer {
+            return Err(ChainFailure::Node(NodeError::Unavailable(format!(
+                "the node's answer is {len} bytes; this module may receive {} (limits.answer_bytes)",
+                self.caps.answer
+            ))));
+        }
+        Ok(answer)
     }
 
     /// One batch; each entry is checked, and a refused entry fails only itself.
@@ -57,12 +86,26 @@ impl ChainAccess {
         requests: Vec<(String, String)>,
     ) -> Result<Vec<Result<Box<RawValue>, ChainFailure>>, ChainFailure> {
         let client = self.client(chain)?;
+        if requests.len() > self.caps.batch {
+            return Err(ChainFailure::InvalidInput(format!(
+                "a batch of {} requests; the limit is {} (limits.rpc_batch_max)",
+                requests.len(),
+                self.caps.batch
+            )));
+        }
+        let total: usize = requests.iter().map(|(m, p)| m.len() + p.len()).sum();
+        if total > self.caps.request {
+            return Err(ChainFailure::InvalidInput(format!(
+                "the batch is {total} bytes; the limit is {} (limits.request_bytes)",
+                self.caps.request
+            )));
+        }
         let mut results: Vec<Option<Result<Box<RawValue>, ChainFailure>>> =
             Vec::with_capacity(requests.len());
         let mut calls = Vec::new();
         let mut slots = Vec::new();
         for (i, (method, params)) in requests.into_iter().enumerate() {
-            match check_call(&method, params) {
+            match check_call(&method, params, self.caps.request) {
                 Ok(params) => {
                     calls.push((method, params));
                     slots.push(i);
@@ -74,7 +117,11 @@ impl ChainAccess {
         if !calls.is_empty() {
             let answers = client.batch_raw(calls).await.map_err(ChainFailure::Node)?;
             for (slot, answer) in slots.into_iter().zip(answers) {
-                results[slot] = Some(answer.map_err(ChainFailure::Node));
+                results[slot] = Some(
+                    answer
+                        .map_err(ChainFailure::Node)
+                        .and_then(|a| self.check_answer(a)),
+                );
             }
         }
         Ok(results
@@ -98,8 +145,18 @@ impl ChainAccess {
 }
 
 /// Checks the method and turns `params` into raw JSON.
-fn check_call(method: &str, params: String) -> Result<Box<RawValue>, ChainFailure> {
+fn check_call(
+    method: &str,
+    params: String,
+    max_bytes: usize,
+) -> Result<Box<RawValue>, ChainFailure> {
     allowlist::check(method).map_err(ChainFailure::Denied)?;
+    if params.len() > max_bytes {
+        return Err(ChainFailure::InvalidInput(format!(
+            "params of `{method}` are {} bytes; the limit is {max_bytes} (limits.request_bytes)",
+            params.len()
+        )));
+    }
     let params = if params.trim().is_empty() {
         "[]".to_string()
     } else {

@@ -1,17 +1,23 @@
-//! The orderbooks: one per chain (the crate's production deployment, or the engine's
-//! `orderbook_url`), generic requests, and order submission — validated as an
+//! The orderbooks: one per configured chain (the crate's production deployment, or the
+//! engine's `orderbook_url`), generic requests, and order submission — validated as an
 //! `OrderCreation` first, or only logged in a dry run.
+//!
+//! A module's path is hostile: the request goes out only if the URL it *resolves* to keeps
+//! the orderbook's scheme, host, port and path prefix. Redirects are not followed, and in a
+//! dry run nothing but `GET` leaves the host (the transport refuses it).
 
 use super::paths;
 use super::transport::CallTransport;
+use crate::bounded;
 use cowprotocol::chain::Chain;
 use cowprotocol::contracts::GPV2_SETTLEMENT;
 use cowprotocol::domain::settlement_domain;
 use cowprotocol::error::{ApiError, Error};
 use cowprotocol::order_book::{OrderBookApi, OrderCreation};
 use cowprotocol::transport::{HttpRequest, HttpTransport};
-use nexum_core::{ChainId, EngineConfig};
-use std::collections::BTreeMap;
+use nexum_core::redact::Secrets;
+use nexum_core::{ChainId, EngineConfig, Limits};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,22 +56,27 @@ struct Orderbook {
     timeout: Duration,
 }
 
-/// The orderbooks of every chain nexum can reach, for the whole engine.
+/// The orderbooks of the configured chains, for the whole engine.
 pub(crate) struct Orderbooks {
     client: reqwest::Client,
     configured: BTreeMap<ChainId, Orderbook>,
-    default_dry_run: bool,
-    default_timeout: Duration,
+    /// The secret parts of `orderbook_url`s, scrubbed from every error.
+    secrets: Secrets,
 }
 
 impl Orderbooks {
-    /// The orderbooks `config` overrides, on top of the crate's known deployments.
+    /// One orderbook per `[chains.<id>]`: its `orderbook_url`, else the crate's deployment
+    /// for that chain. Chains outside the config have none.
     pub fn configure(config: &EngineConfig) -> Self {
+        let mut secrets = Secrets::default();
         let mut configured = BTreeMap::new();
         for (&chain_id, chain) in &config.chains {
             let known = Chain::try_from(chain_id).ok();
             let base_url = match &chain.orderbook_url {
-                Some(url) => url.parse().ok(),
+                Some(url) => {
+                    secrets.add_url(url);
+                    url.parse().ok()
+                }
                 None => known.map(Chain::orderbook_base_url),
             };
             if let Some(base_url) = base_url {
@@ -83,30 +94,33 @@ impl Orderbooks {
         Self {
             client: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
+                // A redirect would be a request to a URL nobody checked.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("a reqwest client with default TLS builds"),
             configured,
-            default_dry_run: config.dry_run,
-            default_timeout: Duration::from_secs(10),
+            secrets,
         }
     }
 
-    fn orderbook(&self, chain_id: ChainId) -> Result<Orderbook, CowFailure> {
-        if let Some(orderbook) = self.configured.get(&chain_id) {
-            return Ok(orderbook.clone());
-        }
-        let chain = Chain::try_from(chain_id).map_err(|_| {
+    fn orderbook(&self, chain_id: ChainId) -> Result<&Orderbook, CowFailure> {
+        self.configured.get(&chain_id).ok_or_else(|| {
             CowFailure::Unsupported(format!(
                 "chain {chain_id} has no CoW Protocol orderbook; set [chains.{chain_id}] orderbook_url in engine.toml"
             ))
-        })?;
-        Ok(Orderbook {
-            base_url: with_trailing_slash(chain.orderbook_base_url()),
-            chain: Some(chain),
-            dry_run: self.default_dry_run,
-            timeout: self.default_timeout,
         })
     }
+}
+
+/// Whether `url` stays under `base`: same scheme, host and port, no user info, and a path
+/// inside the base path. Checked on the resolved URL, after `..`, `%2e` and friends.
+fn stays_under(url: &url::Url, base: &url::Url) -> bool {
+    url.scheme() == base.scheme()
+        && url.host() == base.host()
+        && url.port_or_known_default() == base.port_or_known_default()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.path().starts_with(base.path())
 }
 
 fn with_trailing_slash(mut url: url::Url) -> url::Url {
@@ -122,14 +136,56 @@ fn with_trailing_slash(mut url: url::Url) -> url::Url {
 pub(crate) struct CowAccess {
     orderbooks: Arc<Orderbooks>,
     module: Arc<str>,
+    /// The chains the module declared; no other chain's orderbook is served.
+    declared: Arc<BTreeSet<ChainId>>,
+    /// Largest path, body or order the module may send.
+    max_request: usize,
+    /// Largest answer handed back to the module.
+    max_answer: usize,
 }
 
 impl CowAccess {
-    pub fn new(orderbooks: Arc<Orderbooks>, module: &str) -> Self {
+    pub fn new(
+        orderbooks: Arc<Orderbooks>,
+        module: &str,
+        declared: BTreeSet<ChainId>,
+        limits: &Limits,
+    ) -> Self {
         Self {
             orderbooks,
             module: module.into(),
+            declared: Arc::new(declared),
+            max_request: usize::try_from(limits.request_bytes).unwrap_or(usize::MAX),
+            max_answer: usize::try_from(limits.answer_bytes).unwrap_or(usize::MAX),
         }
+    }
+
+    /// The orderbook of `chain_id`, if the module declared that chain.
+    fn orderbook(&self, chain_id: ChainId) -> Result<&Orderbook, CowFailure> {
+        if !self.declared.contains(&chain_id) {
+            return Err(CowFailure::Unsupported(format!(
+                "chain {chain_id} is not declared by this module: subscribe to it or list it in [capabilities] chains"
+            )));
+        }
+        self.orderbooks.orderbook(chain_id)
+    }
+
+    fn check_size(&self, what: &str, len: usize) -> Result<(), CowFailure> {
+        if len > self.max_request {
+            return Err(CowFailure::InvalidInput(format!(
+                "the {what} is {len} bytes; the limit is {}",
+                self.max_request
+            )));
+        }
+        Ok(())
+    }
+
+    fn transport(&self, orderbook: &Orderbook) -> CallTransport {
+        CallTransport::new(
+            self.orderbooks.client.clone(),
+            orderbook.dry_run,
+            self.max_answer,
+        )
     }
 
     /// A call to a relative API path; the body on 2xx.
@@ -140,13 +196,22 @@ impl CowAccess {
         path: &str,
         body: Option<String>,
     ) -> Result<String, CowFailure> {
-        let orderbook = self.orderbooks.orderbook(chain_id)?;
+        let orderbook = self.orderbook(chain_id)?;
         let method = paths::method(method).map_err(CowFailure::Denied)?;
+        self.check_size("path", path.len())?;
         let path = paths::relative(path).map_err(CowFailure::Denied)?;
-        let url = orderbook
-            .base_url
-            .join(path)
-            .map_err(|e| CowFailure::InvalidInput(format!("path {path:?}: {e}")))?;
+        let url = orderbook.base_url.join(path).map_err(|e| {
+            CowFailure::InvalidInput(format!("path {:?}: {e}", bounded::cut(path, 256)))
+        })?;
+        if !stays_under(&url, &orderbook.base_url) {
+            return Err(CowFailure::Denied(format!(
+                "path {:?} resolves outside the orderbook's API",
+                bounded::cut(path, 256)
+            )));
+        }
+        if let Some(body) = &body {
+            self.check_size("body", body.len())?;
+        }
         let json_body = match body {
             Some(body) => {
                 serde_json::from_str::<serde_json::Value>(&body)
@@ -155,7 +220,7 @@ impl CowAccess {
             }
             None => None,
         };
-        let transport = CallTransport::new(self.orderbooks.client.clone());
+        let transport = self.transport(orderbook);
         let request = HttpRequest {
             method,
             url,
@@ -165,7 +230,7 @@ impl CowAccess {
         let response = tokio::time::timeout(orderbook.timeout, transport.execute(request))
             .await
             .map_err(|_| CowFailure::Timeout)?
-            .map_err(|e| transport_failure(&e))?;
+            .map_err(|e| self.transport_failure(&transport, &e))?;
         if (200..300).contains(&response.status) {
             return Ok(response.body);
         }
@@ -183,7 +248,8 @@ impl CowAccess {
         chain_id: ChainId,
         order: &[u8],
     ) -> Result<String, CowFailure> {
-        let orderbook = self.orderbooks.orderbook(chain_id)?;
+        let orderbook = self.orderbook(chain_id)?;
+        self.check_size("order", order.len())?;
         let order = parse_order(order)?;
         if orderbook.dry_run {
             let domain = match orderbook.chain {
@@ -200,7 +266,7 @@ impl CowAccess {
             );
             return Ok(uid);
         }
-        let transport = CallTransport::new(self.orderbooks.client.clone());
+        let transport = self.transport(orderbook);
         let mut api =
             OrderBookApi::new_with_transport(orderbook.base_url.clone(), transport.clone());
         if let Some(chain) = orderbook.chain {
@@ -218,7 +284,24 @@ impl CowAccess {
             Ok(Err(Error::UnexpectedStatus { status, body })) => {
                 Err(status_failure(status, body, transport.retry_after()))
             }
-            Ok(Err(e)) => Err(transport_failure(&e)),
+            Ok(Err(e)) => Err(self.transport_failure(&transport, &e)),
+        }
+    }
+
+    /// A failure before any answer: the dry run's refusal, or the way to the orderbook.
+    /// Its text is scrubbed of URLs and the configured secrets.
+    fn transport_failure(&self, transport: &CallTransport, error: &Error) -> CowFailure {
+        if let Some(method) = transport.refused_in_dry_run() {
+            return CowFailure::Denied(format!(
+                "dry run: {} requests change state and are not sent",
+                paths::name(method)
+            ));
+        }
+        match transport_failure(error) {
+            CowFailure::Unavailable(m) => {
+                CowFailure::Unavailable(self.orderbooks.secrets.scrub(&m))
+            }
+            other => other,
         }
     }
 }

@@ -10,15 +10,31 @@ pub(crate) fn method(method: &str) -> Result<HttpMethod, String> {
         "PUT" => Ok(HttpMethod::Put),
         "DELETE" => Ok(HttpMethod::Delete),
         _ => Err(format!(
-            "method `{method}` is not allowed: use GET, POST, PUT or DELETE"
+            "method `{}` is not allowed: use GET, POST, PUT or DELETE",
+            crate::bounded::cut(method, 16)
         )),
+    }
+}
+
+/// The wire name of `method`.
+pub(crate) fn name(method: HttpMethod) -> &'static str {
+    match method {
+        HttpMethod::Get => "GET",
+        HttpMethod::Post => "POST",
+        HttpMethod::Put => "PUT",
+        HttpMethod::Delete => "DELETE",
     }
 }
 
 /// Checks that `path` is a relative API path (like `api/v1/orders/0x…?x=1`) and returns it
 /// without a leading slash: no scheme, host, `..`, backslash, fragment or control character.
 pub(crate) fn relative(path: &str) -> Result<&str, String> {
-    let refuse = |why: &str| Err(format!("path {path:?} is not allowed: {why}"));
+    let refuse = |why: &str| {
+        Err(format!(
+            "path {:?} is not allowed: {why}",
+            crate::bounded::cut(path, 256)
+        ))
+    };
     if path.chars().any(|c| c.is_control()) {
         return refuse("it contains control characters");
     }

@@ -1,37 +1,65 @@
-//! cowprotocol's `HttpTransport` over reqwest, keeping what its own transport drops:
-//! the `Retry-After` of a 429, so modules learn how long to back off.
+//! cowprotocol's `HttpTransport` over reqwest, keeping what its own transport drops (the
+//! `Retry-After` of a 429, so modules learn how long to back off) and enforcing what every
+//! orderbook request must respect whichever way it was built: in a dry run only `GET`
+//! leaves the host, answers are capped, and errors carry no URL.
 
 use cowprotocol::error::{Error, Result};
 use cowprotocol::transport::{HttpMethod, HttpRequest, HttpResponse, HttpTransport};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Largest orderbook answer accepted: a hostile or broken server cannot exhaust memory.
-const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// What one call learned on the way, for the caller to report.
+#[derive(Debug, Default)]
+struct Seen {
+    retry_after: Option<Duration>,
+    refused_in_dry_run: Option<HttpMethod>,
+}
 
-/// One call's transport: a shared client, and the `Retry-After` the call received.
+/// One call's transport: a shared client, the call's dry-run setting and answer cap, and
+/// what the call saw.
 #[derive(Clone)]
 pub(crate) struct CallTransport {
     client: reqwest::Client,
-    retry_after: Arc<Mutex<Option<Duration>>>,
+    dry_run: bool,
+    /// Largest answer accepted: a hostile or broken server cannot exhaust memory.
+    max_body: usize,
+    seen: Arc<Mutex<Seen>>,
 }
 
 impl CallTransport {
-    pub fn new(client: reqwest::Client) -> Self {
+    pub fn new(client: reqwest::Client, dry_run: bool, max_body: usize) -> Self {
         Self {
             client,
-            retry_after: Arc::default(),
+            dry_run,
+            max_body,
+            seen: Arc::default(),
         }
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The `Retry-After` of the last response, if it had one.
     pub fn retry_after(&self) -> Option<Duration> {
-        *self.retry_after.lock().unwrap_or_else(|p| p.into_inner())
+        self.seen().retry_after
+    }
+
+    /// The method of a request the dry run kept from leaving, if one was.
+    pub fn refused_in_dry_run(&self) -> Option<HttpMethod> {
+        self.seen().refused_in_dry_run
     }
 }
 
 impl HttpTransport for CallTransport {
     async fn execute(&self, request: HttpRequest) -> Result<HttpResponse> {
+        if self.dry_run && request.method != HttpMethod::Get {
+            self.seen().refused_in_dry_run = Some(request.method);
+            return Err(Error::TransportFailed(format!(
+                "dry run: {} not sent",
+                super::paths::name(request.method)
+            )));
+        }
         let mut builder = match request.method {
             HttpMethod::Get => self.client.get(request.url),
             HttpMethod::Post => self.client.post(request.url),
@@ -43,7 +71,8 @@ impl HttpTransport for CallTransport {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let mut response = builder.send().await?;
+        // reqwest's errors name the URL, which may carry a key: drop it.
+        let mut response = builder.send().await.map_err(|e| e.without_url())?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -51,13 +80,11 @@ impl HttpTransport for CallTransport {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        *self.retry_after.lock().unwrap_or_else(|p| p.into_inner()) = retry_after;
+        self.seen().retry_after = retry_after;
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await? {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(Error::ResponseTooLarge {
-                    max: MAX_BODY_BYTES,
-                });
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.without_url())? {
+            if body.len() + chunk.len() > self.max_body {
+                return Err(Error::ResponseTooLarge { max: self.max_body });
             }
             body.extend_from_slice(&chunk);
         }

@@ -180,6 +180,9 @@ pub struct PendingWrites {
     writes: BTreeMap<String, Option<Vec<u8>>>,
     /// How many bytes the writes add to (or take from) the module's committed usage.
     delta: i64,
+    /// Bytes the write set itself holds in host memory: keys and values of sets, keys of
+    /// deletes. Bounded by the quota too, so churn inside one call cannot grow it.
+    held: u64,
 }
 
 impl PendingWrites {
@@ -187,6 +190,18 @@ impl PendingWrites {
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
     }
+
+    /// Bytes the pending write of `key` holds, if there is one.
+    fn held_by(&self, key: &str) -> u64 {
+        self.writes
+            .get(key)
+            .map_or(0, |write| held_size(key, write))
+    }
+}
+
+/// What one pending write holds in memory.
+fn held_size(key: &str, write: &Option<Vec<u8>>) -> u64 {
+    entry_size(key.len(), write.as_ref().map_or(0, Vec::len))
 }
 
 /// Why a module's store call was refused.
@@ -200,6 +215,11 @@ pub(crate) enum StoreRefusal {
     ValueTooLarge { len: usize, max: u64 },
     #[error("the store quota of {max} bytes would be exceeded ({used} bytes in use)")]
     QuotaExceeded { used: u64, max: u64 },
+    #[error(
+        "this call's pending writes would hold more than the store quota of {max} bytes; \
+         commit in smaller steps"
+    )]
+    PendingTooLarge { max: u64 },
     #[error("more than {max} keys start with {prefix:?}; list a narrower prefix")]
     TooManyKeys { prefix: String, max: usize },
     #[error(transparent)]
@@ -249,24 +269,58 @@ impl ModuleStore {
                 max: self.max_value_bytes,
             });
         }
-        let before = self.visible_size(pending, &key)?;
-        let delta = pending.delta - before as i64 + entry_size(key.len(), value.len()) as i64;
+        let size = entry_size(key.len(), value.len());
+        let delta = pending.delta - self.visible_size(pending, &key)? as i64 + size as i64;
+        let held = pending.held - pending.held_by(&key) + size;
+        self.check_budget(pending, delta, held)?;
+        pending.delta = delta;
+        pending.held = held;
+        pending.writes.insert(key, Some(value));
+        Ok(())
+    }
+
+    /// Deletes `key`. A key that was never committed costs nothing: the call's own write
+    /// of it (if any) is simply dropped, so deletes cannot pile up tombstones on disk.
+    pub fn delete(&self, pending: &mut PendingWrites, key: String) -> Result<(), StoreRefusal> {
+        self.check_key(&key)?;
+        let visible = self.visible_size(pending, &key)? as i64;
+        if !self.keyspace.contains_key(&key).map_err(StoreError::from)? {
+            if let Some(write) = pending.writes.remove(&key) {
+                pending.held -= held_size(&key, &write);
+                pending.delta -= visible;
+            }
+            return Ok(());
+        }
+        let delta = pending.delta - visible;
+        let held = pending.held - pending.held_by(&key) + entry_size(key.len(), 0);
+        self.check_budget(pending, delta, held)?;
+        pending.delta = delta;
+        pending.held = held;
+        pending.writes.insert(key, None);
+        Ok(())
+    }
+
+    /// Refuses a write that would take the module over its quota, or make the call's
+    /// pending set hold more than the quota.
+    fn check_budget(
+        &self,
+        pending: &PendingWrites,
+        delta: i64,
+        held: u64,
+    ) -> Result<(), StoreRefusal> {
         let used = self.used.load(Ordering::Relaxed);
-        if delta > 0 && used.saturating_add(delta as u64) > self.max_total_bytes {
+        let grows = delta > pending.delta;
+        if grows && delta > 0 && used.saturating_add(delta as u64) > self.max_total_bytes {
             return Err(StoreRefusal::QuotaExceeded {
                 used,
                 max: self.max_total_bytes,
             });
         }
-        pending.delta = delta;
-        pending.writes.insert(key, Some(value));
-        Ok(())
-    }
-
-    pub fn delete(&self, pending: &mut PendingWrites, key: String) -> Result<(), StoreRefusal> {
-        self.check_key(&key)?;
-        pending.delta -= self.visible_size(pending, &key)? as i64;
-        pending.writes.insert(key, None);
+        if held > self.max_total_bytes {
+            return Err(StoreRefusal::PendingTooLarge {
+                max: self.max_total_bytes,
+            });
+        }
         Ok(())
     }
 
@@ -290,6 +344,12 @@ impl ModuleStore {
         pending: &PendingWrites,
         prefix: &str,
     ) -> Result<Vec<String>, StoreRefusal> {
+        if prefix.len() as u64 > self.max_key_bytes {
+            return Err(StoreRefusal::KeyTooLong {
+                len: prefix.len(),
+                max: self.max_key_bytes,
+            });
+        }
         let too_many = || StoreRefusal::TooManyKeys {
             prefix: prefix.to_string(),
             max: self.max_list_keys,
@@ -505,6 +565,57 @@ mod tests {
         }
         let store = StateStore::open(dir.path()).unwrap();
         assert_eq!(store.module(&name, &limits).unwrap().used_bytes(), 16);
+    }
+
+    #[test]
+    fn deleting_what_was_never_stored_costs_nothing_and_writes_nothing() {
+        let (_dir, store) = open();
+        let limits = Limits {
+            store_total_bytes: 64,
+            ..Limits::default()
+        };
+        let m = store
+            .module(&ModuleName::new("a").unwrap(), &limits)
+            .unwrap();
+        let mut pending = PendingWrites::default();
+        // Far more key bytes than the quota: none of them exists, so none is kept.
+        for i in 0..10_000 {
+            m.delete(&mut pending, format!("missing/{i:08}")).unwrap();
+        }
+        assert!(pending.is_empty());
+        // Set-then-delete inside one call leaves nothing either.
+        m.set(&mut pending, "fresh".into(), vec![1; 8]).unwrap();
+        m.delete(&mut pending, "fresh".into()).unwrap();
+        assert!(pending.is_empty());
+        assert_eq!((pending.delta, pending.held), (0, 0));
+    }
+
+    #[test]
+    fn deletes_of_stored_keys_count_against_the_call() {
+        let (_dir, store) = open();
+        let limits = Limits {
+            store_total_bytes: 40,
+            ..Limits::default()
+        };
+        let m = store
+            .module(&ModuleName::new("a").unwrap(), &limits)
+            .unwrap();
+        let mut first = PendingWrites::default();
+        for k in ["key-01", "key-02", "key-03", "key-04"] {
+            m.set(&mut first, k.into(), vec![]).unwrap();
+        }
+        m.commit(first, &[]).unwrap();
+        // Deleting frees quota, but the deletes themselves are held until commit: 4 keys
+        // of 6 bytes, then a 20-byte value would make the pending set hold 44 > 40.
+        let mut call = PendingWrites::default();
+        for k in ["key-01", "key-02", "key-03", "key-04"] {
+            m.delete(&mut call, k.into()).unwrap();
+        }
+        assert!(matches!(
+            m.set(&mut call, "v".into(), vec![0; 19]),
+            Err(StoreRefusal::PendingTooLarge { max: 40 })
+        ));
+        m.set(&mut call, "v".into(), vec![0; 15]).unwrap();
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Turning a module's log line into a `tracing` event — capped in size and rate, so a
 //! chatty module cannot flood the operator's logs or slow the engine.
 
+use crate::bounded;
 use nexum_core::{Limits, LogLevel, LogLine};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,14 +11,11 @@ use tokio::sync::broadcast;
 /// The `tracing` target of every module log line.
 pub(crate) const MODULE_TARGET: &str = "nexum::module";
 
-/// A token bucket: `rate` lines per second, bursts up to one second's worth.
+/// A token bucket: `rate` tokens per second, bursts up to one second's worth.
 #[derive(Debug)]
 struct Bucket {
     tokens: f64,
     rate: f64,
-    last: Instant,
-    /// Lines dropped since the last one that got through.
-    unreported: u64,
 }
 
 impl Bucket {
@@ -25,19 +23,45 @@ impl Bucket {
         Self {
             tokens: rate as f64,
             rate: rate as f64,
+        }
+    }
+
+    fn refill(&mut self, elapsed_secs: f64) {
+        self.tokens = (self.tokens + elapsed_secs * self.rate).min(self.rate);
+    }
+}
+
+/// A module's log budget: lines per second and bytes per second, both as token buckets.
+#[derive(Debug)]
+struct Budget {
+    lines: Bucket,
+    bytes: Bucket,
+    last: Instant,
+    /// Lines dropped since the last one that got through.
+    unreported: u64,
+}
+
+impl Budget {
+    fn new(limits: &Limits) -> Self {
+        Self {
+            lines: Bucket::new(limits.log_lines_per_second),
+            bytes: Bucket::new(limits.log_bytes_per_second),
             last: Instant::now(),
             unreported: 0,
         }
     }
 
-    /// Takes a token if there is one.
-    fn take(&mut self) -> bool {
+    /// Takes one line of `len` bytes if both budgets allow it.
+    fn take(&mut self, len: usize) -> bool {
         let now = Instant::now();
         let elapsed = now.duration_since(self.last).as_secs_f64();
         self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        self.lines.refill(elapsed);
+        self.bytes.refill(elapsed);
+        let len = len as f64;
+        if self.lines.tokens >= 1.0 && self.bytes.tokens >= len {
+            self.lines.tokens -= 1.0;
+            self.bytes.tokens -= len;
             true
         } else {
             false
@@ -50,7 +74,7 @@ impl Bucket {
 pub(crate) struct ModuleLogger {
     module: Arc<str>,
     max_line_bytes: usize,
-    bucket: Arc<Mutex<Bucket>>,
+    budget: Arc<Mutex<Budget>>,
     /// Lines dropped by the rate limit, ever.
     dropped: Arc<AtomicU64>,
     /// Where embedders listen for module log lines.
@@ -62,7 +86,7 @@ impl ModuleLogger {
         Self {
             module: module.into(),
             max_line_bytes: usize::try_from(limits.log_line_bytes).unwrap_or(usize::MAX),
-            bucket: Arc::new(Mutex::new(Bucket::new(limits.log_lines_per_second))),
+            budget: Arc::new(Mutex::new(Budget::new(limits))),
             dropped: Arc::default(),
             lines,
         }
@@ -78,28 +102,29 @@ impl ModuleLogger {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Emits `message` at `level` under the module's name, unless over the rate limit.
+    /// Emits `message` at `level` under the module's name, unless over the line or byte
+    /// budget. The line is escaped (one module line is one log line) and cut to size.
     pub fn emit(&self, level: LogLevel, message: &str) {
         let module = &*self.module;
+        let message = bounded::module_text(message, self.max_line_bytes);
         let resumed_after = {
-            let mut bucket = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
-            if !bucket.take() {
-                bucket.unreported += 1;
+            let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+            if !budget.take(message.len()) {
+                budget.unreported += 1;
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            std::mem::take(&mut bucket.unreported)
+            std::mem::take(&mut budget.unreported)
         };
         if resumed_after > 0 {
             tracing::warn!(
                 target: MODULE_TARGET,
                 module,
                 dropped = resumed_after,
-                "{resumed_after} log lines dropped: over the limit of {} lines per second",
-                self.bucket.lock().unwrap_or_else(|p| p.into_inner()).rate
+                "{resumed_after} log lines dropped: over the module's log budget \
+                 (lines or bytes per second)"
             );
         }
-        let message = truncate(message, self.max_line_bytes);
         match level {
             LogLevel::Trace => tracing::trace!(target: MODULE_TARGET, module, "{message}"),
             LogLevel::Debug => tracing::debug!(target: MODULE_TARGET, module, "{message}"),
@@ -111,40 +136,15 @@ impl ModuleLogger {
             let _ = self.lines.send(LogLine {
                 module: module.to_string(),
                 level,
-                message: message.into_owned(),
+                message,
             });
         }
     }
 }
 
-fn truncate(message: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if message.len() <= max {
-        return message.into();
-    }
-    let mut end = max;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!(
-        "{}… [cut: line was {} bytes]",
-        &message[..end],
-        message.len()
-    )
-    .into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn long_lines_are_cut_on_a_char_boundary() {
-        let line = "é".repeat(100);
-        let cut = truncate(&line, 51);
-        assert!(cut.starts_with(&"é".repeat(25)));
-        assert!(cut.ends_with(&format!("[cut: line was {} bytes]", line.len())));
-        assert_eq!(truncate("short", 51), "short");
-    }
 
     #[test]
     fn the_rate_limit_drops_and_counts_the_excess() {
@@ -163,5 +163,44 @@ mod tests {
         }
         assert!((10..=11).contains(&passed), "{passed} lines passed");
         assert_eq!(logger.dropped(), 100 - passed);
+    }
+
+    #[test]
+    fn the_byte_budget_drops_big_lines_first() {
+        let limits = Limits {
+            log_lines_per_second: 1000,
+            log_bytes_per_second: 1000,
+            log_line_bytes: 600,
+            ..Limits::default()
+        };
+        let (lines, mut seen) = broadcast::channel(1000);
+        let logger = ModuleLogger::new("wordy", &limits, lines);
+        for _ in 0..10 {
+            logger.emit(LogLevel::Info, &"x".repeat(400));
+        }
+        let mut bytes = 0;
+        while let Ok(line) = seen.try_recv() {
+            bytes += line.message.len();
+        }
+        assert!(bytes <= 1000, "{bytes} bytes passed a budget of 1000");
+        assert_eq!(logger.dropped(), 8);
+    }
+
+    #[test]
+    fn lines_are_escaped_and_cut() {
+        let limits = Limits {
+            log_line_bytes: 64,
+            ..Limits::default()
+        };
+        let (lines, mut seen) = broadcast::channel(10);
+        let logger = ModuleLogger::new("forger", &limits, lines);
+        logger.emit(LogLevel::Info, "a\nERROR forged line");
+        logger.emit(LogLevel::Info, &"y".repeat(1000));
+        assert_eq!(seen.try_recv().unwrap().message, "a\\nERROR forged line");
+        let long = seen.try_recv().unwrap().message;
+        assert!(
+            long.len() < 120 && long.contains("[cut: 1000 bytes in all]"),
+            "{long}"
+        );
     }
 }
