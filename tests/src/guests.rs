@@ -23,6 +23,7 @@ pub const GUESTS: &[&str] = &[
     "cow-probe",
     "hostile",
     "ext-user",
+    "attacker",
 ];
 
 /// The workspace root.

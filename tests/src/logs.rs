@@ -17,6 +17,21 @@ pub struct Line {
     pub module: Option<String>,
     /// The message.
     pub message: String,
+    /// Every other field, as `name=value`, in the order recorded.
+    pub fields: Vec<String>,
+}
+
+impl Line {
+    /// The whole line as one text: message and every field (to search for a string
+    /// anywhere in what was logged).
+    pub fn text(&self) -> String {
+        let mut text = self.message.clone();
+        for field in &self.fields {
+            text.push(' ');
+            text.push_str(field);
+        }
+        text
+    }
 }
 
 /// Lines captured so far (shared with the capturing layer).
@@ -58,6 +73,7 @@ impl<S: Subscriber> Layer<S> for CaptureLayer {
             target: event.metadata().target().to_string(),
             module: visitor.module,
             message: visitor.message,
+            fields: visitor.fields,
         });
     }
 }
@@ -66,6 +82,7 @@ impl<S: Subscriber> Layer<S> for CaptureLayer {
 struct Fields {
     module: Option<String>,
     message: String,
+    fields: Vec<String>,
 }
 
 impl Visit for Fields {
@@ -73,7 +90,7 @@ impl Visit for Fields {
         match field.name() {
             "module" => self.module = Some(value.to_string()),
             "message" => self.message = value.to_string(),
-            _ => {}
+            name => self.fields.push(format!("{name}={value}")),
         }
     }
 
@@ -81,7 +98,7 @@ impl Visit for Fields {
         match field.name() {
             "module" => self.module = Some(format!("{value:?}")),
             "message" => self.message = format!("{value:?}"),
-            _ => {}
+            name => self.fields.push(format!("{name}={value:?}")),
         }
     }
 }

@@ -9,13 +9,19 @@ use std::time::Duration;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+/// The `cow-probe` fixture, declaring the test chain (cow-api serves declared chains only).
 fn probe() -> TestModule {
-    TestModule::new(
+    let mut module = TestModule::new(
         "cow-probe",
         "probe",
         &["cow-api", "local-store", "logging"],
         "",
-    )
+    );
+    module.manifest = module.manifest.replace(
+        "[capabilities]\n",
+        &format!("[capabilities]\nchains = [{CHAIN_ID}]\n"),
+    );
+    module
 }
 
 /// An engine whose chain `CHAIN_ID` has its orderbook at `orderbook_url`.
@@ -113,7 +119,7 @@ async fn a_2xx_returns_the_body_and_errors_map_to_the_contract() {
     let unknown = ask(&engine, "request u 31338 GET api/v1/version").await;
     let message = unknown["fault"]["unsupported"].as_str().unwrap();
     assert!(
-        message.starts_with("chain 31338 has no CoW Protocol orderbook"),
+        message.starts_with("chain 31338 is not declared by this module"),
         "{unknown}"
     );
 }
