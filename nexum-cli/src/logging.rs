@@ -12,7 +12,7 @@ pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
         // The storage engine and the websocket client are chatty at info; their news is
         // rarely the operator's (nexum logs connection changes itself).
         _ => EnvFilter::try_new(format!(
-            "{level},fjall=warn,lsm_tree=warn,alloy_pubsub=warn"
+            "{level},fjall=warn,lsm_tree=warn,alloy_pubsub=warn,tungstenite=info,tokio_tungstenite=info"
         ))
         .map_err(|e| anyhow::anyhow!("log_level {level:?} is not a valid filter: {e}"))?,
     };

@@ -27,8 +27,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// One `[chains.<id>]` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One `[chains.<id>]` entry. Its `Debug` shows URLs by the redaction rule: they carry keys.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ChainConfig {
     /// `ws(s)://` (subscriptions) or `http(s)://` (polling).
     pub rpc_url: String,
@@ -58,6 +58,21 @@ impl ChainConfig {
     /// Whether the node is reached over a websocket (live subscriptions) rather than polled.
     pub fn is_websocket(&self) -> bool {
         self.rpc_url.starts_with("ws://") || self.rpc_url.starts_with("wss://")
+    }
+}
+
+impl std::fmt::Debug for ChainConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainConfig")
+            .field("rpc_url", &redact::url(&self.rpc_url))
+            .field(
+                "orderbook_url",
+                &self.orderbook_url.as_deref().map(redact::url),
+            )
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("poll_interval_ms", &self.poll_interval_ms)
+            .field("dry_run", &self.dry_run)
+            .finish()
     }
 }
 

@@ -10,11 +10,14 @@
 //! - [`engine_config`]: `engine.toml` parsing, `${VAR}` substitution and validation;
 //! - [`limits`]: resource limits and how a manifest may lower them;
 //! - [`redact`]: the one rule for showing URLs that may carry API keys;
+//! - [`host_rules`]: what the host accepts from a module (shared with the SDK's test host),
+//!   and [`bounded`]: how a module's text is cut and escaped;
 //! - [`supervisor`]: the [`Supervisor`] trait that event sources and front-ends drive.
 //!
 //! Every configuration error is a [`ConfigError`] naming the file, the field and the reason.
 //! The runtime that implements [`Supervisor`] lives in `nexum-host`.
 
+pub mod bounded;
 pub mod capability;
 pub mod config_value;
 pub mod cron;
@@ -22,6 +25,7 @@ pub mod engine_config;
 mod env_subst;
 pub mod error;
 pub mod event;
+pub mod host_rules;
 pub mod limits;
 pub mod manifest;
 pub mod redact;

@@ -37,6 +37,14 @@ macro_rules! limits {
                 vec![ $( (stringify!($name), self.$name), )+ ]
             }
 
+            /// These limits with every value `overrides` names in its place, as asked (the
+            /// SDK's test host runs a module under its manifest's own limits).
+            pub fn overridden_by(&self, overrides: &LimitOverrides) -> Limits {
+                Limits {
+                    $( $name: overrides.$name.unwrap_or(self.$name), )+
+                }
+            }
+
             /// The limits for a module that asks for `overrides`: each present value
             /// replaces the engine's if it is lower or equal; a higher one is refused.
             pub fn lowered_by(&self, overrides: &LimitOverrides) -> Result<Limits, LimitRaised> {

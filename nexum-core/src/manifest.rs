@@ -244,7 +244,25 @@ impl RawManifest {
                 raw.validate()
                     .map_err(|(field, reason)| err(format!("subscription[{i}].{field}"), reason))
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<Subscription>, _>>()?;
+        // Two subscriptions reading the same thing would share one delivery position.
+        for (i, subscription) in subscriptions.iter().enumerate() {
+            let Some(key) = subscription.position_key() else {
+                continue;
+            };
+            if let Some(first) = subscriptions[..i]
+                .iter()
+                .position(|earlier| earlier.position_key().as_deref() == Some(key.as_str()))
+            {
+                return Err(err(
+                    format!("subscription[{i}]"),
+                    format!(
+                        "reads the same {} as subscription[{first}]; merge them",
+                        subscription.kind()
+                    ),
+                ));
+            }
+        }
 
         Ok(ModuleManifest {
             file: file.to_path_buf(),

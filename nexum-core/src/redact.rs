@@ -63,6 +63,13 @@ impl Secrets {
         self.add(url.path().trim_matches('/'));
         if let Some(query) = url.query() {
             self.add(query);
+            // Both as written (`%2B`, `+`) and decoded: an error may echo either.
+            for pair in query.split('&') {
+                self.add(pair);
+                if let Some((_, value)) = pair.split_once('=') {
+                    self.add(value);
+                }
+            }
             for (_, value) in url.query_pairs() {
                 self.add(&value);
             }

@@ -32,6 +32,21 @@ impl Subscription {
         }
     }
 
+    /// The name of this subscription's delivery position (its cursor and records): what it
+    /// reads — kind, chain and filter — and not its place in the manifest, so reordering,
+    /// adding or removing other subscriptions leaves it where it was. `start_block` is not
+    /// part of it: it only decides where a subscription starts the first time it is seen.
+    /// Cron subscriptions have no position (ticks are not replayed).
+    pub fn position_key(&self) -> Option<String> {
+        match self {
+            Subscription::Block { chain_id } => Some(format!("block-{chain_id}")),
+            Subscription::Log(log) => {
+                Some(format!("log-{}-{}", log.chain_id, log.filter.fingerprint()))
+            }
+            Subscription::Cron(_) => None,
+        }
+    }
+
     /// The manifest's `kind` for this subscription.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -76,6 +91,40 @@ pub struct LogFilter {
 }
 
 impl LogFilter {
+    /// 16 hex digits naming what this filter matches: equal for filters that match the same
+    /// logs however they are written (address and alternative order, duplicates, trailing
+    /// wildcard positions).
+    pub fn fingerprint(&self) -> String {
+        let mut addresses = self.addresses.clone();
+        addresses.sort_unstable();
+        addresses.dedup();
+        let mut topics: Vec<Vec<B256>> = self
+            .topics
+            .iter()
+            .map(|alternatives| {
+                let mut alternatives = alternatives.clone();
+                alternatives.sort_unstable();
+                alternatives.dedup();
+                alternatives
+            })
+            .collect();
+        while topics.last().is_some_and(Vec::is_empty) {
+            topics.pop();
+        }
+        let mut canonical = Vec::new();
+        for address in &addresses {
+            canonical.extend_from_slice(address.as_slice());
+        }
+        for alternatives in &topics {
+            canonical.push(b'|');
+            for topic in alternatives {
+                canonical.extend_from_slice(topic.as_slice());
+            }
+        }
+        let digest = alloy_primitives::keccak256(&canonical);
+        alloy_primitives::hex::encode(&digest[..8])
+    }
+
     /// Whether `log` is one this filter asks for.
     pub fn matches(&self, log: &ChainLog) -> bool {
         if !self.addresses.is_empty() && !self.addresses.contains(&log.address) {
@@ -162,6 +211,38 @@ mod tests {
         assert!(!filter.matches(&log(TOKEN, &[TRANSFER, ALICE, B256::ZERO])));
         // A constrained position must be present.
         assert!(!filter.matches(&log(TOKEN, &[TRANSFER, B256::ZERO])));
+    }
+
+    #[test]
+    fn position_keys_name_what_is_read_not_how_it_is_written() {
+        let filter =
+            |addresses: Vec<Address>, topics: Vec<Vec<B256>>| LogFilter { addresses, topics };
+        let a = filter(vec![TOKEN, OTHER], vec![vec![TRANSFER, APPROVAL], vec![]]);
+        let b = filter(vec![OTHER, TOKEN, TOKEN], vec![vec![APPROVAL, TRANSFER]]);
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_ne!(
+            a.fingerprint(),
+            filter(vec![TOKEN], vec![vec![TRANSFER, APPROVAL]]).fingerprint()
+        );
+        // A position is not an address: moving a topic changes the filter.
+        assert_ne!(
+            filter(vec![], vec![vec![TRANSFER]]).fingerprint(),
+            filter(vec![], vec![vec![], vec![TRANSFER]]).fingerprint()
+        );
+        let log = |start_block| {
+            Subscription::Log(LogSubscription {
+                chain_id: 1,
+                filter: a.clone(),
+                start_block,
+            })
+        };
+        assert_eq!(log(None).position_key(), log(Some(5)).position_key());
+        assert_eq!(
+            Subscription::Block { chain_id: 7 }
+                .position_key()
+                .as_deref(),
+            Some("block-7")
+        );
     }
 
     #[test]

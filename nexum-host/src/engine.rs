@@ -40,7 +40,13 @@ impl WasmEngine {
         config
             .wasm_component_model(true)
             .consume_fuel(true)
-            .epoch_interruption(true);
+            .epoch_interruption(true)
+            // Proposals a keeper does not need and whose limits are harder to reason about:
+            // 64-bit memories and tables, shared memories, custom page sizes.
+            .wasm_memory64(false)
+            .wasm_threads(false)
+            .wasm_shared_everything_threads(false)
+            .wasm_custom_page_sizes(false);
         if let Some(dir) = cache_dir {
             // The cache wants an absolute path; state_dir may be relative to the cwd.
             let dir = std::path::absolute(dir)

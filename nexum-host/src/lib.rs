@@ -196,7 +196,6 @@
 //! - [`telemetry`]: Prometheus metrics and `/healthz`;
 //! - [`check`], [`inspect`]: what `nexum check` and `nexum inspect` report.
 mod bindings;
-mod bounded;
 mod builder;
 mod capabilities;
 mod chain;
@@ -224,6 +223,7 @@ pub use module::LoadError;
 pub use nexum_core as core;
 pub use records::DeadLetter;
 pub use runtime::{Runtime, RuntimeError};
+pub use sources::StartError;
 pub use state::ModuleState;
 pub use supervisor::{BootError, HostSupervisor};
 /// The wasmtime this runtime is built on, for [`extension`]s to generate bindings with.

@@ -1,6 +1,12 @@
 //! The engine's own records, in its keyspace (which no module can reach): where each
-//! module's chain delivery stands (cursors), what it was recently given (to undo reorgs),
-//! and the events it had to skip (dead letters). The key layout lives here and nowhere else.
+//! module's chain delivery starts and stands (start positions, cursors), what it was
+//! recently given (to undo reorgs), and the events it had to skip (dead letters). The key
+//! layout lives here and nowhere else.
+//!
+//! A subscription's records are keyed by its position key
+//! ([`Subscription::position_key`](nexum_core::Subscription::position_key)): what it reads,
+//! not its place in the manifest. Stores written before that used the manifest index; they
+//! are adopted once by [`StateStore::adopt_legacy_positions`].
 
 use crate::capabilities::local_store::{StateStore, StoreError};
 use alloy_primitives::B256;
@@ -45,16 +51,33 @@ pub struct DeadLetter {
     pub at_ms: u64,
 }
 
-pub(crate) fn cursor_key(module: &str, subscription: usize) -> String {
-    format!("cursor/{module}/{subscription:04}")
+/// Where a subscription starts when it has no cursor yet: decided once, the first time the
+/// subscription is seen, and committed before the engine reports it running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Start {
+    /// The first block to deliver.
+    pub next: u64,
 }
 
-pub(crate) fn delivered_prefix(module: &str, subscription: usize) -> String {
-    format!("delivered/{module}/{subscription:04}/")
+pub(crate) fn cursor_key(module: &str, position: &str) -> String {
+    format!("cursor/{module}/{position}")
 }
 
-pub(crate) fn delivered_key(module: &str, subscription: usize, number: u64) -> String {
-    format!("{}{number:020}", delivered_prefix(module, subscription))
+pub(crate) fn start_key(module: &str, position: &str) -> String {
+    format!("start/{module}/{position}")
+}
+
+pub(crate) fn delivered_prefix(module: &str, position: &str) -> String {
+    format!("delivered/{module}/{position}/")
+}
+
+pub(crate) fn delivered_key(module: &str, position: &str, number: u64) -> String {
+    format!("{}{number:020}", delivered_prefix(module, position))
+}
+
+/// The position name older stores used: the subscription's index in the manifest.
+fn legacy_position(index: usize) -> String {
+    format!("{index:04}")
 }
 
 fn dead_letter_prefix(module: Option<&str>) -> String {
@@ -77,8 +100,32 @@ pub(crate) fn remove(key: String) -> EngineRecord {
     EngineRecord { key, value: None }
 }
 
+/// Dead letters kept per module: a module that fails every event must not grow the
+/// engine's records without end; the oldest go first.
+pub(crate) const MAX_DEAD_LETTERS: usize = 1000;
+
+/// The records that add `letter`, dropping the oldest of `existing` (the module's dead
+/// letter keys, oldest first) beyond [`MAX_DEAD_LETTERS`].
+pub(crate) fn dead_letter_with_pruning(
+    letter: &DeadLetter,
+    existing: &[String],
+) -> Vec<EngineRecord> {
+    let excess = (existing.len() + 1).saturating_sub(MAX_DEAD_LETTERS);
+    let mut records: Vec<EngineRecord> = existing[..excess]
+        .iter()
+        .map(|key| remove(key.clone()))
+        .collect();
+    records.push(dead_letter(letter));
+    records
+}
+
+/// The prefix of `module`'s dead letters.
+pub(crate) fn dead_letters_of(module: &str) -> String {
+    dead_letter_prefix(Some(module))
+}
+
 /// The record of a skipped event.
-pub(crate) fn dead_letter(letter: &DeadLetter) -> EngineRecord {
+fn dead_letter(letter: &DeadLetter) -> EngineRecord {
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
     let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     put(
@@ -99,25 +146,68 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError>
 }
 
 impl StateStore {
-    /// The cursor of `module`'s subscription `subscription`, if it has one.
+    /// The cursor of `module`'s subscription at `position`, if it has one.
     pub(crate) fn cursor(
         &self,
         module: &str,
-        subscription: usize,
+        position: &str,
     ) -> Result<Option<Cursor>, StoreError> {
-        let key = cursor_key(module, subscription);
+        let key = cursor_key(module, position);
         self.engine_get(&key)?
             .map(|bytes| decode(&key, &bytes))
             .transpose()
     }
 
-    /// What `module`'s subscription was recently given, by block number.
+    /// Where `module`'s subscription at `position` starts, if that was decided.
+    pub(crate) fn start(&self, module: &str, position: &str) -> Result<Option<Start>, StoreError> {
+        let key = start_key(module, position);
+        self.engine_get(&key)?
+            .map(|bytes| decode(&key, &bytes))
+            .transpose()
+    }
+
+    /// Moves the records a store of an older version kept under the manifest index of the
+    /// subscription now at `index` to its `position`, in one batch. Does nothing when the
+    /// subscription already has a cursor or there is nothing to adopt.
+    pub(crate) fn adopt_legacy_positions(
+        &self,
+        module: &str,
+        index: usize,
+        position: &str,
+    ) -> Result<(), StoreError> {
+        let legacy = legacy_position(index);
+        let Some(cursor) = self.engine_get(&cursor_key(module, &legacy))? else {
+            return Ok(());
+        };
+        if self.engine_get(&cursor_key(module, position))?.is_some() {
+            return Ok(());
+        }
+        let mut moved = vec![
+            EngineRecord {
+                key: cursor_key(module, position),
+                value: Some(cursor),
+            },
+            remove(cursor_key(module, &legacy)),
+        ];
+        let legacy_prefix = delivered_prefix(module, &legacy);
+        for (key, value) in self.engine_scan(&legacy_prefix)? {
+            let number = &key[legacy_prefix.len()..];
+            moved.push(EngineRecord {
+                key: format!("{}{number}", delivered_prefix(module, position)),
+                value: Some(value),
+            });
+            moved.push(remove(key));
+        }
+        self.engine_commit(&moved)
+    }
+
+    /// What `module`'s subscription at `position` was recently given, by block number.
     pub(crate) fn delivered(
         &self,
         module: &str,
-        subscription: usize,
+        position: &str,
     ) -> Result<Vec<(u64, DeliveredBlock)>, StoreError> {
-        let prefix = delivered_prefix(module, subscription);
+        let prefix = delivered_prefix(module, position);
         self.engine_scan(&prefix)?
             .into_iter()
             .map(|(key, bytes)| {
@@ -138,5 +228,33 @@ impl StateStore {
             .into_iter()
             .map(|(key, bytes)| decode(&key, &bytes))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letters_are_capped_oldest_first() {
+        let letter = DeadLetter {
+            module: "m".into(),
+            subscription: None,
+            event: Event::Tick(nexum_core::Tick {
+                fired_at: 0,
+                schedule: String::new(),
+            }),
+            reason: "failed".into(),
+            attempts: 1,
+            at_ms: 7,
+        };
+        let existing: Vec<String> = (0..MAX_DEAD_LETTERS)
+            .map(|i| format!("deadletter/m/{i:05}"))
+            .collect();
+        let records = dead_letter_with_pruning(&letter, &existing);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0], remove("deadletter/m/00000".into()));
+        assert!(records[1].key.starts_with("deadletter/m/"));
+        assert_eq!(dead_letter_with_pruning(&letter, &existing[..10]).len(), 1);
     }
 }

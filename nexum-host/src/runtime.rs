@@ -2,7 +2,7 @@
 
 use crate::builder::RuntimeBuilder;
 use crate::extension::HostExtension;
-use crate::sources::{CronSource, spawn_chain_sources};
+use crate::sources::{CronSource, StartError, fix_start_positions, spawn_chain_sources};
 use crate::supervisor::{BootError, HostSupervisor, Observers};
 use crate::telemetry;
 use nexum_core::{
@@ -30,6 +30,9 @@ pub enum RuntimeError {
     /// The state could not be read.
     #[error(transparent)]
     Store(#[from] crate::StoreError),
+    /// Where subscriptions start could not be decided and committed.
+    #[error(transparent)]
+    Start(#[from] StartError),
     /// No module has this name (or it is not a valid name).
     #[error("no module named {0:?}")]
     UnknownModule(String),
@@ -90,6 +93,17 @@ impl Runtime {
         let delivery = plan.config.delivery;
         let metrics_addr = plan.config.metrics_addr;
         let supervisor = Arc::new(HostSupervisor::boot_with(plan, extensions, observers).await?);
+        // Where each subscription starts is committed before the runtime counts as started.
+        if let Err(e) = fix_start_positions(
+            &supervisor.modules(),
+            supervisor.chains(),
+            supervisor.state(),
+        )
+        .await
+        {
+            supervisor.shutdown().await;
+            return Err(e.into());
+        }
         let (stop_sources, stop) = watch::channel(false);
         let mut sources = spawn_chain_sources(
             &supervisor,

@@ -3,13 +3,19 @@
 use crate::bindings;
 use crate::capabilities::chain::ChainAccess;
 use crate::capabilities::cow_api::CowAccess;
-use crate::capabilities::local_store::{LocalStoreCtx, ModuleStore, PendingWrites};
+use crate::capabilities::local_store::{LocalStoreCtx, ModuleStore};
 use crate::capabilities::logging::{ModuleLogger, ModuleOutput};
 use crate::module::ModuleLimiter;
 use nexum_core::Limits;
+use nexum_core::host_rules::store::WriteSet;
 use std::time::Instant;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Host resources (WASI streams, pollables…) one instance may hold at once.
+const MAX_RESOURCES: usize = 10_000;
+/// Largest `wasi:random` request.
+const MAX_RANDOM_BYTES: u64 = 1024 * 1024;
 
 /// What one module may reach through its capabilities; cloned into each fresh instance.
 #[derive(Clone)]
@@ -29,7 +35,7 @@ pub struct ModuleState {
     store: ModuleStore,
     pub(crate) chain: ChainAccess,
     pub(crate) cow: CowAccess,
-    pending: PendingWrites,
+    pending: WriteSet,
     /// When the current call must stop; checked on every epoch tick.
     pub(crate) deadline: Instant,
 }
@@ -50,17 +56,21 @@ impl ModuleState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
+            .max_random_size(MAX_RANDOM_BYTES)
             .build();
         let memory = usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX);
+        // Host-side resources (WASI streams, pollables) live outside the module's memory.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         Self {
             wasi,
-            table: ResourceTable::new(),
+            table,
             limits: ModuleLimiter::new(memory),
             logger,
             store,
             chain,
             cow,
-            pending: PendingWrites::default(),
+            pending: WriteSet::default(),
             deadline: Instant::now(),
         }
     }
@@ -71,12 +81,12 @@ impl ModuleState {
 
     /// Starts a call: no pending writes yet.
     pub(crate) fn begin_call(&mut self, deadline: Instant) {
-        self.pending = PendingWrites::default();
+        self.pending = WriteSet::default();
         self.deadline = deadline;
     }
 
     /// Ends a call, handing back the writes it made.
-    pub(crate) fn take_writes(&mut self) -> PendingWrites {
+    pub(crate) fn take_writes(&mut self) -> WriteSet {
         std::mem::take(&mut self.pending)
     }
 

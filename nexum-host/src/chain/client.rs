@@ -137,13 +137,13 @@ impl ChainClient {
         for (method, params) in calls {
             let waiter = batch
                 .add_call::<Box<RawValue>, Box<RawValue>>(method, &params)
-                .map_err(NodeError::from_rpc)?;
+                .map_err(|e| self.node_error(e))?;
             waiters.push(waiter);
         }
         self.deadline("batch", batch.send()).await?;
         let mut results = Vec::with_capacity(waiters.len());
         for waiter in waiters {
-            results.push(waiter.await.map_err(NodeError::from_rpc));
+            results.push(waiter.await.map_err(|e| self.node_error(e)));
         }
         Ok(results)
     }
@@ -240,6 +240,15 @@ impl ChainClient {
         Ok(self.client.get_raw_subscription(id).await)
     }
 
+    /// A node error as every caller sees it: classified, scrubbed of the URL's secrets and
+    /// cut to size.
+    fn node_error(
+        &self,
+        error: alloy_json_rpc::RpcError<alloy_transport::TransportErrorKind>,
+    ) -> NodeError {
+        NodeError::from_rpc(error).scrubbed(&self.secrets)
+    }
+
     /// Runs `call` within the request timeout, counting it (for metrics and health).
     async fn deadline<T>(
         &self,
@@ -249,7 +258,7 @@ impl ChainClient {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let result = match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(NodeError::from_rpc(e).scrubbed(&self.secrets)),
+            Ok(Err(e)) => Err(self.node_error(e)),
             Err(_) => Err(NodeError::Timeout(self.timeout)),
         };
         // A node's error answer (a revert, bad params) still means the node is reachable.

@@ -2,7 +2,13 @@
 
 use alloy_json_rpc::RpcError;
 use alloy_transport::TransportErrorKind;
+use nexum_core::bounded::cut;
 use nexum_core::redact::Secrets;
+
+/// Longest error text from a node that is kept (messages, bodies).
+const MAX_NODE_TEXT: usize = 4096;
+/// Largest error `data` kept (revert data): a revert carries at most a few kilobytes.
+const MAX_NODE_DATA: usize = 64 * 1024;
 use serde_json::value::RawValue;
 use std::time::Duration;
 
@@ -48,8 +54,10 @@ fn is_rate_limit(code: i64, message: &str) -> bool {
 
 impl NodeError {
     /// The same error with every URL and every secret of the node's URL taken out of its
-    /// text: node and client errors (and bodies the node sent back) may echo its API key.
+    /// text (node and client errors, and bodies the node sent back, may echo its API key),
+    /// and the text cut to [`MAX_NODE_TEXT`] bytes.
     pub(crate) fn scrubbed(self, secrets: &Secrets) -> Self {
+        let clean = |text: &str| secrets.scrub(&cut(text, MAX_NODE_TEXT));
         match self {
             NodeError::Rpc {
                 code,
@@ -57,12 +65,12 @@ impl NodeError {
                 data,
             } => NodeError::Rpc {
                 code,
-                message: secrets.scrub(&message),
-                data,
+                message: clean(&message),
+                data: data.filter(|d| d.len() <= MAX_NODE_DATA),
             },
-            NodeError::Unavailable(m) => NodeError::Unavailable(secrets.scrub(&m)),
-            NodeError::Malformed(m) => NodeError::Malformed(secrets.scrub(&m)),
-            NodeError::InvalidRequest(m) => NodeError::InvalidRequest(secrets.scrub(&m)),
+            NodeError::Unavailable(m) => NodeError::Unavailable(clean(&m)),
+            NodeError::Malformed(m) => NodeError::Malformed(clean(&m)),
+            NodeError::InvalidRequest(m) => NodeError::InvalidRequest(clean(&m)),
             other @ (NodeError::RateLimited { .. } | NodeError::Timeout(_)) => other,
         }
     }

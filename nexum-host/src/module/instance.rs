@@ -5,10 +5,10 @@ use super::limiter::OverBudget;
 use super::loader::LoadedModule;
 use crate::bindings::CowModule;
 use crate::bindings::types as wit;
-use crate::bounded;
 use crate::convert::describe_fault;
 use crate::engine::WasmEngine;
 use crate::state::{ModuleCapabilities, ModuleState};
+use nexum_core::bounded;
 use nexum_core::{EngineRecord, Event, Limits};
 use std::time::{Duration, Instant};
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -42,6 +42,7 @@ impl ModuleInstance {
         let limits = module.limits;
         let mut store = Store::new(&engine.engine, ModuleState::new(capabilities, &limits));
         store.limiter(|state| state.limiter());
+        store.set_hostcall_fuel(hostcall_bytes(&limits));
         store.epoch_deadline_callback(|ctx| {
             if Instant::now() >= ctx.data().deadline {
                 Ok(UpdateDeadline::Interrupt)
@@ -59,7 +60,12 @@ impl ModuleInstance {
         let instantiate = module.pre.instantiate_async(&mut store);
         let bindings = match tokio::time::timeout(timeout, instantiate).await {
             Ok(Ok(bindings)) => bindings,
-            Ok(Err(e)) => return Err(CallResult::Trap(describe_trap(&e, &limits))),
+            Ok(Err(e)) => {
+                return Err(CallResult::Trap(bounded::module_text(
+                    &describe_trap(&e, &limits),
+                    usize::try_from(limits.log_line_bytes).unwrap_or(usize::MAX),
+                )));
+            }
             Err(_) => return Err(CallResult::Trap(deadline_message(&limits))),
         };
         let mut instance = Self {
@@ -86,6 +92,17 @@ impl ModuleInstance {
         let outcome = tokio::time::timeout(timeout, call).await;
         finish(&mut self.store, &self.limits, outcome, engine_writes)
     }
+}
+
+/// How much data one host call may carry from the module (strings and lists wasmtime
+/// copies out before nexum's own checks run): twice the largest thing a module may
+/// legitimately hand over, plus room for framing.
+fn hostcall_bytes(limits: &Limits) -> usize {
+    let largest = limits
+        .request_bytes
+        .max(limits.store_key_bytes + limits.store_value_bytes)
+        .max(limits.log_line_bytes);
+    usize::try_from(largest.saturating_mul(2).saturating_add(1024 * 1024)).unwrap_or(usize::MAX)
 }
 
 type Outcome = Result<wasmtime::Result<Result<(), wit::Fault>>, tokio::time::error::Elapsed>;

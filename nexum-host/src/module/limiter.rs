@@ -36,14 +36,14 @@ pub(crate) enum OverBudget {
 }
 
 /// The budget of one store (one module instance).
+///
+/// Nothing is ever given back: a grow that was allowed and then failed traps the module
+/// (wasmtime may report a failed grow it never asked about, so a refund could be forged).
 #[derive(Debug)]
 pub(crate) struct ModuleLimiter {
     memory_limit: usize,
     memory_used: usize,
     table_used: usize,
-    /// The last growth allowed, taken back if the grow itself then failed.
-    last_memory_growth: usize,
-    last_table_growth: usize,
 }
 
 impl ModuleLimiter {
@@ -52,8 +52,6 @@ impl ModuleLimiter {
             memory_limit,
             memory_used: 0,
             table_used: 0,
-            last_memory_growth: 0,
-            last_table_growth: 0,
         }
     }
 }
@@ -76,13 +74,11 @@ impl ResourceLimiter for ModuleLimiter {
             .into());
         }
         self.memory_used = total;
-        self.last_memory_growth = growth;
         Ok(true)
     }
 
-    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.memory_used -= std::mem::take(&mut self.last_memory_growth);
-        Ok(())
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        Err(error.context("growing a memory failed"))
     }
 
     fn table_growing(
@@ -100,13 +96,11 @@ impl ResourceLimiter for ModuleLimiter {
             .into());
         }
         self.table_used = total;
-        self.last_table_growth = growth;
         Ok(true)
     }
 
-    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.table_used -= std::mem::take(&mut self.last_table_growth);
-        Ok(())
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        Err(error.context("growing a table failed"))
     }
 
     fn instances(&self) -> usize {
@@ -144,13 +138,23 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_grow_gives_its_allowance_back() {
+    fn a_failed_grow_traps_and_gives_nothing_back() {
         let mut limiter = ModuleLimiter::new(2 * MIB);
         assert!(limiter.memory_growing(0, 2 * MIB, None).unwrap());
-        limiter
-            .memory_grow_failed(wasmtime::Error::msg("beyond the memory's maximum"))
-            .unwrap();
-        assert!(limiter.memory_growing(0, 2 * MIB, None).unwrap());
+        assert!(
+            limiter
+                .memory_grow_failed(wasmtime::Error::msg("beyond the memory's maximum"))
+                .is_err()
+        );
+        assert!(limiter.memory_growing(0, MIB, None).is_err());
+        // A failure reported without a grow before it (a forged refund) changes nothing.
+        assert!(limiter.table_growing(0, MAX_TABLE_ELEMENTS, None).unwrap());
+        assert!(
+            limiter
+                .table_grow_failed(wasmtime::Error::msg("overflow"))
+                .is_err()
+        );
+        assert!(limiter.table_growing(0, 1, None).is_err());
     }
 
     #[test]

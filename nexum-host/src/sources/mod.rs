@@ -9,5 +9,6 @@
 mod chain;
 mod cron;
 
-pub(crate) use chain::spawn as spawn_chain_sources;
+pub use chain::StartError;
+pub(crate) use chain::{fix_start_positions, spawn as spawn_chain_sources};
 pub use cron::CronSource;

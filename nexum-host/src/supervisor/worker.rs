@@ -1,13 +1,13 @@
 //! One module's worker task: takes its events one at a time, in order, and keeps the module
 //! alive — retrying `err`s, restarting after traps, quarantining after repeated failure.
 
-use crate::capabilities::local_store::PendingWrites;
 use crate::engine::WasmEngine;
 use crate::module::{CallResult, LoadedModule, ModuleInstance};
 use crate::records::{self, DeadLetter};
 use crate::state::ModuleCapabilities;
 use crate::telemetry::names;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use nexum_core::host_rules::store::WriteSet;
 use nexum_core::{Delivery, Event, Lifecycle, ModuleEvent, ModuleStatus, Outcome, Supervision};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -262,12 +262,19 @@ impl Worker {
             attempts,
             at_ms: now_ms(),
         };
+        let store = &self.capabilities.store;
+        let existing = store
+            .engine_keys(&records::dead_letters_of(self.name()))
+            .unwrap_or_else(|e| {
+                tracing::error!(module = self.name(), error = %e, "reading dead letters failed");
+                Vec::new()
+            });
         let mut records = delivery.records.clone();
-        records.push(records::dead_letter(&letter));
+        records.extend(records::dead_letter_with_pruning(&letter, &existing));
         if let Err(e) = self
             .capabilities
             .store
-            .commit(PendingWrites::default(), &records)
+            .commit(WriteSet::default(), &records)
         {
             tracing::error!(module = self.name(), error = %e, "recording a dead letter failed");
         }

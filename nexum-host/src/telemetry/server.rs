@@ -2,9 +2,10 @@
 //! JSON verdict).
 //!
 //! It may be reachable by more than its scraper, so it holds out against slow or many
-//! clients: headers must arrive within [`HEADER_TIMEOUT`], a connection lives at most
-//! [`CONNECTION_TIMEOUT`], at most [`MAX_CONNECTIONS`] are served at once, and a failing
-//! `accept` (out of file descriptors) backs off instead of spinning.
+//! clients: headers must arrive within [`HEADER_TIMEOUT`], a connection serves one request
+//! and lives at most [`CONNECTION_TIMEOUT`], at most [`MAX_CONNECTIONS`] are served at once
+//! (more are answered `503` at once rather than left waiting), and a failing `accept` (out
+//! of file descriptors) backs off instead of spinning.
 
 use super::collect::collect;
 use super::health::Health;
@@ -20,6 +21,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
@@ -29,6 +31,9 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections served at once; more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 32;
+/// What a client gets when every slot is taken.
+const BUSY_RESPONSE: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 5\r\nconnection: close\r\n\r\nbusy\n";
 /// Longest pause after a failed `accept`.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -58,15 +63,11 @@ pub(crate) async fn serve(
     let task = tokio::spawn(async move {
         let mut backoff = Duration::from_millis(10);
         loop {
-            let slot = tokio::select! {
-                _ = stop.wait_for(|s| *s) => break,
-                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-            };
             let accepted = tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
                 accepted = listener.accept() => accepted,
             };
-            let stream = match accepted {
+            let mut stream = match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "metrics endpoint: accept failed");
@@ -76,6 +77,15 @@ pub(crate) async fn serve(
                 }
             };
             backoff = Duration::from_millis(10);
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                // Full: say so and close, so a scraper learns at once instead of waiting.
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(100),
+                    stream.write_all(BUSY_RESPONSE),
+                )
+                .await;
+                continue;
+            };
             let supervisor = supervisor.clone();
             let prometheus = prometheus.clone();
             tokio::spawn(async move {
@@ -86,6 +96,7 @@ pub(crate) async fn serve(
                 });
                 let connection = http1::Builder::new()
                     .timer(TokioTimer::new())
+                    .keep_alive(false)
                     .header_read_timeout(HEADER_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), service);
                 let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;

@@ -1,8 +1,8 @@
 //! What one module may do with `chain`: its declared chains, read-only methods, valid and
 //! bounded params, batches of bounded length, answers of bounded size.
 
-use super::allowlist;
 use crate::chain::{ChainPool, NodeError};
+use nexum_core::host_rules::chain::{self as rules, Refusal};
 use nexum_core::{ChainId, Limits};
 use serde_json::value::RawValue;
 use std::collections::BTreeSet;
@@ -86,20 +86,12 @@ impl ChainAccess {
         requests: Vec<(String, String)>,
     ) -> Result<Vec<Result<Box<RawValue>, ChainFailure>>, ChainFailure> {
         let client = self.client(chain)?;
-        if requests.len() > self.caps.batch {
-            return Err(ChainFailure::InvalidInput(format!(
-                "a batch of {} requests; the limit is {} (limits.rpc_batch_max)",
-                requests.len(),
-                self.caps.batch
-            )));
-        }
-        let total: usize = requests.iter().map(|(m, p)| m.len() + p.len()).sum();
-        if total > self.caps.request {
-            return Err(ChainFailure::InvalidInput(format!(
-                "the batch is {total} bytes; the limit is {} (limits.request_bytes)",
-                self.caps.request
-            )));
-        }
+        let shapes: Vec<(&str, &str)> = requests
+            .iter()
+            .map(|(m, p)| (m.as_str(), p.as_str()))
+            .collect();
+        rules::check_batch(&shapes, self.caps.batch, self.caps.request)
+            .map_err(ChainFailure::InvalidInput)?;
         let mut results: Vec<Option<Result<Box<RawValue>, ChainFailure>>> =
             Vec::with_capacity(requests.len());
         let mut calls = Vec::new();
@@ -132,9 +124,9 @@ impl ChainAccess {
 
     fn client(&self, chain: ChainId) -> Result<&Arc<crate::chain::ChainClient>, ChainFailure> {
         if !self.declared.contains(&chain) {
-            return Err(ChainFailure::Unsupported(format!(
-                "chain {chain} is not declared by this module: subscribe to it or list it in [capabilities] chains"
-            )));
+            return Err(ChainFailure::Unsupported(
+                nexum_core::host_rules::undeclared_chain(chain),
+            ));
         }
         self.pool.get(chain).ok_or_else(|| {
             ChainFailure::Unsupported(format!(
@@ -144,31 +136,16 @@ impl ChainAccess {
     }
 }
 
-/// Checks the method and turns `params` into raw JSON.
+/// Checks the call by the shared rules and turns `params` into raw JSON.
 fn check_call(
     method: &str,
     params: String,
     max_bytes: usize,
 ) -> Result<Box<RawValue>, ChainFailure> {
-    allowlist::check(method).map_err(ChainFailure::Denied)?;
-    if params.len() > max_bytes {
-        return Err(ChainFailure::InvalidInput(format!(
-            "params of `{method}` are {} bytes; the limit is {max_bytes} (limits.request_bytes)",
-            params.len()
-        )));
-    }
-    let params = if params.trim().is_empty() {
-        "[]".to_string()
-    } else {
-        params
-    };
-    let raw = RawValue::from_string(params).map_err(|e| {
-        ChainFailure::InvalidInput(format!("params of `{method}` are not valid JSON: {e}"))
-    })?;
-    if !raw.get().trim_start().starts_with(['[', '{']) {
-        return Err(ChainFailure::InvalidInput(format!(
-            "params of `{method}` must be a JSON array or object"
-        )));
-    }
-    Ok(raw)
+    let params =
+        rules::check_call(method, &params, max_bytes).map_err(|refusal| match refusal {
+            Refusal::Denied(m) => ChainFailure::Denied(m),
+            Refusal::InvalidInput(m) => ChainFailure::InvalidInput(m),
+        })?;
+    RawValue::from_string(params).map_err(|e| ChainFailure::InvalidInput(e.to_string()))
 }

@@ -4,7 +4,6 @@
 //! forwards raw JSON through the provider pool; the glue maps every failure to the WIT
 //! `chain-error` in one place.
 
-mod allowlist;
 mod backend;
 mod host;
 

@@ -6,15 +6,15 @@
 //! the orderbook's scheme, host, port and path prefix. Redirects are not followed, and in a
 //! dry run nothing but `GET` leaves the host (the transport refuses it).
 
-use super::paths;
 use super::transport::CallTransport;
-use crate::bounded;
 use cowprotocol::chain::Chain;
 use cowprotocol::contracts::GPV2_SETTLEMENT;
 use cowprotocol::domain::settlement_domain;
 use cowprotocol::error::{ApiError, Error};
 use cowprotocol::order_book::{OrderBookApi, OrderCreation};
-use cowprotocol::transport::{HttpRequest, HttpTransport};
+use cowprotocol::transport::{HttpMethod, HttpRequest, HttpTransport};
+use nexum_core::bounded;
+use nexum_core::host_rules::orderbook::{self as rules, Method};
 use nexum_core::redact::Secrets;
 use nexum_core::{ChainId, EngineConfig, Limits};
 use std::collections::{BTreeMap, BTreeSet};
@@ -118,8 +118,8 @@ fn stays_under(url: &url::Url, base: &url::Url) -> bool {
     url.scheme() == base.scheme()
         && url.host() == base.host()
         && url.port_or_known_default() == base.port_or_known_default()
-        && url.username().is_empty()
-        && url.password().is_none()
+        && url.username() == base.username()
+        && url.password() == base.password()
         && url.path().starts_with(base.path())
 }
 
@@ -163,9 +163,9 @@ impl CowAccess {
     /// The orderbook of `chain_id`, if the module declared that chain.
     fn orderbook(&self, chain_id: ChainId) -> Result<&Orderbook, CowFailure> {
         if !self.declared.contains(&chain_id) {
-            return Err(CowFailure::Unsupported(format!(
-                "chain {chain_id} is not declared by this module: subscribe to it or list it in [capabilities] chains"
-            )));
+            return Err(CowFailure::Unsupported(
+                nexum_core::host_rules::undeclared_chain(chain_id),
+            ));
         }
         self.orderbooks.orderbook(chain_id)
     }
@@ -197,9 +197,9 @@ impl CowAccess {
         body: Option<String>,
     ) -> Result<String, CowFailure> {
         let orderbook = self.orderbook(chain_id)?;
-        let method = paths::method(method).map_err(CowFailure::Denied)?;
+        let method = wire_method(rules::method(method).map_err(CowFailure::Denied)?);
         self.check_size("path", path.len())?;
-        let path = paths::relative(path).map_err(CowFailure::Denied)?;
+        let path = rules::relative(path).map_err(CowFailure::Denied)?;
         let url = orderbook.base_url.join(path).map_err(|e| {
             CowFailure::InvalidInput(format!("path {:?}: {e}", bounded::cut(path, 256)))
         })?;
@@ -257,11 +257,17 @@ impl CowAccess {
                 None => settlement_domain(chain_id, GPV2_SETTLEMENT),
             };
             let uid = order.order_data().uid(&domain, order.from).to_string();
+            // The fields that identify the order, not the whole document: its app data is
+            // the module's free text and could be large.
             tracing::info!(
                 module = &*self.module,
                 chain = chain_id,
                 uid,
-                order = %serde_json::to_string(&order).unwrap_or_default(),
+                sell_token = %order.sell_token,
+                buy_token = %order.buy_token,
+                sell_amount = %order.sell_amount,
+                buy_amount = %order.buy_amount,
+                valid_to = order.valid_to,
                 "dry run: order validated and not sent"
             );
             return Ok(uid);
@@ -293,8 +299,7 @@ impl CowAccess {
     fn transport_failure(&self, transport: &CallTransport, error: &Error) -> CowFailure {
         if let Some(method) = transport.refused_in_dry_run() {
             return CowFailure::Denied(format!(
-                "dry run: {} requests change state and are not sent",
-                paths::name(method)
+                "dry run: {method} requests change state and are not sent"
             ));
         }
         match transport_failure(error) {
@@ -303,6 +308,16 @@ impl CowAccess {
             }
             other => other,
         }
+    }
+}
+
+/// cowprotocol's name for `method`.
+fn wire_method(method: Method) -> HttpMethod {
+    match method {
+        Method::Get => HttpMethod::Get,
+        Method::Post => HttpMethod::Post,
+        Method::Put => HttpMethod::Put,
+        Method::Delete => HttpMethod::Delete,
     }
 }
 
@@ -392,6 +407,27 @@ mod tests {
             status_failure(429, doc.into(), Some(Duration::from_secs(3))),
             CowFailure::RateLimited(Some(Duration::from_secs(3)))
         );
+    }
+
+    #[test]
+    fn only_urls_under_the_orderbook_base_pass() {
+        let base: url::Url = "https://user:pw@api.example:8443/mainnet/".parse().unwrap();
+        let under = |path: &str| stays_under(&base.join(path).unwrap(), &base);
+        assert!(under("api/v1/orders"));
+        assert!(under("api/v1/orders?owner=0x1"));
+        // Same scheme as the base: a relative path, so it stays.
+        assert!(under("https:evil.example/api"));
+        for escape in [
+            "http:evil.example/api",
+            "//evil.example/mainnet/api",
+            "/other/api",
+            "../api",
+            "api/%2e%2e/%2e%2e/x",
+            "https://api.example:8443/mainnet/api",
+            "https://api.example/mainnet/api",
+        ] {
+            assert!(!under(escape), "{escape} escaped the check");
+        }
     }
 
     #[test]

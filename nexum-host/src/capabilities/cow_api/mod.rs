@@ -1,6 +1,6 @@
 //! `cow-api`: the CoW Protocol orderbook, through the `cowprotocol` crate.
 //!
-//! - [`paths`]: which methods and paths a module may use (relative API paths only);
+//! - the methods and paths a module may use are `nexum_core::host_rules::orderbook`;
 //! - [`transport`]: cowprotocol's `HttpTransport` over reqwest, keeping `Retry-After`;
 //! - [`backend`]: one orderbook per chain (the crate's deployment, or `orderbook_url`),
 //!   generic requests, order submission with validation, and dry runs;
@@ -8,7 +8,6 @@
 
 mod backend;
 mod host;
-mod paths;
 mod transport;
 
 pub(crate) use backend::{CowAccess, Orderbooks};

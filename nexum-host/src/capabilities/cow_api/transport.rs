@@ -5,6 +5,7 @@
 
 use cowprotocol::error::{Error, Result};
 use cowprotocol::transport::{HttpMethod, HttpRequest, HttpResponse, HttpTransport};
+use nexum_core::host_rules::orderbook::Method;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 #[derive(Debug, Default)]
 struct Seen {
     retry_after: Option<Duration>,
-    refused_in_dry_run: Option<HttpMethod>,
+    refused_in_dry_run: Option<Method>,
 }
 
 /// One call's transport: a shared client, the call's dry-run setting and answer cap, and
@@ -46,18 +47,23 @@ impl CallTransport {
     }
 
     /// The method of a request the dry run kept from leaving, if one was.
-    pub fn refused_in_dry_run(&self) -> Option<HttpMethod> {
+    pub fn refused_in_dry_run(&self) -> Option<Method> {
         self.seen().refused_in_dry_run
     }
 }
 
 impl HttpTransport for CallTransport {
     async fn execute(&self, request: HttpRequest) -> Result<HttpResponse> {
-        if self.dry_run && request.method != HttpMethod::Get {
-            self.seen().refused_in_dry_run = Some(request.method);
+        let method = match request.method {
+            HttpMethod::Get => Method::Get,
+            HttpMethod::Post => Method::Post,
+            HttpMethod::Put => Method::Put,
+            HttpMethod::Delete => Method::Delete,
+        };
+        if self.dry_run && method.changes_state() {
+            self.seen().refused_in_dry_run = Some(method);
             return Err(Error::TransportFailed(format!(
-                "dry run: {} not sent",
-                super::paths::name(request.method)
+                "dry run: {method} not sent"
             )));
         }
         let mut builder = match request.method {

@@ -2,8 +2,8 @@
 //! write set of one call and its atomic commit.
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use nexum_core::host_rules::store::{StoreLimits, StoreRule, WriteSet, entry_size};
 use nexum_core::{EngineRecord, Limits, ModuleName};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,10 +93,7 @@ impl StateStore {
             db: self.db.clone(),
             keyspace,
             engine: self.engine.clone(),
-            max_key_bytes: limits.store_key_bytes,
-            max_value_bytes: limits.store_value_bytes,
-            max_total_bytes: limits.store_total_bytes,
-            max_list_keys: usize::try_from(limits.list_keys_max).unwrap_or(usize::MAX),
+            limits: StoreLimits::from(limits),
             usage_key: usage_key.into(),
             used: Arc::new(AtomicU64::new(used)),
         })
@@ -169,61 +166,21 @@ fn scan(keyspace: &Keyspace, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, Sto
     Ok(entries)
 }
 
-/// The size a key and value count for in the store quota.
-fn entry_size(key: usize, value: usize) -> u64 {
-    (key + value) as u64
-}
-
-/// The writes of one in-flight call, newest value per key (`None` = deleted).
-#[derive(Debug, Default)]
-pub struct PendingWrites {
-    writes: BTreeMap<String, Option<Vec<u8>>>,
-    /// How many bytes the writes add to (or take from) the module's committed usage.
-    delta: i64,
-    /// Bytes the write set itself holds in host memory: keys and values of sets, keys of
-    /// deletes. Bounded by the quota too, so churn inside one call cannot grow it.
-    held: u64,
-}
-
-impl PendingWrites {
-    /// Whether the call has written nothing.
-    pub fn is_empty(&self) -> bool {
-        self.writes.is_empty()
-    }
-
-    /// Bytes the pending write of `key` holds, if there is one.
-    fn held_by(&self, key: &str) -> u64 {
-        self.writes
-            .get(key)
-            .map_or(0, |write| held_size(key, write))
-    }
-}
-
-/// What one pending write holds in memory.
-fn held_size(key: &str, write: &Option<Vec<u8>>) -> u64 {
-    entry_size(key.len(), write.as_ref().map_or(0, Vec::len))
-}
-
 /// Why a module's store call was refused.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreRefusal {
-    #[error("key is {len} bytes; the limit is {max}")]
-    KeyTooLong { len: usize, max: u64 },
-    #[error("keys must not be empty")]
-    EmptyKey,
-    #[error("value is {len} bytes; the limit is {max}")]
-    ValueTooLarge { len: usize, max: u64 },
-    #[error("the store quota of {max} bytes would be exceeded ({used} bytes in use)")]
-    QuotaExceeded { used: u64, max: u64 },
-    #[error(
-        "this call's pending writes would hold more than the store quota of {max} bytes; \
-         commit in smaller steps"
-    )]
-    PendingTooLarge { max: u64 },
-    #[error("more than {max} keys start with {prefix:?}; list a narrower prefix")]
-    TooManyKeys { prefix: String, max: usize },
+    /// A rule every host applies (sizes, quota, list length).
+    #[error(transparent)]
+    Rule(#[from] StoreRule),
+    /// The storage backend failed.
     #[error(transparent)]
     Backend(#[from] StoreError),
+}
+
+impl From<fjall::Error> for StoreRefusal {
+    fn from(error: fjall::Error) -> Self {
+        StoreRefusal::Backend(error.into())
+    }
 }
 
 /// One module's view of the state database.
@@ -232,10 +189,7 @@ pub(crate) struct ModuleStore {
     db: Database,
     keyspace: Keyspace,
     engine: Keyspace,
-    max_key_bytes: u64,
-    max_value_bytes: u64,
-    max_total_bytes: u64,
-    max_list_keys: usize,
+    limits: StoreLimits,
     /// The engine record holding `used` (committed with every batch).
     usage_key: Arc<str>,
     /// Bytes of keys and values committed, shared by every instance of the module.
@@ -243,162 +197,75 @@ pub(crate) struct ModuleStore {
 }
 
 impl ModuleStore {
-    /// The value of `key` as this call sees it: its own pending write first, then the store.
-    pub fn get(&self, pending: &PendingWrites, key: &str) -> Result<Option<Vec<u8>>, StoreRefusal> {
-        self.check_key(key)?;
-        if let Some(write) = pending.writes.get(key) {
-            return Ok(write.clone());
-        }
+    /// The quota size of `key`'s committed entry, if it has one.
+    fn committed_size(&self, key: &str) -> Result<Option<u64>, StoreError> {
         Ok(self
             .keyspace
-            .get(key)
-            .map_err(StoreError::from)?
-            .map(|v| v.to_vec()))
+            .get(key)?
+            .map(|v| entry_size(key.len(), v.len())))
+    }
+
+    /// The value of `key` as this call sees it: its own pending write first, then the store.
+    pub fn get(&self, pending: &WriteSet, key: &str) -> Result<Option<Vec<u8>>, StoreRefusal> {
+        self.limits.check_key(key)?;
+        if let Some(write) = pending.get(key) {
+            return Ok(write.map(<[u8]>::to_vec));
+        }
+        Ok(self.keyspace.get(key)?.map(|v| v.to_vec()))
     }
 
     pub fn set(
         &self,
-        pending: &mut PendingWrites,
+        pending: &mut WriteSet,
         key: String,
         value: Vec<u8>,
     ) -> Result<(), StoreRefusal> {
-        self.check_key(&key)?;
-        if value.len() as u64 > self.max_value_bytes {
-            return Err(StoreRefusal::ValueTooLarge {
-                len: value.len(),
-                max: self.max_value_bytes,
-            });
-        }
-        let size = entry_size(key.len(), value.len());
-        let delta = pending.delta - self.visible_size(pending, &key)? as i64 + size as i64;
-        let held = pending.held - pending.held_by(&key) + size;
-        self.check_budget(pending, delta, held)?;
-        pending.delta = delta;
-        pending.held = held;
-        pending.writes.insert(key, Some(value));
-        Ok(())
+        self.limits.check_key(&key)?;
+        let committed = self.committed_size(&key)?;
+        Ok(pending.set(&self.limits, self.used_bytes(), key, value, committed)?)
     }
 
-    /// Deletes `key`. A key that was never committed costs nothing: the call's own write
-    /// of it (if any) is simply dropped, so deletes cannot pile up tombstones on disk.
-    pub fn delete(&self, pending: &mut PendingWrites, key: String) -> Result<(), StoreRefusal> {
-        self.check_key(&key)?;
-        let visible = self.visible_size(pending, &key)? as i64;
-        if !self.keyspace.contains_key(&key).map_err(StoreError::from)? {
-            if let Some(write) = pending.writes.remove(&key) {
-                pending.held -= held_size(&key, &write);
-                pending.delta -= visible;
-            }
-            return Ok(());
-        }
-        let delta = pending.delta - visible;
-        let held = pending.held - pending.held_by(&key) + entry_size(key.len(), 0);
-        self.check_budget(pending, delta, held)?;
-        pending.delta = delta;
-        pending.held = held;
-        pending.writes.insert(key, None);
-        Ok(())
-    }
-
-    /// Refuses a write that would take the module over its quota, or make the call's
-    /// pending set hold more than the quota.
-    fn check_budget(
-        &self,
-        pending: &PendingWrites,
-        delta: i64,
-        held: u64,
-    ) -> Result<(), StoreRefusal> {
-        let used = self.used.load(Ordering::Relaxed);
-        let grows = delta > pending.delta;
-        if grows && delta > 0 && used.saturating_add(delta as u64) > self.max_total_bytes {
-            return Err(StoreRefusal::QuotaExceeded {
-                used,
-                max: self.max_total_bytes,
-            });
-        }
-        if held > self.max_total_bytes {
-            return Err(StoreRefusal::PendingTooLarge {
-                max: self.max_total_bytes,
-            });
-        }
-        Ok(())
-    }
-
-    /// The quota size of `key` as this call sees it (0 when absent).
-    fn visible_size(&self, pending: &PendingWrites, key: &str) -> Result<u64, StoreError> {
-        Ok(match pending.writes.get(key) {
-            Some(Some(value)) => entry_size(key.len(), value.len()),
-            Some(None) => 0,
-            None => self
-                .keyspace
-                .get(key)?
-                .map_or(0, |v| entry_size(key.len(), v.len())),
-        })
+    pub fn delete(&self, pending: &mut WriteSet, key: String) -> Result<(), StoreRefusal> {
+        self.limits.check_key(&key)?;
+        let committed = self.committed_size(&key)?;
+        Ok(pending.delete(&self.limits, self.used_bytes(), key, committed)?)
     }
 
     /// Keys starting with `prefix`, sorted, merging committed keys with this call's writes.
     /// A match larger than the module's `list_keys_max` is refused (never truncated), and
     /// the scan stops there, so a huge prefix cannot exhaust host memory.
-    pub fn list_keys(
-        &self,
-        pending: &PendingWrites,
-        prefix: &str,
-    ) -> Result<Vec<String>, StoreRefusal> {
-        if prefix.len() as u64 > self.max_key_bytes {
-            return Err(StoreRefusal::KeyTooLong {
-                len: prefix.len(),
-                max: self.max_key_bytes,
-            });
-        }
-        let too_many = || StoreRefusal::TooManyKeys {
-            prefix: prefix.to_string(),
-            max: self.max_list_keys,
-        };
-        let mut keys = Vec::new();
+    pub fn list_keys(&self, pending: &WriteSet, prefix: &str) -> Result<Vec<String>, StoreRefusal> {
+        self.limits.check_prefix(prefix)?;
+        let mut committed = Vec::new();
         for entry in self.keyspace.prefix(prefix) {
-            if keys.len() > self.max_list_keys {
-                return Err(too_many());
+            if committed.len() > self.limits.list_keys {
+                break;
             }
-            let key = entry.key().map_err(StoreError::from)?;
+            let key = entry.key()?;
             let key = String::from_utf8(key.to_vec()).map_err(|_| StoreError::NonUtf8Key {
                 keyspace: self.keyspace.name().to_string(),
             })?;
-            if !pending.writes.contains_key(&key) {
-                keys.push(key);
+            if !pending.touches(&key) {
+                committed.push(key);
             }
         }
-        let pending_live = pending
-            .writes
-            .range(prefix.to_string()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .filter(|(_, v)| v.is_some())
-            .map(|(k, _)| k.clone());
-        keys.extend(pending_live);
-        if keys.len() > self.max_list_keys {
-            return Err(too_many());
-        }
-        keys.sort_unstable();
-        Ok(keys)
+        Ok(pending.merge_keys(&self.limits, prefix, committed)?)
     }
 
     /// Commits `pending` and `engine` records in one atomic batch.
-    pub fn commit(
-        &self,
-        pending: PendingWrites,
-        engine: &[EngineRecord],
-    ) -> Result<(), StoreError> {
+    pub fn commit(&self, pending: WriteSet, engine: &[EngineRecord]) -> Result<(), StoreError> {
         if pending.is_empty() && engine.is_empty() {
             return Ok(());
         }
         let used = self
             .used
             .load(Ordering::Relaxed)
-            .saturating_add_signed(pending.delta);
+            .saturating_add_signed(pending.delta());
         let mut batch = self.db.batch();
         if !pending.is_empty() {
             batch.insert(&self.engine, &*self.usage_key, used.to_le_bytes());
         }
-        for (key, value) in pending.writes {
+        for (key, value) in pending.into_writes() {
             match value {
                 Some(value) => batch.insert(&self.keyspace, key, value),
                 None => batch.remove(&self.keyspace, key),
@@ -415,22 +282,18 @@ impl ModuleStore {
         Ok(())
     }
 
+    /// The engine's record keys under `prefix`, sorted (the module's own bookkeeping, such
+    /// as its dead letters).
+    pub fn engine_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(scan(&self.engine, prefix)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
     /// Bytes of keys and values the module has committed.
     pub fn used_bytes(&self) -> u64 {
         self.used.load(Ordering::Relaxed)
-    }
-
-    fn check_key(&self, key: &str) -> Result<(), StoreRefusal> {
-        if key.is_empty() {
-            return Err(StoreRefusal::EmptyKey);
-        }
-        if key.len() as u64 > self.max_key_bytes {
-            return Err(StoreRefusal::KeyTooLong {
-                len: key.len(),
-                max: self.max_key_bytes,
-            });
-        }
-        Ok(())
     }
 }
 
@@ -454,14 +317,14 @@ mod tests {
     fn a_call_reads_its_own_writes_and_commits_atomically() {
         let (_dir, store) = open();
         let m = module(&store, "a");
-        let mut pending = PendingWrites::default();
+        let mut pending = WriteSet::default();
         m.set(&mut pending, "k".into(), b"v1".to_vec()).unwrap();
         assert_eq!(m.get(&pending, "k").unwrap(), Some(b"v1".to_vec()));
         // Not visible outside the call until committed.
-        assert_eq!(m.get(&PendingWrites::default(), "k").unwrap(), None);
+        assert_eq!(m.get(&WriteSet::default(), "k").unwrap(), None);
         m.commit(pending, &[]).unwrap();
         assert_eq!(
-            m.get(&PendingWrites::default(), "k").unwrap(),
+            m.get(&WriteSet::default(), "k").unwrap(),
             Some(b"v1".to_vec())
         );
     }
@@ -470,13 +333,13 @@ mod tests {
     fn list_keys_merges_pending_writes_and_deletes() {
         let (_dir, store) = open();
         let m = module(&store, "a");
-        let mut first = PendingWrites::default();
+        let mut first = WriteSet::default();
         for k in ["p/1", "p/3", "q/1"] {
             m.set(&mut first, k.into(), vec![1]).unwrap();
         }
         m.commit(first, &[]).unwrap();
 
-        let mut call = PendingWrites::default();
+        let mut call = WriteSet::default();
         m.set(&mut call, "p/2".into(), vec![2]).unwrap();
         m.delete(&mut call, "p/3".into()).unwrap();
         assert_eq!(m.list_keys(&call, "p/").unwrap(), vec!["p/1", "p/2"]);
@@ -488,7 +351,7 @@ mod tests {
         let (_dir, store) = open();
         let a = module(&store, "a");
         let b = module(&store, "b");
-        let mut pending = PendingWrites::default();
+        let mut pending = WriteSet::default();
         a.set(&mut pending, "shared".into(), b"from a".to_vec())
             .unwrap();
         a.commit(
@@ -499,41 +362,13 @@ mod tests {
             }],
         )
         .unwrap();
-        assert_eq!(b.get(&PendingWrites::default(), "shared").unwrap(), None);
-        assert!(
-            b.list_keys(&PendingWrites::default(), "")
-                .unwrap()
-                .is_empty()
-        );
+        assert_eq!(b.get(&WriteSet::default(), "shared").unwrap(), None);
+        assert!(b.list_keys(&WriteSet::default(), "").unwrap().is_empty());
         assert_eq!(
-            a.list_keys(&PendingWrites::default(), "").unwrap(),
+            a.list_keys(&WriteSet::default(), "").unwrap(),
             vec!["shared"]
         );
         assert_eq!(store.engine_get("cursor/a/0").unwrap(), Some(b"7".to_vec()));
-    }
-
-    #[test]
-    fn limits_refuse_without_touching_pending_writes() {
-        let (_dir, store) = open();
-        let limits = Limits {
-            store_key_bytes: 4,
-            store_value_bytes: 2,
-            ..Limits::default()
-        };
-        let m = store
-            .module(&ModuleName::new("a").unwrap(), &limits)
-            .unwrap();
-        let mut pending = PendingWrites::default();
-        assert!(matches!(
-            m.set(&mut pending, "toolong".into(), vec![]),
-            Err(StoreRefusal::KeyTooLong { len: 7, max: 4 })
-        ));
-        assert!(matches!(
-            m.set(&mut pending, "k".into(), vec![0; 3]),
-            Err(StoreRefusal::ValueTooLarge { len: 3, max: 2 })
-        ));
-        assert!(matches!(m.get(&pending, ""), Err(StoreRefusal::EmptyKey)));
-        assert!(pending.is_empty());
     }
 
     #[test]
@@ -547,17 +382,20 @@ mod tests {
         {
             let store = StateStore::open(dir.path()).unwrap();
             let m = store.module(&name, &limits).unwrap();
-            let mut pending = PendingWrites::default();
+            let mut pending = WriteSet::default();
             m.set(&mut pending, "k1".into(), vec![0; 8]).unwrap(); // 10
             m.set(&mut pending, "k1".into(), vec![0; 4]).unwrap(); // overwrite: 6
             m.set(&mut pending, "k2".into(), vec![0; 8]).unwrap(); // 16
             assert!(matches!(
                 m.set(&mut pending, "k3".into(), vec![0; 8]),
-                Err(StoreRefusal::QuotaExceeded { used: 0, max: 20 })
+                Err(StoreRefusal::Rule(StoreRule::QuotaExceeded {
+                    used: 0,
+                    max: 20
+                }))
             ));
             m.commit(pending, &[]).unwrap();
             assert_eq!(m.used_bytes(), 16);
-            let mut pending = PendingWrites::default();
+            let mut pending = WriteSet::default();
             m.delete(&mut pending, "k2".into()).unwrap();
             m.set(&mut pending, "k3".into(), vec![0; 8]).unwrap();
             m.commit(pending, &[]).unwrap();
@@ -565,57 +403,6 @@ mod tests {
         }
         let store = StateStore::open(dir.path()).unwrap();
         assert_eq!(store.module(&name, &limits).unwrap().used_bytes(), 16);
-    }
-
-    #[test]
-    fn deleting_what_was_never_stored_costs_nothing_and_writes_nothing() {
-        let (_dir, store) = open();
-        let limits = Limits {
-            store_total_bytes: 64,
-            ..Limits::default()
-        };
-        let m = store
-            .module(&ModuleName::new("a").unwrap(), &limits)
-            .unwrap();
-        let mut pending = PendingWrites::default();
-        // Far more key bytes than the quota: none of them exists, so none is kept.
-        for i in 0..10_000 {
-            m.delete(&mut pending, format!("missing/{i:08}")).unwrap();
-        }
-        assert!(pending.is_empty());
-        // Set-then-delete inside one call leaves nothing either.
-        m.set(&mut pending, "fresh".into(), vec![1; 8]).unwrap();
-        m.delete(&mut pending, "fresh".into()).unwrap();
-        assert!(pending.is_empty());
-        assert_eq!((pending.delta, pending.held), (0, 0));
-    }
-
-    #[test]
-    fn deletes_of_stored_keys_count_against_the_call() {
-        let (_dir, store) = open();
-        let limits = Limits {
-            store_total_bytes: 40,
-            ..Limits::default()
-        };
-        let m = store
-            .module(&ModuleName::new("a").unwrap(), &limits)
-            .unwrap();
-        let mut first = PendingWrites::default();
-        for k in ["key-01", "key-02", "key-03", "key-04"] {
-            m.set(&mut first, k.into(), vec![]).unwrap();
-        }
-        m.commit(first, &[]).unwrap();
-        // Deleting frees quota, but the deletes themselves are held until commit: 4 keys
-        // of 6 bytes, then a 20-byte value would make the pending set hold 44 > 40.
-        let mut call = PendingWrites::default();
-        for k in ["key-01", "key-02", "key-03", "key-04"] {
-            m.delete(&mut call, k.into()).unwrap();
-        }
-        assert!(matches!(
-            m.set(&mut call, "v".into(), vec![0; 19]),
-            Err(StoreRefusal::PendingTooLarge { max: 40 })
-        ));
-        m.set(&mut call, "v".into(), vec![0; 15]).unwrap();
     }
 
     #[test]
@@ -628,18 +415,15 @@ mod tests {
         let m = store
             .module(&ModuleName::new("a").unwrap(), &limits)
             .unwrap();
-        let mut pending = PendingWrites::default();
+        let mut pending = WriteSet::default();
         for k in ["x/1", "x/2", "x/3", "y/1"] {
             m.set(&mut pending, k.into(), vec![]).unwrap();
         }
         m.commit(pending, &[]).unwrap();
-        assert_eq!(
-            m.list_keys(&PendingWrites::default(), "x/").unwrap().len(),
-            3
-        );
+        assert_eq!(m.list_keys(&WriteSet::default(), "x/").unwrap().len(), 3);
         assert!(matches!(
-            m.list_keys(&PendingWrites::default(), ""),
-            Err(StoreRefusal::TooManyKeys { max: 3, .. })
+            m.list_keys(&WriteSet::default(), ""),
+            Err(StoreRefusal::Rule(StoreRule::TooManyKeys { max: 3, .. }))
         ));
     }
 
@@ -649,7 +433,7 @@ mod tests {
         {
             let store = StateStore::open(dir.path()).unwrap();
             let m = module(&store, "a");
-            let mut pending = PendingWrites::default();
+            let mut pending = WriteSet::default();
             m.set(&mut pending, "k".into(), b"v".to_vec()).unwrap();
             m.commit(pending, &[]).unwrap();
             store.flush().unwrap();

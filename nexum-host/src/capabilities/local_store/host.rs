@@ -1,10 +1,11 @@
 //! WIT glue for `nexum:host/local-store`: argument passing and the mapping of store
 //! refusals to faults, written once here.
 
-use super::backend::{ModuleStore, PendingWrites, StoreRefusal};
+use super::backend::{ModuleStore, StoreRefusal};
 use crate::bindings::local_store::{self, Host};
 use crate::bindings::types::Fault;
 use crate::state::ModuleState;
+use nexum_core::host_rules::store::WriteSet;
 use wasmtime::component::{HasData, Linker};
 
 /// Marker tying the `local-store` bindings to [`LocalStoreCtx`].
@@ -17,7 +18,7 @@ impl HasData for LocalStore {
 /// What one call's `local-store` functions work on: the module's store and the call's writes.
 pub(crate) struct LocalStoreCtx<'a> {
     pub store: &'a ModuleStore,
-    pub pending: &'a mut PendingWrites,
+    pub pending: &'a mut WriteSet,
 }
 
 impl From<StoreRefusal> for Fault {
@@ -27,8 +28,8 @@ impl From<StoreRefusal> for Fault {
                 tracing::error!(error = %e, "local-store backend failure");
                 Fault::Internal(e.to_string())
             }
-            quota @ StoreRefusal::QuotaExceeded { .. } => Fault::Denied(quota.to_string()),
-            other => Fault::InvalidInput(other.to_string()),
+            StoreRefusal::Rule(rule) if rule.is_quota() => Fault::Denied(rule.to_string()),
+            StoreRefusal::Rule(rule) => Fault::InvalidInput(rule.to_string()),
         }
     }
 }

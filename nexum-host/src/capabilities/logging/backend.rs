@@ -1,7 +1,7 @@
 //! Turning a module's log line into a `tracing` event — capped in size and rate, so a
 //! chatty module cannot flood the operator's logs or slow the engine.
 
-use crate::bounded;
+use nexum_core::bounded;
 use nexum_core::{Limits, LogLevel, LogLine};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

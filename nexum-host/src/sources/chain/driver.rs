@@ -46,9 +46,9 @@ pub(crate) enum Wanted {
 pub(crate) struct DriverSubscription {
     /// Its index in the manifest.
     pub index: usize,
+    /// Its position key (its records' name).
+    pub position: String,
     pub wanted: Wanted,
-    /// Where a log subscription starts the first time (no cursor yet).
-    pub start_block: Option<u64>,
 }
 
 /// Hands one module the events of one chain.
@@ -145,20 +145,19 @@ impl<S: Supervisor> Driving<S> {
         let mut processed = BTreeMap::new();
         for DriverSubscription {
             index,
+            position,
             wanted,
-            start_block,
         } in subscriptions
         {
-            let mut sub =
-                SubscriptionProgress::load(&store, &module, index, wanted, policy.reorg_depth)
-                    .map_err(|e| Halt::Store(e.to_string()))?;
-            if sub.cursor.is_none() {
-                sub.next = if sub.is_blocks() {
-                    tip
-                } else {
-                    start_block.unwrap_or(tip)
-                };
-            }
+            let sub = SubscriptionProgress::load(
+                &store,
+                &module,
+                index,
+                position,
+                wanted,
+                policy.reorg_depth,
+            )
+            .map_err(|e| Halt::Store(e.to_string()))?;
             if let Some(cursor) = sub.cursor {
                 processed.insert(cursor.number, cursor.hash);
             }

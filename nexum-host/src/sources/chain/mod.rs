@@ -18,13 +18,92 @@ use driver::{DriverSubscription, ModuleChainDriver, Wanted};
 use feed::LogFeed;
 use follower::ChainFollower;
 
-use crate::capabilities::local_store::StateStore;
-use crate::chain::ChainPool;
-use nexum_core::{ChainId, DeliveryPolicy, LogFilter, Subscription, Supervisor};
+use crate::capabilities::local_store::{StateStore, StoreError};
+use crate::chain::{ChainPool, NodeError};
+use crate::records;
+use nexum_core::{ChainId, DeliveryPolicy, LogFilter, ModuleInfo, Subscription, Supervisor};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// Why start positions could not be fixed at boot.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The engine's records could not be read or written.
+    #[error("fixing where subscriptions start: {0}")]
+    Store(#[from] StoreError),
+    /// The chain's head could not be read.
+    #[error("fixing where subscriptions start: chain {chain}: {source}")]
+    Chain {
+        /// The chain.
+        chain: ChainId,
+        /// What the node said.
+        source: NodeError,
+    },
+}
+
+/// Decides, once, where each chain subscription of `modules` starts — its `start_block`, or
+/// else the chain's head now — and commits it, so that a restart before the first event
+/// loses nothing. Subscriptions that have a cursor or a start already keep them (records of
+/// an older store, kept under manifest indices, are adopted first).
+pub(crate) async fn fix_start_positions(
+    modules: &[ModuleInfo],
+    pool: &ChainPool,
+    store: &StateStore,
+) -> Result<(), StartError> {
+    let mut heads: BTreeMap<ChainId, u64> = BTreeMap::new();
+    let mut starts = Vec::new();
+    for module in modules {
+        for (index, subscription) in module.subscriptions.iter().enumerate() {
+            let (Some(position), Some(chain)) =
+                (subscription.position_key(), subscription.chain_id())
+            else {
+                continue;
+            };
+            store.adopt_legacy_positions(&module.name, index, &position)?;
+            if store.cursor(&module.name, &position)?.is_some()
+                || store.start(&module.name, &position)?.is_some()
+            {
+                continue;
+            }
+            let next = match subscription {
+                Subscription::Log(log) if log.start_block.is_some() => log.start_block,
+                _ => None,
+            };
+            let next = match next {
+                Some(block) => block,
+                None => match heads.get(&chain) {
+                    Some(head) => *head,
+                    None => {
+                        let client = pool
+                            .get(chain)
+                            .expect("admitted modules read configured chains");
+                        let head = client
+                            .latest_block()
+                            .await
+                            .map_err(|source| StartError::Chain { chain, source })?
+                            .number();
+                        heads.insert(chain, head);
+                        head
+                    }
+                },
+            };
+            tracing::info!(
+                module = module.name,
+                subscription = %subscription,
+                start = next,
+                "new subscription: delivery starts at block {next}"
+            );
+            starts.push(records::put(
+                records::start_key(&module.name, &position),
+                &records::Start { next },
+            ));
+        }
+    }
+    store.engine_commit(&starts)?;
+    Ok(())
+}
 
 /// Starts a follower per chain that has subscribers, a feed per distinct log filter on
 /// websocket chains, and a driver per module and chain. Everything stops when `stop` does.
@@ -45,11 +124,12 @@ pub(crate) fn spawn<S: Supervisor + 'static>(
             let Some(client) = subscription.chain_id().and_then(|c| pool.get(c)) else {
                 continue;
             };
-            let mut start_block = None;
+            let Some(position) = subscription.position_key() else {
+                continue;
+            };
             let wanted = match subscription {
                 Subscription::Block { .. } => Wanted::Blocks,
                 Subscription::Log(log) => {
-                    start_block = log.start_block;
                     let feed = client.is_websocket().then(|| {
                         feeds
                             .entry((client.chain_id(), log.filter.clone()))
@@ -76,8 +156,8 @@ pub(crate) fn spawn<S: Supervisor + 'static>(
                 .or_default()
                 .push(DriverSubscription {
                     index,
+                    position,
                     wanted,
-                    start_block,
                 });
         }
         for (chain, subscriptions) in per_chain {

@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 
 /// One subscription's position.
 pub(crate) struct SubscriptionProgress {
+    /// Its index in the manifest (what deliveries name).
     pub index: usize,
+    /// Its position key (what its records are kept under).
+    position: String,
     pub wanted: Wanted,
     /// The next block this subscription needs.
     pub next: u64,
@@ -25,20 +28,35 @@ pub(crate) struct SubscriptionProgress {
 }
 
 impl SubscriptionProgress {
-    /// Loads the subscription's cursor and delivery record.
+    /// Loads the subscription's cursor and delivery record; without a cursor it starts at
+    /// its committed start position (block 0 if none was committed).
     pub fn load(
         store: &StateStore,
         module: &str,
         index: usize,
+        position: String,
         wanted: Wanted,
         depth: u64,
     ) -> Result<Self, StoreError> {
-        let cursor = store.cursor(module, index)?;
-        let delivered = store.delivered(module, index)?.into_iter().collect();
+        let cursor = store.cursor(module, &position)?;
+        let delivered = store.delivered(module, &position)?.into_iter().collect();
+        let next = match cursor {
+            Some(cursor) => cursor.number + 1,
+            None => {
+                let start = store.start(module, &position)?;
+                start
+                    .ok_or_else(|| StoreError::Corrupt {
+                        key: records::start_key(module, &position),
+                        reason: "missing: start positions are committed at boot".into(),
+                    })?
+                    .next
+            }
+        };
         Ok(Self {
             index,
+            position,
             wanted,
-            next: cursor.map_or(0, |c| c.number + 1),
+            next,
             cursor,
             delivered,
             unsaved: 0,
@@ -65,9 +83,9 @@ impl SubscriptionProgress {
             log_index: logs.last().and_then(|l| l.log_index),
         };
         let mut out = vec![
-            records::put(records::cursor_key(&self.module, self.index), &cursor),
+            records::put(records::cursor_key(&self.module, &self.position), &cursor),
             records::put(
-                records::delivered_key(&self.module, self.index, number),
+                records::delivered_key(&self.module, &self.position, number),
                 &DeliveredBlock {
                     hash,
                     logs: logs.to_vec(),
@@ -77,7 +95,7 @@ impl SubscriptionProgress {
         for old in self.delivered.keys().filter(|n| **n + self.depth <= number) {
             out.push(records::remove(records::delivered_key(
                 &self.module,
-                self.index,
+                &self.position,
                 *old,
             )));
         }
@@ -115,16 +133,16 @@ impl SubscriptionProgress {
         };
         self.cursor = Some(cursor);
         self.unsaved = 0;
-        records::put(records::cursor_key(&self.module, self.index), &cursor)
+        records::put(records::cursor_key(&self.module, &self.position), &cursor)
     }
 
     /// The records that go with retracting what block `number` delivered: its record goes,
     /// and the cursor steps below it (with a hash that is checked again on resume).
     pub fn records_for_retraction(&self, number: u64, below_hash: B256) -> Vec<EngineRecord> {
         vec![
-            records::remove(records::delivered_key(&self.module, self.index, number)),
+            records::remove(records::delivered_key(&self.module, &self.position, number)),
             records::put(
-                records::cursor_key(&self.module, self.index),
+                records::cursor_key(&self.module, &self.position),
                 &Cursor {
                     number: number.saturating_sub(1),
                     hash: below_hash,
