@@ -145,7 +145,7 @@ pub fn request_batch(
 
 /// The chain's newest block number.
 pub fn block_number(chain_id: u64) -> Result<u64, Error> {
-    let n: U64 = request(chain_id, "eth_blockNumber", &())?;
+    let n: U64 = request(chain_id, "eth_blockNumber", &[(); 0])?;
     Ok(n.to())
 }
 
@@ -317,9 +317,16 @@ mod tests {
 
     const TOKEN: Address = address!("0x00000000000000000000000000000000000000aa");
 
+    /// A host whose module declares chain 1, as a module reading it must.
+    fn host() -> TestHost {
+        TestHost::with_manifest(
+            "[module]\nname = \"t\"\nversion = \"0\"\n[capabilities]\nrequired = [\"chain\"]\nchains = [1]\n",
+        )
+    }
+
     #[test]
     fn call_sol_encodes_the_call_and_decodes_the_return() {
-        let host = TestHost::new();
+        let host = host();
         host.on_chain(|chain, method, params| {
             assert_eq!((chain, method), (1, "eth_call"));
             let params: serde_json::Value = serde_json::from_str(params).unwrap();
@@ -346,7 +353,7 @@ mod tests {
 
     #[test]
     fn a_revert_comes_back_with_its_data_and_reason() {
-        let host = TestHost::new();
+        let host = host();
         // Error("too early") as the node reports it.
         let data = alloy_sol_types::Revert::from("too early").abi_encode();
         host.on_chain(move |_, _, _| {
@@ -362,6 +369,42 @@ mod tests {
         };
         assert!(!data.is_empty());
         assert_eq!(reason.as_deref(), Some("revert: too early"));
+    }
+
+    #[test]
+    fn the_test_host_refuses_what_nexum_refuses() {
+        let host = host();
+        host.on_chain(|_, method, params| {
+            assert_eq!((method, params), ("eth_blockNumber", "[]"));
+            Ok("\"0x10\"".into())
+        });
+        assert_eq!(block_number(1).unwrap(), 16);
+        let undeclared = block_number(2).unwrap_err();
+        assert!(
+            matches!(&undeclared, Error::Fault(Fault::Unsupported(m)) if m.contains("not declared")),
+            "{undeclared:?}"
+        );
+        let denied = request::<_, String>(1, "eth_sendRawTransaction", &["0x00"]).unwrap_err();
+        assert!(
+            matches!(&denied, Error::Fault(Fault::Denied(m)) if m.contains("signing and sending")),
+            "{denied:?}"
+        );
+        let shape = request::<_, String>(1, "eth_getBalance", &"0x1").unwrap_err();
+        assert!(
+            matches!(&shape, Error::Fault(Fault::InvalidInput(m)) if m.contains("array or object")),
+            "{shape:?}"
+        );
+        let batch: Vec<(&str, String)> = vec![("eth_blockNumber", "[]".to_string()); 101];
+        assert!(matches!(
+            request_batch(1, &batch),
+            Err(Error::Fault(Fault::InvalidInput(m))) if m.contains("rpc_batch_max")
+        ));
+        // A module without the `chain` capability would not even load.
+        let _host = TestHost::with_manifest("[module]\nname = \"t\"\nversion = \"0\"\n");
+        assert!(matches!(
+            block_number(1),
+            Err(Error::Fault(Fault::Denied(m))) if m.contains("nexum would refuse to load")
+        ));
     }
 
     #[test]

@@ -92,10 +92,7 @@ mod imp {
         chain_id: u64,
         requests: &[RpcRequest],
     ) -> Result<Vec<Result<String, ChainError>>, ChainError> {
-        Ok(requests
-            .iter()
-            .map(|r| chain_request(chain_id, &r.method, &r.params))
-            .collect())
+        with_host(|h| h.chain_request_batch(chain_id, requests))
     }
 
     pub fn cow_request(

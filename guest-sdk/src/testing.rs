@@ -23,11 +23,16 @@
 //! ```
 
 use crate::bindings::nexum::cow::cow_api::CowApiError;
-use crate::bindings::nexum::host::chain::ChainError;
+use crate::bindings::nexum::host::chain::{ChainError, RpcRequest};
 use crate::bindings::nexum::host::logging::Level;
 use crate::{Config, Event, Fault, Module, Tick};
+use nexum_core::host_rules::chain::{self as chain_rules, Refusal};
+use nexum_core::host_rules::store::{StoreLimits, WriteSet, entry_size};
+use nexum_core::host_rules::{orderbook as orderbook_rules, undeclared_chain};
+use nexum_core::{Capability, Limits, ModuleManifest, bounded};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::rc::Rc;
 
 thread_local! {
@@ -39,7 +44,7 @@ pub(crate) fn with_host<R>(f: impl FnOnce(&mut HostState) -> R) -> R {
     let state = CURRENT.with(|current| {
         current
             .borrow_mut()
-            .get_or_insert_with(|| Rc::new(RefCell::new(HostState::default())))
+            .get_or_insert_with(|| Rc::new(RefCell::new(HostState::from_crate_manifest())))
             .clone()
     });
     let mut state = state.borrow_mut();
@@ -64,52 +69,188 @@ pub trait Orderbook {
     fn submit(&mut self, chain_id: u64, order: &serde_json::Value) -> Result<String, CowApiError>;
 }
 
+/// What the module's manifest allows: the same things nexum checks.
+struct Rules {
+    /// `None` when no manifest was given: every capability is allowed.
+    capabilities: Option<BTreeSet<Capability>>,
+    chains: BTreeSet<u64>,
+    limits: Limits,
+}
+
+impl Rules {
+    fn of(manifest: Option<&ModuleManifest>) -> Self {
+        match manifest {
+            Some(manifest) => Rules {
+                capabilities: Some(manifest.capabilities.clone()),
+                chains: manifest.chains(),
+                limits: Limits::default().overridden_by(&manifest.limits),
+            },
+            None => Rules {
+                capabilities: None,
+                chains: BTreeSet::new(),
+                limits: Limits::default(),
+            },
+        }
+    }
+
+    /// Refuses a capability the manifest does not declare, as nexum would (it refuses to
+    /// load a component that imports one).
+    fn capability(&self, capability: Capability) -> Result<(), Fault> {
+        match &self.capabilities {
+            Some(declared) if !declared.contains(&capability) => Err(Fault::Denied(format!(
+                "`{capability}` is not in [capabilities] required of module.toml: nexum would refuse to load this module"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn chain(&self, chain_id: u64) -> Result<(), Fault> {
+        if self.chains.contains(&chain_id) {
+            Ok(())
+        } else {
+            Err(Fault::Unsupported(undeclared_chain(chain_id)))
+        }
+    }
+
+    fn size(&self, limit: u64) -> usize {
+        usize::try_from(limit).unwrap_or(usize::MAX)
+    }
+}
+
 /// The state behind a [`TestHost`].
-#[derive(Default)]
 pub(crate) struct HostState {
+    rules: Rules,
     orderbook: Option<Box<dyn Orderbook>>,
     committed: BTreeMap<String, Vec<u8>>,
-    pending: BTreeMap<String, Option<Vec<u8>>>,
+    used: u64,
+    pending: WriteSet,
     logs: Vec<(Level, String)>,
     chain: Option<ChainHandler>,
     chain_calls: Vec<(u64, String, String)>,
 }
 
 impl HostState {
+    fn new(manifest: Option<&ModuleManifest>) -> Self {
+        Self {
+            rules: Rules::of(manifest),
+            orderbook: None,
+            committed: BTreeMap::new(),
+            used: 0,
+            pending: WriteSet::default(),
+            logs: Vec::new(),
+            chain: None,
+            chain_calls: Vec::new(),
+        }
+    }
+
+    /// A host for the crate under test: its `module.toml` when it has one.
+    fn from_crate_manifest() -> Self {
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(|dir| Path::new(&dir).join("module.toml"))
+            .filter(|path| path.is_file())
+            .map(|path| {
+                ModuleManifest::load(&path)
+                    .unwrap_or_else(|e| panic!("the test host cannot read the manifest: {e}"))
+            });
+        Self::new(manifest.as_ref())
+    }
+
+    fn store_limits(&self) -> StoreLimits {
+        StoreLimits::from(&self.rules.limits)
+    }
+
+    fn committed_size(&self, key: &str) -> Option<u64> {
+        self.committed
+            .get(key)
+            .map(|value| entry_size(key.len(), value.len()))
+    }
+
+    fn store_fault(rule: nexum_core::host_rules::store::StoreRule) -> Fault {
+        if rule.is_quota() {
+            Fault::Denied(rule.to_string())
+        } else {
+            Fault::InvalidInput(rule.to_string())
+        }
+    }
+
     pub fn store_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, Fault> {
-        check_key(key)?;
+        self.rules.capability(Capability::LocalStore)?;
+        self.store_limits()
+            .check_key(key)
+            .map_err(Self::store_fault)?;
         Ok(match self.pending.get(key) {
-            Some(write) => write.clone(),
+            Some(write) => write.map(<[u8]>::to_vec),
             None => self.committed.get(key).cloned(),
         })
     }
 
     pub fn store_set(&mut self, key: &str, value: &[u8]) -> Result<(), Fault> {
-        check_key(key)?;
-        self.pending.insert(key.to_string(), Some(value.to_vec()));
-        Ok(())
+        self.rules.capability(Capability::LocalStore)?;
+        let limits = self.store_limits();
+        let committed = self.committed_size(key);
+        self.pending
+            .set(
+                &limits,
+                self.used,
+                key.to_string(),
+                value.to_vec(),
+                committed,
+            )
+            .map_err(Self::store_fault)
     }
 
     pub fn store_delete(&mut self, key: &str) -> Result<(), Fault> {
-        check_key(key)?;
-        self.pending.insert(key.to_string(), None);
-        Ok(())
+        self.rules.capability(Capability::LocalStore)?;
+        let limits = self.store_limits();
+        let committed = self.committed_size(key);
+        self.pending
+            .delete(&limits, self.used, key.to_string(), committed)
+            .map_err(Self::store_fault)
     }
 
     pub fn store_list_keys(&mut self, prefix: &str) -> Result<Vec<String>, Fault> {
-        let mut view = self.committed.clone();
-        self.apply_pending_to(&mut view);
-        Ok(view.into_keys().filter(|k| k.starts_with(prefix)).collect())
+        self.rules.capability(Capability::LocalStore)?;
+        let limits = self.store_limits();
+        limits.check_prefix(prefix).map_err(Self::store_fault)?;
+        let committed: Vec<String> = self
+            .committed
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, _)| !self.pending.touches(k))
+            .map(|(k, _)| k.clone())
+            .take(limits.list_keys + 1)
+            .collect();
+        self.pending
+            .merge_keys(&limits, prefix, committed)
+            .map_err(Self::store_fault)
     }
 
     pub fn log(&mut self, level: Level, message: &str) {
-        self.logs.push((level, message.to_string()));
+        let max = self.rules.size(self.rules.limits.log_line_bytes);
+        self.logs.push((level, bounded::module_text(message, max)));
     }
 
     fn no_orderbook() -> CowApiError {
         CowApiError::Fault(Fault::Unsupported(
             "no orderbook set: call TestHost::with_orderbook in the test".into(),
         ))
+    }
+
+    fn cow_allowed(&self, chain_id: u64) -> Result<(), CowApiError> {
+        self.rules
+            .capability(Capability::CowApi)
+            .and_then(|()| self.rules.chain(chain_id))
+            .map_err(CowApiError::Fault)
+    }
+
+    fn cow_size(&self, what: &str, len: usize) -> Result<(), CowApiError> {
+        let max = self.rules.size(self.rules.limits.request_bytes);
+        if len > max {
+            return Err(CowApiError::Fault(Fault::InvalidInput(format!(
+                "the {what} is {len} bytes; the limit is {max}"
+            ))));
+        }
+        Ok(())
     }
 
     pub fn cow_request(
@@ -119,6 +260,16 @@ impl HostState {
         path: &str,
         body: Option<&str>,
     ) -> Result<String, CowApiError> {
+        self.cow_allowed(chain_id)?;
+        orderbook_rules::method(method).map_err(|m| CowApiError::Fault(Fault::Denied(m)))?;
+        self.cow_size("path", path.len())?;
+        orderbook_rules::relative(path).map_err(|m| CowApiError::Fault(Fault::Denied(m)))?;
+        if let Some(body) = body {
+            self.cow_size("body", body.len())?;
+            serde_json::from_str::<serde_json::Value>(body).map_err(|e| {
+                CowApiError::Fault(Fault::InvalidInput(format!("the body is not JSON: {e}")))
+            })?;
+        }
         match self.orderbook.as_mut() {
             Some(orderbook) => orderbook.request(chain_id, method, path, body),
             None => Err(Self::no_orderbook()),
@@ -126,6 +277,8 @@ impl HostState {
     }
 
     pub fn cow_submit_order(&mut self, chain_id: u64, order: &[u8]) -> Result<String, CowApiError> {
+        self.cow_allowed(chain_id)?;
+        self.cow_size("order", order.len())?;
         let order: serde_json::Value = serde_json::from_slice(order)
             .map_err(|e| CowApiError::Fault(Fault::InvalidInput(format!("not JSON: {e}"))))?;
         match self.orderbook.as_mut() {
@@ -134,35 +287,84 @@ impl HostState {
         }
     }
 
+    fn chain_allowed(&self, chain_id: u64) -> Result<(), ChainError> {
+        self.rules
+            .capability(Capability::Chain)
+            .and_then(|()| self.rules.chain(chain_id))
+            .map_err(ChainError::Fault)
+    }
+
+    /// One checked call, answered by the test's handler.
+    fn chain_call(
+        &mut self,
+        chain_id: u64,
+        method: &str,
+        params: &str,
+    ) -> Result<String, ChainError> {
+        let max = self.rules.size(self.rules.limits.request_bytes);
+        let params = chain_rules::check_call(method, params, max).map_err(|refusal| {
+            ChainError::Fault(match refusal {
+                Refusal::Denied(m) => Fault::Denied(m),
+                Refusal::InvalidInput(m) => Fault::InvalidInput(m),
+            })
+        })?;
+        self.chain_calls
+            .push((chain_id, method.to_string(), params.clone()));
+        let answer = match self.chain.as_mut() {
+            Some(handler) => handler(chain_id, method, &params)?,
+            None => {
+                return Err(ChainError::Fault(Fault::Unsupported(
+                    "no chain handler set: call TestHost::on_chain in the test".into(),
+                )));
+            }
+        };
+        let max = self.rules.size(self.rules.limits.answer_bytes);
+        if answer.len() > max {
+            return Err(ChainError::Fault(Fault::Unavailable(format!(
+                "the node's answer is {} bytes; this module may receive {max} (limits.answer_bytes)",
+                answer.len()
+            ))));
+        }
+        Ok(answer)
+    }
+
     pub fn chain_request(
         &mut self,
         chain_id: u64,
         method: &str,
         params: &str,
     ) -> Result<String, ChainError> {
-        self.chain_calls
-            .push((chain_id, method.to_string(), params.to_string()));
-        match self.chain.as_mut() {
-            Some(handler) => handler(chain_id, method, params),
-            None => Err(ChainError::Fault(Fault::Unsupported(
-                "no chain handler set: call TestHost::on_chain in the test".into(),
-            ))),
-        }
+        self.chain_allowed(chain_id)?;
+        self.chain_call(chain_id, method, params)
     }
 
-    fn apply_pending_to(&self, view: &mut BTreeMap<String, Vec<u8>>) {
-        for (key, write) in &self.pending {
-            match write {
-                Some(value) => view.insert(key.clone(), value.clone()),
-                None => view.remove(key),
-            };
-        }
+    pub fn chain_request_batch(
+        &mut self,
+        chain_id: u64,
+        requests: &[RpcRequest],
+    ) -> Result<Vec<Result<String, ChainError>>, ChainError> {
+        self.chain_allowed(chain_id)?;
+        let shapes: Vec<(&str, &str)> = requests
+            .iter()
+            .map(|r| (r.method.as_str(), r.params.as_str()))
+            .collect();
+        chain_rules::check_batch(
+            &shapes,
+            self.rules.size(self.rules.limits.rpc_batch_max),
+            self.rules.size(self.rules.limits.request_bytes),
+        )
+        .map_err(|m| ChainError::Fault(Fault::InvalidInput(m)))?;
+        Ok(requests
+            .iter()
+            .map(|r| self.chain_call(chain_id, &r.method, &r.params))
+            .collect())
     }
 
     fn settle(&mut self, ok: bool) {
         let pending = std::mem::take(&mut self.pending);
         if ok {
-            for (key, write) in pending {
+            self.used = self.used.saturating_add_signed(pending.delta());
+            for (key, write) in pending.into_writes() {
                 match write {
                     Some(value) => self.committed.insert(key, value),
                     None => self.committed.remove(&key),
@@ -172,16 +374,14 @@ impl HostState {
     }
 }
 
-fn check_key(key: &str) -> Result<(), Fault> {
-    if key.is_empty() {
-        Err(Fault::InvalidInput("keys must not be empty".into()))
-    } else {
-        Ok(())
-    }
-}
-
 /// A stand-in for the nexum host on the current thread. Creating one replaces any
 /// previous test host of this thread.
+///
+/// It is as strict as nexum: the same store limits and quota, the same JSON-RPC method
+/// allow-list and params checks, the same orderbook path rules, and only the chains and
+/// capabilities the module's manifest declares. [`TestHost::new`] reads the `module.toml`
+/// of the crate under test (or, without one, allows every capability and no chain);
+/// [`TestHost::with_manifest`] takes a manifest's text.
 pub struct TestHost {
     state: Rc<RefCell<HostState>>,
 }
@@ -193,9 +393,29 @@ impl Default for TestHost {
 }
 
 impl TestHost {
-    /// Installs a fresh, empty host for this thread.
+    /// Installs a fresh, empty host for this thread, under the `module.toml` of the crate
+    /// under test when it has one.
+    ///
+    /// # Panics
+    ///
+    /// When that `module.toml` exists but is not a valid manifest.
     pub fn new() -> Self {
-        let state = Rc::new(RefCell::new(HostState::default()));
+        Self::install(HostState::from_crate_manifest())
+    }
+
+    /// Installs a fresh, empty host for this thread, under the manifest `text`.
+    ///
+    /// # Panics
+    ///
+    /// When `text` is not a valid manifest (the message names the field and the reason).
+    pub fn with_manifest(text: &str) -> Self {
+        let manifest = ModuleManifest::parse(Path::new("module.toml"), text)
+            .unwrap_or_else(|e| panic!("the test host cannot read the manifest: {e}"));
+        Self::install(HostState::new(Some(&manifest)))
+    }
+
+    fn install(state: HostState) -> Self {
+        let state = Rc::new(RefCell::new(state));
         CURRENT.with(|current| *current.borrow_mut() = Some(state.clone()));
         Self { state }
     }
@@ -247,10 +467,10 @@ impl TestHost {
 
     /// Sets a committed value directly, as if an earlier run had stored it.
     pub fn seed_store(&self, key: &str, value: &[u8]) {
-        self.state
-            .borrow_mut()
-            .committed
-            .insert(key.to_string(), value.to_vec());
+        let mut state = self.state.borrow_mut();
+        let before = state.committed_size(key).unwrap_or(0);
+        state.used = state.used - before + entry_size(key.len(), value.len());
+        state.committed.insert(key.to_string(), value.to_vec());
     }
 
     /// Answers the module's `chain` calls with `handler`.
@@ -274,5 +494,46 @@ impl TestHost {
     /// Every log line so far, oldest first.
     pub fn logs(&self) -> Vec<(Level, String)> {
         self.state.borrow().logs.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store;
+
+    const MANIFEST: &str = "[module]\nname = \"t\"\nversion = \"0\"\n\
+        [capabilities]\nrequired = [\"local-store\"]\n\
+        [limits]\nstore_key_bytes = 8\nstore_value_bytes = 4\nstore_total_bytes = 16\nlist_keys_max = 2\n";
+
+    struct Writes;
+    impl Module for Writes {
+        fn init(_: Config) -> Result<Self, Fault> {
+            Ok(Writes)
+        }
+    }
+
+    #[test]
+    fn the_store_obeys_the_manifests_limits_like_nexum() {
+        let host = TestHost::with_manifest(MANIFEST);
+        let _module: Writes = host.init(&[]).unwrap();
+        assert!(matches!(store::set("", b"v"), Err(Fault::InvalidInput(_))));
+        assert!(
+            matches!(store::set("too-long-key", b"v"), Err(Fault::InvalidInput(m)) if m.contains("limit is 8"))
+        );
+        assert!(
+            matches!(store::set("k", b"12345"), Err(Fault::InvalidInput(m)) if m.contains("limit is 4"))
+        );
+        store::set("k1", b"1234").unwrap();
+        store::set("k2", b"1234").unwrap();
+        assert!(matches!(store::set("k3", b"1234"), Err(Fault::Denied(m)) if m.contains("quota")));
+        host.state.borrow_mut().settle(true);
+        store::set("k3", b"").unwrap();
+        assert!(
+            matches!(store::list_keys("k"), Err(Fault::InvalidInput(m)) if m.contains("more than 2"))
+        );
+        // Deleting what was never stored is free.
+        store::delete("never").unwrap();
+        assert_eq!(store::list_keys("n").unwrap(), Vec::<String>::new());
     }
 }

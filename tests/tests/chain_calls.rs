@@ -33,6 +33,56 @@ async fn ask(engine: &TestEngine, command_text: &str) -> Value {
     serde_json::from_str(&engine.read("probe", &key).expect("an answer")).unwrap()
 }
 
+/// Every chain helper of the SDK, from a compiled guest, against Anvil: what passes its
+/// native tests under `TestHost` must pass under the real host.
+#[tokio::test]
+async fn every_sdk_chain_helper_works_against_a_real_node() {
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let from = anvil.block_number().await;
+    anvil.ping(emitter, 7, b"one").await;
+    anvil.burst(emitter, 2).await;
+    let engine = boot(vec![declared_probe()], config_for(&anvil.ws_url()))
+        .await
+        .unwrap();
+
+    let head = anvil.block_number().await;
+    assert_eq!(
+        ask(&engine, &format!("block-number n {CHAIN_ID}")).await,
+        json!({ "ok": head })
+    );
+    let typed = ask(&engine, &format!("typed t {CHAIN_ID} eth_chainId []")).await;
+    assert_eq!(typed, json!({ "ok": format!("{CHAIN_ID:#x}") }));
+    assert_eq!(
+        ask(&engine, &format!("count c {CHAIN_ID} {emitter}")).await,
+        json!({ "ok": "2" })
+    );
+    let pings = ask(&engine, &format!("pings p {CHAIN_ID} {emitter} {from}")).await;
+    let seqs: Vec<&str> = pings["ok"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{pings}"))
+        .iter()
+        .map(|p| p["seq"].as_str().unwrap())
+        .collect();
+    assert_eq!(seqs, ["7", "0", "1"]);
+    for ping in pings["ok"].as_array().unwrap() {
+        assert_eq!(
+            ping["emitter"].as_str().unwrap().to_lowercase(),
+            emitter.to_string().to_lowercase()
+        );
+        assert_eq!(ping["topics"], 3);
+    }
+    let batch = ask(
+        &engine,
+        &format!("batch b {CHAIN_ID} eth_blockNumber [] | eth_chainId null"),
+    )
+    .await;
+    assert_eq!(
+        batch,
+        json!({ "ok": [{ "ok": format!("{head:#x}") }, { "ok": format!("{CHAIN_ID:#x}") }] })
+    );
+}
+
 #[tokio::test]
 async fn eth_call_returns_data_and_reverts_come_back_decoded() {
     let anvil = Anvil::spawn().await;

@@ -145,7 +145,7 @@ mod tests {
         host.deliver(
             &mut module,
             Event::ChainLogs(ChainLogs {
-                chain_id: 1,
+                chain_id: 31337,
                 logs: vec![log(&ping, 0, false)],
             }),
         )
