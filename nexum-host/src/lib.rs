@@ -222,7 +222,7 @@ pub use inspect::{ComponentReport, Import, InspectError, digest, inspect};
 pub use module::LoadError;
 pub use nexum_core as core;
 pub use records::DeadLetter;
-pub use runtime::{Runtime, RuntimeError};
+pub use runtime::{Position, Runtime, RuntimeError};
 pub use sources::StartError;
 pub use state::ModuleState;
 pub use supervisor::{BootError, HostSupervisor};

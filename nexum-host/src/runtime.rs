@@ -6,8 +6,9 @@ use crate::sources::{CronSource, StartError, fix_start_positions, spawn_chain_so
 use crate::supervisor::{BootError, HostSupervisor, Observers};
 use crate::telemetry;
 use nexum_core::{
-    BootPlan, ChainLogs, ConfigError, Delivery, DispatchError, EngineConfig, Event, LogLine,
-    ModuleEvent, ModuleInfo, ModuleName, Outcome, ShutdownSummary, Subscription, Supervisor,
+    BootPlan, ChainId, ChainLogs, ConfigError, Delivery, DispatchError, EngineConfig, Event,
+    LogLine, ModuleEvent, ModuleInfo, ModuleName, Outcome, ShutdownSummary, Subscription,
+    Supervisor,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -65,6 +66,21 @@ fn routed(subscription: &Subscription, event: &Event) -> Option<Event> {
     }
 }
 
+/// Where one chain subscription of a module stands, as committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// The subscription's index in the module's manifest.
+    pub subscription: usize,
+    /// The chain it reads.
+    pub chain_id: ChainId,
+    /// The last block fully handled; `None` until the first. Block subscriptions record
+    /// every block; log subscriptions record the blocks they deliver, and their progress
+    /// through quiet stretches at least every 64 blocks.
+    pub handled_through: Option<u64>,
+    /// The block delivery started at, fixed when the subscription was first seen.
+    pub starts_at: Option<u64>,
+}
+
 /// A running engine: modules booted, sources delivering.
 pub struct Runtime {
     supervisor: Arc<HostSupervisor>,
@@ -92,6 +108,8 @@ impl Runtime {
     ) -> Result<Self, RuntimeError> {
         let delivery = plan.config.delivery;
         let metrics_addr = plan.config.metrics_addr;
+        let state_dir = plan.config.state_dir.clone();
+        let fresh = !state_dir.exists();
         let supervisor = Arc::new(HostSupervisor::boot_with(plan, extensions, observers).await?);
         // Where each subscription starts is committed before the runtime counts as started.
         if let Err(e) = fix_start_positions(
@@ -102,6 +120,10 @@ impl Runtime {
         .await
         {
             supervisor.shutdown().await;
+            drop(supervisor);
+            if fresh {
+                crate::supervisor::remove_state_dir(&state_dir);
+            }
             return Err(e.into());
         }
         let (stop_sources, stop) = watch::channel(false);
@@ -200,6 +222,33 @@ impl Runtime {
             .supervisor
             .state()
             .list(&self.loaded(module)?, prefix)?)
+    }
+
+    /// Where each chain subscription of a loaded module stands, in manifest order.
+    pub fn positions(&self, module: &str) -> Result<Vec<Position>, RuntimeError> {
+        let name = self.loaded(module)?;
+        let info = self
+            .supervisor
+            .modules()
+            .into_iter()
+            .find(|m| m.name == module)
+            .ok_or_else(|| RuntimeError::UnknownModule(module.to_string()))?;
+        let store = self.supervisor.state();
+        let mut positions = Vec::new();
+        for (index, subscription) in info.subscriptions.iter().enumerate() {
+            let (Some(key), Some(chain_id)) =
+                (subscription.position_key(), subscription.chain_id())
+            else {
+                continue;
+            };
+            positions.push(Position {
+                subscription: index,
+                chain_id,
+                handled_through: store.cursor(name.as_str(), &key)?.map(|c| c.number),
+                starts_at: store.start(name.as_str(), &key)?.map(|s| s.next),
+            });
+        }
+        Ok(positions)
     }
 
     /// The name of a module this runtime runs; any other name is most likely a typo.

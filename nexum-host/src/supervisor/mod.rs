@@ -174,8 +174,24 @@ impl HostSupervisor {
 }
 
 impl HostSupervisor {
-    /// Boots `plan` with embedder `extensions` linked in (see [`crate::extension`]).
+    /// Boots `plan` with embedder `extensions` linked in (see [`crate::extension`]). When
+    /// boot fails, nothing is left behind: a state directory it created (with its compile
+    /// cache) is removed again, and the store's lock is released.
     pub(crate) async fn boot_with(
+        plan: BootPlan,
+        extensions: Vec<Arc<dyn HostExtension>>,
+        observers: Observers,
+    ) -> Result<Self, BootError> {
+        let state_dir = plan.config.state_dir.clone();
+        let fresh = !state_dir.exists();
+        let booted = Self::assemble(plan, extensions, observers).await;
+        if booted.is_err() && fresh {
+            remove_state_dir(&state_dir);
+        }
+        booted
+    }
+
+    async fn assemble(
         plan: BootPlan,
         extensions: Vec<Arc<dyn HostExtension>>,
         observers: Observers,
@@ -302,6 +318,15 @@ impl HostSupervisor {
             log_lines,
             lifecycle,
         })
+    }
+}
+
+/// Removes a state directory a failed start created.
+pub(crate) fn remove_state_dir(dir: &std::path::Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not remove the state directory of a failed start");
     }
 }
 

@@ -178,6 +178,10 @@ impl<S: Supervisor> Driving<S> {
             span: policy.get_logs_max_blocks,
         };
         driving.cap_block_catchup(tip);
+        // Where delivery stands after a restart, before any new block is handled.
+        if let Some(handled) = driving.next_block().checked_sub(1) {
+            driving.publish_delivered(handled);
+        }
         Ok(driving)
     }
 
@@ -555,13 +559,17 @@ impl<S: Supervisor> Driving<S> {
         }
     }
 
-    fn mark_processed(&mut self, number: u64, hash: B256) {
+    fn publish_delivered(&self, number: u64) {
         metrics::gauge!(
             names::CHAIN_DELIVERED,
             "chain" => self.client.chain_id().to_string(),
             "module" => self.module.clone(),
         )
         .set(number as f64);
+    }
+
+    fn mark_processed(&mut self, number: u64, hash: B256) {
+        self.publish_delivered(number);
         self.processed.insert(number, hash);
         let depth = self.policy.reorg_depth;
         self.processed.retain(|n, _| n + depth > number);
