@@ -2,6 +2,7 @@
 //! with their exact messages and exit codes.
 
 use nexum_tests::guests;
+use nexum_tests::process::Process;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -213,19 +214,16 @@ fn hash_prints_the_pin_for_module_toml() {
     assert_eq!(stdout(&output), format!("{}\n", digest(&wasm)));
 }
 
-/// Runs nexum on `engine` for `seconds`, then stops it with SIGTERM.
-fn run_for(engine: &Path, seconds: u64) {
-    let mut child = Command::new(NEXUM)
+/// Runs nexum on `engine` until it prints a line containing `needle`, then stops it with
+/// SIGTERM.
+fn run_until(engine: &Path, needle: &str) {
+    let mut command = Command::new(NEXUM);
+    command
         .args(["run", engine.to_str().unwrap()])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(seconds));
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+        .env_remove("RUST_LOG");
+    let mut nexum = Process::spawn(command);
+    nexum.wait_for_blocking(needle, std::time::Duration::from_secs(30));
+    assert_eq!(nexum.signal("-TERM").code(), Some(0));
 }
 
 #[test]
@@ -235,7 +233,7 @@ fn store_lists_and_reads_a_module_s_keys_after_a_run() {
         &[("beat", "heartbeat", &format!("{STORE_AND_LOGS}{cron}"))],
         "",
     );
-    run_for(&engine, 3);
+    run_until(&engine, "beat #2");
     let output = nexum(&["store", engine.to_str().unwrap(), "beat"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let listing = stdout(&output);
@@ -260,7 +258,7 @@ fn dead_letters_lists_skipped_events() {
         &[("confused", "probe", &format!("{STORE_AND_LOGS}{cron}"))],
         "[supervision]\nretry_attempts = 0\n",
     );
-    run_for(&engine, 3);
+    run_until(&engine, "event skipped and dead-lettered");
     let output = nexum(&["dead-letters", engine.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);

@@ -3,23 +3,32 @@
 
 use nexum_host::StateStore;
 use nexum_host::core::ModuleName;
-use nexum_tests::anvil::{Anvil, hex_u64};
+use nexum_tests::anvil::{Anvil, free_port, hex_u64};
 use nexum_tests::engine::live_logs_in;
 use nexum_tests::guests;
 use nexum_tests::memory::peak_rss_kib;
+use nexum_tests::process::Process;
+use nexum_tests::telemetry::wait_for_metric;
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const NEXUM: &str = env!("CARGO_BIN_EXE_nexum");
 
+/// What `nexum run` prints once every module is booted and every start position committed.
+const READY: &str = "running; press ctrl-c to stop";
+
+/// An engine.toml in `dir` running the recorder as `counter` on the emitter's logs, with
+/// metrics on `metrics` (to watch how far delivery got).
 fn write_engine(
     dir: &Path,
     ws_url: &str,
     emitter: &str,
     start_block: u64,
     module_config: &str,
+    metrics: SocketAddr,
 ) -> std::path::PathBuf {
     std::fs::write(
         dir.join("module.toml"),
@@ -33,7 +42,8 @@ fn write_engine(
     std::fs::write(
         &engine,
         format!(
-            "[engine]\nstate_dir = \"state\"\nlog_level = \"warn\"\n\n[chains.31337]\nrpc_url = \"{ws_url}\"\n\n\
+            "[engine]\nstate_dir = \"state\"\nlog_level = \"info\"\nmetrics_addr = \"{metrics}\"\n\n\
+             [chains.31337]\nrpc_url = \"{ws_url}\"\n\n\
              [[modules]]\npath = {:?}\nmanifest = \"module.toml\"\n",
             guests::wasm("recorder")
         ),
@@ -42,22 +52,40 @@ fn write_engine(
     engine
 }
 
-fn start(engine: &Path) -> Child {
-    Command::new(NEXUM)
-        .arg("run")
-        .arg(engine)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting nexum")
+/// Starts `nexum run engine`; it is killed when dropped, panics included.
+fn start(engine: &Path) -> Process {
+    let mut command = Command::new(NEXUM);
+    command.arg("run").arg(engine).env_remove("RUST_LOG");
+    Process::spawn(command)
 }
 
-fn signal(child: &mut Child, signal: &str) {
-    Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
+/// Starts `nexum run engine` and waits until it says it is running.
+async fn start_ready(engine: &Path) -> Process {
+    let mut nexum = start(engine);
+    nexum.wait_for(READY, Duration::from_secs(60)).await;
+    nexum
+}
+
+fn local_metrics() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// Waits until `counter` has handled every block up to the chain's head.
+async fn wait_caught_up(anvil: &Anvil, metrics: SocketAddr, nexum: &Process) {
+    let head = anvil.block_number().await;
+    let caught_up = wait_for_metric(
+        metrics,
+        "nexum_chain_delivered_height",
+        &[("module", "counter")],
+        head as f64,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(
+        caught_up,
+        "counter never reached block {head}:\n{}",
+        nexum.output().join("\n")
+    );
 }
 
 /// The node's `(block, log index)` for `emitter` over the whole chain.
@@ -83,33 +111,32 @@ impl Rng {
     }
 }
 
-/// Runs nexum until the recorder holds exactly the chain's logs (stopping it with SIGTERM
-/// to look), then checks its journal has each log once.
-async fn run_until_complete(engine: &Path, state: &Path, expected: &BTreeSet<(u64, u64)>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut child = start(engine);
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        signal(&mut child, "-TERM");
-        let store = StateStore::open(state).unwrap();
-        let live = live_logs_in(&store, "counter");
-        if &live == expected {
-            let journal = journal_entries(&store);
-            let unique: BTreeSet<_> = journal.iter().copied().collect();
-            assert_eq!(journal.len(), unique.len(), "a log was recorded twice");
-            assert_eq!(&unique, expected);
-            return;
-        }
-        if Instant::now() >= deadline {
-            let missing: Vec<_> = expected.difference(&live).collect();
-            let extra: Vec<_> = live.difference(expected).collect();
-            panic!(
-                "after 120 s the module holds {} of {} logs; missing {missing:?}; unexpected {extra:?}",
-                live.len(),
-                expected.len()
-            );
-        }
-    }
+/// Runs nexum until it has handled the chain up to its head, stops it with SIGTERM, and
+/// checks the recorder holds exactly the chain's logs, each recorded once.
+async fn run_until_complete(
+    anvil: &Anvil,
+    engine: &Path,
+    metrics: SocketAddr,
+    state: &Path,
+    expected: &BTreeSet<(u64, u64)>,
+) {
+    let mut nexum = start_ready(engine).await;
+    wait_caught_up(anvil, metrics, &nexum).await;
+    assert_eq!(nexum.signal("-TERM").code(), Some(0));
+    let store = StateStore::open(state).unwrap();
+    let live = live_logs_in(&store, "counter");
+    let missing: Vec<_> = expected.difference(&live).collect();
+    let extra: Vec<_> = live.difference(expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "the module holds {} of {} logs; missing {missing:?}; unexpected {extra:?}",
+        live.len(),
+        expected.len()
+    );
+    let journal = journal_entries(&store);
+    let unique: BTreeSet<_> = journal.iter().copied().collect();
+    assert_eq!(journal.len(), unique.len(), "a log was recorded twice");
+    assert_eq!(&unique, expected);
 }
 
 fn journal_entries(store: &StateStore) -> Vec<(u64, u64)> {
@@ -136,12 +163,14 @@ async fn sigkill_three_times_loses_nothing_and_counts_nothing_twice() {
     let emitter = anvil.deploy_emitter().await;
     let start_block = anvil.block_number().await + 1;
     let dir = tempfile::tempdir().unwrap();
+    let metrics = local_metrics();
     let engine = write_engine(
         dir.path(),
         &anvil.ws_url(),
         &emitter.to_string(),
         start_block,
         "",
+        metrics,
     );
 
     let seed = std::time::SystemTime::now()
@@ -162,21 +191,29 @@ async fn sigkill_three_times_loses_nothing_and_counts_nothing_twice() {
             }
         }
     };
+    // The kill points are random on purpose (chaos, not synchronisation).
     let killing = async {
-        let mut child = start(&engine);
+        let mut nexum = start(&engine);
         for _ in 0..3 {
             tokio::time::sleep(Duration::from_millis(300 + rng.below(1200))).await;
-            signal(&mut child, "-KILL");
-            child = start(&engine);
+            nexum.signal("-KILL");
+            nexum = start(&engine);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        signal(&mut child, "-KILL");
+        nexum.signal("-KILL");
     };
     tokio::join!(emitting, killing);
 
     let expected = chain_logs(&anvil, emitter).await;
     assert_eq!(expected.len(), 5_200);
-    run_until_complete(&engine, &dir.path().join("state"), &expected).await;
+    run_until_complete(
+        &anvil,
+        &engine,
+        metrics,
+        &dir.path().join("state"),
+        &expected,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,16 +224,17 @@ async fn a_slow_module_gets_every_log_and_memory_stays_flat() {
     let dir = tempfile::tempdir().unwrap();
     // 40 ms of CPU per event against a chain producing blocks of 13 logs as fast as it can:
     // the module falls hundreds of blocks behind, far out of the in-memory window.
+    let metrics = local_metrics();
     let engine = write_engine(
         dir.path(),
         &anvil.ws_url(),
         &emitter.to_string(),
         start_block,
         "burn_ms = 40",
+        metrics,
     );
-    let mut child = start(&engine);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let pid = child.id();
+    let mut nexum = start_ready(&engine).await;
+    let pid = nexum.id();
 
     let rounds: u64 = std::env::var("NEXUM_SLOW_ROUNDS")
         .ok()
@@ -209,10 +247,10 @@ async fn a_slow_module_gets_every_log_and_memory_stays_flat() {
             samples.push(peak_rss_kib(pid));
         }
     }
-    // The module is now far behind; let it work through the backlog from the chain.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The module is now far behind: it works through the backlog from the chain.
+    wait_caught_up(&anvil, metrics, &nexum).await;
     samples.push(peak_rss_kib(pid));
-    signal(&mut child, "-TERM");
+    assert_eq!(nexum.signal("-TERM").code(), Some(0));
 
     let early = samples[1];
     let late = *samples.last().unwrap();
@@ -222,7 +260,14 @@ async fn a_slow_module_gets_every_log_and_memory_stays_flat() {
         "peak memory grew from {early} KiB to {late} KiB while the module lagged"
     );
     let expected = chain_logs(&anvil, emitter).await;
-    run_until_complete(&engine, &dir.path().join("state"), &expected).await;
+    run_until_complete(
+        &anvil,
+        &engine,
+        metrics,
+        &dir.path().join("state"),
+        &expected,
+    )
+    .await;
 }
 
 /// The TWAP keeper, killed with SIGKILL while parts become ready: every part is posted, and
@@ -253,7 +298,7 @@ async fn the_twap_keeper_survives_sigkill_without_double_posting_or_forgetting()
     std::fs::write(
         &engine,
         format!(
-            "[engine]\nstate_dir = \"state\"\nlog_level = \"warn\"\n\n[chains.31337]\nrpc_url = \"{}\"\norderbook_url = \"{}\"\n\n\
+            "[engine]\nstate_dir = \"state\"\nlog_level = \"info\"\n\n[chains.31337]\nrpc_url = \"{}\"\norderbook_url = \"{}\"\n\n\
              [[modules]]\npath = {:?}\nmanifest = \"module.toml\"\n",
             anvil.ws_url(),
             book.url(),
@@ -269,8 +314,9 @@ async fn the_twap_keeper_survives_sigkill_without_double_posting_or_forgetting()
             staticInput: vec![salt].into(),
         })
         .collect();
-    let mut child = start(&engine);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Start positions are committed before nexum says it is running: from then on, nothing
+    // the chain does is lost.
+    let mut nexum = start_ready(&engine).await;
     for p in &params {
         anvil.create_conditional_order(composable_cow, p).await;
     }
@@ -305,9 +351,9 @@ async fn the_twap_keeper_survives_sigkill_without_double_posting_or_forgetting()
         }
         if matches!(round, 2 | 5 | 8) {
             tokio::time::sleep(Duration::from_millis(rng.below(400))).await;
-            signal(&mut child, "-KILL");
+            nexum.signal("-KILL");
             kills += 1;
-            child = start(&engine);
+            nexum = start(&engine);
         }
         // Wait until this round's three parts are accepted, mining blocks to trigger polls.
         let deadline = Instant::now() + Duration::from_secs(40);
@@ -323,13 +369,14 @@ async fn the_twap_keeper_survives_sigkill_without_double_posting_or_forgetting()
             }
             assert!(
                 Instant::now() < deadline,
-                "round {round}: parts {valid_tos:?} never posted; posted {posted:?}"
+                "round {round}: parts {valid_tos:?} never posted; posted {posted:?}\n{}",
+                nexum.output().join("\n")
             );
             anvil.mine(1).await;
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
-    signal(&mut child, "-TERM");
+    assert_eq!(nexum.signal("-TERM").code(), Some(0));
     assert_eq!(kills, 3);
 
     let accepted = book.accepted();

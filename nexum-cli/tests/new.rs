@@ -3,11 +3,10 @@
 
 use nexum_tests::anvil::Anvil;
 use nexum_tests::guests;
-use std::io::{BufRead, BufReader};
+use nexum_tests::process::Process;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const NEXUM: &str = env!("CARGO_BIN_EXE_nexum");
 
@@ -71,35 +70,13 @@ fn runs_until(root: &Path, wasm: &Path, chain: Option<String>, needle: &str) {
         .arg("run")
         .arg(wasm)
         .arg("module.toml")
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped());
+        .env_remove("RUST_LOG");
     if let Some(chain) = chain {
         command.args(["--chain", &chain]);
     }
-    let mut child = command.spawn().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    let found = loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) if line.contains(needle) => break true,
-            Ok(line) => seen.push(line),
-            Err(_) => break false,
-        }
-    };
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert!(found, "no line containing {needle:?}:\n{}", seen.join("\n"));
-    assert_eq!(status.code(), Some(0));
+    let mut nexum = Process::spawn(command);
+    nexum.wait_for_blocking(needle, Duration::from_secs(30));
+    assert_eq!(nexum.signal("-TERM").code(), Some(0));
 }
 
 #[test]
@@ -132,22 +109,28 @@ async fn the_logs_template_builds_tests_and_runs() {
         "where the template looks"
     );
     let dir = tempfile::tempdir().unwrap();
-    let wasm = scaffold(dir.path(), "my-counter", "logs");
-    // The module starts at the head, so it needs new events while it runs.
-    let anvil = std::sync::Arc::new(anvil);
-    let pinging = anvil.clone();
-    let pinger = tokio::spawn(async move {
-        for seq in 0.. {
-            pinging.ping(emitter, seq, b"hello").await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    });
-    let chain = format!("31337={}", anvil.ws_url());
-    let root = dir.path().join("my-counter");
-    tokio::task::spawn_blocking(move || runs_until(&root, &wasm, Some(chain), "Ping #"))
-        .await
-        .unwrap();
-    pinger.abort();
+    let wasm = tokio::task::spawn_blocking({
+        let dir = dir.path().to_path_buf();
+        move || scaffold(&dir, "my-counter", "logs")
+    })
+    .await
+    .unwrap();
+    let mut command = Command::new(NEXUM);
+    command
+        .current_dir(dir.path().join("my-counter"))
+        .arg("run")
+        .arg(&wasm)
+        .arg("module.toml")
+        .args(["--chain", &format!("31337={}", anvil.ws_url())])
+        .env_remove("RUST_LOG");
+    let mut nexum = Process::spawn(command);
+    // The module starts at the head it saw when it was started: an event after that is its.
+    nexum
+        .wait_for("running; press ctrl-c to stop", Duration::from_secs(60))
+        .await;
+    anvil.ping(emitter, 1, b"hello").await;
+    nexum.wait_for("Ping #", Duration::from_secs(30)).await;
+    assert_eq!(nexum.signal("-TERM").code(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

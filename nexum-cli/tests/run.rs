@@ -1,60 +1,31 @@
 //! `nexum run` as an operator uses it: the real binary, the compiled heartbeat example.
 
 use nexum_tests::guests;
-use std::io::{BufRead, BufReader};
+use nexum_tests::process::Process;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 const NEXUM: &str = env!("CARGO_BIN_EXE_nexum");
 
-/// A running `nexum` whose stderr lines arrive on a channel.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
+/// A running `nexum` (killed when dropped, panics included).
+struct Running(Process);
 
 impl Running {
     fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(NEXUM)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting nexum");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Self { child, lines }
+        let mut command = Command::new(NEXUM);
+        command.args(args).env_remove("RUST_LOG");
+        Self(Process::spawn(command))
     }
 
-    /// Waits for a line containing `needle`, returning it.
-    fn wait_for(&self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let mut seen = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(line) => seen.push(line),
-                Err(_) => break,
-            }
-        }
-        panic!("no line containing {needle:?}; saw:\n{}", seen.join("\n"));
+    /// Waits for the next line containing `needle`, returning it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        self.0.wait_for_blocking(needle, Duration::from_secs(20))
     }
 
     /// Sends `signal` and returns the exit code.
     fn stop(mut self, signal: &str) -> i32 {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .expect("running kill");
-        assert!(status.success());
-        let status = self.child.wait().expect("waiting for nexum");
+        let status = self.0.signal(signal);
         status.code().expect("nexum exited by itself, not killed")
     }
 }
@@ -111,16 +82,52 @@ fn heartbeat_ticks_are_logged_and_the_counter_survives_a_restart() {
     let engine = heartbeat_engine(dir.path());
     let engine = engine.to_str().unwrap();
 
-    let first = Running::start(&["run", engine]);
+    let mut first = Running::start(&["run", engine]);
     first.wait_for("module loaded");
     let line = first.wait_for("beat #2");
     assert!(line.contains("module=\"heartbeat\""), "{line}");
     assert_eq!(first.stop("-INT"), 0, "SIGINT must exit 0");
 
-    let second = Running::start(&["run", engine]);
+    let mut second = Running::start(&["run", engine]);
     let line = second.wait_for("beat #");
     assert!(beat_number(&line) >= 3, "the counter restarted: {line}");
     assert_eq!(second.stop("-TERM"), 0, "SIGTERM must exit 0");
+}
+
+#[test]
+fn sigterm_lets_the_call_in_flight_finish_and_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("module.toml"),
+        "[module]\nname = \"slow\"\nversion = \"0.1.0\"\n\n[capabilities]\nrequired = [\"local-store\", \"logging\"]\n\n\
+         [[subscription]]\nkind = \"cron\"\nschedule = \"* * * * * *\"\n\n[config]\nattack = \"slow-count 2000\"\n",
+    )
+    .unwrap();
+    let engine = dir.path().join("engine.toml");
+    std::fs::write(
+        &engine,
+        format!(
+            "[engine]\nstate_dir = \"state\"\n\n[[modules]]\npath = {:?}\nmanifest = \"module.toml\"\n",
+            guests::wasm("attacker")
+        ),
+    )
+    .unwrap();
+    let engine = engine.to_str().unwrap();
+
+    let mut running = Running::start(&["run", engine]);
+    running.wait_for("slow call #1 starting");
+    let status = running.0.signal("-TERM");
+    assert_eq!(status.code(), Some(0), "{}", running.0.output().join("\n"));
+    assert!(
+        running.0.find("slow call #1 done").is_some(),
+        "the call in flight was cut:\n{}",
+        running.0.output().join("\n")
+    );
+    let stored = Command::new(NEXUM)
+        .args(["store", engine, "slow", "get", "count"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&stored.stdout).trim(), "1");
 }
 
 #[test]
@@ -130,7 +137,7 @@ fn a_single_module_runs_from_its_wasm_and_manifest() {
     let wasm = guests::wasm("heartbeat");
     let manifest = dir.path().join("module.toml");
     let state = dir.path().join("single-state");
-    let running = Running::start(&[
+    let mut running = Running::start(&[
         "run",
         wasm.to_str().unwrap(),
         manifest.to_str().unwrap(),
@@ -194,7 +201,7 @@ async fn runs_against_an_http_node_by_polling() {
     let anvil = nexum_tests::anvil::Anvil::spawn_with(&["--block-time", "1"]).await;
     let dir = tempfile::tempdir().unwrap();
     let engine = block_logger_engine(dir.path(), "", &anvil.http_url(), "poll_interval_ms = 200");
-    let running = Running::start(&["run", engine.to_str().unwrap()]);
+    let mut running = Running::start(&["run", engine.to_str().unwrap()]);
     let first = running.wait_for("on chain 31337");
     let second = running.wait_for("on chain 31337");
     assert!(first.contains("module=\"block-logger\""), "{first}");
@@ -207,7 +214,7 @@ async fn json_logs_carry_module_chain_block_and_event() {
     let anvil = nexum_tests::anvil::Anvil::spawn_with(&["--block-time", "1"]).await;
     let dir = tempfile::tempdir().unwrap();
     let engine = block_logger_engine(dir.path(), "log_format = \"json\"", &anvil.ws_url(), "");
-    let running = Running::start(&["run", engine.to_str().unwrap()]);
+    let mut running = Running::start(&["run", engine.to_str().unwrap()]);
     // A line the module itself logged while handling a block.
     let line = running.wait_for(r#""target":"nexum::module""#);
     assert_eq!(running.stop("-TERM"), 0);

@@ -178,6 +178,45 @@ impl Anvil {
         }
     }
 
+    /// Sends calls to `to` from the first dev account so that they land in one block, in
+    /// order, and waits for their receipts.
+    pub async fn send_in_one_block(&self, to: Address, calls: &[Vec<u8>]) -> Vec<Value> {
+        let from = self.dev_account().await;
+        let nonce = hex_u64(
+            &self
+                .rpc("eth_getTransactionCount", json!([from, "latest"]))
+                .await,
+        );
+        self.rpc("evm_setAutomine", json!([false])).await;
+        let mut hashes = Vec::new();
+        for (i, data) in calls.iter().enumerate() {
+            let tx = json!({
+                "from": from, "to": to, "data": Bytes::copy_from_slice(data),
+                // Well under the block gas limit, so that they fit in one block together.
+                "gas": "0xf4240", "nonce": format!("{:#x}", nonce + i as u64),
+            });
+            hashes.push(self.rpc("eth_sendTransaction", json!([tx])).await);
+        }
+        self.rpc("evm_mine", json!([])).await;
+        self.rpc("evm_setAutomine", json!([true])).await;
+        let mut receipts = Vec::new();
+        for hash in hashes {
+            let receipt = self.rpc("eth_getTransactionReceipt", json!([hash])).await;
+            assert_eq!(receipt["status"], "0x1", "transaction failed: {receipt}");
+            receipts.push(receipt);
+        }
+        receipts
+    }
+
+    /// The calldata of `emitter.pong(seq, note)`.
+    pub fn pong_call(seq: u64, note: &str) -> Vec<u8> {
+        Emitter::pongCall {
+            seq: U256::from(seq),
+            note: note.to_string(),
+        }
+        .abi_encode()
+    }
+
     /// Deploys the test contract and returns its address.
     pub async fn deploy_emitter(&self) -> Address {
         let code = hex_bytes(EMITTER_BYTECODE.trim());

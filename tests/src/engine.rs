@@ -76,6 +76,26 @@ pub async fn boot_in(
     Ok(TestEngine { supervisor, dir })
 }
 
+/// Boots `modules` with their state at `state_dir`, manifests written to `scratch` (the
+/// caller keeps both: to look at what a failed boot left behind).
+pub async fn boot_at(
+    state_dir: &Path,
+    scratch: &Path,
+    modules: Vec<TestModule>,
+    mut config: EngineConfig,
+) -> Result<TestEngineAt, BootError> {
+    config.state_dir = state_dir.to_path_buf();
+    let modules = modules.into_iter().map(|m| spec(scratch, m)).collect();
+    let supervisor = HostSupervisor::boot(BootPlan { config, modules }).await?;
+    Ok(TestEngineAt { supervisor })
+}
+
+/// A supervisor booted by [`boot_at`] (its directory belongs to the caller).
+pub struct TestEngineAt {
+    /// The supervisor under test.
+    pub supervisor: HostSupervisor,
+}
+
 /// Writes the manifest into `dir` (so errors can name it) and pairs it with its guest.
 fn spec(dir: &Path, module: TestModule) -> ModuleSpec {
     let manifest = ModuleManifest::parse(&manifest_path(dir, &module), &module.manifest)
@@ -188,6 +208,27 @@ impl TestRuntime {
     pub async fn stop(self) -> TempDir {
         self.runtime.shutdown().await;
         self.dir
+    }
+
+    /// Waits until `module`'s block subscription on `chain` has handled (and committed)
+    /// block `number` (or panics after 30 s).
+    pub async fn wait_handled(&self, module: &str, chain: u64, number: u64) {
+        let handled = |runtime: &nexum_host::Runtime| {
+            runtime
+                .positions(module)
+                .expect("reading positions")
+                .iter()
+                .any(|p| p.chain_id == chain && p.handled_through.is_some_and(|n| n >= number))
+        };
+        let reached = wait_until(std::time::Duration::from_secs(30), || {
+            handled(&self.runtime)
+        })
+        .await;
+        assert!(
+            reached,
+            "{module} never handled block {number}: {:?}",
+            self.runtime.positions(module)
+        );
     }
 
     /// Waits until `module` has recorded a block event for `number` (or panics after 30 s).

@@ -6,8 +6,11 @@
 //!   [`Runtime`](nexum_host::Runtime)) with those modules on a fresh fjall store;
 //! - [`anvil`]: a real local chain node on a free port, and the test contract;
 //! - [`proxy`]: a TCP proxy to watch and cut the wire between nexum and the node;
+//! - [`ws_proxy`]: a websocket proxy that can send `removed: true` logs as geth does;
 //! - [`logs`]: captured `tracing` output;
-//! - [`memory`]: peak resident memory, for tests that bound it.
+//! - [`memory`]: peak resident memory, for tests that bound it;
+//! - [`process`]: child processes that die with their test, and waiting on their output;
+//! - [`telemetry`]: waiting for a value on a running engine's `/metrics`.
 
 pub mod anvil;
 pub mod engine;
@@ -15,4 +18,7 @@ pub mod guests;
 pub mod logs;
 pub mod memory;
 pub mod orderbook;
+pub mod process;
 pub mod proxy;
+pub mod telemetry;
+pub mod ws_proxy;

@@ -12,6 +12,8 @@ struct State {
     /// Everything clients sent, in order.
     sent: Vec<u8>,
     accepted: usize,
+    /// Connections turned away while cut.
+    refused: usize,
 }
 
 /// Forwards `127.0.0.1:<port>` to a target port, recording what clients send.
@@ -35,6 +37,7 @@ impl Proxy {
                 };
                 let mut guard = shared.lock().unwrap();
                 if guard.refusing {
+                    guard.refused += 1;
                     drop(client);
                     continue;
                 }
@@ -73,6 +76,11 @@ impl Proxy {
     /// Connections accepted so far.
     pub fn connections_accepted(&self) -> usize {
         self.state.lock().unwrap().accepted
+    }
+
+    /// Connections turned away while cut (a client trying to reconnect).
+    pub fn connections_refused(&self) -> usize {
+        self.state.lock().unwrap().refused
     }
 
     /// Everything clients sent so far, as text.

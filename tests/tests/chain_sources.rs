@@ -102,8 +102,6 @@ async fn wait_for_logs(runtime: &TestRuntime, module: &str, expected: &[(u64, u6
         "{module} got {:?}, expected {expected:?}",
         received_logs(runtime, module)
     );
-    // Nothing more trickles in.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(received_logs(runtime, module), expected, "{module}");
 }
 
@@ -239,7 +237,9 @@ async fn a_dropped_websocket_reconnects_and_fills_the_gap() {
         anvil.ping(emitter, seq, b"while cut").await;
     }
     anvil.mine(2).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Restore only once nexum noticed the drop and is trying to come back.
+    let retrying = wait_until(Duration::from_secs(30), || proxy.connections_refused() > 0).await;
+    assert!(retrying, "nexum never tried to reconnect");
     proxy.restore();
     anvil.ping(emitter, 5, b"after").await;
     let end = anvil.block_number().await;
@@ -287,4 +287,86 @@ async fn an_http_node_is_polled() {
     );
     let unique: BTreeSet<_> = pings.iter().collect();
     assert_eq!(unique.len(), pings.len());
+}
+
+/// Inside one module with several subscriptions, each block's events come as: the block,
+/// then each log subscription's logs, subscriptions ordered by their first log index and
+/// logs in log-index order — whatever the order of the subscriptions in the manifest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_module_gets_the_block_then_each_subscription_s_logs_in_log_index_order() {
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let subscriptions = [
+        logs(emitter, "event = \"Pong(uint256,string)\""),
+        logs(emitter, "event = \"Ping(address,uint256,bytes)\""),
+        blocks(),
+    ]
+    .concat();
+    let runtime = run(
+        vec![recorder("ordered", &subscriptions)],
+        config(&anvil.ws_url()),
+    )
+    .await;
+    let start = anvil.block_number().await;
+    runtime.wait_for_block("ordered", start).await;
+
+    // Block A: Pings at indices 0 and 1, then a Pong (one transaction).
+    anvil.burst(emitter, 2).await;
+    let a = anvil.block_number().await;
+    // Block B: a Pong at index 0, then a Ping (two transactions in one block).
+    anvil
+        .send_in_one_block(
+            emitter,
+            &[Anvil::pong_call(1, "first"), Anvil::ping_call(2, b"second")],
+        )
+        .await;
+    let b = anvil.block_number().await;
+    runtime.wait_for_block("ordered", b).await;
+    let arrived = wait_until(Duration::from_secs(30), || {
+        runtime
+            .recorded("ordered")
+            .iter()
+            .filter(|e| e["kind"] == "logs" && e["block"] == b)
+            .count()
+            == 2
+    })
+    .await;
+    assert!(arrived, "{:#?}", runtime.recorded("ordered"));
+
+    let ping = Emitter::Ping::SIGNATURE_HASH.to_string();
+    let pong = Emitter::Pong::SIGNATURE_HASH.to_string();
+    let of_block = |number: u64| -> Vec<(String, Vec<u64>)> {
+        runtime
+            .recorded("ordered")
+            .into_iter()
+            .filter(|e| e["number"] == number || e["block"] == number)
+            .map(|e| {
+                if e["kind"] == "block" {
+                    ("block".to_string(), Vec::new())
+                } else {
+                    let logs = e["logs"].as_array().unwrap();
+                    (
+                        logs[0]["topic0"].as_str().unwrap().to_string(),
+                        logs.iter().map(|l| l["index"].as_u64().unwrap()).collect(),
+                    )
+                }
+            })
+            .collect()
+    };
+    assert_eq!(
+        of_block(a),
+        [
+            ("block".to_string(), vec![]),
+            (ping.clone(), vec![0, 1]),
+            (pong.clone(), vec![2]),
+        ]
+    );
+    assert_eq!(
+        of_block(b),
+        [
+            ("block".to_string(), vec![]),
+            (pong, vec![0]),
+            (ping, vec![1]),
+        ]
+    );
 }

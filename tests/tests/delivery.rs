@@ -300,3 +300,202 @@ async fn a_module_slower_than_the_chain_still_gets_every_log() {
     let unique: BTreeSet<(u64, u64)> = journal.iter().map(|e| (e.0, e.1)).collect();
     assert_eq!(unique.len(), journal.len(), "no log twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_module_keeps_its_cursor_and_a_later_start_resumes_from_it() {
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let start = anvil.block_number().await + 1;
+    anvil.ping(emitter, 1, b"").await;
+    let poison = anvil.block_number().await + 1;
+    anvil.ping(emitter, 2, b"").await;
+    anvil.ping(emitter, 3, b"").await;
+
+    let mut first_config = config(&anvil.ws_url());
+    first_config.supervision.quarantine_after = 2;
+    first_config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    let trapping = recorder(
+        "stuck",
+        &logs_of(emitter, Some(start)),
+        &format!("panic_at_block = {poison}"),
+    );
+    let first = run(vec![trapping], first_config).await;
+    let quarantined = wait_until(Duration::from_secs(30), || {
+        first.runtime.modules()[0].status == nexum_core::ModuleStatus::Quarantined
+    })
+    .await;
+    assert!(quarantined, "{:?}", first.runtime.modules());
+
+    // /healthz says so.
+    let health = reqwest::get(format!(
+        "http://{}/healthz",
+        first.runtime.metrics_addr().unwrap()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(health.status(), 503);
+    let body = health.text().await.unwrap();
+    assert!(body.contains("module stuck is quarantined"), "{body}");
+
+    // What came before the poison block is handled; the cursor stands just before it.
+    let before: BTreeSet<(u64, u64)> = canonical_logs(&anvil, emitter, start)
+        .await
+        .into_iter()
+        .filter(|(block, _)| *block < poison)
+        .collect();
+    assert_eq!(first.live_logs("stuck"), before);
+    let positions = first.runtime.positions("stuck").unwrap();
+    assert_eq!(positions[0].handled_through, Some(poison - 1));
+    let dir = first.stop().await;
+
+    // Fixed and started again: it resumes at the poison block, nothing lost or doubled.
+    anvil.ping(emitter, 4, b"").await;
+    let fixed = recorder("stuck", &logs_of(emitter, Some(start)), "");
+    let second = run_in(dir, vec![fixed], config(&anvil.ws_url())).await;
+    wait_for_canonical(&second, "stuck", &anvil, emitter, start).await;
+    let journal = log_journal(&second, "stuck");
+    let unique: BTreeSet<(u64, u64)> = journal.iter().map(|e| (e.0, e.1)).collect();
+    assert_eq!(unique.len(), journal.len(), "no log twice: {journal:?}");
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_while_the_engine_is_down_is_undone_on_restart() {
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let start = anvil.block_number().await + 1;
+    let modules = || vec![recorder("logs", &logs_of(emitter, Some(start)), "")];
+    let first = run(modules(), config(&anvil.ws_url())).await;
+    for seq in 0..6 {
+        anvil.ping(emitter, seq, b"original").await;
+    }
+    wait_for_canonical(&first, "logs", &anvil, emitter, start).await;
+    let tip = anvil.block_number().await;
+    let dir = first.stop().await;
+
+    // While it is down, the last three blocks are replaced (one new ping in the new chain).
+    let retracted: Vec<(u64, u64)> = canonical_logs(&anvil, emitter, tip - 2)
+        .await
+        .into_iter()
+        .collect();
+    anvil
+        .reorg(3, emitter, &[(Anvil::ping_call(99, b"replacement"), 1)])
+        .await;
+
+    let second = run_in(dir, modules(), config(&anvil.ws_url())).await;
+    wait_for_canonical(&second, "logs", &anvil, emitter, start).await;
+    let journal = log_journal(&second, "logs");
+    let removed: Vec<(u64, u64)> = journal.iter().filter(|e| e.2).map(|e| (e.0, e.1)).collect();
+    let mut newest_first = retracted;
+    newest_first.reverse();
+    assert_eq!(removed, newest_first, "retractions after the restart");
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_reorg_deeper_than_the_window_is_reported_and_the_window_is_undone() {
+    let (captured, _guard) = nexum_tests::logs::capture();
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let start = anvil.block_number().await + 1;
+    let mut config = config(&anvil.ws_url());
+    config.delivery.reorg_depth = 4;
+    let runtime = run(
+        vec![recorder("logs", &logs_of(emitter, Some(start)), "")],
+        config,
+    )
+    .await;
+    for seq in 0..10 {
+        anvil.ping(emitter, seq, b"original").await;
+    }
+    wait_for_canonical(&runtime, "logs", &anvil, emitter, start).await;
+    let tip = anvil.block_number().await;
+    let before = canonical_logs(&anvil, emitter, start).await;
+
+    // Replace six blocks, two more than the engine remembers.
+    let calls: Vec<(Vec<u8>, u64)> = (0..6)
+        .map(|offset| (Anvil::ping_call(1_000 + offset, b"replacement"), offset))
+        .collect();
+    anvil.reorg(6, emitter, &calls).await;
+    anvil.ping(emitter, 2_000, b"after").await;
+
+    // The window (the last four blocks it handled) is undone and replayed from the chain...
+    let window_start = tip + 1 - 4;
+    let expected: BTreeSet<(u64, u64)> = before
+        .iter()
+        .copied()
+        .filter(|(block, _)| *block < window_start)
+        .chain(
+            canonical_logs(&anvil, emitter, window_start)
+                .await
+                .into_iter(),
+        )
+        .collect();
+    let settled = wait_until(Duration::from_secs(30), || {
+        runtime.live_logs("logs") == expected
+    })
+    .await;
+    assert!(
+        settled,
+        "the module holds {:?}\nexpected {expected:?}",
+        runtime.live_logs("logs")
+    );
+    // ...and the operator is told the reorg went deeper than that.
+    let reported = captured
+        .lines()
+        .iter()
+        .any(|l| l.message.contains("reorg deeper than the tracked depth"));
+    assert!(reported, "no error about the deep reorg");
+    runtime.stop().await;
+}
+
+/// Geth sends `removed: true` logs itself on a reorg (Anvil does not); nexum works
+/// retractions out from the canonical chain and must not deliver them twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_sends_removed_logs_itself_causes_no_double_retraction() {
+    let anvil = Anvil::spawn().await;
+    let proxy = nexum_tests::ws_proxy::WsProxy::start(anvil.ws_url()).await;
+    let emitter = anvil.deploy_emitter().await;
+    let start = anvil.block_number().await + 1;
+    let runtime = run(
+        vec![recorder("logs", &logs_of(emitter, Some(start)), "")],
+        config(&proxy.url()),
+    )
+    .await;
+    for seq in 0..5 {
+        anvil.ping(emitter, seq, b"original").await;
+    }
+    wait_for_canonical(&runtime, "logs", &anvil, emitter, start).await;
+    let tip = anvil.block_number().await;
+    let mut replaced = Vec::new();
+    for number in tip - 1..=tip {
+        replaced.push(anvil.block_hash(number).await.to_string());
+    }
+    let retracted: Vec<(u64, u64)> = canonical_logs(&anvil, emitter, tip - 1)
+        .await
+        .into_iter()
+        .collect();
+    let before = log_journal(&runtime, "logs").len();
+
+    anvil
+        .reorg(2, emitter, &[(Anvil::ping_call(77, b"replacement"), 0)])
+        .await;
+    let sent = proxy.retract(&replaced);
+    assert_eq!(
+        sent,
+        retracted.len(),
+        "the node's own retractions were sent"
+    );
+    anvil.ping(emitter, 78, b"after").await;
+    wait_for_canonical(&runtime, "logs", &anvil, emitter, start).await;
+
+    let after: Vec<(u64, u64, bool)> = log_journal(&runtime, "logs")[before..].to_vec();
+    let removed: Vec<(u64, u64)> = after.iter().filter(|e| e.2).map(|e| (e.0, e.1)).collect();
+    let mut newest_first = retracted;
+    newest_first.reverse();
+    assert_eq!(
+        removed, newest_first,
+        "each retraction exactly once: {after:?}"
+    );
+    runtime.stop().await;
+}

@@ -117,12 +117,13 @@ async fn a_spinning_module_does_not_hold_up_others_on_one_thread() {
     })
     .await;
     let engine = std::sync::Arc::new(engine);
+    let mut lines = engine.supervisor.log_lines();
     engine
         .supervisor
-        .try_dispatch("bad", command("spin"))
+        .try_dispatch("bad", command("log spinning; spin"))
         .unwrap();
-    // Let `bad` start spinning.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // `bad` is spinning once it said so.
+    while lines.recv().await.expect("log lines").message != "spinning" {}
     // Drive `good` from a task of its own, as event sources do.
     let driver = engine.clone();
     let elapsed = tokio::spawn(async move {

@@ -2,7 +2,7 @@
 //! nothing starts half-loaded.
 
 use nexum_core::{ChainConfig, Outcome, Supervisor};
-use nexum_tests::engine::{TestModule, boot, boot_in, command, test_config};
+use nexum_tests::engine::{TestModule, boot, boot_at, command, test_config};
 use nexum_tests::guests;
 use sha2::{Digest, Sha256};
 
@@ -169,15 +169,67 @@ async fn nothing_starts_when_one_module_fails_to_load() {
     };
     let broken = TestModule::new("chain-caller", "broken", &["logging"], "");
     let dir = tempfile::tempdir().unwrap();
-    let err = match boot_in(dir, vec![counting(), broken], test_config()).await {
+    let state = dir.path().join("state");
+    // The broken module comes second: the first was already loaded when boot failed.
+    let err = match boot_at(&state, dir.path(), vec![counting(), broken], test_config()).await {
         Ok(_) => panic!("boot should have failed"),
         Err(e) => e.to_string(),
     };
     assert!(err.contains("capabilities.required"), "{err}");
+    assert!(
+        !state.exists(),
+        "a failed boot left a state directory behind"
+    );
 
-    // `counting` never ran its init: booting it alone now counts the first boot.
-    let engine = boot(vec![counting()], test_config()).await.unwrap();
-    assert_eq!(engine.read("counting", "boots").as_deref(), Some("1"));
+    // `counting` never ran its init: booting it alone in the same place counts the first boot.
+    let engine = boot_at(&state, dir.path(), vec![counting()], test_config())
+        .await
+        .unwrap();
+    let boots = engine
+        .supervisor
+        .state()
+        .read(&nexum_core::ModuleName::new("counting").unwrap(), "boots")
+        .unwrap();
+    assert_eq!(boots.as_deref(), Some(&b"1"[..]));
+}
+
+#[tokio::test]
+async fn a_failed_start_leaves_no_state_directory_cache_or_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let unreachable = || {
+        let mut config = test_config();
+        let dead = nexum_tests::anvil::free_port();
+        config.chains.insert(
+            31337,
+            nexum_core::ChainConfig::new(&format!("http://127.0.0.1:{dead}")).unwrap(),
+        );
+        config
+    };
+    let module = || TestModule::probe("p");
+
+    // A fresh directory: the node is unreachable once modules are compiled and the store
+    // is open; nothing of that stays.
+    assert!(
+        boot_at(&state, dir.path(), vec![module()], unreachable())
+            .await
+            .is_err()
+    );
+    assert!(!state.exists(), "a failed boot left {}", state.display());
+
+    // An existing directory stays, unlocked: the next start (or `nexum store`) opens it.
+    let engine = boot_at(&state, dir.path(), vec![module()], test_config())
+        .await
+        .unwrap();
+    engine.supervisor.shutdown().await;
+    drop(engine);
+    assert!(
+        boot_at(&state, dir.path(), vec![module()], unreachable())
+            .await
+            .is_err()
+    );
+    assert!(state.exists());
+    nexum_host::StateStore::open(&state).expect("no lock left behind");
 }
 
 #[tokio::test]

@@ -45,7 +45,6 @@ async fn setup(dry_run: bool) -> Twap {
         ),
     );
     let runtime = run(vec![module], config).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let owner = anvil.dev_account().await;
     Twap {
         anvil,
@@ -131,9 +130,10 @@ impl Twap {
         self.settle().await;
     }
 
+    /// Waits until the keeper handled (and committed) the chain's newest block.
     async fn settle(&self) {
-        // The keeper's block handler runs after the block arrives; give it a moment.
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        let head = self.anvil.block_number().await;
+        self.runtime.wait_handled("twap", CHAIN_ID, head).await;
     }
 
     async fn wait_for_posts(&self, n: usize) {

@@ -6,8 +6,22 @@
 
 use nexum_tests::anvil::Anvil;
 use nexum_tests::guests::workspace_root;
-use std::process::{Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// nexum as the demo runs it: killed if the demo itself fails (a panic unwinds through
+/// this), stopped cleanly with one SIGINT otherwise.
+struct Nexum(Child);
+
+impl Drop for Nexum {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
 
 /// Where the example event-counter manifest expects the contract (first deployment on a
 /// fresh Anvil).
@@ -54,12 +68,17 @@ async fn main() {
     let engine_path = demo_dir.join("engine.toml");
     std::fs::write(&engine_path, engine).expect("writing the demo engine.toml");
 
-    let mut child = Command::new(&nexum)
-        .arg("run")
-        .arg(&engine_path)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {nexum}: {e}"));
+    // Its own process group: a ctrl-c in the terminal reaches the demo, which then stops
+    // nexum with exactly one SIGINT (a second one would force it).
+    let mut child = Nexum(
+        Command::new(&nexum)
+            .arg("run")
+            .arg(&engine_path)
+            .stdin(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {nexum}: {e}")),
+    );
 
     let started = Instant::now();
     let mut seq = 0u64;
@@ -72,7 +91,7 @@ async fn main() {
         if duration.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
-        if child.try_wait().ok().flatten().is_some() {
+        if child.0.try_wait().ok().flatten().is_some() {
             eprintln!("demo: nexum stopped");
             break;
         }
@@ -86,9 +105,12 @@ async fn main() {
 
     // Ask nexum to stop the way an operator would, and wait for its clean exit.
     let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &child.0.id().to_string()])
         .status();
-    let status = child.wait().expect("waiting for nexum");
+    let status = child.0.wait().expect("waiting for nexum");
     println!("demo: nexum exited with {status}");
+    // `process::exit` runs no destructors: stop Anvil first.
+    drop(anvil);
+    drop(child);
     std::process::exit(status.code().unwrap_or(1));
 }

@@ -1,0 +1,206 @@
+//! Child processes (`nexum`, a demo) that die with their test — when it passes, fails or
+//! panics — and whose output a test waits on instead of sleeping.
+
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running child whose stdout and stderr lines are collected as they come.
+pub struct Process {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Arc<Mutex<Vec<String>>>,
+    /// Where the next `wait_for` looks from: each wait takes a line at most once.
+    next: usize,
+}
+
+impl Process {
+    /// Starts `command` with stdout and stderr captured (stdin closed).
+    pub fn spawn(mut command: Command) -> Self {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().expect("stdout is piped");
+        let err = child.stderr.take().expect("stderr is piped");
+        for stream in [
+            Box::new(out) as Box<dyn std::io::Read + Send>,
+            Box::new(err) as Box<dyn std::io::Read + Send>,
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stream)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Self {
+            child,
+            lines,
+            seen: Arc::default(),
+            next: 0,
+        }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every line printed so far.
+    pub fn output(&self) -> Vec<String> {
+        self.drain();
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn drain(&self) {
+        let mut seen = self.seen.lock().unwrap();
+        while let Ok(line) = self.lines.try_recv() {
+            seen.push(line);
+        }
+    }
+
+    /// Collects the remaining lines of an ended process: the readers stop when its pipes
+    /// close (or, if a grandchild holds them open, after a bound).
+    fn drain_to_end(&self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.lock().unwrap().push(line),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// The first line printed so far that contains `needle`, if any.
+    pub fn find(&self, needle: &str) -> Option<String> {
+        self.output().into_iter().find(|l| l.contains(needle))
+    }
+
+    /// Takes the next line containing `needle` after the last one taken, if printed yet.
+    fn take(&mut self, needle: &str) -> Option<String> {
+        self.drain();
+        let seen = self.seen.lock().unwrap();
+        let at = seen[self.next..].iter().position(|l| l.contains(needle))?;
+        let line = seen[self.next + at].clone();
+        drop(seen);
+        self.next += at + 1;
+        Some(line)
+    }
+
+    /// Waits up to `timeout` for a line containing `needle` (after the line the previous
+    /// wait returned) and returns it; panics with everything printed when none comes (or
+    /// the process ends first).
+    pub async fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.take(needle) {
+                return line;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.drain_to_end();
+                if let Some(line) = self.take(needle) {
+                    return line;
+                }
+                panic!(
+                    "the process ended ({status}) without printing {needle:?}:\n{}",
+                    self.output().join("\n")
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "no line containing {needle:?} within {timeout:?}:\n{}",
+                    self.output().join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The blocking form of [`Process::wait_for`], for tests without a runtime.
+    pub fn wait_for_blocking(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.take(needle) {
+                return line;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.drain_to_end();
+                return self.take(needle).unwrap_or_else(|| {
+                    panic!(
+                        "the process ended ({status}) without printing {needle:?}:\n{}",
+                        self.output().join("\n")
+                    )
+                });
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                panic!(
+                    "no line containing {needle:?} within {timeout:?}:\n{}",
+                    self.output().join("\n")
+                );
+            };
+            if let Ok(line) = self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
+                self.seen.lock().unwrap().push(line);
+            }
+        }
+    }
+
+    /// Sends `signal` (such as `-TERM`) and waits for the process to end.
+    pub fn signal(&mut self, signal: &str) -> ExitStatus {
+        let sent = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill {signal} failed");
+        let status = self.child.wait().expect("waiting for the process");
+        self.drain_to_end();
+        status
+    }
+
+    /// Sends `signal` without waiting.
+    pub fn send(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill {signal} failed");
+    }
+
+    /// Waits up to `timeout` for the process to end on its own.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("polling the process") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the process did not end within {timeout:?}:\n{}",
+                self.output().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
