@@ -105,7 +105,7 @@ impl Secrets {
     }
 }
 
-/// `text` with every `scheme://…` URL in it shown by [`url`]'s rule.
+/// `text` with every `scheme://…` URL in it shown by [`url()`]'s rule.
 pub fn scrub_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
