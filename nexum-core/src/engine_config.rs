@@ -7,9 +7,8 @@
 use crate::error::ConfigError;
 use crate::event::ChainId;
 use crate::limits::{DeliveryPolicy, Limits, Supervision};
-use crate::manifest::{LEGACY_MANIFEST_FILE, MANIFEST_FILE, ManifestLocation, ModuleManifest};
+use crate::manifest::ModuleManifest;
 use crate::redact::{self, Secrets};
-use crate::supervisor::{BootPlan, ModuleSpec, WasmSource};
 use crate::{env_subst, toml_file};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -203,49 +202,6 @@ impl EngineConfig {
                 ),
             )
         })
-    }
-
-    /// The modules of `[[modules]]` with their manifests read and validated, ready to boot.
-    /// Also returns warnings worth showing (a legacy `nexum.toml` manifest name).
-    pub fn boot_plan(&self) -> Result<(BootPlan, Vec<String>), ConfigError> {
-        let mut modules = Vec::with_capacity(self.modules.len());
-        let mut warnings = Vec::new();
-        for (i, entry) in self.modules.iter().enumerate() {
-            let manifest_path = match &entry.manifest {
-                Some(path) => path.clone(),
-                None => {
-                    let found = ManifestLocation::beside(&entry.path).map_err(|_| {
-                        ConfigError::new(
-                            self.source_name(),
-                            format!("modules[{i}].manifest"),
-                            format!(
-                                "no {MANIFEST_FILE} beside {}; put one there or set `manifest`",
-                                entry.path.display()
-                            ),
-                        )
-                    })?;
-                    if found.legacy {
-                        warnings.push(format!(
-                            "{}: the manifest name `{LEGACY_MANIFEST_FILE}` is deprecated; rename it to `{MANIFEST_FILE}`",
-                            found.path.display()
-                        ));
-                    }
-                    found.path
-                }
-            };
-            let manifest = ModuleManifest::load(&manifest_path)?;
-            modules.push(ModuleSpec {
-                wasm: WasmSource::File(entry.path.clone()),
-                manifest,
-            });
-        }
-        Ok((
-            BootPlan {
-                config: self.clone(),
-                modules,
-            },
-            warnings,
-        ))
     }
 
     /// Whether orders for `chain` are only validated and logged, not sent.

@@ -12,6 +12,8 @@
 //! - [`redact`]: the one rule for showing URLs that may carry API keys;
 //! - [`host_rules`]: what the host accepts from a module (shared with the SDK's test host),
 //!   and [`bounded`]: how a module's text is cut and escaped;
+//! - [`plan`]: what a runtime boots from (the config and each module's component and
+//!   manifest);
 //! - [`supervisor`]: the [`Supervisor`] trait that event sources and front-ends drive.
 //!
 //! Every configuration error is a [`ConfigError`] naming the file, the field and the reason.
@@ -28,6 +30,7 @@ pub mod event;
 pub mod host_rules;
 pub mod limits;
 pub mod manifest;
+pub mod plan;
 pub mod redact;
 pub mod subscription;
 pub mod supervisor;
@@ -41,10 +44,10 @@ pub use event::{Block, ChainId, ChainLog, ChainLogs, Event, Tick};
 pub use limits::{DeliveryPolicy, LimitOverrides, Limits, Supervision};
 pub use manifest::{ComponentDigest, ManifestLocation, ModuleManifest, ModuleName};
 pub use subscription::{LogFilter, LogSubscription, Subscription};
+pub use plan::{BootPlan, ModuleSpec, WasmSource};
 pub use supervisor::{
-    BootPlan, Delivery, DispatchError, EngineRecord, Lifecycle, LogLevel, LogLine, ModuleEvent,
-    ModuleInfo, ModuleSpec, ModuleStatus, ModuleTotals, Outcome, ShutdownSummary, Supervisor,
-    WasmSource,
+    Delivery, DispatchError, Lifecycle, LogLevel, LogLine, ModuleEvent, ModuleInfo, ModuleStatus,
+    ModuleTotals, Outcome, ShutdownSummary, Supervisor,
 };
 
 /// Re-exported so users of the event types need not pin `alloy-primitives` themselves.

@@ -1,79 +1,41 @@
 //! The [`Supervisor`] trait: the one seam between event sources / front-ends and the runtime.
 //!
 //! Sources (cron, chain streams, an embedder's own queue) call [`Supervisor::try_dispatch`]
-//! or [`Supervisor::dispatch`]; front-ends call [`Supervisor::boot`], read
-//! [`Supervisor::modules`] for the start-up summary and end with [`Supervisor::shutdown`].
+//! or [`Supervisor::dispatch`]; front-ends read [`Supervisor::modules`] for the start-up
+//! summary and end with [`Supervisor::shutdown`]. How a supervisor is built is its own
+//! business (nexum's runtime is built by `nexum_host::RuntimeBuilder`).
 
 use crate::capability::Capability;
-use crate::engine_config::EngineConfig;
 use crate::event::Event;
 use crate::limits::Limits;
-use crate::manifest::ModuleManifest;
 use crate::subscription::Subscription;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
-use std::path::PathBuf;
 
-/// Where a module's component comes from.
-#[derive(Debug, Clone)]
-pub enum WasmSource {
-    /// A `.wasm` file on disk.
-    File(PathBuf),
-    /// Component bytes already in memory (an embedder's own packaging).
-    Bytes(Vec<u8>),
-}
-
-/// One module to boot: its component and its validated manifest.
-#[derive(Debug, Clone)]
-pub struct ModuleSpec {
-    /// The component.
-    pub wasm: WasmSource,
-    /// Its manifest.
-    pub manifest: ModuleManifest,
-}
-
-/// What a supervisor boots from.
-#[derive(Debug, Clone)]
-pub struct BootPlan {
-    /// The engine configuration.
-    pub config: EngineConfig,
-    /// The modules to run.
-    pub modules: Vec<ModuleSpec>,
-}
-
-/// One event on its way to one module.
+/// One event on its way to one module, with the supervisor's own bookkeeping for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
+pub struct Delivery<B = ()> {
     /// The index of the subscription (in manifest order) that asked for this event;
     /// `None` for events an embedder injects outside any subscription.
     pub subscription: Option<usize>,
     /// The event.
     pub event: Event,
-    /// The engine's own bookkeeping for this event (its cursor, what was delivered), to be
-    /// committed in the same atomic batch as the module's writes — or, when the event is
-    /// skipped after failing, together with its dead-letter record.
-    pub records: Vec<EngineRecord>,
+    /// What the supervisor commits with the module's writes (for nexum's runtime: where the
+    /// subscription stands and what it was given). Its type is the supervisor's, so only
+    /// code that can build one can make the engine record anything.
+    pub bookkeeping: B,
 }
 
-impl Delivery {
-    /// An event with no engine bookkeeping attached.
+impl<B: Default> Delivery<B> {
+    /// An event with no bookkeeping attached.
     pub fn new(subscription: Option<usize>, event: Event) -> Self {
         Self {
             subscription,
             event,
-            records: Vec::new(),
+            bookkeeping: B::default(),
         }
     }
-}
-
-/// A key in the engine's own keyspace, set (`Some`) or removed (`None`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineRecord {
-    /// The key.
-    pub key: String,
-    /// The new value, or `None` to remove the key.
-    pub value: Option<Vec<u8>>,
 }
 
 /// How one `on-event` call ended.
@@ -183,26 +145,26 @@ pub struct ShutdownSummary {
 ///
 /// Implementations guarantee that each module sees its events one at a time, in the order
 /// they were dispatched to it, and that modules run concurrently with one another.
-pub trait Supervisor: Send + Sync + Sized {
-    /// Why boot failed.
-    type BootError: std::error::Error + Send + Sync + 'static;
-
-    /// Loads every module of `plan` and runs its `init`. Fails as a whole on a load error
-    /// (nothing starts half-loaded).
-    fn boot(plan: BootPlan) -> impl Future<Output = Result<Self, Self::BootError>> + Send;
+pub trait Supervisor: Send + Sync {
+    /// What a delivery carries to be committed with the module's writes.
+    type Bookkeeping: Default + Send + 'static;
 
     /// The loaded modules, in boot order.
     fn modules(&self) -> Vec<ModuleInfo>;
 
     /// Queues `delivery` for `module` without waiting. Fails with
     /// [`DispatchError::QueueFull`] rather than block a source on one slow module.
-    fn try_dispatch(&self, module: &str, delivery: Delivery) -> Result<(), DispatchError>;
+    fn try_dispatch(
+        &self,
+        module: &str,
+        delivery: Delivery<Self::Bookkeeping>,
+    ) -> Result<(), DispatchError>;
 
     /// Queues `delivery` for `module` (waiting for room) and resolves when it was handled.
     fn dispatch(
         &self,
         module: &str,
-        delivery: Delivery,
+        delivery: Delivery<Self::Bookkeeping>,
     ) -> impl Future<Output = Result<Outcome, DispatchError>> + Send;
 
     /// Stops intake, lets queued and in-flight calls finish within their deadline, flushes

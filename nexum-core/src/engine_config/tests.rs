@@ -162,7 +162,7 @@ fn boot_plan_reads_manifests_and_warns_on_the_legacy_name() {
     .unwrap();
     let text = "[[modules]]\npath = \"a/a.wasm\"\n[[modules]]\npath = \"b/b.wasm\"\n";
     let config = EngineConfig::parse(&engine_file, text, &env).unwrap();
-    let (plan, warnings) = config.boot_plan().unwrap();
+    let (plan, warnings) = crate::plan::BootPlan::from_config(&config).unwrap();
     assert_eq!(plan.modules.len(), 2);
     assert_eq!(plan.modules[1].manifest.name.as_str(), "b");
     assert_eq!(warnings.len(), 1);
@@ -174,7 +174,9 @@ fn boot_plan_reads_manifests_and_warns_on_the_legacy_name() {
 
     let missing =
         EngineConfig::parse(&engine_file, "[[modules]]\npath = \"c/c.wasm\"\n", &env).unwrap();
-    let err = missing.boot_plan().unwrap_err().to_string();
+    let err = crate::plan::BootPlan::from_config(&missing)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("`modules[0].manifest`: no module.toml beside"),
         "{err}"

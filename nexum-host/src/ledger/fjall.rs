@@ -1,0 +1,154 @@
+//! The embedded storage: one fjall database per engine, a keyspace per module
+//! (`module.<name>`) and one for the engine (`nexum.engine`), which no module name can
+//! produce.
+
+use super::storage::{Batch, Space, Storage, StoreError};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// The engine's own keyspace; its name cannot collide with `module.<name>`.
+const ENGINE_KEYSPACE: &str = "nexum.engine";
+
+/// Largest in-memory write buffer per keyspace before it is flushed to disk. fjall's default
+/// (64 MiB) is sized for one big database; an engine has a keyspace per module, so memory
+/// would grow with the number of modules. Keeping it small keeps memory flat.
+const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The block cache shared by every keyspace.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+fn keyspace_options() -> KeyspaceCreateOptions {
+    KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+}
+
+impl From<fjall::Error> for StoreError {
+    fn from(error: fjall::Error) -> Self {
+        StoreError::Backend(error.to_string())
+    }
+}
+
+/// fjall behind the [`Storage`] seam.
+pub(crate) struct FjallStorage {
+    db: Database,
+    engine: Keyspace,
+    /// Module keyspaces opened so far.
+    modules: Mutex<HashMap<String, Keyspace>>,
+}
+
+impl FjallStorage {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = Database::builder(dir).cache_size(CACHE_BYTES).open()?;
+        let engine = db.keyspace(ENGINE_KEYSPACE, keyspace_options)?;
+        Ok(Self {
+            db,
+            engine,
+            modules: Mutex::default(),
+        })
+    }
+
+    /// The keyspace of `space`; `None` for a module keyspace that does not exist yet (and
+    /// `create` is false).
+    fn keyspace(&self, space: &Space, create: bool) -> Result<Option<Keyspace>, StoreError> {
+        let name = match space {
+            Space::Engine => return Ok(Some(self.engine.clone())),
+            Space::Module(module) => format!("module.{module}"),
+        };
+        let mut modules = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(keyspace) = modules.get(&name) {
+            return Ok(Some(keyspace.clone()));
+        }
+        if !create && !self.db.keyspace_exists(&name) {
+            return Ok(None);
+        }
+        let keyspace = self.db.keyspace(&name, keyspace_options)?;
+        modules.insert(name, keyspace.clone());
+        Ok(Some(keyspace))
+    }
+
+    fn prefix_walk<T>(
+        &self,
+        space: &Space,
+        prefix: &str,
+        limit: usize,
+        mut take: impl FnMut(fjall::Guard) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let Some(keyspace) = self.keyspace(space, false)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in keyspace.prefix(prefix) {
+            if out.len() >= limit {
+                break;
+            }
+            out.push(take(entry)?);
+        }
+        Ok(out)
+    }
+}
+
+fn utf8(key: &[u8], space: &Space) -> Result<String, StoreError> {
+    String::from_utf8(key.to_vec()).map_err(|_| StoreError::NonUtf8Key {
+        space: match space {
+            Space::Engine => "the engine's records".to_string(),
+            Space::Module(module) => format!("module {module}"),
+        },
+    })
+}
+
+impl Storage for FjallStorage {
+    fn get(&self, space: &Space, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(keyspace) = self.keyspace(space, false)? else {
+            return Ok(None);
+        };
+        Ok(keyspace.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn value_len(&self, space: &Space, key: &str) -> Result<Option<usize>, StoreError> {
+        let Some(keyspace) = self.keyspace(space, false)? else {
+            return Ok(None);
+        };
+        Ok(keyspace.size_of(key)?.map(|n| n as usize))
+    }
+
+    fn scan(
+        &self,
+        space: &Space,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.prefix_walk(space, prefix, limit, |entry| {
+            let (key, value) = entry.into_inner()?;
+            Ok((utf8(&key, space)?, value.to_vec()))
+        })
+    }
+
+    fn keys(&self, space: &Space, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.prefix_walk(space, prefix, limit, |entry| utf8(&entry.key()?, space))
+    }
+
+    fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut fjall_batch = self.db.batch();
+        for write in batch.writes {
+            let keyspace = self
+                .keyspace(&write.space, true)?
+                .expect("created when missing");
+            match write.value {
+                Some(value) => fjall_batch.insert(&keyspace, write.key, value),
+                None => fjall_batch.remove(&keyspace, write.key),
+            }
+        }
+        fjall_batch.commit()?;
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,455 @@
+//! The engine's ledger: its own records — where each subscription starts and stands, what
+//! it was recently given (to undo reorgs), the events it had to skip, and how many bytes
+//! each module stores — behind typed operations, and the module stores beside them.
+//!
+//! Everything lives in one [`storage::Storage`] (fjall by default): the engine's records
+//! in a space no module reaches, each module's keys in a space of its own. A module call's
+//! writes and the engine's records for it ([`Bookkeeping`]) commit in one atomic batch, so
+//! a crash never leaves one without the other. Nothing else writes the engine's records:
+//! callers hand over typed [`Entry`]s, and the key layout ([`keys`]) stays in here.
+//!
+//! - [`records`]: the record shapes and the entries a delivery commits;
+//! - [`keys`]: the key layout;
+//! - [`storage`]: the storage seam; [`fjall`] and [`memory`] implement it.
+
+mod fjall;
+mod keys;
+mod memory;
+mod records;
+mod storage;
+
+pub use records::{Bookkeeping, DeadLetter};
+pub(crate) use records::{Cursor, DeliveredBlock, Entry, Start, SubscriptionId};
+pub use storage::StoreError;
+pub(crate) use storage::{Batch, Space};
+
+use nexum_core::ModuleName;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use storage::Storage;
+
+/// Dead letters kept per module: a module that fails every event must not grow the
+/// engine's records without end; the oldest go first.
+pub(crate) const MAX_DEAD_LETTERS: usize = 1000;
+
+/// No scan of the engine's records is ever bounded by a module.
+const UNBOUNDED: usize = usize::MAX;
+
+/// The engine's records and the module stores, over one storage.
+#[derive(Clone)]
+pub struct Ledger {
+    storage: Arc<dyn Storage>,
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            storage: Arc::new(fjall::FjallStorage::open(dir)?),
+        })
+    }
+
+    /// A ledger in memory, gone when dropped (for tests of what stands on it).
+    #[cfg(test)]
+    pub(crate) fn in_memory() -> Self {
+        Self {
+            storage: Arc::new(memory::MemoryStorage::default()),
+        }
+    }
+
+    /// A module's committed value, outside any call (for operators and embedders).
+    pub fn read(&self, module: &ModuleName, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.storage.get(&Space::Module(module.clone()), key)
+    }
+
+    /// A module's committed entries whose key starts with `prefix`, sorted by key (for
+    /// operators and embedders; modules use `list-keys`).
+    pub fn list(
+        &self,
+        module: &ModuleName,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.storage
+            .scan(&Space::Module(module.clone()), prefix, UNBOUNDED)
+    }
+
+    /// Skipped events, oldest first; of one module, or of all.
+    pub fn dead_letters(&self, module: Option<&str>) -> Result<Vec<DeadLetter>, StoreError> {
+        self.engine_scan(&keys::dead_letters(module))?
+            .into_iter()
+            .map(|(key, bytes)| decode(&key, &bytes))
+            .collect()
+    }
+
+    /// Makes everything committed so far durable on disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.storage.flush()
+    }
+
+    // The module stores' side.
+
+    pub(crate) fn module_get(
+        &self,
+        module: &ModuleName,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.storage.get(&Space::Module(module.clone()), key)
+    }
+
+    pub(crate) fn module_value_len(
+        &self,
+        module: &ModuleName,
+        key: &str,
+    ) -> Result<Option<usize>, StoreError> {
+        self.storage.value_len(&Space::Module(module.clone()), key)
+    }
+
+    /// At most `limit` of a module's keys under `prefix`, sorted.
+    pub(crate) fn module_keys(
+        &self,
+        module: &ModuleName,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.storage
+            .keys(&Space::Module(module.clone()), prefix, limit)
+    }
+
+    /// What `module` has committed, in bytes of keys and values: recorded with every
+    /// commit, counted once for a store that has no record yet.
+    pub(crate) fn module_usage(&self, module: &ModuleName) -> Result<Arc<AtomicU64>, StoreError> {
+        let key = keys::usage(module.as_str());
+        let used = match self.storage.get(&Space::Engine, &key)? {
+            Some(bytes) => {
+                u64::from_le_bytes(bytes.as_slice().try_into().map_err(|_| StoreError::Corrupt {
+                    key: key.clone(),
+                    reason: "not a byte count".into(),
+                })?)
+            }
+            None => self
+                .list(module, "")?
+                .iter()
+                .map(|(k, v)| (k.len() + v.len()) as u64)
+                .sum(),
+        };
+        Ok(Arc::new(AtomicU64::new(used)))
+    }
+
+    /// Commits one call of `module`: its writes, its new usage and the engine's records
+    /// for it, in one atomic batch; `usage` is updated once that succeeded.
+    pub(crate) fn commit_call(
+        &self,
+        module: &ModuleName,
+        writes: impl IntoIterator<Item = (String, Option<Vec<u8>>)>,
+        usage: Option<(&AtomicU64, u64)>,
+        bookkeeping: &Bookkeeping,
+    ) -> Result<(), StoreError> {
+        let mut batch = self.batch_for(&bookkeeping.0)?;
+        let space = Space::Module(module.clone());
+        for (key, value) in writes {
+            match value {
+                Some(value) => batch.set(space.clone(), key, value),
+                None => batch.remove(space.clone(), key),
+            }
+        }
+        if let Some((_, used)) = usage {
+            batch.set(
+                Space::Engine,
+                keys::usage(module.as_str()),
+                used.to_le_bytes().to_vec(),
+            );
+        }
+        self.storage.commit(batch)?;
+        if let Some((counter, used)) = usage {
+            counter.store(used, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    // The engine's side.
+
+    /// Commits engine records that go with no module call (progress through quiet blocks,
+    /// start positions).
+    pub(crate) fn record(&self, entries: &[Entry]) -> Result<(), StoreError> {
+        self.storage.commit(self.batch_for(entries)?)
+    }
+
+    /// Where a subscription stands: its cursor, if it handled anything.
+    pub(crate) fn cursor(&self, id: &SubscriptionId) -> Result<Option<Cursor>, StoreError> {
+        self.engine_get(&keys::cursor(id))
+    }
+
+    /// Where a subscription starts, if that was decided.
+    pub(crate) fn start(&self, id: &SubscriptionId) -> Result<Option<Start>, StoreError> {
+        self.engine_get(&keys::start(id))
+    }
+
+    /// What a subscription was recently given, by block number.
+    pub(crate) fn delivered(
+        &self,
+        id: &SubscriptionId,
+    ) -> Result<BTreeMap<u64, DeliveredBlock>, StoreError> {
+        let prefix = keys::delivered_prefix(id);
+        self.engine_scan(&prefix)?
+            .into_iter()
+            .map(|(key, bytes)| {
+                let number = key[prefix.len()..]
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt {
+                        key: key.clone(),
+                        reason: "not a block number".into(),
+                    })?;
+                Ok((number, decode(&key, &bytes)?))
+            })
+            .collect()
+    }
+
+    /// Moves the records an older store kept under the manifest index of the subscription
+    /// now at `index` to its position key, in one batch. Does nothing when the subscription
+    /// already has a cursor or there is nothing to adopt.
+    pub(crate) fn adopt_legacy_positions(
+        &self,
+        id: &SubscriptionId,
+        index: usize,
+    ) -> Result<(), StoreError> {
+        let legacy = SubscriptionId {
+            module: id.module.clone(),
+            position: keys::legacy_position(index),
+        };
+        let Some(cursor) = self.storage.get(&Space::Engine, &keys::cursor(&legacy))? else {
+            return Ok(());
+        };
+        if self.cursor(id)?.is_some() {
+            return Ok(());
+        }
+        let mut batch = Batch::default();
+        batch.set(Space::Engine, keys::cursor(id), cursor);
+        batch.remove(Space::Engine, keys::cursor(&legacy));
+        let legacy_prefix = keys::delivered_prefix(&legacy);
+        for (key, value) in self.engine_scan(&legacy_prefix)? {
+            let number = &key[legacy_prefix.len()..];
+            batch.set(
+                Space::Engine,
+                format!("{}{number}", keys::delivered_prefix(id)),
+                value,
+            );
+            batch.remove(Space::Engine, key);
+        }
+        self.storage.commit(batch)
+    }
+
+    /// The batch that applies `entries` to the engine's records.
+    fn batch_for(&self, entries: &[Entry]) -> Result<Batch, StoreError> {
+        let mut batch = Batch::default();
+        for entry in entries {
+            match entry {
+                Entry::Start { id, start } => batch.set(Space::Engine, keys::start(id), json(start)),
+                Entry::Advance { id, cursor } => {
+                    batch.set(Space::Engine, keys::cursor(id), json(cursor))
+                }
+                Entry::Delivered { id, number, block } => {
+                    batch.set(Space::Engine, keys::delivered(id, *number), json(block))
+                }
+                Entry::Forget { id, number } => {
+                    batch.remove(Space::Engine, keys::delivered(id, *number))
+                }
+                Entry::DeadLetter(letter) => {
+                    let existing = self.storage.keys(
+                        &Space::Engine,
+                        &keys::dead_letters(Some(&letter.module)),
+                        UNBOUNDED,
+                    )?;
+                    let excess = (existing.len() + 1).saturating_sub(MAX_DEAD_LETTERS);
+                    for key in &existing[..excess] {
+                        batch.remove(Space::Engine, key.clone());
+                    }
+                    batch.set(
+                        Space::Engine,
+                        keys::dead_letter(&letter.module, letter.at_ms, next_sequence()),
+                        json(letter.as_ref()),
+                    );
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    fn engine_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.storage
+            .get(&Space::Engine, key)?
+            .map(|bytes| decode(key, &bytes))
+            .transpose()
+    }
+
+    fn engine_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.storage.scan(&Space::Engine, prefix, UNBOUNDED)
+    }
+}
+
+/// A sequence that orders dead letters of the same millisecond.
+fn next_sequence() -> u64 {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    SEQUENCE.fetch_add(1, Ordering::Relaxed)
+}
+
+fn json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("engine records serialise")
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nexum_core::{Event, Tick};
+
+    fn id(position: &str) -> SubscriptionId {
+        SubscriptionId {
+            module: "m".into(),
+            position: position.into(),
+        }
+    }
+
+    fn letter(at_ms: u64) -> DeadLetter {
+        DeadLetter {
+            module: "m".into(),
+            subscription: None,
+            event: Event::Tick(Tick {
+                fired_at: 0,
+                schedule: String::new(),
+            }),
+            reason: "failed".into(),
+            attempts: 1,
+            at_ms,
+        }
+    }
+
+    #[test]
+    fn entries_become_typed_records_again() {
+        let ledger = Ledger::in_memory();
+        let cursor = Cursor {
+            number: 7,
+            hash: alloy_primitives::B256::repeat_byte(7),
+            log_index: Some(2),
+        };
+        let block = DeliveredBlock {
+            hash: cursor.hash,
+            logs: Vec::new(),
+        };
+        ledger
+            .record(&[
+                Entry::Start {
+                    id: id("log-1-ab"),
+                    start: Start { next: 5 },
+                },
+                Entry::Advance {
+                    id: id("log-1-ab"),
+                    cursor,
+                },
+                Entry::Delivered {
+                    id: id("log-1-ab"),
+                    number: 7,
+                    block: block.clone(),
+                },
+                Entry::Delivered {
+                    id: id("log-1-ab"),
+                    number: 6,
+                    block: block.clone(),
+                },
+                Entry::Forget {
+                    id: id("log-1-ab"),
+                    number: 6,
+                },
+            ])
+            .unwrap();
+        assert_eq!(ledger.start(&id("log-1-ab")).unwrap(), Some(Start { next: 5 }));
+        assert_eq!(ledger.cursor(&id("log-1-ab")).unwrap(), Some(cursor));
+        assert_eq!(
+            ledger.delivered(&id("log-1-ab")).unwrap().into_iter().collect::<Vec<_>>(),
+            vec![(7, block)]
+        );
+        // Another subscription of the module sees none of it.
+        assert_eq!(ledger.cursor(&id("log-1-abc")).unwrap(), None);
+        assert!(ledger.delivered(&id("log-1-a")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn dead_letters_are_capped_oldest_first() {
+        let ledger = Ledger::in_memory();
+        for at in 0..MAX_DEAD_LETTERS as u64 + 5 {
+            ledger
+                .record(&[Entry::DeadLetter(Box::new(letter(at)))])
+                .unwrap();
+        }
+        let kept = ledger.dead_letters(Some("m")).unwrap();
+        assert_eq!(kept.len(), MAX_DEAD_LETTERS);
+        assert_eq!(kept[0].at_ms, 5);
+    }
+
+    #[test]
+    fn a_call_commits_module_writes_usage_and_records_together() {
+        let ledger = Ledger::in_memory();
+        let module = ModuleName::new("m").unwrap();
+        let usage = ledger.module_usage(&module).unwrap();
+        let bookkeeping = Bookkeeping::new(vec![Entry::Advance {
+            id: id("block-1"),
+            cursor: Cursor {
+                number: 1,
+                hash: alloy_primitives::B256::ZERO,
+                log_index: None,
+            },
+        }]);
+        ledger
+            .commit_call(
+                &module,
+                [("k".to_string(), Some(b"v".to_vec()))],
+                Some((&usage, 2)),
+                &bookkeeping,
+            )
+            .unwrap();
+        assert_eq!(ledger.read(&module, "k").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(ledger.cursor(&id("block-1")).unwrap().unwrap().number, 1);
+        assert_eq!(ledger.module_usage(&module).unwrap().load(Ordering::Relaxed), 2);
+        assert_eq!(usage.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn legacy_index_records_are_adopted_once() {
+        let ledger = Ledger::in_memory();
+        let legacy = id("0001");
+        ledger
+            .record(&[
+                Entry::Advance {
+                    id: legacy.clone(),
+                    cursor: Cursor {
+                        number: 9,
+                        hash: alloy_primitives::B256::ZERO,
+                        log_index: None,
+                    },
+                },
+                Entry::Delivered {
+                    id: legacy.clone(),
+                    number: 9,
+                    block: DeliveredBlock {
+                        hash: alloy_primitives::B256::ZERO,
+                        logs: Vec::new(),
+                    },
+                },
+            ])
+            .unwrap();
+        ledger.adopt_legacy_positions(&id("block-1"), 1).unwrap();
+        assert_eq!(ledger.cursor(&id("block-1")).unwrap().unwrap().number, 9);
+        assert_eq!(ledger.delivered(&id("block-1")).unwrap().len(), 1);
+        assert_eq!(ledger.cursor(&legacy).unwrap(), None);
+        assert!(ledger.delivered(&legacy).unwrap().is_empty());
+    }
+}

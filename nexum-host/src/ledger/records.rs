@@ -1,0 +1,96 @@
+//! The shapes of the engine's records, and the typed entries a delivery commits.
+
+use alloy_primitives::B256;
+use nexum_core::{ChainLog, Event};
+use serde::{Deserialize, Serialize};
+
+/// The last position of a subscription that is fully handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Cursor {
+    /// The block.
+    pub number: u64,
+    /// Its hash when it was handled (a different canonical hash means a reorg).
+    pub hash: B256,
+    /// For logs: the last log index handled in that block.
+    pub log_index: Option<u64>,
+}
+
+/// Where a subscription starts when it has no cursor yet: decided once, the first time the
+/// subscription is seen, and committed before the engine reports it running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Start {
+    /// The first block to deliver.
+    pub next: u64,
+}
+
+/// What one subscription was given from one block (kept for `reorg_depth` blocks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DeliveredBlock {
+    pub hash: B256,
+    /// The logs delivered (empty for block subscriptions).
+    pub logs: Vec<ChainLog>,
+}
+
+/// An event a module failed to handle and that was skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The module.
+    pub module: String,
+    /// The subscription index it came through, if any.
+    pub subscription: Option<usize>,
+    /// The event itself.
+    pub event: Event,
+    /// The module's last error.
+    pub reason: String,
+    /// How many times it was tried.
+    pub attempts: u32,
+    /// When it was skipped (ms since the Unix epoch).
+    pub at_ms: u64,
+}
+
+/// Names one subscription's records: the module and the subscription's position key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct SubscriptionId {
+    pub module: String,
+    pub position: String,
+}
+
+/// One change to the engine's records. Only the engine builds these; what a delivery
+/// commits is a list of them ([`Bookkeeping`]), never raw keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// A subscription's start position, fixed when it is first seen.
+    Start { id: SubscriptionId, start: Start },
+    /// A subscription has handled everything up to `cursor`.
+    Advance { id: SubscriptionId, cursor: Cursor },
+    /// What a subscription was given from block `number`.
+    Delivered {
+        id: SubscriptionId,
+        number: u64,
+        block: DeliveredBlock,
+    },
+    /// Forget what block `number` delivered (out of the reorg window, or retracted).
+    Forget { id: SubscriptionId, number: u64 },
+    /// An event skipped after failing; the module's oldest dead letters beyond the cap go.
+    DeadLetter(Box<DeadLetter>),
+}
+
+/// What a delivery commits with the module's writes: where the subscription stands and what
+/// it was given. Nothing outside the engine can build one with content, so no caller of
+/// `dispatch` can write the engine's records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bookkeeping(pub(crate) Vec<Entry>);
+
+impl Bookkeeping {
+    pub(crate) fn new(entries: Vec<Entry>) -> Self {
+        Self(entries)
+    }
+
+    pub(crate) fn push(&mut self, entry: Entry) {
+        self.0.push(entry);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}

@@ -1,0 +1,102 @@
+//! The seam between the engine's ledger and where its bytes live: a key-value storage with
+//! one space for the engine's records and one per module, and atomic batches across them.
+//!
+//! fjall is the embedded default ([`super::fjall::FjallStorage`]); an in-memory storage
+//! ([`super::memory::MemoryStorage`]) serves unit tests. A shared backend for several nodes
+//! plugs in here.
+
+use nexum_core::ModuleName;
+
+/// Which space a key lives in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Space {
+    /// The engine's own records (cursors, deliveries, dead letters, usage): no module
+    /// reaches it.
+    Engine,
+    /// One module's store.
+    Module(ModuleName),
+}
+
+/// One write: set `key` to `value`, or remove it (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Write {
+    pub space: Space,
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
+/// Writes that commit together or not at all.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Batch {
+    pub writes: Vec<Write>,
+}
+
+impl Batch {
+    pub fn set(&mut self, space: Space, key: impl Into<String>, value: Vec<u8>) {
+        self.writes.push(Write {
+            space,
+            key: key.into(),
+            value: Some(value),
+        });
+    }
+
+    pub fn remove(&mut self, space: Space, key: impl Into<String>) {
+        self.writes.push(Write {
+            space,
+            key: key.into(),
+            value: None,
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+}
+
+/// A failure of the storage backend.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The storage engine reported an error (I/O, corruption, a lock held by another process).
+    #[error("store: {0}")]
+    Backend(String),
+    /// An engine record does not decode (written by another version, or damaged).
+    #[error("store: engine record `{key}` is unreadable: {reason}")]
+    Corrupt {
+        /// The record's key.
+        key: String,
+        /// Why it does not decode.
+        reason: String,
+    },
+    /// A stored key is not UTF-8 (keys are strings in the contract).
+    #[error("store: a key in {space} is not valid UTF-8")]
+    NonUtf8Key {
+        /// The space holding the key.
+        space: String,
+    },
+}
+
+/// Where the ledger's bytes live.
+pub(crate) trait Storage: Send + Sync {
+    /// The value of `key`.
+    fn get(&self, space: &Space, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The length of `key`'s value, without reading it.
+    fn value_len(&self, space: &Space, key: &str) -> Result<Option<usize>, StoreError>;
+
+    /// Entries whose key starts with `prefix`, in key order; at most `limit` of them.
+    fn scan(
+        &self,
+        space: &Space,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
+    /// Keys starting with `prefix`, in key order; at most `limit` of them.
+    fn keys(&self, space: &Space, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError>;
+
+    /// Applies `batch` atomically.
+    fn commit(&self, batch: Batch) -> Result<(), StoreError>;
+
+    /// Makes everything committed so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}
