@@ -27,6 +27,7 @@ use crate::bindings::nexum::host::chain::{ChainError, RpcRequest};
 use crate::bindings::nexum::host::logging::Level;
 use crate::{Config, Event, Fault, Module, Tick};
 use nexum_core::host_rules::chain::{self as chain_rules, Refusal};
+use nexum_core::host_rules::log_budget::Budget;
 use nexum_core::host_rules::store::{StoreLimits, WriteSet, entry_size};
 use nexum_core::host_rules::{orderbook as orderbook_rules, undeclared_chain};
 use nexum_core::{Capability, Limits, ModuleManifest, bounded};
@@ -120,6 +121,10 @@ impl Rules {
 /// The state behind a [`TestHost`].
 pub(crate) struct HostState {
     rules: Rules,
+    /// Whether state-changing orderbook requests are refused, as in an engine's dry run.
+    dry_run: bool,
+    log_budget: Budget,
+    logs_dropped: u64,
     orderbook: Option<Box<dyn Orderbook>>,
     committed: BTreeMap<String, Vec<u8>>,
     used: u64,
@@ -131,8 +136,12 @@ pub(crate) struct HostState {
 
 impl HostState {
     fn new(manifest: Option<&ModuleManifest>) -> Self {
+        let rules = Rules::of(manifest);
         Self {
-            rules: Rules::of(manifest),
+            dry_run: false,
+            log_budget: Budget::new(&rules.limits),
+            logs_dropped: 0,
+            rules,
             orderbook: None,
             committed: BTreeMap::new(),
             used: 0,
@@ -226,8 +235,16 @@ impl HostState {
     }
 
     pub fn log(&mut self, level: Level, message: &str) {
+        if let Err(Fault::Denied(why)) = self.rules.capability(Capability::Logging) {
+            panic!("this module logs, but {why}");
+        }
         let max = self.rules.size(self.rules.limits.log_line_bytes);
-        self.logs.push((level, bounded::module_text(message, max)));
+        let line = bounded::module_text(message, max);
+        if self.log_budget.take(line.len()) {
+            self.logs.push((level, line));
+        } else {
+            self.logs_dropped += 1;
+        }
     }
 
     fn no_orderbook() -> CowApiError {
@@ -261,7 +278,8 @@ impl HostState {
         body: Option<&str>,
     ) -> Result<String, CowApiError> {
         self.cow_allowed(chain_id)?;
-        orderbook_rules::method(method).map_err(|m| CowApiError::Fault(Fault::Denied(m)))?;
+        let parsed =
+            orderbook_rules::method(method).map_err(|m| CowApiError::Fault(Fault::Denied(m)))?;
         self.cow_size("path", path.len())?;
         orderbook_rules::relative(path).map_err(|m| CowApiError::Fault(Fault::Denied(m)))?;
         if let Some(body) = body {
@@ -269,6 +287,11 @@ impl HostState {
             serde_json::from_str::<serde_json::Value>(body).map_err(|e| {
                 CowApiError::Fault(Fault::InvalidInput(format!("the body is not JSON: {e}")))
             })?;
+        }
+        if self.dry_run && parsed.changes_state() {
+            return Err(CowApiError::Fault(Fault::Denied(
+                orderbook_rules::dry_run_refusal(parsed),
+            )));
         }
         match self.orderbook.as_mut() {
             Some(orderbook) => orderbook.request(chain_id, method, path, body),
@@ -279,6 +302,8 @@ impl HostState {
     pub fn cow_submit_order(&mut self, chain_id: u64, order: &[u8]) -> Result<String, CowApiError> {
         self.cow_allowed(chain_id)?;
         self.cow_size("order", order.len())?;
+        orderbook_rules::parse_order(order)
+            .map_err(|m| CowApiError::Fault(Fault::InvalidInput(m)))?;
         let order: serde_json::Value = serde_json::from_slice(order)
             .map_err(|e| CowApiError::Fault(Fault::InvalidInput(format!("not JSON: {e}"))))?;
         match self.orderbook.as_mut() {
@@ -466,8 +491,23 @@ impl TestHost {
     }
 
     /// Sets a committed value directly, as if an earlier run had stored it.
+    ///
+    /// # Panics
+    ///
+    /// When the key or value breaks the module's store limits (nexum would never have
+    /// stored it).
     pub fn seed_store(&self, key: &str, value: &[u8]) {
         let mut state = self.state.borrow_mut();
+        let limits = state.store_limits();
+        if let Err(rule) = limits.check_key(key) {
+            panic!("cannot seed {key:?}: {rule}");
+        }
+        assert!(
+            value.len() as u64 <= limits.value_bytes,
+            "cannot seed {key:?}: the value is {} bytes; the limit is {}",
+            value.len(),
+            limits.value_bytes
+        );
         let before = state.committed_size(key).unwrap_or(0);
         state.used = state.used - before + entry_size(key.len(), value.len());
         state.committed.insert(key.to_string(), value.to_vec());
@@ -489,6 +529,17 @@ impl TestHost {
     /// Every `chain` call so far: `(chain id, method, params JSON)`.
     pub fn chain_calls(&self) -> Vec<(u64, String, String)> {
         self.state.borrow().chain_calls.clone()
+    }
+
+    /// Refuses state-changing orderbook requests (POST, PUT, DELETE) the way an engine in
+    /// dry run does; `submit-order`'s answer comes from the test's orderbook as before.
+    pub fn dry_run(&self) {
+        self.state.borrow_mut().dry_run = true;
+    }
+
+    /// Log lines dropped by the module's log budget (lines and bytes per second).
+    pub fn logs_dropped(&self) -> u64 {
+        self.state.borrow().logs_dropped
     }
 
     /// Every log line so far, oldest first.
@@ -535,5 +586,29 @@ mod tests {
         // Deleting what was never stored is free.
         store::delete("never").unwrap();
         assert_eq!(store::list_keys("n").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn logs_keep_the_runtime_s_budget_and_orders_its_validation() {
+        let host = TestHost::with_manifest(
+            "[module]\nname = \"t\"\nversion = \"0\"\n[capabilities]\nrequired = [\"logging\", \"cow-api\"]\nchains = [1]\n[limits]\nlog_lines_per_second = 5\n",
+        );
+        for i in 0..20 {
+            crate::info!("line {i}");
+        }
+        assert_eq!(host.logs().len(), 5);
+        assert_eq!(host.logs_dropped(), 15);
+
+        let refused = crate::host::cow_submit_order(1, br#"{"sellToken":"0x12"}"#).unwrap_err();
+        assert!(
+            matches!(&refused, CowApiError::Fault(Fault::InvalidInput(m)) if m.contains("not a valid OrderCreation")),
+            "{refused:?}"
+        );
+        host.dry_run();
+        let posted = crate::host::cow_request(1, "POST", "api/v1/orders", Some("{}")).unwrap_err();
+        assert!(
+            matches!(&posted, CowApiError::Fault(Fault::Denied(m)) if m.starts_with("dry run: POST")),
+            "{posted:?}"
+        );
     }
 }

@@ -147,7 +147,7 @@ fn check_of_a_missing_file_or_bad_config_is_one_message_and_exit_1() {
     assert_eq!(
         stderr(&output),
         format!(
-            "error: {}: `chains.1.rpc_url`: unsupported scheme `gopher` in \"gopher://x\": expected one of ws, wss, http, https\n",
+            "error: {}: `chains.1.rpc_url`: unsupported scheme `gopher` in gopher://x: expected one of ws, wss, http, https\n",
             engine.display()
         )
     );

@@ -208,8 +208,17 @@ struct RawSubscription {
     addresses: Option<Vec<String>>,
     event: Option<String>,
     topics: Option<Vec<Vec<String>>>,
-    start_block: Option<u64>,
+    start_block: Option<StartBlock>,
     schedule: Option<String>,
+}
+
+/// `start_block`: a block number, or `"latest"` (the head when the subscription is first
+/// seen, which is also what leaving it out means).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StartBlock {
+    Number(u64),
+    Word(String),
 }
 
 impl RawManifest {
@@ -300,10 +309,21 @@ impl RawSubscription {
                 ])?;
                 let chain_id = self.required_chain()?;
                 let filter = self.log_filter()?;
+                let start_block = match &self.start_block {
+                    None => None,
+                    Some(StartBlock::Number(number)) => Some(*number),
+                    Some(StartBlock::Word(word)) if word == "latest" => None,
+                    Some(StartBlock::Word(word)) => {
+                        return Err(field(
+                            "start_block",
+                            &format!("{word:?} is not a block: use a block number or \"latest\""),
+                        ));
+                    }
+                };
                 Ok(Subscription::Log(LogSubscription {
                     chain_id,
                     filter,
-                    start_block: self.start_block,
+                    start_block,
                 }))
             }
             "cron" => {

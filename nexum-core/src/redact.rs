@@ -117,6 +117,12 @@ pub fn scrub_urls(text: &str) -> String {
         let end = rest[at..]
             .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>' | ')'))
             .map_or(rest.len(), |i| at + i);
+        // Punctuation right after a URL ends the sentence, not the URL.
+        let end = scheme_start
+            + rest[scheme_start..end]
+                .trim_end_matches(['.', ',', ';', ':', '!', '?'])
+                .len();
+        let end = end.max(at + 3);
         out.push_str(&rest[..scheme_start]);
         let candidate = &rest[scheme_start..end];
         if scheme_start == at {
@@ -179,6 +185,10 @@ mod tests {
         assert_eq!(
             scrub_urls("a ws://h:1/p and http://h/q?x=1"),
             "a ws://h:1/… and http://h/…"
+        );
+        assert_eq!(
+            scrub_urls("in gopher://x: expected; see https://h/k."),
+            "in gopher://x: expected; see https://h/…."
         );
     }
 }

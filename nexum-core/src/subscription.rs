@@ -111,12 +111,15 @@ impl LogFilter {
         while topics.last().is_some_and(Vec::is_empty) {
             topics.pop();
         }
+        // Counts before each list keep the encoding unambiguous.
         let mut canonical = Vec::new();
+        canonical.extend_from_slice(&(addresses.len() as u32).to_be_bytes());
         for address in &addresses {
             canonical.extend_from_slice(address.as_slice());
         }
+        canonical.extend_from_slice(&(topics.len() as u32).to_be_bytes());
         for alternatives in &topics {
-            canonical.push(b'|');
+            canonical.extend_from_slice(&(alternatives.len() as u32).to_be_bytes());
             for topic in alternatives {
                 canonical.extend_from_slice(topic.as_slice());
             }
@@ -220,6 +223,9 @@ mod tests {
         let a = filter(vec![TOKEN, OTHER], vec![vec![TRANSFER, APPROVAL], vec![]]);
         let b = filter(vec![OTHER, TOKEN, TOKEN], vec![vec![APPROVAL, TRANSFER]]);
         assert_eq!(a.fingerprint(), b.fingerprint());
+        // Pinned: the fingerprint names stored positions, so its encoding must never drift
+        // (every subscription would lose its place and restart at the head).
+        assert_eq!(a.fingerprint(), "2cbc12292eeccc50");
         assert_ne!(
             a.fingerprint(),
             filter(vec![TOKEN], vec![vec![TRANSFER, APPROVAL]]).fingerprint()

@@ -75,11 +75,6 @@ pub(crate) fn delivered_key(module: &str, position: &str, number: u64) -> String
     format!("{}{number:020}", delivered_prefix(module, position))
 }
 
-/// The position name older stores used: the subscription's index in the manifest.
-fn legacy_position(index: usize) -> String {
-    format!("{index:04}")
-}
-
 fn dead_letter_prefix(module: Option<&str>) -> String {
     match module {
         Some(module) => format!("deadletter/{module}/"),
@@ -166,39 +161,58 @@ impl StateStore {
             .transpose()
     }
 
-    /// Moves the records a store of an older version kept under the manifest index of the
-    /// subscription now at `index` to its `position`, in one batch. Does nothing when the
-    /// subscription already has a cursor or there is nothing to adopt.
+    /// Adopts, once per module, the records a store of an older version kept under manifest
+    /// indices: each goes to the position key of the subscription now at that index
+    /// (`positions`: index and key of each chain subscription), records of indices with no
+    /// such subscription are dropped, and a marker says it is done — in one batch. Never
+    /// over a subscription that already has records of its own. This assumes the manifest
+    /// did not change in the same upgrade (upgrade nexum and a module's manifest apart).
     pub(crate) fn adopt_legacy_positions(
         &self,
         module: &str,
-        index: usize,
-        position: &str,
+        positions: &[(usize, String)],
     ) -> Result<(), StoreError> {
-        let legacy = legacy_position(index);
-        let Some(cursor) = self.engine_get(&cursor_key(module, &legacy))? else {
-            return Ok(());
-        };
-        if self.engine_get(&cursor_key(module, position))?.is_some() {
+        let marker = format!("adopted/{module}");
+        if self.engine_get(&marker)?.is_some() {
             return Ok(());
         }
-        let mut moved = vec![
-            EngineRecord {
-                key: cursor_key(module, position),
-                value: Some(cursor),
-            },
-            remove(cursor_key(module, &legacy)),
-        ];
-        let legacy_prefix = delivered_prefix(module, &legacy);
-        for (key, value) in self.engine_scan(&legacy_prefix)? {
-            let number = &key[legacy_prefix.len()..];
-            moved.push(EngineRecord {
-                key: format!("{}{number}", delivered_prefix(module, position)),
-                value: Some(value),
-            });
-            moved.push(remove(key));
+        let mut records = vec![put(marker, &true)];
+        for prefix in [format!("cursor/{module}/"), format!("delivered/{module}/")] {
+            for (key, value) in self.engine_scan(&prefix)? {
+                let rest = &key[prefix.len()..];
+                let (legacy, tail) = rest.split_once('/').unwrap_or((rest, ""));
+                let Ok(index) = legacy.parse::<usize>() else {
+                    continue; // already a position key
+                };
+                if legacy.len() != 4 {
+                    continue;
+                }
+                records.push(remove(key.clone()));
+                let Some((_, position)) = positions.iter().find(|(i, _)| *i == index) else {
+                    tracing::warn!(
+                        module,
+                        index,
+                        "dropping the old records of a subscription the manifest no longer has"
+                    );
+                    continue;
+                };
+                if self.start(module, position)?.is_some()
+                    || self.cursor(module, position)?.is_some()
+                {
+                    continue;
+                }
+                let adopted = if tail.is_empty() {
+                    cursor_key(module, position)
+                } else {
+                    format!("{}{tail}", delivered_prefix(module, position))
+                };
+                records.push(EngineRecord {
+                    key: adopted,
+                    value: Some(value),
+                });
+            }
         }
-        self.engine_commit(&moved)
+        self.engine_commit(&records)
     }
 
     /// What `module`'s subscription at `position` was recently given, by block number.
@@ -234,6 +248,51 @@ impl StateStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legacy_index_records_are_adopted_once_and_never_over_newer_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let cursor = |number: u64| Cursor {
+            number,
+            hash: alloy_primitives::B256::ZERO,
+            log_index: None,
+        };
+        let block = DeliveredBlock {
+            hash: alloy_primitives::B256::ZERO,
+            logs: Vec::new(),
+        };
+        store
+            .engine_commit(&[
+                put("cursor/m/0000".into(), &cursor(9)),
+                put(format!("delivered/m/0000/{:020}", 9), &block),
+                put("cursor/m/0001".into(), &cursor(4)),
+                put("cursor/m/0002".into(), &cursor(2)),
+            ])
+            .unwrap();
+        // Index 1 already has a start of its own; index 2 no longer exists.
+        store
+            .engine_commit(&[put(start_key("m", "log-1-b"), &Start { next: 100 })])
+            .unwrap();
+        let positions = [(0, "block-1".to_string()), (1, "log-1-b".to_string())];
+        store.adopt_legacy_positions("m", &positions).unwrap();
+        assert_eq!(store.cursor("m", "block-1").unwrap(), Some(cursor(9)));
+        assert_eq!(store.delivered("m", "block-1").unwrap().len(), 1);
+        assert_eq!(store.cursor("m", "log-1-b").unwrap(), None);
+        for legacy in ["cursor/m/0000", "cursor/m/0001", "cursor/m/0002"] {
+            assert_eq!(
+                store.engine_get(legacy).unwrap(),
+                None,
+                "{legacy} left behind"
+            );
+        }
+        // Once: records written under the old names later are left alone.
+        store
+            .engine_commit(&[put("cursor/m/0000".into(), &cursor(1))])
+            .unwrap();
+        store.adopt_legacy_positions("m", &positions).unwrap();
+        assert_eq!(store.cursor("m", "block-1").unwrap(), Some(cursor(9)));
+    }
 
     #[test]
     fn dead_letters_are_capped_oldest_first() {

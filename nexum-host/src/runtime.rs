@@ -2,7 +2,7 @@
 
 use crate::builder::RuntimeBuilder;
 use crate::extension::HostExtension;
-use crate::sources::{CronSource, StartError, fix_start_positions, spawn_chain_sources};
+use crate::sources::{CronSource, DeliveredHeights, spawn_chain_sources};
 use crate::supervisor::{BootError, HostSupervisor, Observers};
 use crate::telemetry;
 use nexum_core::{
@@ -31,9 +31,6 @@ pub enum RuntimeError {
     /// The state could not be read.
     #[error(transparent)]
     Store(#[from] crate::StoreError),
-    /// Where subscriptions start could not be decided and committed.
-    #[error(transparent)]
-    Start(#[from] StartError),
     /// No module has this name (or it is not a valid name).
     #[error("no module named {0:?}")]
     UnknownModule(String),
@@ -87,6 +84,7 @@ pub struct Runtime {
     stop_sources: watch::Sender<bool>,
     sources: Vec<JoinHandle<()>>,
     metrics_addr: Option<SocketAddr>,
+    heights: DeliveredHeights,
 }
 
 impl Runtime {
@@ -108,29 +106,14 @@ impl Runtime {
     ) -> Result<Self, RuntimeError> {
         let delivery = plan.config.delivery;
         let metrics_addr = plan.config.metrics_addr;
-        let state_dir = plan.config.state_dir.clone();
-        let fresh = !state_dir.exists();
         let supervisor = Arc::new(HostSupervisor::boot_with(plan, extensions, observers).await?);
-        // Where each subscription starts is committed before the runtime counts as started.
-        if let Err(e) = fix_start_positions(
-            &supervisor.modules(),
-            supervisor.chains(),
-            supervisor.state(),
-        )
-        .await
-        {
-            supervisor.shutdown().await;
-            drop(supervisor);
-            if fresh {
-                crate::supervisor::remove_state_dir(&state_dir);
-            }
-            return Err(e.into());
-        }
         let (stop_sources, stop) = watch::channel(false);
+        let heights = DeliveredHeights::default();
         let mut sources = spawn_chain_sources(
             &supervisor,
             supervisor.chains(),
             supervisor.state(),
+            &heights,
             delivery,
             &stop,
         );
@@ -151,6 +134,7 @@ impl Runtime {
             stop_sources,
             sources,
             metrics_addr,
+            heights,
         })
     }
 
@@ -222,6 +206,12 @@ impl Runtime {
             .supervisor
             .state()
             .list(&self.loaded(module)?, prefix)?)
+    }
+
+    /// The last block of `chain` that delivery to `module` has handled in this run (every
+    /// subscription of the module on that chain is past it), or `None` before the first.
+    pub fn delivered_height(&self, module: &str, chain: ChainId) -> Option<u64> {
+        self.heights.get(module, chain)
     }
 
     /// Where each chain subscription of a loaded module stands, in manifest order.

@@ -67,7 +67,9 @@ impl Anvil {
     }
 
     async fn spawn_on(port: u16, args: Vec<String>) -> Self {
-        let child = Command::new(anvil_binary())
+        let mut command = Command::new(anvil_binary());
+        crate::process::die_with_parent(&mut command);
+        let child = command
             .args([
                 "--host",
                 "127.0.0.1",

@@ -210,6 +210,22 @@ impl TestRuntime {
         self.dir
     }
 
+    /// Waits until delivery to `module` has handled `chain` through block `number` in this
+    /// run (or panics after 30 s).
+    pub async fn wait_delivered(&self, module: &str, chain: u64, number: u64) {
+        let reached = wait_until(std::time::Duration::from_secs(30), || {
+            self.runtime
+                .delivered_height(module, chain)
+                .is_some_and(|n| n >= number)
+        })
+        .await;
+        assert!(
+            reached,
+            "{module} never got through block {number}: at {:?}",
+            self.runtime.delivered_height(module, chain)
+        );
+    }
+
     /// Waits until `module`'s block subscription on `chain` has handled (and committed)
     /// block `number` (or panics after 30 s).
     pub async fn wait_handled(&self, module: &str, chain: u64, number: u64) {

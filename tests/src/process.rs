@@ -15,9 +15,29 @@ pub struct Process {
     next: usize,
 }
 
+/// Makes the child of `command` die with the thread that starts it, even when that thread
+/// is killed outright (a test binary stopped with SIGKILL, a CI timeout) and no destructor
+/// runs: Linux delivers it SIGKILL when its parent goes.
+pub fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    #[allow(unsafe_code)]
+    // SAFETY: `pre_exec` runs in the forked child before exec; prctl is async-signal-safe
+    // and touches no memory of ours.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 impl Process {
-    /// Starts `command` with stdout and stderr captured (stdin closed).
+    /// Starts `command` with stdout and stderr captured (stdin closed); it dies with the
+    /// test, panics and kills included.
     pub fn spawn(mut command: Command) -> Self {
+        die_with_parent(&mut command);
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -158,14 +178,29 @@ impl Process {
         }
     }
 
-    /// Sends `signal` (such as `-TERM`) and waits for the process to end.
+    /// Sends `signal` (such as `-TERM`) and waits up to a minute for the process to end
+    /// (past that it is killed and the test fails).
     pub fn signal(&mut self, signal: &str) -> ExitStatus {
         let sent = Command::new("kill")
             .args([signal, &self.child.id().to_string()])
             .status()
             .expect("running kill");
         assert!(sent.success(), "kill {signal} failed");
-        let status = self.child.wait().expect("waiting for the process");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("polling the process") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "the process did not end within a minute of {signal}:\n{}",
+                    self.output().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
         self.drain_to_end();
         status
     }

@@ -92,16 +92,11 @@ fn topic(log: &Value, position: usize) -> B256 {
     log["topics"][position].as_str().unwrap().parse().unwrap()
 }
 
-async fn wait_for_logs(runtime: &TestRuntime, module: &str, expected: &[(u64, u64)]) {
-    let arrived = wait_until(Duration::from_secs(30), || {
-        received_logs(runtime, module).len() >= expected.len()
-    })
-    .await;
-    assert!(
-        arrived,
-        "{module} got {:?}, expected {expected:?}",
-        received_logs(runtime, module)
-    );
+/// Waits until `module` has handled the chain through block `through`, then checks it
+/// received exactly `expected` (the chain's matching logs up to there): nothing missing,
+/// nothing twice, nothing extra.
+async fn wait_for_logs(runtime: &TestRuntime, module: &str, through: u64, expected: &[(u64, u64)]) {
+    runtime.wait_delivered(module, CHAIN_ID, through).await;
     assert_eq!(received_logs(runtime, module), expected, "{module}");
 }
 
@@ -183,17 +178,17 @@ async fn blocks_and_logs_reach_exactly_the_modules_that_match() {
     })
     .await;
     assert_eq!(pings.len(), 8);
-    wait_for_logs(&runtime, "pings-a", &pings).await;
-    wait_for_logs(&runtime, "pings-b", &pings).await;
+    wait_for_logs(&runtime, "pings-a", end, &pings).await;
+    wait_for_logs(&runtime, "pings-b", end, &pings).await;
     let all = node_logs(&anvil, emitter, start, |_| true).await;
     assert_eq!(all.len(), 10);
-    wait_for_logs(&runtime, "both", &all).await;
+    wait_for_logs(&runtime, "both", end, &all).await;
     let sevens = node_logs(&anvil, emitter, start, |l| {
         l["topics"].as_array().unwrap().len() > 2 && topic(l, 2) == B256::with_last_byte(7)
     })
     .await;
     assert_eq!(sevens.len(), 1);
-    wait_for_logs(&runtime, "seq-seven", &sevens).await;
+    wait_for_logs(&runtime, "seq-seven", end, &sevens).await;
     assert!(runtime.recorded("elsewhere").is_empty());
 
     // The burst's six logs came as deliveries of one block each, Pings and Pong together for `both`.
@@ -249,7 +244,7 @@ async fn a_dropped_websocket_reconnects_and_fills_the_gap() {
     assert_eq!((blocks.first(), blocks.last()), (Some(&start), Some(&end)));
     let pings = node_logs(&anvil, emitter, start, |_| true).await;
     assert_eq!(pings.len(), 5);
-    wait_for_logs(&runtime, "pings", &pings).await;
+    wait_for_logs(&runtime, "pings", end, &pings).await;
     assert!(proxy.connections_accepted() >= 2, "the client reconnected");
 }
 
@@ -279,7 +274,7 @@ async fn an_http_node_is_polled() {
         topic(l, 0) == Emitter::Ping::SIGNATURE_HASH
     })
     .await;
-    wait_for_logs(&runtime, "pings", &pings).await;
+    wait_for_logs(&runtime, "pings", end, &pings).await;
     let status = runtime.runtime.chain_status(CHAIN_ID).unwrap();
     assert_eq!(
         (status.head_subscriptions, status.log_subscriptions),

@@ -13,7 +13,9 @@ use tokio::sync::broadcast;
 /// Healthy events measured per scenario, one every `HEALTHY_EVERY`.
 const HEALTHY_EVENTS: usize = 60;
 const HEALTHY_EVERY: Duration = Duration::from_millis(20);
-/// How much a hostile neighbour may add to the healthy module's p99 dispatch latency.
+/// How much a hostile neighbour may add to the healthy module's p90 dispatch latency. (Of
+/// 60 samples the p99 is the maximum: one scheduler stall on a busy machine would decide
+/// the test. A neighbour that really held the healthy module up moves the p90.)
 const LATENCY_BOUND: Duration = Duration::from_millis(100);
 
 fn config() -> EngineConfig {
@@ -62,19 +64,19 @@ async fn measure_healthy(engine: &TestEngine) -> Vec<Duration> {
     latencies
 }
 
-fn p99(latencies: &[Duration]) -> Duration {
+fn p90(latencies: &[Duration]) -> Duration {
     let mut sorted = latencies.to_vec();
     sorted.sort();
-    sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)]
+    sorted[(sorted.len() * 90 / 100).min(sorted.len() - 1)]
 }
 
-/// The healthy module's p99 latency alone (measured once per test process).
+/// The healthy module's p90 latency alone (measured once per test process).
 async fn baseline() -> Duration {
     static BASELINE: tokio::sync::OnceCell<Duration> = tokio::sync::OnceCell::const_new();
     *BASELINE
         .get_or_init(|| async {
             let engine = boot(vec![healthy()], config()).await.unwrap();
-            p99(&measure_healthy(&engine).await)
+            p90(&measure_healthy(&engine).await)
         })
         .await
 }
@@ -115,8 +117,8 @@ async fn beside_healthy(module: TestModule) -> Observed {
     }
     pump.abort();
     let solo = baseline().await;
-    let beside = p99(&latencies);
-    eprintln!("healthy p99 dispatch latency: alone {solo:?}, beside the hostile module {beside:?}");
+    let beside = p90(&latencies);
+    eprintln!("healthy p90 dispatch latency: alone {solo:?}, beside the hostile module {beside:?}");
     assert!(
         beside <= solo + LATENCY_BOUND,
         "the healthy module slowed from {solo:?} to {beside:?} (bound: +{LATENCY_BOUND:?})"

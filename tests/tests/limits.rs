@@ -123,7 +123,11 @@ async fn a_spinning_module_does_not_hold_up_others_on_one_thread() {
         .try_dispatch("bad", command("log spinning; spin"))
         .unwrap();
     // `bad` is spinning once it said so.
-    while lines.recv().await.expect("log lines").message != "spinning" {}
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while lines.recv().await.expect("log lines").message != "spinning" {}
+    })
+    .await
+    .expect("`bad` never started spinning");
     // Drive `good` from a task of its own, as event sources do.
     let driver = engine.clone();
     let elapsed = tokio::spawn(async move {

@@ -821,9 +821,14 @@ async fn module_log_lines_cannot_forge_host_lines_or_exceed_the_byte_budget() {
 
 #[tokio::test]
 async fn wasi_grants_no_files_environment_arguments_or_sockets() {
+    // Something listens: a refusal can only come from the sandbox, not from the port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
     let runtime = run(vec![attacker("")], test_config()).await;
-    let got = ask(&runtime, "attacker", "escape e").await;
+    let got = ask(&runtime, "attacker", &format!("escape e {port}")).await;
     runtime.stop().await;
+    let reached = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+    assert!(reached.is_err(), "the module connected to the listener");
     for attempt in [
         "read_passwd",
         "read_relative",

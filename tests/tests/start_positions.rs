@@ -28,12 +28,30 @@ fn subscription(emitter: Address, event: &str) -> String {
 }
 
 fn recorder(name: &str, subscriptions: &[String]) -> TestModule {
+    recorder_with(name, subscriptions, "")
+}
+
+fn recorder_with(name: &str, subscriptions: &[String], config: &str) -> TestModule {
     TestModule::new(
         "recorder",
         name,
         &["local-store", "logging"],
-        &subscriptions.concat(),
+        &format!("{}\n[config]\n{config}\n", subscriptions.concat()),
     )
+}
+
+fn blocks() -> String {
+    format!("[[subscription]]\nkind = \"block\"\nchain_id = {CHAIN_ID}\n")
+}
+
+/// Every block number `module` received, in arrival order.
+fn blocks_received(runtime: &TestRuntime, module: &str) -> Vec<u64> {
+    runtime
+        .recorded(module)
+        .iter()
+        .filter(|e| e["kind"] == "block")
+        .map(|e| e["number"].as_u64().unwrap())
+        .collect()
 }
 
 /// The chain's `(block, log index)` of `event` logs of `emitter`, from block `from` on.
@@ -193,6 +211,69 @@ async fn subscriptions_added_removed_reordered_or_changed_between_runs() {
     assert!(arrived, "{got:?}");
     assert_eq!(got.iter().filter(|l| **l == six).count(), 1, "{got:?}");
     run4.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_subscription_stopped_before_its_first_block_resumes_from_its_start() {
+    let anvil = Anvil::spawn().await;
+    let first_seen = anvil.block_number().await;
+    let first = run(vec![recorder("clock", &[blocks()])], config(&anvil)).await;
+    let dir = first.stop().await;
+    anvil.mine(5).await;
+    let head = anvil.block_number().await;
+    let second = run_in(dir, vec![recorder("clock", &[blocks()])], config(&anvil)).await;
+    second.wait_for_block("clock", head).await;
+    let received = blocks_received(&second, "clock");
+    assert_eq!(received, (first_seen..=head).collect::<Vec<_>>());
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_start_block_does_not_move_a_subscription_that_already_started() {
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    anvil.ping(emitter, 1, b"history").await;
+    let start = anvil.block_number().await + 1;
+    let from = |block: u64| {
+        format!(
+            "[[subscription]]\nkind = \"log\"\nchain_id = {CHAIN_ID}\naddress = \"{emitter}\"\nevent = \"{PING}\"\nstart_block = {block}\n"
+        )
+    };
+    let first = run(vec![recorder("m", &[from(start)])], config(&anvil)).await;
+    anvil.ping(emitter, 2, b"run 1").await;
+    let mut expected = chain_logs(&anvil, emitter, PING, start).await;
+    expect_exactly(&first, "m", &expected).await;
+    let dir = first.stop().await;
+
+    // Restarted asking for block 0: the history before `start` stays unread.
+    anvil.ping(emitter, 3, b"down").await;
+    let second = run_in(dir, vec![recorder("m", &[from(0)])], config(&anvil)).await;
+    expected = chain_logs(&anvil, emitter, PING, start).await;
+    expect_exactly(&second, "m", &expected).await;
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_quarantined_at_boot_keeps_its_start_and_later_gets_everything() {
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let first_seen = anvil.block_number().await;
+    let broken = recorder_with("m", &[subscription(emitter, PING)], "fail_init = true");
+    let first = run(vec![broken], config(&anvil)).await;
+    assert_eq!(
+        first.runtime.modules()[0].status,
+        nexum_core::ModuleStatus::Quarantined
+    );
+    anvil.ping(emitter, 1, b"while quarantined").await;
+    let dir = first.stop().await;
+    anvil.ping(emitter, 2, b"while down").await;
+
+    let fixed = recorder("m", &[subscription(emitter, PING)]);
+    let second = run_in(dir, vec![fixed], config(&anvil)).await;
+    let expected = chain_logs(&anvil, emitter, PING, first_seen).await;
+    assert_eq!(expected.len(), 2);
+    expect_exactly(&second, "m", &expected).await;
+    second.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

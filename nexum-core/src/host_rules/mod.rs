@@ -3,11 +3,13 @@
 //!
 //! - [`chain`]: read-only JSON-RPC methods, params shapes and sizes, batch limits;
 //! - [`orderbook`]: the methods and relative paths of `cow-api.request`;
-//! - [`store`]: key, value and quota rules, and the write set of one call.
+//! - [`store`]: key, value and quota rules, and the write set of one call;
+//! - [`log_budget`]: how many log lines and bytes per second a module may write.
 //!
 //! Each check returns the reason as the module will see it.
 
 pub mod chain;
+pub mod log_budget;
 pub mod orderbook;
 pub mod store;
 

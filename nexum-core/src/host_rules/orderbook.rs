@@ -36,6 +36,26 @@ impl fmt::Display for Method {
     }
 }
 
+/// Why a state-changing request is refused in a dry run.
+pub fn dry_run_refusal(method: Method) -> String {
+    format!("dry run: {method} requests change state and are not sent")
+}
+
+/// Parses `bytes` (what a module hands `submit-order`) as an `OrderCreation`, naming the
+/// field at fault.
+pub fn parse_order(bytes: &[u8]) -> Result<cowprotocol::order_book::OrderCreation, String> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            String::new()
+        } else {
+            format!(" at `{path}`")
+        };
+        format!("not a valid OrderCreation{field}: {}", e.inner())
+    })
+}
+
 /// The method named `method` (case-insensitive), if modules may use it.
 pub fn method(method: &str) -> Result<Method, String> {
     match method.to_ascii_uppercase().as_str() {

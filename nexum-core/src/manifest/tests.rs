@@ -222,3 +222,24 @@ fn extra_chains_are_declared_chains() {
         .unwrap();
     assert_eq!(m.chains().into_iter().collect::<Vec<_>>(), vec![1, 100]);
 }
+
+#[test]
+fn start_block_is_a_number_or_latest() {
+    let log = |start: &str| {
+        parse(&format!(
+            "[module]\nname = \"m\"\nversion = \"1\"\n[[subscription]]\nkind = \"log\"\nchain_id = 1\naddress = \"0x0000000000000000000000000000000000000001\"\nstart_block = {start}\n"
+        ))
+    };
+    let start = |manifest: ModuleManifest| match &manifest.subscriptions[0] {
+        Subscription::Log(log) => log.start_block,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(start(log("19000000").unwrap()), Some(19_000_000));
+    assert_eq!(start(log("\"latest\"").unwrap()), None);
+    let error = log("\"earliest\"").unwrap_err().to_string();
+    assert!(
+        error.contains("`subscription[0].start_block`")
+            && error.contains("\"earliest\" is not a block"),
+        "{error}"
+    );
+}

@@ -14,6 +14,7 @@ use crate::chain::{ChainPool, ConnectError};
 use crate::engine::{EngineError, WasmEngine};
 use crate::extension::HostExtension;
 use crate::module::{ComponentCache, LoadError, load};
+use crate::sources::{StartError, fix_start_positions};
 use crate::state::ModuleCapabilities;
 use nexum_core::{
     BootPlan, ConfigError, Delivery, DispatchError, LogLine, ModuleEvent, ModuleInfo, ModuleStatus,
@@ -54,6 +55,9 @@ pub enum BootError {
     /// A chain could not be connected, or serves the wrong chain.
     #[error(transparent)]
     Chain(#[from] ConnectError),
+    /// Where subscriptions start could not be decided and committed.
+    #[error(transparent)]
+    Start(#[from] StartError),
 }
 
 /// A running module as the supervisor sees it.
@@ -242,6 +246,18 @@ impl HostSupervisor {
         })?;
 
         let chains = Arc::new(ChainPool::connect(&config.chains).await?);
+        // Where each subscription starts is committed before any module runs `init` or is
+        // announced started: from then on nothing the chain does is lost.
+        let subscribed: Vec<(&str, &[nexum_core::Subscription])> = loaded
+            .iter()
+            .map(|m| {
+                (
+                    m.manifest.name.as_str(),
+                    m.manifest.subscriptions.as_slice(),
+                )
+            })
+            .collect();
+        fix_start_positions(&subscribed, &chains, &store).await?;
         let orderbooks = Arc::new(Orderbooks::configure(&config));
 
         let (shutdown, _) = watch::channel(false);

@@ -70,23 +70,35 @@ async fn main() {
 
     // Its own process group: a ctrl-c in the terminal reaches the demo, which then stops
     // nexum with exactly one SIGINT (a second one would force it).
+    let mut command = Command::new(&nexum);
+    command
+        .arg("run")
+        .arg(&engine_path)
+        .stdin(Stdio::null())
+        .process_group(0);
+    nexum_tests::process::die_with_parent(&mut command);
     let mut child = Nexum(
-        Command::new(&nexum)
-            .arg("run")
-            .arg(&engine_path)
-            .stdin(Stdio::null())
-            .process_group(0)
+        command
             .spawn()
             .unwrap_or_else(|e| panic!("starting {nexum}: {e}")),
     );
 
+    // Every way a terminal or a supervisor asks the demo to stop, listened for once.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut hangup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+
     let started = Instant::now();
     let mut seq = 0u64;
     loop {
+        // The next event is due in 3 s (pacing, not waiting for anything).
         let wait = tokio::time::sleep(Duration::from_secs(3));
         tokio::select! {
             _ = wait => {}
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+            _ = hangup.recv() => break,
         }
         if duration.is_some_and(|d| started.elapsed() >= d) {
             break;

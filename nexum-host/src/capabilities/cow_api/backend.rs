@@ -298,9 +298,7 @@ impl CowAccess {
     /// Its text is scrubbed of URLs and the configured secrets.
     fn transport_failure(&self, transport: &CallTransport, error: &Error) -> CowFailure {
         if let Some(method) = transport.refused_in_dry_run() {
-            return CowFailure::Denied(format!(
-                "dry run: {method} requests change state and are not sent"
-            ));
+            return CowFailure::Denied(rules::dry_run_refusal(method));
         }
         match transport_failure(error) {
             CowFailure::Unavailable(m) => {
@@ -321,18 +319,9 @@ fn wire_method(method: Method) -> HttpMethod {
     }
 }
 
-/// Parses `bytes` as an `OrderCreation`, naming the field at fault.
+/// Parses `bytes` as an `OrderCreation` by the shared rule.
 fn parse_order(bytes: &[u8]) -> Result<OrderCreation, CowFailure> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." {
-            String::new()
-        } else {
-            format!(" at `{path}`")
-        };
-        CowFailure::InvalidInput(format!("not a valid OrderCreation{field}: {}", e.inner()))
-    })
+    rules::parse_order(bytes).map_err(CowFailure::InvalidInput)
 }
 
 fn rejection(status: u16, api: ApiError, retry_after: Option<Duration>) -> CowFailure {

@@ -2,72 +2,14 @@
 //! chatty module cannot flood the operator's logs or slow the engine.
 
 use nexum_core::bounded;
+use nexum_core::host_rules::log_budget::Budget;
 use nexum_core::{Limits, LogLevel, LogLine};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use tokio::sync::broadcast;
 
 /// The `tracing` target of every module log line.
 pub(crate) const MODULE_TARGET: &str = "nexum::module";
-
-/// A token bucket: `rate` tokens per second, bursts up to one second's worth.
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    rate: f64,
-}
-
-impl Bucket {
-    fn new(rate: u64) -> Self {
-        Self {
-            tokens: rate as f64,
-            rate: rate as f64,
-        }
-    }
-
-    fn refill(&mut self, elapsed_secs: f64) {
-        self.tokens = (self.tokens + elapsed_secs * self.rate).min(self.rate);
-    }
-}
-
-/// A module's log budget: lines per second and bytes per second, both as token buckets.
-#[derive(Debug)]
-struct Budget {
-    lines: Bucket,
-    bytes: Bucket,
-    last: Instant,
-    /// Lines dropped since the last one that got through.
-    unreported: u64,
-}
-
-impl Budget {
-    fn new(limits: &Limits) -> Self {
-        Self {
-            lines: Bucket::new(limits.log_lines_per_second),
-            bytes: Bucket::new(limits.log_bytes_per_second),
-            last: Instant::now(),
-            unreported: 0,
-        }
-    }
-
-    /// Takes one line of `len` bytes if both budgets allow it.
-    fn take(&mut self, len: usize) -> bool {
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.lines.refill(elapsed);
-        self.bytes.refill(elapsed);
-        let len = len as f64;
-        if self.lines.tokens >= 1.0 && self.bytes.tokens >= len {
-            self.lines.tokens -= 1.0;
-            self.bytes.tokens -= len;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 /// Writes one module's lines, tagged with its name.
 #[derive(Clone)]

@@ -55,6 +55,7 @@ pub(crate) struct DriverSubscription {
 pub(crate) struct ModuleChainDriver<S> {
     pub supervisor: Arc<S>,
     pub module: String,
+    pub heights: super::DeliveredHeights,
     pub client: Arc<ChainClient>,
     pub view: watch::Receiver<Arc<CanonicalView>>,
     pub subscriptions: Vec<DriverSubscription>,
@@ -74,6 +75,7 @@ enum Halt {
 struct Driving<S> {
     supervisor: Arc<S>,
     module: String,
+    heights: super::DeliveredHeights,
     client: Arc<ChainClient>,
     view: watch::Receiver<Arc<CanonicalView>>,
     store: StateStore,
@@ -126,6 +128,7 @@ impl<S: Supervisor> Driving<S> {
         let ModuleChainDriver {
             supervisor,
             module,
+            heights,
             client,
             mut view,
             subscriptions,
@@ -169,6 +172,7 @@ impl<S: Supervisor> Driving<S> {
         let mut driving = Self {
             supervisor,
             module,
+            heights,
             client,
             view,
             store,
@@ -560,6 +564,8 @@ impl<S: Supervisor> Driving<S> {
     }
 
     fn publish_delivered(&self, number: u64) {
+        self.heights
+            .set(&self.module, self.client.chain_id(), number);
         metrics::gauge!(
             names::CHAIN_DELIVERED,
             "chain" => self.client.chain_id().to_string(),

@@ -21,7 +21,7 @@ use follower::ChainFollower;
 use crate::capabilities::local_store::{StateStore, StoreError};
 use crate::chain::{ChainPool, NodeError};
 use crate::records;
-use nexum_core::{ChainId, DeliveryPolicy, LogFilter, ModuleInfo, Subscription, Supervisor};
+use nexum_core::{ChainId, DeliveryPolicy, LogFilter, Subscription, Supervisor};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -43,27 +43,32 @@ pub enum StartError {
     },
 }
 
-/// Decides, once, where each chain subscription of `modules` starts — its `start_block`, or
-/// else the chain's head now — and commits it, so that a restart before the first event
-/// loses nothing. Subscriptions that have a cursor or a start already keep them (records of
-/// an older store, kept under manifest indices, are adopted first).
+/// Decides, once, where each chain subscription of `modules` (name and subscriptions)
+/// starts — its `start_block`, or else the chain's head now — and commits it, so that a
+/// restart before the first event loses nothing. Subscriptions that have a cursor or a
+/// start already keep them (an older store's records, kept under manifest indices, are
+/// adopted first, once per module).
 pub(crate) async fn fix_start_positions(
-    modules: &[ModuleInfo],
+    modules: &[(&str, &[Subscription])],
     pool: &ChainPool,
     store: &StateStore,
 ) -> Result<(), StartError> {
     let mut heads: BTreeMap<ChainId, u64> = BTreeMap::new();
     let mut starts = Vec::new();
-    for module in modules {
-        for (index, subscription) in module.subscriptions.iter().enumerate() {
-            let (Some(position), Some(chain)) =
-                (subscription.position_key(), subscription.chain_id())
-            else {
-                continue;
-            };
-            store.adopt_legacy_positions(&module.name, index, &position)?;
-            if store.cursor(&module.name, &position)?.is_some()
-                || store.start(&module.name, &position)?.is_some()
+    for &(module, subscriptions) in modules {
+        let positions: Vec<(usize, String)> = subscriptions
+            .iter()
+            .enumerate()
+            .filter_map(|(index, s)| s.position_key().map(|key| (index, key)))
+            .collect();
+        store.adopt_legacy_positions(module, &positions)?;
+        for (index, position) in positions {
+            let subscription = &subscriptions[index];
+            let chain = subscription
+                .chain_id()
+                .expect("chain subscriptions have a chain");
+            if store.cursor(module, &position)?.is_some()
+                || store.start(module, &position)?.is_some()
             {
                 continue;
             }
@@ -79,24 +84,22 @@ pub(crate) async fn fix_start_positions(
                         let client = pool
                             .get(chain)
                             .expect("admitted modules read configured chains");
-                        let head = client
-                            .latest_block()
+                        let head = read_head(client)
                             .await
-                            .map_err(|source| StartError::Chain { chain, source })?
-                            .number();
+                            .map_err(|source| StartError::Chain { chain, source })?;
                         heads.insert(chain, head);
                         head
                     }
                 },
             };
             tracing::info!(
-                module = module.name,
+                module,
                 subscription = %subscription,
                 start = next,
                 "new subscription: delivery starts at block {next}"
             );
             starts.push(records::put(
-                records::start_key(&module.name, &position),
+                records::start_key(module, &position),
                 &records::Start { next },
             ));
         }
@@ -105,12 +108,51 @@ pub(crate) async fn fix_start_positions(
     Ok(())
 }
 
+/// The chain's head, read with a few retries: a node that answers `eth_chainId` but
+/// stumbles once (a rate limit at boot) should not fail the start.
+async fn read_head(client: &crate::chain::ChainClient) -> Result<u64, NodeError> {
+    use backon::Retryable;
+    let policy = backon::ExponentialBuilder::new()
+        .with_min_delay(std::time::Duration::from_millis(250))
+        .with_max_delay(std::time::Duration::from_secs(2))
+        .with_max_times(4);
+    (|| async { client.latest_block().await.map(|b| b.number()) })
+        .retry(policy)
+        .notify(|e, wait| {
+            tracing::warn!(chain = client.chain_id(), error = %e, retry_in_ms = wait.as_millis() as u64, "cannot read the head to fix where subscriptions start; retrying")
+        })
+        .await
+}
+
 /// Starts a follower per chain that has subscribers, a feed per distinct log filter on
 /// websocket chains, and a driver per module and chain. Everything stops when `stop` does.
+/// How far delivery got, per module and chain: the last block handled. Shared by the
+/// drivers (which write it) and the runtime (which reports it).
+#[derive(Clone, Default)]
+pub(crate) struct DeliveredHeights(Arc<std::sync::Mutex<BTreeMap<(String, ChainId), u64>>>);
+
+impl DeliveredHeights {
+    pub fn set(&self, module: &str, chain: ChainId, number: u64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((module.to_string(), chain), number);
+    }
+
+    pub fn get(&self, module: &str, chain: ChainId) -> Option<u64> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(module.to_string(), chain))
+            .copied()
+    }
+}
+
 pub(crate) fn spawn<S: Supervisor + 'static>(
     supervisor: &Arc<S>,
     pool: &ChainPool,
     store: &StateStore,
+    heights: &DeliveredHeights,
     policy: DeliveryPolicy,
     stop: &watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
@@ -177,6 +219,7 @@ pub(crate) fn spawn<S: Supervisor + 'static>(
             let driver = ModuleChainDriver {
                 supervisor: supervisor.clone(),
                 module: module.name.clone(),
+                heights: heights.clone(),
                 client,
                 view,
                 subscriptions,
