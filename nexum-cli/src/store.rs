@@ -1,13 +1,13 @@
 //! `nexum store` and `nexum dead-letters`: read-only views of an engine's state.
 
 use anyhow::{Context, bail};
-use nexum_host::StateStore;
+use nexum_host::Ledger;
 use nexum_host::core::{EngineConfig, Event, ModuleName};
 use std::path::Path;
 
 use crate::cli::StoreAction;
 
-fn open(engine: &Path) -> anyhow::Result<StateStore> {
+fn open(engine: &Path) -> anyhow::Result<Ledger> {
     let config = EngineConfig::load(engine)?;
     if !config.state_dir.is_dir() {
         bail!(
@@ -16,7 +16,7 @@ fn open(engine: &Path) -> anyhow::Result<StateStore> {
             config.state_dir.display()
         );
     }
-    StateStore::open(&config.state_dir).with_context(|| {
+    Ledger::open(&config.state_dir).with_context(|| {
         format!(
             "cannot open the state in {} (is this engine running? stop it first)",
             config.state_dir.display()

@@ -1,7 +1,7 @@
 //! No lost events, exactly-once state: the real binary killed with SIGKILL mid-stream, and a
 //! module slower than the chain, both against a real Anvil.
 
-use nexum_host::StateStore;
+use nexum_host::Ledger;
 use nexum_host::core::ModuleName;
 use nexum_tests::anvil::{Anvil, free_port, hex_u64};
 use nexum_tests::engine::live_logs_in;
@@ -123,7 +123,7 @@ async fn run_until_complete(
     let mut nexum = start_ready(engine).await;
     wait_caught_up(anvil, metrics, &nexum).await;
     assert_eq!(nexum.signal("-TERM").code(), Some(0));
-    let store = StateStore::open(state).unwrap();
+    let store = Ledger::open(state).unwrap();
     let live = live_logs_in(&store, "counter");
     let missing: Vec<_> = expected.difference(&live).collect();
     let extra: Vec<_> = live.difference(expected).collect();
@@ -139,7 +139,7 @@ async fn run_until_complete(
     assert_eq!(&unique, expected);
 }
 
-fn journal_entries(store: &StateStore) -> Vec<(u64, u64)> {
+fn journal_entries(store: &Ledger) -> Vec<(u64, u64)> {
     let name = ModuleName::new("counter").unwrap();
     store
         .list(&name, "e/")

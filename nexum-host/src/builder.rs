@@ -3,7 +3,7 @@
 
 use crate::extension::HostExtension;
 use crate::runtime::{Runtime, RuntimeError};
-use crate::supervisor::Observers;
+use crate::observers::Observers;
 use nexum_core::{
     BootPlan, ConfigError, EngineConfig, LogLine, ModuleEvent, ModuleManifest, ModuleSpec,
     WasmSource,
@@ -40,7 +40,7 @@ impl RuntimeBuilder {
 
     /// Starts from a parsed engine config, reading the manifests of the modules it lists.
     pub fn from_engine_config(config: EngineConfig) -> Result<Self, ConfigError> {
-        let (plan, warnings) = config.boot_plan()?;
+        let (plan, warnings) = BootPlan::from_config(&config)?;
         for warning in warnings {
             tracing::warn!("{warning}");
         }

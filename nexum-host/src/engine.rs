@@ -1,7 +1,7 @@
 //! The process-wide wasmtime engine, its epoch clock and the linker shared by all modules.
 
 use crate::bindings::types;
-use crate::capabilities::{chain, cow_api, local_store, logging};
+use crate::capabilities;
 use crate::extension::HostExtension;
 use crate::state::ModuleState;
 use std::path::Path;
@@ -92,10 +92,7 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<ModuleState>> {
     // toolchains import all of it even when they use none.
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     types::add_to_linker::<ModuleState, HasSelf<ModuleState>>(&mut linker, |state| state)?;
-    local_store::link(&mut linker)?;
-    logging::link(&mut linker)?;
-    chain::link(&mut linker)?;
-    cow_api::link(&mut linker)?;
+    capabilities::link_all(&mut linker)?;
     Ok(linker)
 }
 

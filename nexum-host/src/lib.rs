@@ -187,8 +187,10 @@
 //!
 //! # Inside
 //!
-//! - [`HostSupervisor`] implements [`core::supervisor::Supervisor`]: one wasmtime engine,
-//!   a store, queue and worker task per module, limits, retries, restarts, quarantine;
+//! - `supervisor/`: nexum's [`core::supervisor::Supervisor`]: one wasmtime engine, a store,
+//!   queue and worker task per module, limits, retries, restarts, quarantine;
+//! - `ledger/`: the engine's records (where each subscription stands, dead letters) and
+//!   the module stores, over one storage with atomic commits ([`Ledger`]);
 //! - `capabilities/`: the host interfaces a module can import (`local-store`, `logging`,
 //!   `chain`, `cow-api`), each a backend plus its WIT glue;
 //! - `chain/` and `sources/`: node clients, and the chain and cron sources with their
@@ -196,6 +198,7 @@
 //! - [`telemetry`]: Prometheus metrics and `/healthz`;
 //! - [`check`], [`inspect`]: what `nexum check` and `nexum inspect` report.
 mod bindings;
+mod boot;
 mod builder;
 mod capabilities;
 mod chain;
@@ -204,8 +207,9 @@ mod convert;
 mod engine;
 pub mod extension;
 mod inspect;
+mod ledger;
 mod module;
-mod records;
+mod observers;
 mod runtime;
 mod sources;
 mod state;
@@ -213,7 +217,7 @@ mod supervisor;
 pub mod telemetry;
 
 pub use builder::RuntimeBuilder;
-pub use capabilities::local_store::{StateStore, StoreError};
+pub use ledger::{Bookkeeping, DeadLetter, Ledger, StoreError};
 pub use chain::{ChainStatus, ConnectError, NodeError};
 pub use check::{CheckReport, ModuleCheck, check};
 pub use engine::EngineError;
@@ -221,10 +225,9 @@ pub use extension::HostExtension;
 pub use inspect::{ComponentReport, Import, InspectError, digest, inspect};
 pub use module::LoadError;
 pub use nexum_core as core;
-pub use records::DeadLetter;
 pub use runtime::{Position, Runtime, RuntimeError};
 pub use sources::StartError;
 pub use state::ModuleState;
-pub use supervisor::{BootError, HostSupervisor};
+pub use boot::BootError;
 /// The wasmtime this runtime is built on, for [`extension`]s to generate bindings with.
 pub use wasmtime;

@@ -1,6 +1,7 @@
 //! [`Runtime`]: a supervisor plus the sources that feed it, started and stopped together.
 
 use crate::builder::RuntimeBuilder;
+use crate::ledger::SubscriptionId;
 use crate::extension::HostExtension;
 use crate::sources::{CronSource, DeliveredHeights, spawn_chain_sources};
 use crate::supervisor::{BootError, HostSupervisor, Observers};
@@ -93,12 +94,8 @@ impl Runtime {
         RuntimeBuilder::new(config)
     }
 
-    /// Boots every module of `plan` and starts the sources their subscriptions need.
-    pub async fn start(plan: BootPlan) -> Result<Self, RuntimeError> {
-        Self::start_with(plan, Vec::new(), Observers::default()).await
-    }
-
-    /// [`Runtime::start`] with embedder extensions linked in and observers attached.
+    /// Boots every module of `plan`, with embedder extensions linked in and observers
+    /// attached, and starts the sources their subscriptions need ([`RuntimeBuilder::start`]).
     pub(crate) async fn start_with(
         plan: BootPlan,
         extensions: Vec<Arc<dyn HostExtension>>,
@@ -111,8 +108,8 @@ impl Runtime {
         let heights = DeliveredHeights::default();
         let mut sources = spawn_chain_sources(
             &supervisor,
-            supervisor.chains(),
-            supervisor.state(),
+            supervisor.chains().clients(),
+            supervisor.ledger(),
             &heights,
             delivery,
             &stop,
@@ -138,11 +135,6 @@ impl Runtime {
         })
     }
 
-    /// The supervisor, to dispatch events of one's own or read module state.
-    pub fn supervisor(&self) -> &Arc<HostSupervisor> {
-        &self.supervisor
-    }
-
     /// The counters of `chain` (subscriptions, requests), if it is configured.
     pub fn chain_status(&self, chain: nexum_core::ChainId) -> Option<crate::chain::ChainStatus> {
         self.supervisor.chains().status(chain)
@@ -162,6 +154,13 @@ impl Runtime {
     /// The loaded modules: status, subscriptions, limits, counters.
     pub fn modules(&self) -> Vec<ModuleInfo> {
         self.supervisor.modules()
+    }
+
+    /// Queues `event` (produced by the embedding service) for `module` without waiting;
+    /// fails with [`DispatchError::QueueFull`] rather than wait for room.
+    pub fn try_dispatch(&self, module: &str, event: Event) -> Result<(), DispatchError> {
+        self.supervisor
+            .try_dispatch(module, Delivery::new(None, event))
     }
 
     /// Hands `event` (produced by the embedding service) to `module` and waits for the
@@ -197,14 +196,14 @@ impl Runtime {
 
     /// A loaded module's committed value of `key` (read-only).
     pub fn read(&self, module: &str, key: &str) -> Result<Option<Vec<u8>>, RuntimeError> {
-        Ok(self.supervisor.state().read(&self.loaded(module)?, key)?)
+        Ok(self.supervisor.ledger().read(&self.loaded(module)?, key)?)
     }
 
     /// A loaded module's committed entries under `prefix`, sorted by key (read-only).
     pub fn list(&self, module: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
         Ok(self
             .supervisor
-            .state()
+            .ledger()
             .list(&self.loaded(module)?, prefix)?)
     }
 
@@ -223,7 +222,7 @@ impl Runtime {
             .into_iter()
             .find(|m| m.name == module)
             .ok_or_else(|| RuntimeError::UnknownModule(module.to_string()))?;
-        let store = self.supervisor.state();
+        let ledger = self.supervisor.ledger();
         let mut positions = Vec::new();
         for (index, subscription) in info.subscriptions.iter().enumerate() {
             let (Some(key), Some(chain_id)) =
@@ -231,11 +230,15 @@ impl Runtime {
             else {
                 continue;
             };
+            let id = SubscriptionId {
+                module: name.to_string(),
+                position: key,
+            };
             positions.push(Position {
                 subscription: index,
                 chain_id,
-                handled_through: store.cursor(name.as_str(), &key)?.map(|c| c.number),
-                starts_at: store.start(name.as_str(), &key)?.map(|s| s.next),
+                handled_through: ledger.cursor(&id)?.map(|c| c.number),
+                starts_at: ledger.start(&id)?.map(|s| s.next),
             });
         }
         Ok(positions)
@@ -265,7 +268,7 @@ impl Runtime {
         &self,
         module: Option<&str>,
     ) -> Result<Vec<crate::DeadLetter>, RuntimeError> {
-        Ok(self.supervisor.state().dead_letters(module)?)
+        Ok(self.supervisor.ledger().dead_letters(module)?)
     }
 
     /// Stops intake (sources first), lets in-flight calls finish, flushes the store.

@@ -1,6 +1,7 @@
 //! [`ModuleState`]: the data inside one module's wasmtime `Store`.
 
 use crate::bindings;
+use crate::capabilities::ModuleCapabilities;
 use crate::capabilities::chain::ChainAccess;
 use crate::capabilities::cow_api::CowAccess;
 use crate::capabilities::local_store::{LocalStoreCtx, ModuleStore};
@@ -16,15 +17,6 @@ use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiVie
 const MAX_RESOURCES: usize = 10_000;
 /// Largest `wasi:random` request.
 const MAX_RANDOM_BYTES: u64 = 1024 * 1024;
-
-/// What one module may reach through its capabilities; cloned into each fresh instance.
-#[derive(Clone)]
-pub(crate) struct ModuleCapabilities {
-    pub logger: ModuleLogger,
-    pub store: ModuleStore,
-    pub chain: ChainAccess,
-    pub cow: CowAccess,
-}
 
 /// Everything one module instance can reach, plus the bookkeeping of its current call.
 pub struct ModuleState {

@@ -6,8 +6,7 @@
 //! Each module gets a distinct component (the noop fixture plus a custom section naming it),
 //! so nothing is shared between modules within one boot.
 
-use nexum_core::{BootPlan, ModuleManifest, ModuleSpec, Supervisor, WasmSource};
-use nexum_host::HostSupervisor;
+use nexum_host::RuntimeBuilder;
 use nexum_tests::engine::test_config;
 use nexum_tests::guests;
 use std::path::Path;
@@ -40,30 +39,27 @@ fn leb128(out: &mut Vec<u8>, mut value: u64) {
     }
 }
 
-fn plan(dir: &Path, modules: usize, wasm: &[u8]) -> BootPlan {
+/// A runtime of `modules` distinct components, built as an embedder builds one.
+fn builder(dir: &Path, modules: usize, wasm: &[u8]) -> RuntimeBuilder {
     let mut config = test_config();
     config.state_dir = dir.join("state");
-    let specs = (0..modules)
-        .map(|i| ModuleSpec {
-            wasm: WasmSource::Bytes(distinct(wasm, i)),
-            manifest: ModuleManifest::parse(
-                &dir.join(format!("m{i}.toml")),
-                &format!("[module]\nname = \"m{i}\"\nversion = \"1\"\n[capabilities]\nrequired = [\"local-store\", \"logging\"]\n"),
-            )
-            .unwrap(),
-        })
-        .collect();
-    BootPlan {
-        config,
-        modules: specs,
+    let mut builder = RuntimeBuilder::new(config);
+    for i in 0..modules {
+        let manifest = format!(
+            "[module]\nname = \"m{i}\"\nversion = \"1\"\n[capabilities]\nrequired = [\"local-store\", \"logging\"]\n"
+        );
+        builder = builder
+            .module_bytes(distinct(wasm, i), &manifest, &format!("m{i}.toml"))
+            .unwrap();
     }
+    builder
 }
 
-async fn boot(plan: BootPlan) -> Duration {
+async fn boot(builder: RuntimeBuilder) -> Duration {
     let started = Instant::now();
-    let supervisor = HostSupervisor::boot(plan).await.unwrap();
+    let runtime = builder.start().await.unwrap();
     let elapsed = started.elapsed();
-    supervisor.shutdown().await;
+    runtime.shutdown().await;
     elapsed
 }
 
@@ -76,8 +72,8 @@ fn main() {
     println!("modules  first boot   cached boot   ratio");
     for modules in [1, 10, 50] {
         let dir = tempfile::tempdir().unwrap();
-        let first = runtime.block_on(boot(plan(dir.path(), modules, &wasm)));
-        let cached = runtime.block_on(boot(plan(dir.path(), modules, &wasm)));
+        let first = runtime.block_on(boot(builder(dir.path(), modules, &wasm)));
+        let cached = runtime.block_on(boot(builder(dir.path(), modules, &wasm)));
         println!(
             "{modules:>7}  {:>10.1?}  {:>12.1?}  {:>5.1}x",
             first,

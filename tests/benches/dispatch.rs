@@ -8,7 +8,7 @@
 //!   `local-store` is an in-memory map (no limits, no queue, no fjall).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use nexum_core::{Address, B256, Block, Bytes, ChainLog, ChainLogs, Delivery, Event, Supervisor};
+use nexum_core::{Address, B256, Block, Bytes, ChainLog, ChainLogs, Event};
 use nexum_tests::engine::{TestModule, boot, test_config};
 use nexum_tests::guests;
 use std::time::Duration;
@@ -78,12 +78,11 @@ fn dispatch(c: &mut Criterion) {
             } else {
                 name.to_string()
             };
-            let delivery = Delivery::new(None, event.clone());
             group.bench_function(format!("nexum/{label}"), |b| {
                 b.to_async(&runtime).iter(|| async {
                     engine
-                        .supervisor
-                        .dispatch(module, delivery.clone())
+                        .runtime
+                        .dispatch(module, event.clone())
                         .await
                         .unwrap()
                 })

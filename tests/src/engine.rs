@@ -1,11 +1,9 @@
-//! Booting a real supervisor with compiled guests on a fresh store.
+//! Starting a real runtime — through `RuntimeBuilder`, as an embedder does — with compiled
+//! guests on a fresh store.
 
 use crate::guests;
-use nexum_core::{
-    BootPlan, Delivery, EngineConfig, Event, ModuleManifest, ModuleName, ModuleSpec, Outcome,
-    Supervisor, Tick, WasmSource,
-};
-use nexum_host::{BootError, HostSupervisor};
+use nexum_core::{EngineConfig, Event, ModuleName, Outcome, Tick};
+use nexum_host::{Ledger, Runtime, RuntimeBuilder, RuntimeError};
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
@@ -37,10 +35,10 @@ impl TestModule {
     }
 }
 
-/// A booted supervisor and the directory holding its state.
+/// A started runtime and the directory holding its state.
 pub struct TestEngine {
-    /// The supervisor under test.
-    pub supervisor: HostSupervisor,
+    /// The runtime under test.
+    pub runtime: Runtime,
     /// Holds the store; removed when the engine is dropped.
     pub dir: TempDir,
 }
@@ -55,57 +53,60 @@ pub fn test_config() -> EngineConfig {
     config
 }
 
-/// Boots `modules` under `config` (its `state_dir` is replaced by a temporary directory).
-pub async fn boot(modules: Vec<TestModule>, config: EngineConfig) -> Result<TestEngine, BootError> {
+/// Starts `modules` under `config` (its `state_dir` is replaced by a temporary directory).
+pub async fn boot(
+    modules: Vec<TestModule>,
+    config: EngineConfig,
+) -> Result<TestEngine, RuntimeError> {
     let dir = tempfile::tempdir().expect("creating a temporary state directory");
     boot_in(dir, modules, config).await
 }
 
-/// Boots `modules` with their state in `dir` (to restart on existing state).
+/// Starts `modules` with their state in `dir` (to restart on existing state).
 pub async fn boot_in(
     dir: TempDir,
     modules: Vec<TestModule>,
-    mut config: EngineConfig,
-) -> Result<TestEngine, BootError> {
-    config.state_dir = dir.path().join("state");
-    let modules = modules
-        .into_iter()
-        .map(|m| spec(dir.path(), m))
-        .collect::<Vec<_>>();
-    let supervisor = HostSupervisor::boot(BootPlan { config, modules }).await?;
-    Ok(TestEngine { supervisor, dir })
+    config: EngineConfig,
+) -> Result<TestEngine, RuntimeError> {
+    let runtime = start(&dir.path().join("state"), dir.path(), modules, config).await?;
+    Ok(TestEngine { runtime, dir })
 }
 
-/// Boots `modules` with their state at `state_dir`, manifests written to `scratch` (the
-/// caller keeps both: to look at what a failed boot left behind).
+/// Starts `modules` with their state at `state_dir`, manifests written to `scratch` (the
+/// caller keeps both: to look at what a failed start left behind).
 pub async fn boot_at(
     state_dir: &Path,
     scratch: &Path,
     modules: Vec<TestModule>,
-    mut config: EngineConfig,
-) -> Result<TestEngineAt, BootError> {
-    config.state_dir = state_dir.to_path_buf();
-    let modules = modules.into_iter().map(|m| spec(scratch, m)).collect();
-    let supervisor = HostSupervisor::boot(BootPlan { config, modules }).await?;
-    Ok(TestEngineAt { supervisor })
+    config: EngineConfig,
+) -> Result<TestEngineAt, RuntimeError> {
+    let runtime = start(state_dir, scratch, modules, config).await?;
+    Ok(TestEngineAt { runtime })
 }
 
-/// A supervisor booted by [`boot_at`] (its directory belongs to the caller).
+/// A runtime started by [`boot_at`] (its directory belongs to the caller).
 pub struct TestEngineAt {
-    /// The supervisor under test.
-    pub supervisor: HostSupervisor,
+    /// The runtime under test.
+    pub runtime: Runtime,
 }
 
-/// Writes the manifest into `dir` (so errors can name it) and pairs it with its guest.
-fn spec(dir: &Path, module: TestModule) -> ModuleSpec {
-    let manifest = ModuleManifest::parse(&manifest_path(dir, &module), &module.manifest)
-        .unwrap_or_else(|e| panic!("test manifest does not parse: {e}"));
-    ModuleSpec {
-        wasm: WasmSource::File(guests::wasm(module.guest)),
-        manifest,
+/// Starts a runtime through the public builder, as an embedder would.
+async fn start(
+    state_dir: &Path,
+    scratch: &Path,
+    modules: Vec<TestModule>,
+    mut config: EngineConfig,
+) -> Result<Runtime, RuntimeError> {
+    config.state_dir = state_dir.to_path_buf();
+    let mut builder = RuntimeBuilder::new(config);
+    for module in modules {
+        let manifest = manifest_path(scratch, &module);
+        builder = builder.module_file(guests::wasm(module.guest), &manifest)?;
     }
+    builder.start().await
 }
 
+/// Writes the manifest into `dir` (so errors can name it) and returns its path.
 fn manifest_path(dir: &Path, module: &TestModule) -> PathBuf {
     let path = dir.join(format!(
         "{}-{}.toml",
@@ -117,20 +118,25 @@ fn manifest_path(dir: &Path, module: &TestModule) -> PathBuf {
 }
 
 /// A tick whose `schedule` carries a `probe` script.
-pub fn command(script: &str) -> Delivery {
-    Delivery::new(
-        None,
-        Event::Tick(Tick {
-            fired_at: 0,
-            schedule: script.to_string(),
-        }),
-    )
+pub fn command(script: &str) -> Event {
+    Event::Tick(Tick {
+        fired_at: 0,
+        schedule: script.to_string(),
+    })
+}
+
+/// `module`'s committed value of `key` in `runtime`, as text.
+fn read_text(runtime: &Runtime, module: &str, key: &str) -> Option<String> {
+    runtime
+        .read(module, key)
+        .expect("reading the store")
+        .map(|v| String::from_utf8(v).expect("test values are UTF-8"))
 }
 
 impl TestEngine {
     /// Runs a `probe` script in `module` (as a tick) and returns the outcome.
     pub async fn run(&self, module: &str, script: &str) -> Outcome {
-        self.supervisor
+        self.runtime
             .dispatch(module, command(script))
             .await
             .unwrap_or_else(|e| panic!("dispatching to {module}: {e}"))
@@ -138,11 +144,7 @@ impl TestEngine {
 
     /// The committed value of `key` in `module`'s store.
     pub fn read(&self, module: &str, key: &str) -> Option<String> {
-        self.supervisor
-            .state()
-            .read(&ModuleName::new(module).expect("valid module name"), key)
-            .expect("reading the store")
-            .map(|v| String::from_utf8(v).expect("test values are UTF-8"))
+        read_text(&self.runtime, module, key)
     }
 }
 
@@ -161,14 +163,8 @@ pub async fn run(modules: Vec<TestModule>, config: EngineConfig) -> TestRuntime 
 }
 
 /// Starts `modules` with their sources, with state in `dir`.
-pub async fn run_in(
-    dir: TempDir,
-    modules: Vec<TestModule>,
-    mut config: EngineConfig,
-) -> TestRuntime {
-    config.state_dir = dir.path().join("state");
-    let modules = modules.into_iter().map(|m| spec(dir.path(), m)).collect();
-    let runtime = nexum_host::Runtime::start(BootPlan { config, modules })
+pub async fn run_in(dir: TempDir, modules: Vec<TestModule>, config: EngineConfig) -> TestRuntime {
+    let runtime = start(&dir.path().join("state"), dir.path(), modules, config)
         .await
         .unwrap_or_else(|e| panic!("runtime did not start: {e}"));
     TestRuntime { runtime, dir }
@@ -177,12 +173,7 @@ pub async fn run_in(
 impl TestRuntime {
     /// The committed value of `key` in `module`'s store.
     pub fn read(&self, module: &str, key: &str) -> Option<String> {
-        self.runtime
-            .supervisor()
-            .state()
-            .read(&ModuleName::new(module).expect("valid module name"), key)
-            .expect("reading the store")
-            .map(|v| String::from_utf8(v).expect("test values are UTF-8"))
+        read_text(&self.runtime, module, key)
     }
 
     /// What a `recorder` module recorded, in arrival order.
@@ -201,7 +192,7 @@ impl TestRuntime {
     /// The `(block, log index)` a `recorder` module currently holds as canonical
     /// (its `live/` keys).
     pub fn live_logs(&self, module: &str) -> std::collections::BTreeSet<(u64, u64)> {
-        live_logs_in(self.runtime.supervisor().state(), module)
+        live_keys(self.runtime.list(module, "live/").expect("reading the store"))
     }
 
     /// Shuts the runtime down cleanly and returns its state directory.
@@ -277,17 +268,17 @@ pub async fn wait_until(timeout: std::time::Duration, mut condition: impl FnMut(
     }
 }
 
-/// The `(block, log index)` a `recorder` module holds as canonical in `state`.
-pub fn live_logs_in(
-    state: &nexum_host::StateStore,
-    module: &str,
-) -> std::collections::BTreeSet<(u64, u64)> {
-    state
-        .list(
-            &ModuleName::new(module).expect("valid module name"),
-            "live/",
-        )
-        .expect("reading the store")
+/// The `(block, log index)` a `recorder` module holds as canonical in `ledger`.
+pub fn live_logs_in(ledger: &Ledger, module: &str) -> std::collections::BTreeSet<(u64, u64)> {
+    live_keys(
+        ledger
+            .list(&ModuleName::new(module).expect("valid module name"), "live/")
+            .expect("reading the store"),
+    )
+}
+
+fn live_keys(entries: Vec<(String, Vec<u8>)>) -> std::collections::BTreeSet<(u64, u64)> {
+    entries
         .into_iter()
         .map(|(key, _)| {
             let mut parts = key.trim_start_matches("live/").split('/');

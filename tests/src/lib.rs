@@ -2,8 +2,8 @@
 //!
 //! - [`guests`]: compiles the example and fixture modules for `wasm32-wasip2` (once per
 //!   test run) and finds their `.wasm` files;
-//! - [`engine`]: boots a real [`HostSupervisor`](nexum_host::HostSupervisor) (or a whole
-//!   [`Runtime`](nexum_host::Runtime)) with those modules on a fresh fjall store;
+//! - [`engine`]: starts a real [`Runtime`](nexum_host::Runtime) through its builder with
+//!   those modules on a fresh fjall store;
 //! - [`anvil`]: a real local chain node on a free port, and the test contract;
 //! - [`proxy`]: a TCP proxy to watch and cut the wire between nexum and the node;
 //! - [`ws_proxy`]: a websocket proxy that can send `removed: true` logs as geth does;

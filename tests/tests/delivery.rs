@@ -254,8 +254,6 @@ async fn an_error_is_retried_and_a_lasting_one_is_dead_lettered() {
     // `stubborn` skipped the poison block and recorded why.
     let letters = runtime
         .runtime
-        .supervisor()
-        .state()
         .dead_letters(Some("stubborn"))
         .unwrap();
     assert_eq!(letters.len(), 1, "{letters:?}");

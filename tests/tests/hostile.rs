@@ -91,12 +91,12 @@ struct Observed {
 /// module is measured; checks the healthy module kept its latency.
 async fn beside_healthy(module: TestModule) -> Observed {
     let engine = Arc::new(boot(vec![module, healthy()], config()).await.unwrap());
-    let mut lifecycle_rx = engine.supervisor.lifecycle();
+    let mut lifecycle_rx = engine.runtime.lifecycle();
     let pump_engine = engine.clone();
     let pump = tokio::spawn(async move {
         loop {
             let _ = pump_engine
-                .supervisor
+                .runtime
                 .try_dispatch("hostile", command("misbehave"));
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
@@ -105,9 +105,9 @@ async fn beside_healthy(module: TestModule) -> Observed {
     // Slow failures (a 500 ms deadline each) take longer than the measurement to exhaust
     // the module's restarts; keep feeding it until it settles (or 15 s pass).
     let deadline = Instant::now() + Duration::from_secs(15);
-    while engine.supervisor.modules()[0].status == ModuleStatus::Restarting
-        || (engine.supervisor.modules()[0].totals.trapped > 0
-            && engine.supervisor.modules()[0].status != ModuleStatus::Quarantined
+    while engine.runtime.modules()[0].status == ModuleStatus::Restarting
+        || (engine.runtime.modules()[0].totals.trapped > 0
+            && engine.runtime.modules()[0].status != ModuleStatus::Quarantined
             && engine.read("hostile", "worked").is_none())
     {
         if Instant::now() > deadline {
@@ -177,7 +177,7 @@ fn assert_restarted_then_quarantined(observed: &Observed, reason: &str) {
         "{:?}",
         observed.lifecycle
     );
-    let info = &observed.engine.supervisor.modules()[0];
+    let info = &observed.engine.runtime.modules()[0];
     assert_eq!(info.status, ModuleStatus::Quarantined);
     assert_eq!(
         observed.engine.read("hostile", "partial"),
@@ -234,7 +234,7 @@ async fn a_flaky_module_recovers_after_restarts_with_growing_backoff() {
         Some("true")
     );
     assert_eq!(
-        observed.engine.supervisor.modules()[0].status,
+        observed.engine.runtime.modules()[0].status,
         ModuleStatus::Running
     );
 }
@@ -242,7 +242,7 @@ async fn a_flaky_module_recovers_after_restarts_with_growing_backoff() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_flood_is_rate_limited_and_counted() {
     let observed = beside_healthy(hostile("log-flood", "")).await;
-    let info = &observed.engine.supervisor.modules()[0];
+    let info = &observed.engine.runtime.modules()[0];
     assert_eq!(info.status, ModuleStatus::Running);
     assert!(info.totals.handled > 0);
     eprintln!(
@@ -259,10 +259,13 @@ async fn a_log_flood_is_rate_limited_and_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_flood_is_refused_without_partial_writes() {
     let observed = beside_healthy(hostile("store-flood", "")).await;
-    let state = observed.engine.supervisor.state();
-    let name = nexum_core::ModuleName::new("hostile").unwrap();
     assert!(
-        state.list(&name, "flood/").unwrap().is_empty(),
+        observed
+            .engine
+            .runtime
+            .list("hostile", "flood/")
+            .unwrap()
+            .is_empty(),
         "flood keys were kept"
     );
     assert_eq!(observed.engine.read("hostile", "partial"), None);
@@ -279,7 +282,7 @@ async fn a_store_flood_is_refused_without_partial_writes() {
         skipped.contains("store quota of 1048576 bytes"),
         "{skipped}"
     );
-    let info = &observed.engine.supervisor.modules()[0];
+    let info = &observed.engine.runtime.modules()[0];
     assert_eq!(info.status, ModuleStatus::Running);
     assert!(info.store_bytes < 1024, "{}", info.store_bytes);
 }
@@ -288,7 +291,7 @@ async fn a_store_flood_is_refused_without_partial_writes() {
 async fn an_init_failure_quarantines_only_that_module() {
     let observed = beside_healthy(hostile("init-failure", "")).await;
     assert_eq!(
-        observed.engine.supervisor.modules()[0].status,
+        observed.engine.runtime.modules()[0].status,
         ModuleStatus::Quarantined
     );
 }
@@ -324,7 +327,7 @@ async fn peak_memory_with_every_hostile_fixture_loaded_stays_bounded() {
     let pump = tokio::spawn(async move {
         loop {
             for b in behaviours {
-                let _ = pump_engine.supervisor.try_dispatch(b, command("misbehave"));
+                let _ = pump_engine.runtime.try_dispatch(b, command("misbehave"));
             }
             tokio::time::sleep(Duration::from_millis(30)).await;
         }

@@ -22,7 +22,7 @@ async fn pair(limits: impl FnOnce(&mut nexum_core::Limits)) -> nexum_tests::engi
 /// Runs `script` in `bad` while `good` keeps handling events; returns `bad`'s outcome and
 /// checks that every one of `good`'s events was handled meanwhile.
 async fn offend_while_good_runs(engine: &nexum_tests::engine::TestEngine, script: &str) -> Outcome {
-    let bad = engine.supervisor.dispatch("bad", command(script));
+    let bad = engine.runtime.dispatch("bad", command(script));
     let good = async {
         for i in 0..20 {
             let outcome = engine.run("good", &format!("count n; set last {i}")).await;
@@ -117,9 +117,9 @@ async fn a_spinning_module_does_not_hold_up_others_on_one_thread() {
     })
     .await;
     let engine = std::sync::Arc::new(engine);
-    let mut lines = engine.supervisor.log_lines();
+    let mut lines = engine.runtime.log_lines();
     engine
-        .supervisor
+        .runtime
         .try_dispatch("bad", command("log spinning; spin"))
         .unwrap();
     // `bad` is spinning once it said so.
@@ -159,7 +159,7 @@ async fn a_manifest_may_lower_its_limits() {
         "[limits]\nfuel_per_event = 5000000\n",
     );
     let engine = boot(vec![module], config).await.unwrap();
-    let info = &engine.supervisor.modules()[0];
+    let info = &engine.runtime.modules()[0];
     assert_eq!(info.limits.fuel_per_event, 5_000_000);
     let outcome = engine.run("frugal", "spin").await;
     assert_eq!(

@@ -60,7 +60,7 @@ async fn a_component_matching_its_pinned_sha256_loads() {
         &format!("version = \"0.1.0\"\ncomponent = \"{digest}\""),
     );
     let engine = boot(vec![module], test_config()).await.unwrap();
-    assert_eq!(engine.supervisor.modules()[0].component, digest);
+    assert_eq!(engine.runtime.modules()[0].component, digest);
 }
 
 #[tokio::test]
@@ -130,21 +130,17 @@ async fn bytes_that_are_not_a_component_are_refused() {
     let fake = dir.path().join("fake.wasm");
     std::fs::write(&fake, b"not wasm at all").unwrap();
     let manifest_path = dir.path().join("module.toml");
-    let manifest = nexum_core::ModuleManifest::parse(
+    std::fs::write(
         &manifest_path,
         "[module]\nname = \"fake\"\nversion = \"1\"\n",
     )
     .unwrap();
     let mut config = test_config();
     config.state_dir = dir.path().join("state");
-    let plan = nexum_core::BootPlan {
-        config,
-        modules: vec![nexum_core::ModuleSpec {
-            wasm: nexum_core::WasmSource::File(fake.clone()),
-            manifest,
-        }],
-    };
-    let err = match nexum_host::HostSupervisor::boot(plan).await {
+    let builder = nexum_host::RuntimeBuilder::new(config)
+        .module_file(&fake, &manifest_path)
+        .unwrap();
+    let err = match builder.start().await {
         Ok(_) => panic!("boot should have failed"),
         Err(e) => e.to_string(),
     };
@@ -185,11 +181,7 @@ async fn nothing_starts_when_one_module_fails_to_load() {
     let engine = boot_at(&state, dir.path(), vec![counting()], test_config())
         .await
         .unwrap();
-    let boots = engine
-        .supervisor
-        .state()
-        .read(&nexum_core::ModuleName::new("counting").unwrap(), "boots")
-        .unwrap();
+    let boots = engine.runtime.read("counting", "boots").unwrap();
     assert_eq!(boots.as_deref(), Some(&b"1"[..]));
 }
 
@@ -221,15 +213,14 @@ async fn a_failed_start_leaves_no_state_directory_cache_or_lock() {
     let engine = boot_at(&state, dir.path(), vec![module()], test_config())
         .await
         .unwrap();
-    engine.supervisor.shutdown().await;
-    drop(engine);
+    engine.runtime.shutdown().await;
     assert!(
         boot_at(&state, dir.path(), vec![module()], unreachable())
             .await
             .is_err()
     );
     assert!(state.exists());
-    nexum_host::StateStore::open(&state).expect("no lock left behind");
+    nexum_host::Ledger::open(&state).expect("no lock left behind");
 }
 
 #[tokio::test]
@@ -243,15 +234,15 @@ async fn a_module_whose_init_fails_is_quarantined_and_the_others_start() {
     let engine = boot(vec![failing, TestModule::probe("fine")], test_config())
         .await
         .unwrap();
-    let modules = engine.supervisor.modules();
+    let modules = engine.runtime.modules();
     assert_eq!(modules[0].status, nexum_core::ModuleStatus::Quarantined);
     assert_eq!(modules[1].status, nexum_core::ModuleStatus::Running);
     assert_eq!(
-        engine.supervisor.dispatch("failing", command("")).await,
+        engine.runtime.dispatch("failing", command("")).await,
         Err(nexum_core::DispatchError::Closed)
     );
     assert_eq!(
-        engine.supervisor.dispatch("fine", command("set a 1")).await,
+        engine.runtime.dispatch("fine", command("set a 1")).await,
         Ok(Outcome::Handled)
     );
 }

@@ -150,9 +150,8 @@ async fn state_survives_a_restart_and_init_writes_commit() {
     };
     let engine = boot(vec![module()], test_config()).await.unwrap();
     engine.run("a", "set kept yes").await;
-    engine.supervisor.shutdown().await;
     let dir = engine.dir;
-    drop(engine.supervisor);
+    engine.runtime.shutdown().await;
 
     let engine = boot_in(dir, vec![module()], test_config()).await.unwrap();
     assert_eq!(engine.read("a", "kept").as_deref(), Some("yes"));

@@ -95,9 +95,7 @@ impl Twap {
     fn keys(&self, prefix: &str) -> Vec<String> {
         self.runtime
             .runtime
-            .supervisor()
-            .state()
-            .list(&ModuleName::new("twap").unwrap(), prefix)
+            .list("twap", prefix)
             .unwrap()
             .into_iter()
             .map(|(k, _)| k)

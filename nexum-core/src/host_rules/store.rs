@@ -148,6 +148,11 @@ impl WriteSet {
         self.writes.is_empty()
     }
 
+    /// How many keys the call wrote or deleted.
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
     /// What the call wrote for `key`: `Some(None)` for a delete, `None` if untouched.
     pub fn get(&self, key: &str) -> Option<Option<&[u8]>> {
         self.writes.get(key).map(Option::as_deref)

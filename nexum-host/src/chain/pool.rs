@@ -95,6 +95,11 @@ impl ChainPool {
         Ok(Self { clients })
     }
 
+    /// Every configured chain's client, by chain id.
+    pub(crate) fn clients(&self) -> &BTreeMap<ChainId, Arc<ChainClient>> {
+        &self.clients
+    }
+
     /// The client of `chain`, if configured.
     pub(crate) fn get(&self, chain: ChainId) -> Option<&Arc<ChainClient>> {
         self.clients.get(&chain)

@@ -2,8 +2,8 @@
 //!
 //! A subscription's records are keyed by its position key
 //! ([`Subscription::position_key`](nexum_core::Subscription::position_key)): what it reads,
-//! not its place in the manifest. Stores written before that used the manifest index; they
-//! are adopted once by [`super::Ledger::adopt_legacy_positions`].
+//! not its place in the manifest. Stores written before that used the manifest index
+//! (`cursor/<module>/0000`); they are adopted once per module.
 
 use super::records::SubscriptionId;
 
@@ -41,7 +41,17 @@ pub(crate) fn usage(module: &str) -> String {
     format!("usage/{module}")
 }
 
-/// The position name older stores used: the subscription's index in the manifest.
-pub(crate) fn legacy_position(index: usize) -> String {
-    format!("{index:04}")
+/// Every cursor of a module (older stores named them by manifest index).
+pub(crate) fn cursors_of(module: &str) -> String {
+    format!("cursor/{module}/")
+}
+
+/// Every delivery record of a module.
+pub(crate) fn delivered_of(module: &str) -> String {
+    format!("delivered/{module}/")
+}
+
+/// Marks that a module's index-keyed records were adopted.
+pub(crate) fn adopted(module: &str) -> String {
+    format!("adopted/{module}")
 }

@@ -208,36 +208,54 @@ impl Ledger {
             .collect()
     }
 
-    /// Moves the records an older store kept under the manifest index of the subscription
-    /// now at `index` to its position key, in one batch. Does nothing when the subscription
-    /// already has a cursor or there is nothing to adopt.
+    /// Adopts, once per module, the records an older store kept under manifest indices:
+    /// each goes to the position key of the subscription now at that index (`positions`:
+    /// index and key of each chain subscription), records of indices with no such
+    /// subscription are dropped, and a marker says it is done — in one batch. Never over a
+    /// subscription that already has records of its own. This assumes the manifest did not
+    /// change in the same upgrade (upgrade nexum and a module's manifest apart).
     pub(crate) fn adopt_legacy_positions(
         &self,
-        id: &SubscriptionId,
-        index: usize,
+        module: &str,
+        positions: &[(usize, String)],
     ) -> Result<(), StoreError> {
-        let legacy = SubscriptionId {
-            module: id.module.clone(),
-            position: keys::legacy_position(index),
-        };
-        let Some(cursor) = self.storage.get(&Space::Engine, &keys::cursor(&legacy))? else {
-            return Ok(());
-        };
-        if self.cursor(id)?.is_some() {
+        let marker = keys::adopted(module);
+        if self.storage.get(&Space::Engine, &marker)?.is_some() {
             return Ok(());
         }
         let mut batch = Batch::default();
-        batch.set(Space::Engine, keys::cursor(id), cursor);
-        batch.remove(Space::Engine, keys::cursor(&legacy));
-        let legacy_prefix = keys::delivered_prefix(&legacy);
-        for (key, value) in self.engine_scan(&legacy_prefix)? {
-            let number = &key[legacy_prefix.len()..];
-            batch.set(
-                Space::Engine,
-                format!("{}{number}", keys::delivered_prefix(id)),
-                value,
-            );
-            batch.remove(Space::Engine, key);
+        batch.set(Space::Engine, marker, json(&true));
+        for prefix in [keys::cursors_of(module), keys::delivered_of(module)] {
+            for (key, value) in self.engine_scan(&prefix)? {
+                let rest = &key[prefix.len()..];
+                let (legacy, tail) = rest.split_once('/').unwrap_or((rest, ""));
+                if legacy.len() != 4 || legacy.parse::<usize>().is_err() {
+                    continue; // a position key already
+                }
+                let index: usize = legacy.parse().expect("checked");
+                batch.remove(Space::Engine, key.clone());
+                let Some((_, position)) = positions.iter().find(|(i, _)| *i == index) else {
+                    tracing::warn!(
+                        module,
+                        index,
+                        "dropping the old records of a subscription the manifest no longer has"
+                    );
+                    continue;
+                };
+                let id = SubscriptionId {
+                    module: module.to_string(),
+                    position: position.clone(),
+                };
+                if self.start(&id)?.is_some() || self.cursor(&id)?.is_some() {
+                    continue;
+                }
+                let adopted = if tail.is_empty() {
+                    keys::cursor(&id)
+                } else {
+                    format!("{}{tail}", keys::delivered_prefix(&id))
+                };
+                batch.set(Space::Engine, adopted, value);
+            }
         }
         self.storage.commit(batch)
     }
@@ -423,33 +441,60 @@ mod tests {
     }
 
     #[test]
-    fn legacy_index_records_are_adopted_once() {
+    fn legacy_index_records_are_adopted_once_and_never_over_newer_ones() {
         let ledger = Ledger::in_memory();
-        let legacy = id("0001");
+        let cursor = |number: u64| Cursor {
+            number,
+            hash: alloy_primitives::B256::ZERO,
+            log_index: None,
+        };
+        let block = DeliveredBlock {
+            hash: alloy_primitives::B256::ZERO,
+            logs: Vec::new(),
+        };
         ledger
             .record(&[
                 Entry::Advance {
-                    id: legacy.clone(),
-                    cursor: Cursor {
-                        number: 9,
-                        hash: alloy_primitives::B256::ZERO,
-                        log_index: None,
-                    },
+                    id: id("0000"),
+                    cursor: cursor(9),
                 },
                 Entry::Delivered {
-                    id: legacy.clone(),
+                    id: id("0000"),
                     number: 9,
-                    block: DeliveredBlock {
-                        hash: alloy_primitives::B256::ZERO,
-                        logs: Vec::new(),
-                    },
+                    block,
+                },
+                Entry::Advance {
+                    id: id("0001"),
+                    cursor: cursor(4),
+                },
+                Entry::Advance {
+                    id: id("0002"),
+                    cursor: cursor(2),
+                },
+                // Index 1's subscription already has a start of its own.
+                Entry::Start {
+                    id: id("log-1-b"),
+                    start: Start { next: 100 },
                 },
             ])
             .unwrap();
-        ledger.adopt_legacy_positions(&id("block-1"), 1).unwrap();
-        assert_eq!(ledger.cursor(&id("block-1")).unwrap().unwrap().number, 9);
+        let positions = [(0, "block-1".to_string()), (1, "log-1-b".to_string())];
+        ledger.adopt_legacy_positions("m", &positions).unwrap();
+        assert_eq!(ledger.cursor(&id("block-1")).unwrap(), Some(cursor(9)));
         assert_eq!(ledger.delivered(&id("block-1")).unwrap().len(), 1);
-        assert_eq!(ledger.cursor(&legacy).unwrap(), None);
-        assert!(ledger.delivered(&legacy).unwrap().is_empty());
+        assert_eq!(ledger.cursor(&id("log-1-b")).unwrap(), None);
+        for legacy in ["0000", "0001", "0002"] {
+            assert_eq!(ledger.cursor(&id(legacy)).unwrap(), None, "{legacy} left behind");
+            assert!(ledger.delivered(&id(legacy)).unwrap().is_empty());
+        }
+        // Once: records written under the old names later are left alone.
+        ledger
+            .record(&[Entry::Advance {
+                id: id("0000"),
+                cursor: cursor(1),
+            }])
+            .unwrap();
+        ledger.adopt_legacy_positions("m", &positions).unwrap();
+        assert_eq!(ledger.cursor(&id("block-1")).unwrap(), Some(cursor(9)));
     }
 }

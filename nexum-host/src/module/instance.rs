@@ -7,9 +7,11 @@ use crate::bindings::CowModule;
 use crate::bindings::types as wit;
 use crate::convert::describe_fault;
 use crate::engine::WasmEngine;
-use crate::state::{ModuleCapabilities, ModuleState};
+use crate::capabilities::ModuleCapabilities;
+use crate::state::ModuleState;
 use nexum_core::bounded;
-use nexum_core::{EngineRecord, Event, Limits};
+use crate::ledger::Bookkeeping;
+use nexum_core::{Event, Limits};
 use std::time::{Duration, Instant};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -77,20 +79,20 @@ impl ModuleInstance {
         let config: Vec<(String, String)> = module.manifest.config.clone();
         let call = instance.bindings.call_init(&mut instance.store, &config);
         let outcome = tokio::time::timeout(timeout, call).await;
-        match finish(&mut instance.store, &limits, outcome, &[]) {
+        match finish(&mut instance.store, &limits, outcome, &Bookkeeping::default()) {
             CallResult::Ok => Ok(instance),
             failure => Err(failure),
         }
     }
 
-    /// Delivers `event`. On `ok`, commits the call's writes together with `engine_writes`.
-    pub async fn on_event(&mut self, event: &Event, engine_writes: &[EngineRecord]) -> CallResult {
+    /// Delivers `event`. On `ok`, commits the call's writes together with `bookkeeping`.
+    pub async fn on_event(&mut self, event: &Event, bookkeeping: &Bookkeeping) -> CallResult {
         let timeout = Duration::from_millis(self.limits.event_timeout_ms);
         prepare(&mut self.store, &self.limits, timeout);
         let event = wit::Event::from(event);
         let call = self.bindings.call_on_event(&mut self.store, &event);
         let outcome = tokio::time::timeout(timeout, call).await;
-        finish(&mut self.store, &self.limits, outcome, engine_writes)
+        finish(&mut self.store, &self.limits, outcome, bookkeeping)
     }
 }
 
@@ -121,11 +123,11 @@ fn finish(
     store: &mut Store<ModuleState>,
     limits: &Limits,
     outcome: Outcome,
-    engine_writes: &[EngineRecord],
+    bookkeeping: &Bookkeeping,
 ) -> CallResult {
     let writes = store.data_mut().take_writes();
     match outcome {
-        Ok(Ok(Ok(()))) => match store.data().module_store().commit(writes, engine_writes) {
+        Ok(Ok(Ok(()))) => match store.data().module_store().commit(writes, bookkeeping) {
             Ok(()) => CallResult::Ok,
             Err(e) => {
                 tracing::error!(error = %e, "committing a call's writes failed");

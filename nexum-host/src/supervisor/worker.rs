@@ -3,8 +3,8 @@
 
 use crate::engine::WasmEngine;
 use crate::module::{CallResult, LoadedModule, ModuleInstance};
-use crate::records::{self, DeadLetter};
-use crate::state::ModuleCapabilities;
+use crate::ledger::{Bookkeeping, DeadLetter, Entry};
+use crate::capabilities::ModuleCapabilities;
 use crate::telemetry::names;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use nexum_core::host_rules::store::WriteSet;
@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 /// An event in a module's queue, with someone optionally waiting for its outcome.
 pub(crate) struct Job {
-    pub delivery: Delivery,
+    pub delivery: Delivery<Bookkeeping>,
     pub reply: Option<oneshot::Sender<Outcome>>,
     /// When it was queued (dispatch latency counts from here).
     pub queued_at: std::time::Instant,
@@ -174,7 +174,7 @@ impl Worker {
     /// Delivers one event, retrying per the policy. Returns its final outcome.
     async fn handle(
         &mut self,
-        delivery: &Delivery,
+        delivery: &Delivery<Bookkeeping>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Outcome, Stop> {
         let mut err_retries = error_backoff(&self.policy);
@@ -184,7 +184,7 @@ impl Worker {
                 self.restart(shutdown).await?;
                 continue;
             };
-            match instance.on_event(&delivery.event, &delivery.records).await {
+            match instance.on_event(&delivery.event, &delivery.bookkeeping).await {
                 CallResult::Ok => {
                     self.shared.handled.fetch_add(1, Ordering::Relaxed);
                     self.failures = 0;
@@ -251,9 +251,9 @@ impl Worker {
         }
     }
 
-    /// Records a skipped event as a dead letter, committing its engine records with it so
+    /// Records a skipped event as a dead letter, committing its bookkeeping with it so
     /// delivery moves past it.
-    fn skip(&self, delivery: &Delivery, reason: &str, attempts: u32) {
+    fn skip(&self, delivery: &Delivery<Bookkeeping>, reason: &str, attempts: u32) {
         let letter = DeadLetter {
             module: self.name().to_string(),
             subscription: delivery.subscription,
@@ -262,19 +262,12 @@ impl Worker {
             attempts,
             at_ms: now_ms(),
         };
-        let store = &self.capabilities.store;
-        let existing = store
-            .engine_keys(&records::dead_letters_of(self.name()))
-            .unwrap_or_else(|e| {
-                tracing::error!(module = self.name(), error = %e, "reading dead letters failed");
-                Vec::new()
-            });
-        let mut records = delivery.records.clone();
-        records.extend(records::dead_letter_with_pruning(&letter, &existing));
+        let mut bookkeeping = delivery.bookkeeping.clone();
+        bookkeeping.push(Entry::DeadLetter(Box::new(letter)));
         if let Err(e) = self
             .capabilities
             .store
-            .commit(WriteSet::default(), &records)
+            .commit(WriteSet::default(), &bookkeeping)
         {
             tracing::error!(module = self.name(), error = %e, "recording a dead letter failed");
         }

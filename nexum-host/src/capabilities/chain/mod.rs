@@ -8,4 +8,37 @@ mod backend;
 mod host;
 
 pub(crate) use backend::ChainAccess;
-pub(crate) use host::link;
+
+use super::{EngineContext, Factor, ModuleContext};
+use crate::chain::ChainPool;
+use crate::state::ModuleState;
+use crate::boot::BootError;
+use std::sync::Arc;
+use wasmtime::component::Linker;
+
+/// `chain` for the engine: the provider pool, shared with the chain sources.
+pub(crate) struct ChainFactor {
+    pool: Arc<ChainPool>,
+}
+
+impl Factor for ChainFactor {
+    type Module = ChainAccess;
+
+    fn configure(engine: &EngineContext<'_>) -> Result<Self, BootError> {
+        Ok(Self {
+            pool: engine.chains.clone(),
+        })
+    }
+
+    fn for_module(&self, module: &ModuleContext<'_>) -> Result<ChainAccess, BootError> {
+        Ok(ChainAccess::new(
+            self.pool.clone(),
+            module.manifest.chains(),
+            module.limits,
+        ))
+    }
+
+    fn link(linker: &mut Linker<ModuleState>) -> wasmtime::Result<()> {
+        host::link(linker)
+    }
+}

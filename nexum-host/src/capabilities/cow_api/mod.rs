@@ -10,5 +10,39 @@ mod backend;
 mod host;
 mod transport;
 
-pub(crate) use backend::{CowAccess, Orderbooks};
-pub(crate) use host::link;
+pub(crate) use backend::CowAccess;
+
+use super::{EngineContext, Factor, ModuleContext};
+use crate::state::ModuleState;
+use crate::boot::BootError;
+use backend::Orderbooks;
+use std::sync::Arc;
+use wasmtime::component::Linker;
+
+/// `cow-api` for the engine: one orderbook per configured chain.
+pub(crate) struct CowFactor {
+    orderbooks: Arc<Orderbooks>,
+}
+
+impl Factor for CowFactor {
+    type Module = CowAccess;
+
+    fn configure(engine: &EngineContext<'_>) -> Result<Self, BootError> {
+        Ok(Self {
+            orderbooks: Arc::new(Orderbooks::configure(engine.config)),
+        })
+    }
+
+    fn for_module(&self, module: &ModuleContext<'_>) -> Result<CowAccess, BootError> {
+        Ok(CowAccess::new(
+            self.orderbooks.clone(),
+            module.manifest.name.as_str(),
+            module.manifest.chains(),
+            module.limits,
+        ))
+    }
+
+    fn link(linker: &mut Linker<ModuleState>) -> wasmtime::Result<()> {
+        host::link(linker)
+    }
+}

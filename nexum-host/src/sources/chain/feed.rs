@@ -10,7 +10,8 @@
 
 use crate::chain::client::Next;
 use crate::chain::wire::LogRange;
-use crate::chain::{BlockRecord, ChainClient, NodeError};
+use super::reader::{ChainReader, LogStream};
+use crate::chain::{BlockRecord, NodeError};
 use alloy_primitives::B256;
 use nexum_core::{ChainLog, LogFilter};
 use std::collections::BTreeMap;
@@ -31,15 +32,15 @@ struct Streamed {
 }
 
 /// One distinct filter's subscription.
-pub(crate) struct LogFeed {
-    client: Arc<ChainClient>,
+pub(crate) struct LogFeed<C> {
+    client: Arc<C>,
     filter: LogFilter,
     depth: u64,
     streamed: Mutex<Streamed>,
 }
 
-impl LogFeed {
-    pub fn new(client: Arc<ChainClient>, filter: LogFilter, depth: u64) -> Self {
+impl<C: ChainReader> LogFeed<C> {
+    pub fn new(client: Arc<C>, filter: LogFilter, depth: u64) -> Self {
         Self {
             client,
             filter,
@@ -58,18 +59,12 @@ impl LogFeed {
 
     async fn follow(&self) {
         let chain = self.client.chain_id();
-        let mut retry = Duration::from_millis(250);
         loop {
-            let mut logs = match self.client.subscribe_logs(&self.filter).await {
-                Ok(logs) => logs,
-                Err(e) => {
-                    tracing::warn!(chain, filter = %self.filter, error = %e, "cannot subscribe to logs");
-                    tokio::time::sleep(retry).await;
-                    retry = (retry * 2).min(Duration::from_secs(30));
-                    continue;
-                }
-            };
-            retry = Duration::from_millis(250);
+            let mut logs = super::retry::until_ok(
+                || self.client.subscribe_logs(&self.filter),
+                |e, wait| tracing::warn!(chain, filter = %self.filter, error = %e, retry_in_ms = wait.as_millis() as u64, "cannot subscribe to logs"),
+            )
+            .await;
             loop {
                 match logs.next().await {
                     Next::Item(log) => self.receive(log),

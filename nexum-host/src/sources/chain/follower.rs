@@ -5,7 +5,8 @@
 //! back by parent hash to a block it knows and replaces everything above. Drivers compare
 //! what they delivered against this window to notice that they must undo something.
 
-use crate::chain::{BlockRecord, ChainClient, client::Next};
+use super::reader::{ChainReader, HeadStream};
+use crate::chain::{BlockRecord, client::Next};
 use crate::telemetry::names;
 use alloy_primitives::B256;
 use std::collections::BTreeMap;
@@ -50,14 +51,14 @@ fn head_gap(segment: &[Arc<BlockRecord>], tip: u64) -> bool {
 }
 
 /// Follows one chain and publishes its [`CanonicalView`].
-pub(crate) struct ChainFollower {
-    client: Arc<ChainClient>,
+pub(crate) struct ChainFollower<C> {
+    client: Arc<C>,
     depth: u64,
     view: watch::Sender<Arc<CanonicalView>>,
 }
 
-impl ChainFollower {
-    pub fn new(client: Arc<ChainClient>, depth: u64) -> Self {
+impl<C: ChainReader> ChainFollower<C> {
+    pub fn new(client: Arc<C>, depth: u64) -> Self {
         let (view, _) = watch::channel(Arc::new(CanonicalView::default()));
         Self {
             client,
@@ -77,7 +78,7 @@ impl ChainFollower {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => {}
             _ = async {
-                if self.client.is_websocket() {
+                if self.client.pushes() {
                     self.follow_subscription().await
                 } else {
                     self.follow_polling().await
@@ -96,18 +97,12 @@ impl ChainFollower {
 
     async fn follow_subscription(&self) {
         let chain = self.client.chain_id();
-        let mut retry = Duration::from_millis(250);
         loop {
-            let mut heads = match self.client.subscribe_heads().await {
-                Ok(heads) => heads,
-                Err(e) => {
-                    tracing::warn!(chain, error = %e, retry_in_ms = retry.as_millis() as u64, "cannot subscribe to new heads");
-                    tokio::time::sleep(retry).await;
-                    retry = (retry * 2).min(Duration::from_secs(30));
-                    continue;
-                }
-            };
-            retry = Duration::from_millis(250);
+            let mut heads = super::retry::until_ok(
+                || self.client.subscribe_heads(),
+                |e, wait| tracing::warn!(chain, error = %e, retry_in_ms = wait.as_millis() as u64, "cannot subscribe to new heads"),
+            )
+            .await;
             // Anything that happened before the subscription started.
             self.refresh().await;
             loop {
@@ -202,7 +197,7 @@ impl ChainFollower {
 
         let first = segment[0].number();
         if let Some(tip) = tip {
-            if head_gap(&segment, tip) && self.client.is_websocket() {
+            if head_gap(&segment, tip) && self.client.pushes() {
                 // The subscription skipped blocks: the socket dropped and came back.
                 self.count_reconnect();
             }

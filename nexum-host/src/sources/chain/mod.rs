@@ -7,20 +7,30 @@
 //!   subscription that cross-checks the `eth_getLogs` read of each block;
 //! - [`driver`]: one per module and chain; walks the chain block by block and hands the
 //!   module its block and log events, in chain order.
+//!
+//! All three read the chain through [`reader::ChainReader`], so unit tests
+//! (`tests.rs`, over a scripted chain in `scripted.rs`) drive them through reorgs, gaps,
+//! refusals and failures no local node produces on demand.
 
 mod driver;
 mod feed;
 mod follower;
 mod progress;
 mod ranges;
+pub(crate) mod reader;
+mod retry;
+#[cfg(test)]
+mod scripted;
+#[cfg(test)]
+mod tests;
 
 use driver::{DriverSubscription, ModuleChainDriver, Wanted};
 use feed::LogFeed;
 use follower::ChainFollower;
 
-use crate::capabilities::local_store::{StateStore, StoreError};
-use crate::chain::{ChainPool, NodeError};
-use crate::records;
+use crate::chain::NodeError;
+use reader::ChainReader;
+use crate::ledger::{Bookkeeping, Entry, Ledger, Start, StoreError, SubscriptionId};
 use nexum_core::{ChainId, DeliveryPolicy, LogFilter, Subscription, Supervisor};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -48,10 +58,10 @@ pub enum StartError {
 /// restart before the first event loses nothing. Subscriptions that have a cursor or a
 /// start already keep them (an older store's records, kept under manifest indices, are
 /// adopted first, once per module).
-pub(crate) async fn fix_start_positions(
+pub(crate) async fn fix_start_positions<C: ChainReader>(
     modules: &[(&str, &[Subscription])],
-    pool: &ChainPool,
-    store: &StateStore,
+    chains: &BTreeMap<ChainId, Arc<C>>,
+    ledger: &Ledger,
 ) -> Result<(), StartError> {
     let mut heads: BTreeMap<ChainId, u64> = BTreeMap::new();
     let mut starts = Vec::new();
@@ -61,15 +71,17 @@ pub(crate) async fn fix_start_positions(
             .enumerate()
             .filter_map(|(index, s)| s.position_key().map(|key| (index, key)))
             .collect();
-        store.adopt_legacy_positions(module, &positions)?;
+        ledger.adopt_legacy_positions(module, &positions)?;
         for (index, position) in positions {
             let subscription = &subscriptions[index];
             let chain = subscription
                 .chain_id()
                 .expect("chain subscriptions have a chain");
-            if store.cursor(module, &position)?.is_some()
-                || store.start(module, &position)?.is_some()
-            {
+            let id = SubscriptionId {
+                module: module.to_string(),
+                position,
+            };
+            if ledger.cursor(&id)?.is_some() || ledger.start(&id)?.is_some() {
                 continue;
             }
             let next = match subscription {
@@ -81,8 +93,8 @@ pub(crate) async fn fix_start_positions(
                 None => match heads.get(&chain) {
                     Some(head) => *head,
                     None => {
-                        let client = pool
-                            .get(chain)
+                        let client = chains
+                            .get(&chain)
                             .expect("admitted modules read configured chains");
                         let head = read_head(client)
                             .await
@@ -98,19 +110,19 @@ pub(crate) async fn fix_start_positions(
                 start = next,
                 "new subscription: delivery starts at block {next}"
             );
-            starts.push(records::put(
-                records::start_key(module, &position),
-                &records::Start { next },
-            ));
+            starts.push(Entry::Start {
+                id,
+                start: Start { next },
+            });
         }
     }
-    store.engine_commit(&starts)?;
+    ledger.record(&starts)?;
     Ok(())
 }
 
 /// The chain's head, read with a few retries: a node that answers `eth_chainId` but
 /// stumbles once (a rate limit at boot) should not fail the start.
-async fn read_head(client: &crate::chain::ChainClient) -> Result<u64, NodeError> {
+async fn read_head<C: ChainReader>(client: &C) -> Result<u64, NodeError> {
     use backon::Retryable;
     let policy = backon::ExponentialBuilder::new()
         .with_min_delay(std::time::Duration::from_millis(250))
@@ -148,22 +160,26 @@ impl DeliveredHeights {
     }
 }
 
-pub(crate) fn spawn<S: Supervisor + 'static>(
+pub(crate) fn spawn<S, C>(
     supervisor: &Arc<S>,
-    pool: &ChainPool,
-    store: &StateStore,
+    chains: &BTreeMap<ChainId, Arc<C>>,
+    ledger: &Ledger,
     heights: &DeliveredHeights,
     policy: DeliveryPolicy,
     stop: &watch::Receiver<bool>,
-) -> Vec<JoinHandle<()>> {
+) -> Vec<JoinHandle<()>>
+where
+    S: Supervisor<Bookkeeping = Bookkeeping> + 'static,
+    C: ChainReader,
+{
     let mut tasks = Vec::new();
     let mut views = BTreeMap::new();
-    let mut feeds: HashMap<(ChainId, LogFilter), Arc<LogFeed>> = HashMap::new();
+    let mut feeds: HashMap<(ChainId, LogFilter), Arc<LogFeed<C>>> = HashMap::new();
 
     for module in supervisor.modules() {
-        let mut per_chain: BTreeMap<ChainId, Vec<DriverSubscription>> = BTreeMap::new();
+        let mut per_chain: BTreeMap<ChainId, Vec<DriverSubscription<C>>> = BTreeMap::new();
         for (index, subscription) in module.subscriptions.iter().enumerate() {
-            let Some(client) = subscription.chain_id().and_then(|c| pool.get(c)) else {
+            let Some(client) = subscription.chain_id().and_then(|c| chains.get(&c)) else {
                 continue;
             };
             let Some(position) = subscription.position_key() else {
@@ -172,7 +188,7 @@ pub(crate) fn spawn<S: Supervisor + 'static>(
             let wanted = match subscription {
                 Subscription::Block { .. } => Wanted::Blocks,
                 Subscription::Log(log) => {
-                    let feed = client.is_websocket().then(|| {
+                    let feed = client.pushes().then(|| {
                         feeds
                             .entry((client.chain_id(), log.filter.clone()))
                             .or_insert_with(|| {
@@ -203,8 +219,8 @@ pub(crate) fn spawn<S: Supervisor + 'static>(
                 });
         }
         for (chain, subscriptions) in per_chain {
-            let client = pool
-                .get(chain)
+            let client = chains
+                .get(&chain)
                 .expect("grouped by configured chains")
                 .clone();
             let view = views
@@ -223,7 +239,7 @@ pub(crate) fn spawn<S: Supervisor + 'static>(
                 client,
                 view,
                 subscriptions,
-                store: store.clone(),
+                ledger: ledger.clone(),
                 policy,
             };
             tasks.push(tokio::spawn(driver.run(stop.clone())));

@@ -1,21 +1,22 @@
 //! Where one subscription of one module stands: its cursor, what it was recently given
-//! (to undo a reorg), and the next block it needs — plus the engine records that move it
+//! (to undo a reorg), and the next block it needs — plus the ledger entries that move it
 //! forward or back, committed atomically with the module's call.
 
 use super::driver::Wanted;
-use crate::capabilities::local_store::{StateStore, StoreError};
-use crate::records::{self, Cursor, DeliveredBlock};
+use crate::ledger::{
+    Bookkeeping, Cursor, DeliveredBlock, Entry, Ledger, StoreError, SubscriptionId,
+};
 use alloy_primitives::B256;
-use nexum_core::{ChainLog, EngineRecord};
+use nexum_core::ChainLog;
 use std::collections::BTreeMap;
 
 /// One subscription's position.
-pub(crate) struct SubscriptionProgress {
+pub(crate) struct SubscriptionProgress<C> {
     /// Its index in the manifest (what deliveries name).
     pub index: usize,
-    /// Its position key (what its records are kept under).
-    position: String,
-    pub wanted: Wanted,
+    /// Whose records these are.
+    id: SubscriptionId,
+    pub wanted: Wanted<C>,
     /// The next block this subscription needs.
     pub next: u64,
     pub cursor: Option<Cursor>,
@@ -23,30 +24,28 @@ pub(crate) struct SubscriptionProgress {
     pub delivered: BTreeMap<u64, DeliveredBlock>,
     /// Blocks passed without a delivery since the cursor was last written.
     pub unsaved: u64,
-    module: String,
     depth: u64,
 }
 
-impl SubscriptionProgress {
+impl<C> SubscriptionProgress<C> {
     /// Loads the subscription's cursor and delivery record; without a cursor it starts at
-    /// its committed start position (block 0 if none was committed).
+    /// its start position, which boot committed.
     pub fn load(
-        store: &StateStore,
-        module: &str,
+        ledger: &Ledger,
+        id: SubscriptionId,
         index: usize,
-        position: String,
-        wanted: Wanted,
+        wanted: Wanted<C>,
         depth: u64,
     ) -> Result<Self, StoreError> {
-        let cursor = store.cursor(module, &position)?;
-        let delivered = store.delivered(module, &position)?.into_iter().collect();
+        let cursor = ledger.cursor(&id)?;
+        let delivered = ledger.delivered(&id)?;
         let next = match cursor {
             Some(cursor) => cursor.number + 1,
             None => {
-                let start = store.start(module, &position)?;
-                start
+                ledger
+                    .start(&id)?
                     .ok_or_else(|| StoreError::Corrupt {
-                        key: records::start_key(module, &position),
+                        key: format!("start of {}/{}", id.module, id.position),
                         reason: "missing: start positions are committed at boot".into(),
                     })?
                     .next
@@ -54,13 +53,12 @@ impl SubscriptionProgress {
         };
         Ok(Self {
             index,
-            position,
+            id,
             wanted,
             next,
             cursor,
             delivered,
             unsaved: 0,
-            module: module.to_string(),
             depth,
         })
     }
@@ -69,37 +67,35 @@ impl SubscriptionProgress {
         matches!(self.wanted, Wanted::Blocks)
     }
 
-    /// The records that go with delivering block `number` (`hash`) — its `logs` for a log
-    /// subscription: the new cursor, the delivery record, and pruning of the oldest one.
-    pub fn records_for_delivery(
-        &self,
-        number: u64,
-        hash: B256,
-        logs: &[ChainLog],
-    ) -> Vec<EngineRecord> {
+    /// What goes with delivering block `number` (`hash`) — its `logs` for a log
+    /// subscription: the new cursor, the delivery record, and forgetting the oldest one.
+    pub fn delivery(&self, number: u64, hash: B256, logs: &[ChainLog]) -> Bookkeeping {
         let cursor = Cursor {
             number,
             hash,
             log_index: logs.last().and_then(|l| l.log_index),
         };
-        let mut out = vec![
-            records::put(records::cursor_key(&self.module, &self.position), &cursor),
-            records::put(
-                records::delivered_key(&self.module, &self.position, number),
-                &DeliveredBlock {
+        let mut entries = vec![
+            Entry::Advance {
+                id: self.id.clone(),
+                cursor,
+            },
+            Entry::Delivered {
+                id: self.id.clone(),
+                number,
+                block: DeliveredBlock {
                     hash,
                     logs: logs.to_vec(),
                 },
-            ),
+            },
         ];
         for old in self.delivered.keys().filter(|n| **n + self.depth <= number) {
-            out.push(records::remove(records::delivered_key(
-                &self.module,
-                &self.position,
-                *old,
-            )));
+            entries.push(Entry::Forget {
+                id: self.id.clone(),
+                number: *old,
+            });
         }
-        out
+        Bookkeeping::new(entries)
     }
 
     /// Notes that the delivery of `number` was committed.
@@ -124,8 +120,8 @@ impl SubscriptionProgress {
         }
     }
 
-    /// The record that saves progress through `number` (`hash`) when nothing was delivered.
-    pub fn progress_record(&mut self, number: u64, hash: B256) -> EngineRecord {
+    /// The entry that saves progress through `number` (`hash`) when nothing was delivered.
+    pub fn progress(&mut self, number: u64, hash: B256) -> Entry {
         let cursor = Cursor {
             number,
             hash,
@@ -133,23 +129,29 @@ impl SubscriptionProgress {
         };
         self.cursor = Some(cursor);
         self.unsaved = 0;
-        records::put(records::cursor_key(&self.module, &self.position), &cursor)
+        Entry::Advance {
+            id: self.id.clone(),
+            cursor,
+        }
     }
 
-    /// The records that go with retracting what block `number` delivered: its record goes,
-    /// and the cursor steps below it (with a hash that is checked again on resume).
-    pub fn records_for_retraction(&self, number: u64, below_hash: B256) -> Vec<EngineRecord> {
-        vec![
-            records::remove(records::delivered_key(&self.module, &self.position, number)),
-            records::put(
-                records::cursor_key(&self.module, &self.position),
-                &Cursor {
+    /// What goes with retracting what block `number` delivered: its record goes, and the
+    /// cursor steps below it (with a hash that is checked again on resume).
+    pub fn retraction(&self, number: u64, below_hash: B256) -> Bookkeeping {
+        Bookkeeping::new(vec![
+            Entry::Forget {
+                id: self.id.clone(),
+                number,
+            },
+            Entry::Advance {
+                id: self.id.clone(),
+                cursor: Cursor {
                     number: number.saturating_sub(1),
                     hash: below_hash,
                     log_index: None,
                 },
-            ),
-        ]
+            },
+        ])
     }
 
     /// Notes that block `number`'s delivery was retracted.

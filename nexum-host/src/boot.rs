@@ -1,0 +1,144 @@
+//! Turning a [`BootPlan`] into running parts, in the order that keeps every promise:
+//!
+//! 1. the wasm engine, linking every capability and the embedder's extensions;
+//! 2. every module loaded and checked before anything starts (nothing starts half-loaded);
+//! 3. the state directory and the [`Ledger`];
+//! 4. the chains, connected and checked;
+//! 5. where each subscription starts, committed before any module runs `init`;
+//! 6. each capability configured, then scoped to each module;
+//! 7. the supervisor, which starts the modules.
+//!
+//! When any step fails nothing is left behind: a state directory boot created (with its
+//! compile cache) is removed again, and the store's lock is released.
+
+use crate::capabilities::{EngineContext, Factors, ModuleContext};
+use crate::chain::{ChainPool, ConnectError};
+use crate::engine::{EngineError, WasmEngine};
+use crate::extension::HostExtension;
+use crate::ledger::{Ledger, StoreError};
+use crate::module::{ComponentCache, LoadError, LoadedModule, load};
+use crate::observers::Observers;
+use crate::sources::{StartError, fix_start_positions};
+use crate::supervisor::{HostSupervisor, Prepared};
+use nexum_core::{BootPlan, ConfigError, EngineConfig, Subscription};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where compiled components are cached, inside the state directory.
+const COMPILE_CACHE_DIR: &str = "compile-cache";
+
+'''+open('/tmp/booterr.rs').read().replace('/// Why the supervisor could not boot.','/// Why the runtime could not boot.')+'''
+/// What boot produces: the supervisor and what the sources and operators need beside it.
+pub(crate) struct Booted {
+    pub supervisor: HostSupervisor,
+    pub chains: Arc<ChainPool>,
+    pub ledger: Ledger,
+}
+
+/// Boots `plan` with embedder `extensions` linked in; see the module docs.
+pub(crate) async fn boot(
+    plan: BootPlan,
+    extensions: Vec<Arc<dyn HostExtension>>,
+    observers: &Observers,
+) -> Result<Booted, BootError> {
+    let state_dir = plan.config.state_dir.clone();
+    let fresh = !state_dir.exists();
+    let booted = assemble(plan, extensions, observers).await;
+    if booted.is_err() && fresh {
+        remove_state_dir(&state_dir);
+    }
+    booted
+}
+
+async fn assemble(
+    plan: BootPlan,
+    extensions: Vec<Arc<dyn HostExtension>>,
+    observers: &Observers,
+) -> Result<Booted, BootError> {
+    let BootPlan { config, modules } = plan;
+    let engine = Arc::new(WasmEngine::new(
+        Some(&config.state_dir.join(COMPILE_CACHE_DIR)),
+        &extensions,
+    )?);
+    let loaded = load_all(&engine, &config, modules)?;
+
+    std::fs::create_dir_all(&config.state_dir).map_err(|e| BootError::StateDir {
+        dir: config.state_dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let ledger = Ledger::open(&config.state_dir).map_err(|source| BootError::Store {
+        dir: config.state_dir.display().to_string(),
+        source,
+    })?;
+    let chains = Arc::new(ChainPool::connect(&config.chains).await?);
+
+    let subscribed: Vec<(&str, &[Subscription])> = loaded
+        .iter()
+        .map(|m| (m.manifest.name.as_str(), m.manifest.subscriptions.as_slice()))
+        .collect();
+    fix_start_positions(&subscribed, chains.clients(), &ledger).await?;
+
+    let factors = Factors::configure(&EngineContext {
+        config: &config,
+        ledger: &ledger,
+        chains: &chains,
+        observers,
+    })?;
+    let mut prepared = Vec::with_capacity(loaded.len());
+    for module in loaded {
+        let capabilities = factors.for_module(&ModuleContext {
+            manifest: &module.manifest,
+            limits: &module.limits,
+        })?;
+        prepared.push(Prepared {
+            module,
+            capabilities,
+        });
+    }
+    let supervisor = HostSupervisor::start(engine, prepared, config.supervision, observers).await;
+    Ok(Booted {
+        supervisor,
+        chains,
+        ledger,
+    })
+}
+
+/// Loads every module before any starts; names must be unique in an engine.
+fn load_all(
+    engine: &WasmEngine,
+    config: &EngineConfig,
+    specs: Vec<nexum_core::ModuleSpec>,
+) -> Result<Vec<Arc<LoadedModule>>, BootError> {
+    let mut loaded = Vec::with_capacity(specs.len());
+    let mut compiled = ComponentCache::default();
+    let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for spec in specs {
+        let manifest = &spec.manifest;
+        if let Some(first) = seen.get(manifest.name.as_str()) {
+            return Err(LoadError::from(ConfigError::new(
+                &manifest.file,
+                "module.name",
+                format!(
+                    "`{}` is already the name of the module in {}; names must be unique in an engine",
+                    manifest.name,
+                    first.display()
+                ),
+            ))
+            .into());
+        }
+        seen.insert(manifest.name.to_string(), manifest.file.clone());
+        let limits = config.admit(manifest).map_err(LoadError::from)?;
+        loaded.push(Arc::new(load(engine, &mut compiled, spec, limits)?));
+    }
+    Ok(loaded)
+}
+
+/// Removes a state directory a failed start created.
+fn remove_state_dir(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not remove the state directory of a failed start");
+    }
+}

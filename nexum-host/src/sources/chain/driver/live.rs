@@ -1,0 +1,49 @@
+//! Blocks still in the follower's window: the latency path. A block's logs are read by
+//! its hash (through the shared feed on push chains), and blocks whose bloom rules a
+//! filter out cost nothing.
+
+use super::{Driving, Halt, Wanted, matching};
+use crate::sources::chain::reader::ChainReader;
+
+impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
+    /// Delivers `block` (in the window) to every subscription that needs it.
+    async fn deliver_live(&mut self, block: Arc<BlockRecord>) -> Result<(), Halt> {
+        let number = block.number();
+        let mut logs_by_sub = Vec::with_capacity(self.progress.len());
+        for sub in &self.progress {
+            let logs = match &sub.wanted {
+                Wanted::Logs { filter, feed } if sub.next <= number => {
+                    self.live_logs(&block, filter, feed.as_deref()).await
+                }
+                _ => Vec::new(),
+            };
+            logs_by_sub.push(logs);
+        }
+        self.deliver_block(number, block.hash(), Some(&block), logs_by_sub)
+            .await?;
+        self.mark_processed(number, block.hash());
+        self.save_idle_progress(number, block.hash(), false);
+        Ok(())
+    }
+
+    async fn live_logs(
+        &self,
+        block: &BlockRecord,
+        filter: &LogFilter,
+        feed: Option<&LogFeed>,
+    ) -> Vec<ChainLog> {
+        let logs = retry_node(&self.module, || async {
+            match feed {
+                Some(feed) => feed.logs_of(block).await,
+                None if !block.may_contain(filter) => Ok(Vec::new()),
+                None => {
+                    self.client
+                        .logs(filter, LogRange::Block(block.hash()))
+                        .await
+                }
+            }
+        })
+        .await;
+        matching(filter, logs)
+    }
+}
