@@ -239,9 +239,8 @@ impl HostState {
             panic!("this module logs, but {why}");
         }
         let max = self.rules.size(self.rules.limits.log_line_bytes);
-        let line = bounded::module_text(message, max);
-        if self.log_budget.take(line.len()) {
-            self.logs.push((level, line));
+        if self.log_budget.take(message.len().min(max)) {
+            self.logs.push((level, bounded::module_text(message, max)));
         } else {
             self.logs_dropped += 1;
         }

@@ -9,6 +9,7 @@ mod inspect;
 mod logging;
 mod new;
 mod run;
+mod signals;
 mod store;
 mod summary;
 

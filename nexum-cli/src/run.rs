@@ -2,6 +2,7 @@
 //! `nexum_host::RuntimeBuilder`.
 
 use crate::cli::RunArgs;
+use crate::signals::StopSignals;
 use anyhow::{Context, bail};
 use nexum_host::RuntimeBuilder;
 use nexum_host::core::{ChainConfig, EngineConfig, ManifestLocation};
@@ -9,11 +10,12 @@ use std::path::PathBuf;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let builder = builder_for(&args)?;
+    let mut signals = StopSignals::install()?;
     let runtime = builder.start().await?;
     crate::summary::print(&runtime.modules());
     tracing::info!("running; press ctrl-c to stop");
 
-    let signal = shutdown_signal().await?;
+    let signal = signals.next().await;
     tracing::info!(
         signal,
         "stopping: no new events; letting in-flight calls finish"
@@ -85,25 +87,4 @@ fn builder_for(args: &RunArgs) -> anyhow::Result<RuntimeBuilder> {
         }
     };
     Ok(RuntimeBuilder::new(config).module_file(args.target.clone(), &manifest)?)
-}
-
-/// Waits for ctrl-c (SIGINT) or SIGTERM and names the one that came.
-async fn shutdown_signal() -> anyhow::Result<&'static str> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate =
-            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => { result.context("waiting for ctrl-c")?; Ok("SIGINT") }
-            _ = terminate.recv() => Ok("SIGTERM"),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for ctrl-c")?;
-        Ok("ctrl-c")
-    }
 }

@@ -105,27 +105,31 @@ impl Runtime {
         let metrics_addr = plan.config.metrics_addr;
         let supervisor = Arc::new(HostSupervisor::boot_with(plan, extensions, observers).await?);
         let (stop_sources, stop) = watch::channel(false);
+        // The metrics recorder goes in before any source runs: a value recorded before it
+        // (a chain's first head) would be lost.
+        let mut sources = Vec::new();
+        let metrics_addr = match metrics_addr {
+            Some(addr) => {
+                let (bound, task) =
+                    telemetry::serve(addr, supervisor.clone(), stop.clone()).await?;
+                sources.push(task);
+                Some(bound)
+            }
+            None => None,
+        };
         let heights = DeliveredHeights::default();
-        let mut sources = spawn_chain_sources(
+        sources.extend(spawn_chain_sources(
             &supervisor,
             supervisor.chains().clients(),
             supervisor.ledger(),
             &heights,
             delivery,
             &stop,
-        );
+        ));
         let cron = CronSource::new(&supervisor.modules());
         if !cron.is_empty() {
-            sources.push(tokio::spawn(cron.run(supervisor.clone(), stop.clone())));
+            sources.push(tokio::spawn(cron.run(supervisor.clone(), stop)));
         }
-        let metrics_addr = match metrics_addr {
-            Some(addr) => {
-                let (bound, task) = telemetry::serve(addr, supervisor.clone(), stop).await?;
-                sources.push(task);
-                Some(bound)
-            }
-            None => None,
-        };
         Ok(Self {
             supervisor,
             stop_sources,

@@ -96,15 +96,12 @@ impl ModuleInstance {
     }
 }
 
-/// How much data one host call may carry from the module (strings and lists wasmtime
-/// copies out before nexum's own checks run): twice the largest thing a module may
-/// legitimately hand over, plus room for framing.
+/// How much data one host call may carry out of the module (strings and lists wasmtime
+/// copies before nexum's own checks run): no more than the module's own memory could hold,
+/// rather than wasmtime's default of 128 MiB. Oversized values and batches still reach
+/// nexum's checks, which refuse them with a reason instead of a trap.
 fn hostcall_bytes(limits: &Limits) -> usize {
-    let largest = limits
-        .request_bytes
-        .max(limits.store_key_bytes + limits.store_value_bytes)
-        .max(limits.log_line_bytes);
-    usize::try_from(largest.saturating_mul(2).saturating_add(1024 * 1024)).unwrap_or(usize::MAX)
+    usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX)
 }
 
 type Outcome = Result<wasmtime::Result<Result<(), wit::Fault>>, tokio::time::error::Elapsed>;

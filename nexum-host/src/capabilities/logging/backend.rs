@@ -48,16 +48,18 @@ impl ModuleLogger {
     /// budget. The line is escaped (one module line is one log line) and cut to size.
     pub fn emit(&self, level: LogLevel, message: &str) {
         let module = &*self.module;
-        let message = bounded::module_text(message, self.max_line_bytes);
+        // Charged before any work on the line, so dropped lines cost (almost) nothing.
+        let charge = message.len().min(self.max_line_bytes);
         let resumed_after = {
             let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
-            if !budget.take(message.len()) {
+            if !budget.take(charge) {
                 budget.unreported += 1;
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             std::mem::take(&mut budget.unreported)
         };
+        let message = bounded::module_text(message, self.max_line_bytes);
         if resumed_after > 0 {
             tracing::warn!(
                 target: MODULE_TARGET,
