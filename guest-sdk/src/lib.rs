@@ -39,6 +39,9 @@
 //! All writes of one handler call commit together when it returns `Ok`, and are discarded
 //! when it returns `Err` or panics.
 
+// Every dependency earns its place (test targets also see dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod chain;
 mod config;
 pub mod cow;

@@ -25,7 +25,7 @@ pub fn inspect(path: &Path) -> anyhow::Result<()> {
 }
 
 pub fn hash(path: &Path) -> anyhow::Result<()> {
-    println!("{}", nexum_host::digest(&read(path)?));
+    println!("{}", nexum_core::ComponentDigest::of(&read(path)?));
     Ok(())
 }
 

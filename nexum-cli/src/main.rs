@@ -3,6 +3,9 @@
 //! This binary only parses arguments, loads configuration, wires the runtime from
 //! `nexum-host`, handles signals and prints. Everything else lives in the libraries.
 
+// Every dependency earns its place (test targets also see dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 mod check;
 mod cli;
 mod inspect;

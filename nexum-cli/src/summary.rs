@@ -10,7 +10,7 @@ pub fn print(modules: &[ModuleInfo]) {
             module = m.name,
             version = m.version,
             status = %m.status,
-            component = m.component,
+            component = %m.component,
             capabilities = capabilities.join(","),
             fuel_per_event = m.limits.fuel_per_event,
             memory_bytes = m.limits.memory_bytes,

@@ -25,7 +25,7 @@ fn stderr(output: &Output) -> String {
 }
 
 fn digest(path: &Path) -> String {
-    nexum_host::digest(&std::fs::read(path).unwrap())
+    nexum_core::ComponentDigest::of(&std::fs::read(path).unwrap()).to_string()
 }
 
 /// A directory with an engine.toml listing `modules` (name, guest, manifest extra).

@@ -1,13 +1,13 @@
 //! The one error type for bad configuration: which file, which field, and why.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// A problem in a configuration file (`module.toml` or `engine.toml`).
 ///
 /// It always names the file, the field (a dotted path such as `subscription[1].schedule`,
 /// or empty for file-level problems like a syntax error) and the reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.describe())]
 pub struct ConfigError {
     /// The file the problem is in.
     pub file: PathBuf,
@@ -30,22 +30,13 @@ impl ConfigError {
             reason: reason.into(),
         }
     }
-}
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// `file: reason`, or `file: `field`: reason` when one field is at fault.
+    fn describe(&self) -> String {
         if self.field.is_empty() {
-            write!(f, "{}: {}", self.file.display(), self.reason)
+            format!("{}: {}", self.file.display(), self.reason)
         } else {
-            write!(
-                f,
-                "{}: `{}`: {}",
-                self.file.display(),
-                self.field,
-                self.reason
-            )
+            format!("{}: `{}`: {}", self.file.display(), self.field, self.reason)
         }
     }
 }
-
-impl std::error::Error for ConfigError {}

@@ -19,6 +19,9 @@
 //! Every configuration error is a [`ConfigError`] naming the file, the field and the reason.
 //! The runtime that implements [`Supervisor`] lives in `nexum-host`.
 
+// Every dependency earns its place (test targets also see dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod bounded;
 pub mod capability;
 pub mod config_value;
@@ -43,8 +46,8 @@ pub use error::ConfigError;
 pub use event::{Block, ChainId, ChainLog, ChainLogs, Event, Tick};
 pub use limits::{DeliveryPolicy, LimitOverrides, Limits, Supervision};
 pub use manifest::{ComponentDigest, ManifestLocation, ModuleManifest, ModuleName};
-pub use subscription::{LogFilter, LogSubscription, Subscription};
 pub use plan::{BootPlan, ModuleSpec, WasmSource};
+pub use subscription::{LogFilter, LogSubscription, Subscription};
 pub use supervisor::{
     Delivery, DispatchError, Lifecycle, LogLevel, LogLine, ModuleEvent, ModuleInfo, ModuleStatus,
     ModuleTotals, Outcome, ShutdownSummary, Supervisor,

@@ -53,10 +53,16 @@ impl fmt::Display for ModuleName {
 }
 
 /// The sha256 a manifest pins its component to (`component = "sha256:…"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ComponentDigest(pub [u8; 32]);
 
 impl ComponentDigest {
+    /// The sha256 of a component's bytes.
+    pub fn of(bytes: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        Self(Sha256::digest(bytes).into())
+    }
+
     /// Parses `sha256:<64 hex digits>`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let hex = text

@@ -8,6 +8,7 @@
 use crate::capability::Capability;
 use crate::event::Event;
 use crate::limits::Limits;
+use crate::manifest::ComponentDigest;
 use crate::subscription::Subscription;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -50,27 +51,18 @@ pub enum Outcome {
 }
 
 /// Why an event could not be handed to a module.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DispatchError {
     /// No module of that name is loaded.
+    #[error("no module named `{0}`")]
     UnknownModule(String),
     /// The module's queue is full; the source should catch up later instead of waiting.
+    #[error("the module's queue is full")]
     QueueFull,
     /// The module no longer takes events (quarantined or shutting down).
+    #[error("the module no longer accepts events")]
     Closed,
 }
-
-impl fmt::Display for DispatchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DispatchError::UnknownModule(name) => write!(f, "no module named `{name}`"),
-            DispatchError::QueueFull => f.write_str("the module's queue is full"),
-            DispatchError::Closed => f.write_str("the module no longer accepts events"),
-        }
-    }
-}
-
-impl std::error::Error for DispatchError {}
 
 /// Where a module is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +101,8 @@ pub struct ModuleInfo {
     pub subscriptions: Vec<Subscription>,
     /// The limits it runs under.
     pub limits: Limits,
-    /// `sha256:…` of its component.
-    pub component: String,
+    /// The sha256 of its component (shown as `sha256:…`).
+    pub component: ComponentDigest,
     /// Current lifecycle state.
     pub status: ModuleStatus,
     /// Bytes of keys and values in its store.

@@ -28,7 +28,39 @@ use std::sync::Arc;
 /// Where compiled components are cached, inside the state directory.
 const COMPILE_CACHE_DIR: &str = "compile-cache";
 
-'''+open('/tmp/booterr.rs').read().replace('/// Why the supervisor could not boot.','/// Why the runtime could not boot.')+'''
+/// Why the runtime could not boot.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// A module (or the engine config) was refused; nothing was started.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The state directory could not be created.
+    #[error("state directory {dir}: cannot create it: {reason}")]
+    StateDir {
+        /// The directory from `engine.state_dir`.
+        dir: String,
+        /// Why.
+        reason: String,
+    },
+    /// The state directory could not be opened.
+    #[error("state directory {dir}: {source}")]
+    Store {
+        /// The directory from `engine.state_dir`.
+        dir: String,
+        /// The store's error.
+        source: StoreError,
+    },
+    /// The wasm engine could not be built.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A chain could not be connected, or serves the wrong chain.
+    #[error(transparent)]
+    Chain(#[from] ConnectError),
+    /// Where subscriptions start could not be decided and committed.
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
 /// What boot produces: the supervisor and what the sources and operators need beside it.
 pub(crate) struct Booted {
     pub supervisor: HostSupervisor,
@@ -75,7 +107,12 @@ async fn assemble(
 
     let subscribed: Vec<(&str, &[Subscription])> = loaded
         .iter()
-        .map(|m| (m.manifest.name.as_str(), m.manifest.subscriptions.as_slice()))
+        .map(|m| {
+            (
+                m.manifest.name.as_str(),
+                m.manifest.subscriptions.as_slice(),
+            )
+        })
         .collect();
     fix_start_positions(&subscribed, chains.clients(), &ledger).await?;
 

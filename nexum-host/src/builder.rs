@@ -2,8 +2,8 @@
 //! TOML or built in code), modules (from files, or bytes plus a manifest), extensions.
 
 use crate::extension::HostExtension;
-use crate::runtime::{Runtime, RuntimeError};
 use crate::observers::Observers;
+use crate::runtime::{Runtime, RuntimeError};
 use nexum_core::{
     BootPlan, ConfigError, EngineConfig, LogLine, ModuleEvent, ModuleManifest, ModuleSpec,
     WasmSource,

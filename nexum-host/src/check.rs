@@ -4,7 +4,9 @@
 
 use crate::engine::WasmEngine;
 use crate::module::{ComponentCache, load};
-use nexum_core::{EngineConfig, ManifestLocation, ModuleManifest, ModuleSpec, WasmSource};
+use nexum_core::{
+    ComponentDigest, EngineConfig, ManifestLocation, ModuleManifest, ModuleSpec, WasmSource,
+};
 
 /// The verdict on one `[[modules]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +79,7 @@ pub fn check(config: &EngineConfig) -> CheckReport {
     report
 }
 
-fn summary(manifest: &ModuleManifest, digest: &str) -> String {
+fn summary(manifest: &ModuleManifest, digest: &ComponentDigest) -> String {
     let capabilities: Vec<&str> = manifest.capabilities.iter().map(|c| c.name()).collect();
     let subscriptions: Vec<String> = manifest
         .subscriptions

@@ -21,6 +21,8 @@ pub(crate) struct WasmEngine {
     pub linker: Linker<ModuleState>,
     /// Interfaces embedders' extensions provide (imports of these are allowed).
     pub extension_interfaces: Vec<String>,
+    /// The extensions themselves, which give each instance its state.
+    pub extensions: Vec<Arc<dyn HostExtension>>,
     _ticker: EpochTicker,
 }
 
@@ -81,6 +83,7 @@ impl WasmEngine {
             engine,
             linker,
             extension_interfaces,
+            extensions: extensions.to_vec(),
             _ticker: ticker,
         })
     }

@@ -5,9 +5,12 @@
 //! [`wasmtime`] re-exported here, so versions always match), implement them, and link them
 //! in [`HostExtension::link`]. Modules may then import the interfaces the extension names.
 //! The host state of every module is a [`ModuleState`]; [`ModuleState::module_name`] tells
-//! an implementation which module is calling.
+//! an implementation which module is calling, and [`ModuleState::extension_state`] gives it
+//! the per-module state it made in [`HostExtension::module_state`] (a fresh one for each
+//! instance, so a restarted module starts clean).
 
 use crate::state::ModuleState;
+use std::any::Any;
 use wasmtime::component::Linker;
 
 /// A host interface an embedding service provides to modules.
@@ -18,4 +21,11 @@ pub trait HostExtension: Send + Sync + 'static {
 
     /// Adds the interfaces to the linker every module is instantiated from.
     fn link(&self, linker: &mut Linker<ModuleState>) -> wasmtime::Result<()>;
+
+    /// The state one instance of `module` keeps for this extension, if it keeps any
+    /// (reached from host functions with [`ModuleState::extension_state`]).
+    fn module_state(&self, module: &str) -> Option<Box<dyn Any + Send>> {
+        let _ = module;
+        None
+    }
 }

@@ -2,14 +2,8 @@
 //! `nexum inspect` and `nexum hash`, and for anyone vetting a module before running it.
 
 use crate::engine::{EngineError, WasmEngine};
-use nexum_core::Capability;
-use sha2::{Digest, Sha256};
+use nexum_core::{Capability, ComponentDigest};
 use wasmtime::component::Component;
-
-/// The `sha256:…` of a component's bytes, as `module.toml` pins it.
-pub fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
 
 /// One import of a component.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +19,8 @@ pub struct Import {
 pub struct ComponentReport {
     /// Size in bytes.
     pub size: usize,
-    /// `sha256:…`.
-    pub digest: String,
+    /// Its sha256, as `module.toml` pins it.
+    pub digest: ComponentDigest,
     /// The nexum world it fits (`nexum:cow/cow-module`, `nexum:host/event-module`), or a note
     /// that it is not a nexum module.
     pub world: String,
@@ -79,7 +73,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ComponentReport, InspectError> {
     };
     Ok(ComponentReport {
         size: bytes.len(),
-        digest: digest(bytes),
+        digest: ComponentDigest::of(bytes),
         world,
         imports,
         exports,

@@ -197,6 +197,9 @@
 //!   cursors, backfill and reorg handling;
 //! - [`telemetry`]: Prometheus metrics and `/healthz`;
 //! - [`check`], [`inspect`]: what `nexum check` and `nexum inspect` report.
+
+// Every dependency earns its place (test targets also see dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
 mod bindings;
 mod boot;
 mod builder;
@@ -216,18 +219,18 @@ mod state;
 mod supervisor;
 pub mod telemetry;
 
+pub use boot::BootError;
 pub use builder::RuntimeBuilder;
-pub use ledger::{Bookkeeping, DeadLetter, Ledger, StoreError};
 pub use chain::{ChainStatus, ConnectError, NodeError};
 pub use check::{CheckReport, ModuleCheck, check};
 pub use engine::EngineError;
 pub use extension::HostExtension;
-pub use inspect::{ComponentReport, Import, InspectError, digest, inspect};
+pub use inspect::{ComponentReport, Import, InspectError, inspect};
+pub use ledger::{Bookkeeping, DeadLetter, Ledger, StoreError};
 pub use module::LoadError;
 pub use nexum_core as core;
 pub use runtime::{Position, Runtime, RuntimeError};
 pub use sources::StartError;
 pub use state::ModuleState;
-pub use boot::BootError;
 /// The wasmtime this runtime is built on, for [`extension`]s to generate bindings with.
 pub use wasmtime;

@@ -1,10 +1,14 @@
 //! [`Runtime`]: a supervisor plus the sources that feed it, started and stopped together.
 
+use crate::boot::{BootError, boot};
 use crate::builder::RuntimeBuilder;
-use crate::ledger::SubscriptionId;
+use crate::chain::ChainPool;
 use crate::extension::HostExtension;
+use crate::ledger::Ledger;
+use crate::ledger::SubscriptionId;
+use crate::observers::Observers;
 use crate::sources::{CronSource, DeliveredHeights, spawn_chain_sources};
-use crate::supervisor::{BootError, HostSupervisor, Observers};
+use crate::supervisor::HostSupervisor;
 use crate::telemetry;
 use nexum_core::{
     BootPlan, ChainId, ChainLogs, ConfigError, Delivery, DispatchError, EngineConfig, Event,
@@ -82,6 +86,9 @@ pub struct Position {
 /// A running engine: modules booted, sources delivering.
 pub struct Runtime {
     supervisor: Arc<HostSupervisor>,
+    chains: Arc<ChainPool>,
+    ledger: Ledger,
+    observers: Observers,
     stop_sources: watch::Sender<bool>,
     sources: Vec<JoinHandle<()>>,
     metrics_addr: Option<SocketAddr>,
@@ -103,7 +110,9 @@ impl Runtime {
     ) -> Result<Self, RuntimeError> {
         let delivery = plan.config.delivery;
         let metrics_addr = plan.config.metrics_addr;
-        let supervisor = Arc::new(HostSupervisor::boot_with(plan, extensions, observers).await?);
+        let booted = boot(plan, extensions, &observers).await?;
+        let supervisor = Arc::new(booted.supervisor);
+        let (chains, ledger) = (booted.chains, booted.ledger);
         let (stop_sources, stop) = watch::channel(false);
         // The metrics recorder goes in before any source runs: a value recorded before it
         // (a chain's first head) would be lost.
@@ -111,7 +120,8 @@ impl Runtime {
         let metrics_addr = match metrics_addr {
             Some(addr) => {
                 let (bound, task) =
-                    telemetry::serve(addr, supervisor.clone(), stop.clone()).await?;
+                    telemetry::serve(addr, supervisor.clone(), chains.clone(), stop.clone())
+                        .await?;
                 sources.push(task);
                 Some(bound)
             }
@@ -120,8 +130,8 @@ impl Runtime {
         let heights = DeliveredHeights::default();
         sources.extend(spawn_chain_sources(
             &supervisor,
-            supervisor.chains().clients(),
-            supervisor.ledger(),
+            chains.clients(),
+            &ledger,
             &heights,
             delivery,
             &stop,
@@ -132,6 +142,9 @@ impl Runtime {
         }
         Ok(Self {
             supervisor,
+            chains,
+            ledger,
+            observers,
             stop_sources,
             sources,
             metrics_addr,
@@ -141,7 +154,7 @@ impl Runtime {
 
     /// The counters of `chain` (subscriptions, requests), if it is configured.
     pub fn chain_status(&self, chain: nexum_core::ChainId) -> Option<crate::chain::ChainStatus> {
-        self.supervisor.chains().status(chain)
+        self.chains.status(chain)
     }
 
     /// Where `/metrics` and `/healthz` are served, when `metrics_addr` is set (the bound
@@ -152,7 +165,7 @@ impl Runtime {
 
     /// The runtime's health, as `/healthz` reports it.
     pub fn health(&self) -> telemetry::Health {
-        telemetry::Health::of(&self.supervisor)
+        telemetry::Health::of(&self.supervisor, &self.chains)
     }
 
     /// The loaded modules: status, subscriptions, limits, counters.
@@ -200,15 +213,12 @@ impl Runtime {
 
     /// A loaded module's committed value of `key` (read-only).
     pub fn read(&self, module: &str, key: &str) -> Result<Option<Vec<u8>>, RuntimeError> {
-        Ok(self.supervisor.ledger().read(&self.loaded(module)?, key)?)
+        Ok(self.ledger.read(&self.loaded(module)?, key)?)
     }
 
     /// A loaded module's committed entries under `prefix`, sorted by key (read-only).
     pub fn list(&self, module: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
-        Ok(self
-            .supervisor
-            .ledger()
-            .list(&self.loaded(module)?, prefix)?)
+        Ok(self.ledger.list(&self.loaded(module)?, prefix)?)
     }
 
     /// The last block of `chain` that delivery to `module` has handled in this run (every
@@ -226,7 +236,7 @@ impl Runtime {
             .into_iter()
             .find(|m| m.name == module)
             .ok_or_else(|| RuntimeError::UnknownModule(module.to_string()))?;
-        let ledger = self.supervisor.ledger();
+        let ledger = &self.ledger;
         let mut positions = Vec::new();
         for (index, subscription) in info.subscriptions.iter().enumerate() {
             let (Some(key), Some(chain_id)) =
@@ -259,12 +269,12 @@ impl Runtime {
     /// Module lifecycle changes from now on (started, failed, trapped, restarting, skipped,
     /// quarantined, stopped).
     pub fn lifecycle(&self) -> broadcast::Receiver<ModuleEvent> {
-        self.supervisor.lifecycle()
+        self.observers.lifecycle()
     }
 
     /// Module log lines from now on.
     pub fn log_lines(&self) -> broadcast::Receiver<LogLine> {
-        self.supervisor.log_lines()
+        self.observers.log_lines()
     }
 
     /// Skipped events, oldest first (of one module, or of all).
@@ -272,7 +282,7 @@ impl Runtime {
         &self,
         module: Option<&str>,
     ) -> Result<Vec<crate::DeadLetter>, RuntimeError> {
-        Ok(self.supervisor.ledger().dead_letters(module)?)
+        Ok(self.ledger.dead_letters(module)?)
     }
 
     /// Stops intake (sources first), lets in-flight calls finish, flushes the store.
@@ -281,7 +291,11 @@ impl Runtime {
         for source in self.sources {
             let _ = source.await;
         }
-        self.supervisor.shutdown().await
+        let summary = self.supervisor.shutdown().await;
+        if let Err(e) = self.ledger.flush() {
+            tracing::error!(error = %e, "flushing the store at shutdown failed");
+        }
+        summary
     }
 }
 

@@ -6,9 +6,12 @@ use crate::capabilities::chain::ChainAccess;
 use crate::capabilities::cow_api::CowAccess;
 use crate::capabilities::local_store::{LocalStoreCtx, ModuleStore};
 use crate::capabilities::logging::{ModuleLogger, ModuleOutput};
+use crate::extension::HostExtension;
 use crate::module::ModuleLimiter;
 use nexum_core::Limits;
 use nexum_core::host_rules::store::WriteSet;
+use std::any::Any;
+use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -30,16 +33,26 @@ pub struct ModuleState {
     pending: WriteSet,
     /// When the current call must stop; checked on every epoch tick.
     pub(crate) deadline: Instant,
+    /// What each embedder extension keeps for this instance.
+    extensions: Vec<Box<dyn Any + Send>>,
 }
 
 impl ModuleState {
-    pub(crate) fn new(capabilities: ModuleCapabilities, limits: &Limits) -> Self {
+    pub(crate) fn new(
+        capabilities: ModuleCapabilities,
+        limits: &Limits,
+        extensions: &[Arc<dyn HostExtension>],
+    ) -> Self {
         let ModuleCapabilities {
             logger,
             store,
             chain,
             cow,
         } = capabilities;
+        let extensions = extensions
+            .iter()
+            .filter_map(|e| e.module_state(logger.module()))
+            .collect();
         // WASI with nothing granted: no files, no environment, no arguments, no sockets.
         // Clocks and randomness work; stdout and stderr become log lines.
         let wasi = WasiCtxBuilder::new()
@@ -64,6 +77,7 @@ impl ModuleState {
             cow,
             pending: WriteSet::default(),
             deadline: Instant::now(),
+            extensions,
         }
     }
 
@@ -99,6 +113,14 @@ impl ModuleState {
     /// modules).
     pub fn module_name(&self) -> &str {
         self.logger.module()
+    }
+
+    /// The state an extension made for this instance ([`HostExtension::module_state`]),
+    /// found by its type.
+    pub fn extension_state<T: Any>(&mut self) -> Option<&mut T> {
+        self.extensions
+            .iter_mut()
+            .find_map(|state| state.downcast_mut::<T>())
     }
 }
 

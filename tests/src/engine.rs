@@ -192,7 +192,11 @@ impl TestRuntime {
     /// The `(block, log index)` a `recorder` module currently holds as canonical
     /// (its `live/` keys).
     pub fn live_logs(&self, module: &str) -> std::collections::BTreeSet<(u64, u64)> {
-        live_keys(self.runtime.list(module, "live/").expect("reading the store"))
+        live_keys(
+            self.runtime
+                .list(module, "live/")
+                .expect("reading the store"),
+        )
     }
 
     /// Shuts the runtime down cleanly and returns its state directory.
@@ -272,7 +276,10 @@ pub async fn wait_until(timeout: std::time::Duration, mut condition: impl FnMut(
 pub fn live_logs_in(ledger: &Ledger, module: &str) -> std::collections::BTreeSet<(u64, u64)> {
     live_keys(
         ledger
-            .list(&ModuleName::new(module).expect("valid module name"), "live/")
+            .list(
+                &ModuleName::new(module).expect("valid module name"),
+                "live/",
+            )
             .expect("reading the store"),
     )
 }

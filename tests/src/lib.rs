@@ -12,6 +12,9 @@
 //! - [`process`]: child processes that die with their test, and waiting on their output;
 //! - [`telemetry`]: waiting for a value on a running engine's `/metrics`.
 
+// Every dependency earns its place (test targets also see dev-dependencies).
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
 pub mod anvil;
 pub mod engine;
 pub mod guests;

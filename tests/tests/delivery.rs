@@ -252,10 +252,7 @@ async fn an_error_is_retried_and_a_lasting_one_is_dead_lettered() {
     assert_eq!(journal, vec![start, poison, poison + 1]);
 
     // `stubborn` skipped the poison block and recorded why.
-    let letters = runtime
-        .runtime
-        .dead_letters(Some("stubborn"))
-        .unwrap();
+    let letters = runtime.runtime.dead_letters(Some("stubborn")).unwrap();
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(letters[0].attempts, 3);
     assert!(

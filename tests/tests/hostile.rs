@@ -3,7 +3,7 @@
 //! reported), nothing of a failed call is stored, and the healthy module's events keep
 //! being handled in time — measured against its latency when it runs alone.
 
-use nexum_core::{EngineConfig, Lifecycle, ModuleEvent, ModuleStatus, Outcome, Supervisor};
+use nexum_core::{EngineConfig, Lifecycle, ModuleEvent, ModuleStatus, Outcome};
 use nexum_tests::engine::{TestEngine, TestModule, boot, command, test_config};
 use nexum_tests::memory::own_peak_rss_kib;
 use std::sync::Arc;

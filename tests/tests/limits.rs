@@ -1,7 +1,7 @@
 //! Limits end to end: each limit stops only the offending module's call, and a spinning
 //! module does not hold up another module's events.
 
-use nexum_core::{Outcome, Supervisor};
+use nexum_core::Outcome;
 use nexum_tests::engine::{TestModule, boot, command, test_config};
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Loading modules: capability checks, digests, manifests against the engine, and that
 //! nothing starts half-loaded.
 
-use nexum_core::{ChainConfig, Outcome, Supervisor};
+use nexum_core::{ChainConfig, Outcome};
 use nexum_tests::engine::{TestModule, boot, boot_at, command, test_config};
 use nexum_tests::guests;
 use sha2::{Digest, Sha256};
@@ -60,7 +60,7 @@ async fn a_component_matching_its_pinned_sha256_loads() {
         &format!("version = \"0.1.0\"\ncomponent = \"{digest}\""),
     );
     let engine = boot(vec![module], test_config()).await.unwrap();
-    assert_eq!(engine.runtime.modules()[0].component, digest);
+    assert_eq!(engine.runtime.modules()[0].component.to_string(), digest);
 }
 
 #[tokio::test]

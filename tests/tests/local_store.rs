@@ -1,6 +1,6 @@
 //! `local-store` end to end: compiled guests, a real fjall store.
 
-use nexum_core::{Outcome, Supervisor};
+use nexum_core::Outcome;
 use nexum_tests::engine::{TestModule, boot, boot_in, test_config};
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! keeper, and a mock orderbook that checks every posted order.
 
 use alloy_primitives::{Address, B256, U256, keccak256};
-use nexum_core::{ChainConfig, ModuleName};
+use nexum_core::ChainConfig;
 use nexum_tests::anvil::{
     Anvil, CHAIN_ID,
     MockComposableCoW::{ConditionalOrderParams, OrderData},

@@ -16,11 +16,11 @@ pub(crate) mod cow_api;
 pub(crate) mod local_store;
 pub(crate) mod logging;
 
+use crate::boot::BootError;
 use crate::chain::ChainPool;
 use crate::ledger::Ledger;
 use crate::observers::Observers;
 use crate::state::ModuleState;
-use crate::boot::BootError;
 use nexum_core::{EngineConfig, Limits, ModuleManifest};
 use std::sync::Arc;
 use wasmtime::component::Linker;

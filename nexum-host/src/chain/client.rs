@@ -3,17 +3,19 @@
 
 use super::error::NodeError;
 use super::http::{CappedHttp, MAX_NODE_ANSWER};
-use super::wire::{BlockRecord, LogRange, RpcHeader, RpcLog, filter_json};
+use super::wire::{self, BlockRecord, LogRange};
 use alloy_primitives::{B256, U64};
-use alloy_pubsub::RawSubscription;
+use alloy_provider::{Provider, RootProvider};
+use alloy_pubsub::Subscription;
 use alloy_rpc_client::{ClientBuilder, RpcClient};
+use alloy_rpc_types_eth::{Header, Log};
 use alloy_transport_ws::{WebSocketConfig, WsConnect};
 use nexum_core::redact::{self, Secrets};
 use nexum_core::{ChainConfig, ChainId, ChainLog, LogFilter};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
@@ -41,6 +43,8 @@ pub struct ChainClient {
     /// The secret parts of the URL, scrubbed from every error this client returns.
     secrets: Secrets,
     client: RpcClient,
+    /// alloy's typed view of the same client (logs and subscriptions).
+    provider: RootProvider,
     websocket: bool,
     timeout: Duration,
     poll_interval: Duration,
@@ -62,6 +66,7 @@ impl ChainClient {
                 chain_id,
                 endpoint: redact::url(&config.rpc_url),
                 secrets,
+                provider: RootProvider::new(client.clone()),
                 client,
                 websocket,
                 timeout: Duration::from_millis(config.request_timeout_ms),
@@ -191,8 +196,8 @@ impl ChainClient {
         method: &'static str,
         params: serde_json::Value,
     ) -> Result<Option<BlockRecord>, NodeError> {
-        let header: Option<RpcHeader> = self.call(method, params).await?;
-        Ok(header.map(|h| BlockRecord::from_header(self.chain_id, h)))
+        let header: Option<Header> = self.call(method, params).await?;
+        Ok(header.map(|h| BlockRecord::from_header(self.chain_id, &h)))
     }
 
     /// The logs matching `filter` in `range`, in chain order.
@@ -201,43 +206,55 @@ impl ChainClient {
         filter: &LogFilter,
         range: LogRange,
     ) -> Result<Vec<ChainLog>, NodeError> {
-        let logs: Vec<RpcLog> = self
-            .call("eth_getLogs", [filter_json(filter, Some(range))])
+        let filter = wire::filter(filter, Some(range));
+        let logs = self
+            .deadline("eth_getLogs", self.provider.get_logs(&filter))
             .await?;
-        Ok(logs.into_iter().map(ChainLog::from).collect())
+        Ok(logs.into_iter().map(wire::chain_log).collect())
     }
 
     /// A `newHeads` subscription (websocket only).
     pub async fn subscribe_heads(&self) -> Result<HeadSubscription, NodeError> {
-        let raw = self.subscribe(serde_json::json!(["newHeads"])).await?;
+        self.pushing()?;
+        let heads = self
+            .deadline(
+                "eth_subscribe",
+                self.provider.subscribe_blocks().into_future(),
+            )
+            .await?;
         self.counters
             .head_subscriptions
             .fetch_add(1, Ordering::Relaxed);
         Ok(HeadSubscription {
-            raw,
+            heads,
             chain_id: self.chain_id,
         })
     }
 
     /// A `logs` subscription for `filter` (websocket only).
     pub async fn subscribe_logs(&self, filter: &LogFilter) -> Result<LogSubscription, NodeError> {
-        let raw = self
-            .subscribe(serde_json::json!(["logs", filter_json(filter, None)]))
+        self.pushing()?;
+        let filter = wire::filter(filter, None);
+        let logs = self
+            .deadline(
+                "eth_subscribe",
+                self.provider.subscribe_logs(&filter).into_future(),
+            )
             .await?;
         self.counters
             .log_subscriptions
             .fetch_add(1, Ordering::Relaxed);
-        Ok(LogSubscription { raw })
+        Ok(LogSubscription { logs })
     }
 
-    async fn subscribe(&self, params: serde_json::Value) -> Result<RawSubscription, NodeError> {
-        if !self.websocket {
-            return Err(NodeError::InvalidRequest(
+    fn pushing(&self) -> Result<(), NodeError> {
+        if self.websocket {
+            Ok(())
+        } else {
+            Err(NodeError::InvalidRequest(
                 "subscriptions need a websocket node".into(),
-            ));
+            ))
         }
-        let id: B256 = self.call("eth_subscribe", params).await?;
-        Ok(self.client.get_raw_subscription(id).await)
     }
 
     /// A node error as every caller sees it: classified, scrubbed of the URL's secrets and
@@ -315,45 +332,31 @@ pub(crate) enum Next<T> {
 
 /// New heads, as the node announces them.
 pub struct HeadSubscription {
-    raw: RawSubscription,
+    heads: Subscription<Header>,
     chain_id: ChainId,
 }
 
 impl HeadSubscription {
     pub(crate) async fn next(&mut self) -> Next<BlockRecord> {
-        loop {
-            match self.raw.recv().await {
-                Ok(json) => match serde_json::from_str::<RpcHeader>(json.get()) {
-                    Ok(header) => {
-                        return Next::Item(BlockRecord::from_header(self.chain_id, header));
-                    }
-                    Err(e) => {
-                        tracing::warn!(chain = self.chain_id, error = %e, "ignoring a malformed head")
-                    }
-                },
-                Err(RecvError::Lagged(_)) => return Next::Missed,
-                Err(RecvError::Closed) => return Next::Closed,
-            }
+        match self.heads.recv().await {
+            Ok(header) => Next::Item(BlockRecord::from_header(self.chain_id, &header)),
+            Err(RecvError::Lagged(_)) => Next::Missed,
+            Err(RecvError::Closed) => Next::Closed,
         }
     }
 }
 
 /// Logs matching one filter, as the node announces them.
 pub struct LogSubscription {
-    raw: RawSubscription,
+    logs: Subscription<Log>,
 }
 
 impl LogSubscription {
     pub(crate) async fn next(&mut self) -> Next<ChainLog> {
-        loop {
-            match self.raw.recv().await {
-                Ok(json) => match serde_json::from_str::<RpcLog>(json.get()) {
-                    Ok(log) => return Next::Item(log.into()),
-                    Err(e) => tracing::warn!(error = %e, "ignoring a malformed log"),
-                },
-                Err(RecvError::Lagged(_)) => return Next::Missed,
-                Err(RecvError::Closed) => return Next::Closed,
-            }
+        match self.logs.recv().await {
+            Ok(log) => Next::Item(wire::chain_log(log)),
+            Err(RecvError::Lagged(_)) => Next::Missed,
+            Err(RecvError::Closed) => Next::Closed,
         }
     }
 }

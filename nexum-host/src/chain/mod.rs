@@ -18,4 +18,4 @@ pub(crate) mod wire;
 pub(crate) use client::ChainClient;
 pub use error::NodeError;
 pub use pool::{ChainPool, ChainStatus, ConnectError};
-pub(crate) use wire::BlockRecord;
+pub(crate) use wire::{BlockRecord, LogRange};

@@ -1,51 +1,23 @@
-//! The JSON shapes nexum reads from nodes (headers, logs), the `eth_getLogs` filter it
-//! writes, and bloom checks that spare a request when a block cannot hold matching logs.
+//! What nexum reads from nodes — alloy's `Header` and `Log` — turned into nexum's types,
+//! the alloy `Filter` of a subscription, and bloom checks that spare a request when a block
+//! cannot hold matching logs.
 
-use alloy_primitives::{Address, B256, Bloom, BloomInput, Bytes, U64};
+use alloy_primitives::{B256, Bloom, BloomInput};
+use alloy_rpc_types_eth::{Filter, Header, Log};
 use nexum_core::{Block, ChainId, ChainLog, LogFilter};
-use serde::Deserialize;
 
-/// A block header as `eth_getBlockBy*` and `newHeads` return it (the fields nexum uses).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct RpcHeader {
-    pub number: U64,
-    pub hash: B256,
-    pub parent_hash: B256,
-    pub timestamp: U64,
-    #[serde(default)]
-    pub logs_bloom: Option<Bloom>,
-}
-
-/// A log as `eth_getLogs` and `logs` subscriptions return it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct RpcLog {
-    pub address: Address,
-    pub topics: Vec<B256>,
-    pub data: Bytes,
-    pub block_number: Option<U64>,
-    pub block_hash: Option<B256>,
-    pub transaction_hash: Option<B256>,
-    pub transaction_index: Option<U64>,
-    pub log_index: Option<U64>,
-    #[serde(default)]
-    pub removed: bool,
-}
-
-impl From<RpcLog> for ChainLog {
-    fn from(log: RpcLog) -> Self {
-        ChainLog {
-            address: log.address,
-            topics: log.topics,
-            data: log.data,
-            block_number: log.block_number.map(|n| n.to()),
-            block_hash: log.block_hash,
-            transaction_hash: log.transaction_hash,
-            transaction_index: log.transaction_index.map(|n| n.to()),
-            log_index: log.log_index.map(|n| n.to()),
-            removed: log.removed,
-        }
+/// A node's log (alloy's `Log`) as nexum hands it to modules.
+pub(crate) fn chain_log(log: Log) -> ChainLog {
+    ChainLog {
+        address: log.inner.address,
+        topics: log.inner.data.topics().to_vec(),
+        data: log.inner.data.data,
+        block_number: log.block_number,
+        block_hash: log.block_hash,
+        transaction_hash: log.transaction_hash,
+        transaction_index: log.transaction_index,
+        log_index: log.log_index,
+        removed: log.removed,
     }
 }
 
@@ -59,16 +31,16 @@ pub(crate) struct BlockRecord {
 }
 
 impl BlockRecord {
-    pub fn from_header(chain_id: ChainId, header: RpcHeader) -> Self {
+    pub fn from_header(chain_id: ChainId, header: &Header) -> Self {
         BlockRecord {
             block: Block {
                 chain_id,
-                number: header.number.to(),
+                number: header.inner.number,
                 hash: header.hash,
-                parent_hash: header.parent_hash,
-                timestamp: header.timestamp.to::<u64>().saturating_mul(1000),
+                parent_hash: header.inner.parent_hash,
+                timestamp: header.inner.timestamp.saturating_mul(1000),
             },
-            bloom: header.logs_bloom,
+            bloom: Some(header.inner.logs_bloom),
         }
     }
 
@@ -104,46 +76,29 @@ pub(crate) enum LogRange {
     Numbers { from: u64, to: u64 },
 }
 
-/// The filter object of `eth_getLogs` / `eth_subscribe("logs")`.
-pub(crate) fn filter_json(filter: &LogFilter, range: Option<LogRange>) -> serde_json::Value {
-    let mut object = serde_json::Map::new();
+/// The alloy `Filter` of `filter` over `range` (none: a subscription's filter).
+pub(crate) fn filter(filter: &LogFilter, range: Option<LogRange>) -> Filter {
+    let mut out = Filter::new();
     if !filter.addresses.is_empty() {
-        object.insert("address".into(), serde_json::json!(filter.addresses));
+        out = out.address(filter.addresses.clone());
     }
-    if !filter.topics.is_empty() {
-        let topics: Vec<serde_json::Value> = filter
-            .topics
-            .iter()
-            .map(|alternatives| {
-                if alternatives.is_empty() {
-                    serde_json::Value::Null
-                } else {
-                    serde_json::json!(alternatives)
-                }
-            })
-            .collect();
-        object.insert("topics".into(), serde_json::Value::Array(topics));
+    for (position, alternatives) in filter.topics.iter().enumerate().take(4) {
+        out.topics[position] = alternatives.clone().into();
     }
     match range {
-        Some(LogRange::Block(hash)) => {
-            object.insert("blockHash".into(), serde_json::json!(hash));
-        }
-        Some(LogRange::Numbers { from, to }) => {
-            object.insert("fromBlock".into(), serde_json::json!(format!("{from:#x}")));
-            object.insert("toBlock".into(), serde_json::json!(format!("{to:#x}")));
-        }
-        None => {}
+        Some(LogRange::Block(hash)) => out.at_block_hash(hash),
+        Some(LogRange::Numbers { from, to }) => out.from_block(from).to_block(to),
+        None => out,
     }
-    serde_json::Value::Object(object)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy_primitives::{address, b256};
+    use alloy_primitives::{Address, address, b256};
 
     #[test]
-    fn filter_json_has_nulls_for_wildcard_positions() {
+    fn the_filter_keeps_wildcard_positions_as_nulls() {
         let filter = LogFilter {
             addresses: vec![address!("0x00000000000000000000000000000000000000aa")],
             topics: vec![
@@ -153,12 +108,16 @@ mod tests {
                 )],
             ],
         };
-        let json = filter_json(&filter, Some(LogRange::Numbers { from: 16, to: 31 }));
+        let json = serde_json::to_value(super::filter(
+            &filter,
+            Some(LogRange::Numbers { from: 16, to: 31 }),
+        ))
+        .unwrap();
         assert_eq!(
             json,
             serde_json::json!({
-                "address": ["0x00000000000000000000000000000000000000aa"],
-                "topics": [null, ["0x0000000000000000000000000000000000000000000000000000000000000001"]],
+                "address": "0x00000000000000000000000000000000000000aa",
+                "topics": [null, "0x0000000000000000000000000000000000000000000000000000000000000001"],
                 "fromBlock": "0x10",
                 "toBlock": "0x1f",
             })
@@ -191,13 +150,13 @@ mod tests {
 
     #[test]
     fn parses_a_node_log() {
-        let log: RpcLog = serde_json::from_str(
+        let log: Log = serde_json::from_str(
             r#"{"address":"0x00000000000000000000000000000000000000aa","topics":[],"data":"0x01",
                 "blockNumber":"0x5","blockHash":"0x0000000000000000000000000000000000000000000000000000000000000005",
                 "transactionHash":null,"transactionIndex":"0x0","logIndex":"0x2","removed":false}"#,
         )
         .unwrap();
-        let log = ChainLog::from(log);
+        let log = chain_log(log);
         assert_eq!(log.block_number, Some(5));
         assert_eq!(log.log_index, Some(2));
         assert_eq!(log.data.as_ref(), &[1]);

@@ -10,10 +10,11 @@
 //!
 //! - [`records`]: the record shapes and the entries a delivery commits;
 //! - [`keys`]: the key layout;
-//! - [`storage`]: the storage seam; [`fjall`] and [`memory`] implement it.
+//! - [`storage`]: the storage seam; [`fjall`] implements it (and, in unit tests, `memory`).
 
 mod fjall;
 mod keys;
+#[cfg(test)]
 mod memory;
 mod records;
 mod storage;
@@ -124,12 +125,12 @@ impl Ledger {
     pub(crate) fn module_usage(&self, module: &ModuleName) -> Result<Arc<AtomicU64>, StoreError> {
         let key = keys::usage(module.as_str());
         let used = match self.storage.get(&Space::Engine, &key)? {
-            Some(bytes) => {
-                u64::from_le_bytes(bytes.as_slice().try_into().map_err(|_| StoreError::Corrupt {
+            Some(bytes) => u64::from_le_bytes(bytes.as_slice().try_into().map_err(|_| {
+                StoreError::Corrupt {
                     key: key.clone(),
                     reason: "not a byte count".into(),
-                })?)
-            }
+                }
+            })?),
             None => self
                 .list(module, "")?
                 .iter()
@@ -265,7 +266,9 @@ impl Ledger {
         let mut batch = Batch::default();
         for entry in entries {
             match entry {
-                Entry::Start { id, start } => batch.set(Space::Engine, keys::start(id), json(start)),
+                Entry::Start { id, start } => {
+                    batch.set(Space::Engine, keys::start(id), json(start))
+                }
                 Entry::Advance { id, cursor } => {
                     batch.set(Space::Engine, keys::cursor(id), json(cursor))
                 }
@@ -389,10 +392,17 @@ mod tests {
                 },
             ])
             .unwrap();
-        assert_eq!(ledger.start(&id("log-1-ab")).unwrap(), Some(Start { next: 5 }));
+        assert_eq!(
+            ledger.start(&id("log-1-ab")).unwrap(),
+            Some(Start { next: 5 })
+        );
         assert_eq!(ledger.cursor(&id("log-1-ab")).unwrap(), Some(cursor));
         assert_eq!(
-            ledger.delivered(&id("log-1-ab")).unwrap().into_iter().collect::<Vec<_>>(),
+            ledger
+                .delivered(&id("log-1-ab"))
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
             vec![(7, block)]
         );
         // Another subscription of the module sees none of it.
@@ -436,7 +446,13 @@ mod tests {
             .unwrap();
         assert_eq!(ledger.read(&module, "k").unwrap(), Some(b"v".to_vec()));
         assert_eq!(ledger.cursor(&id("block-1")).unwrap().unwrap().number, 1);
-        assert_eq!(ledger.module_usage(&module).unwrap().load(Ordering::Relaxed), 2);
+        assert_eq!(
+            ledger
+                .module_usage(&module)
+                .unwrap()
+                .load(Ordering::Relaxed),
+            2
+        );
         assert_eq!(usage.load(Ordering::Relaxed), 2);
     }
 
@@ -484,7 +500,11 @@ mod tests {
         assert_eq!(ledger.delivered(&id("block-1")).unwrap().len(), 1);
         assert_eq!(ledger.cursor(&id("log-1-b")).unwrap(), None);
         for legacy in ["0000", "0001", "0002"] {
-            assert_eq!(ledger.cursor(&id(legacy)).unwrap(), None, "{legacy} left behind");
+            assert_eq!(
+                ledger.cursor(&id(legacy)).unwrap(),
+                None,
+                "{legacy} left behind"
+            );
             assert!(ledger.delivered(&id(legacy)).unwrap().is_empty());
         }
         // Once: records written under the old names later are left alone.

@@ -2,8 +2,7 @@
 //! one space for the engine's records and one per module, and atomic batches across them.
 //!
 //! fjall is the embedded default ([`super::fjall::FjallStorage`]); an in-memory storage
-//! ([`super::memory::MemoryStorage`]) serves unit tests. A shared backend for several nodes
-//! plugs in here.
+//! (`memory.rs`) serves unit tests. A shared backend for several nodes plugs in here.
 
 use nexum_core::ModuleName;
 

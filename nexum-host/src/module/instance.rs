@@ -5,25 +5,66 @@ use super::limiter::OverBudget;
 use super::loader::LoadedModule;
 use crate::bindings::CowModule;
 use crate::bindings::types as wit;
+use crate::capabilities::ModuleCapabilities;
 use crate::convert::describe_fault;
 use crate::engine::WasmEngine;
-use crate::capabilities::ModuleCapabilities;
+use crate::ledger::{Bookkeeping, StoreError};
 use crate::state::ModuleState;
 use nexum_core::bounded;
-use crate::ledger::Bookkeeping;
 use nexum_core::{Event, Limits};
 use std::time::{Duration, Instant};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 /// How one call into a module ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum CallResult {
     /// `ok`: the call's writes (and the engine's records for it) are committed.
     Ok,
-    /// The module returned `err`; nothing was committed.
-    Err(String),
+    /// The call ended without committing, but the instance can take the next call.
+    Err(CallError),
     /// A trap or a limit ended the call; nothing was committed and the instance is unusable.
-    Trap(String),
+    Trap(TrapReason),
+}
+
+/// Why a call that returned did not commit.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CallError {
+    /// The module returned `err`: its own text, escaped and cut to `log_line_bytes`.
+    #[error("{0}")]
+    Fault(String),
+    /// The module returned `ok` but its writes could not be committed.
+    #[error("commit failed: {0}")]
+    Commit(#[from] StoreError),
+}
+
+/// Why a call was cut short; the instance is dropped after any of these.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TrapReason {
+    /// `fuel_per_event` ran out.
+    #[error("fuel exhausted (limit {limit})")]
+    OutOfFuel {
+        /// The module's `fuel_per_event`.
+        limit: u64,
+    },
+    /// `event_timeout_ms` passed.
+    #[error("deadline of {ms} ms exceeded")]
+    Deadline {
+        /// The module's `event_timeout_ms`.
+        ms: u64,
+    },
+    /// The wasm stack overflowed.
+    #[error("stack overflow")]
+    StackOverflow,
+    /// A memory or table grow went past the module's budget.
+    #[error(transparent)]
+    OverBudget(#[from] OverBudget),
+    /// Any other wasm trap (`unreachable` after a panic, a bad access, …).
+    #[error("trap: {0}")]
+    Wasm(Trap),
+    /// A failure wasmtime reported that is not a trap (e.g. a host call's error): its text,
+    /// escaped and cut, as it may carry what the module handed the host.
+    #[error("{0}")]
+    Other(String),
 }
 
 /// A module instance in its own `Store`.
@@ -42,7 +83,10 @@ impl ModuleInstance {
         capabilities: ModuleCapabilities,
     ) -> Result<Self, CallResult> {
         let limits = module.limits;
-        let mut store = Store::new(&engine.engine, ModuleState::new(capabilities, &limits));
+        let mut store = Store::new(
+            &engine.engine,
+            ModuleState::new(capabilities, &limits, &engine.extensions),
+        );
         store.limiter(|state| state.limiter());
         store.set_hostcall_fuel(hostcall_bytes(&limits));
         store.epoch_deadline_callback(|ctx| {
@@ -62,13 +106,8 @@ impl ModuleInstance {
         let instantiate = module.pre.instantiate_async(&mut store);
         let bindings = match tokio::time::timeout(timeout, instantiate).await {
             Ok(Ok(bindings)) => bindings,
-            Ok(Err(e)) => {
-                return Err(CallResult::Trap(bounded::module_text(
-                    &describe_trap(&e, &limits),
-                    usize::try_from(limits.log_line_bytes).unwrap_or(usize::MAX),
-                )));
-            }
-            Err(_) => return Err(CallResult::Trap(deadline_message(&limits))),
+            Ok(Err(e)) => return Err(CallResult::Trap(trap_reason(&e, &limits))),
+            Err(_) => return Err(CallResult::Trap(deadline(&limits))),
         };
         let mut instance = Self {
             store,
@@ -79,7 +118,12 @@ impl ModuleInstance {
         let config: Vec<(String, String)> = module.manifest.config.clone();
         let call = instance.bindings.call_init(&mut instance.store, &config);
         let outcome = tokio::time::timeout(timeout, call).await;
-        match finish(&mut instance.store, &limits, outcome, &Bookkeeping::default()) {
+        match finish(
+            &mut instance.store,
+            &limits,
+            outcome,
+            &Bookkeeping::default(),
+        ) {
             CallResult::Ok => Ok(instance),
             failure => Err(failure),
         }
@@ -128,36 +172,45 @@ fn finish(
             Ok(()) => CallResult::Ok,
             Err(e) => {
                 tracing::error!(error = %e, "committing a call's writes failed");
-                CallResult::Err(format!("commit failed: {e}"))
+                CallResult::Err(CallError::Commit(e))
             }
         },
         // The module's own text: cut and escaped before it is logged, retried or dead-lettered.
-        Ok(Ok(Err(fault))) => CallResult::Err(bounded::module_text(
+        Ok(Ok(Err(fault))) => CallResult::Err(CallError::Fault(module_text(
             &describe_fault(&fault),
-            usize::try_from(limits.log_line_bytes).unwrap_or(usize::MAX),
-        )),
-        Ok(Err(trap)) => CallResult::Trap(bounded::module_text(
-            &describe_trap(&trap, limits),
-            usize::try_from(limits.log_line_bytes).unwrap_or(usize::MAX),
-        )),
-        Err(_) => CallResult::Trap(deadline_message(limits)),
+            limits,
+        ))),
+        Ok(Err(trap)) => CallResult::Trap(trap_reason(&trap, limits)),
+        Err(_) => CallResult::Trap(deadline(limits)),
     }
 }
 
-fn deadline_message(limits: &Limits) -> String {
-    format!("deadline of {} ms exceeded", limits.event_timeout_ms)
+fn deadline(limits: &Limits) -> TrapReason {
+    TrapReason::Deadline {
+        ms: limits.event_timeout_ms,
+    }
 }
 
-/// A short, operator-readable reason for a trap.
-fn describe_trap(error: &wasmtime::Error, limits: &Limits) -> String {
+/// Text that came from the module, escaped and cut to its `log_line_bytes`.
+fn module_text(text: &str, limits: &Limits) -> String {
+    bounded::module_text(
+        text,
+        usize::try_from(limits.log_line_bytes).unwrap_or(usize::MAX),
+    )
+}
+
+/// What ended a call, from wasmtime's error: by type, never by its message.
+fn trap_reason(error: &wasmtime::Error, limits: &Limits) -> TrapReason {
     match error.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => format!("fuel exhausted (limit {})", limits.fuel_per_event),
-        Some(Trap::Interrupt) => deadline_message(limits),
-        Some(Trap::StackOverflow) => "stack overflow".to_string(),
-        Some(trap) => format!("trap: {trap}"),
+        Some(Trap::OutOfFuel) => TrapReason::OutOfFuel {
+            limit: limits.fuel_per_event,
+        },
+        Some(Trap::Interrupt) => deadline(limits),
+        Some(Trap::StackOverflow) => TrapReason::StackOverflow,
+        Some(trap) => TrapReason::Wasm(*trap),
         None => match error.downcast_ref::<OverBudget>() {
-            Some(over) => over.to_string(),
-            None => error.root_cause().to_string(),
+            Some(over) => TrapReason::OverBudget(over.clone()),
+            None => TrapReason::Other(module_text(&error.root_cause().to_string(), limits)),
         },
     }
 }

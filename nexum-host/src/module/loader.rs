@@ -4,7 +4,9 @@
 use crate::bindings::CowModulePre;
 use crate::engine::WasmEngine;
 use crate::state::ModuleState;
-use nexum_core::{Capability, ConfigError, Limits, ModuleManifest, ModuleSpec, WasmSource};
+use nexum_core::{
+    Capability, ComponentDigest, ConfigError, Limits, ModuleManifest, ModuleSpec, WasmSource,
+};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
@@ -53,8 +55,8 @@ pub enum LoadError {
 pub(crate) struct LoadedModule {
     pub manifest: ModuleManifest,
     pub limits: Limits,
-    /// `sha256:…` of the component bytes.
-    pub digest: String,
+    /// The sha256 of the component bytes.
+    pub digest: ComponentDigest,
     pub pre: CowModulePre<ModuleState>,
 }
 
@@ -62,7 +64,7 @@ pub(crate) struct LoadedModule {
 /// (the same keeper configured twice) compile it once.
 #[derive(Default)]
 pub(crate) struct ComponentCache {
-    by_digest: HashMap<String, Component>,
+    by_digest: HashMap<ComponentDigest, Component>,
 }
 
 /// Loads `spec` into `engine` under `limits`.
@@ -84,9 +86,9 @@ pub(crate) fn load(
         WasmSource::Bytes(bytes) => (PathBuf::from(format!("<{} bytes>", manifest.name)), bytes),
     };
 
-    let digest = crate::inspect::digest(&bytes);
-    if let Some(pinned) = &manifest.component
-        && pinned.to_string() != digest
+    let digest = ComponentDigest::of(&bytes);
+    if let Some(pinned) = manifest.component
+        && pinned != digest
     {
         return Err(ConfigError::new(
             &manifest.file,
@@ -107,7 +109,7 @@ pub(crate) fn load(
                     path: path.clone(),
                     reason: format!("{e:#}"),
                 })?;
-            compiled.by_digest.insert(digest.clone(), component.clone());
+            compiled.by_digest.insert(digest, component.clone());
             component
         }
     };

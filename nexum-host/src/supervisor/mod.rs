@@ -8,19 +8,19 @@
 
 mod worker;
 
-use crate::engine::WasmEngine;
 use crate::capabilities::ModuleCapabilities;
+use crate::engine::WasmEngine;
 use crate::ledger::Bookkeeping;
 use crate::module::LoadedModule;
 use crate::observers::Observers;
 use nexum_core::{
-    Delivery, DispatchError, LogLine, ModuleEvent, ModuleInfo, ModuleStatus, ModuleTotals, Outcome,
-    ShutdownSummary, Supervision, Supervisor,
+    Delivery, DispatchError, ModuleInfo, ModuleStatus, ModuleTotals, Outcome, ShutdownSummary,
+    Supervision, Supervisor,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use worker::{Job, Worker, WorkerShared};
 
@@ -49,24 +49,9 @@ pub(crate) struct HostSupervisor {
     by_name: BTreeMap<String, usize>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    log_lines: broadcast::Sender<LogLine>,
-    lifecycle: broadcast::Sender<ModuleEvent>,
 }
 
-
 impl HostSupervisor {
-    /// Every module's log lines, as they are written (lines a slow receiver misses are
-    /// dropped for it alone).
-    pub fn log_lines(&self) -> broadcast::Receiver<LogLine> {
-        self.log_lines.subscribe()
-    }
-
-    /// Every module's lifecycle changes (started, failed, trapped, restarting, skipped,
-    /// quarantined, stopped).
-    pub fn lifecycle(&self) -> broadcast::Receiver<ModuleEvent> {
-        self.lifecycle.subscribe()
-    }
-
     /// Per module: events waiting in its queue, and instance restarts so far.
     pub(crate) fn queue_and_restarts(&self) -> Vec<(String, usize, u64)> {
         self.modules
@@ -127,7 +112,7 @@ impl HostSupervisor {
                 capabilities: manifest.capabilities.clone(),
                 subscriptions: manifest.subscriptions.clone(),
                 limits: module.limits,
-                component: module.digest.to_string(),
+                component: module.digest,
                 status: ModuleStatus::Running,
                 store_bytes: 0,
                 log_lines_dropped: 0,
@@ -162,8 +147,6 @@ impl HostSupervisor {
             by_name,
             shutdown,
             tasks: Mutex::new(tasks),
-            log_lines: observers.log_line_sender(),
-            lifecycle,
         }
     }
 }

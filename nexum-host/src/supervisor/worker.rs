@@ -1,10 +1,10 @@
 //! One module's worker task: takes its events one at a time, in order, and keeps the module
 //! alive — retrying `err`s, restarting after traps, quarantining after repeated failure.
 
-use crate::engine::WasmEngine;
-use crate::module::{CallResult, LoadedModule, ModuleInstance};
-use crate::ledger::{Bookkeeping, DeadLetter, Entry};
 use crate::capabilities::ModuleCapabilities;
+use crate::engine::WasmEngine;
+use crate::ledger::{Bookkeeping, DeadLetter, Entry};
+use crate::module::{CallResult, LoadedModule, ModuleInstance};
 use crate::telemetry::names;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use nexum_core::host_rules::store::WriteSet;
@@ -184,14 +184,18 @@ impl Worker {
                 self.restart(shutdown).await?;
                 continue;
             };
-            match instance.on_event(&delivery.event, &delivery.bookkeeping).await {
+            match instance
+                .on_event(&delivery.event, &delivery.bookkeeping)
+                .await
+            {
                 CallResult::Ok => {
                     self.shared.handled.fetch_add(1, Ordering::Relaxed);
                     self.failures = 0;
                     self.restart_backoff = restart_backoff(&self.policy);
                     return Ok(Outcome::Handled);
                 }
-                CallResult::Err(reason) => {
+                CallResult::Err(error) => {
+                    let reason = error.to_string();
                     self.shared.failed.fetch_add(1, Ordering::Relaxed);
                     self.announce(Lifecycle::Failed {
                         reason: reason.clone(),
@@ -228,7 +232,8 @@ impl Worker {
                         }
                     }
                 }
-                CallResult::Trap(reason) => {
+                CallResult::Trap(trap) => {
+                    let reason = trap.to_string();
                     self.shared.trapped.fetch_add(1, Ordering::Relaxed);
                     self.instance = None;
                     self.failures += 1;
@@ -338,8 +343,8 @@ fn now_ms() -> u64 {
 fn failure_reason(failure: &CallResult) -> String {
     match failure {
         CallResult::Ok => "ok".to_string(),
-        CallResult::Err(reason) => format!("returned error: {reason}"),
-        CallResult::Trap(reason) => reason.clone(),
+        CallResult::Err(error) => format!("returned error: {error}"),
+        CallResult::Trap(trap) => trap.to_string(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The health verdict behind `/healthz`: every configured chain reachable, no module
 //! quarantined.
 
+use crate::chain::ChainPool;
 use crate::supervisor::HostSupervisor;
 use nexum_core::{ModuleStatus, Supervisor};
 use serde::Serialize;
@@ -15,10 +16,10 @@ pub struct Health {
 }
 
 impl Health {
-    /// Judges the runtime behind `supervisor`.
-    pub fn of(supervisor: &HostSupervisor) -> Self {
+    /// Judges the runtime: its modules and its chains.
+    pub(crate) fn of(supervisor: &HostSupervisor, chains: &ChainPool) -> Self {
         let mut reasons = Vec::new();
-        for (chain, problem) in supervisor.chains().problems() {
+        for (chain, problem) in chains.problems() {
             reasons.push(format!("chain {chain}: {problem}"));
         }
         for module in supervisor.modules() {

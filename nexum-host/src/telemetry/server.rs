@@ -9,6 +9,7 @@
 
 use super::collect::collect;
 use super::health::Health;
+use crate::chain::ChainPool;
 use crate::supervisor::HostSupervisor;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -49,6 +50,7 @@ pub struct ServeError {
 pub(crate) async fn serve(
     addr: SocketAddr,
     supervisor: Arc<HostSupervisor>,
+    chains: Arc<ChainPool>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), ServeError> {
     let listener = TcpListener::bind(addr)
@@ -87,11 +89,12 @@ pub(crate) async fn serve(
                 continue;
             };
             let supervisor = supervisor.clone();
+            let chains = chains.clone();
             let prometheus = prometheus.clone();
             tokio::spawn(async move {
                 let _slot = slot;
                 let service = service_fn(move |request| {
-                    let response = answer(&request, &supervisor, prometheus.as_ref());
+                    let response = answer(&request, &supervisor, &chains, prometheus.as_ref());
                     async move { Ok::<_, Infallible>(response) }
                 });
                 let connection = http1::Builder::new()
@@ -109,6 +112,7 @@ pub(crate) async fn serve(
 fn answer(
     request: &Request<Incoming>,
     supervisor: &HostSupervisor,
+    chains: &ChainPool,
     prometheus: Option<&PrometheusHandle>,
 ) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, content_type: &str, body: String| {
@@ -138,7 +142,7 @@ fn answer(
             ),
         },
         "/healthz" => {
-            let health = Health::of(supervisor);
+            let health = Health::of(supervisor, chains);
             let status = if health.is_ok() {
                 StatusCode::OK
             } else {

@@ -10,9 +10,9 @@ mod host;
 pub(crate) use backend::ChainAccess;
 
 use super::{EngineContext, Factor, ModuleContext};
+use crate::boot::BootError;
 use crate::chain::ChainPool;
 use crate::state::ModuleState;
-use crate::boot::BootError;
 use std::sync::Arc;
 use wasmtime::component::Linker;
 

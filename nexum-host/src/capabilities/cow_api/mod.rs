@@ -13,8 +13,8 @@ mod transport;
 pub(crate) use backend::CowAccess;
 
 use super::{EngineContext, Factor, ModuleContext};
-use crate::state::ModuleState;
 use crate::boot::BootError;
+use crate::state::ModuleState;
 use backend::Orderbooks;
 use std::sync::Arc;
 use wasmtime::component::Linker;

@@ -184,7 +184,10 @@ mod tests {
             m.set(&mut pending, "k2".into(), vec![0; 6]).unwrap();
             assert!(matches!(
                 m.set(&mut pending, "k3".into(), vec![0; 8]),
-                Err(StoreRefusal::Rule(StoreRule::QuotaExceeded { used: 0, max: 20 }))
+                Err(StoreRefusal::Rule(StoreRule::QuotaExceeded {
+                    used: 0,
+                    max: 20
+                }))
             ));
             m.commit(pending, &Bookkeeping::default()).unwrap();
             assert_eq!(m.used_bytes(), 18);

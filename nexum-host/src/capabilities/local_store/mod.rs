@@ -13,9 +13,9 @@ pub(crate) use backend::ModuleStore;
 pub(crate) use host::LocalStoreCtx;
 
 use super::{EngineContext, Factor, ModuleContext};
+use crate::boot::BootError;
 use crate::ledger::Ledger;
 use crate::state::ModuleState;
-use crate::boot::BootError;
 use wasmtime::component::Linker;
 
 /// `local-store` for the engine: the ledger every module store is a view of.

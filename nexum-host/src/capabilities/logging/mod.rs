@@ -11,8 +11,8 @@ pub(crate) use backend::ModuleLogger;
 pub(crate) use stdio::ModuleOutput;
 
 use super::{EngineContext, Factor, ModuleContext};
-use crate::state::ModuleState;
 use crate::boot::BootError;
+use crate::state::ModuleState;
 use nexum_core::LogLine;
 use tokio::sync::broadcast;
 use wasmtime::component::Linker;

@@ -8,9 +8,9 @@
 //! stream saw is kept rather than lost. A block whose bloom rules the filter out needs no
 //! request at all.
 
+use super::reader::{ChainReader, LogStream};
 use crate::chain::client::Next;
 use crate::chain::wire::LogRange;
-use super::reader::{ChainReader, LogStream};
 use crate::chain::{BlockRecord, NodeError};
 use alloy_primitives::B256;
 use nexum_core::{ChainLog, LogFilter};

@@ -11,7 +11,6 @@ use crate::telemetry::names;
 use alloy_primitives::B256;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 
 /// The recent canonical blocks of one chain, contiguous by number.

@@ -29,9 +29,9 @@ use feed::LogFeed;
 use follower::ChainFollower;
 
 use crate::chain::NodeError;
-use reader::ChainReader;
 use crate::ledger::{Bookkeeping, Entry, Ledger, Start, StoreError, SubscriptionId};
 use nexum_core::{ChainId, DeliveryPolicy, LogFilter, Subscription, Supervisor};
+use reader::ChainReader;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -96,7 +96,7 @@ pub(crate) async fn fix_start_positions<C: ChainReader>(
                         let client = chains
                             .get(&chain)
                             .expect("admitted modules read configured chains");
-                        let head = read_head(client)
+                        let head = read_head(client.as_ref())
                             .await
                             .map_err(|source| StartError::Chain { chain, source })?;
                         heads.insert(chain, head);

@@ -17,7 +17,10 @@ pub(crate) fn backoff() -> impl Iterator<Item = Duration> {
 
 /// Calls `attempt` until it succeeds, waiting [`backoff`] between failures and telling
 /// `failed` about each one.
-pub(crate) async fn until_ok<T, E, F, Fut>(mut attempt: F, mut failed: impl FnMut(&E, Duration)) -> T
+pub(crate) async fn until_ok<T, E, F, Fut>(
+    mut attempt: F,
+    mut failed: impl FnMut(&E, Duration),
+) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,

@@ -108,7 +108,14 @@ impl ScriptedChain {
     /// what geth does on a reorg.
     pub fn announce_removed(&self, hash: B256) {
         let state = self.lock();
-        for log in state.logs.get(&hash).cloned().unwrap_or_default().iter().rev() {
+        for log in state
+            .logs
+            .get(&hash)
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .rev()
+        {
             let removed = ChainLog {
                 removed: true,
                 ..log.clone()
@@ -293,7 +300,11 @@ impl ChainReader for ScriptedChain {
                             data: None,
                         });
                     }
-                    state.canonical.range(from..=to).map(|(_, b)| b.hash()).collect()
+                    state
+                        .canonical
+                        .range(from..=to)
+                        .map(|(_, b)| b.hash())
+                        .collect()
                 }
             };
             let mut out = Vec::new();

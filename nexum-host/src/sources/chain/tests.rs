@@ -79,9 +79,15 @@ impl Recording {
         let mut live = BTreeSet::new();
         for (block, index, removed) in self.journal() {
             if removed {
-                assert!(live.remove(&(block, index)), "retracted ({block}, {index}) it never had");
+                assert!(
+                    live.remove(&(block, index)),
+                    "retracted ({block}, {index}) it never had"
+                );
             } else {
-                assert!(live.insert((block, index)), "({block}, {index}) delivered twice");
+                assert!(
+                    live.insert((block, index)),
+                    "({block}, {index}) delivered twice"
+                );
             }
         }
         live
@@ -132,7 +138,7 @@ async fn start(
         capabilities: [Capability::Logging].into(),
         subscriptions,
         limits: Limits::default(),
-        component: String::new(),
+        component: nexum_core::ComponentDigest([0; 32]),
         status: ModuleStatus::Running,
         store_bytes: 0,
         log_lines_dropped: 0,
@@ -179,8 +185,7 @@ impl Running {
 
     /// Waits until the module holds exactly the chain's logs from `from` on.
     async fn settle_on_canonical(&self, from: u64) {
-        let expected: BTreeSet<(u64, u64)> =
-            self.chain.canonical_logs(from).into_iter().collect();
+        let expected: BTreeSet<(u64, u64)> = self.chain.canonical_logs(from).into_iter().collect();
         self.settle(|m| m.live() == expected).await;
     }
 }
@@ -216,7 +221,11 @@ async fn blocks_and_logs_arrive_once_in_chain_order() {
     let blocks = running.module.blocks();
     assert_eq!(blocks, (start_at..=chain.head()).collect::<Vec<_>>());
     let journal = running.module.journal();
-    assert!(journal.windows(2).all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1)));
+    assert!(
+        journal
+            .windows(2)
+            .all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -344,7 +353,10 @@ async fn a_partial_log_answer_is_read_again_until_complete() {
     chain.cut_short_once(record.hash(), 2);
     let reads = chain.log_reads();
     running.settle_on_canonical(start_at).await;
-    assert!(chain.log_reads() >= reads + 2, "the short answer was not read again");
+    assert!(
+        chain.log_reads() >= reads + 2,
+        "the short answer was not read again"
+    );
 }
 
 #[tokio::test(start_paused = true)]

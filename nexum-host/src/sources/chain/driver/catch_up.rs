@@ -2,13 +2,22 @@
 //! chain): logs read from the chain in ranges that shrink when the node refuses them,
 //! headers by number, and block catch-up capped by `max_block_catchup`.
 
-use super::{Driving, Halt, Wanted, matching};
+use super::{Driving, Halt, Wanted, matching, retry_node};
+use crate::chain::LogRange;
+use crate::ledger::Bookkeeping;
+use crate::sources::chain::ranges::{logs_in_range, next_span};
 use crate::sources::chain::reader::ChainReader;
+use crate::sources::chain::retry;
+use alloy_primitives::B256;
+use nexum_core::{ChainLog, LogFilter, Supervisor};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
     /// Blocks are clocks: a block subscription more than `max_block_catchup` behind skips
     /// the oldest missed blocks, and says so.
-    fn cap_block_catchup(&mut self, tip: u64) {
+    pub(super) fn cap_block_catchup(&mut self, tip: u64) {
         let cap = self.policy.max_block_catchup;
         for sub in self.progress.iter_mut().filter(|s| s.is_blocks()) {
             let behind = (tip + 1).saturating_sub(sub.next);
@@ -29,7 +38,7 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
     }
 
     /// Reads `from..=to` from the chain and delivers it block by block.
-    async fn catch_up(&mut self, from: u64, to: u64) -> Result<(), Halt> {
+    pub(super) async fn catch_up(&mut self, from: u64, to: u64) -> Result<(), Halt> {
         tracing::debug!(
             module = self.module,
             chain = self.client.chain_id(),
@@ -112,7 +121,12 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
         Ok(())
     }
 
-    async fn logs_between(&mut self, filter: &LogFilter, from: u64, to: u64) -> Vec<ChainLog> {
+    pub(super) async fn logs_between(
+        &mut self,
+        filter: &LogFilter,
+        from: u64,
+        to: u64,
+    ) -> Vec<ChainLog> {
         let client = self.client.clone();
         let mut waits = retry::backoff();
         loop {

@@ -2,12 +2,17 @@
 //! its hash (through the shared feed on push chains), and blocks whose bloom rules a
 //! filter out cost nothing.
 
-use super::{Driving, Halt, Wanted, matching};
+use super::{Driving, Halt, Wanted, matching, retry_node};
+use crate::chain::{BlockRecord, LogRange};
+use crate::ledger::Bookkeeping;
+use crate::sources::chain::feed::LogFeed;
 use crate::sources::chain::reader::ChainReader;
+use nexum_core::{ChainLog, LogFilter, Supervisor};
+use std::sync::Arc;
 
 impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
     /// Delivers `block` (in the window) to every subscription that needs it.
-    async fn deliver_live(&mut self, block: Arc<BlockRecord>) -> Result<(), Halt> {
+    pub(super) async fn deliver_live(&mut self, block: Arc<BlockRecord>) -> Result<(), Halt> {
         let number = block.number();
         let mut logs_by_sub = Vec::with_capacity(self.progress.len());
         for sub in &self.progress {
@@ -26,11 +31,11 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
         Ok(())
     }
 
-    async fn live_logs(
+    pub(super) async fn live_logs(
         &self,
         block: &BlockRecord,
         filter: &LogFilter,
-        feed: Option<&LogFeed>,
+        feed: Option<&LogFeed<C>>,
     ) -> Vec<ChainLog> {
         let logs = retry_node(&self.module, || async {
             match feed {

@@ -26,16 +26,13 @@ use super::feed::LogFeed;
 use super::follower::CanonicalView;
 use super::progress::SubscriptionProgress;
 use super::reader::ChainReader;
-use crate::ledger::{Bookkeeping, Ledger, SubscriptionId};
+use crate::chain::NodeError;
+use crate::ledger::{Bookkeeping, Ledger, StoreError, SubscriptionId};
 use crate::telemetry::names;
 use alloy_primitives::B256;
-use nexum_core::{
-    ChainLog, ChainLogs, Delivery, DeliveryPolicy, Event, LogFilter, Outcome,
-    Supervisor,
-};
+use nexum_core::{ChainLog, Delivery, DeliveryPolicy, Event, LogFilter, Outcome, Supervisor};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 
 /// Blocks passed without a delivery before a subscription's cursor is saved anyway.
@@ -77,7 +74,7 @@ enum Halt {
     /// The module takes no more events (quarantined, or shutting down).
     ModuleClosed,
     /// The engine's records could not be read.
-    Store(String),
+    Store(StoreError),
 }
 
 /// The driver at work.
@@ -109,10 +106,10 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> ModuleChainDriver
             Halt::ModuleClosed => {
                 tracing::debug!(module, chain, "module closed; chain delivery stopped")
             }
-            Halt::Store(reason) => tracing::error!(
+            Halt::Store(error) => tracing::error!(
                 module,
                 chain,
-                reason,
+                %error,
                 "chain delivery stopped: the engine's records are unreadable"
             ),
         }
@@ -133,7 +130,7 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> ModuleChainDriver
 
 impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
     /// Loads every subscription's position and decides where each starts.
-    async fn resume(driver: ModuleChainDriver<S>) -> Result<Self, Halt> {
+    async fn resume(driver: ModuleChainDriver<S, C>) -> Result<Self, Halt> {
         let ModuleChainDriver {
             supervisor,
             module,
@@ -166,7 +163,7 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
                 position,
             };
             let sub = SubscriptionProgress::load(&ledger, id, index, wanted, policy.reorg_depth)
-            .map_err(|e| Halt::Store(e.to_string()))?;
+                .map_err(Halt::Store)?;
             if let Some(cursor) = sub.cursor {
                 processed.insert(cursor.number, cursor.hash);
             }

@@ -1,13 +1,17 @@
 //! The events of one block, in order: the `block` event first, then each log
 //! subscription's logs, subscriptions ordered by their first log index.
 
-use super::{Driving, Halt, Wanted, matching};
+use super::{Driving, Halt};
+use crate::chain::BlockRecord;
+use crate::ledger::Bookkeeping;
 use crate::sources::chain::reader::ChainReader;
+use alloy_primitives::B256;
+use nexum_core::{ChainLog, ChainLogs, Event, Supervisor};
 
 impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
     /// Sends block `number`'s events: the block event first, then each subscription's logs
     /// ordered by their first log index. `logs[i]` are subscription `i`'s logs.
-    async fn deliver_block(
+    pub(super) async fn deliver_block(
         &mut self,
         number: u64,
         hash: B256,

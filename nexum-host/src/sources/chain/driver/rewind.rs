@@ -2,12 +2,16 @@
 //! logs come again with `removed = true`, newest first, and delivery resumes from the
 //! fork point.
 
-use super::{Driving, Halt, Wanted, matching};
+use super::{Driving, Halt, retry_node};
+use crate::ledger::Bookkeeping;
+use crate::sources::chain::follower::CanonicalView;
 use crate::sources::chain::reader::ChainReader;
+use alloy_primitives::B256;
+use nexum_core::{ChainLog, ChainLogs, Event, Supervisor};
 
 impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
     /// The highest handled block that is still canonical, when a handled block is not.
-    async fn find_fork(&mut self, view: &CanonicalView) -> Option<u64> {
+    pub(super) async fn find_fork(&mut self, view: &CanonicalView) -> Option<u64> {
         let (&top, &hash) = self.processed.last_key_value()?;
         if self.canonical_hash(top, view).await == Some(hash) {
             return None;
@@ -29,7 +33,7 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
         Some(lowest.saturating_sub(1))
     }
 
-    async fn canonical_hash(&self, number: u64, view: &CanonicalView) -> Option<B256> {
+    pub(super) async fn canonical_hash(&self, number: u64, view: &CanonicalView) -> Option<B256> {
         if let Some(block) = view.get(number) {
             return Some(block.hash());
         }
@@ -40,7 +44,7 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
 
     /// Retracts everything delivered above `fork` (logs again with `removed = true`,
     /// newest first) and moves every subscription back to the block after it.
-    async fn rewind(&mut self, fork: u64) -> Result<(), Halt> {
+    pub(super) async fn rewind(&mut self, fork: u64) -> Result<(), Halt> {
         let chain_id = self.client.chain_id();
         let highest = self
             .progress
