@@ -208,14 +208,11 @@ impl HostSupervisor {
             config,
             modules: specs,
         } = plan;
-        let engine = Arc::new(WasmEngine::new(
-            Some(&config.state_dir.join(COMPILE_CACHE_DIR)),
-            &extensions,
-        )?);
+        let engine = Arc::new(WasmEngine::new(&extensions)?);
 
         // Load everything before starting anything: nothing starts half-loaded.
         let mut loaded = Vec::with_capacity(specs.len());
-        let mut compiled = ComponentCache::default();
+        let mut compiled = ComponentCache::on_disk(config.state_dir.join(COMPILE_CACHE_DIR));
         let mut seen: BTreeMap<String, std::path::PathBuf> = BTreeMap::new();
         for spec in specs {
             let manifest = &spec.manifest;
@@ -235,6 +232,7 @@ impl HostSupervisor {
             let limits = config.admit(manifest).map_err(LoadError::from)?;
             loaded.push(Arc::new(load(&engine, &mut compiled, spec, limits)?));
         }
+        compiled.prune();
 
         std::fs::create_dir_all(&config.state_dir).map_err(|e| BootError::StateDir {
             dir: config.state_dir.display().to_string(),
