@@ -89,10 +89,7 @@ async fn assemble(
     observers: &Observers,
 ) -> Result<Booted, BootError> {
     let BootPlan { config, modules } = plan;
-    let engine = Arc::new(WasmEngine::new(
-        Some(&config.state_dir.join(COMPILE_CACHE_DIR)),
-        &extensions,
-    )?);
+    let engine = Arc::new(WasmEngine::new(&extensions)?);
     let loaded = load_all(&engine, &config, modules)?;
 
     std::fs::create_dir_all(&config.state_dir).map_err(|e| BootError::StateDir {
@@ -148,7 +145,7 @@ fn load_all(
     specs: Vec<nexum_core::ModuleSpec>,
 ) -> Result<Vec<Arc<LoadedModule>>, BootError> {
     let mut loaded = Vec::with_capacity(specs.len());
-    let mut compiled = ComponentCache::default();
+    let mut compiled = ComponentCache::on_disk(config.state_dir.join(COMPILE_CACHE_DIR));
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
     for spec in specs {
         let manifest = &spec.manifest;
@@ -168,6 +165,7 @@ fn load_all(
         let limits = config.admit(manifest).map_err(LoadError::from)?;
         loaded.push(Arc::new(load(engine, &mut compiled, spec, limits)?));
     }
+    compiled.prune();
     Ok(loaded)
 }
 

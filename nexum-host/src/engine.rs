@@ -4,12 +4,11 @@ use crate::bindings::types;
 use crate::capabilities;
 use crate::extension::HostExtension;
 use crate::state::ModuleState;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Cache, CacheConfig, Config, Engine};
+use wasmtime::{Config, Engine};
 
 /// How often running guests are interrupted to yield to the executor and check their
 /// deadline. Short enough that a spinning module cannot hold a worker thread for long.
@@ -32,12 +31,8 @@ pub(crate) struct WasmEngine {
 pub struct EngineError(String);
 
 impl WasmEngine {
-    /// An engine whose compiled components are cached on disk in `cache_dir` (keyed by the
-    /// component's bytes and the engine's settings), so a restart skips compilation.
-    pub fn new(
-        cache_dir: Option<&Path>,
-        extensions: &[Arc<dyn HostExtension>],
-    ) -> Result<Self, EngineError> {
+    /// The engine, with `extensions` linked beside nexum's own capabilities.
+    pub fn new(extensions: &[Arc<dyn HostExtension>]) -> Result<Self, EngineError> {
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -49,16 +44,6 @@ impl WasmEngine {
             .wasm_threads(false)
             .wasm_shared_everything_threads(false)
             .wasm_custom_page_sizes(false);
-        if let Some(dir) = cache_dir {
-            // The cache wants an absolute path; state_dir may be relative to the cwd.
-            let dir = std::path::absolute(dir)
-                .map_err(|e| EngineError(format!("compile cache in {}: {e}", dir.display())))?;
-            let mut cache = CacheConfig::new();
-            cache.with_directory(&dir);
-            let cache = Cache::new(cache)
-                .map_err(|e| EngineError(format!("compile cache in {}: {e}", dir.display())))?;
-            config.cache(Some(cache));
-        }
         let engine = Engine::new(&config).map_err(|e| EngineError(e.to_string()))?;
         let mut linker = build_linker(&engine).map_err(|e| EngineError(e.to_string()))?;
         let mut extension_interfaces = Vec::new();

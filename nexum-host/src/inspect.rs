@@ -43,7 +43,7 @@ pub enum InspectError {
 
 /// Compiles `bytes` (nothing is run) and describes the component.
 pub fn inspect(bytes: &[u8]) -> Result<ComponentReport, InspectError> {
-    let engine = WasmEngine::new(None, &[])?;
+    let engine = WasmEngine::new(&[])?;
     let component = Component::new(&engine.engine, bytes)
         .map_err(|e| InspectError::Invalid(format!("{e:#}")))?;
     let ty = component.component_type();

@@ -146,9 +146,15 @@
 //! }
 //! use bindings::acme::greeter::greet;
 //!
+//! /// How many greetings one module instance was given (its state for this extension).
+//! struct Greeted(u32);
+//!
 //! impl greet::Host for ModuleState {
 //!     fn hello(&mut self, name: String) -> String {
-//!         format!("hello {name}, from the host of {}", self.module_name())
+//!         let greeted = self.extension_state::<Greeted>().expect("made by module_state");
+//!         greeted.0 += 1;
+//!         let count = greeted.0;
+//!         format!("hello {name} (#{count}), from the host of {}", self.module_name())
 //!     }
 //! }
 //!
@@ -160,6 +166,9 @@
 //!     }
 //!     fn link(&self, linker: &mut Linker<ModuleState>) -> nexum_host::wasmtime::Result<()> {
 //!         greet::add_to_linker::<ModuleState, HasSelf<ModuleState>>(linker, |state| state)
+//!     }
+//!     fn module_state(&self, _module: &str) -> Option<Box<dyn std::any::Any + Send>> {
+//!         Some(Box::new(Greeted(0)))
 //!     }
 //! }
 //!
@@ -179,7 +188,7 @@
 //! # let tick = Event::Tick(Tick { fired_at: 0, schedule: "world".into() });
 //! # runtime.dispatch("greeter", tick).await?;
 //! let greeting = runtime.read("greeter", "greeting")?;
-//! assert_eq!(greeting.as_deref(), Some(&b"hello world, from the host of greeter"[..]));
+//! assert_eq!(greeting.as_deref(), Some(&b"hello world (#1), from the host of greeter"[..]));
 //! # runtime.shutdown().await;
 //! # Ok(())
 //! # }
@@ -187,14 +196,21 @@
 //!
 //! # Inside
 //!
-//! - `supervisor/`: nexum's [`core::supervisor::Supervisor`]: one wasmtime engine, a store,
-//!   queue and worker task per module, limits, retries, restarts, quarantine;
+//! - `builder`, `runtime`: [`RuntimeBuilder`] and the [`Runtime`] handle embedders hold;
+//! - `boot`: turns the plan into running parts, leaving nothing half-started on failure;
+//! - `module/`: loading (digest pin, import check, compile cache) and one call under
+//!   fuel, memory and a deadline;
+//! - `supervisor/`: nexum's [`core::supervisor::Supervisor`]: a queue and worker task per
+//!   module, retries, restarts, quarantine;
 //! - `ledger/`: the engine's records (where each subscription stands, dead letters) and
 //!   the module stores, over one storage with atomic commits ([`Ledger`]);
 //! - `capabilities/`: the host interfaces a module can import (`local-store`, `logging`,
 //!   `chain`, `cow-api`), each a backend plus its WIT glue;
 //! - `chain/` and `sources/`: node clients, and the chain and cron sources with their
 //!   cursors, backfill and reorg handling;
+//! - `engine`, [`extension`], `state`: the wasmtime engine and linker, embedders'
+//!   interfaces, and the host state of one instance;
+//! - `observers`: lifecycle and log-line streams for embedders;
 //! - [`telemetry`]: Prometheus metrics and `/healthz`;
 //! - [`check`], [`inspect`]: what `nexum check` and `nexum inspect` report.
 
@@ -226,7 +242,7 @@ pub use check::{CheckReport, ModuleCheck, check};
 pub use engine::EngineError;
 pub use extension::HostExtension;
 pub use inspect::{ComponentReport, Import, InspectError, inspect};
-pub use ledger::{Bookkeeping, DeadLetter, Ledger, StoreError};
+pub use ledger::{DeadLetter, Ledger, StoreError};
 pub use module::LoadError;
 pub use nexum_core as core;
 pub use runtime::{Position, Runtime, RuntimeError};

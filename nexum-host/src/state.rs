@@ -116,7 +116,8 @@ impl ModuleState {
     }
 
     /// The state an extension made for this instance ([`HostExtension::module_state`]),
-    /// found by its type.
+    /// found by its type: give each extension a state type of its own (a newtype), or two
+    /// extensions would find the first one's state.
     pub fn extension_state<T: Any>(&mut self) -> Option<&mut T> {
         self.extensions
             .iter_mut()

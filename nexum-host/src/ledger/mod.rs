@@ -19,8 +19,8 @@ mod memory;
 mod records;
 mod storage;
 
-pub use records::{Bookkeeping, DeadLetter};
-pub(crate) use records::{Cursor, DeliveredBlock, Entry, Start, SubscriptionId};
+pub use records::DeadLetter;
+pub(crate) use records::{Bookkeeping, Cursor, DeliveredBlock, Entry, Start, SubscriptionId};
 pub use storage::StoreError;
 pub(crate) use storage::{Batch, Space};
 

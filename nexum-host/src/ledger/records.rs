@@ -79,7 +79,7 @@ pub(crate) enum Entry {
 /// it was given. Nothing outside the engine can build one with content, so no caller of
 /// `dispatch` can write the engine's records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Bookkeeping(pub(crate) Vec<Entry>);
+pub(crate) struct Bookkeeping(pub(crate) Vec<Entry>);
 
 impl Bookkeeping {
     pub(crate) fn new(entries: Vec<Entry>) -> Self {

@@ -26,6 +26,18 @@ pub(crate) enum CallResult {
     Trap(TrapReason),
 }
 
+/// Why an instance could not start: `init` returned `err` (or its writes did not commit),
+/// or instantiation or `init` was cut short.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartFailure {
+    /// `init` returned without committing.
+    #[error("returned error: {0}")]
+    Init(CallError),
+    /// A trap or a limit ended instantiation or `init`.
+    #[error("{0}")]
+    Trap(TrapReason),
+}
+
 /// Why a call that returned did not commit.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CallError {
@@ -81,7 +93,7 @@ impl ModuleInstance {
         engine: &WasmEngine,
         module: &LoadedModule,
         capabilities: ModuleCapabilities,
-    ) -> Result<Self, CallResult> {
+    ) -> Result<Self, StartFailure> {
         let limits = module.limits;
         let mut store = Store::new(
             &engine.engine,
@@ -106,8 +118,8 @@ impl ModuleInstance {
         let instantiate = module.pre.instantiate_async(&mut store);
         let bindings = match tokio::time::timeout(timeout, instantiate).await {
             Ok(Ok(bindings)) => bindings,
-            Ok(Err(e)) => return Err(CallResult::Trap(trap_reason(&e, &limits))),
-            Err(_) => return Err(CallResult::Trap(deadline(&limits))),
+            Ok(Err(e)) => return Err(StartFailure::Trap(trap_reason(&e, &limits))),
+            Err(_) => return Err(StartFailure::Trap(deadline(&limits))),
         };
         let mut instance = Self {
             store,
@@ -125,7 +137,8 @@ impl ModuleInstance {
             &Bookkeeping::default(),
         ) {
             CallResult::Ok => Ok(instance),
-            failure => Err(failure),
+            CallResult::Err(error) => Err(StartFailure::Init(error)),
+            CallResult::Trap(trap) => Err(StartFailure::Trap(trap)),
         }
     }
 

@@ -3,11 +3,11 @@
 
 use crate::bindings::CowModulePre;
 use crate::engine::WasmEngine;
+use crate::module::ComponentCache;
 use crate::state::ModuleState;
 use nexum_core::{
     Capability, ComponentDigest, ConfigError, Limits, ModuleManifest, ModuleSpec, WasmSource,
 };
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
 
@@ -60,13 +60,6 @@ pub(crate) struct LoadedModule {
     pub pre: CowModulePre<ModuleState>,
 }
 
-/// Components already compiled in this boot, by digest: modules sharing a component
-/// (the same keeper configured twice) compile it once.
-#[derive(Default)]
-pub(crate) struct ComponentCache {
-    by_digest: HashMap<ComponentDigest, Component>,
-}
-
 /// Loads `spec` into `engine` under `limits`.
 pub(crate) fn load(
     engine: &WasmEngine,
@@ -101,18 +94,12 @@ pub(crate) fn load(
         .into());
     }
 
-    let component = match compiled.by_digest.get(&digest) {
-        Some(component) => component.clone(),
-        None => {
-            let component =
-                Component::new(&engine.engine, &bytes).map_err(|e| LoadError::Invalid {
-                    path: path.clone(),
-                    reason: format!("{e:#}"),
-                })?;
-            compiled.by_digest.insert(digest, component.clone());
-            component
-        }
-    };
+    let component = compiled
+        .get_or_compile(engine, &digest, &bytes)
+        .map_err(|e| LoadError::Invalid {
+            path: path.clone(),
+            reason: format!("{e:#}"),
+        })?;
     check_imports(engine, &component, &manifest, &path)?;
 
     let pre = engine

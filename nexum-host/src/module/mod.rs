@@ -1,10 +1,12 @@
 //! Modules: loading a component from its manifest, and running calls into one instance.
 
+mod compile_cache;
 mod instance;
 mod limiter;
 mod loader;
 
-pub(crate) use instance::{CallResult, ModuleInstance};
+pub(crate) use compile_cache::ComponentCache;
+pub(crate) use instance::{CallResult, ModuleInstance, StartFailure};
 pub(crate) use limiter::ModuleLimiter;
 pub use loader::LoadError;
-pub(crate) use loader::{ComponentCache, LoadedModule, load};
+pub(crate) use loader::{LoadedModule, load};

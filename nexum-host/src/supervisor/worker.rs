@@ -4,7 +4,7 @@
 use crate::capabilities::ModuleCapabilities;
 use crate::engine::WasmEngine;
 use crate::ledger::{Bookkeeping, DeadLetter, Entry};
-use crate::module::{CallResult, LoadedModule, ModuleInstance};
+use crate::module::{CallResult, LoadedModule, ModuleInstance, StartFailure};
 use crate::telemetry::names;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use nexum_core::host_rules::store::WriteSet;
@@ -108,18 +108,18 @@ impl Worker {
 
     /// Starts the first instance (running `init`). A module whose `init` fails at boot is
     /// quarantined at once: a broken configuration does not heal by retrying.
-    pub async fn boot(&mut self) -> Result<(), String> {
-        self.start_instance().await.inspect_err(|reason| {
+    pub async fn boot(&mut self) -> Result<(), StartFailure> {
+        self.start_instance().await.inspect_err(|failure| {
+            let reason = failure.to_string();
             tracing::error!(module = self.name(), reason, "init failed at boot");
-            self.quarantine(reason);
+            self.quarantine(&reason);
         })
     }
 
     /// Starts a fresh instance, running `init`; on success the module takes events again.
-    async fn start_instance(&mut self) -> Result<(), String> {
-        let instance = ModuleInstance::start(&self.engine, &self.module, self.capabilities.clone())
-            .await
-            .map_err(|failure| failure_reason(&failure))?;
+    async fn start_instance(&mut self) -> Result<(), StartFailure> {
+        let instance =
+            ModuleInstance::start(&self.engine, &self.module, self.capabilities.clone()).await?;
         self.instance = Some(instance);
         self.shared.set_status(ModuleStatus::Running);
         self.announce(Lifecycle::Started);
@@ -288,9 +288,10 @@ impl Worker {
         self.announce(Lifecycle::Restarting { delay_ms });
         self.shared.restarts.fetch_add(1, Ordering::Relaxed);
         sleep_or_shutdown(wait, shutdown).await?;
-        let Err(reason) = self.start_instance().await else {
+        let Err(failure) = self.start_instance().await else {
             return Ok(());
         };
+        let reason = failure.to_string();
         self.failures += 1;
         tracing::error!(
             module = self.name(),
@@ -338,14 +339,6 @@ fn event_span(module: &str, event: &Event) -> tracing::Span {
 
 fn now_ms() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default()
-}
-
-fn failure_reason(failure: &CallResult) -> String {
-    match failure {
-        CallResult::Ok => "ok".to_string(),
-        CallResult::Err(error) => format!("returned error: {error}"),
-        CallResult::Trap(trap) => trap.to_string(),
-    }
 }
 
 fn restart_backoff(policy: &Supervision) -> ExponentialBackoff {

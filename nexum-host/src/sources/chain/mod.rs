@@ -136,8 +136,6 @@ async fn read_head<C: ChainReader>(client: &C) -> Result<u64, NodeError> {
         .await
 }
 
-/// Starts a follower per chain that has subscribers, a feed per distinct log filter on
-/// websocket chains, and a driver per module and chain. Everything stops when `stop` does.
 /// How far delivery got, per module and chain: the last block handled. Shared by the
 /// drivers (which write it) and the runtime (which reports it).
 #[derive(Clone, Default)]
@@ -160,6 +158,8 @@ impl DeliveredHeights {
     }
 }
 
+/// Starts a follower per chain that has subscribers, a feed per distinct log filter on
+/// websocket chains, and a driver per module and chain. Everything stops when `stop` does.
 pub(crate) fn spawn<S, C>(
     supervisor: &Arc<S>,
     chains: &BTreeMap<ChainId, Arc<C>>,

@@ -11,6 +11,7 @@ use nexum_core::{
     Subscription, Supervisor,
 };
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -23,6 +24,9 @@ struct Recording {
     info: ModuleInfo,
     ledger: Ledger,
     events: Mutex<Vec<Event>>,
+    /// Takes this many events, then answers as a module that closed (nothing committed).
+    accept: Option<usize>,
+    refused: AtomicBool,
 }
 
 impl Supervisor for Recording {
@@ -33,8 +37,7 @@ impl Supervisor for Recording {
     }
 
     fn try_dispatch(&self, _: &str, delivery: Delivery<Bookkeeping>) -> Result<(), DispatchError> {
-        self.take(delivery);
-        Ok(())
+        self.take(delivery)
     }
 
     async fn dispatch(
@@ -42,8 +45,7 @@ impl Supervisor for Recording {
         _: &str,
         delivery: Delivery<Bookkeeping>,
     ) -> Result<Outcome, DispatchError> {
-        self.take(delivery);
-        Ok(Outcome::Handled)
+        self.take(delivery).map(|()| Outcome::Handled)
     }
 
     async fn shutdown(&self) -> ShutdownSummary {
@@ -52,11 +54,17 @@ impl Supervisor for Recording {
 }
 
 impl Recording {
-    fn take(&self, delivery: Delivery<Bookkeeping>) {
+    fn take(&self, delivery: Delivery<Bookkeeping>) -> Result<(), DispatchError> {
+        let mut events = self.events.lock().unwrap();
+        if self.accept.is_some_and(|n| events.len() >= n) {
+            self.refused.store(true, Ordering::SeqCst);
+            return Err(DispatchError::Closed);
+        }
         self.ledger
             .record(&delivery.bookkeeping.0)
             .expect("committing bookkeeping");
-        self.events.lock().unwrap().push(delivery.event);
+        events.push(delivery.event);
+        Ok(())
     }
 
     /// Every log entry received, in order: `(block, log index, removed)`.
@@ -131,7 +139,18 @@ async fn start(
     subscriptions: Vec<Subscription>,
     policy: DeliveryPolicy,
 ) -> Running {
-    let ledger = Ledger::in_memory();
+    start_on(chain, subscriptions, policy, Ledger::in_memory(), None).await
+}
+
+/// [`start`] over `ledger` (what an earlier run committed), with a module that takes
+/// `accept` events and then closes.
+async fn start_on(
+    chain: Arc<ScriptedChain>,
+    subscriptions: Vec<Subscription>,
+    policy: DeliveryPolicy,
+    ledger: Ledger,
+    accept: Option<usize>,
+) -> Running {
     let info = ModuleInfo {
         name: MODULE.into(),
         version: "1".into(),
@@ -152,6 +171,8 @@ async fn start(
         info,
         ledger: ledger.clone(),
         events: Mutex::default(),
+        accept,
+        refused: AtomicBool::new(false),
     });
     let (stop, stopped) = watch::channel(false);
     let heights = DeliveredHeights::default();
@@ -265,8 +286,11 @@ async fn a_reorg_deeper_than_the_window_undoes_what_the_window_holds() {
     running.settle_on_canonical(start_at).await;
     let tip = chain.head();
     let before: BTreeSet<(u64, u64)> = chain.canonical_logs(start_at).into_iter().collect();
+    let journal_before = running.module.journal().len();
 
-    chain.reorg(6, &[1, 1, 1, 1, 1, 1]);
+    // The new blocks hold two logs where the old held one, so what the module ends up
+    // holding shows which blocks were read again.
+    chain.reorg(6, &[2, 2, 2, 2, 2, 2]);
     chain.mine(1);
     // The four blocks it remembers are undone and read again; the two below keep what they
     // delivered (it can no longer know what they held).
@@ -277,6 +301,14 @@ async fn a_reorg_deeper_than_the_window_undoes_what_the_window_holds() {
         .chain(chain.canonical_logs(window_start))
         .collect();
     running.settle(|m| m.live() == expected).await;
+    let removed: Vec<(u64, u64)> = running.module.journal()[journal_before..]
+        .iter()
+        .filter(|e| e.2)
+        .map(|e| (e.0, e.1))
+        .collect();
+    let window_newest_first: Vec<(u64, u64)> =
+        (window_start..=tip).rev().map(|block| (block, 0)).collect();
+    assert_eq!(removed, window_newest_first, "retracted exactly the window");
 }
 
 #[tokio::test(start_paused = true)]
@@ -382,4 +414,66 @@ async fn a_failure_in_the_middle_of_catch_up_is_retried_without_loss_or_double()
     chain.fail_next(5);
     running.settle_on_canonical(1).await;
     assert_eq!(running.module.live().len(), 80);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_without_push_is_polled_for_blocks_and_logs() {
+    let chain = Arc::new(ScriptedChain::new(false));
+    let start_at = chain.head();
+    let running = start(
+        chain.clone(),
+        vec![Subscription::Block { chain_id: 1 }, logs_subscription(None)],
+        policy(),
+    )
+    .await;
+    for logs in [1, 0, 2] {
+        chain.mine(logs);
+    }
+    chain.mine_quietly(3, 1);
+    running.settle_on_canonical(start_at).await;
+    assert_eq!(
+        running.module.blocks(),
+        (start_at..=chain.head()).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_module_that_closes_mid_catch_up_resumes_from_its_last_commit() {
+    let chain = Arc::new(ScriptedChain::new(true));
+    chain.mine_quietly(30, 2);
+    let ledger = Ledger::in_memory();
+    let first = start_on(
+        chain.clone(),
+        vec![logs_subscription(Some(1))],
+        policy(),
+        ledger.clone(),
+        Some(11),
+    )
+    .await;
+    while !first.module.refused.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let handled = first.module.live();
+    assert_eq!(
+        handled.len(),
+        22,
+        "eleven blocks of two logs before closing"
+    );
+    drop(first);
+
+    // A fresh driver over what the first committed: the rest, and nothing twice.
+    let second = start_on(
+        chain.clone(),
+        vec![logs_subscription(Some(1))],
+        policy(),
+        ledger,
+        None,
+    )
+    .await;
+    let rest: BTreeSet<(u64, u64)> = chain
+        .canonical_logs(1)
+        .into_iter()
+        .filter(|log| !handled.contains(log))
+        .collect();
+    second.settle(|m| m.live() == rest).await;
 }
