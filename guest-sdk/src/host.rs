@@ -6,6 +6,7 @@ mod imp {
     use crate::Fault;
     use crate::bindings::nexum::cow::cow_api;
     use crate::bindings::nexum::host::{chain, local_store, logging};
+    use crate::store::{Page, StoreWrite};
 
     pub fn store_get(key: &str) -> Result<Option<Vec<u8>>, Fault> {
         local_store::get(key)
@@ -21,6 +22,44 @@ mod imp {
 
     pub fn store_list_keys(prefix: &str) -> Result<Vec<String>, Fault> {
         local_store::list_keys(prefix)
+    }
+
+    pub fn store_page(prefix: &str, after: Option<&str>, limit: u32) -> Result<Page, Fault> {
+        let page = local_store::list_entries(prefix, after, limit)?;
+        Ok(Page {
+            entries: page
+                .entries
+                .into_iter()
+                .map(|entry| (entry.key, entry.value))
+                .collect(),
+            next: page.next,
+        })
+    }
+
+    pub fn store_count(prefix: &str) -> Result<u64, Fault> {
+        local_store::count(prefix)
+    }
+
+    pub fn store_contains(key: &str) -> Result<bool, Fault> {
+        local_store::contains(key)
+    }
+
+    pub fn store_value_len(key: &str) -> Result<Option<u64>, Fault> {
+        local_store::value_len(key)
+    }
+
+    pub fn store_apply(writes: &[StoreWrite]) -> Result<(), Fault> {
+        let writes: Vec<local_store::WriteOp> = writes
+            .iter()
+            .map(|write| match write {
+                StoreWrite::Set(key, value) => local_store::WriteOp::Set(local_store::Entry {
+                    key: key.clone(),
+                    value: value.clone(),
+                }),
+                StoreWrite::Delete(key) => local_store::WriteOp::Delete(key.clone()),
+            })
+            .collect();
+        local_store::apply(&writes)
     }
 
     pub fn log(level: logging::Level, message: &str) {
@@ -62,6 +101,7 @@ mod imp {
     use crate::bindings::nexum::cow::cow_api::CowApiError;
     use crate::bindings::nexum::host::chain::{ChainError, RpcRequest};
     use crate::bindings::nexum::host::logging::Level;
+    use crate::store::{Page, StoreWrite};
     use crate::testing::with_host;
 
     pub fn store_get(key: &str) -> Result<Option<Vec<u8>>, Fault> {
@@ -78,6 +118,26 @@ mod imp {
 
     pub fn store_list_keys(prefix: &str) -> Result<Vec<String>, Fault> {
         with_host(|h| h.store_list_keys(prefix))
+    }
+
+    pub fn store_page(prefix: &str, after: Option<&str>, limit: u32) -> Result<Page, Fault> {
+        with_host(|h| h.store_page(prefix, after, limit))
+    }
+
+    pub fn store_count(prefix: &str) -> Result<u64, Fault> {
+        with_host(|h| h.store_count(prefix))
+    }
+
+    pub fn store_contains(key: &str) -> Result<bool, Fault> {
+        with_host(|h| h.store_value_len(key)).map(|len| len.is_some())
+    }
+
+    pub fn store_value_len(key: &str) -> Result<Option<u64>, Fault> {
+        with_host(|h| h.store_value_len(key))
+    }
+
+    pub fn store_apply(writes: &[StoreWrite]) -> Result<(), Fault> {
+        with_host(|h| h.store_apply(writes))
     }
 
     pub fn log(level: Level, message: &str) {

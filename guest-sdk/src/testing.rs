@@ -25,14 +25,17 @@
 use crate::bindings::nexum::cow::cow_api::CowApiError;
 use crate::bindings::nexum::host::chain::{ChainError, RpcRequest};
 use crate::bindings::nexum::host::logging::Level;
+use crate::store::{Page, StoreWrite};
 use crate::{Config, Event, Fault, Module, Tick};
 use nexum_core::host_rules::chain::{self as chain_rules, Refusal};
 use nexum_core::host_rules::log_budget::Budget;
-use nexum_core::host_rules::store::{StoreLimits, WriteSet, entry_size};
+use nexum_core::host_rules::store::{StoreLimits, WriteOp, WriteSet, entry_size, scan_start};
 use nexum_core::host_rules::{orderbook as orderbook_rules, undeclared_chain};
 use nexum_core::{Capability, Limits, ModuleManifest, bounded};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
+use std::ops::Bound;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -231,6 +234,86 @@ impl HostState {
             .collect();
         self.pending
             .merge_keys(&limits, prefix, committed)
+            .map_err(Self::store_fault)
+    }
+
+    pub fn store_page(
+        &mut self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page, Fault> {
+        self.rules.capability(Capability::LocalStore)?;
+        let limits = self.store_limits();
+        limits.check_prefix(prefix).map_err(Self::store_fault)?;
+        if let Some(after) = after {
+            limits.check_cursor(after).map_err(Self::store_fault)?;
+        }
+        let committed = self
+            .committed
+            .range((scan_start(prefix, after), Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(key, value)| Ok::<_, Infallible>((key.clone(), value.clone())));
+        let page = match self.pending.page(prefix, after, limit, committed) {
+            Ok(page) => page,
+            Err(never) => match never {},
+        };
+        Ok(Page {
+            entries: page.entries,
+            next: page.next,
+        })
+    }
+
+    pub fn store_count(&mut self, prefix: &str) -> Result<u64, Fault> {
+        self.rules.capability(Capability::LocalStore)?;
+        self.store_limits()
+            .check_prefix(prefix)
+            .map_err(Self::store_fault)?;
+        let committed = self
+            .committed
+            .range(prefix.to_string()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .count() as u64;
+        let count = self.pending.count(prefix, committed, |key| {
+            Ok::<_, Infallible>(self.committed.contains_key(key))
+        });
+        Ok(match count {
+            Ok(count) => count,
+            Err(never) => match never {},
+        })
+    }
+
+    pub fn store_value_len(&mut self, key: &str) -> Result<Option<u64>, Fault> {
+        self.rules.capability(Capability::LocalStore)?;
+        self.store_limits()
+            .check_key(key)
+            .map_err(Self::store_fault)?;
+        Ok(match self.pending.get(key) {
+            Some(write) => write.map(|value| value.len() as u64),
+            None => self.committed.get(key).map(|value| value.len() as u64),
+        })
+    }
+
+    pub fn store_apply(&mut self, writes: &[StoreWrite]) -> Result<(), Fault> {
+        self.rules.capability(Capability::LocalStore)?;
+        let limits = self.store_limits();
+        let ops: Vec<WriteOp> = writes
+            .iter()
+            .map(|write| match write {
+                StoreWrite::Set(key, value) => WriteOp::Set(key.clone(), value.clone()),
+                StoreWrite::Delete(key) => WriteOp::Delete(key.clone()),
+            })
+            .collect();
+        limits.check_writes(&ops).map_err(Self::store_fault)?;
+        let ops = ops
+            .into_iter()
+            .map(|op| {
+                let committed = self.committed_size(op.key());
+                (op, committed)
+            })
+            .collect();
+        self.pending
+            .apply(&limits, self.used, ops)
             .map_err(Self::store_fault)
     }
 
@@ -585,6 +668,51 @@ mod tests {
         // Deleting what was never stored is free.
         store::delete("never").unwrap();
         assert_eq!(store::list_keys("n").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_sdk_s_store_caps_are_the_host_s() {
+        use nexum_core::host_rules::store as host;
+        assert_eq!(store::PAGE_MAX_ENTRIES, host::PAGE_MAX_ENTRIES);
+        assert_eq!(store::BATCH_MAX_WRITES, host::BATCH_MAX_WRITES);
+    }
+
+    #[test]
+    fn paging_counting_and_batches_follow_the_runtime_s_rules() {
+        let host = TestHost::with_manifest(
+            "[module]\nname = \"t\"\nversion = \"0\"\n[capabilities]\nrequired = [\"local-store\"]\n\
+             [limits]\nstore_total_bytes = 40000\n",
+        );
+        let _module: Writes = host.init(&[]).unwrap();
+        let mut batch = store::Batch::new();
+        for i in 0..2500 {
+            batch.set(&format!("k/{i:04}"), b"v");
+        }
+        batch.apply().unwrap();
+        assert!(batch.is_empty());
+        host.state.borrow_mut().settle(true);
+
+        // The walk crosses pages and sees this handler's own writes and deletes.
+        store::delete("k/0001").unwrap();
+        store::set("k/0001x", b"new").unwrap();
+        let keys: Vec<String> = store::entries("k/").map(|e| e.unwrap().0).collect();
+        assert_eq!(keys.len(), 2500);
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        assert!(keys.contains(&"k/0001x".to_string()) && !keys.contains(&"k/0001".to_string()));
+        let first = store::page("k/", None, 5000).unwrap();
+        assert_eq!(first.entries.len(), store::PAGE_MAX_ENTRIES as usize);
+        assert_eq!(store::count("k/").unwrap(), 2500);
+        assert_eq!(store::value_len("k/0001x").unwrap(), Some(3));
+        assert!(!store::contains("k/0001").unwrap());
+
+        // A batch over the quota is refused whole (2500 × 7 bytes are in use).
+        let mut over = store::Batch::new();
+        for i in 0..5000 {
+            over.set(&format!("o/{i:04}"), b"v");
+        }
+        assert!(matches!(over.apply(), Err(Fault::Denied(m)) if m.contains("quota")));
+        assert_eq!(over.len(), 5000, "a refused batch is kept");
+        assert_eq!(store::count("o/").unwrap(), 0);
     }
 
     #[test]

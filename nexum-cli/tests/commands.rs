@@ -110,7 +110,7 @@ fn check_lists_every_problem_and_exits_1() {
     assert_eq!(
         lines[2],
         format!(
-            "error  sneaky: {}: `capabilities.required`: {} imports `nexum:host/chain@0.2.0`, which needs the `chain` capability; add \"chain\" to [capabilities] required",
+            "error  sneaky: {}: `capabilities.required`: {} imports `nexum:host/chain@0.2.1`, which needs the `chain` capability; add \"chain\" to [capabilities] required",
             dir.path().join("sneaky.toml").display(),
             guests::wasm("chain-caller").display()
         )
@@ -160,7 +160,7 @@ fn inspect_describes_a_component() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(
-        text.contains("world      nexum:cow/cow-module@0.2.0\n"),
+        text.contains("world      nexum:cow/cow-module@0.2.1\n"),
         "{text}"
     );
     assert!(
@@ -175,12 +175,12 @@ fn inspect_describes_a_component() {
         "{text}"
     );
     assert!(
-        text.contains("  nexum:cow/cow-api@0.2.0  (capability `cow-api`)\n"),
+        text.contains("  nexum:cow/cow-api@0.2.1  (capability `cow-api`)\n"),
         "{text}"
     );
     assert!(text.contains("exports\n  init\n  on-event\n"), "{text}");
     let heartbeat = nexum(&["inspect", guests::wasm("heartbeat").to_str().unwrap()]);
-    assert!(stdout(&heartbeat).contains("world      nexum:host/event-module@0.2.0\n"));
+    assert!(stdout(&heartbeat).contains("world      nexum:host/event-module@0.2.1\n"));
 }
 
 #[test]

@@ -46,7 +46,7 @@ impl Capability {
         }
     }
 
-    /// The capability behind a component import name such as `nexum:host/chain@0.2.0`.
+    /// The capability behind a component import name such as `nexum:host/chain@0.2.1`.
     /// `None` for imports that are not capabilities (WASI, `nexum:host/types`, unknown).
     pub fn from_import(import: &str) -> Option<Capability> {
         let unversioned = import.split('@').next().unwrap_or(import);
@@ -83,14 +83,14 @@ mod tests {
     #[test]
     fn maps_versioned_imports_to_capabilities() {
         assert_eq!(
-            Capability::from_import("nexum:host/chain@0.2.0"),
+            Capability::from_import("nexum:host/chain@0.2.1"),
             Some(Capability::Chain)
         );
         assert_eq!(
-            Capability::from_import("nexum:cow/cow-api@0.2.0"),
+            Capability::from_import("nexum:cow/cow-api@0.2.1"),
             Some(Capability::CowApi)
         );
-        assert_eq!(Capability::from_import("nexum:host/types@0.2.0"), None);
+        assert_eq!(Capability::from_import("nexum:host/types@0.2.1"), None);
         assert_eq!(Capability::from_import("wasi:cli/stdout@0.2.6"), None);
     }
 

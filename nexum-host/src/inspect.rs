@@ -8,7 +8,7 @@ use wasmtime::component::Component;
 /// One import of a component.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Import {
-    /// The import name, e.g. `nexum:host/chain@0.2.0`.
+    /// The import name, e.g. `nexum:host/chain@0.2.1`.
     pub name: String,
     /// The capability it needs declared, if it is a nexum capability.
     pub capability: Option<Capability>,
@@ -67,9 +67,9 @@ pub fn inspect(bytes: &[u8]) -> Result<ComponentReport, InspectError> {
         .iter()
         .any(|i| i.capability == Some(Capability::CowApi))
     {
-        "nexum:cow/cow-module@0.2.0".to_string()
+        "nexum:cow/cow-module@0.2.1".to_string()
     } else {
-        "nexum:host/event-module@0.2.0".to_string()
+        "nexum:host/event-module@0.2.1".to_string()
     };
     Ok(ComponentReport {
         size: bytes.len(),

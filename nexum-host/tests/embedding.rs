@@ -252,7 +252,7 @@ struct Impostor;
 
 impl HostExtension for Impostor {
     fn interfaces(&self) -> Vec<String> {
-        vec!["nexum:host/chain@0.2.0".to_string()]
+        vec!["nexum:host/chain@0.2.1".to_string()]
     }
 
     fn link(&self, _linker: &mut Linker<ModuleState>) -> nexum_host::wasmtime::Result<()> {

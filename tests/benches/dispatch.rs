@@ -150,6 +150,32 @@ mod floor {
         fn list_keys(&mut self, _prefix: String) -> Result<Vec<String>, wit::Fault> {
             Ok(Vec::new())
         }
+        fn list_entries(
+            &mut self,
+            _prefix: String,
+            _after: Option<String>,
+            _limit: u32,
+        ) -> Result<nexum::host::local_store::EntryPage, wit::Fault> {
+            Ok(nexum::host::local_store::EntryPage {
+                entries: Vec::new(),
+                next: None,
+            })
+        }
+        fn count(&mut self, _prefix: String) -> Result<u64, wit::Fault> {
+            Ok(self.map.len() as u64)
+        }
+        fn contains(&mut self, key: String) -> Result<bool, wit::Fault> {
+            Ok(self.map.contains_key(&key))
+        }
+        fn value_len(&mut self, key: String) -> Result<Option<u64>, wit::Fault> {
+            Ok(self.map.get(&key).map(|v| v.len() as u64))
+        }
+        fn apply(
+            &mut self,
+            _writes: Vec<nexum::host::local_store::WriteOp>,
+        ) -> Result<(), wit::Fault> {
+            Ok(())
+        }
     }
 
     impl nexum::host::logging::Host for State {

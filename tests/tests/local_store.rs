@@ -157,3 +157,59 @@ async fn state_survives_a_restart_and_init_writes_commit() {
     assert_eq!(engine.read("a", "kept").as_deref(), Some("yes"));
     assert_eq!(engine.read("a", "boots").as_deref(), Some("2"));
 }
+
+#[tokio::test]
+async fn a_module_walks_counts_and_batches_thousands_of_keys() {
+    let engine = boot(vec![TestModule::probe("a")], test_config())
+        .await
+        .unwrap();
+    assert_eq!(engine.run("a", "fill k/ 2500").await, Outcome::Handled);
+    // Inside one call: delete one, add one, then walk across pages.
+    let outcome = engine
+        .run(
+            "a",
+            "del k/0000007; set k/0000007x v; walk k/ walked; tally k/ tallied; has k/0000007x has",
+        )
+        .await;
+    assert_eq!(outcome, Outcome::Handled);
+    assert_eq!(engine.read("a", "walked").as_deref(), Some("2500"));
+    assert_eq!(engine.read("a", "tallied").as_deref(), Some("2500"));
+    assert_eq!(engine.read("a", "has").as_deref(), Some("[true,1]"));
+    // The walk sees the call's own writes: the exact keys, in order.
+    engine
+        .run(
+            "a",
+            "del k/0001000; set k/0001000x v; walk-keys k/0001 some",
+        )
+        .await;
+    let some: Vec<String> = serde_json::from_str(&engine.read("a", "some").unwrap()).unwrap();
+    let mut expected: Vec<String> = (1000..2000).map(|i| format!("k/{i:07}")).collect();
+    expected[0] = "k/0001000x".into();
+    expected.sort();
+    assert_eq!(some, expected);
+}
+
+#[tokio::test]
+async fn a_batch_over_the_quota_is_refused_whole() {
+    let mut config = test_config();
+    config.limits.store_total_bytes = 4096;
+    let engine = boot(vec![TestModule::probe("a")], config).await.unwrap();
+    // 1000 keys of 11 bytes plus 1 byte of value: far over 4 KiB. The call goes on after
+    // the refusal and commits; nothing of the batch is in what it committed.
+    let outcome = engine
+        .run("a", "set kept 1; try-fill big/ 1000; tally big/ n")
+        .await;
+    assert_eq!(outcome, Outcome::Handled);
+    assert!(
+        engine
+            .read("a", "refused")
+            .is_some_and(|r| r.contains("quota")),
+        "{:?}",
+        engine.read("a", "refused")
+    );
+    assert_eq!(engine.read("a", "n").as_deref(), Some("0"));
+    assert_eq!(engine.read("a", "kept").as_deref(), Some("1"));
+    assert_eq!(engine.run("a", "fill small/ 100").await, Outcome::Handled);
+    engine.run("a", "tally small/ n").await;
+    assert_eq!(engine.read("a", "n").as_deref(), Some("100"));
+}

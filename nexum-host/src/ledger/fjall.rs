@@ -4,7 +4,9 @@
 
 use super::storage::{Batch, Space, Storage, StoreError};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use nexum_core::host_rules::store::scan_start;
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -123,6 +125,45 @@ impl Storage for FjallStorage {
             let (key, value) = entry.into_inner()?;
             Ok((utf8(&key, space)?, value.to_vec()))
         })
+    }
+
+    fn scan_after(
+        &self,
+        space: &Space,
+        prefix: &str,
+        after: Option<&str>,
+        max_entries: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let Some(keyspace) = self.keyspace(space, false)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        for entry in keyspace.range((scan_start(prefix, after), Bound::<String>::Unbounded)) {
+            if out.len() >= max_entries || bytes >= max_bytes {
+                break;
+            }
+            let (key, value) = entry.into_inner()?;
+            if !key.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            bytes += (key.len() + value.len()) as u64;
+            out.push((utf8(&key, space)?, value.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn count(&self, space: &Space, prefix: &str) -> Result<u64, StoreError> {
+        let Some(keyspace) = self.keyspace(space, false)? else {
+            return Ok(0);
+        };
+        let mut count = 0;
+        for entry in keyspace.prefix(prefix) {
+            entry.key()?;
+            count += 1;
+        }
+        Ok(count)
     }
 
     fn keys(&self, space: &Space, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError> {

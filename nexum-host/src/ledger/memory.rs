@@ -2,7 +2,9 @@
 //! ledger's behaviour without a database on disk.
 
 use super::storage::{Batch, Space, Storage, StoreError};
+use nexum_core::host_rules::store::scan_start;
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::Mutex;
 
 /// Every space as a sorted map; a batch applies under one lock (atomic).
@@ -42,6 +44,44 @@ impl Storage for MemoryStorage {
                         .collect()
                 })
                 .unwrap_or_default()
+        }))
+    }
+
+    fn scan_after(
+        &self,
+        space: &Space,
+        prefix: &str,
+        after: Option<&str>,
+        max_entries: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(self.with(|s| {
+            let mut out = Vec::new();
+            let mut bytes = 0u64;
+            let Some(map) = s.get(space) else {
+                return out;
+            };
+            for (key, value) in map
+                .range((scan_start(prefix, after), Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(prefix))
+            {
+                if out.len() >= max_entries || bytes >= max_bytes {
+                    break;
+                }
+                bytes += (key.len() + value.len()) as u64;
+                out.push((key.clone(), value.clone()));
+            }
+            out
+        }))
+    }
+
+    fn count(&self, space: &Space, prefix: &str) -> Result<u64, StoreError> {
+        Ok(self.with(|s| {
+            s.get(space).map_or(0, |m| {
+                m.range(prefix.to_string()..)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .count() as u64
+            })
         }))
     }
 

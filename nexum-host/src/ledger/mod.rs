@@ -109,6 +109,34 @@ impl Ledger {
         self.storage.value_len(&Space::Module(module.clone()), key)
     }
 
+    /// A module's entries under `prefix` after `after`, in key order: at most
+    /// `max_entries`, and no more once they hold `max_bytes`.
+    pub(crate) fn module_entries_after(
+        &self,
+        module: &ModuleName,
+        prefix: &str,
+        after: Option<&str>,
+        max_entries: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.storage.scan_after(
+            &Space::Module(module.clone()),
+            prefix,
+            after,
+            max_entries,
+            max_bytes,
+        )
+    }
+
+    /// How many of a module's keys start with `prefix`.
+    pub(crate) fn module_count(
+        &self,
+        module: &ModuleName,
+        prefix: &str,
+    ) -> Result<u64, StoreError> {
+        self.storage.count(&Space::Module(module.clone()), prefix)
+    }
+
     /// At most `limit` of a module's keys under `prefix`, sorted.
     pub(crate) fn module_keys(
         &self,

@@ -90,6 +90,21 @@ pub(crate) trait Storage: Send + Sync {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 
+    /// Entries whose key starts with `prefix` and comes after `after` (all of the prefix
+    /// when `None`), in key order: at most `max_entries`, and no more once they hold
+    /// `max_bytes` of keys and values.
+    fn scan_after(
+        &self,
+        space: &Space,
+        prefix: &str,
+        after: Option<&str>,
+        max_entries: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+
+    /// How many keys start with `prefix`.
+    fn count(&self, space: &Space, prefix: &str) -> Result<u64, StoreError>;
+
     /// Keys starting with `prefix`, in key order; at most `limit` of them.
     fn keys(&self, space: &Space, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError>;
 

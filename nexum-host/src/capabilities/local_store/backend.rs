@@ -3,8 +3,9 @@
 //! and the atomic commit of a call's writes with the engine's records for it.
 
 use crate::ledger::{Bookkeeping, Ledger, StoreError};
-use nexum_core::host_rules::store::{StoreLimits, StoreRule, WriteSet, entry_size};
+use nexum_core::host_rules::store::{Page, StoreLimits, StoreRule, WriteOp, WriteSet, entry_size};
 use nexum_core::{Limits, ModuleName};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -90,6 +91,72 @@ impl ModuleStore {
         Ok(pending.merge_keys(&self.limits, prefix, committed)?)
     }
 
+    /// One page of the entries under `prefix` after `after`, as the call sees them (see
+    /// [`WriteSet::page`]). Committed entries are read in small chunks as the merge needs
+    /// them, so host memory stays within a page and a chunk however many keys match.
+    pub fn list_entries(
+        &self,
+        pending: &WriteSet,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page, StoreRefusal> {
+        self.limits.check_prefix(prefix)?;
+        if let Some(after) = after {
+            self.limits.check_cursor(after)?;
+        }
+        let committed = CommittedEntries {
+            store: self,
+            prefix,
+            after: after.map(str::to_string),
+            chunk: VecDeque::new(),
+            exhausted: false,
+        };
+        Ok(pending.page(prefix, after, limit, committed)?)
+    }
+
+    /// How many keys under `prefix` the call sees.
+    pub fn count(&self, pending: &WriteSet, prefix: &str) -> Result<u64, StoreRefusal> {
+        self.limits.check_prefix(prefix)?;
+        let committed = self.ledger.module_count(&self.module, prefix)?;
+        Ok(pending.count(prefix, committed, |key| {
+            Ok::<_, StoreError>(self.ledger.module_value_len(&self.module, key)?.is_some())
+        })?)
+    }
+
+    /// The length of `key`'s value as the call sees it, without reading the value.
+    pub fn value_len(&self, pending: &WriteSet, key: &str) -> Result<Option<u64>, StoreRefusal> {
+        self.limits.check_key(key)?;
+        if let Some(write) = pending.get(key) {
+            return Ok(write.map(|value| value.len() as u64));
+        }
+        Ok(self
+            .ledger
+            .module_value_len(&self.module, key)?
+            .map(|len| len as u64))
+    }
+
+    /// Applies `ops` to the call's writes as one: all, or none (see [`WriteSet::apply`]).
+    pub fn apply(&self, pending: &mut WriteSet, ops: Vec<WriteOp>) -> Result<(), StoreRefusal> {
+        // Judged before any store lookup (wasmtime's hostcall fuel already bounded what
+        // it copied to the module's memory size). Each distinct key is looked up once.
+        self.limits.check_writes(&ops)?;
+        let mut sizes: HashMap<String, Option<u64>> = HashMap::new();
+        let mut sized = Vec::with_capacity(ops.len());
+        for op in ops {
+            let committed = match sizes.get(op.key()) {
+                Some(size) => *size,
+                None => {
+                    let size = self.committed_size(op.key())?;
+                    sizes.insert(op.key().to_string(), size);
+                    size
+                }
+            };
+            sized.push((op, committed));
+        }
+        Ok(pending.apply(&self.limits, self.used_bytes(), sized)?)
+    }
+
     /// Commits `pending` and the engine's `bookkeeping` for the call in one atomic batch.
     pub fn commit(&self, pending: WriteSet, bookkeeping: &Bookkeeping) -> Result<(), StoreError> {
         if pending.is_empty() && bookkeeping.is_empty() {
@@ -111,9 +178,55 @@ impl ModuleStore {
     }
 }
 
+/// Committed entries read this many at a time (and no more than [`CHUNK_BYTES`]).
+const CHUNK_ENTRIES: usize = 256;
+const CHUNK_BYTES: u64 = 256 * 1024;
+
+/// A module's committed entries under a prefix, from a start key on, read lazily in chunks.
+struct CommittedEntries<'a> {
+    store: &'a ModuleStore,
+    prefix: &'a str,
+    /// The last key read (the next chunk starts after it).
+    after: Option<String>,
+    chunk: VecDeque<(String, Vec<u8>)>,
+    exhausted: bool,
+}
+
+impl Iterator for CommittedEntries<'_> {
+    type Item = Result<(String, Vec<u8>), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.chunk.is_empty() && !self.exhausted {
+            let read = self.store.ledger.module_entries_after(
+                &self.store.module,
+                self.prefix,
+                self.after.as_deref(),
+                CHUNK_ENTRIES,
+                CHUNK_BYTES,
+            );
+            match read {
+                Ok(chunk) => {
+                    self.exhausted = chunk.is_empty();
+                    if let Some((key, _)) = chunk.last() {
+                        self.after = Some(key.clone());
+                    }
+                    self.chunk = chunk.into();
+                }
+                Err(e) => {
+                    self.exhausted = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        self.chunk.pop_front().map(Ok)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nexum_core::host_rules::store::{PAGE_MAX_BYTES, PAGE_MAX_ENTRIES};
+    use std::collections::BTreeSet;
 
     fn module(ledger: &Ledger, name: &str, limits: &Limits) -> ModuleStore {
         ModuleStore::open(ledger, &ModuleName::new(name).unwrap(), limits).unwrap()
@@ -219,5 +332,128 @@ mod tests {
             m.list_keys(&WriteSet::default(), ""),
             Err(StoreRefusal::Rule(StoreRule::TooManyKeys { max: 3, .. }))
         ));
+    }
+
+    fn on_disk(limits: &Limits) -> (tempfile::TempDir, ModuleStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let store = module(&ledger, "pager", limits);
+        (dir, store)
+    }
+
+    fn commit_keys(m: &ModuleStore, keys: impl IntoIterator<Item = String>, value: &[u8]) {
+        let mut call = WriteSet::default();
+        let ops = keys
+            .into_iter()
+            .map(|k| WriteOp::Set(k, value.to_vec()))
+            .collect();
+        m.apply(&mut call, ops).unwrap();
+        m.commit(call, &Bookkeeping::default()).unwrap();
+    }
+
+    #[test]
+    fn paging_while_the_call_writes_and_deletes_returns_each_live_key_once() {
+        let (_dir, m) = on_disk(&Limits::default());
+        let committed: Vec<String> = (0..1000).map(|i| format!("p/{i:04}")).collect();
+        commit_keys(&m, committed.clone(), b"1");
+        commit_keys(&m, ["o/1".to_string(), "q/1".to_string()], b"1");
+
+        let mut call = WriteSet::default();
+        let (mut seen, mut deleted, mut added) = (Vec::new(), BTreeSet::new(), BTreeSet::new());
+        let mut after: Option<String> = None;
+        loop {
+            let page = m.list_entries(&call, "p/", after.as_deref(), 7).unwrap();
+            assert!(page.entries.len() <= 7, "a page holds more than asked for");
+            seen.extend(page.entries.iter().map(|(k, _)| k.clone()));
+            let Some(next) = page.next else { break };
+            // Inside the walk: delete a committed key ahead, add one ahead and one behind.
+            let n: usize = next[2..6].parse().unwrap();
+            if n + 13 < 1000 {
+                let gone = format!("p/{:04}", n + 13);
+                m.delete(&mut call, gone.clone()).unwrap();
+                deleted.insert(gone);
+            }
+            let ahead = format!("p/{:04}x", n + 3);
+            m.set(&mut call, ahead.clone(), b"2".to_vec()).unwrap();
+            added.insert(ahead);
+            let behind = format!("p/{:04}y", n.saturating_sub(2));
+            m.set(&mut call, behind, b"3".to_vec()).unwrap();
+            after = Some(next);
+        }
+        let expected: Vec<String> = committed
+            .into_iter()
+            .filter(|k| !deleted.contains(k))
+            .chain(
+                added
+                    .into_iter()
+                    .filter(|k| k[2..6].parse::<usize>().unwrap() < 1000),
+            )
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn a_page_never_exceeds_the_host_cap() {
+        let limits = Limits {
+            store_value_bytes: 700 * 1024,
+            store_total_bytes: 64 * 1024 * 1024,
+            ..Limits::default()
+        };
+        let (_dir, m) = on_disk(&limits);
+        commit_keys(&m, (0..2500).map(|i| format!("k/{i:04}")), b"v");
+        let page = m
+            .list_entries(&WriteSet::default(), "k/", None, u32::MAX)
+            .unwrap();
+        assert_eq!(page.entries.len(), PAGE_MAX_ENTRIES as usize);
+        assert_eq!(page.next.as_deref(), Some("k/0999"));
+
+        commit_keys(&m, (0..3).map(|i| format!("big/{i}")), &vec![7; 600 * 1024]);
+        let page = m
+            .list_entries(&WriteSet::default(), "big/", None, 10)
+            .unwrap();
+        assert_eq!(
+            page.entries.len(),
+            1,
+            "two 600 KiB values pass the 1 MiB page cap"
+        );
+        let bytes: usize = page.entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(bytes as u64 <= PAGE_MAX_BYTES.max(600 * 1024 + 5));
+    }
+
+    #[test]
+    fn a_batch_over_the_quota_is_refused_whole() {
+        let limits = Limits {
+            store_total_bytes: 100,
+            ..Limits::default()
+        };
+        let (_dir, m) = on_disk(&limits);
+        commit_keys(&m, ["a".to_string()], &[0; 9]); // 10 bytes used
+        let mut call = WriteSet::default();
+        m.set(&mut call, "b".into(), vec![0; 9]).unwrap();
+        let over = (0..10)
+            .map(|i| WriteOp::Set(format!("k{i}"), vec![0; 8]))
+            .collect();
+        let refused = m.apply(&mut call, over).unwrap_err();
+        assert!(
+            matches!(refused, StoreRefusal::Rule(StoreRule::QuotaExceeded { .. })),
+            "{refused}"
+        );
+        assert_eq!(call.len(), 1, "a refused batch left writes behind");
+        assert_eq!(m.count(&call, "k").unwrap(), 0);
+
+        // Reads see a batch that fits at once, before it commits.
+        let fits = vec![
+            WriteOp::Set("k1".into(), vec![1; 5]),
+            WriteOp::Delete("a".into()),
+        ];
+        m.apply(&mut call, fits).unwrap();
+        assert_eq!(m.count(&call, "").unwrap(), 2); // b, k1
+        assert_eq!(m.value_len(&call, "k1").unwrap(), Some(5));
+        assert_eq!(m.value_len(&call, "a").unwrap(), None);
+        m.commit(call, &Bookkeeping::default()).unwrap();
+        assert_eq!(m.count(&WriteSet::default(), "").unwrap(), 2);
+        assert_eq!(m.used_bytes(), 10 + 7);
     }
 }

@@ -2,10 +2,10 @@
 //! refusals to faults, written once here.
 
 use super::backend::{ModuleStore, StoreRefusal};
-use crate::bindings::local_store::{self, Host};
+use crate::bindings::local_store::{self, Entry, EntryPage, Host, WriteOp};
 use crate::bindings::types::Fault;
 use crate::state::ModuleState;
-use nexum_core::host_rules::store::WriteSet;
+use nexum_core::host_rules::store::{self, WriteSet};
 use wasmtime::component::{HasData, Linker};
 
 /// Marker tying the `local-store` bindings to [`LocalStoreCtx`].
@@ -49,6 +49,48 @@ impl Host for LocalStoreCtx<'_> {
 
     fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, Fault> {
         Ok(self.store.list_keys(self.pending, &prefix)?)
+    }
+
+    fn list_entries(
+        &mut self,
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<EntryPage, Fault> {
+        let page = self
+            .store
+            .list_entries(self.pending, &prefix, after.as_deref(), limit)?;
+        Ok(EntryPage {
+            entries: page
+                .entries
+                .into_iter()
+                .map(|(key, value)| Entry { key, value })
+                .collect(),
+            next: page.next,
+        })
+    }
+
+    fn count(&mut self, prefix: String) -> Result<u64, Fault> {
+        Ok(self.store.count(self.pending, &prefix)?)
+    }
+
+    fn contains(&mut self, key: String) -> Result<bool, Fault> {
+        Ok(self.store.value_len(self.pending, &key)?.is_some())
+    }
+
+    fn value_len(&mut self, key: String) -> Result<Option<u64>, Fault> {
+        Ok(self.store.value_len(self.pending, &key)?)
+    }
+
+    fn apply(&mut self, writes: Vec<WriteOp>) -> Result<(), Fault> {
+        let ops = writes
+            .into_iter()
+            .map(|write| match write {
+                WriteOp::Set(Entry { key, value }) => store::WriteOp::Set(key, value),
+                WriteOp::Delete(key) => store::WriteOp::Delete(key),
+            })
+            .collect();
+        Ok(self.store.apply(self.pending, ops)?)
     }
 }
 
