@@ -5,6 +5,7 @@
 //! - [`engine`]: starts a real [`Runtime`](nexum_host::Runtime) through its builder with
 //!   those modules on a fresh fjall store;
 //! - [`anvil`]: a real local chain node on a free port, and the test contract;
+//! - [`components`]: hand-written components (an older contract, hostile shapes);
 //! - [`proxy`]: a TCP proxy to watch and cut the wire between nexum and the node;
 //! - [`ws_proxy`]: a websocket proxy that can send `removed: true` logs as geth does;
 //! - [`logs`]: captured `tracing` output;
@@ -16,6 +17,7 @@
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 pub mod anvil;
+pub mod components;
 pub mod engine;
 pub mod guests;
 pub mod logs;

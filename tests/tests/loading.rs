@@ -3,7 +3,7 @@
 
 use nexum_core::{ChainConfig, Outcome};
 use nexum_tests::engine::{TestModule, boot, boot_at, command, test_config};
-use nexum_tests::guests;
+use nexum_tests::{components, guests};
 use sha2::{Digest, Sha256};
 
 async fn boot_error(modules: Vec<TestModule>, config: nexum_core::EngineConfig) -> String {
@@ -250,51 +250,18 @@ async fn a_module_whose_init_fails_is_quarantined_and_the_others_start() {
 /// A module built against `nexum:host@0.2.0`, whose `local-store` had only `get`, `set`,
 /// `delete` and `list-keys`: it imports the old interface (here just `get`) by its old
 /// version, and links against today's additive 0.2.1.
-const LEGACY_0_2_0_MODULE: &str = r#"(component
-  (import "nexum:host/types@0.2.0" (instance $types
-    (type $block (record (field "chain-id" u64) (field "number" u64) (field "hash" (list u8))
-      (field "parent-hash" (list u8)) (field "timestamp" u64)))
-    (export "block" (type $block-t (eq $block)))
-    (type $chain-log (record (field "address" (list u8)) (field "topics" (list (list u8)))
-      (field "data" (list u8)) (field "block-number" (option u64)) (field "block-hash" (option (list u8)))
-      (field "transaction-hash" (option (list u8))) (field "transaction-index" (option u64))
-      (field "log-index" (option u64)) (field "removed" bool)))
-    (export "chain-log" (type $chain-log-t (eq $chain-log)))
-    (type $chain-logs (record (field "chain-id" u64) (field "logs" (list $chain-log-t))))
-    (export "chain-logs" (type $chain-logs-t (eq $chain-logs)))
-    (type $tick (record (field "fired-at" u64) (field "schedule" string)))
-    (export "tick" (type $tick-t (eq $tick)))
-    (type $event (variant (case "block" $block-t) (case "chain-logs" $chain-logs-t) (case "tick" $tick-t)))
-    (export "event" (type (eq $event)))
-    (type $rate-limit (record (field "retry-after-ms" (option u64))))
-    (export "rate-limit" (type $rate-limit-t (eq $rate-limit)))
-    (type $fault (variant (case "unsupported" string) (case "unavailable" string) (case "denied" string)
-      (case "rate-limited" $rate-limit-t) (case "timeout") (case "invalid-input" string) (case "internal" string)))
-    (export "fault" (type (eq $fault)))
-  ))
-  (alias export $types "event" (type $event))
-  (alias export $types "fault" (type $fault))
-  (type $store-0-2-0 (instance
+const LEGACY_0_2_0_STORE: &str = r#"  (type $store-0-2-0 (instance
     (alias outer 1 $fault (type $outer-fault))
     (export "fault" (type $f (eq $outer-fault)))
     (export "get" (func (param "key" string) (result (result (option (list u8)) (error $f)))))
   ))
   (import "nexum:host/local-store@0.2.0" (instance $store (type $store-0-2-0)))
-  (core module $main
-    (memory (export "memory") 1)
-    (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 1024)
-    (func (export "init") (param i32 i32) (result i32) i32.const 16)
-    (func (export "on-event") (param i32 i64 i64 i32 i32 i32 i32 i64) (result i32) i32.const 16))
-  (core instance $main (instantiate $main))
-  (func (export "init") (param "config" (list (tuple string string))) (result (result (error $fault)))
-    (canon lift (core func $main "init") (memory (core memory $main "memory")) (realloc (core func $main "realloc"))))
-  (func (export "on-event") (param "event" $event) (result (result (error $fault)))
-    (canon lift (core func $main "on-event") (memory (core memory $main "memory")) (realloc (core func $main "realloc"))))
-)"#;
+"#;
 
 #[tokio::test]
 async fn a_module_built_against_the_0_2_0_contract_still_links() {
-    let component = wat::parse_str(LEGACY_0_2_0_MODULE).expect("the legacy component is valid");
+    let component = wat::parse_str(components::module_text(LEGACY_0_2_0_STORE))
+        .expect("the legacy component is valid");
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config();
     config.state_dir = dir.path().join("state");
