@@ -6,6 +6,9 @@ use std::path::Path;
 
 pub fn check(path: &Path) -> anyhow::Result<()> {
     let config = EngineConfig::load(path)?;
+    // What `nexum run` refuses before loading anything, refused here the same way.
+    crate::logging::level_filter(&config.log_level)?;
+    crate::run::require_modules(&config, path)?;
     let report = nexum_host::check(&config);
     let mut failures = 0;
     for module in &report.modules {
@@ -15,6 +18,9 @@ pub fn check(path: &Path) -> anyhow::Result<()> {
                 failures += 1;
                 println!("error  {}: {problem}", module.module);
             }
+        }
+        for warning in &module.warnings {
+            println!("warn   {}: {warning}", module.module);
         }
     }
     for problem in &report.problems {

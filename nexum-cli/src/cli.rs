@@ -5,10 +5,37 @@ use std::path::PathBuf;
 
 /// Runs event-driven automation modules (WebAssembly components) on EVM chains.
 #[derive(Debug, Parser)]
-#[command(name = "nexum", version, about, propagate_version = true)]
+#[command(
+    name = "nexum",
+    version,
+    about,
+    propagate_version = true,
+    args_conflicts_with_subcommands = true,
+    arg_required_else_help = true
+)]
 pub struct Cli {
+    /// Run this engine.toml: the seed system's spelling of `nexum run PATH`.
+    #[arg(long, value_name = "PATH")]
+    pub engine_config: Option<PathBuf>,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The command to run; `--engine-config PATH` is `run PATH`.
+    pub fn into_command(self) -> Command {
+        match (self.command, self.engine_config) {
+            (Some(command), _) => command,
+            (None, Some(target)) => Command::Run(RunArgs {
+                target,
+                manifest: None,
+                state_dir: None,
+                chains: Vec::new(),
+            }),
+            // `arg_required_else_help` prints the help before this is reached.
+            (None, None) => unreachable!("clap requires a command or --engine-config"),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match args.command {
+        match args.into_command() {
             cli::Command::Run(run_args) => run::run(run_args).await,
             cli::Command::Check { engine } => check::check(&engine),
             cli::Command::Inspect { wasm } => inspect::inspect(&wasm),

@@ -5,22 +5,41 @@ use crate::cli::RunArgs;
 use crate::signals::StopSignals;
 use anyhow::{Context, bail};
 use nexum_host::RuntimeBuilder;
-use nexum_host::core::{ChainConfig, EngineConfig, ManifestLocation};
+use nexum_host::core::{ChainConfig, EngineConfig, ManifestLocation, ModuleStatus};
 use std::path::PathBuf;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let builder = builder_for(&args)?;
     let mut signals = StopSignals::install()?;
     let runtime = builder.start().await?;
-    crate::summary::print(&runtime.modules());
+    let modules = runtime.modules();
+    crate::summary::print(&modules);
+    if modules
+        .iter()
+        .all(|m| m.status == ModuleStatus::Quarantined)
+    {
+        runtime.shutdown().await;
+        bail!(
+            "no module could start: the init of every module failed (reasons above); nothing to run"
+        );
+    }
     tracing::info!("running; press ctrl-c to stop");
 
     let signal = signals.next().await;
     tracing::info!(
         signal,
-        "stopping: no new events; letting in-flight calls finish"
+        "stopping: no new events; letting in-flight calls finish (a second signal exits at once)"
     );
-    for m in runtime.shutdown().await.modules {
+    let summary = tokio::select! {
+        summary = runtime.shutdown() => summary,
+        again = signals.next() => {
+            // Committed state is safe (each call commits atomically); what is in flight is
+            // redone after the restart.
+            tracing::warn!(signal = again, "second signal: exiting now, without waiting for calls in flight");
+            std::process::exit(1);
+        }
+    };
+    for m in summary.modules {
         tracing::info!(
             module = m.name,
             handled = m.handled,
@@ -30,6 +49,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     tracing::info!("state flushed; bye");
+    Ok(())
+}
+
+/// An engine.toml without modules has nothing to run; `nexum check` refuses it too.
+pub fn require_modules(config: &EngineConfig, path: &std::path::Path) -> anyhow::Result<()> {
+    if config.modules.is_empty() {
+        bail!("{}: no [[modules]] to run", path.display());
+    }
     Ok(())
 }
 
@@ -46,9 +73,7 @@ fn builder_for(args: &RunArgs) -> anyhow::Result<RuntimeBuilder> {
         }
         let config = EngineConfig::load(&args.target)?;
         crate::logging::init(&config.log_level, config.log_format)?;
-        if config.modules.is_empty() {
-            bail!("{}: no [[modules]] to run", args.target.display());
-        }
+        require_modules(&config, &args.target)?;
         return Ok(RuntimeBuilder::from_engine_config(config)?);
     }
 

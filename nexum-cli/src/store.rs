@@ -1,8 +1,8 @@
 //! `nexum store` and `nexum dead-letters`: read-only views of an engine's state.
 
-use anyhow::{Context, bail};
-use nexum_host::Ledger;
+use anyhow::bail;
 use nexum_host::core::{EngineConfig, Event, ModuleName};
+use nexum_host::{Ledger, StoreError};
 use std::path::Path;
 
 use crate::cli::StoreAction;
@@ -16,11 +16,12 @@ fn open(engine: &Path) -> anyhow::Result<Ledger> {
             config.state_dir.display()
         );
     }
-    Ledger::open(&config.state_dir).with_context(|| {
-        format!(
-            "cannot open the state in {} (is this engine running? stop it first)",
-            config.state_dir.display()
-        )
+    let dir = config.state_dir.display();
+    Ledger::open(&config.state_dir).map_err(|e| match e {
+        StoreError::Locked => {
+            anyhow::anyhow!("the state in {dir} is in use: is this engine running? stop it first")
+        }
+        other => anyhow::anyhow!("cannot open the state in {dir}: {other}"),
     })
 }
 

@@ -276,3 +276,84 @@ fn dead_letters_lists_skipped_events() {
     ]);
     assert_eq!(stdout(&output), "0 dead letter(s)\n");
 }
+
+/// `nexum check` and `nexum run` of `engine`: both exit 1, and `needle` is in what each says.
+fn both_refuse(engine: &Path, needle: &str) {
+    let engine = engine.to_str().unwrap();
+    let checked = nexum(&["check", engine]);
+    let said = format!("{}{}", stdout(&checked), stderr(&checked));
+    assert_eq!(checked.status.code(), Some(1), "check: {said}");
+    assert!(
+        said.contains(needle),
+        "check does not say {needle:?}:\n{said}"
+    );
+    let ran = nexum(&["run", engine]);
+    let said = stderr(&ran);
+    assert_eq!(ran.status.code(), Some(1), "run: {said}");
+    let last = said.trim().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains(needle),
+        "run does not end with {needle:?}:\n{said}"
+    );
+}
+
+#[test]
+fn check_refuses_what_run_refuses() {
+    // No modules at all.
+    let (_dir, engine) = engine_dir(&[], "");
+    both_refuse(&engine, "engine.toml: no [[modules]] to run");
+
+    // A log level that is not a filter.
+    let (_dir, engine) = engine_dir(
+        &[("beat", "heartbeat", STORE_AND_LOGS)],
+        "log_level = \"info,[{\"",
+    );
+    both_refuse(
+        &engine,
+        "engine.log_level \"info,[{\" is not a valid filter",
+    );
+
+    // A module limit of zero.
+    let (_dir, engine) = engine_dir(
+        &[(
+            "beat",
+            "heartbeat",
+            "[capabilities]\nrequired = [\"local-store\", \"logging\"]\n[limits]\nfuel_per_event = 0\n",
+        )],
+        "",
+    );
+    both_refuse(&engine, "`limits.fuel_per_event`: must be greater than 0");
+
+    // One chain under two spellings.
+    let (_dir, engine) = engine_dir(
+        &[("beat", "heartbeat", STORE_AND_LOGS)],
+        "\n[chains.01]\nrpc_url = \"ws://127.0.0.1:1\"\n[chains.1]\nrpc_url = \"ws://127.0.0.1:2\"\n",
+    );
+    both_refuse(
+        &engine,
+        "`chains.1`: chain 1 is already configured by [chains.01]",
+    );
+}
+
+#[test]
+fn check_warns_about_a_capability_declared_but_not_imported() {
+    let (dir, engine) = engine_dir(
+        &[(
+            "beat",
+            "heartbeat",
+            "[capabilities]\nrequired = [\"local-store\", \"logging\", \"chain\"]\n",
+        )],
+        "",
+    );
+    let output = nexum(&["check", engine.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(&format!(
+            "warn   beat: {}: `capabilities.required` declares \"chain\", which the component does not import; remove it\n",
+            dir.path().join("beat.toml").display()
+        )),
+        "{text}"
+    );
+    assert_eq!(text.matches("warn ").count(), 1, "{text}");
+}

@@ -233,3 +233,139 @@ async fn json_logs_carry_module_chain_block_and_event() {
         "{json}"
     );
 }
+
+#[test]
+fn a_second_signal_during_a_slow_shutdown_exits_at_once_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("module.toml"),
+        "[module]\nname = \"slow\"\nversion = \"0.1.0\"\n\n[capabilities]\nrequired = [\"local-store\", \"logging\"]\n\n\
+         [[subscription]]\nkind = \"cron\"\nschedule = \"* * * * * *\"\n\n[config]\nattack = \"slow-count 20000\"\n",
+    )
+    .unwrap();
+    let engine = dir.path().join("engine.toml");
+    std::fs::write(
+        &engine,
+        format!(
+            "[engine]\nstate_dir = \"state\"\n\n[[modules]]\npath = {:?}\nmanifest = \"module.toml\"\n",
+            guests::wasm("attacker")
+        ),
+    )
+    .unwrap();
+    let mut running = Running::start(&["run", engine.to_str().unwrap()]);
+    running.wait_for("slow call #1 starting");
+    running.0.send("-TERM");
+    running.wait_for("a second signal exits at once");
+    let status = running.0.signal("-INT");
+    let output = running.0.output().join("\n");
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(
+        running
+            .0
+            .find("second signal: exiting now, without waiting for calls in flight")
+            .is_some(),
+        "{output}"
+    );
+    assert!(
+        running.0.find("slow call #1 done").is_none(),
+        "it waited for the call:\n{output}"
+    );
+}
+
+#[test]
+fn an_engine_whose_every_module_fails_init_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("module.toml"),
+        "[module]\nname = \"broken\"\nversion = \"0.1.0\"\n\n[capabilities]\nrequired = [\"local-store\", \"logging\"]\n\n\
+         [config]\ninit = \"fail\"\n",
+    )
+    .unwrap();
+    let engine = dir.path().join("engine.toml");
+    std::fs::write(
+        &engine,
+        format!(
+            "[engine]\nstate_dir = \"state\"\n\n[[modules]]\npath = {:?}\nmanifest = \"module.toml\"\n",
+            guests::wasm("probe")
+        ),
+    )
+    .unwrap();
+    let output = Command::new(NEXUM)
+        .args(["run", engine.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim().lines().last(),
+        Some(
+            "error: no module could start: the init of every module failed (reasons above); nothing to run"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn reading_the_store_of_a_running_engine_says_it_is_in_use_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = heartbeat_engine(dir.path());
+    let engine = engine.to_str().unwrap();
+    let mut running = Running::start(&["run", engine]);
+    running.wait_for("beat #1");
+    let output = Command::new(NEXUM)
+        .args(["store", engine, "heartbeat"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        format!(
+            "error: the state in {} is in use: is this engine running? stop it first\n",
+            dir.path().join("state").display()
+        )
+    );
+    assert_eq!(running.stop("-TERM"), 0);
+}
+
+#[test]
+fn an_unreachable_node_is_one_line_that_names_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = nexum_tests::anvil::free_port();
+    let engine = block_logger_engine(dir.path(), "", &format!("http://127.0.0.1:{port}"), "");
+    let output = Command::new(NEXUM)
+        .args(["run", engine.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let last = stderr.trim().lines().last().unwrap();
+    let prefix = format!("error: chain 31337: cannot reach the node at http://127.0.0.1:{port}: ");
+    let cause = last
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{last}"));
+    assert!(!cause.is_empty(), "{last}");
+    let parts: Vec<&str> = cause.split(": ").collect();
+    let distinct: std::collections::BTreeSet<&str> = parts.iter().copied().collect();
+    assert_eq!(distinct.len(), parts.len(), "a cause repeats: {last}");
+}
+
+#[test]
+fn engine_config_is_the_seed_systems_spelling_of_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = heartbeat_engine(dir.path());
+    let mut running = Running::start(&["--engine-config", engine.to_str().unwrap()]);
+    running.wait_for("beat #1");
+    assert_eq!(running.stop("-TERM"), 0);
+    let both = Command::new(NEXUM)
+        .args(["--engine-config", engine.to_str().unwrap(), "check", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        both.status.code(),
+        Some(2),
+        "a flag and a command together are refused"
+    );
+}

@@ -328,6 +328,7 @@ impl RawEngineConfig {
         }
 
         let mut chains = BTreeMap::new();
+        let mut keys: BTreeMap<ChainId, String> = BTreeMap::new();
         for (key, chain) in self.chains {
             let id: ChainId = key.parse().ok().filter(|id| *id > 0).ok_or_else(|| {
                 err(
@@ -335,6 +336,13 @@ impl RawEngineConfig {
                     "chain ids are positive integers, as in [chains.1]".into(),
                 )
             })?;
+            // `[chains.1]` and `[chains.01]` are one chain: neither may silently win.
+            if let Some(first) = keys.insert(id, key.clone()) {
+                return Err(err(
+                    format!("chains.{key}"),
+                    format!("chain {id} is already configured by [chains.{first}]"),
+                ));
+            }
             check_url(&chain.rpc_url, &["ws", "wss", "http", "https"])
                 .map_err(|r| err(format!("chains.{key}.rpc_url"), r))?;
             if let Some(orderbook) = &chain.orderbook_url {

@@ -31,6 +31,15 @@ macro_rules! limits {
             )+
         }
 
+        impl LimitOverrides {
+            /// Every limit the manifest sets, with its `[limits]` name.
+            pub fn named(&self) -> Vec<(&'static str, u64)> {
+                let mut named = Vec::new();
+                $( if let Some(value) = self.$name { named.push((stringify!($name), value)); } )+
+                named
+            }
+        }
+
         impl Limits {
             /// Every limit with its `[limits]` name, for validation and display.
             pub fn named(&self) -> Vec<(&'static str, u64)> {

@@ -213,6 +213,9 @@ struct RawSubscription {
     address: Option<String>,
     addresses: Option<Vec<String>>,
     event: Option<String>,
+    /// Topic 0 as a hash, as the seed system's manifests write it (`event` takes the
+    /// signature text instead).
+    event_signature: Option<String>,
     topics: Option<Vec<Vec<String>>>,
     start_block: Option<StartBlock>,
     schedule: Option<String>,
@@ -279,6 +282,16 @@ impl RawManifest {
             }
         }
 
+        // A limit of 0 would make every call fail (no fuel, no memory, no time): refused
+        // here, where both `nexum check` and `nexum run` read the manifest.
+        if let Some((name, _)) = self.limits.named().into_iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::new(
+                file,
+                format!("limits.{name}"),
+                "must be greater than 0",
+            ));
+        }
+
         Ok(ModuleManifest {
             file: file.to_path_buf(),
             name,
@@ -310,6 +323,7 @@ impl RawSubscription {
                     "address",
                     "addresses",
                     "event",
+                    "event_signature",
                     "topics",
                     "start_block",
                 ])?;
@@ -359,6 +373,7 @@ impl RawSubscription {
         note("address", self.address.is_some());
         note("addresses", self.addresses.is_some());
         note("event", self.event.is_some());
+        note("event_signature", self.event_signature.is_some());
         note("topics", self.topics.is_some());
         note("start_block", self.start_block.is_some());
         note("schedule", self.schedule.is_some());
@@ -428,13 +443,31 @@ impl RawSubscription {
             }
         }
 
-        if let Some(signature) = &self.event {
-            let topic0 = event_topic(signature).map_err(|r| ("event".to_string(), r))?;
+        let topic0 = match (&self.event, &self.event_signature) {
+            (Some(_), Some(_)) => {
+                return Err(field(
+                    "event_signature",
+                    "`event` and `event_signature` both set topic 0: keep one",
+                ));
+            }
+            (Some(signature), None) => Some((
+                "event",
+                event_topic(signature).map_err(|r| ("event".to_string(), r))?,
+            )),
+            (None, Some(hash)) => Some((
+                "event_signature",
+                parse_topic(hash).map_err(|r| ("event_signature".to_string(), r))?,
+            )),
+            (None, None) => None,
+        };
+        if let Some((name, topic0)) = topic0 {
             match topics.first_mut() {
                 Some(first) if !first.is_empty() => {
                     return Err(field(
-                        "event",
-                        "`event` sets topic 0, but `topics[0]` is set too: leave `topics[0]` empty",
+                        name,
+                        &format!(
+                            "`{name}` sets topic 0, but `topics[0]` is set too: leave `topics[0]` empty"
+                        ),
                     ));
                 }
                 Some(first) => first.push(topic0),

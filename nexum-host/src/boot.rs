@@ -43,12 +43,12 @@ pub enum BootError {
         reason: String,
     },
     /// The state directory could not be opened.
-    #[error("state directory {dir}: {source}")]
+    #[error("state directory {dir}: {error}")]
     Store {
         /// The directory from `engine.state_dir`.
         dir: String,
         /// The store's error.
-        source: StoreError,
+        error: StoreError,
     },
     /// The wasm engine could not be built.
     #[error(transparent)]
@@ -96,9 +96,9 @@ async fn assemble(
         dir: config.state_dir.display().to_string(),
         reason: e.to_string(),
     })?;
-    let ledger = Ledger::open(&config.state_dir).map_err(|source| BootError::Store {
+    let ledger = Ledger::open(&config.state_dir).map_err(|error| BootError::Store {
         dir: config.state_dir.display().to_string(),
-        source,
+        error,
     })?;
     let chains = Arc::new(ChainPool::connect(&config.chains).await?);
 

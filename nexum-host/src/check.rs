@@ -5,8 +5,10 @@
 use crate::engine::WasmEngine;
 use crate::module::{ComponentCache, load};
 use nexum_core::{
-    ComponentDigest, EngineConfig, ManifestLocation, ModuleManifest, ModuleSpec, WasmSource,
+    Capability, ComponentDigest, EngineConfig, ManifestLocation, ModuleManifest, ModuleSpec,
+    WasmSource,
 };
+use std::collections::BTreeSet;
 
 /// The verdict on one `[[modules]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +17,9 @@ pub struct ModuleCheck {
     pub module: String,
     /// `Ok(summary)` or `Err(problem)`.
     pub result: Result<String, String>,
+    /// What is allowed but likely a mistake: capabilities declared and never imported
+    /// (least privilege: grant only what the component uses).
+    pub warnings: Vec<String>,
 }
 
 /// What [`check`] found.
@@ -51,6 +56,7 @@ pub fn check(config: &EngineConfig) -> CheckReport {
             None => ManifestLocation::beside(&entry.path).map(|l| l.path),
         };
         let manifest = manifest_path.and_then(|path| ModuleManifest::load(&path));
+        let mut warnings = Vec::new();
         let (module, result) = match manifest {
             Err(e) => (entry.path.display().to_string(), Err(e.to_string())),
             Ok(manifest) => {
@@ -70,13 +76,34 @@ pub fn check(config: &EngineConfig) -> CheckReport {
                         };
                         load(&engine, &mut compiled, spec, limits).map_err(|e| e.to_string())
                     })
-                    .map(|loaded| summary(&loaded.manifest, &loaded.digest));
+                    .map(|loaded| {
+                        warnings = unused_capabilities(&loaded.manifest, &loaded.imported);
+                        summary(&loaded.manifest, &loaded.digest)
+                    });
                 (name, result)
             }
         };
-        report.modules.push(ModuleCheck { module, result });
+        report.modules.push(ModuleCheck {
+            module,
+            result,
+            warnings,
+        });
     }
     report
+}
+
+fn unused_capabilities(manifest: &ModuleManifest, imported: &BTreeSet<Capability>) -> Vec<String> {
+    manifest
+        .capabilities
+        .iter()
+        .filter(|c| !imported.contains(c))
+        .map(|c| {
+            format!(
+                "{}: `capabilities.required` declares \"{c}\", which the component does not import; remove it",
+                manifest.file.display()
+            )
+        })
+        .collect()
 }
 
 fn summary(manifest: &ModuleManifest, digest: &ComponentDigest) -> String {

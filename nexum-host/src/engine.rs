@@ -7,7 +7,7 @@ use crate::state::ModuleState;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 /// How often running guests are interrupted to yield to the executor and check their
@@ -71,6 +71,28 @@ impl WasmEngine {
             extensions: extensions.to_vec(),
             _ticker: ticker,
         })
+    }
+}
+
+impl WasmEngine {
+    /// Compiles a component from its binary form. wasmtime would also take the text format
+    /// (whose parse errors span many lines) and report a core module as a parse error; both
+    /// are refused first with one line that says what the file is.
+    pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
+        const MAGIC: &[u8] = b"\0asm";
+        /// Bytes 4..8 of a core module: version 1, layer 0.
+        const CORE_MODULE: [u8; 4] = [1, 0, 0, 0];
+        if bytes.len() < 8 || &bytes[..4] != MAGIC {
+            wasmtime::bail!(
+                "not a WebAssembly binary (components are loaded in binary form only; build for wasm32-wasip2)"
+            );
+        }
+        if bytes[4..8] == CORE_MODULE {
+            wasmtime::bail!(
+                "a core WebAssembly module, not a component (build for wasm32-wasip2, or wrap it with `wasm-tools component new`)"
+            );
+        }
+        Component::new(&self.engine, bytes)
     }
 }
 

@@ -3,7 +3,6 @@
 
 use crate::engine::{EngineError, WasmEngine};
 use nexum_core::{Capability, ComponentDigest};
-use wasmtime::component::Component;
 
 /// One import of a component.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +43,8 @@ pub enum InspectError {
 /// Compiles `bytes` (nothing is run) and describes the component.
 pub fn inspect(bytes: &[u8]) -> Result<ComponentReport, InspectError> {
     let engine = WasmEngine::new(&[])?;
-    let component = Component::new(&engine.engine, bytes)
+    let component = engine
+        .compile(bytes)
         .map_err(|e| InspectError::Invalid(format!("{e:#}")))?;
     let ty = component.component_type();
     let imports: Vec<Import> = ty

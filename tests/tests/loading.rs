@@ -144,13 +144,57 @@ async fn bytes_that_are_not_a_component_are_refused() {
         Ok(_) => panic!("boot should have failed"),
         Err(e) => e.to_string(),
     };
-    assert!(
-        err.starts_with(&format!(
-            "{}: not a valid WebAssembly component",
+    assert_eq!(
+        err,
+        format!(
+            "{}: not a valid WebAssembly component: not a WebAssembly binary (components are loaded in binary form only; build for wasm32-wasip2)",
             fake.display()
-        )),
-        "{err}"
+        )
     );
+}
+
+#[tokio::test]
+async fn text_components_and_core_modules_are_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("module.toml");
+    std::fs::write(&manifest, "[module]\nname = \"m\"\nversion = \"1\"\n").unwrap();
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        (
+            "text.wasm",
+            b"(component)".to_vec(),
+            "not a WebAssembly binary (components are loaded in binary form only; build for wasm32-wasip2)",
+        ),
+        (
+            "empty.wasm",
+            Vec::new(),
+            "not a WebAssembly binary (components are loaded in binary form only; build for wasm32-wasip2)",
+        ),
+        (
+            "core.wasm",
+            wat::parse_str("(module)").unwrap(),
+            "a core WebAssembly module, not a component (build for wasm32-wasip2, or wrap it with `wasm-tools component new`)",
+        ),
+    ];
+    for (name, bytes, reason) in cases {
+        let file = dir.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let mut config = test_config();
+        config.state_dir = dir.path().join("state");
+        let builder = nexum_host::RuntimeBuilder::new(config)
+            .module_file(&file, &manifest)
+            .unwrap();
+        let err = match builder.start().await {
+            Ok(_) => panic!("{name} should have been refused"),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(
+            err,
+            format!(
+                "{}: not a valid WebAssembly component: {reason}",
+                file.display()
+            )
+        );
+    }
 }
 
 #[tokio::test]

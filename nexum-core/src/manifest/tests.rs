@@ -243,3 +243,37 @@ fn start_block_is_a_number_or_latest() {
         "{error}"
     );
 }
+
+#[test]
+fn the_seed_formats_event_signature_is_topic_0() {
+    let seed = |extra: &str| {
+        format!(
+            "[module]\nname = \"x\"\nversion = \"1\"\n[[subscription]]\nkind = \"log\"\nchain_id = 1\n\
+             address = \"0xfdaFc9d1902f4e0b84f65F49f244b32b31013b74\"\n{extra}"
+        )
+    };
+    let by_hash = parse(&seed(
+        "event_signature = \"0x2cceac5555b0ca45a3744ced542f54b56ad2eb45e521962372eef212a2cbf361\"\n",
+    ))
+    .unwrap();
+    let by_text = parse(&seed(
+        "event = \"ConditionalOrderCreated(address,(address,bytes32,bytes))\"\n",
+    ))
+    .unwrap();
+    assert_eq!(by_hash.subscriptions, by_text.subscriptions);
+
+    let both = error_of(&seed(
+        "event = \"Ping(uint256)\"\nevent_signature = \"0x2cceac5555b0ca45a3744ced542f54b56ad2eb45e521962372eef212a2cbf361\"\n",
+    ));
+    assert!(
+        both.contains(
+            "`subscription[0].event_signature`: `event` and `event_signature` both set topic 0"
+        ),
+        "{both}"
+    );
+    let short = error_of(&seed("event_signature = \"0x1234\"\n"));
+    assert!(
+        short.contains("`subscription[0].event_signature`"),
+        "{short}"
+    );
+}

@@ -11,14 +11,14 @@ use std::sync::atomic::Ordering;
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The node could not be reached or did not answer `eth_chainId`.
-    #[error("chain {chain_id}: cannot reach the node at {endpoint}: {source}")]
+    #[error("chain {chain_id}: cannot reach the node at {endpoint}: {error}")]
     Unreachable {
         /// The chain's id (its `[chains.<id>]` key).
         chain_id: ChainId,
         /// Where the node is (without credentials).
         endpoint: String,
         /// What went wrong.
-        source: NodeError,
+        error: NodeError,
     },
     /// The node serves another chain than its table key says.
     #[error(
@@ -62,20 +62,20 @@ impl ChainPool {
             let endpoint = nexum_core::redact::url(&config.rpc_url);
             let client = ChainClient::connect(chain_id, config)
                 .await
-                .map_err(|source| ConnectError::Unreachable {
+                .map_err(|error| ConnectError::Unreachable {
                     chain_id,
                     endpoint: endpoint.clone(),
-                    source,
+                    error,
                 })?;
             let endpoint = client.endpoint().to_string();
             let actual =
                 client
                     .remote_chain_id()
                     .await
-                    .map_err(|source| ConnectError::Unreachable {
+                    .map_err(|error| ConnectError::Unreachable {
                         chain_id,
                         endpoint: endpoint.clone(),
-                        source,
+                        error,
                     })?;
             if actual != chain_id {
                 return Err(ConnectError::WrongChain {

@@ -27,7 +27,14 @@ fn keyspace_options() -> KeyspaceCreateOptions {
 
 impl From<fjall::Error> for StoreError {
     fn from(error: fjall::Error) -> Self {
-        StoreError::Backend(error.to_string())
+        match error {
+            fjall::Error::Locked => StoreError::Locked,
+            // The OS's own words ("Permission denied (os error 13)"), not a debug value.
+            fjall::Error::Io(e) | fjall::Error::Storage(fjall::LsmError::Io(e)) => {
+                StoreError::Backend(e.to_string())
+            }
+            other => StoreError::Backend(format!("{other:?}")),
+        }
     }
 }
 

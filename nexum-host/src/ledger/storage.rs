@@ -55,7 +55,10 @@ impl Batch {
 /// A failure of the storage backend.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The storage engine reported an error (I/O, corruption, a lock held by another process).
+    /// Another process holds the state (a running engine, or `nexum store` beside one).
+    #[error("store: in use by another process")]
+    Locked,
+    /// The storage engine reported an error (I/O, corruption).
     #[error("store: {0}")]
     Backend(String),
     /// An engine record does not decode (written by another version, or damaged).

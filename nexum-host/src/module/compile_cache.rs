@@ -73,7 +73,7 @@ impl ComponentCache {
         let component = match file.as_deref().and_then(|f| read_entry(engine, f)) {
             Some(component) => component,
             None => {
-                let component = Component::new(&engine.engine, bytes)?;
+                let component = engine.compile(bytes)?;
                 if let Some(file) = &file {
                     write_entry(file, &component);
                 }

@@ -8,6 +8,7 @@ use crate::state::ModuleState;
 use nexum_core::{
     Capability, ComponentDigest, ConfigError, Limits, ModuleManifest, ModuleSpec, WasmSource,
 };
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
 
@@ -57,6 +58,8 @@ pub(crate) struct LoadedModule {
     pub limits: Limits,
     /// The sha256 of the component bytes.
     pub digest: ComponentDigest,
+    /// The capabilities the component imports (a subset of what the manifest declares).
+    pub imported: BTreeSet<Capability>,
     pub pre: CowModulePre<ModuleState>,
 }
 
@@ -100,7 +103,7 @@ pub(crate) fn load(
             path: path.clone(),
             reason: format!("{e:#}"),
         })?;
-    check_imports(engine, &component, &manifest, &path)?;
+    let imported = check_imports(engine, &component, &manifest, &path)?;
 
     let pre = engine
         .linker
@@ -117,17 +120,20 @@ pub(crate) fn load(
         manifest,
         limits,
         digest,
+        imported,
         pre,
     })
 }
 
-/// Refuses imports of capabilities the manifest did not declare, and anything unknown.
+/// Refuses imports of capabilities the manifest did not declare, and anything unknown;
+/// returns the capabilities the component does import.
 fn check_imports(
     engine: &WasmEngine,
     component: &Component,
     manifest: &ModuleManifest,
     path: &Path,
-) -> Result<(), LoadError> {
+) -> Result<BTreeSet<Capability>, LoadError> {
+    let mut imported = BTreeSet::new();
     for (import, _) in component.component_type().imports(&engine.engine) {
         let unversioned = import.split('@').next().unwrap_or(import);
         if engine.extension_interfaces.iter().any(|i| i == unversioned) {
@@ -135,7 +141,9 @@ fn check_imports(
         }
         match classify_import(import) {
             ImportKind::Free => {}
-            ImportKind::Capability(capability) if manifest.capabilities.contains(&capability) => {}
+            ImportKind::Capability(capability) if manifest.capabilities.contains(&capability) => {
+                imported.insert(capability);
+            }
             ImportKind::Capability(capability) => {
                 return Err(ConfigError::new(
                     &manifest.file,
@@ -156,7 +164,7 @@ fn check_imports(
             }
         }
     }
-    Ok(())
+    Ok(imported)
 }
 
 enum ImportKind {

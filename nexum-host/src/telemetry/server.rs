@@ -40,10 +40,10 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Why the endpoint could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("metrics endpoint on {addr}: {source}")]
+#[error("metrics endpoint on {addr}: {error}")]
 pub struct ServeError {
     addr: SocketAddr,
-    source: std::io::Error,
+    error: std::io::Error,
 }
 
 /// Binds `addr` and serves until `stop`; returns the bound address.
@@ -55,10 +55,10 @@ pub(crate) async fn serve(
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), ServeError> {
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|source| ServeError { addr, source })?;
+        .map_err(|error| ServeError { addr, error })?;
     let bound = listener
         .local_addr()
-        .map_err(|source| ServeError { addr, source })?;
+        .map_err(|error| ServeError { addr, error })?;
     let prometheus = super::prometheus();
     tracing::info!(addr = %bound, "serving /metrics and /healthz");
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));

@@ -35,10 +35,10 @@ impl Factor for StoreFactor {
     }
 
     fn for_module(&self, module: &ModuleContext<'_>) -> Result<ModuleStore, BootError> {
-        ModuleStore::open(&self.ledger, &module.manifest.name, module.limits).map_err(|source| {
+        ModuleStore::open(&self.ledger, &module.manifest.name, module.limits).map_err(|error| {
             BootError::Store {
                 dir: self.dir.clone(),
-                source,
+                error,
             }
         })
     }

@@ -44,12 +44,12 @@ pub enum StartError {
     #[error("fixing where subscriptions start: {0}")]
     Store(#[from] StoreError),
     /// The chain's head could not be read.
-    #[error("fixing where subscriptions start: chain {chain}: {source}")]
+    #[error("fixing where subscriptions start: chain {chain}: {error}")]
     Chain {
         /// The chain.
         chain: ChainId,
         /// What the node said.
-        source: NodeError,
+        error: NodeError,
     },
 }
 
@@ -98,7 +98,7 @@ pub(crate) async fn fix_start_positions<C: ChainReader>(
                             .expect("admitted modules read configured chains");
                         let head = read_head(client.as_ref())
                             .await
-                            .map_err(|source| StartError::Chain { chain, source })?;
+                            .map_err(|error| StartError::Chain { chain, error })?;
                         heads.insert(chain, head);
                         head
                     }
