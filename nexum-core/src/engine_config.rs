@@ -26,6 +26,24 @@ pub enum LogFormat {
     Json,
 }
 
+/// When a committed call is safe from power loss (`[engine] durability`). Either way a
+/// commit survives the engine process being killed (`kill -9`, a panic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Commits reach the operating system at once and the disk within
+    /// `durability_window_ms`: a power cut loses at most that window, and the engine then
+    /// resumes from an older cursor (events are delivered again, never skipped).
+    #[default]
+    Buffered,
+    /// Every commit is on disk (fsync) before the call's outcome counts: nothing committed
+    /// is lost to a power cut, at the cost of one fsync per call.
+    Sync,
+}
+
+/// The default of `[engine] durability_window_ms`.
+pub const DEFAULT_DURABILITY_WINDOW_MS: u64 = 1000;
+
 /// One `[chains.<id>]` entry. Its `Debug` shows URLs by the redaction rule: they carry keys.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ChainConfig {
@@ -98,6 +116,10 @@ pub struct EngineConfig {
     pub log_level: String,
     /// Log line format.
     pub log_format: LogFormat,
+    /// When commits are safe from power loss.
+    pub durability: Durability,
+    /// With buffered durability, how often commits are forced to disk, in milliseconds.
+    pub durability_window_ms: u64,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics_addr: Option<SocketAddr>,
     /// Orders are validated and logged but not sent (per chain: `[chains.<id>] dry_run`).
@@ -121,6 +143,8 @@ impl Default for EngineConfig {
             state_dir: PathBuf::from("data"),
             log_level: "info".into(),
             log_format: LogFormat::Pretty,
+            durability: Durability::default(),
+            durability_window_ms: DEFAULT_DURABILITY_WINDOW_MS,
             metrics_addr: None,
             dry_run: false,
             chains: BTreeMap::new(),
@@ -246,9 +270,17 @@ struct RawEngineSection {
     log_level: String,
     #[serde(default)]
     log_format: LogFormat,
+    #[serde(default)]
+    durability: Durability,
+    #[serde(default = "default_durability_window_ms")]
+    durability_window_ms: u64,
     metrics_addr: Option<String>,
     #[serde(default)]
     dry_run: bool,
+}
+
+fn default_durability_window_ms() -> u64 {
+    DEFAULT_DURABILITY_WINDOW_MS
 }
 
 impl Default for RawEngineSection {
@@ -257,6 +289,8 @@ impl Default for RawEngineSection {
             state_dir: default_state_dir(),
             log_level: default_log_level(),
             log_format: LogFormat::default(),
+            durability: Durability::default(),
+            durability_window_ms: DEFAULT_DURABILITY_WINDOW_MS,
             metrics_addr: None,
             dry_run: false,
         }
@@ -325,6 +359,12 @@ impl RawEngineConfig {
             .transpose()?;
         if self.engine.log_level.trim().is_empty() {
             return Err(err("engine.log_level".into(), "must not be empty".into()));
+        }
+        if self.engine.durability_window_ms == 0 {
+            return Err(err(
+                "engine.durability_window_ms".into(),
+                "must be greater than 0 (for a commit on disk before it counts, set durability = \"sync\")".into(),
+            ));
         }
 
         let mut chains = BTreeMap::new();
@@ -418,6 +458,8 @@ impl RawEngineConfig {
             state_dir: resolve(&self.engine.state_dir),
             log_level: self.engine.log_level,
             log_format: self.engine.log_format,
+            durability: self.engine.durability,
+            durability_window_ms: self.engine.durability_window_ms,
             metrics_addr,
             dry_run: self.engine.dry_run,
             chains,

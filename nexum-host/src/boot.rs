@@ -96,7 +96,12 @@ async fn assemble(
         dir: config.state_dir.display().to_string(),
         reason: e.to_string(),
     })?;
-    let ledger = Ledger::open(&config.state_dir).map_err(|error| BootError::Store {
+    let ledger = Ledger::open_durable(
+        &config.state_dir,
+        config.durability,
+        std::time::Duration::from_millis(config.durability_window_ms),
+    )
+    .map_err(|error| BootError::Store {
         dir: config.state_dir.display().to_string(),
         error,
     })?;

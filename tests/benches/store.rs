@@ -6,9 +6,11 @@
 //! Prints the time to page through every key, to count them (and a prefix of 10,000), to
 //! write 1,000 keys in one batch against one `set` call each, and the host's peak resident
 //! memory while the module walks all of them (Linux: `VmHWM`, reset before the walk).
+//! Then the cost of `[engine] durability`: calls that each commit one write, buffered
+//! against fsynced.
 
-use nexum_core::Outcome;
-use nexum_tests::engine::{TestEngine, TestModule, boot, test_config};
+use nexum_core::{Durability, Outcome};
+use nexum_tests::engine::{TestEngine, TestModule, boot, boot_in, test_config};
 use std::time::{Duration, Instant};
 
 const KEYS: usize = 1_000_000;
@@ -75,6 +77,37 @@ async fn bench() {
         ms(median(batched)),
         ms(median(each))
     );
+    drop(engine);
+
+    for durability in [Durability::Buffered, Durability::Sync] {
+        let (p50, p99) = one_write_calls(durability).await;
+        println!(
+            "one call committing one write, durability {durability:?}: p50 {:.2} ms, p99 {:.2} ms",
+            ms(p50),
+            ms(p99)
+        );
+    }
+}
+
+/// Latency of calls that each commit one write, under `durability`, on a disk-backed
+/// state directory (beside the build, not a tmpfs).
+async fn one_write_calls(durability: Durability) -> (Duration, Duration) {
+    let mut config = test_config();
+    config.durability = durability;
+    let dir = tempfile::tempdir_in(nexum_tests::guests::guest_target_dir().parent().unwrap())
+        .expect("a state directory beside the build");
+    let engine = boot_in(dir, vec![TestModule::probe("keeper")], config)
+        .await
+        .expect("booting the probe");
+    let mut samples = Vec::new();
+    for i in 0..300 {
+        samples.push(timed(&engine, &format!("set k {i}")).await);
+    }
+    samples.sort();
+    (
+        samples[samples.len() / 2],
+        samples[samples.len() * 99 / 100],
+    )
 }
 
 async fn run(engine: &TestEngine, script: &str) {

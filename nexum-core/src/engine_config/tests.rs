@@ -193,3 +193,30 @@ fn dry_run_is_global_with_per_chain_overrides() {
     assert!(!c.is_dry_run(100));
     assert!(c.is_dry_run(5));
 }
+
+#[test]
+fn durability_is_buffered_by_default_and_can_be_sync() {
+    let c = parse("").unwrap();
+    assert_eq!(
+        (c.durability, c.durability_window_ms),
+        (Durability::Buffered, DEFAULT_DURABILITY_WINDOW_MS)
+    );
+    let c = parse("[engine]\ndurability = \"sync\"\n").unwrap();
+    assert_eq!(c.durability, Durability::Sync);
+    let c = parse("[engine]\ndurability_window_ms = 50\n").unwrap();
+    assert_eq!(c.durability_window_ms, 50);
+    let zero = parse("[engine]\ndurability_window_ms = 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        zero.starts_with("conf/engine.toml: `engine.durability_window_ms`: must be greater than 0"),
+        "{zero}"
+    );
+    let unknown = parse("[engine]\ndurability = \"always\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        unknown.contains("`engine.durability`") && unknown.contains("`buffered` or `sync`"),
+        "{unknown}"
+    );
+}

@@ -4,11 +4,14 @@
 
 use super::storage::{Batch, Space, Storage, StoreError};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use nexum_core::Durability;
 use nexum_core::host_rules::store::scan_start;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// The engine's own keyspace; its name cannot collide with `module.<name>`.
 const ENGINE_KEYSPACE: &str = "nexum.engine";
@@ -44,17 +47,25 @@ pub(crate) struct FjallStorage {
     engine: Keyspace,
     /// Module keyspaces opened so far.
     modules: Mutex<HashMap<String, Keyspace>>,
+    /// Each commit is fsynced before it returns (`durability = "sync"`).
+    sync: bool,
+    /// With buffered durability: forces commits to disk every window.
+    flusher: Option<WindowFlusher>,
 }
 
 impl FjallStorage {
-    /// Opens (or creates) the database in `dir`.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+    /// Opens (or creates) the database in `dir` with `durability`; buffered commits are
+    /// forced to disk every `window`.
+    pub fn open(dir: &Path, durability: Durability, window: Duration) -> Result<Self, StoreError> {
         let db = Database::builder(dir).cache_size(CACHE_BYTES).open()?;
         let engine = db.keyspace(ENGINE_KEYSPACE, keyspace_options)?;
+        let sync = durability == Durability::Sync;
         Ok(Self {
+            flusher: (!sync).then(|| WindowFlusher::start(db.clone(), window)),
             db,
             engine,
             modules: Mutex::default(),
+            sync,
         })
     }
 
@@ -95,6 +106,44 @@ impl FjallStorage {
             out.push(take(entry)?);
         }
         Ok(out)
+    }
+}
+
+impl Drop for FjallStorage {
+    fn drop(&mut self) {
+        // Joined before the database closes, so its lock goes with the storage.
+        if let Some(flusher) = self.flusher.take() {
+            flusher.stop();
+        }
+    }
+}
+
+/// A thread that forces buffered commits to disk every window: how much a power cut can
+/// take is bounded by the window (fjall alone only writes them to the OS).
+struct WindowFlusher {
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl WindowFlusher {
+    fn start(db: Database, window: Duration) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("nexum-store-sync".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(window) {
+                    if let Err(e) = db.persist(PersistMode::SyncAll) {
+                        tracing::error!(error = %StoreError::from(e), "forcing commits to disk failed");
+                    }
+                }
+            })
+            .expect("spawning the store sync thread");
+        Self { stop, thread }
+    }
+
+    fn stop(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
     }
 }
 
@@ -182,6 +231,9 @@ impl Storage for FjallStorage {
             return Ok(());
         }
         let mut fjall_batch = self.db.batch();
+        if self.sync {
+            fjall_batch = fjall_batch.durability(Some(PersistMode::SyncAll));
+        }
         for write in batch.writes {
             let keyspace = self
                 .keyspace(&write.space, true)?
@@ -198,5 +250,30 @@ impl Storage for FjallStorage {
     fn flush(&self) -> Result<(), StoreError> {
         self.db.persist(PersistMode::SyncAll)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(durability: Durability) {
+        let dir = tempfile::tempdir().unwrap();
+        let space = Space::Module(nexum_core::ModuleName::new("m").unwrap());
+        let window = Duration::from_millis(5);
+        let storage = FjallStorage::open(dir.path(), durability, window).unwrap();
+        let mut batch = Batch::default();
+        batch.set(space.clone(), "k", b"v".to_vec());
+        storage.commit(batch).unwrap();
+        drop(storage);
+        // Dropping stops the sync thread before the database closes: the lock is free at once.
+        let reopened = FjallStorage::open(dir.path(), durability, window).unwrap();
+        assert_eq!(reopened.get(&space, "k").unwrap(), Some(b"v".to_vec()));
+    }
+
+    #[test]
+    fn both_durabilities_commit_and_release_the_store_when_dropped() {
+        round_trip(Durability::Buffered);
+        round_trip(Durability::Sync);
     }
 }

@@ -24,13 +24,16 @@ pub(crate) use records::{Bookkeeping, Cursor, DeliveredBlock, Entry, Start, Subs
 pub use storage::StoreError;
 pub(crate) use storage::{Batch, Space};
 
+use nexum_core::Durability;
 use nexum_core::ModuleName;
+use nexum_core::engine_config::DEFAULT_DURABILITY_WINDOW_MS;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use storage::Storage;
 
 /// Dead letters kept per module: a module that fails every event must not grow the
@@ -47,10 +50,24 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Opens (or creates) the ledger in `dir`.
+    /// Opens (or creates) the ledger in `dir`, with the default (buffered) durability.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_durable(
+            dir,
+            Durability::default(),
+            Duration::from_millis(DEFAULT_DURABILITY_WINDOW_MS),
+        )
+    }
+
+    /// Opens (or creates) the ledger in `dir`, committing with `durability` (buffered
+    /// commits reach the disk within `window`).
+    pub(crate) fn open_durable(
+        dir: &Path,
+        durability: Durability,
+        window: Duration,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
-            storage: Arc::new(fjall::FjallStorage::open(dir)?),
+            storage: Arc::new(fjall::FjallStorage::open(dir, durability, window)?),
         })
     }
 
