@@ -50,6 +50,29 @@ fn heartbeat_engine(dir: &Path) -> std::path::PathBuf {
     engine
 }
 
+/// An engine.toml in `dir` whose module, every second, logs `slow call #N starting`, waits
+/// `ms` in a host call, then stores `count` = N.
+fn slow_engine(dir: &Path, ms: u64) -> std::path::PathBuf {
+    std::fs::write(
+        dir.join("module.toml"),
+        format!(
+            "[module]\nname = \"slow\"\nversion = \"0.1.0\"\n\n[capabilities]\nrequired = [\"local-store\", \"logging\"]\n\n\
+             [[subscription]]\nkind = \"cron\"\nschedule = \"* * * * * *\"\n\n[config]\nattack = \"slow-count {ms}\"\n"
+        ),
+    )
+    .unwrap();
+    let engine = dir.join("engine.toml");
+    std::fs::write(
+        &engine,
+        format!(
+            "[engine]\nstate_dir = \"state\"\n\n[[modules]]\npath = {:?}\nmanifest = \"module.toml\"\n",
+            guests::wasm("attacker")
+        ),
+    )
+    .unwrap();
+    engine
+}
+
 /// An engine.toml in `dir` running the block-logger example against the node at `rpc_url`;
 /// `engine` and `chain` are extra lines for those two tables.
 fn block_logger_engine(dir: &Path, engine: &str, rpc_url: &str, chain: &str) -> std::path::PathBuf {
@@ -97,21 +120,7 @@ fn heartbeat_ticks_are_logged_and_the_counter_survives_a_restart() {
 #[test]
 fn sigterm_lets_the_call_in_flight_finish_and_commit() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("module.toml"),
-        "[module]\nname = \"slow\"\nversion = \"0.1.0\"\n\n[capabilities]\nrequired = [\"local-store\", \"logging\"]\n\n\
-         [[subscription]]\nkind = \"cron\"\nschedule = \"* * * * * *\"\n\n[config]\nattack = \"slow-count 2000\"\n",
-    )
-    .unwrap();
-    let engine = dir.path().join("engine.toml");
-    std::fs::write(
-        &engine,
-        format!(
-            "[engine]\nstate_dir = \"state\"\n\n[[modules]]\npath = {:?}\nmanifest = \"module.toml\"\n",
-            guests::wasm("attacker")
-        ),
-    )
-    .unwrap();
+    let engine = slow_engine(dir.path(), 2000);
     let engine = engine.to_str().unwrap();
 
     let mut running = Running::start(&["run", engine]);
@@ -237,21 +246,7 @@ async fn json_logs_carry_module_chain_block_and_event() {
 #[test]
 fn a_second_signal_during_a_slow_shutdown_exits_at_once_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("module.toml"),
-        "[module]\nname = \"slow\"\nversion = \"0.1.0\"\n\n[capabilities]\nrequired = [\"local-store\", \"logging\"]\n\n\
-         [[subscription]]\nkind = \"cron\"\nschedule = \"* * * * * *\"\n\n[config]\nattack = \"slow-count 20000\"\n",
-    )
-    .unwrap();
-    let engine = dir.path().join("engine.toml");
-    std::fs::write(
-        &engine,
-        format!(
-            "[engine]\nstate_dir = \"state\"\n\n[[modules]]\npath = {:?}\nmanifest = \"module.toml\"\n",
-            guests::wasm("attacker")
-        ),
-    )
-    .unwrap();
+    let engine = slow_engine(dir.path(), 20_000);
     let mut running = Running::start(&["run", engine.to_str().unwrap()]);
     running.wait_for("slow call #1 starting");
     running.0.send("-TERM");

@@ -72,9 +72,7 @@ impl WasmEngine {
             _ticker: ticker,
         })
     }
-}
 
-impl WasmEngine {
     /// Compiles a component from its binary form. wasmtime would also take the text format
     /// (whose parse errors span many lines) and report a core module as a parse error; both
     /// are refused first with one line that says what the file is.

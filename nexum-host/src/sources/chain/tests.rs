@@ -82,6 +82,16 @@ impl Recording {
             .collect()
     }
 
+    /// The logs retracted (`removed: true`) after the first `since` journal entries, in the
+    /// order they came.
+    fn retracted_since(&self, since: usize) -> Vec<(u64, u64)> {
+        self.journal()[since..]
+            .iter()
+            .filter(|e| e.2)
+            .map(|e| (e.0, e.1))
+            .collect()
+    }
+
     /// The logs the module holds as canonical: received, and not retracted since.
     fn live(&self) -> BTreeSet<(u64, u64)> {
         let mut live = BTreeSet::new();
@@ -121,6 +131,11 @@ struct Running {
     module: Arc<Recording>,
     stop: watch::Sender<bool>,
     heights: DeliveredHeights,
+}
+
+/// A block subscription and a log subscription of chain 1.
+fn blocks_and_logs() -> Vec<Subscription> {
+    vec![Subscription::Block { chain_id: 1 }, logs_subscription(None)]
 }
 
 fn logs_subscription(start_block: Option<u64>) -> Subscription {
@@ -229,12 +244,7 @@ fn policy() -> DeliveryPolicy {
 async fn blocks_and_logs_arrive_once_in_chain_order() {
     let chain = Arc::new(ScriptedChain::new(true));
     let start_at = chain.head();
-    let running = start(
-        chain.clone(),
-        vec![Subscription::Block { chain_id: 1 }, logs_subscription(None)],
-        policy(),
-    )
-    .await;
+    let running = start(chain.clone(), blocks_and_logs(), policy()).await;
     for logs in [2, 0, 3, 1] {
         chain.mine(logs);
     }
@@ -264,7 +274,7 @@ async fn a_reorg_of_one_block_retracts_it_then_delivers_the_replacement() {
     chain.reorg(1, &[3]);
     running.settle_on_canonical(start_at).await;
     let after = running.module.journal()[before..].to_vec();
-    let removed: Vec<(u64, u64)> = after.iter().filter(|e| e.2).map(|e| (e.0, e.1)).collect();
+    let removed = running.module.retracted_since(before);
     let mut newest_first = retracted;
     newest_first.reverse();
     assert_eq!(removed, newest_first);
@@ -301,11 +311,7 @@ async fn a_reorg_deeper_than_the_window_undoes_what_the_window_holds() {
         .chain(chain.canonical_logs(window_start))
         .collect();
     running.settle(|m| m.live() == expected).await;
-    let removed: Vec<(u64, u64)> = running.module.journal()[journal_before..]
-        .iter()
-        .filter(|e| e.2)
-        .map(|e| (e.0, e.1))
-        .collect();
+    let removed = running.module.retracted_since(journal_before);
     let window_newest_first: Vec<(u64, u64)> =
         (window_start..=tip).rev().map(|block| (block, 0)).collect();
     assert_eq!(removed, window_newest_first, "retracted exactly the window");
@@ -315,12 +321,7 @@ async fn a_reorg_deeper_than_the_window_undoes_what_the_window_holds() {
 async fn a_gap_in_announced_heads_is_filled_from_the_chain() {
     let chain = Arc::new(ScriptedChain::new(true));
     let start_at = chain.head();
-    let running = start(
-        chain.clone(),
-        vec![Subscription::Block { chain_id: 1 }, logs_subscription(None)],
-        policy(),
-    )
-    .await;
+    let running = start(chain.clone(), blocks_and_logs(), policy()).await;
     chain.mine(1);
     chain.mine_quietly(5, 2);
     chain.mine(1);
@@ -362,11 +363,7 @@ async fn a_node_that_announces_removed_logs_causes_no_double_retraction() {
     }
     chain.mine(1);
     running.settle_on_canonical(start_at).await;
-    let removed: Vec<(u64, u64)> = running.module.journal()[before..]
-        .iter()
-        .filter(|e| e.2)
-        .map(|e| (e.0, e.1))
-        .collect();
+    let removed = running.module.retracted_since(before);
     let mut newest_first = retracted;
     newest_first.reverse();
     assert_eq!(removed, newest_first, "each retraction exactly once");
@@ -420,12 +417,7 @@ async fn a_failure_in_the_middle_of_catch_up_is_retried_without_loss_or_double()
 async fn a_node_without_push_is_polled_for_blocks_and_logs() {
     let chain = Arc::new(ScriptedChain::new(false));
     let start_at = chain.head();
-    let running = start(
-        chain.clone(),
-        vec![Subscription::Block { chain_id: 1 }, logs_subscription(None)],
-        policy(),
-    )
-    .await;
+    let running = start(chain.clone(), blocks_and_logs(), policy()).await;
     for logs in [1, 0, 2] {
         chain.mine(logs);
     }
