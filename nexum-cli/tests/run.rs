@@ -32,18 +32,23 @@ impl Running {
 
 /// An engine.toml running the heartbeat example every second, state in `dir`.
 fn heartbeat_engine(dir: &Path) -> std::path::PathBuf {
-    let manifest = dir.join("module.toml");
-    std::fs::write(
-        &manifest,
+    one_module_engine(
+        dir,
+        "heartbeat",
         "[module]\nname = \"heartbeat\"\nversion = \"0.1.0\"\n\n[capabilities]\nrequired = [\"local-store\", \"logging\"]\n\n[[subscription]]\nkind = \"cron\"\nschedule = \"* * * * * *\"\n",
     )
-    .unwrap();
+}
+
+/// An engine.toml in `dir` running guest `guest` under `manifest` (written as module.toml
+/// beside it), state in `dir/state`.
+fn one_module_engine(dir: &Path, guest: &str, manifest: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("module.toml"), manifest).unwrap();
     let engine = dir.join("engine.toml");
     std::fs::write(
         &engine,
         format!(
             "[engine]\nstate_dir = \"state\"\n\n[[modules]]\npath = {:?}\nmanifest = \"module.toml\"\n",
-            guests::wasm("heartbeat")
+            guests::wasm(guest)
         ),
     )
     .unwrap();
@@ -53,24 +58,14 @@ fn heartbeat_engine(dir: &Path) -> std::path::PathBuf {
 /// An engine.toml in `dir` whose module, every second, logs `slow call #N starting`, waits
 /// `ms` in a host call, then stores `count` = N.
 fn slow_engine(dir: &Path, ms: u64) -> std::path::PathBuf {
-    std::fs::write(
-        dir.join("module.toml"),
-        format!(
+    one_module_engine(
+        dir,
+        "attacker",
+        &format!(
             "[module]\nname = \"slow\"\nversion = \"0.1.0\"\n\n[capabilities]\nrequired = [\"local-store\", \"logging\"]\n\n\
              [[subscription]]\nkind = \"cron\"\nschedule = \"* * * * * *\"\n\n[config]\nattack = \"slow-count {ms}\"\n"
         ),
     )
-    .unwrap();
-    let engine = dir.join("engine.toml");
-    std::fs::write(
-        &engine,
-        format!(
-            "[engine]\nstate_dir = \"state\"\n\n[[modules]]\npath = {:?}\nmanifest = \"module.toml\"\n",
-            guests::wasm("attacker")
-        ),
-    )
-    .unwrap();
-    engine
 }
 
 /// An engine.toml in `dir` running the block-logger example against the node at `rpc_url`;
@@ -270,21 +265,12 @@ fn a_second_signal_during_a_slow_shutdown_exits_at_once_and_says_so() {
 #[test]
 fn an_engine_whose_every_module_fails_init_exits_1() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("module.toml"),
+    let engine = one_module_engine(
+        dir.path(),
+        "probe",
         "[module]\nname = \"broken\"\nversion = \"0.1.0\"\n\n[capabilities]\nrequired = [\"local-store\", \"logging\"]\n\n\
          [config]\ninit = \"fail\"\n",
-    )
-    .unwrap();
-    let engine = dir.path().join("engine.toml");
-    std::fs::write(
-        &engine,
-        format!(
-            "[engine]\nstate_dir = \"state\"\n\n[[modules]]\npath = {:?}\nmanifest = \"module.toml\"\n",
-            guests::wasm("probe")
-        ),
-    )
-    .unwrap();
+    );
     let output = Command::new(NEXUM)
         .args(["run", engine.to_str().unwrap()])
         .env_remove("RUST_LOG")

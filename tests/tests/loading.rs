@@ -125,40 +125,16 @@ async fn duplicate_module_names_are_refused() {
 }
 
 #[tokio::test]
-async fn bytes_that_are_not_a_component_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = dir.path().join("fake.wasm");
-    std::fs::write(&fake, b"not wasm at all").unwrap();
-    let manifest_path = dir.path().join("module.toml");
-    std::fs::write(
-        &manifest_path,
-        "[module]\nname = \"fake\"\nversion = \"1\"\n",
-    )
-    .unwrap();
-    let mut config = test_config();
-    config.state_dir = dir.path().join("state");
-    let builder = nexum_host::RuntimeBuilder::new(config)
-        .module_file(&fake, &manifest_path)
-        .unwrap();
-    let err = match builder.start().await {
-        Ok(_) => panic!("boot should have failed"),
-        Err(e) => e.to_string(),
-    };
-    assert_eq!(
-        err,
-        format!(
-            "{}: not a valid WebAssembly component: not a WebAssembly binary (components are loaded in binary form only; build for wasm32-wasip2)",
-            fake.display()
-        )
-    );
-}
-
-#[tokio::test]
-async fn text_components_and_core_modules_are_refused_in_one_line() {
+async fn bytes_that_are_not_a_binary_component_are_refused_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("module.toml");
     std::fs::write(&manifest, "[module]\nname = \"m\"\nversion = \"1\"\n").unwrap();
-    let cases: [(&str, Vec<u8>, &str); 3] = [
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        (
+            "fake.wasm",
+            b"not wasm at all".to_vec(),
+            "not a WebAssembly binary (components are loaded in binary form only; build for wasm32-wasip2)",
+        ),
         (
             "text.wasm",
             b"(component)".to_vec(),
