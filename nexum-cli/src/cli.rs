@@ -92,7 +92,8 @@ Examples:
   nexum run target/wasm32-wasip2/release/my_keeper.wasm module.toml")]
     New(NewArgs),
 
-    /// Show what a module keeps in its store (read-only; the engine must not be running).
+    /// Show what a module keeps in its store (read-only): through the admin API while the
+    /// engine runs, from the state files when it is stopped.
     #[command(after_help = "\
 Examples:
   nexum store engine.toml twap-keeper            # list keys with their sizes
@@ -107,7 +108,8 @@ Examples:
         action: Option<StoreAction>,
     },
 
-    /// List the events modules failed to handle and skipped (read-only).
+    /// List the events modules failed to handle and skipped (read-only; live through the
+    /// admin API, or from the state files).
     #[command(after_help = "\
 Examples:
   nexum dead-letters engine.toml
@@ -118,6 +120,59 @@ Examples:
         /// Only this module's.
         #[arg(long)]
         module: Option<String>,
+    },
+
+    /// Show each module's state and each subscription's position and lag.
+    #[command(after_help = "\
+Through the admin API ([admin] in engine.toml) while the engine runs; from the state files
+(positions and dead letters) when it is stopped.
+
+Examples:
+  nexum status engine.toml")]
+    Status {
+        /// The engine.toml of the engine.
+        engine: PathBuf,
+    },
+
+    /// Make a running engine re-read engine.toml and its manifests (like SIGHUP).
+    #[command(after_help = "\
+Adds, removes and upgrades modules in place; the others keep running. A config that does
+not validate, or that changes settings outside [[modules]], is refused whole and the
+running engine is left as it was. Needs the admin API ([admin] in engine.toml).
+
+Examples:
+  nexum reload engine.toml
+  kill -HUP $(pidof nexum)      # the same, by signal")]
+    Reload {
+        /// The engine.toml of the running engine.
+        engine: PathBuf,
+    },
+
+    /// Hand a module its dead letters again, once it is fixed.
+    #[command(after_help = "\
+Each letter the module now handles is removed in the same commit as its writes; one it
+fails again is dead-lettered anew with the new reason. Needs the admin API.
+
+Examples:
+  nexum replay engine.toml twap-keeper")]
+    Replay {
+        /// The engine.toml of the running engine.
+        engine: PathBuf,
+        /// The module.
+        module: String,
+    },
+
+    /// Start a module again with a fresh instance (takes it out of quarantine).
+    #[command(after_help = "\
+The module resumes from its committed cursors. Needs the admin API.
+
+Examples:
+  nexum restart engine.toml twap-keeper")]
+    Restart {
+        /// The engine.toml of the running engine.
+        engine: PathBuf,
+        /// The module.
+        module: String,
     },
 }
 

@@ -6,11 +6,13 @@
 // Every dependency earns its place (test targets also see dev-dependencies).
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
+mod admin_client;
 mod check;
 mod cli;
 mod inspect;
 mod logging;
 mod new;
+mod operate;
 mod run;
 mod signals;
 mod store;
@@ -42,10 +44,14 @@ fn main() -> ExitCode {
                 engine,
                 module,
                 action,
-            } => store::store(&engine, &module, action),
+            } => store::store(&engine, &module, action).await,
             cli::Command::DeadLetters { engine, module } => {
-                store::dead_letters(&engine, module.as_deref())
+                store::dead_letters(&engine, module.as_deref()).await
             }
+            cli::Command::Status { engine } => operate::status(&engine).await,
+            cli::Command::Reload { engine } => operate::reload(&engine).await,
+            cli::Command::Replay { engine, module } => operate::replay(&engine, &module).await,
+            cli::Command::Restart { engine, module } => operate::restart(&engine, &module).await,
         }
     });
     match result {

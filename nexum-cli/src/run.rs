@@ -2,7 +2,7 @@
 //! `nexum_host::RuntimeBuilder`.
 
 use crate::cli::RunArgs;
-use crate::signals::StopSignals;
+use crate::signals::{Asked, Signals};
 use anyhow::{Context, bail};
 use nexum_host::RuntimeBuilder;
 use nexum_host::core::{ChainConfig, EngineConfig, ManifestLocation, ModuleStatus};
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let builder = builder_for(&args)?;
-    let mut signals = StopSignals::install()?;
+    let mut signals = Signals::install()?;
     let runtime = builder.start().await?;
     let modules = runtime.modules();
     crate::summary::print(&modules);
@@ -23,16 +23,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             "no module could start: the init of every module failed (reasons above); nothing to run"
         );
     }
-    tracing::info!("running; press ctrl-c to stop");
+    tracing::info!("running; press ctrl-c to stop, send SIGHUP to reload");
 
-    let signal = signals.next().await;
+    let signal = loop {
+        match signals.next().await {
+            Asked::Stop(name) => break name,
+            // Signals that arrive during a reload wait for it: stopping half-way through
+            // replacing a module would leave it without sources.
+            Asked::Reload => match runtime.reload_config_file().await {
+                Ok(report) => tracing::info!("SIGHUP: reloaded ({report})"),
+                Err(e) => tracing::error!("SIGHUP: {e}"),
+            },
+        }
+    };
     tracing::info!(
         signal,
         "stopping: no new events; letting in-flight calls finish (a second signal exits at once)"
     );
     let summary = tokio::select! {
         summary = runtime.shutdown() => summary,
-        again = signals.next() => {
+        again = signals.next_stop() => {
             // Committed state is safe (each call commits atomically); what is in flight is
             // redone after the restart.
             tracing::warn!(signal = again, "second signal: exiting now, without waiting for calls in flight");

@@ -1,14 +1,16 @@
-//! `nexum store` and `nexum dead-letters`: read-only views of an engine's state.
+//! `nexum store` and `nexum dead-letters`: read-only views of an engine's state — through
+//! the admin API while the engine runs, from the state files when it is stopped.
 
+use crate::admin_client::{AdminClient, Reach};
+use crate::cli::StoreAction;
 use anyhow::bail;
 use nexum_host::core::{EngineConfig, Event, ModuleName};
-use nexum_host::{Ledger, StoreError};
+use nexum_host::{DeadLetter, Ledger, StoreError};
+use serde::Deserialize;
 use std::path::Path;
 
-use crate::cli::StoreAction;
-
-fn open(engine: &Path) -> anyhow::Result<Ledger> {
-    let config = EngineConfig::load(engine)?;
+/// Opens the state files of a stopped engine.
+pub fn open(engine: &Path, config: &EngineConfig) -> anyhow::Result<Ledger> {
     if !config.state_dir.is_dir() {
         bail!(
             "{}: no state yet (engine.state_dir is {})",
@@ -18,17 +20,23 @@ fn open(engine: &Path) -> anyhow::Result<Ledger> {
     }
     let dir = config.state_dir.display();
     Ledger::open(&config.state_dir).map_err(|e| match e {
-        StoreError::Locked => {
-            anyhow::anyhow!("the state in {dir} is in use: is this engine running? stop it first")
-        }
+        StoreError::Locked => anyhow::anyhow!(
+            "the state in {dir} is in use: is this engine running? stop it, or set [admin] in {} to read it while it runs",
+            engine.display()
+        ),
         other => anyhow::anyhow!("cannot open the state in {dir}: {other}"),
     })
 }
 
-pub fn store(engine: &Path, module: &str, action: Option<StoreAction>) -> anyhow::Result<()> {
+pub async fn store(engine: &Path, module: &str, action: Option<StoreAction>) -> anyhow::Result<()> {
     let name = ModuleName::new(module).map_err(anyhow::Error::msg)?;
-    let state = open(engine)?;
-    match action.unwrap_or(StoreAction::List { prefix: None }) {
+    let config = EngineConfig::load(engine)?;
+    let action = action.unwrap_or(StoreAction::List { prefix: None });
+    if let Reach::Running(admin) = Reach::of(&config).await? {
+        return store_live(&admin, module, action).await;
+    }
+    let state = open(engine, &config)?;
+    match action {
         StoreAction::List { prefix } => {
             let entries = state.list(&name, prefix.as_deref().unwrap_or(""))?;
             for (key, value) in &entries {
@@ -39,7 +47,7 @@ pub fn store(engine: &Path, module: &str, action: Option<StoreAction>) -> anyhow
         StoreAction::Get { key } => match state.read(&name, &key)? {
             Some(value) => match String::from_utf8(value) {
                 Ok(text) => println!("{text}"),
-                Err(e) => println!("0x{}", hex_of(e.as_bytes())),
+                Err(e) => println!("0x{}", hex::encode(e.as_bytes())),
             },
             None => bail!("module `{module}` has no key {key:?}"),
         },
@@ -47,9 +55,71 @@ pub fn store(engine: &Path, module: &str, action: Option<StoreAction>) -> anyhow
     Ok(())
 }
 
-pub fn dead_letters(engine: &Path, module: Option<&str>) -> anyhow::Result<()> {
-    let state = open(engine)?;
-    let letters = state.dead_letters(module)?;
+#[derive(Deserialize)]
+struct KeysPage {
+    keys: Vec<KeySize>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct KeySize {
+    key: String,
+    bytes: usize,
+}
+
+#[derive(Deserialize)]
+struct Value {
+    text: Option<String>,
+    hex: Option<String>,
+}
+
+async fn store_live(admin: &AdminClient, module: &str, action: StoreAction) -> anyhow::Result<()> {
+    let base = format!("/v1/modules/{module}");
+    match action {
+        StoreAction::List { prefix } => {
+            let prefix = prefix.unwrap_or_default();
+            let mut after: Option<String> = None;
+            let mut count = 0usize;
+            loop {
+                let mut query = vec![("prefix", prefix.as_str())];
+                if let Some(after) = &after {
+                    query.push(("after", after.as_str()));
+                }
+                let page: KeysPage = admin.get(&format!("{base}/keys"), &query).await?;
+                for entry in &page.keys {
+                    println!("{}  ({} bytes)", entry.key, entry.bytes);
+                }
+                count += page.keys.len();
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            println!("{count} key(s)");
+        }
+        StoreAction::Get { key } => {
+            let value: Value = admin
+                .get(&format!("{base}/value"), &[("key", &key)])
+                .await?;
+            match (value.text, value.hex) {
+                (Some(text), _) => println!("{text}"),
+                (None, Some(hex)) => println!("0x{hex}"),
+                (None, None) => bail!("the engine answered without a value"),
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn dead_letters(engine: &Path, module: Option<&str>) -> anyhow::Result<()> {
+    let config = EngineConfig::load(engine)?;
+    let letters: Vec<DeadLetter> = match Reach::of(&config).await? {
+        Reach::Running(admin) => {
+            let query: Vec<(&str, &str)> = module.map(|m| ("module", m)).into_iter().collect();
+            admin.get("/v1/dead-letters", &query).await?
+        }
+        _ => open(engine, &config)?.dead_letters(module)?,
+    };
     for letter in &letters {
         let at = chrono::DateTime::from_timestamp_millis(letter.at_ms as i64)
             .map(|t| t.to_rfc3339())
@@ -86,8 +156,4 @@ fn describe(event: &Event) -> String {
         }
         Event::Tick(t) => format!("tick {:?} at {}", t.schedule, t.fired_at),
     }
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -303,7 +303,7 @@ fn reading_the_store_of_a_running_engine_says_it_is_in_use_once() {
     assert_eq!(
         String::from_utf8(output.stderr).unwrap(),
         format!(
-            "error: the state in {} is in use: is this engine running? stop it first\n",
+            "error: the state in {} is in use: is this engine running? stop it, or set [admin] in {engine} to read it while it runs\n",
             dir.path().join("state").display()
         )
     );

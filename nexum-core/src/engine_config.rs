@@ -122,6 +122,8 @@ pub struct EngineConfig {
     pub durability_window_ms: u64,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// The admin API, if enabled (`[admin]`).
+    pub admin: Option<AdminConfig>,
     /// Orders are validated and logged but not sent (per chain: `[chains.<id>] dry_run`).
     pub dry_run: bool,
     /// Reachable chains by id.
@@ -146,6 +148,7 @@ impl Default for EngineConfig {
             durability: Durability::default(),
             durability_window_ms: DEFAULT_DURABILITY_WINDOW_MS,
             metrics_addr: None,
+            admin: None,
             dry_run: false,
             chains: BTreeMap::new(),
             limits: Limits::default(),
@@ -259,6 +262,14 @@ struct RawEngineConfig {
     delivery: DeliveryPolicy,
     #[serde(default)]
     modules: Vec<RawModuleEntry>,
+    admin: Option<RawAdmin>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    addr: String,
+    token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -367,6 +378,12 @@ impl RawEngineConfig {
             ));
         }
 
+        let admin = self
+            .admin
+            .map(|raw| AdminConfig::validate(raw.addr, raw.token))
+            .transpose()
+            .map_err(|(field, reason)| err(format!("admin.{field}"), reason))?;
+
         let mut chains = BTreeMap::new();
         let mut keys: BTreeMap<ChainId, String> = BTreeMap::new();
         for (key, chain) in self.chains {
@@ -461,6 +478,7 @@ impl RawEngineConfig {
             durability: self.engine.durability,
             durability_window_ms: self.engine.durability_window_ms,
             metrics_addr,
+            admin,
             dry_run: self.engine.dry_run,
             chains,
             limits,
@@ -471,6 +489,62 @@ impl RawEngineConfig {
                 .map_err(|(field, reason)| err(format!("delivery.{field}"), reason))?,
             modules,
         })
+    }
+}
+
+/// Shortest admin token accepted: a guessable token is no protection.
+const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// `[admin]`: where the admin API listens, and the bearer token it asks for. Its `Debug`
+/// never shows the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// The address to listen on (port 0 picks a free one).
+    pub addr: SocketAddr,
+    /// Required in an `Authorization: Bearer` header when set; always set when `addr` is
+    /// not a loopback address.
+    pub token: Option<String>,
+}
+
+impl AdminConfig {
+    /// An admin endpoint on `addr`; a token is required unless `addr` is loopback.
+    fn validate(addr: String, token: Option<String>) -> Result<Self, (&'static str, String)> {
+        let parsed: SocketAddr = addr.parse().map_err(|_| {
+            (
+                "addr",
+                format!("expected host:port such as \"127.0.0.1:9101\", found {addr:?}"),
+            )
+        })?;
+        match &token {
+            None if !parsed.ip().is_loopback() => {
+                return Err((
+                    "token",
+                    format!(
+                        "required when the admin API listens on {parsed}, which is not a loopback address (set token = \"${{NEXUM_ADMIN_TOKEN}}\")"
+                    ),
+                ));
+            }
+            Some(token) if token.chars().count() < MIN_ADMIN_TOKEN_LEN => {
+                return Err((
+                    "token",
+                    format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters long"),
+                ));
+            }
+            _ => {}
+        }
+        Ok(Self {
+            addr: parsed,
+            token,
+        })
+    }
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("addr", &self.addr)
+            .field("token", &self.token.as_ref().map(|_| redact::HIDDEN))
+            .finish()
     }
 }
 

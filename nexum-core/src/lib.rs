@@ -41,7 +41,9 @@ mod toml_file;
 
 pub use capability::Capability;
 pub use cron::CronSchedule;
-pub use engine_config::{ChainConfig, Durability, EngineConfig, LogFormat, ModuleEntry};
+pub use engine_config::{
+    AdminConfig, ChainConfig, Durability, EngineConfig, LogFormat, ModuleEntry,
+};
 pub use error::ConfigError;
 pub use event::{Block, ChainId, ChainLog, ChainLogs, Event, Tick};
 pub use limits::{DeliveryPolicy, LimitOverrides, Limits, Supervision};

@@ -71,7 +71,8 @@ pub enum ModuleStatus {
     Running,
     /// Waiting to be restarted after a trap.
     Restarting,
-    /// Failed too often; takes no events until the engine restarts.
+    /// Failed too often; takes no events until it is restarted (by an operator, a reload
+    /// that changes it, or an engine restart).
     Quarantined,
     /// Shut down.
     Stopped,

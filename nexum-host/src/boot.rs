@@ -66,6 +66,29 @@ pub(crate) struct Booted {
     pub supervisor: HostSupervisor,
     pub chains: Arc<ChainPool>,
     pub ledger: Ledger,
+    /// What a reload needs to load and wire more modules the same way.
+    pub wiring: Wiring,
+}
+
+/// The engine-wide parts modules are loaded and wired with, kept for reloads.
+pub(crate) struct Wiring {
+    pub engine: Arc<WasmEngine>,
+    pub factors: Factors,
+    pub config: EngineConfig,
+}
+
+impl Wiring {
+    /// Gives `module` what it may reach.
+    pub fn prepare(&self, module: Arc<LoadedModule>) -> Result<Prepared, BootError> {
+        let capabilities = self.factors.for_module(&ModuleContext {
+            manifest: &module.manifest,
+            limits: &module.limits,
+        })?;
+        Ok(Prepared {
+            module,
+            capabilities,
+        })
+    }
 }
 
 /// Boots `plan` with embedder `extensions` linked in; see the module docs.
@@ -124,27 +147,33 @@ async fn assemble(
         chains: &chains,
         observers,
     })?;
-    let mut prepared = Vec::with_capacity(loaded.len());
-    for module in loaded {
-        let capabilities = factors.for_module(&ModuleContext {
-            manifest: &module.manifest,
-            limits: &module.limits,
-        })?;
-        prepared.push(Prepared {
-            module,
-            capabilities,
-        });
-    }
-    let supervisor = HostSupervisor::start(engine, prepared, config.supervision, observers).await;
+    let wiring = Wiring {
+        engine,
+        factors,
+        config,
+    };
+    let prepared = loaded
+        .into_iter()
+        .map(|module| wiring.prepare(module))
+        .collect::<Result<Vec<_>, _>>()?;
+    let supervisor = HostSupervisor::start(
+        wiring.engine.clone(),
+        prepared,
+        wiring.config.supervision,
+        observers,
+    )
+    .await;
     Ok(Booted {
         supervisor,
         chains,
         ledger,
+        wiring,
     })
 }
 
-/// Loads every module before any starts; names must be unique in an engine.
-fn load_all(
+/// Loads every module before any starts (compile cache, admission under the engine's
+/// limits); names must be unique in an engine.
+pub(crate) fn load_all(
     engine: &WasmEngine,
     config: &EngineConfig,
     specs: Vec<nexum_core::ModuleSpec>,

@@ -196,12 +196,15 @@
 //!
 //! # Inside
 //!
-//! - `builder`, `runtime`: [`RuntimeBuilder`] and the [`Runtime`] handle embedders hold;
+//! - `builder`: [`RuntimeBuilder`], how embedders start a [`Runtime`];
 //! - `boot`: turns the plan into running parts, leaving nothing half-started on failure;
 //! - `module/`: loading (digest pin, import check, compile cache) and one call under
 //!   fuel, memory and a deadline;
 //! - `supervisor/`: nexum's [`core::supervisor::Supervisor`]: a queue and worker task per
-//!   module, retries, restarts, quarantine;
+//!   module, retries, restarts, quarantine; modules added, replaced and removed while the
+//!   others run;
+//! - `runtime/`: the [`Runtime`] handle, each module's own sources, reload, and operator
+//!   actions (restart a module, replay its dead letters);
 //! - `ledger/`: the engine's records (where each subscription stands, dead letters) and
 //!   the module stores, over one storage with atomic commits ([`Ledger`]);
 //! - `capabilities/`: the host interfaces a module can import (`local-store`, `logging`,
@@ -211,11 +214,13 @@
 //! - `engine`, [`extension`], `state`: the wasmtime engine and linker, embedders'
 //!   interfaces, and the host state of one instance;
 //! - `observers`: lifecycle and log-line streams for embedders;
-//! - [`telemetry`]: Prometheus metrics and `/healthz`;
+//! - [`telemetry`]: Prometheus metrics and `/healthz`; [`admin`]: the admin API; both
+//!   served by `http_endpoint`;
 //! - [`check`], [`inspect`]: what `nexum check` and `nexum inspect` report.
 
 // Every dependency earns its place (test targets also see dev-dependencies).
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
+pub mod admin;
 mod bindings;
 mod boot;
 mod builder;
@@ -225,6 +230,7 @@ mod check;
 mod convert;
 mod engine;
 pub mod extension;
+mod http_endpoint;
 mod inspect;
 mod ledger;
 mod module;
@@ -242,10 +248,10 @@ pub use check::{CheckReport, ModuleCheck, check};
 pub use engine::EngineError;
 pub use extension::HostExtension;
 pub use inspect::{ComponentReport, Import, InspectError, inspect};
-pub use ledger::{DeadLetter, Ledger, StoreError};
+pub use ledger::{DeadLetter, Ledger, Position, StoreError};
 pub use module::LoadError;
 pub use nexum_core as core;
-pub use runtime::{Position, Runtime, RuntimeError};
+pub use runtime::{ReloadError, ReloadReport, ReplayReport, Runtime, RuntimeError};
 pub use sources::StartError;
 pub use state::ModuleState;
 /// The wasmtime this runtime is built on, for [`extension`]s to generate bindings with.

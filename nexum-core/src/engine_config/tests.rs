@@ -220,3 +220,36 @@ fn durability_is_buffered_by_default_and_can_be_sync() {
         "{unknown}"
     );
 }
+
+#[test]
+fn the_admin_api_needs_a_token_off_loopback_and_never_shows_it() {
+    let loopback = parse("[admin]\naddr = \"127.0.0.1:9101\"\n").unwrap();
+    assert_eq!(
+        loopback.admin,
+        Some(AdminConfig {
+            addr: "127.0.0.1:9101".parse().unwrap(),
+            token: None
+        })
+    );
+    let error = |text: &str| parse(text).unwrap_err().to_string();
+    assert_eq!(
+        error("[admin]\naddr = \"0.0.0.0:9101\"\n"),
+        "conf/engine.toml: `admin.token`: required when the admin API listens on 0.0.0.0:9101, which is not a loopback address (set token = \"${NEXUM_ADMIN_TOKEN}\")"
+    );
+    assert_eq!(
+        error("[admin]\naddr = \"0.0.0.0:9101\"\ntoken = \"short\"\n"),
+        "conf/engine.toml: `admin.token`: must be at least 16 characters long"
+    );
+    assert_eq!(
+        error("[admin]\naddr = \"localhost\"\n"),
+        "conf/engine.toml: `admin.addr`: expected host:port such as \"127.0.0.1:9101\", found \"localhost\""
+    );
+    let open =
+        parse("[admin]\naddr = \"0.0.0.0:9101\"\ntoken = \"${API_KEY}-and-more-text\"\n").unwrap();
+    let shown = format!("{open:?}");
+    assert!(!shown.contains("k3y-and-more-text"), "{shown}");
+    assert_eq!(
+        open.admin.unwrap().token.as_deref(),
+        Some("k3y-and-more-text")
+    );
+}

@@ -19,8 +19,8 @@ mod memory;
 mod records;
 mod storage;
 
-pub use records::DeadLetter;
 pub(crate) use records::{Bookkeeping, Cursor, DeliveredBlock, Entry, Start, SubscriptionId};
+pub use records::{DeadLetter, Position};
 pub use storage::StoreError;
 pub(crate) use storage::{Batch, Space};
 
@@ -99,8 +99,40 @@ impl Ledger {
     pub fn dead_letters(&self, module: Option<&str>) -> Result<Vec<DeadLetter>, StoreError> {
         self.engine_scan(&keys::dead_letters(module))?
             .into_iter()
-            .map(|(key, bytes)| decode(&key, &bytes))
+            .map(|(key, bytes)| {
+                let mut letter: DeadLetter = decode(&key, &bytes)?;
+                letter.id = key.rsplit('/').next().unwrap_or_default().to_string();
+                Ok(letter)
+            })
             .collect()
+    }
+
+    /// Where each chain subscription of `subscriptions` (a module's, in manifest order)
+    /// stands, as committed.
+    pub fn positions(
+        &self,
+        module: &ModuleName,
+        subscriptions: &[nexum_core::Subscription],
+    ) -> Result<Vec<Position>, StoreError> {
+        let mut positions = Vec::new();
+        for (index, subscription) in subscriptions.iter().enumerate() {
+            let (Some(key), Some(chain_id)) =
+                (subscription.position_key(), subscription.chain_id())
+            else {
+                continue;
+            };
+            let id = SubscriptionId {
+                module: module.to_string(),
+                position: key,
+            };
+            positions.push(Position {
+                subscription: index,
+                chain_id,
+                handled_through: self.cursor(&id)?.map(|c| c.number),
+                starts_at: self.start(&id)?.map(|s| s.next),
+            });
+        }
+        Ok(positions)
     }
 
     /// Makes everything committed so far durable on disk.
@@ -339,6 +371,10 @@ impl Ledger {
                         json(letter.as_ref()),
                     );
                 }
+                Entry::Replayed { module, id } => batch.remove(
+                    Space::Engine,
+                    format!("{}{id}", keys::dead_letters(Some(module))),
+                ),
             }
         }
         Ok(batch)
@@ -387,6 +423,7 @@ mod tests {
 
     fn letter(at_ms: u64) -> DeadLetter {
         DeadLetter {
+            id: String::new(),
             module: "m".into(),
             subscription: None,
             event: Event::Tick(Tick {
@@ -466,6 +503,30 @@ mod tests {
         let kept = ledger.dead_letters(Some("m")).unwrap();
         assert_eq!(kept.len(), MAX_DEAD_LETTERS);
         assert_eq!(kept[0].at_ms, 5);
+    }
+
+    #[test]
+    fn a_replayed_letter_goes_and_only_it() {
+        let ledger = Ledger::in_memory();
+        for at in [1, 2, 3] {
+            ledger
+                .record(&[Entry::DeadLetter(Box::new(letter(at)))])
+                .unwrap();
+        }
+        let letters = ledger.dead_letters(Some("m")).unwrap();
+        ledger
+            .record(&[Entry::Replayed {
+                module: "m".into(),
+                id: letters[1].id.clone(),
+            }])
+            .unwrap();
+        let left: Vec<u64> = ledger
+            .dead_letters(Some("m"))
+            .unwrap()
+            .iter()
+            .map(|l| l.at_ms)
+            .collect();
+        assert_eq!(left, [1, 3]);
     }
 
     #[test]

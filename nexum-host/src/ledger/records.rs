@@ -34,6 +34,9 @@ pub(crate) struct DeliveredBlock {
 /// An event a module failed to handle and that was skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
+    /// Names this letter among its module's (what replaying it removes); not stored.
+    #[serde(skip)]
+    pub id: String,
     /// The module.
     pub module: String,
     /// The subscription index it came through, if any.
@@ -73,6 +76,8 @@ pub(crate) enum Entry {
     Forget { id: SubscriptionId, number: u64 },
     /// An event skipped after failing; the module's oldest dead letters beyond the cap go.
     DeadLetter(Box<DeadLetter>),
+    /// A dead letter was handed to its module again (and handled, or dead-lettered anew).
+    Replayed { module: String, id: String },
 }
 
 /// What a delivery commits with the module's writes: where the subscription stands and what
@@ -93,4 +98,19 @@ impl Bookkeeping {
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// Where one chain subscription of a module stands, as committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// The subscription's index in the module's manifest.
+    pub subscription: usize,
+    /// The chain it reads.
+    pub chain_id: nexum_core::ChainId,
+    /// The last block fully handled; `None` until the first. Block subscriptions record
+    /// every block; log subscriptions record the blocks they deliver, and their progress
+    /// through quiet stretches at least every 64 blocks.
+    pub handled_through: Option<u64>,
+    /// The block delivery started at, fixed when the subscription was first seen.
+    pub starts_at: Option<u64>,
 }

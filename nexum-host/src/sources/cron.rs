@@ -1,6 +1,7 @@
 //! The cron source: fires `tick` events on each module's schedules.
 //!
-//! One timer per distinct schedule, fanned out to every module subscribed to it. A module
+//! The runtime runs one source per module (started and stopped with it), with a timer per
+//! distinct schedule, fanned out to every subscription of the module on it. A module
 //! still busy with earlier events when a tick fires misses that tick (with a warning):
 //! ticks are clocks, and a backlog of stale ticks helps nobody.
 

@@ -10,5 +10,5 @@ mod chain;
 mod cron;
 
 pub use chain::StartError;
-pub(crate) use chain::{DeliveredHeights, fix_start_positions, spawn as spawn_chain_sources};
+pub(crate) use chain::{ChainSources, DeliveredHeights, fix_start_positions};
 pub use cron::CronSource;

@@ -5,6 +5,10 @@
 //! Each module gets a bounded queue and a worker task of its own ([`worker`]), so modules
 //! run concurrently and each sees its events one at a time, in dispatch order. A trap or
 //! limit hit in one module is confined to that module's worker.
+//!
+//! The set of modules can change while the others run (a reload adds, removes and
+//! upgrades modules; an operator restarts a quarantined one): each module has its own stop
+//! signal, and the table of modules is swapped under a short lock that no call holds.
 
 mod worker;
 
@@ -14,22 +18,25 @@ use crate::ledger::Bookkeeping;
 use crate::module::LoadedModule;
 use crate::observers::Observers;
 use nexum_core::{
-    Delivery, DispatchError, ModuleInfo, ModuleStatus, ModuleTotals, Outcome, ShutdownSummary,
-    Supervision, Supervisor,
+    Delivery, DispatchError, ModuleEvent, ModuleInfo, ModuleStatus, ModuleTotals, Outcome,
+    ShutdownSummary, Supervision, Supervisor,
 };
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot, watch};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use worker::{Job, Worker, WorkerShared};
 
 /// A running module as the supervisor sees it.
 struct ModuleHandle {
     info: ModuleInfo,
+    prepared: Prepared,
     queue: mpsc::Sender<Job>,
     shared: Arc<WorkerShared>,
-    capabilities: ModuleCapabilities,
+    /// Stops this module's worker alone.
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl ModuleHandle {
@@ -41,46 +48,53 @@ impl ModuleHandle {
             trapped: self.shared.trapped.load(Ordering::Relaxed),
         }
     }
+
+    /// Stops the worker after its current call (whose commit completes) and waits for it.
+    /// Events still queued are not run; their sources deliver them again from the cursor.
+    async fn stop(&self) {
+        self.stop.send_replace(true);
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task
+            && let Err(e) = task.await
+        {
+            tracing::error!(module = self.info.name, error = %e, "a module worker ended abnormally");
+        }
+    }
+}
+
+/// The modules, in order, with an index by name.
+#[derive(Default)]
+struct Table {
+    modules: Vec<Arc<ModuleHandle>>,
+    by_name: BTreeMap<String, usize>,
+}
+
+impl Table {
+    fn reindex(&mut self) {
+        self.by_name = self
+            .modules
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.info.name.clone(), i))
+            .collect();
+    }
+
+    fn get(&self, name: &str) -> Option<&Arc<ModuleHandle>> {
+        self.by_name.get(name).map(|i| &self.modules[*i])
+    }
 }
 
 /// Runs modules as wasmtime components; see the module docs.
 pub(crate) struct HostSupervisor {
-    modules: Vec<ModuleHandle>,
-    by_name: BTreeMap<String, usize>,
-    shutdown: watch::Sender<bool>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
-}
-
-impl HostSupervisor {
-    /// Per module: events waiting in its queue, and instance restarts so far.
-    pub(crate) fn queue_and_restarts(&self) -> Vec<(String, usize, u64)> {
-        self.modules
-            .iter()
-            .map(|m| {
-                let waiting = m.queue.max_capacity() - m.queue.capacity();
-                (
-                    m.info.name.clone(),
-                    waiting,
-                    m.shared.restarts.load(Ordering::Relaxed),
-                )
-            })
-            .collect()
-    }
-
-    /// Whether a module of this name is loaded.
-    pub fn has_module(&self, module: &str) -> bool {
-        self.by_name.contains_key(module)
-    }
-
-    fn handle(&self, module: &str) -> Result<&ModuleHandle, DispatchError> {
-        self.by_name
-            .get(module)
-            .map(|i| &self.modules[*i])
-            .ok_or_else(|| DispatchError::UnknownModule(module.to_string()))
-    }
+    engine: Arc<WasmEngine>,
+    policy: Supervision,
+    lifecycle: broadcast::Sender<ModuleEvent>,
+    table: RwLock<Table>,
+    shutting_down: watch::Sender<bool>,
 }
 
 /// A module ready to run: loaded, and given what it may reach.
+#[derive(Clone)]
 pub(crate) struct Prepared {
     pub module: Arc<LoadedModule>,
     pub capabilities: ModuleCapabilities,
@@ -95,59 +109,151 @@ impl HostSupervisor {
         policy: Supervision,
         observers: &Observers,
     ) -> Self {
-        let lifecycle = observers.lifecycle_sender();
-        let (shutdown, _) = watch::channel(false);
-        let mut handles = Vec::with_capacity(modules.len());
-        let mut tasks = Vec::with_capacity(modules.len());
-        for Prepared {
-            module,
-            capabilities,
-        } in modules
-        {
-            let manifest = &module.manifest;
-            let shared = Arc::new(WorkerShared::default());
-            let info = ModuleInfo {
-                name: manifest.name.to_string(),
-                version: manifest.version.clone(),
-                capabilities: manifest.capabilities.clone(),
-                subscriptions: manifest.subscriptions.clone(),
-                limits: module.limits,
-                component: module.digest,
-                status: ModuleStatus::Running,
-                store_bytes: 0,
-                log_lines_dropped: 0,
-                totals: ModuleTotals::default(),
-            };
-            let mut worker = Worker::new(
-                engine.clone(),
-                module.clone(),
-                capabilities.clone(),
-                policy,
-                shared.clone(),
-                lifecycle.clone(),
-            );
-            // A failed init is reported (and quarantines the module); the others still start.
-            let _ = worker.boot().await;
-            let (queue, receiver) = mpsc::channel(policy.queue_capacity);
-            tasks.push(tokio::spawn(worker.run(receiver, shutdown.subscribe())));
-            handles.push(ModuleHandle {
-                info,
-                queue,
-                shared,
-                capabilities,
-            });
+        let supervisor = Self {
+            engine,
+            policy,
+            lifecycle: observers.lifecycle_sender(),
+            table: RwLock::default(),
+            shutting_down: watch::channel(false).0,
+        };
+        for prepared in modules {
+            supervisor.add(prepared).await;
         }
-        let by_name = handles
+        supervisor
+    }
+
+    /// Starts `prepared` (running `init`) and puts it last; a module of the same name is
+    /// replaced in place instead (call [`HostSupervisor::stop_module`] on it first).
+    pub(crate) async fn add(&self, prepared: Prepared) {
+        let handle = Arc::new(self.launch(prepared).await);
+        let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
+        match table.by_name.get(&handle.info.name) {
+            Some(&i) => table.modules[i] = handle,
+            None => table.modules.push(handle),
+        }
+        table.reindex();
+    }
+
+    /// Stops a module's worker (its current call finishes and commits) and takes it out.
+    /// Returns whether it was there.
+    pub(crate) async fn remove(&self, name: &str) -> bool {
+        let Some(handle) = self.stop_module(name).await else {
+            return false;
+        };
+        let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
+        table.modules.retain(|m| !Arc::ptr_eq(m, &handle));
+        table.reindex();
+        true
+    }
+
+    /// Stops a module's worker and waits for it, leaving it in the table (it takes no
+    /// more events until replaced by [`HostSupervisor::add`]).
+    async fn stop_module(&self, name: &str) -> Option<Arc<ModuleHandle>> {
+        let handle = self.find(name)?;
+        handle.stop().await;
+        Some(handle)
+    }
+
+    /// Replaces a module with `prepared`: the old worker finishes its current call, then the
+    /// new one starts (running `init`). Other modules are not touched.
+    pub(crate) async fn replace(&self, prepared: Prepared) {
+        self.stop_module(prepared.module.manifest.name.as_str())
+            .await;
+        self.add(prepared).await;
+    }
+
+    /// Starts the module again from the same component with a fresh instance: how an
+    /// operator takes a module out of quarantine. Returns whether it exists.
+    pub(crate) async fn restart(&self, name: &str) -> bool {
+        let Some(handle) = self.find(name) else {
+            return false;
+        };
+        self.replace(handle.prepared.clone()).await;
+        true
+    }
+
+    fn find(&self, name: &str) -> Option<Arc<ModuleHandle>> {
+        let table = self.table.read().unwrap_or_else(|p| p.into_inner());
+        table.get(name).cloned()
+    }
+
+    /// A worker for `prepared`, booted and running.
+    async fn launch(&self, prepared: Prepared) -> ModuleHandle {
+        let module = &prepared.module;
+        let manifest = &module.manifest;
+        let shared = Arc::new(WorkerShared::default());
+        let info = ModuleInfo {
+            name: manifest.name.to_string(),
+            version: manifest.version.clone(),
+            capabilities: manifest.capabilities.clone(),
+            subscriptions: manifest.subscriptions.clone(),
+            limits: module.limits,
+            component: module.digest,
+            status: ModuleStatus::Running,
+            store_bytes: 0,
+            log_lines_dropped: 0,
+            totals: ModuleTotals::default(),
+        };
+        let mut worker = Worker::new(
+            self.engine.clone(),
+            module.clone(),
+            prepared.capabilities.clone(),
+            self.policy,
+            shared.clone(),
+            self.lifecycle.clone(),
+        );
+        // A failed init is reported (and quarantines the module); the others still start.
+        let _ = worker.boot().await;
+        let (queue, receiver) = mpsc::channel(self.policy.queue_capacity);
+        let (stop, stopped) = watch::channel(*self.shutting_down.borrow());
+        let task = tokio::spawn(worker.run(receiver, stopped));
+        ModuleHandle {
+            info,
+            prepared,
+            queue,
+            shared,
+            stop,
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Every module, in order.
+    fn handles(&self) -> Vec<Arc<ModuleHandle>> {
+        self.table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .modules
+            .clone()
+    }
+
+    /// Per module: events waiting in its queue, and instance restarts so far.
+    pub(crate) fn queue_and_restarts(&self) -> Vec<(String, usize, u64)> {
+        self.handles()
             .iter()
-            .enumerate()
-            .map(|(i, m)| (m.info.name.clone(), i))
-            .collect();
-        Self {
-            modules: handles,
-            by_name,
-            shutdown,
-            tasks: Mutex::new(tasks),
-        }
+            .map(|m| {
+                let waiting = m.queue.max_capacity() - m.queue.capacity();
+                (
+                    m.info.name.clone(),
+                    waiting,
+                    m.shared.restarts.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
+    /// Whether a module of this name is loaded.
+    pub fn has_module(&self, module: &str) -> bool {
+        self.find(module).is_some()
+    }
+
+    /// The component and manifest a module runs (to tell whether a reload changes it).
+    pub(crate) fn loaded(&self, module: &str) -> Option<Arc<LoadedModule>> {
+        self.find(module).map(|h| h.prepared.module.clone())
+    }
+
+    fn handle(&self, module: &str) -> Result<Arc<ModuleHandle>, DispatchError> {
+        self.find(module)
+            .ok_or_else(|| DispatchError::UnknownModule(module.to_string()))
     }
 }
 
@@ -155,12 +261,12 @@ impl Supervisor for HostSupervisor {
     type Bookkeeping = Bookkeeping;
 
     fn modules(&self) -> Vec<ModuleInfo> {
-        self.modules
+        self.handles()
             .iter()
             .map(|m| ModuleInfo {
                 status: m.shared.status(),
-                store_bytes: m.capabilities.store.used_bytes(),
-                log_lines_dropped: m.capabilities.logger.dropped(),
+                store_bytes: m.prepared.capabilities.store.used_bytes(),
+                log_lines_dropped: m.prepared.capabilities.logger.dropped(),
                 totals: m.totals(),
                 ..m.info.clone()
             })
@@ -173,7 +279,7 @@ impl Supervisor for HostSupervisor {
         delivery: Delivery<Bookkeeping>,
     ) -> Result<(), DispatchError> {
         let handle = self.handle(module)?;
-        if *self.shutdown.borrow() || handle.shared.status() == ModuleStatus::Quarantined {
+        if *self.shutting_down.borrow() || handle.shared.status() == ModuleStatus::Quarantined {
             return Err(DispatchError::Closed);
         }
         handle
@@ -195,12 +301,13 @@ impl Supervisor for HostSupervisor {
         delivery: Delivery<Bookkeeping>,
     ) -> Result<Outcome, DispatchError> {
         let handle = self.handle(module)?;
-        if *self.shutdown.borrow() || handle.shared.status() == ModuleStatus::Quarantined {
+        if *self.shutting_down.borrow() || handle.shared.status() == ModuleStatus::Quarantined {
             return Err(DispatchError::Closed);
         }
         let (reply, outcome) = oneshot::channel();
-        handle
-            .queue
+        let queue = handle.queue.clone();
+        drop(handle);
+        queue
             .send(Job {
                 delivery,
                 reply: Some(reply),
@@ -212,15 +319,16 @@ impl Supervisor for HostSupervisor {
     }
 
     async fn shutdown(&self) -> ShutdownSummary {
-        self.shutdown.send_replace(true);
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
-        for task in tasks {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, "a module worker ended abnormally");
-            }
+        self.shutting_down.send_replace(true);
+        let handles = self.handles();
+        for handle in &handles {
+            handle.stop.send_replace(true);
+        }
+        for handle in &handles {
+            handle.stop().await;
         }
         ShutdownSummary {
-            modules: self.modules.iter().map(ModuleHandle::totals).collect(),
+            modules: handles.iter().map(|m| m.totals()).collect(),
         }
     }
 }

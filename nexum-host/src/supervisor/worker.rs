@@ -260,6 +260,7 @@ impl Worker {
     /// delivery moves past it.
     fn skip(&self, delivery: &Delivery<Bookkeeping>, reason: &str, attempts: u32) {
         let letter = DeadLetter {
+            id: String::new(),
             module: self.name().to_string(),
             subscription: delivery.subscription,
             event: delivery.event.clone(),
@@ -315,7 +316,7 @@ impl Worker {
             module = self.name(),
             failures = self.failures,
             last_reason = reason,
-            "module quarantined: it receives no more events until the engine restarts"
+            "module quarantined: it receives no more events until it is restarted (admin API, a reload that changes it, or an engine restart)"
         );
     }
 }

@@ -12,8 +12,8 @@ mod health;
 pub mod names;
 mod server;
 
+pub use crate::http_endpoint::ServeError;
 pub use health::Health;
-pub use server::ServeError;
 pub(crate) use server::serve;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};

@@ -30,7 +30,7 @@ use follower::ChainFollower;
 
 use crate::chain::NodeError;
 use crate::ledger::{Bookkeeping, Entry, Ledger, Start, StoreError, SubscriptionId};
-use nexum_core::{ChainId, DeliveryPolicy, LogFilter, Subscription, Supervisor};
+use nexum_core::{ChainId, DeliveryPolicy, LogFilter, ModuleInfo, Subscription, Supervisor};
 use reader::ChainReader;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -149,6 +149,14 @@ impl DeliveredHeights {
             .insert((module.to_string(), chain), number);
     }
 
+    /// Forgets a module that no longer runs.
+    pub fn forget(&self, module: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(m, _), _| m != module);
+    }
+
     pub fn get(&self, module: &str, chain: ChainId) -> Option<u64> {
         self.0
             .lock()
@@ -158,28 +166,71 @@ impl DeliveredHeights {
     }
 }
 
-/// Starts a follower per chain that has subscribers, a feed per distinct log filter on
-/// websocket chains, and a driver per module and chain. Everything stops when `stop` does.
-pub(crate) fn spawn<S, C>(
-    supervisor: &Arc<S>,
-    chains: &BTreeMap<ChainId, Arc<C>>,
-    ledger: &Ledger,
-    heights: &DeliveredHeights,
+/// The chain side of the sources: one follower per chain and one feed per distinct log
+/// filter, shared by every module and started when a module first needs them; and, per
+/// module, its drivers, started and stopped with that module (a reload or a restart of one
+/// module leaves the others' delivery untouched).
+pub(crate) struct ChainSources<C> {
+    chains: BTreeMap<ChainId, Arc<C>>,
+    ledger: Ledger,
+    heights: DeliveredHeights,
     policy: DeliveryPolicy,
-    stop: &watch::Receiver<bool>,
-) -> Vec<JoinHandle<()>>
-where
-    S: Supervisor<Bookkeeping = Bookkeeping> + 'static,
-    C: ChainReader,
-{
-    let mut tasks = Vec::new();
-    let mut views = BTreeMap::new();
-    let mut feeds: HashMap<(ChainId, LogFilter), Arc<LogFeed<C>>> = HashMap::new();
+    /// Stops the shared followers and feeds (at shutdown).
+    stop: watch::Receiver<bool>,
+    shared: std::sync::Mutex<Shared<C>>,
+}
 
-    for module in supervisor.modules() {
+/// Followers and feeds, and their tasks.
+struct Shared<C> {
+    views: BTreeMap<ChainId, watch::Receiver<Arc<follower::CanonicalView>>>,
+    feeds: HashMap<(ChainId, LogFilter), Arc<LogFeed<C>>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl<C: ChainReader> ChainSources<C> {
+    pub fn new(
+        chains: BTreeMap<ChainId, Arc<C>>,
+        ledger: Ledger,
+        heights: DeliveredHeights,
+        policy: DeliveryPolicy,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            chains,
+            ledger,
+            heights,
+            policy,
+            stop,
+            shared: std::sync::Mutex::new(Shared {
+                views: BTreeMap::new(),
+                feeds: HashMap::new(),
+                tasks: Vec::new(),
+            }),
+        }
+    }
+
+    /// Starts `module`'s drivers (one per chain it reads), and the followers and feeds they
+    /// need that are not running yet. The drivers stop when `stop` turns true or the
+    /// module stops taking events.
+    pub fn spawn_module<S>(
+        &self,
+        supervisor: &Arc<S>,
+        module: &ModuleInfo,
+        stop: &watch::Receiver<bool>,
+    ) -> Vec<JoinHandle<()>>
+    where
+        S: Supervisor<Bookkeeping = Bookkeeping> + 'static,
+    {
+        let policy = self.policy;
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let Shared {
+            views,
+            feeds,
+            tasks: shared_tasks,
+        } = &mut *shared;
         let mut per_chain: BTreeMap<ChainId, Vec<DriverSubscription<C>>> = BTreeMap::new();
         for (index, subscription) in module.subscriptions.iter().enumerate() {
-            let Some(client) = subscription.chain_id().and_then(|c| chains.get(&c)) else {
+            let Some(client) = subscription.chain_id().and_then(|c| self.chains.get(&c)) else {
                 continue;
             };
             let Some(position) = subscription.position_key() else {
@@ -197,7 +248,8 @@ where
                                     log.filter.clone(),
                                     policy.reorg_depth,
                                 ));
-                                tasks.push(tokio::spawn(feed.clone().run(stop.clone())));
+                                shared_tasks
+                                    .push(tokio::spawn(feed.clone().run(self.stop.clone())));
                                 feed
                             })
                             .clone()
@@ -218,8 +270,10 @@ where
                     wanted,
                 });
         }
+        let mut tasks = Vec::new();
         for (chain, subscriptions) in per_chain {
-            let client = chains
+            let client = self
+                .chains
                 .get(&chain)
                 .expect("grouped by configured chains")
                 .clone();
@@ -228,22 +282,64 @@ where
                 .or_insert_with(|| {
                     let follower = ChainFollower::new(client.clone(), policy.reorg_depth);
                     let view = follower.subscribe();
-                    tasks.push(tokio::spawn(follower.run(stop.clone())));
+                    shared_tasks.push(tokio::spawn(follower.run(self.stop.clone())));
                     view
                 })
                 .clone();
             let driver = ModuleChainDriver {
                 supervisor: supervisor.clone(),
                 module: module.name.clone(),
-                heights: heights.clone(),
+                heights: self.heights.clone(),
                 client,
                 view,
                 subscriptions,
-                ledger: ledger.clone(),
+                ledger: self.ledger.clone(),
                 policy,
             };
             tasks.push(tokio::spawn(driver.run(stop.clone())));
         }
+        tasks
     }
+
+    /// The newest canonical block the follower of `chain` knows, once it runs.
+    pub fn head(&self, chain: ChainId) -> Option<u64> {
+        let shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let view = shared.views.get(&chain)?.borrow();
+        view.tip().map(|tip| tip.number())
+    }
+
+    /// The followers' and feeds' tasks, to wait for at shutdown (after `stop`).
+    pub fn take_shared_tasks(&self) -> Vec<JoinHandle<()>> {
+        std::mem::take(&mut self.shared.lock().unwrap_or_else(|p| p.into_inner()).tasks)
+    }
+}
+
+/// Starts chain delivery for every module of `supervisor`, all stopping with `stop` (the
+/// unit tests' way in).
+#[cfg(test)]
+pub(crate) fn spawn<S, C>(
+    supervisor: &Arc<S>,
+    chains: &BTreeMap<ChainId, Arc<C>>,
+    ledger: &Ledger,
+    heights: &DeliveredHeights,
+    policy: DeliveryPolicy,
+    stop: &watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>>
+where
+    S: Supervisor<Bookkeeping = Bookkeeping> + 'static,
+    C: ChainReader,
+{
+    let sources = ChainSources::new(
+        chains.clone(),
+        ledger.clone(),
+        heights.clone(),
+        policy,
+        stop.clone(),
+    );
+    let mut tasks = Vec::new();
+    for module in supervisor.modules() {
+        tasks.extend(sources.spawn_module(supervisor, &module, stop));
+    }
+    tasks.extend(sources.take_shared_tasks());
     tasks
 }

@@ -1,22 +1,36 @@
-//! [`Runtime`]: a supervisor plus the sources that feed it, started and stopped together.
+//! [`Runtime`]: a supervisor plus the sources that feed it, started and stopped together,
+//! and changed while it runs.
+//!
+//! - this file: the handle embedders hold, starting, reading, dispatching, shutting down;
+//! - `module_sources`: each module's own sources (chain drivers, cron timers), started and
+//!   stopped with it;
+//! - `reload`: applying a new set of modules in place;
+//! - `operate`: what an operator does to one module (restart it, replay its dead letters).
 
-use crate::boot::{BootError, boot};
+mod module_sources;
+mod operate;
+mod reload;
+
+pub use operate::ReplayReport;
+pub use reload::{ReloadError, ReloadReport};
+
+use crate::boot::{BootError, Wiring, boot};
 use crate::builder::RuntimeBuilder;
-use crate::chain::ChainPool;
+use crate::chain::{ChainClient, ChainPool};
 use crate::extension::HostExtension;
-use crate::ledger::Ledger;
-use crate::ledger::SubscriptionId;
+use crate::ledger::{Ledger, Position};
 use crate::observers::Observers;
-use crate::sources::{CronSource, DeliveredHeights, spawn_chain_sources};
+use crate::sources::{ChainSources, DeliveredHeights};
 use crate::supervisor::HostSupervisor;
 use crate::telemetry;
+use module_sources::ModuleSources;
 use nexum_core::{
     BootPlan, ChainId, ChainLogs, ConfigError, Delivery, DispatchError, EngineConfig, Event,
     LogLine, ModuleEvent, ModuleInfo, ModuleName, Outcome, ShutdownSummary, Subscription,
     Supervisor,
 };
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -27,7 +41,7 @@ pub enum RuntimeError {
     /// The supervisor refused to boot.
     #[error(transparent)]
     Boot(#[from] BootError),
-    /// The metrics endpoint could not listen.
+    /// The metrics or admin endpoint could not listen.
     #[error(transparent)]
     Metrics(#[from] crate::telemetry::ServeError),
     /// A configuration or manifest was refused.
@@ -68,31 +82,27 @@ fn routed(subscription: &Subscription, event: &Event) -> Option<Event> {
     }
 }
 
-/// Where one chain subscription of a module stands, as committed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Position {
-    /// The subscription's index in the module's manifest.
-    pub subscription: usize,
-    /// The chain it reads.
-    pub chain_id: ChainId,
-    /// The last block fully handled; `None` until the first. Block subscriptions record
-    /// every block; log subscriptions record the blocks they deliver, and their progress
-    /// through quiet stretches at least every 64 blocks.
-    pub handled_through: Option<u64>,
-    /// The block delivery started at, fixed when the subscription was first seen.
-    pub starts_at: Option<u64>,
-}
-
 /// A running engine: modules booted, sources delivering.
 pub struct Runtime {
+    parts: Arc<Parts>,
+    metrics_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
+}
+
+/// Everything a running engine is made of, shared with its admin endpoint.
+pub(crate) struct Parts {
     supervisor: Arc<HostSupervisor>,
     chains: Arc<ChainPool>,
     ledger: Ledger,
     observers: Observers,
-    stop_sources: watch::Sender<bool>,
-    sources: Vec<JoinHandle<()>>,
-    metrics_addr: Option<SocketAddr>,
     heights: DeliveredHeights,
+    chain_sources: ChainSources<ChainClient>,
+    module_sources: ModuleSources,
+    /// Stops what is shared by all modules: followers, feeds, the HTTP endpoints.
+    stop_shared: watch::Sender<bool>,
+    shared_tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Changes to the set of modules (reloads, restarts, shutdown) happen one at a time.
+    wiring: tokio::sync::Mutex<Wiring>,
 }
 
 impl Runtime {
@@ -110,51 +120,69 @@ impl Runtime {
     ) -> Result<Self, RuntimeError> {
         let delivery = plan.config.delivery;
         let metrics_addr = plan.config.metrics_addr;
+        let admin = plan.config.admin.clone();
         let booted = boot(plan, extensions, &observers).await?;
         let supervisor = Arc::new(booted.supervisor);
         let (chains, ledger) = (booted.chains, booted.ledger);
-        let (stop_sources, stop) = watch::channel(false);
+        let (stop_shared, stop) = watch::channel(false);
         // The metrics recorder goes in before any source runs: a value recorded before it
         // (a chain's first head) would be lost.
-        let mut sources = Vec::new();
+        let mut shared_tasks = Vec::new();
         let metrics_addr = match metrics_addr {
             Some(addr) => {
                 let (bound, task) =
                     telemetry::serve(addr, supervisor.clone(), chains.clone(), stop.clone())
                         .await?;
-                sources.push(task);
+                shared_tasks.push(task);
                 Some(bound)
             }
             None => None,
         };
         let heights = DeliveredHeights::default();
-        sources.extend(spawn_chain_sources(
-            &supervisor,
-            chains.clients(),
-            &ledger,
-            &heights,
+        let chain_sources = ChainSources::new(
+            chains.clients().clone(),
+            ledger.clone(),
+            heights.clone(),
             delivery,
-            &stop,
-        ));
-        let cron = CronSource::new(&supervisor.modules());
-        if !cron.is_empty() {
-            sources.push(tokio::spawn(cron.run(supervisor.clone(), stop)));
-        }
-        Ok(Self {
+            stop.clone(),
+        );
+        let parts = Arc::new(Parts {
             supervisor,
             chains,
             ledger,
             observers,
-            stop_sources,
-            sources,
-            metrics_addr,
             heights,
+            chain_sources,
+            module_sources: ModuleSources::default(),
+            stop_shared,
+            shared_tasks: Mutex::new(shared_tasks),
+            wiring: tokio::sync::Mutex::new(booted.wiring),
+        });
+        for module in parts.supervisor.modules() {
+            parts.start_sources(&module);
+        }
+        let admin_addr = match admin {
+            Some(admin) => {
+                let (bound, task) = crate::admin::serve(admin, parts.clone(), stop).await?;
+                parts
+                    .shared_tasks
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(task);
+                Some(bound)
+            }
+            None => None,
+        };
+        Ok(Self {
+            parts,
+            metrics_addr,
+            admin_addr,
         })
     }
 
     /// The counters of `chain` (subscriptions, requests), if it is configured.
     pub fn chain_status(&self, chain: nexum_core::ChainId) -> Option<crate::chain::ChainStatus> {
-        self.chains.status(chain)
+        self.parts.chains.status(chain)
     }
 
     /// Where `/metrics` and `/healthz` are served, when `metrics_addr` is set (the bound
@@ -163,27 +191,34 @@ impl Runtime {
         self.metrics_addr
     }
 
+    /// Where the admin API is served, when `[admin]` is set (the bound address).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
     /// The runtime's health, as `/healthz` reports it.
     pub fn health(&self) -> telemetry::Health {
-        telemetry::Health::of(&self.supervisor, &self.chains)
+        telemetry::Health::of(&self.parts.supervisor, &self.parts.chains)
     }
 
     /// The loaded modules: status, subscriptions, limits, counters.
     pub fn modules(&self) -> Vec<ModuleInfo> {
-        self.supervisor.modules()
+        self.parts.supervisor.modules()
     }
 
     /// Queues `event` (produced by the embedding service) for `module` without waiting;
     /// fails with [`DispatchError::QueueFull`] rather than wait for room.
     pub fn try_dispatch(&self, module: &str, event: Event) -> Result<(), DispatchError> {
-        self.supervisor
+        self.parts
+            .supervisor
             .try_dispatch(module, Delivery::new(None, event))
     }
 
     /// Hands `event` (produced by the embedding service) to `module` and waits for the
     /// outcome. It is queued behind the module's other events, like any event.
     pub async fn dispatch(&self, module: &str, event: Event) -> Result<Outcome, DispatchError> {
-        self.supervisor
+        self.parts
+            .supervisor
             .dispatch(module, Delivery::new(None, event))
             .await
     }
@@ -193,14 +228,14 @@ impl Runtime {
     /// tick to subscribers of the same schedule — and waits for every outcome. Modules run
     /// it concurrently; the outcomes come in module order.
     pub async fn broadcast(&self, event: Event) -> Vec<(String, Result<Outcome, DispatchError>)> {
+        let supervisor = &self.parts.supervisor;
         let mut calls = Vec::new();
-        for module in self.supervisor.modules() {
+        for module in supervisor.modules() {
             for (index, subscription) in module.subscriptions.iter().enumerate() {
                 if let Some(event) = routed(subscription, &event) {
                     let name = module.name.clone();
                     calls.push(async move {
-                        let outcome = self
-                            .supervisor
+                        let outcome = supervisor
                             .dispatch(&name, Delivery::new(Some(index), event))
                             .await;
                         (name, outcome)
@@ -213,68 +248,43 @@ impl Runtime {
 
     /// A loaded module's committed value of `key` (read-only).
     pub fn read(&self, module: &str, key: &str) -> Result<Option<Vec<u8>>, RuntimeError> {
-        Ok(self.ledger.read(&self.loaded(module)?, key)?)
+        Ok(self.parts.ledger.read(&self.parts.loaded(module)?, key)?)
     }
 
     /// A loaded module's committed entries under `prefix`, sorted by key (read-only).
     pub fn list(&self, module: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
-        Ok(self.ledger.list(&self.loaded(module)?, prefix)?)
+        Ok(self
+            .parts
+            .ledger
+            .list(&self.parts.loaded(module)?, prefix)?)
     }
 
     /// The last block of `chain` that delivery to `module` has handled in this run (every
     /// subscription of the module on that chain is past it), or `None` before the first.
     pub fn delivered_height(&self, module: &str, chain: ChainId) -> Option<u64> {
-        self.heights.get(module, chain)
+        self.parts.heights.get(module, chain)
     }
 
     /// Where each chain subscription of a loaded module stands, in manifest order.
     pub fn positions(&self, module: &str) -> Result<Vec<Position>, RuntimeError> {
-        let name = self.loaded(module)?;
-        let info = self
-            .supervisor
-            .modules()
-            .into_iter()
-            .find(|m| m.name == module)
-            .ok_or_else(|| RuntimeError::UnknownModule(module.to_string()))?;
-        let ledger = &self.ledger;
-        let mut positions = Vec::new();
-        for (index, subscription) in info.subscriptions.iter().enumerate() {
-            let (Some(key), Some(chain_id)) =
-                (subscription.position_key(), subscription.chain_id())
-            else {
-                continue;
-            };
-            let id = SubscriptionId {
-                module: name.to_string(),
-                position: key,
-            };
-            positions.push(Position {
-                subscription: index,
-                chain_id,
-                handled_through: ledger.cursor(&id)?.map(|c| c.number),
-                starts_at: ledger.start(&id)?.map(|s| s.next),
-            });
-        }
-        Ok(positions)
+        self.parts.positions(module)
     }
 
-    /// The name of a module this runtime runs; any other name is most likely a typo.
-    fn loaded(&self, module: &str) -> Result<ModuleName, RuntimeError> {
-        ModuleName::new(module)
-            .ok()
-            .filter(|_| self.supervisor.has_module(module))
-            .ok_or_else(|| RuntimeError::UnknownModule(module.to_string()))
+    /// The engine at a glance: each module's state, and each subscription's position and
+    /// lag behind the chain (what `nexum status` and the admin API show).
+    pub fn status(&self) -> Result<crate::admin::StatusReport, RuntimeError> {
+        self.parts.status()
     }
 
     /// Module lifecycle changes from now on (started, failed, trapped, restarting, skipped,
     /// quarantined, stopped).
     pub fn lifecycle(&self) -> broadcast::Receiver<ModuleEvent> {
-        self.observers.lifecycle()
+        self.parts.observers.lifecycle()
     }
 
     /// Module log lines from now on.
     pub fn log_lines(&self) -> broadcast::Receiver<LogLine> {
-        self.observers.log_lines()
+        self.parts.observers.log_lines()
     }
 
     /// Skipped events, oldest first (of one module, or of all).
@@ -282,14 +292,86 @@ impl Runtime {
         &self,
         module: Option<&str>,
     ) -> Result<Vec<crate::DeadLetter>, RuntimeError> {
-        Ok(self.ledger.dead_letters(module)?)
+        Ok(self.parts.ledger.dead_letters(module)?)
+    }
+
+    /// Applies a new set of modules in place: see [`ReloadReport`] for what changes and
+    /// [`ReloadError`] for what is refused (a refused reload changes nothing).
+    pub async fn reload(&self, plan: BootPlan) -> Result<ReloadReport, ReloadError> {
+        self.parts.reload(plan).await
+    }
+
+    /// Re-reads the `engine.toml` this runtime was started from (and its modules'
+    /// manifests) and applies it like [`Runtime::reload`].
+    pub async fn reload_config_file(&self) -> Result<ReloadReport, ReloadError> {
+        self.parts.reload_config_file().await
+    }
+
+    /// Starts a module again with a fresh instance (running `init`): how an operator takes
+    /// it out of quarantine after fixing what it depends on.
+    pub async fn restart_module(&self, module: &str) -> Result<(), RuntimeError> {
+        self.parts.restart_module(module).await
+    }
+
+    /// Hands a module its dead letters again, oldest first. A letter the module now handles
+    /// is removed in the same commit as the module's writes; one it fails again is
+    /// dead-lettered anew (with the new reason), so none is lost.
+    pub async fn replay_dead_letters(&self, module: &str) -> Result<ReplayReport, RuntimeError> {
+        self.parts.replay_dead_letters(module).await
     }
 
     /// Stops intake (sources first), lets in-flight calls finish, flushes the store.
     pub async fn shutdown(self) -> ShutdownSummary {
-        self.stop_sources.send_replace(true);
-        for source in self.sources {
-            let _ = source.await;
+        self.parts.shutdown().await
+    }
+}
+
+impl Parts {
+    /// The name of a module this runtime runs; any other name is most likely a typo.
+    pub(crate) fn loaded(&self, module: &str) -> Result<ModuleName, RuntimeError> {
+        ModuleName::new(module)
+            .ok()
+            .filter(|_| self.supervisor.has_module(module))
+            .ok_or_else(|| RuntimeError::UnknownModule(module.to_string()))
+    }
+
+    pub(crate) fn supervisor(&self) -> &HostSupervisor {
+        &self.supervisor
+    }
+
+    pub(crate) fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    pub(crate) fn chains(&self) -> &ChainPool {
+        &self.chains
+    }
+
+    /// The chain's head as its follower knows it.
+    pub(crate) fn chain_head(&self, chain: ChainId) -> Option<u64> {
+        self.chain_sources.head(chain)
+    }
+
+    /// Where each chain subscription of a loaded module stands, in manifest order.
+    pub(crate) fn positions(&self, module: &str) -> Result<Vec<Position>, RuntimeError> {
+        let name = self.loaded(module)?;
+        let info = self
+            .info(module)
+            .ok_or_else(|| RuntimeError::UnknownModule(module.to_string()))?;
+        Ok(self.ledger.positions(&name, &info.subscriptions)?)
+    }
+
+    /// Stops intake (sources first), lets in-flight calls finish, flushes the store.
+    async fn shutdown(&self) -> ShutdownSummary {
+        // No reload or restart starts a module behind shutdown's back.
+        let _changes = self.wiring.lock().await;
+        self.stop_shared.send_replace(true);
+        self.module_sources.stop_all().await;
+        let mut tasks =
+            std::mem::take(&mut *self.shared_tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        tasks.extend(self.chain_sources.take_shared_tasks());
+        for task in tasks {
+            let _ = task.await;
         }
         let summary = self.supervisor.shutdown().await;
         if let Err(e) = self.ledger.flush() {

@@ -1,0 +1,202 @@
+//! The admin API's requests and answers; see the module docs of `admin` for the table.
+
+use crate::http_endpoint::reply;
+use crate::runtime::{Parts, RuntimeError};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use nexum_core::ModuleName;
+use nexum_core::host_rules::store::{CURSOR_MAX_BYTES, PAGE_MAX_BYTES, PAGE_MAX_ENTRIES};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// A JSON answer.
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
+    let text = serde_json::to_vec(body).expect("admin answers serialise");
+    reply(status, "application/json", text)
+}
+
+/// A JSON error: `{"error": "…"}`.
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response<Full<Bytes>> {
+    json(status, &serde_json::json!({ "error": message.to_string() }))
+}
+
+fn runtime_error(e: RuntimeError) -> Response<Full<Bytes>> {
+    match e {
+        RuntimeError::UnknownModule(_) => error(StatusCode::NOT_FOUND, e),
+        other => error(StatusCode::INTERNAL_SERVER_ERROR, other),
+    }
+}
+
+/// Whether the request carries the token (compared in constant time).
+fn authorised(request: &Request<Incoming>, token: Option<&str>) -> bool {
+    let Some(token) = token else {
+        return true;
+    };
+    let Some(given) = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let (given, token) = (given.as_bytes(), token.as_bytes());
+    given.len() == token.len()
+        && given
+            .iter()
+            .zip(token)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+/// Answers one request.
+pub(super) async fn answer(
+    request: Request<Incoming>,
+    parts: &Parts,
+    token: Option<&str>,
+) -> Response<Full<Bytes>> {
+    if !authorised(&request, token) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong token (send Authorization: Bearer <token>)",
+        );
+    }
+    let query: HashMap<String, String> = request
+        .uri()
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let path: Vec<&str> = request.uri().path().trim_matches('/').split('/').collect();
+    let method = request.method().clone();
+    match (method, path.as_slice()) {
+        (Method::GET, ["v1", "status"]) => match parts.status() {
+            Ok(status) => json(StatusCode::OK, &status),
+            Err(e) => runtime_error(e),
+        },
+        (Method::GET, ["v1", "dead-letters"]) => {
+            let module = query.get("module").map(String::as_str);
+            if let Some(module) = module
+                && let Err(e) = parts.loaded(module)
+            {
+                return runtime_error(e);
+            }
+            match parts.ledger().dead_letters(module) {
+                Ok(letters) => json(StatusCode::OK, &letters),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+            }
+        }
+        (Method::GET, ["v1", "modules", module, "keys"]) => keys(parts, module, &query),
+        (Method::GET, ["v1", "modules", module, "value"]) => value(parts, module, &query),
+        (Method::POST, ["v1", "modules", module, "replay"]) => {
+            match parts.replay_dead_letters(module).await {
+                Ok(report) => json(StatusCode::OK, &report),
+                Err(e) => runtime_error(e),
+            }
+        }
+        (Method::POST, ["v1", "modules", module, "restart"]) => {
+            match parts.restart_module(module).await {
+                Ok(()) => json(StatusCode::OK, &serde_json::json!({ "restarted": module })),
+                Err(e) => runtime_error(e),
+            }
+        }
+        (Method::POST, ["v1", "reload"]) => match parts.reload_config_file().await {
+            Ok(report) => json(StatusCode::OK, &report),
+            Err(e) => error(StatusCode::CONFLICT, e),
+        },
+        (_, ["v1", "status" | "dead-letters"]) | (_, ["v1", "modules", _, "keys" | "value"]) => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "GET only")
+        }
+        (_, ["v1", "reload"]) | (_, ["v1", "modules", _, "replay" | "restart"]) => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "POST only")
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "unknown path; see the admin API table in the README",
+        ),
+    }
+}
+
+/// One page of keys.
+#[derive(Serialize)]
+struct KeysPage {
+    /// Keys with their value sizes, in key order.
+    keys: Vec<KeySize>,
+    /// Pass as `after` for the next page; absent on the last page.
+    next: Option<String>,
+}
+
+#[derive(Serialize)]
+struct KeySize {
+    key: String,
+    bytes: usize,
+}
+
+fn keys(parts: &Parts, module: &str, query: &HashMap<String, String>) -> Response<Full<Bytes>> {
+    let name = match parts.loaded(module) {
+        Ok(name) => name,
+        Err(e) => return runtime_error(e),
+    };
+    let prefix = query.get("prefix").map(String::as_str).unwrap_or("");
+    let after = query.get("after").map(String::as_str);
+    if prefix.len() + after.map_or(0, str::len) > CURSOR_MAX_BYTES {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("prefix and after may hold at most {CURSOR_MAX_BYTES} bytes"),
+        );
+    }
+    let wanted = PAGE_MAX_ENTRIES as usize;
+    match parts
+        .ledger()
+        .module_entries_after(&name, prefix, after, wanted + 1, PAGE_MAX_BYTES)
+    {
+        Ok(mut entries) => {
+            let bytes: u64 = entries
+                .iter()
+                .map(|(k, v)| (k.len() + v.len()) as u64)
+                .sum();
+            let more = entries.len() > wanted || bytes >= PAGE_MAX_BYTES;
+            entries.truncate(wanted);
+            let next = more
+                .then(|| entries.last().map(|(k, _)| k.clone()))
+                .flatten();
+            let keys = entries
+                .into_iter()
+                .map(|(key, value)| KeySize {
+                    key,
+                    bytes: value.len(),
+                })
+                .collect();
+            json(StatusCode::OK, &KeysPage { keys, next })
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+fn value(parts: &Parts, module: &str, query: &HashMap<String, String>) -> Response<Full<Bytes>> {
+    let name: ModuleName = match parts.loaded(module) {
+        Ok(name) => name,
+        Err(e) => return runtime_error(e),
+    };
+    let Some(key) = query.get("key") else {
+        return error(StatusCode::BAD_REQUEST, "missing ?key=");
+    };
+    match parts.ledger().read(&name, key) {
+        Ok(Some(value)) => {
+            let body = match String::from_utf8(value) {
+                Ok(text) => serde_json::json!({ "key": key, "text": text }),
+                Err(e) => serde_json::json!({ "key": key, "hex": hex::encode(e.as_bytes()) }),
+            };
+            json(StatusCode::OK, &body)
+        }
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("module `{module}` has no key {key:?}"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
