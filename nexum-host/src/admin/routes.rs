@@ -9,6 +9,7 @@ use nexum_core::ModuleName;
 use nexum_core::host_rules::store::{CURSOR_MAX_BYTES, PAGE_MAX_BYTES, PAGE_MAX_ENTRIES};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A JSON answer.
 fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
@@ -53,7 +54,7 @@ fn authorised(request: &Request<Incoming>, token: Option<&str>) -> bool {
 /// Answers one request.
 pub(super) async fn answer(
     request: Request<Incoming>,
-    parts: &Parts,
+    parts: &Arc<Parts>,
     token: Option<&str>,
 ) -> Response<Full<Bytes>> {
     if !authorised(&request, token) {
@@ -93,21 +94,23 @@ pub(super) async fn answer(
         (Method::GET, ["v1", "modules", module, "keys"]) => keys(parts, module, &query),
         (Method::GET, ["v1", "modules", module, "value"]) => value(parts, module, &query),
         (Method::POST, ["v1", "modules", module, "replay"]) => {
-            match parts.replay_dead_letters(module).await {
+            match parts.clone().replay_to_the_end(module).await {
                 Ok(report) => json(StatusCode::OK, &report),
                 Err(e) => runtime_error(e),
             }
         }
         (Method::POST, ["v1", "modules", module, "restart"]) => {
-            match parts.restart_module(module).await {
+            match parts.clone().restart_module_to_the_end(module).await {
                 Ok(()) => json(StatusCode::OK, &serde_json::json!({ "restarted": module })),
                 Err(e) => runtime_error(e),
             }
         }
-        (Method::POST, ["v1", "reload"]) => match parts.reload_config_file().await {
-            Ok(report) => json(StatusCode::OK, &report),
-            Err(e) => error(StatusCode::CONFLICT, e),
-        },
+        (Method::POST, ["v1", "reload"]) => {
+            match parts.clone().reload_config_file_to_the_end().await {
+                Ok(report) => json(StatusCode::OK, &report),
+                Err(e) => error(StatusCode::CONFLICT, e),
+            }
+        }
         (_, ["v1", "status" | "dead-letters"]) | (_, ["v1", "modules", _, "keys" | "value"]) => {
             error(StatusCode::METHOD_NOT_ALLOWED, "GET only")
         }

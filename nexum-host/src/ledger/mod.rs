@@ -47,6 +47,9 @@ const UNBOUNDED: usize = usize::MAX;
 #[derive(Clone)]
 pub struct Ledger {
     storage: Arc<dyn Storage>,
+    /// Each module's usage counter, shared by every instance of it this process runs: an
+    /// upgraded or restarted module counts on from where the one before it stopped.
+    usage: Arc<std::sync::Mutex<BTreeMap<String, Arc<AtomicU64>>>>,
 }
 
 impl Ledger {
@@ -68,6 +71,7 @@ impl Ledger {
     ) -> Result<Self, StoreError> {
         Ok(Self {
             storage: Arc::new(fjall::FjallStorage::open(dir, durability, window)?),
+            usage: Arc::default(),
         })
     }
 
@@ -76,6 +80,7 @@ impl Ledger {
     pub(crate) fn in_memory() -> Self {
         Self {
             storage: Arc::new(memory::MemoryStorage::default()),
+            usage: Arc::default(),
         }
     }
 
@@ -198,8 +203,12 @@ impl Ledger {
     }
 
     /// What `module` has committed, in bytes of keys and values: recorded with every
-    /// commit, counted once for a store that has no record yet.
+    /// commit, counted once for a store that has no record yet. One counter per module.
     pub(crate) fn module_usage(&self, module: &ModuleName) -> Result<Arc<AtomicU64>, StoreError> {
+        let mut counters = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(counter) = counters.get(module.as_str()) {
+            return Ok(counter.clone());
+        }
         let key = keys::usage(module.as_str());
         let used = match self.storage.get(&Space::Engine, &key)? {
             Some(bytes) => u64::from_le_bytes(bytes.as_slice().try_into().map_err(|_| {
@@ -214,7 +223,9 @@ impl Ledger {
                 .map(|(k, v)| (k.len() + v.len()) as u64)
                 .sum(),
         };
-        Ok(Arc::new(AtomicU64::new(used)))
+        let counter = Arc::new(AtomicU64::new(used));
+        counters.insert(module.to_string(), counter.clone());
+        Ok(counter)
     }
 
     /// Commits one call of `module`: its writes, its new usage and the engine's records
@@ -503,6 +514,23 @@ mod tests {
         let kept = ledger.dead_letters(Some("m")).unwrap();
         assert_eq!(kept.len(), MAX_DEAD_LETTERS);
         assert_eq!(kept[0].at_ms, 5);
+    }
+
+    #[test]
+    fn every_instance_of_a_module_counts_usage_on_one_counter() {
+        let ledger = Ledger::in_memory();
+        let name = ModuleName::new("m").unwrap();
+        let before_upgrade = ledger.module_usage(&name).unwrap();
+        let after_upgrade = ledger.module_usage(&name).unwrap();
+        ledger
+            .commit_call(
+                &name,
+                [("k".to_string(), Some(b"value".to_vec()))],
+                Some((&before_upgrade, 6)),
+                &Bookkeeping::default(),
+            )
+            .unwrap();
+        assert_eq!(after_upgrade.load(Ordering::Relaxed), 6);
     }
 
     #[test]

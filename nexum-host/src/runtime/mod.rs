@@ -29,6 +29,7 @@ use nexum_core::{
     LogLine, ModuleEvent, ModuleInfo, ModuleName, Outcome, ShutdownSummary, Subscription,
     Supervisor,
 };
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
@@ -298,26 +299,27 @@ impl Runtime {
     /// Applies a new set of modules in place: see [`ReloadReport`] for what changes and
     /// [`ReloadError`] for what is refused (a refused reload changes nothing).
     pub async fn reload(&self, plan: BootPlan) -> Result<ReloadReport, ReloadError> {
-        self.parts.reload(plan).await
+        let parts = self.parts.clone();
+        to_the_end(async move { parts.reload(plan).await }).await
     }
 
     /// Re-reads the `engine.toml` this runtime was started from (and its modules'
     /// manifests) and applies it like [`Runtime::reload`].
     pub async fn reload_config_file(&self) -> Result<ReloadReport, ReloadError> {
-        self.parts.reload_config_file().await
+        self.parts.clone().reload_config_file_to_the_end().await
     }
 
     /// Starts a module again with a fresh instance (running `init`): how an operator takes
     /// it out of quarantine after fixing what it depends on.
     pub async fn restart_module(&self, module: &str) -> Result<(), RuntimeError> {
-        self.parts.restart_module(module).await
+        self.parts.clone().restart_module_to_the_end(module).await
     }
 
     /// Hands a module its dead letters again, oldest first. A letter the module now handles
     /// is removed in the same commit as the module's writes; one it fails again is
     /// dead-lettered anew (with the new reason), so none is lost.
     pub async fn replay_dead_letters(&self, module: &str) -> Result<ReplayReport, RuntimeError> {
-        self.parts.replay_dead_letters(module).await
+        self.parts.clone().replay_to_the_end(module).await
     }
 
     /// Stops intake (sources first), lets in-flight calls finish, flushes the store.
@@ -326,7 +328,42 @@ impl Runtime {
     }
 }
 
+/// Runs `work` to its end even if the caller stops waiting (a dropped future, a closed
+/// connection): a reload or restart abandoned half-way would leave a module stopped.
+async fn to_the_end<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
+    match tokio::spawn(work).await {
+        Ok(value) => value,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => panic!("the async runtime shut down during an operator action"),
+    }
+}
+
 impl Parts {
+    /// [`Runtime::reload_config_file`], carried through even if the caller goes away.
+    pub(crate) async fn reload_config_file_to_the_end(
+        self: Arc<Self>,
+    ) -> Result<ReloadReport, ReloadError> {
+        to_the_end(async move { self.reload_config_file().await }).await
+    }
+
+    /// [`Runtime::restart_module`], carried through even if the caller goes away.
+    pub(crate) async fn restart_module_to_the_end(
+        self: Arc<Self>,
+        module: &str,
+    ) -> Result<(), RuntimeError> {
+        let module = module.to_string();
+        to_the_end(async move { self.restart_module(&module).await }).await
+    }
+
+    /// [`Runtime::replay_dead_letters`], carried through even if the caller goes away.
+    pub(crate) async fn replay_to_the_end(
+        self: Arc<Self>,
+        module: &str,
+    ) -> Result<ReplayReport, RuntimeError> {
+        let module = module.to_string();
+        to_the_end(async move { self.replay_dead_letters(&module).await }).await
+    }
+
     /// The name of a module this runtime runs; any other name is most likely a typo.
     pub(crate) fn loaded(&self, module: &str) -> Result<ModuleName, RuntimeError> {
         ModuleName::new(module)

@@ -19,7 +19,7 @@ pub struct ReplayReport {
 impl Parts {
     /// Stops a module's sources and worker, starts a fresh instance (`init`) and its
     /// sources again; the module resumes from its committed cursors.
-    pub(crate) async fn restart_module(&self, module: &str) -> Result<(), RuntimeError> {
+    pub(super) async fn restart_module(&self, module: &str) -> Result<(), RuntimeError> {
         let _changes = self.wiring.lock().await;
         self.loaded(module)?;
         self.module_sources.stop(module).await;
@@ -33,7 +33,7 @@ impl Parts {
 
     /// Hands `module` its dead letters again, oldest first, each removed in the commit of
     /// its new outcome.
-    pub(crate) async fn replay_dead_letters(
+    pub(super) async fn replay_dead_letters(
         &self,
         module: &str,
     ) -> Result<ReplayReport, RuntimeError> {

@@ -82,7 +82,7 @@ pub enum ReloadError {
 
 impl Parts {
     /// Re-reads the engine.toml the runtime started from, then [`Parts::reload`].
-    pub(crate) async fn reload_config_file(&self) -> Result<ReloadReport, ReloadError> {
+    pub(super) async fn reload_config_file(&self) -> Result<ReloadReport, ReloadError> {
         let file = {
             let wiring = self.wiring.lock().await;
             wiring
