@@ -357,3 +357,65 @@ fn check_warns_about_a_capability_declared_but_not_imported() {
     );
     assert_eq!(text.matches("warn ").count(), 1, "{text}");
 }
+
+/// Runs the nexum binary as an unprivileged user (root ignores permission bits): a copy of
+/// it in `dir`, which is opened to everyone, under `setpriv` when this test runs as root.
+fn nexum_unprivileged(dir: &Path, args: &[&str]) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    let binary = dir.join("nexum");
+    std::fs::copy(NEXUM, &binary).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut command = if as_root {
+        let mut setpriv = Command::new("setpriv");
+        setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+        setpriv.arg(&binary);
+        setpriv
+    } else {
+        Command::new(&binary)
+    };
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("running nexum unprivileged (setpriv is part of util-linux)")
+}
+
+#[test]
+fn a_read_only_state_dir_is_one_line_that_names_the_os_reason() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, _) = engine_dir(&[("beat", "heartbeat", STORE_AND_LOGS)], "");
+    // The component beside the engine, readable by anyone.
+    let wasm = dir.path().join("beat.wasm");
+    std::fs::copy(guests::wasm("heartbeat"), &wasm).unwrap();
+    std::fs::write(
+        dir.path().join("engine.toml"),
+        "[engine]\nstate_dir = \"state\"\n\n[[modules]]\npath = \"beat.wasm\"\nmanifest = \"beat.toml\"\n",
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o555)).unwrap();
+
+    let ran = nexum_unprivileged(dir.path(), &["run", "engine.toml"]);
+    assert_eq!(ran.status.code(), Some(1));
+    let said = stderr(&ran);
+    let errors: Vec<&str> = said.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(
+        errors,
+        ["error: state directory state: store: Permission denied (os error 13)"],
+        "{said}"
+    );
+    assert!(!said.contains("Os {"), "{said}");
+
+    let read = nexum_unprivileged(dir.path(), &["store", "engine.toml", "beat"]);
+    assert_eq!(read.status.code(), Some(1));
+    assert_eq!(
+        stderr(&read),
+        "error: cannot open the state in state: store: Permission denied (os error 13)\n"
+    );
+}
