@@ -199,6 +199,29 @@ impl TestRuntime {
         )
     }
 
+    /// Reloads the runtime with `modules` under `config`, as `nexum reload` does with a
+    /// rewritten engine.toml (`config` must be the one it started with, but for modules).
+    pub async fn reload(
+        &self,
+        modules: Vec<TestModule>,
+        mut config: EngineConfig,
+    ) -> Result<nexum_host::ReloadReport, nexum_host::ReloadError> {
+        config.state_dir = self.dir.path().join("state");
+        let mut specs = Vec::new();
+        for module in modules {
+            let manifest = manifest_path(self.dir.path(), &module);
+            specs.push(nexum_core::ModuleSpec {
+                wasm: nexum_core::WasmSource::File(guests::wasm(module.guest)),
+                manifest: nexum_core::ModuleManifest::load(&manifest)?,
+            });
+        }
+        let plan = nexum_core::BootPlan {
+            config,
+            modules: specs,
+        };
+        self.runtime.reload(plan).await
+    }
+
     /// Shuts the runtime down cleanly and returns its state directory.
     pub async fn stop(self) -> TempDir {
         self.runtime.shutdown().await;

@@ -355,6 +355,88 @@ async fn a_quarantined_module_keeps_its_cursor_and_a_later_start_resumes_from_it
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_module_fixed_by_a_reload_resumes_from_its_cursor_without_a_restart() {
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let start = anvil.block_number().await + 1;
+    anvil.ping(emitter, 1, b"").await;
+    let poison = anvil.block_number().await + 1;
+    anvil.ping(emitter, 2, b"").await;
+
+    let mut quick = config(&anvil.ws_url());
+    quick.supervision.quarantine_after = 2;
+    let trapping = recorder(
+        "stuck",
+        &logs_of(emitter, Some(start)),
+        &format!("panic_at_block = {poison}"),
+    );
+    let steady = || recorder("steady", &logs_of(emitter, Some(start)), "");
+    let running = run(vec![trapping, steady()], quick.clone()).await;
+    let quarantined = wait_until(Duration::from_secs(30), || {
+        running.runtime.modules()[0].status == nexum_core::ModuleStatus::Quarantined
+    })
+    .await;
+    assert!(quarantined, "{:?}", running.runtime.modules());
+
+    // The fixed module, by reload: the other one is left alone.
+    let fixed = recorder("stuck", &logs_of(emitter, Some(start)), "");
+    let report = running.reload(vec![fixed, steady()], quick).await.unwrap();
+    assert_eq!(
+        (report.upgraded, report.unchanged),
+        (vec!["stuck".to_string()], vec!["steady".to_string()])
+    );
+    anvil.ping(emitter, 3, b"").await;
+    for module in ["stuck", "steady"] {
+        wait_for_canonical(&running, module, &anvil, emitter, start).await;
+        let journal = log_journal(&running, module);
+        let unique: BTreeSet<(u64, u64)> = journal.iter().map(|e| (e.0, e.1)).collect();
+        assert_eq!(
+            unique.len(),
+            journal.len(),
+            "{module}: no log twice: {journal:?}"
+        );
+    }
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_restart_takes_a_module_out_of_quarantine() {
+    let mut config = test_config();
+    config.supervision.quarantine_after = 1;
+    let running = run(vec![TestModule::probe("probe")], config).await;
+    let trapped = running
+        .runtime
+        .dispatch("probe", nexum_tests::engine::command("panic"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(trapped, nexum_core::Outcome::Trapped(_)),
+        "{trapped:?}"
+    );
+    assert_eq!(
+        running.runtime.modules()[0].status,
+        nexum_core::ModuleStatus::Quarantined
+    );
+    running.runtime.restart_module("probe").await.unwrap();
+    assert_eq!(
+        running.runtime.modules()[0].status,
+        nexum_core::ModuleStatus::Running
+    );
+    let outcome = running
+        .runtime
+        .dispatch("probe", nexum_tests::engine::command("set after restart"))
+        .await
+        .unwrap();
+    assert_eq!(outcome, nexum_core::Outcome::Handled);
+    assert_eq!(running.read("probe", "after").as_deref(), Some("restart"));
+    assert!(matches!(
+        running.runtime.restart_module("nobody").await,
+        Err(nexum_host::RuntimeError::UnknownModule(_))
+    ));
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reorg_while_the_engine_is_down_is_undone_on_restart() {
     let anvil = Anvil::spawn().await;
     let emitter = anvil.deploy_emitter().await;

@@ -17,7 +17,9 @@ use super::Parts;
 use crate::boot::{BootError, load_all};
 use crate::module::LoadedModule;
 use crate::sources::fix_start_positions;
-use nexum_core::{BootPlan, ConfigError, EngineConfig, ModuleSpec, Subscription, Supervisor};
+use nexum_core::{
+    BootPlan, ConfigError, EngineConfig, ModuleManifest, ModuleSpec, Subscription, Supervisor,
+};
 use std::collections::BTreeSet;
 
 /// What a reload changed, by module name.
@@ -193,10 +195,16 @@ fn spec_name(spec: &ModuleSpec) -> String {
     spec.manifest.name.to_string()
 }
 
-/// Whether a reload would run `new` exactly as `running` runs: same bytes, same manifest,
-/// same limits.
+/// Whether a reload would run `new` exactly as `running` runs: same bytes, same manifest
+/// content (wherever the file now lives), same limits.
 fn same_module(running: &LoadedModule, new: &LoadedModule) -> bool {
-    running.digest == new.digest && running.manifest == new.manifest && running.limits == new.limits
+    let content = |m: &ModuleManifest| ModuleManifest {
+        file: Default::default(),
+        ..m.clone()
+    };
+    running.digest == new.digest
+        && content(&running.manifest) == content(&new.manifest)
+        && running.limits == new.limits
 }
 
 /// The engine settings (everything but `[[modules]]`) that differ, named as in engine.toml.
