@@ -51,6 +51,41 @@ ensure_solc() {
         --prefix "$TOOLS/solc" "solc@$SOLC_VERSION"
 }
 
+# PostgreSQL, for the tests of nodes sharing a store: the system's package.
+ensure_postgres() {
+    if compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null; then
+        return
+    fi
+    say "installing PostgreSQL (Debian package postgresql)"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q postgresql >/dev/null
+}
+
+# Starts one PostgreSQL server for the whole test run (it dies with this script) and
+# exports its address for every test binary.
+start_test_postgres() {
+    say "starting PostgreSQL for the test run"
+    (cd "$ROOT" && cargo build --quiet -p nexum-tests --bin nexum-test-postgres)
+    local url_file
+    url_file="$(mktemp)"
+    rm -f "$url_file"
+    "${CARGO_TARGET_DIR:-$ROOT/target}/debug/nexum-test-postgres" "$url_file" &
+    TEST_POSTGRES_PID=$!
+    trap 'kill "$TEST_POSTGRES_PID" 2>/dev/null || true' EXIT
+    local waited=0
+    until [ -s "$url_file" ]; do
+        kill -0 "$TEST_POSTGRES_PID" 2>/dev/null || { echo "the test PostgreSQL server did not start" >&2; exit 1; }
+        [ "$waited" -lt 600 ] || { echo "the test PostgreSQL server did not start within 60 s" >&2; exit 1; }
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    NEXUM_TEST_POSTGRES_URL="$(cat "$url_file")"
+    export NEXUM_TEST_POSTGRES_URL
+    rm -f "$url_file"
+}
+
 # Compiles every guest crate for wasm32-wasip2 and copies the examples to build/modules/.
 build_modules() {
     ensure_wasm_target

@@ -6,6 +6,7 @@ cd "$ROOT"
 
 ensure_wasm_target
 ensure_anvil
+ensure_postgres
 export PATH="$TOOLS/bin:$PATH"
 
 say "cargo fmt --check"
@@ -18,6 +19,7 @@ say "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 build_modules
+start_test_postgres
 
 say "cargo test"
 cargo test --workspace --quiet

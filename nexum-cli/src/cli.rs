@@ -162,6 +162,12 @@ Examples:
         module: String,
     },
 
+    /// Nodes sharing one store ([engine] store = "postgres://…").
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+
     /// Start a module again with a fresh instance (takes it out of quarantine).
     #[command(after_help = "\
 The module resumes from its committed cursors. Needs the admin API.
@@ -173,6 +179,18 @@ Examples:
         engine: PathBuf,
         /// The module.
         module: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterAction {
+    /// The nodes sharing the store, and each module's lease: owner, epoch, expiry.
+    #[command(after_help = "\
+Examples:
+  nexum cluster status engine.toml")]
+    Status {
+        /// The engine.toml all nodes run (with [engine] store).
+        engine: PathBuf,
     },
 }
 

@@ -9,6 +9,7 @@
 mod admin_client;
 mod check;
 mod cli;
+mod cluster;
 mod inspect;
 mod logging;
 mod new;
@@ -49,6 +50,9 @@ fn main() -> ExitCode {
                 store::dead_letters(&engine, module.as_deref()).await
             }
             cli::Command::Status { engine } => operate::status(&engine).await,
+            cli::Command::Cluster {
+                action: cli::ClusterAction::Status { engine },
+            } => cluster::status(&engine).await,
             cli::Command::Reload { engine } => operate::reload(&engine).await,
             cli::Command::Replay { engine, module } => operate::replay(&engine, &module).await,
             cli::Command::Restart { engine, module } => operate::restart(&engine, &module).await,

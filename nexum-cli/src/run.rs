@@ -14,9 +14,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let runtime = builder.start().await?;
     let modules = runtime.modules();
     crate::summary::print(&modules);
-    if modules
-        .iter()
-        .all(|m| m.status == ModuleStatus::Quarantined)
+    // On a shared store a node starts with no module: they come with their leases.
+    if !modules.is_empty()
+        && modules
+            .iter()
+            .all(|m| m.status == ModuleStatus::Quarantined)
     {
         runtime.shutdown().await;
         bail!(

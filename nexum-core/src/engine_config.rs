@@ -124,6 +124,11 @@ pub struct EngineConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// The admin API, if enabled (`[admin]`).
     pub admin: Option<AdminConfig>,
+    /// A shared PostgreSQL store for several nodes (`[engine] store`); the embedded store
+    /// in `state_dir` when `None`.
+    pub store: Option<SharedStore>,
+    /// How nodes sharing a store divide the modules (`[cluster]`).
+    pub cluster: ClusterConfig,
     /// Orders are validated and logged but not sent (per chain: `[chains.<id>] dry_run`).
     pub dry_run: bool,
     /// Reachable chains by id.
@@ -149,6 +154,8 @@ impl Default for EngineConfig {
             durability_window_ms: DEFAULT_DURABILITY_WINDOW_MS,
             metrics_addr: None,
             admin: None,
+            store: None,
+            cluster: ClusterConfig::default(),
             dry_run: false,
             chains: BTreeMap::new(),
             limits: Limits::default(),
@@ -263,6 +270,16 @@ struct RawEngineConfig {
     #[serde(default)]
     modules: Vec<RawModuleEntry>,
     admin: Option<RawAdmin>,
+    #[serde(default)]
+    cluster: RawCluster,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    node: Option<String>,
+    lease_ms: Option<u64>,
+    renew_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -288,6 +305,7 @@ struct RawEngineSection {
     metrics_addr: Option<String>,
     #[serde(default)]
     dry_run: bool,
+    store: Option<String>,
 }
 
 fn default_durability_window_ms() -> u64 {
@@ -304,6 +322,7 @@ impl Default for RawEngineSection {
             durability_window_ms: DEFAULT_DURABILITY_WINDOW_MS,
             metrics_addr: None,
             dry_run: false,
+            store: None,
         }
     }
 }
@@ -383,6 +402,15 @@ impl RawEngineConfig {
             .map(|raw| AdminConfig::validate(raw.addr, raw.token))
             .transpose()
             .map_err(|(field, reason)| err(format!("admin.{field}"), reason))?;
+
+        let store = self
+            .engine
+            .store
+            .map(SharedStore::validate)
+            .transpose()
+            .map_err(|reason| err("engine.store".into(), reason))?;
+        let cluster = ClusterConfig::validate(self.cluster)
+            .map_err(|(field, reason)| err(format!("cluster.{field}"), reason))?;
 
         let mut chains = BTreeMap::new();
         let mut keys: BTreeMap<ChainId, String> = BTreeMap::new();
@@ -479,6 +507,8 @@ impl RawEngineConfig {
             durability_window_ms: self.engine.durability_window_ms,
             metrics_addr,
             admin,
+            store,
+            cluster,
             dry_run: self.engine.dry_run,
             chains,
             limits,
@@ -488,6 +518,99 @@ impl RawEngineConfig {
                 .validate()
                 .map_err(|(field, reason)| err(format!("delivery.{field}"), reason))?,
             modules,
+        })
+    }
+}
+
+/// A PostgreSQL connection string (`postgres://user:password@host:port/database`). Its
+/// `Debug` and `Display` show it by the redaction rule: it holds a password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedStore {
+    url: String,
+}
+
+impl SharedStore {
+    /// A shared store at `url` (`postgres://…`), checked as `[engine] store` is.
+    pub fn new(url: impl Into<String>) -> Result<Self, String> {
+        Self::validate(url.into())
+    }
+
+    fn validate(url: String) -> Result<Self, String> {
+        check_url(&url, &["postgres", "postgresql"])?;
+        Ok(Self { url })
+    }
+
+    /// The connection string, for the database client only.
+    pub fn connection_string(&self) -> &str {
+        &self.url
+    }
+}
+
+impl std::fmt::Debug for SharedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedStore({})", redact::url(&self.url))
+    }
+}
+
+impl std::fmt::Display for SharedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact::url(&self.url))
+    }
+}
+
+/// Default lease: how long a silent node keeps its modules before another takes them.
+pub const DEFAULT_LEASE_MS: u64 = 10_000;
+
+/// `[cluster]`: how nodes sharing a store divide the modules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// This node's name (default: host name and process id); unique per running node.
+    pub node: Option<String>,
+    /// How long a lease lasts without renewal: the failover time after a node dies.
+    pub lease_ms: u64,
+    /// How often leases are renewed and placement revisited (at most a third of the lease).
+    pub renew_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            node: None,
+            lease_ms: DEFAULT_LEASE_MS,
+            renew_ms: DEFAULT_LEASE_MS / 4,
+        }
+    }
+}
+
+impl ClusterConfig {
+    fn validate(raw: RawCluster) -> Result<Self, (&'static str, String)> {
+        let lease_ms = raw.lease_ms.unwrap_or(DEFAULT_LEASE_MS);
+        if lease_ms < 300 {
+            return Err(("lease_ms", "must be at least 300".into()));
+        }
+        let renew_ms = raw.renew_ms.unwrap_or(lease_ms / 4);
+        if renew_ms == 0 || renew_ms > lease_ms / 3 {
+            return Err((
+                "renew_ms",
+                format!("must be greater than 0 and at most a third of lease_ms ({lease_ms})"),
+            ));
+        }
+        if let Some(node) = &raw.node
+            && (node.is_empty()
+                || node.len() > 128
+                || !node
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        {
+            return Err((
+                "node",
+                "use 1-128 characters of letters, digits, `-`, `_` and `.`".into(),
+            ));
+        }
+        Ok(Self {
+            node: raw.node,
+            lease_ms,
+            renew_ms,
         })
     }
 }

@@ -42,7 +42,8 @@ mod toml_file;
 pub use capability::Capability;
 pub use cron::CronSchedule;
 pub use engine_config::{
-    AdminConfig, ChainConfig, Durability, EngineConfig, LogFormat, ModuleEntry,
+    AdminConfig, ChainConfig, ClusterConfig, Durability, EngineConfig, LogFormat, ModuleEntry,
+    SharedStore,
 };
 pub use error::ConfigError;
 pub use event::{Block, ChainId, ChainLog, ChainLogs, Event, Tick};

@@ -13,9 +13,10 @@
 
 use crate::capabilities::{EngineContext, Factors, ModuleContext};
 use crate::chain::{ChainPool, ConnectError};
+use crate::cluster::{Cluster, default_node_name};
 use crate::engine::{EngineError, WasmEngine};
 use crate::extension::HostExtension;
-use crate::ledger::{Ledger, StoreError};
+use crate::ledger::{HeldLeases, Ledger, PostgresStorage, StoreError};
 use crate::module::{ComponentCache, LoadError, LoadedModule, load};
 use crate::observers::Observers;
 use crate::sources::{StartError, fix_start_positions};
@@ -50,6 +51,14 @@ pub enum BootError {
         /// The store's error.
         error: StoreError,
     },
+    /// The shared store (`[engine] store`) could not be opened.
+    #[error("shared store {store}: {error}")]
+    SharedStore {
+        /// The store, shown without credentials.
+        store: String,
+        /// The store's error.
+        error: StoreError,
+    },
     /// The wasm engine could not be built.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -68,6 +77,9 @@ pub(crate) struct Booted {
     pub ledger: Ledger,
     /// What a reload needs to load and wire more modules the same way.
     pub wiring: Wiring,
+    /// On a shared store: the cluster, holding every module until its lease comes here
+    /// (the supervisor then starts with none).
+    pub cluster: Option<Cluster>,
 }
 
 /// The engine-wide parts modules are loaded and wired with, kept for reloads.
@@ -119,27 +131,22 @@ async fn assemble(
         dir: config.state_dir.display().to_string(),
         reason: e.to_string(),
     })?;
-    let ledger = Ledger::open_durable(
-        &config.state_dir,
-        config.durability,
-        std::time::Duration::from_millis(config.durability_window_ms),
-    )
-    .map_err(|error| BootError::Store {
-        dir: config.state_dir.display().to_string(),
-        error,
-    })?;
+    let (ledger, shared) = open_ledger(&config).await?;
     let chains = Arc::new(ChainPool::connect(&config.chains).await?);
 
-    let subscribed: Vec<(&str, &[Subscription])> = loaded
-        .iter()
-        .map(|m| {
-            (
-                m.manifest.name.as_str(),
-                m.manifest.subscriptions.as_slice(),
-            )
-        })
-        .collect();
-    fix_start_positions(&subscribed, chains.clients(), &ledger).await?;
+    // On a shared store, where a module starts is fixed by the node that takes its lease.
+    if shared.is_none() {
+        let subscribed: Vec<(&str, &[Subscription])> = loaded
+            .iter()
+            .map(|m| {
+                (
+                    m.manifest.name.as_str(),
+                    m.manifest.subscriptions.as_slice(),
+                )
+            })
+            .collect();
+        fix_start_positions(&subscribed, chains.clients(), &ledger).await?;
+    }
 
     let factors = Factors::configure(&EngineContext {
         config: &config,
@@ -152,10 +159,18 @@ async fn assemble(
         factors,
         config,
     };
-    let prepared = loaded
+    let mut prepared = loaded
         .into_iter()
         .map(|module| wiring.prepare(module))
         .collect::<Result<Vec<_>, _>>()?;
+    let cluster = shared.map(|(db, held)| {
+        Cluster::new(
+            db,
+            held,
+            &wiring.config.cluster,
+            std::mem::take(&mut prepared),
+        )
+    });
     let supervisor = HostSupervisor::start(
         wiring.engine.clone(),
         prepared,
@@ -168,7 +183,54 @@ async fn assemble(
         chains,
         ledger,
         wiring,
+        cluster,
     })
+}
+
+/// The shared database and the leases this node holds, on a cluster.
+type Shared = (Arc<PostgresStorage>, Arc<HeldLeases>);
+
+/// The ledger: embedded in the state directory, or in the shared database of `[engine]
+/// store` (whose schema is created or migrated here).
+async fn open_ledger(config: &EngineConfig) -> Result<(Ledger, Option<Shared>), BootError> {
+    match &config.store {
+        None => {
+            let ledger = Ledger::open_durable(
+                &config.state_dir,
+                config.durability,
+                std::time::Duration::from_millis(config.durability_window_ms),
+            )
+            .map_err(|error| BootError::Store {
+                dir: config.state_dir.display().to_string(),
+                error,
+            })?;
+            Ok((ledger, None))
+        }
+        Some(store) => {
+            let node = config
+                .cluster
+                .node
+                .clone()
+                .unwrap_or_else(default_node_name);
+            let held = Arc::new(HeldLeases::default());
+            // The database client blocks: not on the async workers.
+            let (url, name, leases) = (
+                store.connection_string().to_string(),
+                node.clone(),
+                held.clone(),
+            );
+            let opened =
+                tokio::task::spawn_blocking(move || PostgresStorage::open(&url, &name, leases))
+                    .await
+                    .unwrap_or_else(|e| Err(StoreError::Backend(format!("database task: {e}"))));
+            let db = Arc::new(opened.map_err(|error| BootError::SharedStore {
+                store: store.to_string(),
+                error,
+            })?);
+            tracing::info!(node, store = %store, "sharing the store with other nodes");
+            Ok((Ledger::shared(db.clone()), Some((db, held))))
+        }
+    }
 }
 
 /// Loads every module before any starts (compile cache, admission under the engine's

@@ -227,6 +227,7 @@ mod builder;
 mod capabilities;
 mod chain;
 mod check;
+pub mod cluster;
 mod convert;
 mod engine;
 pub mod extension;

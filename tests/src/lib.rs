@@ -11,6 +11,7 @@
 //! - [`logs`]: captured `tracing` output;
 //! - [`memory`]: peak resident memory, for tests that bound it;
 //! - [`process`]: child processes that die with their test, and waiting on their output;
+//! - [`postgres`]: a real PostgreSQL server, shared by the run, and a database per test;
 //! - [`telemetry`]: waiting for a value on a running engine's `/metrics`.
 
 // Every dependency earns its place (test targets also see dev-dependencies).
@@ -23,6 +24,7 @@ pub mod guests;
 pub mod logs;
 pub mod memory;
 pub mod orderbook;
+pub mod postgres;
 pub mod process;
 pub mod proxy;
 pub mod telemetry;

@@ -147,6 +147,48 @@ impl Process {
         }
     }
 
+    /// Waits up to `timeout` until at least `count` lines printed so far (in any order,
+    /// taken or not) contain every one of `needles`; returns those lines.
+    pub fn wait_for_count(
+        &mut self,
+        needles: &[&str],
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let matching: Vec<String> = self
+                .output()
+                .into_iter()
+                .filter(|l| needles.iter().all(|n| l.contains(n)))
+                .collect();
+            if matching.len() >= count {
+                return matching;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.drain_to_end();
+                panic!(
+                    "the process ended ({status}) with {} of {count} lines containing {needles:?}:\n{}",
+                    matching.len(),
+                    self.output().join("\n")
+                );
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                panic!(
+                    "{} of {count} lines containing {needles:?} within {timeout:?}:\n{}",
+                    matching.len(),
+                    self.output().join("\n")
+                );
+            };
+            if let Ok(line) = self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
+                self.seen.lock().unwrap().push(line);
+            }
+        }
+    }
+
     /// The blocking form of [`Process::wait_for`], for tests without a runtime.
     pub fn wait_for_blocking(&mut self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;

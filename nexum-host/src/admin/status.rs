@@ -60,7 +60,7 @@ pub struct SubscriptionReport {
 impl Parts {
     /// The engine at a glance.
     pub(crate) fn status(&self) -> Result<StatusReport, RuntimeError> {
-        let health = Health::of(self.supervisor(), self.chains());
+        let health = Health::of(self.supervisor(), self.chains(), self.store_health());
         let mut modules = Vec::new();
         for info in self.supervisor().modules() {
             let positions = self.positions(&info.name)?;

@@ -10,15 +10,18 @@
 //!
 //! - [`records`]: the record shapes and the entries a delivery commits;
 //! - [`keys`]: the key layout;
-//! - [`storage`]: the storage seam; [`fjall`] implements it (and, in unit tests, `memory`).
+//! - [`storage`]: the storage seam; [`fjall`] implements it embedded, `postgres` shared by
+//!   the nodes of a cluster (and, in unit tests, `memory`).
 
 mod fjall;
 mod keys;
 #[cfg(test)]
-mod memory;
+pub(crate) mod memory;
+mod postgres;
 mod records;
-mod storage;
+pub(crate) mod storage;
 
+pub(crate) use postgres::{HeldLeases, PostgresStorage};
 pub(crate) use records::{Bookkeeping, Cursor, DeliveredBlock, Entry, Start, SubscriptionId};
 pub use records::{DeadLetter, Position};
 pub use storage::StoreError;
@@ -73,6 +76,14 @@ impl Ledger {
             storage: Arc::new(fjall::FjallStorage::open(dir, durability, window)?),
             usage: Arc::default(),
         })
+    }
+
+    /// The ledger in a shared PostgreSQL database, for nodes of a cluster.
+    pub(crate) fn shared(storage: Arc<PostgresStorage>) -> Self {
+        Self {
+            storage,
+            usage: Arc::default(),
+        }
     }
 
     /// A ledger in memory, gone when dropped (for tests of what stands on it).
@@ -238,6 +249,7 @@ impl Ledger {
         bookkeeping: &Bookkeeping,
     ) -> Result<(), StoreError> {
         let mut batch = self.batch_for(&bookkeeping.0)?;
+        batch.fence = Some(module.to_string());
         let space = Space::Module(module.clone());
         for (key, value) in writes {
             match value {
@@ -264,7 +276,9 @@ impl Ledger {
     /// Commits engine records that go with no module call (progress through quiet blocks,
     /// start positions).
     pub(crate) fn record(&self, entries: &[Entry]) -> Result<(), StoreError> {
-        self.storage.commit(self.batch_for(entries)?)
+        let mut batch = self.batch_for(entries)?;
+        batch.fence = one_module(entries);
+        self.storage.commit(batch)
     }
 
     /// Where a subscription stands: its cursor, if it handled anything.
@@ -401,6 +415,26 @@ impl Ledger {
     fn engine_scan(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.storage.scan(&Space::Engine, prefix, UNBOUNDED)
     }
+}
+
+/// The module all of `entries` belong to, if they all belong to one (such a commit is
+/// fenced by that module's lease on a shared storage).
+fn one_module(entries: &[Entry]) -> Option<String> {
+    let module_of = |entry: &Entry| -> String {
+        match entry {
+            Entry::Start { id, .. }
+            | Entry::Advance { id, .. }
+            | Entry::Delivered { id, .. }
+            | Entry::Forget { id, .. } => id.module.clone(),
+            Entry::DeadLetter(letter) => letter.module.clone(),
+            Entry::Replayed { module, .. } => module.clone(),
+        }
+    };
+    let first = module_of(entries.first()?);
+    entries
+        .iter()
+        .all(|e| module_of(e) == first)
+        .then_some(first)
 }
 
 /// A sequence that orders dead letters of the same millisecond.

@@ -1,8 +1,9 @@
 //! The seam between the engine's ledger and where its bytes live: a key-value storage with
 //! one space for the engine's records and one per module, and atomic batches across them.
 //!
-//! fjall is the embedded default ([`super::fjall::FjallStorage`]); an in-memory storage
-//! (`memory.rs`) serves unit tests. A shared backend for several nodes plugs in here.
+//! fjall is the embedded default ([`super::fjall::FjallStorage`]); PostgreSQL is the shared
+//! backend for several nodes (`postgres.rs`); an in-memory storage (`memory.rs`) serves
+//! unit tests.
 
 use nexum_core::ModuleName;
 
@@ -28,6 +29,9 @@ pub(crate) struct Write {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Batch {
     pub writes: Vec<Write>,
+    /// The module these writes belong to: a shared storage commits them only while this
+    /// node holds the module's lease (an embedded one has no one else to fence).
+    pub fence: Option<String>,
 }
 
 impl Batch {
@@ -68,6 +72,14 @@ pub enum StoreError {
         key: String,
         /// Why it does not decode.
         reason: String,
+    },
+    /// Another node took the module over: this node may no longer commit for it.
+    #[error(
+        "store: module `{module}` is owned by another node now; this node's commit was refused"
+    )]
+    Fenced {
+        /// The module.
+        module: String,
     },
     /// A stored key is not UTF-8 (keys are strings in the contract).
     #[error("store: a key in {space} is not valid UTF-8")]

@@ -5,10 +5,12 @@
 //! - `module_sources`: each module's own sources (chain drivers, cron timers), started and
 //!   stopped with it;
 //! - `reload`: applying a new set of modules in place;
-//! - `operate`: what an operator does to one module (restart it, replay its dead letters).
+//! - `operate`: what an operator does to one module (restart it, replay its dead letters);
+//! - `placement`: on a shared store, keeping this node's share of the modules running.
 
 mod module_sources;
 mod operate;
+mod placement;
 mod reload;
 
 pub use operate::ReplayReport;
@@ -17,6 +19,7 @@ pub use reload::{ReloadError, ReloadReport};
 use crate::boot::{BootError, Wiring, boot};
 use crate::builder::RuntimeBuilder;
 use crate::chain::{ChainClient, ChainPool};
+use crate::cluster::Cluster;
 use crate::extension::HostExtension;
 use crate::ledger::{Ledger, Position};
 use crate::observers::Observers;
@@ -104,6 +107,8 @@ pub(crate) struct Parts {
     shared_tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Changes to the set of modules (reloads, restarts, shutdown) happen one at a time.
     wiring: tokio::sync::Mutex<Wiring>,
+    /// On a shared store: this node's part in the cluster.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl Runtime {
@@ -131,9 +136,15 @@ impl Runtime {
         let mut shared_tasks = Vec::new();
         let metrics_addr = match metrics_addr {
             Some(addr) => {
-                let (bound, task) =
-                    telemetry::serve(addr, supervisor.clone(), chains.clone(), stop.clone())
-                        .await?;
+                let store = booted.cluster.as_ref().map(|c| c.health.clone());
+                let (bound, task) = telemetry::serve(
+                    addr,
+                    supervisor.clone(),
+                    chains.clone(),
+                    store,
+                    stop.clone(),
+                )
+                .await?;
                 shared_tasks.push(task);
                 Some(bound)
             }
@@ -158,9 +169,18 @@ impl Runtime {
             stop_shared,
             shared_tasks: Mutex::new(shared_tasks),
             wiring: tokio::sync::Mutex::new(booted.wiring),
+            cluster: booted.cluster.map(Arc::new),
         });
         for module in parts.supervisor.modules() {
             parts.start_sources(&module);
+        }
+        if parts.cluster.is_some() {
+            let placement = tokio::spawn(parts.clone().run_placement(stop.clone()));
+            parts
+                .shared_tasks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(placement);
         }
         let admin_addr = match admin {
             Some(admin) => {
@@ -199,7 +219,11 @@ impl Runtime {
 
     /// The runtime's health, as `/healthz` reports it.
     pub fn health(&self) -> telemetry::Health {
-        telemetry::Health::of(&self.parts.supervisor, &self.parts.chains)
+        telemetry::Health::of(
+            &self.parts.supervisor,
+            &self.parts.chains,
+            self.parts.store_health(),
+        )
     }
 
     /// The loaded modules: status, subscriptions, limits, counters.
@@ -384,6 +408,11 @@ impl Parts {
         &self.chains
     }
 
+    /// On a shared store: whether it answered the last placement round.
+    pub(crate) fn store_health(&self) -> Option<&telemetry::StoreHealth> {
+        self.cluster.as_deref().map(|c| &*c.health)
+    }
+
     /// The chain's head as its follower knows it.
     pub(crate) fn chain_head(&self, chain: ChainId) -> Option<u64> {
         self.chain_sources.head(chain)
@@ -414,6 +443,7 @@ impl Parts {
         if let Err(e) = self.ledger.flush() {
             tracing::error!(error = %e, "flushing the store at shutdown failed");
         }
+        self.leave_cluster().await;
         summary
     }
 }

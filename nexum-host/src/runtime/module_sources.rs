@@ -4,6 +4,7 @@
 
 use super::Parts;
 use crate::sources::CronSource;
+use crate::supervisor::Prepared;
 use nexum_core::{ModuleInfo, Supervisor};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -79,6 +80,33 @@ impl Parts {
         }
         self.module_sources
             .insert(module.name.clone(), Running { stop, tasks });
+    }
+
+    /// Starts a module (`init`) and its sources.
+    pub(super) async fn launch(&self, prepared: Prepared) {
+        let name = prepared.module.manifest.name.to_string();
+        self.supervisor.add(prepared).await;
+        if let Some(info) = self.info(&name) {
+            self.start_sources(&info);
+        }
+    }
+
+    /// Replaces a running module: its sources stop, its call in flight commits, the new
+    /// version starts (`init`) and its sources resume from the committed cursors.
+    pub(super) async fn relaunch(&self, prepared: Prepared) {
+        let name = prepared.module.manifest.name.to_string();
+        self.module_sources.stop(&name).await;
+        self.supervisor.replace(prepared).await;
+        if let Some(info) = self.info(&name) {
+            self.start_sources(&info);
+        }
+    }
+
+    /// Stops a module and its sources and takes it out (its store and records stay).
+    pub(super) async fn retire(&self, name: &str) {
+        self.module_sources.stop(name).await;
+        self.supervisor.remove(name).await;
+        self.heights.forget(name);
     }
 
     /// The current description of a loaded module.

@@ -22,10 +22,8 @@ impl Parts {
     pub(super) async fn restart_module(&self, module: &str) -> Result<(), RuntimeError> {
         let _changes = self.wiring.lock().await;
         self.loaded(module)?;
-        self.module_sources.stop(module).await;
-        self.supervisor.restart(module).await;
-        if let Some(info) = self.info(module) {
-            self.start_sources(&info);
+        if let Some(prepared) = self.supervisor.prepared(module) {
+            self.relaunch(prepared).await;
         }
         tracing::info!(module, "module restarted by the operator");
         Ok(())

@@ -77,6 +77,11 @@ pub enum ReloadError {
     /// The runtime was built in code, so there is no file to re-read.
     #[error("reload refused: this runtime was not started from an engine.toml file")]
     NoConfigFile,
+    /// Nodes sharing a store do not reload yet.
+    #[error(
+        "reload refused: nodes sharing a store ([engine] store) do not reload yet; restart them one at a time (their modules move to the others meanwhile)"
+    )]
+    Cluster,
     /// The runtime is shutting down.
     #[error("reload refused: the engine is shutting down")]
     ShuttingDown,
@@ -106,6 +111,9 @@ impl Parts {
         let mut wiring = self.wiring.lock().await;
         if *self.stop_shared.borrow() {
             return Err(ReloadError::ShuttingDown);
+        }
+        if self.cluster.is_some() {
+            return Err(ReloadError::Cluster);
         }
         let BootPlan { config, modules } = plan;
         let changed = engine_settings_changed(&wiring.config, &config);
@@ -162,27 +170,18 @@ impl Parts {
 
         // Apply: each module changes alone; the others keep delivering.
         for name in &report.removed {
-            self.module_sources.stop(name).await;
-            self.supervisor.remove(name).await;
-            self.heights.forget(name);
+            self.retire(name).await;
             tracing::info!(module = name, "reload: module removed (its store is kept)");
         }
         for prepared in upgrades {
             let name = prepared.module.manifest.name.to_string();
             let digest = prepared.module.digest;
-            self.module_sources.stop(&name).await;
-            self.supervisor.replace(prepared).await;
-            if let Some(info) = self.info(&name) {
-                self.start_sources(&info);
-            }
+            self.relaunch(prepared).await;
             tracing::info!(module = name, component = %digest, "reload: module upgraded; it resumes from its cursors");
         }
         for prepared in additions {
             let name = prepared.module.manifest.name.to_string();
-            self.supervisor.add(prepared).await;
-            if let Some(info) = self.info(&name) {
-                self.start_sources(&info);
-            }
+            self.launch(prepared).await;
             tracing::info!(module = name, "reload: module added");
         }
         wiring.config = config;

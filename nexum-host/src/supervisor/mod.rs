@@ -162,14 +162,10 @@ impl HostSupervisor {
         self.add(prepared).await;
     }
 
-    /// Starts the module again from the same component with a fresh instance: how an
-    /// operator takes a module out of quarantine. Returns whether it exists.
-    pub(crate) async fn restart(&self, name: &str) -> bool {
-        let Some(handle) = self.find(name) else {
-            return false;
-        };
-        self.replace(handle.prepared.clone()).await;
-        true
+    /// What a module was started from (to start it again with a fresh instance: how an
+    /// operator takes a module out of quarantine).
+    pub(crate) fn prepared(&self, name: &str) -> Option<Prepared> {
+        self.find(name).map(|h| h.prepared.clone())
     }
 
     fn find(&self, name: &str) -> Option<Arc<ModuleHandle>> {

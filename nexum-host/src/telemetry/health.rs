@@ -1,5 +1,5 @@
 //! The health verdict behind `/healthz`: every configured chain reachable, no module
-//! quarantined.
+//! quarantined, and (on nodes sharing a store) the store answering.
 
 use crate::chain::ChainPool;
 use crate::supervisor::HostSupervisor;
@@ -15,10 +15,37 @@ pub struct Health {
     pub reasons: Vec<String>,
 }
 
+/// Whether the shared store answered the last time it was asked (nodes of a cluster).
+#[derive(Debug, Default)]
+pub(crate) struct StoreHealth(std::sync::Mutex<Option<String>>);
+
+impl StoreHealth {
+    /// The store answered.
+    pub fn answered(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The store did not answer, for `reason`.
+    pub fn failed(&self, reason: String) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    }
+
+    fn problem(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 impl Health {
-    /// Judges the runtime: its modules and its chains.
-    pub(crate) fn of(supervisor: &HostSupervisor, chains: &ChainPool) -> Self {
+    /// Judges the runtime: its modules, its chains and its shared store.
+    pub(crate) fn of(
+        supervisor: &HostSupervisor,
+        chains: &ChainPool,
+        store: Option<&StoreHealth>,
+    ) -> Self {
         let mut reasons = Vec::new();
+        if let Some(problem) = store.and_then(StoreHealth::problem) {
+            reasons.push(format!("shared store: {problem}"));
+        }
         for (chain, problem) in chains.problems() {
             reasons.push(format!("chain {chain}: {problem}"));
         }

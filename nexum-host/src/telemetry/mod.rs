@@ -14,6 +14,7 @@ mod server;
 
 pub use crate::http_endpoint::ServeError;
 pub use health::Health;
+pub(crate) use health::StoreHealth;
 pub(crate) use server::serve;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};

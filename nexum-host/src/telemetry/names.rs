@@ -26,3 +26,11 @@ pub const CHAIN_DELIVERED: &str = "nexum_chain_delivered_height";
 pub const CHAIN_RECONNECTS: &str = "nexum_chain_reconnects_total";
 /// Counter: JSON-RPC requests (labels `chain`, `method`, `outcome` = ok / error / timeout).
 pub const RPC_REQUESTS: &str = "nexum_rpc_requests_total";
+/// Gauge: leases this node holds (nodes sharing a store).
+pub const LEASES_HELD: &str = "nexum_cluster_leases_held";
+/// Counter: leases this node acquired (a start, or a takeover).
+pub const LEASES_ACQUIRED: &str = "nexum_cluster_leases_acquired_total";
+/// Counter: leases this node found taken over by another node.
+pub const LEASES_LOST: &str = "nexum_cluster_leases_lost_total";
+/// Counter: commits refused because another node holds the module's lease now.
+pub const FENCED_COMMITS: &str = "nexum_cluster_fenced_commits_total";

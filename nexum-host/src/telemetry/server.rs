@@ -2,7 +2,7 @@
 //! with a JSON verdict), served by `http_endpoint` with its limits on slow and many clients.
 
 use super::collect::collect;
-use super::health::Health;
+use super::health::{Health, StoreHealth};
 use crate::chain::ChainPool;
 use crate::http_endpoint::{self, ServeError, reply};
 use crate::supervisor::HostSupervisor;
@@ -19,13 +19,20 @@ pub(crate) async fn serve(
     addr: SocketAddr,
     supervisor: Arc<HostSupervisor>,
     chains: Arc<ChainPool>,
+    store: Option<Arc<StoreHealth>>,
     stop: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), ServeError> {
     let (listener, bound) = http_endpoint::bind("metrics", addr).await?;
     let prometheus = super::prometheus();
     tracing::info!(addr = %bound, "serving /metrics and /healthz");
     let task = http_endpoint::spawn(listener, "metrics", stop, move |request| {
-        let response = answer(&request, &supervisor, &chains, prometheus.as_ref());
+        let response = answer(
+            &request,
+            &supervisor,
+            &chains,
+            store.as_deref(),
+            prometheus.as_ref(),
+        );
         async move { response }
     });
     Ok((bound, task))
@@ -35,6 +42,7 @@ fn answer(
     request: &Request<Incoming>,
     supervisor: &HostSupervisor,
     chains: &ChainPool,
+    store: Option<&StoreHealth>,
     prometheus: Option<&PrometheusHandle>,
 ) -> Response<Full<Bytes>> {
     if request.method() != Method::GET {
@@ -53,7 +61,7 @@ fn answer(
             ),
         },
         "/healthz" => {
-            let health = Health::of(supervisor, chains);
+            let health = Health::of(supervisor, chains, store);
             let status = if health.is_ok() {
                 StatusCode::OK
             } else {

@@ -1,0 +1,134 @@
+//! Several nodes, one engine: nodes that share a PostgreSQL store divide its modules so
+//! each runs on exactly one node at a time, and take over the modules of a node that
+//! stopped renewing its leases.
+//!
+//! - [`leases`]: the lease and node rows (acquire with a growing epoch, renew, release);
+//! - this file: who should run what ([`owner`]: rendezvous hashing over the live nodes, so
+//!   a node coming or going moves only its share), and the state a node keeps.
+//!
+//! The loop that acts on it lives with the runtime (`runtime/placement.rs`), because it
+//! starts and stops modules. Every commit of a module is fenced by its lease in the same
+//! transaction (`ledger/postgres.rs`), so a node that was paused or cut off cannot write
+//! after another took over, even before it notices.
+
+pub(crate) mod leases;
+
+use crate::ledger::{HeldLeases, PostgresStorage, StoreError};
+use crate::supervisor::Prepared;
+use crate::telemetry::StoreHealth;
+use nexum_core::ClusterConfig;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use leases::LeaseRow;
+
+/// The nodes and leases of a cluster, as `nexum cluster status` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ClusterStatus {
+    /// Every node that ever joined: name, milliseconds since it was last seen, and
+    /// whether it left cleanly.
+    pub nodes: Vec<(String, i64, bool)>,
+    /// Every module's lease.
+    pub leases: Vec<LeaseRow>,
+}
+
+/// Reads the cluster's nodes and leases from `store` (blocking: call it off async
+/// workers).
+pub fn status(store: &nexum_core::SharedStore) -> Result<ClusterStatus, StoreError> {
+    let db = PostgresStorage::open(
+        store.connection_string(),
+        "nexum-cluster-status",
+        Arc::new(HeldLeases::default()),
+    )?;
+    let nodes = db.with_client(|client| {
+        let rows = client.query(
+            "SELECT node, (extract(epoch FROM now() - seen_at) * 1000)::bigint,
+                    left_at IS NOT NULL
+             FROM nexum_nodes ORDER BY node",
+            &[],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect())
+    })?;
+    Ok(ClusterStatus {
+        nodes,
+        leases: leases::leases(&db)?,
+    })
+}
+
+/// The live node that should run `module`: the one with the highest hash of (node,
+/// module). Every node computes the same answer from the same list of live nodes.
+pub fn owner<'a>(module: &str, nodes: &'a [String]) -> Option<&'a str> {
+    nodes
+        .iter()
+        .max_by_key(|node| {
+            let score = alloy_primitives::keccak256(format!("{node}\u{0}{module}"));
+            (score, node.as_str())
+        })
+        .map(String::as_str)
+}
+
+/// This node's name when the config gives none: host name and process id.
+pub(crate) fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_string());
+    format!("{host}-{}", std::process::id())
+}
+
+/// What a node of a cluster keeps: the shared database, the leases it holds, and every
+/// configured module ready to start when its lease comes here.
+pub(crate) struct Cluster {
+    pub db: Arc<PostgresStorage>,
+    pub held: Arc<HeldLeases>,
+    pub lease: Duration,
+    pub renew: Duration,
+    pub catalog: BTreeMap<String, Prepared>,
+    /// Whether the store answered the last round (`/healthz`).
+    pub health: Arc<StoreHealth>,
+}
+
+impl Cluster {
+    pub fn new(
+        db: Arc<PostgresStorage>,
+        held: Arc<HeldLeases>,
+        config: &ClusterConfig,
+        catalog: Vec<Prepared>,
+    ) -> Self {
+        Self {
+            db,
+            held,
+            lease: Duration::from_millis(config.lease_ms),
+            renew: Duration::from_millis(config.renew_ms),
+            catalog: catalog
+                .into_iter()
+                .map(|p| (p.module.manifest.name.to_string(), p))
+                .collect(),
+            health: Arc::default(),
+        }
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        self.db.node()
+    }
+
+    /// Runs blocking database work off the async workers.
+    pub async fn sql<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&PostgresStorage) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Backend(format!("database task: {e}"))))
+    }
+}
+
+#[cfg(test)]
+mod tests;

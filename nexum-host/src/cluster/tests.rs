@@ -1,0 +1,171 @@
+//! Placement, leases and fencing against a real PostgreSQL (the test run's server, a fresh
+//! database per test), and the shared storage answering exactly as the embedded one.
+
+use super::{leases, owner};
+use crate::ledger::storage::{Batch, Space, Storage, StoreError};
+use crate::ledger::{Bookkeeping, HeldLeases, Ledger, PostgresStorage, memory::MemoryStorage};
+use nexum_core::ModuleName;
+use std::sync::Arc;
+use std::time::Duration;
+
+const LEASE: Duration = Duration::from_secs(30);
+
+fn nodes(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+#[test]
+fn every_module_has_one_owner_and_a_leaving_node_moves_only_its_own() {
+    let three = nodes(&["a", "b", "c"]);
+    let modules: Vec<String> = (0..60).map(|i| format!("m{i}")).collect();
+    let placed: Vec<&str> = modules.iter().map(|m| owner(m, &three).unwrap()).collect();
+    for node in ["a", "b", "c"] {
+        let share = placed.iter().filter(|o| **o == node).count();
+        assert!((10..=30).contains(&share), "{node} got {share} of 60");
+    }
+    let two = nodes(&["a", "c"]);
+    for (module, before) in modules.iter().zip(&placed) {
+        let after = owner(module, &two).unwrap();
+        if *before != "b" {
+            assert_eq!(after, *before, "{module} moved though its node stayed");
+        }
+    }
+    assert_eq!(owner("m0", &[]), None);
+}
+
+/// A node of the cluster on `url`: its storage and the leases it holds.
+fn node(url: &str, name: &str) -> (Arc<PostgresStorage>, Arc<HeldLeases>) {
+    let held = Arc::new(HeldLeases::default());
+    let db = PostgresStorage::open(url, name, held.clone()).expect("opening the shared store");
+    (Arc::new(db), held)
+}
+
+fn write(ledger: &Ledger, module: &ModuleName, value: &str) -> Result<(), StoreError> {
+    ledger.commit_call(
+        module,
+        [("k".to_string(), Some(value.as_bytes().to_vec()))],
+        None,
+        &Bookkeeping::default(),
+    )
+}
+
+#[test]
+fn a_node_whose_module_was_taken_over_can_no_longer_commit_for_it() {
+    let url = nexum_tests::postgres::fresh_database();
+    let (a, held_a) = node(&url, "node-a");
+    let (b, held_b) = node(&url, "node-b");
+    let (ledger_a, ledger_b) = (Ledger::shared(a.clone()), Ledger::shared(b.clone()));
+    let module = ModuleName::new("keeper").unwrap();
+
+    // Without a lease, nobody commits.
+    assert!(matches!(
+        write(&ledger_a, &module, "x"),
+        Err(StoreError::Fenced { .. })
+    ));
+
+    let epoch = leases::acquire(&a, "keeper", LEASE)
+        .unwrap()
+        .expect("a free lease");
+    held_a.insert("keeper", epoch);
+    write(&ledger_a, &module, "from a").unwrap();
+    assert_eq!(
+        leases::acquire(&b, "keeper", LEASE).unwrap(),
+        None,
+        "a holds it"
+    );
+
+    // Node a stops renewing (paused, cut off): its lease runs out and b takes over.
+    b.with_client(|c| {
+        c.execute(
+            "UPDATE nexum_leases SET expires_at = now() - interval '1 second'",
+            &[],
+        )
+    })
+    .unwrap();
+    let taken = leases::acquire(&b, "keeper", LEASE)
+        .unwrap()
+        .expect("an expired lease");
+    assert_eq!(taken, epoch + 1);
+    held_b.insert("keeper", taken);
+
+    // Node a comes back still believing it runs the module: fenced, and told so on renewal.
+    assert!(matches!(
+        write(&ledger_a, &module, "stale"),
+        Err(StoreError::Fenced { module }) if module == "keeper"
+    ));
+    assert!(!leases::renew(&a, "keeper", epoch, LEASE).unwrap());
+    write(&ledger_b, &module, "from b").unwrap();
+    assert_eq!(
+        ledger_a.read(&module, "k").unwrap(),
+        Some(b"from b".to_vec())
+    );
+
+    // A clean hand-back frees the lease at once.
+    leases::release(&b, "keeper", taken).unwrap();
+    assert_eq!(
+        leases::acquire(&a, "keeper", LEASE).unwrap(),
+        Some(taken + 1)
+    );
+    let rows = leases::leases(&a).unwrap();
+    assert_eq!(
+        (rows[0].owner.as_str(), rows[0].epoch),
+        ("node-a", taken + 1)
+    );
+}
+
+#[test]
+fn the_shared_store_answers_like_the_embedded_one() {
+    let url = nexum_tests::postgres::fresh_database();
+    let (shared, _) = node(&url, "solo");
+    let memory = MemoryStorage::default();
+    let space = Space::Module(ModuleName::new("m").unwrap());
+    let mut batch = Batch::default();
+    for key in [
+        "a",
+        "a/1",
+        "a/2",
+        "a/10",
+        "ab",
+        "b",
+        "é/x",
+        "é/y",
+        "z\u{10ffff}",
+    ] {
+        batch.set(space.clone(), key, key.repeat(3).into_bytes());
+    }
+    batch.set(Space::Engine, "a/1", b"engine".to_vec());
+    let mut removal = Batch::default();
+    removal.remove(space.clone(), "a/2");
+    for storage in [&*shared as &dyn Storage, &memory] {
+        storage.commit(batch.clone()).unwrap();
+        storage.commit(removal.clone()).unwrap();
+    }
+    for prefix in ["", "a", "a/", "é", "z", "zz"] {
+        assert_eq!(
+            shared.scan(&space, prefix, 100).unwrap(),
+            memory.scan(&space, prefix, 100).unwrap(),
+            "scan {prefix:?}"
+        );
+        assert_eq!(
+            shared.count(&space, prefix).unwrap(),
+            memory.count(&space, prefix).unwrap()
+        );
+        assert_eq!(
+            shared.keys(&space, prefix, 2).unwrap(),
+            memory.keys(&space, prefix, 2).unwrap()
+        );
+        for after in [None, Some("a/1"), Some("0"), Some("é/x")] {
+            assert_eq!(
+                shared.scan_after(&space, prefix, after, 3, 9).unwrap(),
+                memory.scan_after(&space, prefix, after, 3, 9).unwrap(),
+                "scan_after {prefix:?} {after:?}"
+            );
+        }
+    }
+    assert_eq!(
+        shared.get(&Space::Engine, "a/1").unwrap(),
+        Some(b"engine".to_vec())
+    );
+    assert_eq!(shared.value_len(&space, "ab").unwrap(), Some(6));
+    assert_eq!(shared.get(&space, "a/2").unwrap(), None);
+}

@@ -1,0 +1,435 @@
+//! The shared storage: PostgreSQL, so several nodes can run one engine's modules.
+//!
+//! Every key of every space is a row of `nexum_entries` (space, key as bytes, value); a
+//! batch is one transaction. Keys are `bytea` so prefix scans are byte ranges an index
+//! serves (`key >= prefix AND key < successor(prefix)`), whatever the keys hold.
+//!
+//! **Fencing**: a batch that belongs to a module carries it ([`Batch::fence`]). The commit
+//! reads the module's lease row `FOR SHARE` in the same transaction and refuses unless this
+//! node holds it at the epoch it acquired; a takeover updates that row, so it waits for a
+//! commit in flight and any later commit of the old owner fails ([`StoreError::Fenced`]).
+//!
+//! The `postgres` client blocks, and must not run on the async runtime's threads: a small
+//! pool of threads of its own, each with a connection, serves requests from the ledger.
+//! The schema is created and migrated at open, under an advisory lock, and versioned in
+//! `nexum_schema`.
+
+use super::storage::{Batch, Space, Storage, StoreError};
+use postgres::{Client, NoTls};
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+/// Connections (and threads) serving one engine.
+const CONNECTIONS: usize = 4;
+
+/// The schema version this nexum writes; a newer one in the database is refused.
+const SCHEMA_VERSION: i32 = 1;
+
+/// Serialises schema changes between nodes starting together.
+const SCHEMA_LOCK: i64 = 0x6e65_7875_6d00_0001;
+
+/// Each step brings the schema from the version before it to its own.
+const MIGRATIONS: &[&str] = &[
+    // 1: entries of every space, leases with fencing epochs, live nodes.
+    "CREATE TABLE nexum_entries (
+         space text NOT NULL,
+         key bytea NOT NULL,
+         value bytea NOT NULL,
+         PRIMARY KEY (space, key)
+     );
+     CREATE TABLE nexum_leases (
+         module text PRIMARY KEY,
+         owner text NOT NULL,
+         epoch bigint NOT NULL,
+         expires_at timestamptz NOT NULL
+     );
+     CREATE TABLE nexum_nodes (
+         node text PRIMARY KEY,
+         seen_at timestamptz NOT NULL,
+         left_at timestamptz
+     );",
+];
+
+/// A session stuck inside a transaction (its node paused or cut off mid-commit) is ended by
+/// the server after this long, so the row locks it holds cannot stop a takeover.
+const IDLE_IN_TRANSACTION: &str = "2s";
+
+/// Opens one connection with nexum's session settings.
+fn connect(url: &str) -> Result<Client, StoreError> {
+    let mut client = Client::connect(url, NoTls).map_err(backend)?;
+    client
+        .batch_execute(&format!(
+            "SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'"
+        ))
+        .map_err(backend)?;
+    Ok(client)
+}
+
+/// A request for one of the pool's connections.
+type Job = Box<dyn FnOnce(&mut Client) + Send>;
+
+/// What this node holds: module → the epoch it acquired its lease at.
+#[derive(Default)]
+pub(crate) struct HeldLeases(Mutex<HashMap<String, i64>>);
+
+impl HeldLeases {
+    pub fn insert(&self, module: &str, epoch: i64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(module.to_string(), epoch);
+    }
+
+    pub fn remove(&self, module: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(module);
+    }
+
+    /// Every lease held: module and epoch.
+    pub fn all(&self) -> Vec<(String, i64)> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(m, e)| (m.clone(), *e))
+            .collect()
+    }
+
+    pub fn epoch(&self, module: &str) -> Option<i64> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(module)
+            .copied()
+    }
+}
+
+/// PostgreSQL behind the [`Storage`] seam.
+pub(crate) struct PostgresStorage {
+    jobs: Mutex<mpsc::Sender<Job>>,
+    /// This node's name in lease rows.
+    node: String,
+    held: Arc<HeldLeases>,
+}
+
+/// A database error as one line, without the connection string (it may hold a password).
+fn backend(error: postgres::Error) -> StoreError {
+    let text = match error.as_db_error() {
+        Some(db) => format!("database: {}", db.message()),
+        None => error.to_string(),
+    };
+    StoreError::Backend(text)
+}
+
+impl PostgresStorage {
+    /// Connects to `url` as `node`, creating or migrating the schema.
+    pub fn open(url: &str, node: &str, held: Arc<HeldLeases>) -> Result<Self, StoreError> {
+        let mut first = connect(url)?;
+        migrate(&mut first)?;
+        let mut clients = vec![first];
+        for _ in 1..CONNECTIONS {
+            clients.push(connect(url)?);
+        }
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for (i, mut client) in clients.into_iter().enumerate() {
+            let receiver = receiver.clone();
+            let url = url.to_string();
+            std::thread::Builder::new()
+                .name(format!("nexum-pg-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok(job) = job else { return };
+                        // A connection the server closed is opened again for the next job.
+                        if client.is_closed()
+                            && let Ok(fresh) = connect(&url)
+                        {
+                            client = fresh;
+                        }
+                        job(&mut client);
+                    }
+                })
+                .map_err(|e| StoreError::Backend(format!("starting a database thread: {e}")))?;
+        }
+        Ok(Self {
+            jobs: Mutex::new(jobs),
+            node: node.to_string(),
+            held,
+        })
+    }
+
+    /// Runs `work` on a pooled connection and waits for it.
+    fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |client| {
+            let _ = reply.send(work(client));
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(job)
+            .map_err(|_| StoreError::Backend("the database threads stopped".into()))?;
+        answer
+            .recv()
+            .map_err(|_| StoreError::Backend("a database thread stopped".into()))?
+    }
+
+    /// Runs SQL of the cluster's own (leases, nodes) on a pooled connection.
+    pub fn with_client<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.run(move |client| work(client).map_err(backend))
+    }
+
+    /// This node's name in lease rows.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+}
+
+/// Creates or upgrades the schema, one node at a time.
+fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let mut tx = client.transaction().map_err(backend)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        .map_err(backend)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS nexum_schema (version integer NOT NULL)")
+        .map_err(backend)?;
+    let version: i32 = tx
+        .query_opt("SELECT version FROM nexum_schema", &[])
+        .map_err(backend)?
+        .map_or(0, |row| row.get(0));
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Backend(format!(
+            "the database holds schema version {version}, written by a newer nexum (this one knows {SCHEMA_VERSION})"
+        )));
+    }
+    for (step, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.batch_execute(sql).map_err(backend)?;
+        tracing::info!(version = step + 1, "database schema migrated");
+    }
+    if version == 0 {
+        tx.execute(
+            "INSERT INTO nexum_schema (version) VALUES ($1)",
+            &[&SCHEMA_VERSION],
+        )
+        .map_err(backend)?;
+    } else if version < SCHEMA_VERSION {
+        tx.execute("UPDATE nexum_schema SET version = $1", &[&SCHEMA_VERSION])
+            .map_err(backend)?;
+    }
+    tx.commit().map_err(backend)
+}
+
+/// The name of a space in `nexum_entries`.
+fn space_name(space: &Space) -> String {
+    match space {
+        Space::Engine => "engine".to_string(),
+        Space::Module(module) => format!("module:{module}"),
+    }
+}
+
+/// The first byte string after every string starting with `prefix`, if there is one.
+fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut bound = prefix.to_vec();
+    while let Some(last) = bound.pop() {
+        if last < u8::MAX {
+            bound.push(last + 1);
+            return Some(bound);
+        }
+    }
+    None
+}
+
+fn key_text(space: &str, key: Vec<u8>) -> Result<String, StoreError> {
+    String::from_utf8(key).map_err(|_| StoreError::NonUtf8Key {
+        space: space.to_string(),
+    })
+}
+
+/// Entries under `prefix` after `after`, in key order, at most `limit`.
+fn range(
+    client: &mut Client,
+    space: &str,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+    with_values: bool,
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let start = prefix.as_bytes().to_vec();
+    let end = successor(prefix.as_bytes());
+    let after = after.map(|a| a.as_bytes().to_vec());
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let value = if with_values { "value" } else { "''::bytea" };
+    let sql = format!(
+        "SELECT key, {value} FROM nexum_entries
+         WHERE space = $1 AND key >= $2 AND ($3::bytea IS NULL OR key < $3)
+           AND ($4::bytea IS NULL OR key > $4)
+         ORDER BY key LIMIT $5"
+    );
+    let rows = client
+        .query(&sql, &[&space, &start, &end, &after, &limit])
+        .map_err(backend)?;
+    rows.into_iter()
+        .map(|row| Ok((key_text(space, row.get(0))?, row.get(1))))
+        .collect()
+}
+
+impl Storage for PostgresStorage {
+    fn get(&self, space: &Space, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let (space, key) = (space_name(space), key.as_bytes().to_vec());
+        self.run(move |client| {
+            Ok(client
+                .query_opt(
+                    "SELECT value FROM nexum_entries WHERE space = $1 AND key = $2",
+                    &[&space, &key],
+                )
+                .map_err(backend)?
+                .map(|row| row.get(0)))
+        })
+    }
+
+    fn value_len(&self, space: &Space, key: &str) -> Result<Option<usize>, StoreError> {
+        let (space, key) = (space_name(space), key.as_bytes().to_vec());
+        self.run(move |client| {
+            Ok(client
+                .query_opt(
+                    "SELECT octet_length(value) FROM nexum_entries WHERE space = $1 AND key = $2",
+                    &[&space, &key],
+                )
+                .map_err(backend)?
+                .map(|row| row.get::<_, i32>(0) as usize))
+        })
+    }
+
+    fn scan(
+        &self,
+        space: &Space,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let (space, prefix) = (space_name(space), prefix.to_string());
+        self.run(move |client| range(client, &space, &prefix, None, limit, true))
+    }
+
+    fn scan_after(
+        &self,
+        space: &Space,
+        prefix: &str,
+        after: Option<&str>,
+        max_entries: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let (space, prefix) = (space_name(space), prefix.to_string());
+        let after = after.map(str::to_string);
+        let entries = self.run(move |client| {
+            range(client, &space, &prefix, after.as_deref(), max_entries, true)
+        })?;
+        let mut bytes = 0u64;
+        Ok(entries
+            .into_iter()
+            .take_while(|(k, v)| {
+                let fits = bytes < max_bytes;
+                bytes += (k.len() + v.len()) as u64;
+                fits
+            })
+            .collect())
+    }
+
+    fn count(&self, space: &Space, prefix: &str) -> Result<u64, StoreError> {
+        let space = space_name(space);
+        let (start, end) = (prefix.as_bytes().to_vec(), successor(prefix.as_bytes()));
+        self.run(move |client| {
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM nexum_entries
+                     WHERE space = $1 AND key >= $2 AND ($3::bytea IS NULL OR key < $3)",
+                    &[&space, &start, &end],
+                )
+                .map_err(backend)?;
+            Ok(row.get::<_, i64>(0) as u64)
+        })
+    }
+
+    fn keys(&self, space: &Space, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let (space, prefix) = (space_name(space), prefix.to_string());
+        let entries = self.run(move |client| range(client, &space, &prefix, None, limit, false))?;
+        Ok(entries.into_iter().map(|(k, _)| k).collect())
+    }
+
+    fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let fence = match &batch.fence {
+            Some(module) => Some((
+                module.clone(),
+                self.held.epoch(module).ok_or_else(|| StoreError::Fenced {
+                    module: module.clone(),
+                })?,
+            )),
+            None => None,
+        };
+        let node = self.node.clone();
+        self.run(move |client| {
+            let mut tx = client.transaction().map_err(backend)?;
+            if let Some((module, epoch)) = &fence {
+                let holder = tx
+                    .query_opt(
+                        "SELECT owner, epoch FROM nexum_leases WHERE module = $1 FOR SHARE",
+                        &[module],
+                    )
+                    .map_err(backend)?;
+                let current = holder.map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1)));
+                if current != Some((node.clone(), *epoch)) {
+                    metrics::counter!(crate::telemetry::names::FENCED_COMMITS).increment(1);
+                    return Err(StoreError::Fenced {
+                        module: module.clone(),
+                    });
+                }
+            }
+            for write in batch.writes {
+                let space = space_name(&write.space);
+                let key = write.key.into_bytes();
+                match write.value {
+                    Some(value) => tx.execute(
+                        "INSERT INTO nexum_entries (space, key, value) VALUES ($1, $2, $3)
+                         ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value",
+                        &[&space, &key, &value],
+                    ),
+                    None => tx.execute(
+                        "DELETE FROM nexum_entries WHERE space = $1 AND key = $2",
+                        &[&space, &key],
+                    ),
+                }
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
+        })
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        // Every commit is durable when PostgreSQL acknowledges it.
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::successor;
+
+    #[test]
+    fn the_successor_of_a_prefix_bounds_every_key_under_it() {
+        assert_eq!(successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(successor(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(successor(b"\xff\xff"), None);
+        assert_eq!(successor(b""), None);
+    }
+}

@@ -1,0 +1,76 @@
+//! A runtime on a shared PostgreSQL store, as an embedder starts it: modules come with
+//! their leases, state lives in the database, and a lost database shows in `/healthz`.
+
+use nexum_core::{ClusterConfig, Event, Outcome, SharedStore, Tick};
+use nexum_tests::engine::{TestModule, run, test_config, wait_until};
+use nexum_tests::postgres::{fresh_database, query_texts, server_url};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_lives_in_the_shared_store_and_a_lost_database_shows_in_healthz() {
+    let url = fresh_database();
+    let mut config = test_config();
+    config.store = Some(SharedStore::new(url.clone()).unwrap());
+    config.cluster = ClusterConfig {
+        node: Some("solo".into()),
+        lease_ms: 1500,
+        renew_ms: 300,
+    };
+    config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    let running = run(vec![TestModule::probe("probe")], config).await;
+
+    // The module starts once this node holds its lease.
+    let started = wait_until(Duration::from_secs(30), || {
+        running.runtime.modules().iter().any(|m| m.name == "probe")
+    })
+    .await;
+    assert!(
+        started,
+        "the module never came: {:?}",
+        running.runtime.modules()
+    );
+    let tick = Event::Tick(Tick {
+        fired_at: 0,
+        schedule: "set greeting hello".into(),
+    });
+    assert_eq!(
+        running.runtime.dispatch("probe", tick).await.unwrap(),
+        Outcome::Handled
+    );
+    let stored = query_texts(
+        &url,
+        "SELECT convert_from(value, 'UTF8') FROM nexum_entries WHERE space = 'module:probe' AND key = 'greeting'::bytea",
+    );
+    assert_eq!(stored, ["hello"]);
+    assert!(
+        running.runtime.health().is_ok(),
+        "{:?}",
+        running.runtime.health()
+    );
+
+    // The database goes away: /healthz says so.
+    let name = url.rsplit('/').next().unwrap().to_string();
+    query_texts(
+        &format!("{}/postgres", server_url()),
+        &format!("DROP DATABASE {name} WITH (FORCE)"),
+    );
+    let noticed = wait_until(Duration::from_secs(30), || {
+        running
+            .runtime
+            .health()
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("shared store: "))
+    })
+    .await;
+    assert!(noticed, "{:?}", running.runtime.health());
+    let healthz = reqwest::get(format!(
+        "http://{}/healthz",
+        running.runtime.metrics_addr().unwrap()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(healthz.status(), 503);
+    assert!(healthz.text().await.unwrap().contains("shared store: "));
+    running.stop().await;
+}
