@@ -4,8 +4,9 @@
 //! everything back.
 
 use nexum_host::cluster::owner;
+use nexum_tests::anvil::{Anvil, CHAIN_ID, hex_u64};
 use nexum_tests::guests;
-use nexum_tests::postgres::fresh_database;
+use nexum_tests::postgres::{fresh_database, query_texts};
 use nexum_tests::process::Process;
 use std::path::Path;
 use std::process::Command;
@@ -164,4 +165,210 @@ fn two_nodes_share_the_modules_take_over_a_stalled_or_dead_node_and_fence_it() {
     let said = status();
     assert!(said.contains("  node-b  left"), "{said}");
     assert_eq!(said.matches("expired").count(), all.len(), "{said}");
+}
+
+/// Every module's `(block, log index)` records in the shared store, with repeats.
+fn recorded_logs(url: &str, module: &str) -> Vec<(u64, u64)> {
+    let events = query_texts(
+        url,
+        &format!(
+            "SELECT convert_from(value, 'UTF8') FROM nexum_entries
+             WHERE space = 'module:{module}' AND convert_from(key, 'UTF8') LIKE 'e/%' ORDER BY key"
+        ),
+    );
+    events
+        .iter()
+        .flat_map(|text| {
+            let event: serde_json::Value = serde_json::from_str(text).unwrap();
+            event["logs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| (l["block"].as_u64().unwrap(), l["index"].as_u64().unwrap()))
+        })
+        .collect()
+}
+
+/// The block a module's (only) subscription has handled through, from the shared store.
+fn handled_through(url: &str, module: &str) -> Option<u64> {
+    query_texts(
+        url,
+        &format!(
+            "SELECT convert_from(value, 'UTF8') FROM nexum_entries
+             WHERE space = 'engine' AND convert_from(key, 'UTF8') LIKE 'cursor/{module}/%'"
+        ),
+    )
+    .first()
+    .map(|text| {
+        serde_json::from_str::<serde_json::Value>(text).unwrap()["number"]
+            .as_u64()
+            .unwrap()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_lose_one_three_times_during_5000_logs_and_every_module_records_each_log_once()
+{
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let from = anvil.block_number().await + 1;
+    let url = fresh_database();
+    let dir = tempfile::tempdir().unwrap();
+    let modules: Vec<String> = (0..6).map(|i| format!("rec-{i}")).collect();
+    let mut text = format!(
+        "[engine]\nstate_dir = \"state-${{NODE}}\"\nstore = \"{url}\"\n\n\
+         [cluster]\nnode = \"${{NODE}}\"\nlease_ms = 1500\nrenew_ms = 300\n\n\
+         [chains.{CHAIN_ID}]\nrpc_url = \"{}\"\n\n",
+        anvil.ws_url()
+    );
+    for name in &modules {
+        std::fs::write(
+            dir.path().join(format!("{name}.toml")),
+            format!(
+                "[module]\nname = \"{name}\"\nversion = \"0.1.0\"\n\n[capabilities]\nrequired = [\"local-store\", \"logging\"]\n\n\
+                 [[subscription]]\nkind = \"log\"\nchain_id = {CHAIN_ID}\naddress = \"{emitter}\"\nstart_block = {from}\n"
+            ),
+        )
+        .unwrap();
+        text.push_str(&format!(
+            "[[modules]]\npath = {:?}\nmanifest = \"{name}.toml\"\n\n",
+            guests::wasm("recorder")
+        ));
+    }
+    let engine = dir.path().join("engine.toml");
+    std::fs::write(&engine, text).unwrap();
+
+    let mut names = vec![
+        "node-0".to_string(),
+        "node-1".to_string(),
+        "node-2".to_string(),
+    ];
+    let mut nodes: Vec<Process> = names.iter().map(|n| node(&engine, n)).collect();
+    for module in &modules {
+        let tag = format!("module=\"{module}\"");
+        let deadline = std::time::Instant::now() + WAIT;
+        while !nodes.iter().any(|n| {
+            n.find(&format!("lease acquired; module running here {tag}"))
+                .is_some()
+        }) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{module} never started"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // 250 transactions of 20 logs each; a node dies at each quarter and a new one joins.
+    const TXS: u64 = 250;
+    let mut failovers = Vec::new();
+    let mut last = 0;
+    for tx in 0..TXS {
+        last = hex_u64(&anvil.burst(emitter, 19).await["blockNumber"]);
+        if tx > 0 && tx % (TXS / 4) == 0 && failovers.len() < 3 {
+            // The node running the most modules dies.
+            let held_by = |n: &Process| -> Vec<String> {
+                let lines = n.output();
+                modules
+                    .iter()
+                    .filter(|m| {
+                        let tag = format!("module=\"{m}\"");
+                        let count = |what: &[&str]| {
+                            lines
+                                .iter()
+                                .filter(|l| l.contains(&tag) && what.iter().any(|w| l.contains(w)))
+                                .count()
+                        };
+                        count(&["lease acquired; module running here"])
+                            > count(&["handed to another node", "lease lost"])
+                    })
+                    .cloned()
+                    .collect()
+            };
+            let victim = (0..nodes.len())
+                .max_by_key(|i| held_by(&nodes[*i]).len())
+                .unwrap();
+            let held = held_by(&nodes[victim]);
+            assert!(!held.is_empty(), "no node runs a module");
+            let dead = nodes.remove(victim);
+            let dead_name = names.remove(victim);
+            let before: Vec<usize> = nodes
+                .iter()
+                .map(|n| {
+                    n.output()
+                        .iter()
+                        .filter(|l| l.contains("lease acquired"))
+                        .count()
+                })
+                .collect();
+            let killed_at = std::time::Instant::now();
+            drop(dead); // SIGKILL
+            // Its modules come back on the survivors.
+            let deadline = killed_at + WAIT;
+            loop {
+                let gained: usize = nodes
+                    .iter()
+                    .zip(&before)
+                    .map(|(n, b)| {
+                        n.output()
+                            .iter()
+                            .filter(|l| l.contains("lease acquired"))
+                            .count()
+                            - b
+                    })
+                    .sum();
+                if gained >= held.len() {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{dead_name}'s modules {held:?} were not taken over"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            failovers.push(killed_at.elapsed());
+            let fresh = format!("node-{}", 3 + failovers.len());
+            nodes.push(node(&engine, &fresh));
+            names.push(fresh);
+        }
+    }
+    println!("failover after kill -9 (lease 1500 ms): {failovers:?}");
+    assert_eq!(failovers.len(), 3);
+    for elapsed in &failovers {
+        assert!(
+            *elapsed < Duration::from_millis(1500 + 300 * 4 + 2000),
+            "failover took {elapsed:?}"
+        );
+    }
+
+    // Every module gets through the last block, then records each log exactly once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for module in &modules {
+        while handled_through(&url, module).is_none_or(|h| h < last) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{module} stopped at {:?} of {last}",
+                handled_through(&url, module)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    for mut n in nodes {
+        assert_eq!(n.signal("-TERM").code(), Some(0));
+    }
+    let chain: Vec<(u64, u64)> = anvil
+        .logs(emitter, from, last)
+        .await
+        .iter()
+        .map(|l| (hex_u64(&l["blockNumber"]), hex_u64(&l["logIndex"])))
+        .collect();
+    assert_eq!(chain.len(), 5000);
+    for module in &modules {
+        let recorded = recorded_logs(&url, module);
+        assert_eq!(
+            recorded, chain,
+            "{module}: not every log exactly once, in order"
+        );
+    }
 }
