@@ -22,7 +22,7 @@ pub async fn status(engine: &Path) -> anyhow::Result<()> {
                 Reach::NotRunning(addr) => format!("nothing answers at {addr}"),
                 _ => "no [admin] configured".to_string(),
             };
-            let state = open(engine, &config)?;
+            let state = open(engine, &config).await?;
             println!(
                 "engine not running ({why}); from the state in {}:",
                 config.state_dir.display()

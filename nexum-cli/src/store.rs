@@ -9,8 +9,14 @@ use nexum_host::{DeadLetter, Ledger, StoreError};
 use serde::Deserialize;
 use std::path::Path;
 
-/// Opens the state files of a stopped engine.
-pub fn open(engine: &Path, config: &EngineConfig) -> anyhow::Result<Ledger> {
+/// Opens the state of a stopped engine: its files, or the shared store of a cluster.
+pub async fn open(engine: &Path, config: &EngineConfig) -> anyhow::Result<Ledger> {
+    if let Some(store) = config.store.clone() {
+        let shown = store.to_string();
+        return tokio::task::spawn_blocking(move || Ledger::open_shared(&store))
+            .await?
+            .map_err(|e| anyhow::anyhow!("shared store {shown}: {e}"));
+    }
     if !config.state_dir.is_dir() {
         bail!(
             "{}: no state yet (engine.state_dir is {})",
@@ -35,7 +41,7 @@ pub async fn store(engine: &Path, module: &str, action: Option<StoreAction>) -> 
     if let Reach::Running(admin) = Reach::of(&config).await? {
         return store_live(&admin, module, action).await;
     }
-    let state = open(engine, &config)?;
+    let state = open(engine, &config).await?;
     match action {
         StoreAction::List { prefix } => {
             let entries = state.list(&name, prefix.as_deref().unwrap_or(""))?;
@@ -118,7 +124,7 @@ pub async fn dead_letters(engine: &Path, module: Option<&str>) -> anyhow::Result
             let query: Vec<(&str, &str)> = module.map(|m| ("module", m)).into_iter().collect();
             admin.get("/v1/dead-letters", &query).await?
         }
-        _ => open(engine, &config)?.dead_letters(module)?,
+        _ => open(engine, &config).await?.dead_letters(module)?,
     };
     for letter in &letters {
         let at = chrono::DateTime::from_timestamp_millis(letter.at_ms as i64)

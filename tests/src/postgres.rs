@@ -22,11 +22,13 @@ pub const URL_VARIABLE: &str = "NEXUM_TEST_POSTGRES_URL";
 /// The user nexum's test server runs as when the tests run as root.
 const UNPRIVILEGED: (u32, u32) = (65534, 65534);
 
-/// A running server; stopped (killed) with the process that started it.
+/// A running server; stopped (killed) with the thread that started it.
 pub struct PostgresServer {
     /// `postgres://nexum@127.0.0.1:PORT`, without a database.
     pub url: String,
-    _child: Child,
+    child: Child,
+    port: u16,
+    data: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -113,25 +115,62 @@ impl PostgresServer {
             String::from_utf8_lossy(&initdb.stderr)
         );
         let port = free_port();
-        let mut server = command_as_server_user(&bin.join("postgres"));
-        server
-            .arg("-D")
-            .arg(&data)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
-            .arg(&data)
-            .args(["-c", "fsync=off", "-c", "max_connections=200"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        die_with_parent(&mut server);
-        let child = server.spawn().expect("starting postgres");
+        let child = spawn_server(&data, port);
         let url = format!("postgres://nexum@127.0.0.1:{port}");
         wait_ready(&url);
         Self {
             url,
-            _child: child,
+            child,
+            port,
+            data,
             _dir: dir,
         }
     }
+
+    /// Stops the server abruptly, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a killed server again on the same port and data; returns once it accepts
+    /// connections.
+    pub fn start_again(&mut self) {
+        // A killed postmaster's children linger a moment holding its shared memory, and a
+        // new one exits at once while they do: start again until one accepts connections.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let admin = format!("{}/postgres", self.url);
+        loop {
+            self.child = spawn_server(&self.data, self.port);
+            loop {
+                let admin = admin.clone();
+                if on_own_thread(move || postgres::Client::connect(&admin, postgres::NoTls).is_ok())
+                {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "postgres did not start again");
+                if self.child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// Starts `postgres` on `data` and `port`; it dies with the calling thread.
+fn spawn_server(data: &Path, port: u16) -> Child {
+    let mut server = command_as_server_user(&bin_dir().join("postgres"));
+    server
+        .arg("-D")
+        .arg(data)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
+        .arg(data)
+        .args(["-c", "fsync=off", "-c", "max_connections=200"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    die_with_parent(&mut server);
+    server.spawn().expect("starting postgres")
 }
 
 /// Waits until the server at `url` accepts connections (20 s at most).

@@ -74,3 +74,103 @@ async fn state_lives_in_the_shared_store_and_a_lost_database_shows_in_healthz() 
     assert!(healthz.text().await.unwrap().contains("shared store: "));
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_mid_run_loses_nothing_and_doubles_nothing() {
+    use nexum_tests::anvil::{Anvil, CHAIN_ID, hex_u64};
+    use nexum_tests::postgres::PostgresServer;
+
+    nexum_tests::logs::print_from_env();
+    // A server of this test's own, to restart.
+    let mut server = tokio::task::block_in_place(PostgresServer::start);
+    let url = format!("{}/postgres", server.url);
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let from = anvil.block_number().await + 1;
+    let mut config = test_config();
+    config.store = Some(SharedStore::new(url.clone()).unwrap());
+    config.cluster = ClusterConfig {
+        node: Some("solo".into()),
+        lease_ms: 1500,
+        renew_ms: 300,
+    };
+    config.chains.insert(
+        CHAIN_ID,
+        nexum_core::ChainConfig::new(&anvil.ws_url()).unwrap(),
+    );
+    let recorder = TestModule::new(
+        "recorder",
+        "rec",
+        &["local-store", "logging"],
+        &format!(
+            "[[subscription]]\nkind = \"log\"\nchain_id = {CHAIN_ID}\naddress = \"{emitter}\"\nstart_block = {from}\n"
+        ),
+    );
+    let running = run(vec![recorder], config).await;
+    for seq in 0..15 {
+        anvil.ping(emitter, seq, b"before").await;
+    }
+    // The database dies while logs keep coming: commits fail and must not skip anything.
+    tokio::task::block_in_place(|| server.kill());
+    for seq in 15..30 {
+        anvil.ping(emitter, seq, b"during").await;
+    }
+    let noticed = wait_until(Duration::from_secs(30), || {
+        running
+            .runtime
+            .health()
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("shared store: "))
+    })
+    .await;
+    assert!(noticed, "{:?}", running.runtime.health());
+    tokio::task::block_in_place(|| server.start_again());
+    let mut last = 0;
+    for seq in 30..45 {
+        last = hex_u64(&anvil.ping(emitter, seq, b"after").await["blockNumber"]);
+    }
+    let delivered = wait_until(Duration::from_secs(60), || {
+        query_texts(
+            &url,
+            "SELECT convert_from(value, 'UTF8') FROM nexum_entries WHERE space = 'engine' AND convert_from(key, 'UTF8') LIKE 'cursor/rec/%'",
+        )
+        .first()
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+        .and_then(|c| c["number"].as_u64())
+        .is_some_and(|n| n >= last)
+    })
+    .await;
+    assert!(
+        delivered,
+        "delivery did not resume after the database restart"
+    );
+    running.stop().await;
+
+    let chain: Vec<(u64, u64)> = anvil
+        .logs(emitter, from, last)
+        .await
+        .iter()
+        .map(|l| (hex_u64(&l["blockNumber"]), hex_u64(&l["logIndex"])))
+        .collect();
+    let recorded: Vec<(u64, u64)> = query_texts(
+        &url,
+        "SELECT convert_from(value, 'UTF8') FROM nexum_entries WHERE space = 'module:rec' AND convert_from(key, 'UTF8') LIKE 'e/%' ORDER BY key",
+    )
+    .iter()
+    .flat_map(|text| {
+        let event: serde_json::Value = serde_json::from_str(text).unwrap();
+        event["logs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| (l["block"].as_u64().unwrap(), l["index"].as_u64().unwrap()))
+    })
+    .collect();
+    assert_eq!(chain.len(), 45);
+    assert_eq!(
+        recorded, chain,
+        "each log once, in order, across the restart"
+    );
+}

@@ -25,6 +25,7 @@ fn error(status: StatusCode, message: impl std::fmt::Display) -> Response<Full<B
 fn runtime_error(e: RuntimeError) -> Response<Full<Bytes>> {
     match e {
         RuntimeError::UnknownModule(_) => error(StatusCode::NOT_FOUND, e),
+        RuntimeError::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, e),
         other => error(StatusCode::INTERNAL_SERVER_ERROR, other),
     }
 }
@@ -51,12 +52,41 @@ fn authorised(request: &Request<Incoming>, token: Option<&str>) -> bool {
             == 0
 }
 
+/// Whether the request could come from a web page: browsers send `Origin` with
+/// cross-site requests, and a page that rebinds its own DNS name to loopback sends its name
+/// as `Host`. Without a token, only loopback is protected, so neither may pass.
+fn from_a_browser(request: &Request<Incoming>, token: Option<&str>) -> bool {
+    if request.headers().contains_key(hyper::header::ORIGIN) {
+        return true;
+    }
+    if token.is_some() {
+        return false;
+    }
+    let host = request
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    !(name == "localhost" || name.parse::<std::net::IpAddr>().is_ok())
+}
+
 /// Answers one request.
 pub(super) async fn answer(
     request: Request<Incoming>,
     parts: &Arc<Parts>,
     token: Option<&str>,
 ) -> Response<Full<Bytes>> {
+    if from_a_browser(&request, token) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "requests from web pages are refused (Origin header, or a Host that is not an address)",
+        );
+    }
     if !authorised(&request, token) {
         return error(
             StatusCode::UNAUTHORIZED,

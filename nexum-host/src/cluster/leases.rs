@@ -10,15 +10,33 @@ fn millis(duration: Duration) -> i64 {
 }
 
 /// Says this node is alive and returns every node seen within `lease` (this one included),
-/// sorted.
+/// sorted. Refused while another live process claims the same node name: two of them would
+/// take each other's leases in turn.
 pub(crate) fn heartbeat(db: &PostgresStorage, lease: Duration) -> Result<Vec<String>, StoreError> {
-    let node = db.node().to_string();
+    let (node, instance) = (db.node().to_string(), db.instance().to_string());
+    let claimed = db.with_client({
+        let node = node.clone();
+        move |client| {
+            let row = client.query_opt(
+                "INSERT INTO nexum_nodes (node, instance, seen_at, left_at)
+                 VALUES ($1, $2, now(), NULL)
+                 ON CONFLICT (node) DO UPDATE
+                     SET instance = EXCLUDED.instance, seen_at = now(), left_at = NULL
+                     WHERE nexum_nodes.instance = EXCLUDED.instance
+                        OR nexum_nodes.left_at IS NOT NULL
+                        OR nexum_nodes.seen_at < now() - $3::bigint * interval '1 millisecond'
+                 RETURNING node",
+                &[&node, &instance, &millis(lease)],
+            )?;
+            Ok(row.is_some())
+        }
+    })?;
+    if !claimed {
+        return Err(StoreError::Backend(format!(
+            "another running node is named `{node}`: give each node its own [cluster] node"
+        )));
+    }
     db.with_client(move |client| {
-        client.execute(
-            "INSERT INTO nexum_nodes (node, seen_at, left_at) VALUES ($1, now(), NULL)
-             ON CONFLICT (node) DO UPDATE SET seen_at = now(), left_at = NULL",
-            &[&node],
-        )?;
         let rows = client.query(
             "SELECT node FROM nexum_nodes
              WHERE left_at IS NULL AND seen_at > now() - $1::bigint * interval '1 millisecond'
@@ -93,11 +111,11 @@ pub(crate) fn release(db: &PostgresStorage, module: &str, epoch: i64) -> Result<
 
 /// Marks this node as gone (a clean shutdown), so placement stops counting it at once.
 pub(crate) fn leave(db: &PostgresStorage) -> Result<(), StoreError> {
-    let node = db.node().to_string();
+    let (node, instance) = (db.node().to_string(), db.instance().to_string());
     db.with_client(move |client| {
         client.execute(
-            "UPDATE nexum_nodes SET left_at = now() WHERE node = $1",
-            &[&node],
+            "UPDATE nexum_nodes SET left_at = now() WHERE node = $1 AND instance = $2",
+            &[&node, &instance],
         )?;
         Ok(())
     })

@@ -2,7 +2,7 @@
 //! each runs on exactly one node at a time, and take over the modules of a node that
 //! stopped renewing its leases.
 //!
-//! - [`leases`]: the lease and node rows (acquire with a growing epoch, renew, release);
+//! - `leases`: the lease and node rows (acquire with a growing epoch, renew, release);
 //! - this file: who should run what ([`owner`]: rendezvous hashing over the live nodes, so
 //!   a node coming or going moves only its share), and the state a node keeps.
 //!
@@ -91,6 +91,9 @@ pub(crate) struct Cluster {
     pub catalog: BTreeMap<String, Prepared>,
     /// Whether the store answered the last round (`/healthz`).
     pub health: Arc<StoreHealth>,
+    /// When a round last reached the store: past a lease without it, this node stops its
+    /// modules, since another node may be running them.
+    pub last_answer: std::sync::Mutex<std::time::Instant>,
 }
 
 impl Cluster {
@@ -110,6 +113,7 @@ impl Cluster {
                 .map(|p| (p.module.manifest.name.to_string(), p))
                 .collect(),
             health: Arc::default(),
+            last_answer: std::sync::Mutex::new(std::time::Instant::now()),
         }
     }
 
@@ -118,15 +122,23 @@ impl Cluster {
         self.db.node()
     }
 
-    /// Runs blocking database work off the async workers.
+    /// Runs blocking database work off the async workers, giving up after a lease (a
+    /// half-open connection must not hold placement up).
     pub async fn sql<T: Send + 'static>(
         &self,
         work: impl FnOnce(&PostgresStorage) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || work(&db))
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Backend(format!("database task: {e}"))))
+        let task = tokio::task::spawn_blocking(move || work(&db));
+        match tokio::time::timeout(self.lease, task).await {
+            Ok(done) => {
+                done.unwrap_or_else(|e| Err(StoreError::Backend(format!("database task: {e}"))))
+            }
+            Err(_) => Err(StoreError::Backend(format!(
+                "no answer within {} ms",
+                self.lease.as_millis()
+            ))),
+        }
     }
 }
 

@@ -78,6 +78,18 @@ impl Ledger {
         })
     }
 
+    /// The ledger in the shared store of a cluster, to read it (as `nexum store` does): it
+    /// holds no lease, so it can commit nothing for a module. Blocking: call it off async
+    /// workers.
+    pub fn open_shared(store: &nexum_core::SharedStore) -> Result<Self, StoreError> {
+        let db = PostgresStorage::open(
+            store.connection_string(),
+            "nexum-reader",
+            Arc::new(HeldLeases::default()),
+        )?;
+        Ok(Self::shared(Arc::new(db)))
+    }
+
     /// The ledger in a shared PostgreSQL database, for nodes of a cluster.
     pub(crate) fn shared(storage: Arc<PostgresStorage>) -> Self {
         Self {
@@ -121,6 +133,12 @@ impl Ledger {
                 Ok(letter)
             })
             .collect()
+    }
+
+    /// How many dead letters `module` has (without reading them).
+    pub fn dead_letter_count(&self, module: &str) -> Result<u64, StoreError> {
+        self.storage
+            .count(&Space::Engine, &keys::dead_letters(Some(module)))
     }
 
     /// Where each chain subscription of `subscriptions` (a module's, in manifest order)
@@ -220,6 +238,21 @@ impl Ledger {
         if let Some(counter) = counters.get(module.as_str()) {
             return Ok(counter.clone());
         }
+        let counter = Arc::new(AtomicU64::new(self.stored_usage(module)?));
+        counters.insert(module.to_string(), counter.clone());
+        Ok(counter)
+    }
+
+    /// Reads `module`'s usage from the storage again (on a shared store, another node may
+    /// have committed for it since this node counted).
+    pub(crate) fn refresh_usage(&self, module: &ModuleName) -> Result<(), StoreError> {
+        let used = self.stored_usage(module)?;
+        self.module_usage(module)?.store(used, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `module`'s usage as the storage records it (counted once when never recorded).
+    fn stored_usage(&self, module: &ModuleName) -> Result<u64, StoreError> {
         let key = keys::usage(module.as_str());
         let used = match self.storage.get(&Space::Engine, &key)? {
             Some(bytes) => u64::from_le_bytes(bytes.as_slice().try_into().map_err(|_| {
@@ -234,9 +267,7 @@ impl Ledger {
                 .map(|(k, v)| (k.len() + v.len()) as u64)
                 .sum(),
         };
-        let counter = Arc::new(AtomicU64::new(used));
-        counters.insert(module.to_string(), counter.clone());
-        Ok(counter)
+        Ok(used)
     }
 
     /// Commits one call of `module`: its writes, its new usage and the engine's records

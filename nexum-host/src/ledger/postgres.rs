@@ -46,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE TABLE nexum_nodes (
          node text PRIMARY KEY,
+         instance text NOT NULL,
          seen_at timestamptz NOT NULL,
          left_at timestamptz
      );",
@@ -55,12 +56,24 @@ const MIGRATIONS: &[&str] = &[
 /// the server after this long, so the row locks it holds cannot stop a takeover.
 const IDLE_IN_TRANSACTION: &str = "2s";
 
-/// Opens one connection with nexum's session settings.
+/// No statement of nexum's takes longer than this; one that does is cancelled.
+const STATEMENT_TIMEOUT: &str = "30s";
+
+/// Opens one connection with nexum's session settings: bounded connecting, keepalives (a
+/// half-open connection is noticed), bounded statements and transactions.
 fn connect(url: &str) -> Result<Client, StoreError> {
-    let mut client = Client::connect(url, NoTls).map_err(backend)?;
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e: postgres::Error| StoreError::Backend(format!("connection string: {e}")))?;
+    config
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .keepalives(true)
+        .keepalives_idle(std::time::Duration::from_secs(10));
+    let mut client = config.connect(NoTls).map_err(backend)?;
     client
         .batch_execute(&format!(
-            "SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'"
+            "SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}';
+             SET statement_timeout = '{STATEMENT_TIMEOUT}'"
         ))
         .map_err(backend)?;
     Ok(client)
@@ -112,6 +125,8 @@ pub(crate) struct PostgresStorage {
     jobs: Mutex<mpsc::Sender<Job>>,
     /// This node's name in lease rows.
     node: String,
+    /// This process, among any that claim the same node name.
+    instance: String,
     held: Arc<HeldLeases>,
 }
 
@@ -158,6 +173,7 @@ impl PostgresStorage {
         Ok(Self {
             jobs: Mutex::new(jobs),
             node: node.to_string(),
+            instance: instance_id(),
             held,
         })
     }
@@ -193,6 +209,19 @@ impl PostgresStorage {
     pub fn node(&self) -> &str {
         &self.node
     }
+
+    /// This process's id among processes claiming the same node name.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+}
+
+/// A random id for this process (the standard library seeds `RandomState` randomly).
+fn instance_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    format!("{:016x}", hasher.finish())
 }
 
 /// Creates or upgrades the schema, one node at a time.

@@ -180,6 +180,10 @@ fn finish(
     bookkeeping: &Bookkeeping,
 ) -> CallResult {
     let writes = store.data_mut().take_writes();
+    // A call that ran into a storage failure proves nothing about the module.
+    if let Some(reason) = store.data().module_store().take_backend_failure() {
+        return CallResult::Err(CallError::Commit(StoreError::Backend(reason)));
+    }
     match outcome {
         Ok(Ok(Ok(()))) => match store.data().module_store().commit(writes, bookkeeping) {
             Ok(()) => CallResult::Ok,

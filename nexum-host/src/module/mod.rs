@@ -6,7 +6,7 @@ mod limiter;
 mod loader;
 
 pub(crate) use compile_cache::ComponentCache;
-pub(crate) use instance::{CallResult, ModuleInstance, StartFailure};
+pub(crate) use instance::{CallError, CallResult, ModuleInstance, StartFailure};
 pub(crate) use limiter::ModuleLimiter;
 pub use loader::LoadError;
 pub(crate) use loader::{LoadedModule, load};

@@ -57,6 +57,9 @@ pub enum RuntimeError {
     /// No module has this name (or it is not a valid name).
     #[error("no module named {0:?}")]
     UnknownModule(String),
+    /// The runtime is shutting down.
+    #[error("the engine is shutting down")]
+    ShuttingDown,
 }
 
 /// The part of `event` that `subscription` asks for, if any.
@@ -109,6 +112,8 @@ pub(crate) struct Parts {
     wiring: tokio::sync::Mutex<Wiring>,
     /// On a shared store: this node's part in the cluster.
     cluster: Option<Arc<Cluster>>,
+    /// Replays of dead letters happen one at a time.
+    replaying: tokio::sync::Mutex<()>,
 }
 
 impl Runtime {
@@ -170,6 +175,7 @@ impl Runtime {
             shared_tasks: Mutex::new(shared_tasks),
             wiring: tokio::sync::Mutex::new(booted.wiring),
             cluster: booted.cluster.map(Arc::new),
+            replaying: tokio::sync::Mutex::new(()),
         });
         for module in parts.supervisor.modules() {
             parts.start_sources(&module);

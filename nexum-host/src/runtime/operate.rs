@@ -21,6 +21,9 @@ impl Parts {
     /// sources again; the module resumes from its committed cursors.
     pub(super) async fn restart_module(&self, module: &str) -> Result<(), RuntimeError> {
         let _changes = self.wiring.lock().await;
+        if *self.stop_shared.borrow() {
+            return Err(RuntimeError::ShuttingDown);
+        }
         self.loaded(module)?;
         if let Some(prepared) = self.supervisor.prepared(module) {
             self.relaunch(prepared).await;
@@ -35,9 +38,10 @@ impl Parts {
         &self,
         module: &str,
     ) -> Result<ReplayReport, RuntimeError> {
-        // One operator action at a time: a reload or restart does not swap the module
-        // out from under its replay, nor do two replays hand out the same letters.
-        let _changes = self.wiring.lock().await;
+        // Two replays never hand out the same letters. (Not under the lock of changes: a
+        // long replay must not hold up a reload or a cluster's lease renewals. A module
+        // swapped meanwhile takes the rest, or they stay, counted as kept.)
+        let _replaying = self.replaying.lock().await;
         self.loaded(module)?;
         let mut report = ReplayReport::default();
         for letter in self.ledger.dead_letters(Some(module))? {

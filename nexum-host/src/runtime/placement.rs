@@ -21,10 +21,17 @@ impl Parts {
         };
         loop {
             match self.place(&cluster, &mut stop).await {
-                Ok(()) => cluster.health.answered(),
+                Ok(()) => {
+                    cluster.health.answered();
+                    *cluster
+                        .last_answer
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+                }
                 Err(e) => {
                     tracing::warn!(node = cluster.node(), error = %e, "cluster: placement round failed; commits stay fenced by the leases");
                     cluster.health.failed(e.to_string());
+                    self.stand_down_if_cut_off(&cluster, &mut stop).await;
                 }
             }
             tokio::select! {
@@ -84,6 +91,8 @@ impl Parts {
                         }
                     };
                     cluster.held.insert(module, epoch);
+                    // Another node may have written since this one last ran the module.
+                    self.ledger.refresh_usage(&prepared.module.manifest.name)?;
                     let manifest = &prepared.module.manifest;
                     let subscriptions =
                         [(manifest.name.as_str(), manifest.subscriptions.as_slice())];
@@ -126,6 +135,32 @@ impl Parts {
         }
         metrics::gauge!(crate::telemetry::names::LEASES_HELD).set(cluster.held.all().len() as f64);
         Ok(())
+    }
+
+    /// Without an answer from the store for most of a lease, this node can no longer know
+    /// it still owns its modules, and another node may take them over: it stops them (they
+    /// come back with their leases once the store answers).
+    async fn stand_down_if_cut_off(&self, cluster: &Cluster, stop: &mut watch::Receiver<bool>) {
+        let silent = cluster
+            .last_answer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed();
+        if silent + cluster.renew < cluster.lease || cluster.held.all().is_empty() {
+            return;
+        }
+        let _changes = tokio::select! {
+            changes = self.wiring.lock() => changes,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        for (module, _) in cluster.held.all() {
+            self.retire(&module).await;
+            cluster.held.remove(&module);
+        }
+        tracing::error!(
+            silent_ms = silent.as_millis() as u64,
+            "cluster: the shared store has not answered for most of a lease; this node stopped its modules until it does"
+        );
     }
 
     /// At shutdown, after every module stopped: releases the leases and leaves, so the

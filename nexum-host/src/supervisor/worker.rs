@@ -3,8 +3,9 @@
 
 use crate::capabilities::ModuleCapabilities;
 use crate::engine::WasmEngine;
+use crate::ledger::StoreError;
 use crate::ledger::{Bookkeeping, DeadLetter, Entry};
-use crate::module::{CallResult, LoadedModule, ModuleInstance, StartFailure};
+use crate::module::{CallError, CallResult, LoadedModule, ModuleInstance, StartFailure};
 use crate::telemetry::names;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use nexum_core::host_rules::store::WriteSet;
@@ -58,6 +59,8 @@ pub(crate) struct Worker {
     /// Consecutive traps or failed starts; reset by a successful call.
     failures: u32,
     restart_backoff: ExponentialBackoff,
+    /// Waits between attempts while the store refuses commits (an outage, not the module).
+    store_backoff: ExponentialBackoff,
 }
 
 /// Why a worker stops taking events.
@@ -66,6 +69,8 @@ enum Stop {
     Shutdown,
     /// The module failed too often; the event's last outcome is reported.
     Quarantined(Outcome),
+    /// Another node runs this module now (its lease moved): this worker stops.
+    Fenced,
 }
 
 impl Worker {
@@ -88,6 +93,7 @@ impl Worker {
             lifecycle,
             failures: 0,
             restart_backoff,
+            store_backoff: store_backoff(),
         }
     }
 
@@ -149,7 +155,7 @@ impl Worker {
                     .await;
                 let (outcome, stop) = match handled {
                     Ok(outcome) => (Some(outcome), false),
-                    Err(Stop::Shutdown) => (None, true),
+                    Err(Stop::Shutdown | Stop::Fenced) => (None, true),
                     Err(Stop::Quarantined(outcome)) => (Some(outcome), true),
                 };
                 metrics::histogram!(names::DISPATCH_SECONDS, "module" => self.name().to_string())
@@ -192,7 +198,11 @@ impl Worker {
                     self.shared.handled.fetch_add(1, Ordering::Relaxed);
                     self.failures = 0;
                     self.restart_backoff = restart_backoff(&self.policy);
+                    self.store_backoff = store_backoff();
                     return Ok(Outcome::Handled);
+                }
+                CallResult::Err(CallError::Commit(error)) => {
+                    self.store_failed(error, shutdown).await?;
                 }
                 CallResult::Err(error) => {
                     let reason = error.to_string();
@@ -224,7 +234,10 @@ impl Worker {
                                 attempts = err_count,
                                 "module returned an error; event skipped and dead-lettered"
                             );
-                            self.skip(delivery, &reason, err_count);
+                            if let Err(error) = self.skip(delivery, &reason, err_count) {
+                                self.store_failed(error, shutdown).await?;
+                                continue;
+                            }
                             self.announce(Lifecycle::Skipped {
                                 reason: reason.clone(),
                             });
@@ -256,9 +269,46 @@ impl Worker {
         }
     }
 
+    /// The store failed a call (the module did nothing wrong). The instance is dropped —
+    /// its memory ran ahead of what was committed — and the event runs again on a fresh one
+    /// after a backoff (250 ms doubling to 30 s): nothing is skipped or dead-lettered for
+    /// it, nor counted against the module. When another node runs the module now, this
+    /// worker stops instead.
+    async fn store_failed(
+        &mut self,
+        error: StoreError,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Stop> {
+        self.instance = None;
+        if let StoreError::Fenced { .. } = error {
+            tracing::warn!(
+                module = self.name(),
+                "commit refused: another node runs this module now; it stops here"
+            );
+            return Err(Stop::Fenced);
+        }
+        let wait = self.store_backoff.next().unwrap_or(STORE_RETRY_MAX);
+        tracing::error!(
+            module = self.name(),
+            %error,
+            retry_in_ms = wait.as_millis() as u64,
+            "the store failed this call; the event runs again on a fresh instance (nothing skipped)"
+        );
+        sleep_or_shutdown(wait, shutdown).await?;
+        if let Err(failure) = self.start_instance().await {
+            tracing::warn!(module = self.name(), reason = %failure, "starting a fresh instance failed; restarting");
+        }
+        Ok(())
+    }
+
     /// Records a skipped event as a dead letter, committing its bookkeeping with it so
-    /// delivery moves past it.
-    fn skip(&self, delivery: &Delivery<Bookkeeping>, reason: &str, attempts: u32) {
+    /// delivery moves past it; if that commit fails, the event is not skipped.
+    fn skip(
+        &self,
+        delivery: &Delivery<Bookkeeping>,
+        reason: &str,
+        attempts: u32,
+    ) -> Result<(), StoreError> {
         let letter = DeadLetter {
             id: String::new(),
             module: self.name().to_string(),
@@ -270,13 +320,9 @@ impl Worker {
         };
         let mut bookkeeping = delivery.bookkeeping.clone();
         bookkeeping.push(Entry::DeadLetter(Box::new(letter)));
-        if let Err(e) = self
-            .capabilities
+        self.capabilities
             .store
             .commit(WriteSet::default(), &bookkeeping)
-        {
-            tracing::error!(module = self.name(), error = %e, "recording a dead letter failed");
-        }
     }
 
     /// Waits out the restart backoff, then starts a fresh instance.
@@ -346,6 +392,18 @@ fn restart_backoff(policy: &Supervision) -> ExponentialBackoff {
     ExponentialBuilder::new()
         .with_min_delay(Duration::from_millis(policy.restart_backoff_ms))
         .with_max_delay(Duration::from_millis(policy.restart_backoff_max_ms))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// Longest wait between attempts while the store fails.
+const STORE_RETRY_MAX: Duration = Duration::from_secs(30);
+
+fn store_backoff() -> ExponentialBackoff {
+    ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(STORE_RETRY_MAX)
         .with_jitter()
         .without_max_times()
         .build()

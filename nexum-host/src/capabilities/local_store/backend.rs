@@ -28,6 +28,9 @@ pub(crate) struct ModuleStore {
     limits: StoreLimits,
     /// Bytes of keys and values committed, shared by every instance of the module.
     used: Arc<AtomicU64>,
+    /// A storage failure a call ran into: the call then counts as the store's failure
+    /// (run again), never as the module's (retried, then dead-lettered).
+    backend_failure: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl ModuleStore {
@@ -38,7 +41,24 @@ impl ModuleStore {
             module: module.clone(),
             limits: StoreLimits::from(limits),
             used: ledger.module_usage(module)?,
+            backend_failure: Arc::default(),
         })
+    }
+
+    /// Notes that this call ran into a storage failure.
+    pub fn note_backend_failure(&self, error: &StoreError) {
+        *self
+            .backend_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
+    }
+
+    /// The storage failure this call ran into, if any (and forgets it).
+    pub fn take_backend_failure(&self) -> Option<String> {
+        self.backend_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// The quota size of `key`'s committed entry, if it has one.

@@ -34,21 +34,40 @@ impl From<StoreRefusal> for Fault {
     }
 }
 
+impl LocalStoreCtx<'_> {
+    /// A refusal as the module sees it. A storage failure is also noted, so the call
+    /// counts as the store's failure (run again), not the module's.
+    fn refused(&self, refusal: StoreRefusal) -> Fault {
+        if let StoreRefusal::Backend(error) = &refusal {
+            self.store.note_backend_failure(error);
+        }
+        refusal.into()
+    }
+}
+
 impl Host for LocalStoreCtx<'_> {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, Fault> {
-        Ok(self.store.get(self.pending, &key)?)
+        self.store
+            .get(self.pending, &key)
+            .map_err(|r| self.refused(r))
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), Fault> {
-        Ok(self.store.set(self.pending, key, value)?)
+        self.store
+            .set(self.pending, key, value)
+            .map_err(|r| self.refused(r))
     }
 
     fn delete(&mut self, key: String) -> Result<(), Fault> {
-        Ok(self.store.delete(self.pending, key)?)
+        self.store
+            .delete(self.pending, key)
+            .map_err(|r| self.refused(r))
     }
 
     fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, Fault> {
-        Ok(self.store.list_keys(self.pending, &prefix)?)
+        self.store
+            .list_keys(self.pending, &prefix)
+            .map_err(|r| self.refused(r))
     }
 
     fn list_entries(
@@ -59,7 +78,8 @@ impl Host for LocalStoreCtx<'_> {
     ) -> Result<EntryPage, Fault> {
         let page = self
             .store
-            .list_entries(self.pending, &prefix, after.as_deref(), limit)?;
+            .list_entries(self.pending, &prefix, after.as_deref(), limit)
+            .map_err(|r| self.refused(r))?;
         Ok(EntryPage {
             entries: page
                 .entries
@@ -71,15 +91,23 @@ impl Host for LocalStoreCtx<'_> {
     }
 
     fn count(&mut self, prefix: String) -> Result<u64, Fault> {
-        Ok(self.store.count(self.pending, &prefix)?)
+        self.store
+            .count(self.pending, &prefix)
+            .map_err(|r| self.refused(r))
     }
 
     fn contains(&mut self, key: String) -> Result<bool, Fault> {
-        Ok(self.store.value_len(self.pending, &key)?.is_some())
+        Ok(self
+            .store
+            .value_len(self.pending, &key)
+            .map_err(|r| self.refused(r))?
+            .is_some())
     }
 
     fn value_len(&mut self, key: String) -> Result<Option<u64>, Fault> {
-        Ok(self.store.value_len(self.pending, &key)?)
+        self.store
+            .value_len(self.pending, &key)
+            .map_err(|r| self.refused(r))
     }
 
     fn apply(&mut self, writes: Vec<WriteOp>) -> Result<(), Fault> {
@@ -90,7 +118,9 @@ impl Host for LocalStoreCtx<'_> {
                 WriteOp::Delete(key) => store::WriteOp::Delete(key),
             })
             .collect();
-        Ok(self.store.apply(self.pending, ops)?)
+        self.store
+            .apply(self.pending, ops)
+            .map_err(|r| self.refused(r))
     }
 }
 

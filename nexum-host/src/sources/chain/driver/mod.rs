@@ -38,6 +38,10 @@ use tokio::sync::watch;
 /// Blocks passed without a delivery before a subscription's cursor is saved anyway.
 const PROGRESS_EVERY: u64 = 64;
 
+/// First and longest pause before delivery resumes after the store could not be read.
+const STORE_RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(250);
+const STORE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What one of the module's subscriptions on this chain wants.
 pub(crate) enum Wanted<C> {
     Blocks,
@@ -48,6 +52,19 @@ pub(crate) enum Wanted<C> {
     },
 }
 
+// By hand: the derive would ask `C: Clone`, and only `Arc<C>` is cloned.
+impl<C> Clone for Wanted<C> {
+    fn clone(&self) -> Self {
+        match self {
+            Wanted::Blocks => Wanted::Blocks,
+            Wanted::Logs { filter, feed } => Wanted::Logs {
+                filter: filter.clone(),
+                feed: feed.clone(),
+            },
+        }
+    }
+}
+
 /// One subscription of the module on this chain.
 pub(crate) struct DriverSubscription<C> {
     /// Its index in the manifest.
@@ -55,6 +72,16 @@ pub(crate) struct DriverSubscription<C> {
     /// Its position key (its records' name).
     pub position: String,
     pub wanted: Wanted<C>,
+}
+
+impl<C> Clone for DriverSubscription<C> {
+    fn clone(&self) -> Self {
+        Self {
+            index: self.index,
+            position: self.position.clone(),
+            wanted: self.wanted.clone(),
+        }
+    }
 }
 
 /// Hands one module the events of one chain.
@@ -93,25 +120,52 @@ struct Driving<S, C> {
     span: u64,
 }
 
+impl<S, C> Clone for ModuleChainDriver<S, C> {
+    fn clone(&self) -> Self {
+        Self {
+            supervisor: self.supervisor.clone(),
+            module: self.module.clone(),
+            heights: self.heights.clone(),
+            client: self.client.clone(),
+            view: self.view.clone(),
+            subscriptions: self.subscriptions.clone(),
+            ledger: self.ledger.clone(),
+            policy: self.policy,
+        }
+    }
+}
+
 impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> ModuleChainDriver<S, C> {
-    /// Delivers until `stop` turns true or the module stops taking events.
+    /// Delivers until `stop` turns true or the module stops taking events. When the
+    /// engine's records cannot be read (a store outage), delivery starts over from the
+    /// committed records after a backoff, rather than stopping for good.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let module = self.module.clone();
         let chain = self.client.chain_id();
-        let outcome = tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            outcome = self.drive() => outcome,
-        };
-        match outcome {
-            Halt::ModuleClosed => {
-                tracing::debug!(module, chain, "module closed; chain delivery stopped")
+        let mut backoff = STORE_RETRY_MIN;
+        loop {
+            let outcome = tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                outcome = self.clone().drive() => outcome,
+            };
+            match outcome {
+                Halt::ModuleClosed => {
+                    tracing::debug!(module, chain, "module closed; chain delivery stopped");
+                    return;
+                }
+                Halt::Store(error) => tracing::error!(
+                    module,
+                    chain,
+                    %error,
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "chain delivery paused: the engine's records are unreadable; resuming from them later"
+                ),
             }
-            Halt::Store(error) => tracing::error!(
-                module,
-                chain,
-                %error,
-                "chain delivery stopped: the engine's records are unreadable"
-            ),
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(STORE_RETRY_MAX);
         }
     }
 
