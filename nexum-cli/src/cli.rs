@@ -162,7 +162,7 @@ Examples:
         module: String,
     },
 
-    /// Nodes sharing one store ([engine] store = "postgres://…").
+    /// Nodes sharing one PostgreSQL store: who runs which module.
     Cluster {
         #[command(subcommand)]
         action: ClusterAction,
@@ -189,7 +189,7 @@ pub enum ClusterAction {
 Examples:
   nexum cluster status engine.toml")]
     Status {
-        /// The engine.toml all nodes run (with [engine] store).
+        /// The engine.toml all the nodes run.
         engine: PathBuf,
     },
 }
