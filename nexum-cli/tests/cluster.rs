@@ -6,7 +6,7 @@
 use nexum_host::cluster::owner;
 use nexum_tests::anvil::{Anvil, CHAIN_ID, hex_u64};
 use nexum_tests::guests;
-use nexum_tests::postgres::{fresh_database, query_texts};
+use nexum_tests::postgres::{fresh_database, handled_through, recorded_logs};
 use nexum_tests::process::Process;
 use std::path::Path;
 use std::process::Command;
@@ -165,46 +165,6 @@ fn two_nodes_share_the_modules_take_over_a_stalled_or_dead_node_and_fence_it() {
     let said = status();
     assert!(said.contains("  node-b  left"), "{said}");
     assert_eq!(said.matches("expired").count(), all.len(), "{said}");
-}
-
-/// Every module's `(block, log index)` records in the shared store, with repeats.
-fn recorded_logs(url: &str, module: &str) -> Vec<(u64, u64)> {
-    let events = query_texts(
-        url,
-        &format!(
-            "SELECT convert_from(value, 'UTF8') FROM nexum_entries
-             WHERE space = 'module:{module}' AND convert_from(key, 'UTF8') LIKE 'e/%' ORDER BY key"
-        ),
-    );
-    events
-        .iter()
-        .flat_map(|text| {
-            let event: serde_json::Value = serde_json::from_str(text).unwrap();
-            event["logs"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|l| (l["block"].as_u64().unwrap(), l["index"].as_u64().unwrap()))
-        })
-        .collect()
-}
-
-/// The block a module's (only) subscription has handled through, from the shared store.
-fn handled_through(url: &str, module: &str) -> Option<u64> {
-    query_texts(
-        url,
-        &format!(
-            "SELECT convert_from(value, 'UTF8') FROM nexum_entries
-             WHERE space = 'engine' AND convert_from(key, 'UTF8') LIKE 'cursor/{module}/%'"
-        ),
-    )
-    .first()
-    .map(|text| {
-        serde_json::from_str::<serde_json::Value>(text).unwrap()["number"]
-            .as_u64()
-            .unwrap()
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

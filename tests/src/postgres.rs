@@ -259,3 +259,40 @@ pub fn query_texts(url: &str, sql: &str) -> Vec<String> {
             .collect()
     })
 }
+
+/// Every `(block, log index)` a `recorder` module recorded in the shared store at `url`,
+/// in arrival order, repeats included.
+pub fn recorded_logs(url: &str, module: &str) -> Vec<(u64, u64)> {
+    query_texts(
+        url,
+        &format!(
+            "SELECT convert_from(value, 'UTF8') FROM nexum_entries
+             WHERE space = 'module:{module}' AND convert_from(key, 'UTF8') LIKE 'e/%' ORDER BY key"
+        ),
+    )
+    .iter()
+    .flat_map(|text| {
+        let event: serde_json::Value = serde_json::from_str(text).expect("a recorded event");
+        event["logs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| (l["block"].as_u64().unwrap(), l["index"].as_u64().unwrap()))
+    })
+    .collect()
+}
+
+/// The block `module`'s (only) subscription has handled through, in the shared store.
+pub fn handled_through(url: &str, module: &str) -> Option<u64> {
+    query_texts(
+        url,
+        &format!(
+            "SELECT convert_from(value, 'UTF8') FROM nexum_entries
+             WHERE space = 'engine' AND convert_from(key, 'UTF8') LIKE 'cursor/{module}/%'"
+        ),
+    )
+    .first()
+    .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+    .and_then(|cursor| cursor["number"].as_u64())
+}

@@ -3,7 +3,9 @@
 
 use nexum_core::{ClusterConfig, Event, Outcome, SharedStore, Tick};
 use nexum_tests::engine::{TestModule, run, test_config, wait_until};
-use nexum_tests::postgres::{fresh_database, query_texts, server_url};
+use nexum_tests::postgres::{
+    fresh_database, handled_through, query_texts, recorded_logs, server_url,
+};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,14 +133,7 @@ async fn a_database_restart_mid_run_loses_nothing_and_doubles_nothing() {
         last = hex_u64(&anvil.ping(emitter, seq, b"after").await["blockNumber"]);
     }
     let delivered = wait_until(Duration::from_secs(60), || {
-        query_texts(
-            &url,
-            "SELECT convert_from(value, 'UTF8') FROM nexum_entries WHERE space = 'engine' AND convert_from(key, 'UTF8') LIKE 'cursor/rec/%'",
-        )
-        .first()
-        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
-        .and_then(|c| c["number"].as_u64())
-        .is_some_and(|n| n >= last)
+        handled_through(&url, "rec").is_some_and(|n| n >= last)
     })
     .await;
     assert!(
@@ -153,21 +148,7 @@ async fn a_database_restart_mid_run_loses_nothing_and_doubles_nothing() {
         .iter()
         .map(|l| (hex_u64(&l["blockNumber"]), hex_u64(&l["logIndex"])))
         .collect();
-    let recorded: Vec<(u64, u64)> = query_texts(
-        &url,
-        "SELECT convert_from(value, 'UTF8') FROM nexum_entries WHERE space = 'module:rec' AND convert_from(key, 'UTF8') LIKE 'e/%' ORDER BY key",
-    )
-    .iter()
-    .flat_map(|text| {
-        let event: serde_json::Value = serde_json::from_str(text).unwrap();
-        event["logs"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|l| (l["block"].as_u64().unwrap(), l["index"].as_u64().unwrap()))
-    })
-    .collect();
+    let recorded = recorded_logs(&url, "rec");
     assert_eq!(chain.len(), 45);
     assert_eq!(
         recorded, chain,

@@ -253,3 +253,41 @@ fn the_admin_api_needs_a_token_off_loopback_and_never_shows_it() {
         Some("k3y-and-more-text")
     );
 }
+
+#[test]
+fn a_shared_store_is_a_postgres_url_shown_without_its_password() {
+    let config = parse(
+        "[engine]\nstore = \"postgres://nexum:${API_KEY}@db.internal:5432/nexum\"\n[cluster]\nnode = \"a-1\"\nlease_ms = 3000\n",
+    )
+    .unwrap();
+    let store = config.store.clone().unwrap();
+    assert_eq!(
+        store.connection_string(),
+        "postgres://nexum:k3y@db.internal:5432/nexum"
+    );
+    assert!(!format!("{config:?}").contains("k3y"));
+    assert_eq!(store.to_string(), "postgres://db.internal:5432/…");
+    assert_eq!(
+        config.cluster,
+        ClusterConfig {
+            node: Some("a-1".into()),
+            lease_ms: 3000,
+            renew_ms: 750
+        }
+    );
+    let error = |text: &str| parse(text).unwrap_err().to_string();
+    assert!(
+        error("[engine]\nstore = \"mysql://db\"\n")
+            .starts_with("conf/engine.toml: `engine.store`: unsupported scheme `mysql`"),
+        "{}",
+        error("[engine]\nstore = \"mysql://db\"\n")
+    );
+    assert_eq!(
+        error("[cluster]\nlease_ms = 3000\nrenew_ms = 2000\n"),
+        "conf/engine.toml: `cluster.renew_ms`: must be greater than 0 and at most a third of lease_ms (3000)"
+    );
+    assert_eq!(
+        error("[cluster]\nnode = \"a b\"\n"),
+        "conf/engine.toml: `cluster.node`: use 1-128 characters of letters, digits, `-`, `_` and `.`"
+    );
+}
