@@ -68,12 +68,13 @@ ensure_postgres() {
 start_test_postgres() {
     say "starting PostgreSQL for the test run"
     (cd "$ROOT" && cargo build --quiet -p nexum-tests --bin nexum-test-postgres)
-    local url_file
-    url_file="$(mktemp)"
-    rm -f "$url_file"
-    "${CARGO_TARGET_DIR:-$ROOT/target}/debug/nexum-test-postgres" "$url_file" &
+    # Its data lives in a directory of this run's, removed with the server.
+    TEST_POSTGRES_DIR="$(mktemp -d)"
+    chmod 755 "$TEST_POSTGRES_DIR"   # the server runs as an unprivileged user under it
+    local url_file="$TEST_POSTGRES_DIR/url"
+    TMPDIR="$TEST_POSTGRES_DIR" "${CARGO_TARGET_DIR:-$ROOT/target}/debug/nexum-test-postgres" "$url_file" &
     TEST_POSTGRES_PID=$!
-    trap 'kill "$TEST_POSTGRES_PID" 2>/dev/null || true' EXIT
+    trap 'kill "$TEST_POSTGRES_PID" 2>/dev/null || true; wait "$TEST_POSTGRES_PID" 2>/dev/null || true; rm -rf "$TEST_POSTGRES_DIR"' EXIT
     local waited=0
     until [ -s "$url_file" ]; do
         kill -0 "$TEST_POSTGRES_PID" 2>/dev/null || { echo "the test PostgreSQL server did not start" >&2; exit 1; }
@@ -83,7 +84,6 @@ start_test_postgres() {
     done
     NEXUM_TEST_POSTGRES_URL="$(cat "$url_file")"
     export NEXUM_TEST_POSTGRES_URL
-    rm -f "$url_file"
 }
 
 # Compiles every guest crate for wasm32-wasip2 and copies the examples to build/modules/.

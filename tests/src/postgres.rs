@@ -71,7 +71,9 @@ fn running_as_root() -> bool {
 fn command_as_server_user(program: &Path) -> Command {
     if running_as_root() {
         let mut command = Command::new("setpriv");
+        // Changing user clears the parent-death signal set before exec; set it again.
         command
+            .arg("--pdeathsig=KILL")
             .arg(format!("--reuid={}", UNPRIVILEGED.0))
             .arg(format!("--regid={}", UNPRIVILEGED.1))
             .arg("--clear-groups")
@@ -155,6 +157,12 @@ impl PostgresServer {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

@@ -91,16 +91,12 @@ impl Parts {
                         }
                     };
                     cluster.held.insert(module, epoch);
-                    // Another node may have written since this one last ran the module.
-                    self.ledger.refresh_usage(&prepared.module.manifest.name)?;
-                    let manifest = &prepared.module.manifest;
-                    let subscriptions =
-                        [(manifest.name.as_str(), manifest.subscriptions.as_slice())];
-                    if let Err(e) =
-                        fix_start_positions(&subscriptions, self.chains.clients(), &self.ledger)
-                            .await
-                    {
-                        tracing::error!(module, error = %e, "cluster: cannot fix where the module starts; handing it back");
+                    if let Err(reason) = self.ready_to_run(prepared).await {
+                        tracing::error!(
+                            module,
+                            reason,
+                            "cluster: cannot start the module here; handing it back"
+                        );
                         cluster.held.remove(module);
                         let name = module.clone();
                         cluster
@@ -135,6 +131,19 @@ impl Parts {
         }
         metrics::gauge!(crate::telemetry::names::LEASES_HELD).set(cluster.held.all().len() as f64);
         Ok(())
+    }
+
+    /// What a module needs before it runs on this node: its usage read again (another node
+    /// may have written since this one counted) and where its subscriptions start.
+    async fn ready_to_run(&self, prepared: &crate::supervisor::Prepared) -> Result<(), String> {
+        let manifest = &prepared.module.manifest;
+        self.ledger
+            .refresh_usage(&manifest.name)
+            .map_err(|e| e.to_string())?;
+        let subscriptions = [(manifest.name.as_str(), manifest.subscriptions.as_slice())];
+        fix_start_positions(&subscriptions, self.chains.clients(), &self.ledger)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Without an answer from the store for most of a lease, this node can no longer know

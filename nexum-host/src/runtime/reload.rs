@@ -137,8 +137,10 @@ impl Parts {
         let (mut upgrades, mut additions) = (Vec::new(), Vec::new());
         for module in loaded {
             let name = module.manifest.name.to_string();
-            match self.supervisor.loaded(&name) {
-                Some(running) if same_module(&running, &module) => report.unchanged.push(name),
+            match self.supervisor.prepared(&name) {
+                Some(running) if same_module(&running.module, &module) => {
+                    report.unchanged.push(name)
+                }
                 Some(_) => {
                     upgrades.push(wiring.prepare(module)?);
                     report.upgraded.push(name);

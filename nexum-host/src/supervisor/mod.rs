@@ -242,11 +242,6 @@ impl HostSupervisor {
         self.find(module).is_some()
     }
 
-    /// The component and manifest a module runs (to tell whether a reload changes it).
-    pub(crate) fn loaded(&self, module: &str) -> Option<Arc<LoadedModule>> {
-        self.find(module).map(|h| h.prepared.module.clone())
-    }
-
     fn handle(&self, module: &str) -> Result<Arc<ModuleHandle>, DispatchError> {
         self.find(module)
             .ok_or_else(|| DispatchError::UnknownModule(module.to_string()))
