@@ -3,7 +3,7 @@
 
 use nexum_host::Ledger;
 use nexum_host::core::ModuleName;
-use nexum_tests::anvil::{Anvil, free_port, hex_u64};
+use nexum_tests::anvil::{Anvil, free_port};
 use nexum_tests::engine::live_logs_in;
 use nexum_tests::guests;
 use nexum_tests::memory::peak_rss_kib;
@@ -92,10 +92,9 @@ async fn wait_caught_up(anvil: &Anvil, metrics: SocketAddr, nexum: &Process) {
 async fn chain_logs(anvil: &Anvil, emitter: alloy_primitives::Address) -> BTreeSet<(u64, u64)> {
     let to = anvil.block_number().await;
     anvil
-        .logs(emitter, 0, to)
+        .log_positions(emitter, 0, to)
         .await
-        .iter()
-        .map(|l| (hex_u64(&l["blockNumber"]), hex_u64(&l["logIndex"])))
+        .into_iter()
         .collect()
 }
 

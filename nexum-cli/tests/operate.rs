@@ -133,10 +133,9 @@ async fn wait_handled(port: u16, modules: &[&str], block: u64) -> Value {
 async fn chain_logs(anvil: &Anvil, emitter: Address, from: u64) -> BTreeSet<(u64, u64)> {
     let to = anvil.block_number().await;
     anvil
-        .logs(emitter, from, to)
+        .log_positions(emitter, from, to)
         .await
-        .iter()
-        .map(|l| (hex_u64(&l["blockNumber"]), hex_u64(&l["logIndex"])))
+        .into_iter()
         .collect()
 }
 

@@ -254,6 +254,15 @@ impl Anvil {
         self.send(Some(emitter), &call.abi_encode()).await
     }
 
+    /// `(block, log index)` of each log of `address` over `from..=to`, in chain order.
+    pub async fn log_positions(&self, address: Address, from: u64, to: u64) -> Vec<(u64, u64)> {
+        self.logs(address, from, to)
+            .await
+            .iter()
+            .map(|l| (hex_u64(&l["blockNumber"]), hex_u64(&l["logIndex"])))
+            .collect()
+    }
+
     /// `eth_getLogs` of `address` over `from..=to`.
     pub async fn logs(&self, address: Address, from: u64, to: u64) -> Vec<Value> {
         let logs = self

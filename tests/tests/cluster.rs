@@ -8,6 +8,19 @@ use nexum_tests::postgres::{
 };
 use std::time::Duration;
 
+/// Waits until the runtime's health names its shared store (30 s at most).
+async fn wait_for_store_problem(runtime: &nexum_host::Runtime) {
+    let noticed = wait_until(Duration::from_secs(30), || {
+        runtime
+            .health()
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("shared store: "))
+    })
+    .await;
+    assert!(noticed, "{:?}", runtime.health());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_lives_in_the_shared_store_and_a_lost_database_shows_in_healthz() {
     let url = fresh_database();
@@ -56,16 +69,7 @@ async fn state_lives_in_the_shared_store_and_a_lost_database_shows_in_healthz() 
         &format!("{}/postgres", server_url()),
         &format!("DROP DATABASE {name} WITH (FORCE)"),
     );
-    let noticed = wait_until(Duration::from_secs(30), || {
-        running
-            .runtime
-            .health()
-            .reasons
-            .iter()
-            .any(|r| r.starts_with("shared store: "))
-    })
-    .await;
-    assert!(noticed, "{:?}", running.runtime.health());
+    wait_for_store_problem(&running.runtime).await;
     let healthz = reqwest::get(format!(
         "http://{}/healthz",
         running.runtime.metrics_addr().unwrap()
@@ -117,16 +121,7 @@ async fn a_database_restart_mid_run_loses_nothing_and_doubles_nothing() {
     for seq in 15..30 {
         anvil.ping(emitter, seq, b"during").await;
     }
-    let noticed = wait_until(Duration::from_secs(30), || {
-        running
-            .runtime
-            .health()
-            .reasons
-            .iter()
-            .any(|r| r.starts_with("shared store: "))
-    })
-    .await;
-    assert!(noticed, "{:?}", running.runtime.health());
+    wait_for_store_problem(&running.runtime).await;
     tokio::task::block_in_place(|| server.start_again());
     let mut last = 0;
     for seq in 30..45 {
@@ -143,10 +138,9 @@ async fn a_database_restart_mid_run_loses_nothing_and_doubles_nothing() {
     running.stop().await;
 
     let chain: Vec<(u64, u64)> = anvil
-        .logs(emitter, from, last)
+        .log_positions(emitter, from, last)
         .await
-        .iter()
-        .map(|l| (hex_u64(&l["blockNumber"]), hex_u64(&l["logIndex"])))
+        .into_iter()
         .collect();
     let recorded = recorded_logs(&url, "rec");
     assert_eq!(chain.len(), 45);

@@ -3,7 +3,7 @@
 
 use alloy_primitives::Address;
 use nexum_core::{ChainConfig, EngineConfig};
-use nexum_tests::anvil::{Anvil, CHAIN_ID, hex_u64};
+use nexum_tests::anvil::{Anvil, CHAIN_ID};
 use nexum_tests::engine::{TestModule, TestRuntime, run, run_in, test_config, wait_until};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -44,10 +44,9 @@ fn config(url: &str) -> EngineConfig {
 async fn canonical_logs(anvil: &Anvil, emitter: Address, from: u64) -> BTreeSet<(u64, u64)> {
     let to = anvil.block_number().await;
     anvil
-        .logs(emitter, from, to)
+        .log_positions(emitter, from, to)
         .await
-        .iter()
-        .map(|l| (hex_u64(&l["blockNumber"]), hex_u64(&l["logIndex"])))
+        .into_iter()
         .collect()
 }
 
