@@ -244,7 +244,7 @@ pub mod telemetry;
 
 pub use boot::BootError;
 pub use builder::RuntimeBuilder;
-pub use chain::{ChainStatus, ConnectError, NodeError};
+pub use chain::{ChainStatus, ConnectError, NodeError, chain_heads};
 pub use check::{CheckReport, ModuleCheck, check};
 pub use engine::EngineError;
 pub use extension::HostExtension;

@@ -123,3 +123,25 @@ impl ChainPool {
         })
     }
 }
+
+/// Each configured chain's newest block number, or why it could not be read (for
+/// operators' tools such as `nexum cluster status`, which run beside the engine and hold no
+/// pool of their own). Every chain is asked at once, each within its request timeout.
+pub async fn chain_heads(
+    chains: &BTreeMap<ChainId, ChainConfig>,
+) -> BTreeMap<ChainId, Result<u64, String>> {
+    let asks = chains.iter().map(|(&chain_id, config)| async move {
+        let head = async {
+            let client = ChainClient::connect(chain_id, config).await?;
+            Ok::<_, NodeError>(client.latest_block().await?.number())
+        };
+        let deadline = std::time::Duration::from_millis(config.request_timeout_ms);
+        let head = match tokio::time::timeout(deadline, head).await {
+            Ok(Ok(number)) => Ok(number),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(NodeError::Timeout(deadline).to_string()),
+        };
+        (chain_id, head)
+    });
+    futures::future::join_all(asks).await.into_iter().collect()
+}
