@@ -12,7 +12,8 @@
 //! - [`memory`]: peak resident memory, for tests that bound it;
 //! - [`process`]: child processes that die with their test, and waiting on their output;
 //! - [`postgres`]: a real PostgreSQL server, shared by the run, and a database per test;
-//! - [`telemetry`]: waiting for a value on a running engine's `/metrics`.
+//! - [`telemetry`]: waiting for a value on a running engine's `/metrics`;
+//! - [`twap`]: the TWAP keeper's conditional orders, parts and manifest.
 
 // Every dependency earns its place (test targets also see dev-dependencies).
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
@@ -28,4 +29,5 @@ pub mod postgres;
 pub mod process;
 pub mod proxy;
 pub mod telemetry;
+pub mod twap;
 pub mod ws_proxy;

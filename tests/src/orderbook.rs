@@ -79,6 +79,8 @@ struct State {
     accepted: BTreeMap<String, Value>,
     /// Answers to give instead of the normal one, in order.
     scripted: VecDeque<Reply>,
+    /// How long to hold the next answer back (the post itself counts at once).
+    hold_next: Option<std::time::Duration>,
     app_data: BTreeMap<B256, String>,
 }
 
@@ -135,6 +137,13 @@ impl MockOrderbook {
     /// Answers the next order post with `reply` instead of the normal answer.
     pub fn script_next(&self, reply: Reply) {
         self.state.lock().unwrap().scripted.push_back(reply);
+    }
+
+    /// Takes the next order post as usual (accepted, counted) but holds its answer back
+    /// for `hold`: the poster sees nothing, as when a connection drops after the orderbook
+    /// took the order.
+    pub fn hold_next_answer(&self, hold: std::time::Duration) {
+        self.state.lock().unwrap().hold_next = Some(hold);
     }
 
     /// Every order post so far.
@@ -204,7 +213,10 @@ impl Respond for Orders {
             }
         };
         state.posts.push(Post { body, uid, status });
-        response
+        match state.hold_next.take() {
+            Some(hold) => response.set_delay(hold),
+            None => response,
+        }
     }
 }
 

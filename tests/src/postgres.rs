@@ -293,6 +293,17 @@ pub fn recorded_logs(url: &str, module: &str) -> Vec<(u64, u64)> {
 
 /// The block `module`'s (only) subscription has handled through, in the shared store.
 pub fn handled_through(url: &str, module: &str) -> Option<u64> {
+    cursors(url, module).first().copied()
+}
+
+/// The furthest block any subscription of `module` has handled through, in the shared
+/// store (a block subscription records every block it handles).
+pub fn furthest_handled(url: &str, module: &str) -> Option<u64> {
+    cursors(url, module).into_iter().max()
+}
+
+/// The block each subscription of `module` has handled through, in the shared store.
+fn cursors(url: &str, module: &str) -> Vec<u64> {
     query_texts(
         url,
         &format!(
@@ -300,7 +311,19 @@ pub fn handled_through(url: &str, module: &str) -> Option<u64> {
              WHERE space = 'engine' AND convert_from(key, 'UTF8') LIKE 'cursor/{module}/%'"
         ),
     )
-    .first()
-    .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
-    .and_then(|cursor| cursor["number"].as_u64())
+    .iter()
+    .filter_map(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+    .filter_map(|cursor| cursor["number"].as_u64())
+    .collect()
+}
+
+/// The keys of `module` in the shared store at `url` that start with `prefix`.
+pub fn module_keys(url: &str, module: &str, prefix: &str) -> Vec<String> {
+    query_texts(
+        url,
+        &format!(
+            "SELECT convert_from(key, 'UTF8') FROM nexum_entries
+             WHERE space = 'module:{module}' AND convert_from(key, 'UTF8') LIKE '{prefix}%' ORDER BY key"
+        ),
+    )
 }

@@ -1,7 +1,7 @@
 //! The TWAP keeper end to end: a real Anvil with the ComposableCoW test double, the compiled
 //! keeper, and a mock orderbook that checks every posted order.
 
-use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_primitives::{Address, keccak256};
 use nexum_core::ChainConfig;
 use nexum_tests::anvil::{
     Anvil, CHAIN_ID,
@@ -10,10 +10,9 @@ use nexum_tests::anvil::{
 };
 use nexum_tests::engine::{TestModule, TestRuntime, run, test_config, wait_until};
 use nexum_tests::orderbook::{MockOrderbook, Reply};
+use nexum_tests::twap::{APP_DATA, keeper_manifest, params, part};
 use serde_json::Value;
 use std::time::Duration;
-
-const APP_DATA: &str = r#"{"appCode":"nexum-test","metadata":{},"version":"1.1.0"}"#;
 
 struct Twap {
     anvil: Anvil,
@@ -37,12 +36,7 @@ async fn setup(dry_run: bool) -> Twap {
         "twap-keeper",
         "twap",
         &["chain", "cow-api", "local-store", "logging"],
-        &format!(
-            "[[subscription]]\nkind = \"log\"\nchain_id = {CHAIN_ID}\naddress = \"{composable_cow}\"\n\
-             event = \"ConditionalOrderCreated(address,(address,bytes32,bytes))\"\n\n\
-             [[subscription]]\nkind = \"block\"\nchain_id = {CHAIN_ID}\n\n\
-             [config]\ncomposable_cow = \"{composable_cow}\"\n"
-        ),
+        &keeper_manifest(composable_cow),
     );
     let runtime = run(vec![module], config).await;
     let owner = anvil.dev_account().await;
@@ -52,31 +46,6 @@ async fn setup(dry_run: bool) -> Twap {
         book,
         runtime,
         owner,
-    }
-}
-
-fn params(salt: u8) -> ConditionalOrderParams {
-    ConditionalOrderParams {
-        handler: Address::repeat_byte(0x7a),
-        salt: B256::repeat_byte(salt),
-        staticInput: vec![salt; 3].into(),
-    }
-}
-
-fn part(valid_to: u64) -> OrderData {
-    OrderData {
-        sellToken: Address::repeat_byte(1),
-        buyToken: Address::repeat_byte(2),
-        receiver: Address::ZERO,
-        sellAmount: U256::from(1_000_000u64),
-        buyAmount: U256::from(900_000u64),
-        validTo: valid_to as u32,
-        appData: keccak256(APP_DATA),
-        feeAmount: U256::ZERO,
-        kind: keccak256("sell"),
-        partiallyFillable: false,
-        sellTokenBalance: keccak256("erc20"),
-        buyTokenBalance: keccak256("erc20"),
     }
 }
 
