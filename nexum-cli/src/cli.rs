@@ -70,7 +70,8 @@ Examples:
         wasm: PathBuf,
     },
 
-    /// Print a component's sha256 as module.toml pins it (`component = \"sha256:…\"`).
+    /// Print a component's sha256 as engine.toml (`sha256 = \"sha256:…\"`) and module.toml
+    /// (`component = \"sha256:…\"`) pin it.
     #[command(after_help = "\
 Examples:
   nexum hash build/modules/heartbeat.wasm")]

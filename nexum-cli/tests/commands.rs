@@ -66,6 +66,79 @@ fn check_prints_one_line_per_module_and_exits_0_when_all_is_well() {
     );
 }
 
+/// Adds `sha256 = "<pin>"` to the `[[modules]]` entry of `name` in `engine`.
+fn pin_in_engine(engine: &Path, name: &str, pin: &str) {
+    let text = std::fs::read_to_string(engine).unwrap();
+    let manifest_line = text
+        .lines()
+        .find(|l| l.starts_with("manifest = ") && l.contains(&format!("{name}.toml")))
+        .unwrap()
+        .to_string();
+    let pinned = text.replace(
+        &manifest_line,
+        &format!("{manifest_line}\nsha256 = \"{pin}\""),
+    );
+    std::fs::write(engine, pinned).unwrap();
+}
+
+#[test]
+fn a_pin_in_engine_toml_refuses_a_component_swapped_with_its_manifest() {
+    // The operator vetted the heartbeat; the artifact store now serves another component,
+    // with a module.toml that pins the swapped bytes.
+    let vetted = digest(&guests::wasm("heartbeat"));
+    let swapped = guests::wasm("probe");
+    let (_dir, engine) = engine_dir(
+        &[(
+            "beat",
+            "probe",
+            &format!("component = \"{}\"\n{STORE_AND_LOGS}", digest(&swapped)),
+        )],
+        "",
+    );
+    pin_in_engine(&engine, "beat", &vetted);
+    let refused = format!(
+        "{}: `modules[0].sha256`: sha256 mismatch: pinned to {vetted} but {} is {}; refusing it",
+        engine.display(),
+        swapped.display(),
+        digest(&swapped)
+    );
+    let output = nexum(&["check", engine.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stdout(&output).lines().next().unwrap(),
+        format!("error  beat: {refused}")
+    );
+    let output = nexum(&["run", engine.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains(&refused), "{}", stderr(&output));
+}
+
+#[test]
+fn require_pins_wants_a_pin_in_engine_toml_for_every_module() {
+    let (_dir, engine) = engine_dir(
+        &[
+            ("beat", "heartbeat", STORE_AND_LOGS),
+            ("other", "heartbeat", STORE_AND_LOGS),
+        ],
+        "require_pins = true",
+    );
+    pin_in_engine(&engine, "beat", &digest(&guests::wasm("heartbeat")));
+    let output = nexum(&["check", engine.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output).trim(),
+        format!(
+            "error: {}: `modules[1].sha256`: missing: engine.require_pins is on, so every module needs the sha256 of its component here (`nexum hash {}` prints it)",
+            engine.display(),
+            guests::wasm("heartbeat").display()
+        )
+    );
+    // Pinned, both load.
+    pin_in_engine(&engine, "other", &digest(&guests::wasm("heartbeat")));
+    let output = nexum(&["check", engine.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
 #[test]
 fn check_lists_every_problem_and_exits_1() {
     let wrong = format!("[module]\ncomponent = \"sha256:{}\"\n", "00".repeat(32));

@@ -7,7 +7,7 @@
 use crate::error::ConfigError;
 use crate::event::ChainId;
 use crate::limits::{DeliveryPolicy, Limits, Supervision};
-use crate::manifest::ModuleManifest;
+use crate::manifest::{ComponentDigest, ModuleManifest};
 use crate::redact::{self, Secrets};
 use crate::{env_subst, toml_file};
 use serde::Deserialize;
@@ -96,13 +96,18 @@ impl std::fmt::Debug for ChainConfig {
 const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_POLL_INTERVAL_MS: u64 = 1_000;
 
-/// One `[[modules]]` entry: the component and (optionally) its manifest.
+/// One `[[modules]]` entry: the component, (optionally) its manifest, and (optionally) the
+/// sha256 the operator pins it to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleEntry {
     /// The `.wasm` component, resolved against the config file's directory.
     pub path: PathBuf,
     /// The manifest; `None` means the `module.toml` beside the component.
     pub manifest: Option<PathBuf>,
+    /// `sha256 = "sha256:…"`: the component's bytes must hash to this. It sits in the
+    /// operator's own file, so a swapped artifact is refused even when its `module.toml`
+    /// (which ships with it) was swapped too.
+    pub sha256: Option<ComponentDigest>,
 }
 
 /// A validated `engine.toml`.
@@ -131,6 +136,8 @@ pub struct EngineConfig {
     pub cluster: ClusterConfig,
     /// Orders are validated and logged but not sent (per chain: `[chains.<id>] dry_run`).
     pub dry_run: bool,
+    /// Every `[[modules]]` entry must pin its component's sha256 (`[engine] require_pins`).
+    pub require_pins: bool,
     /// Reachable chains by id.
     pub chains: BTreeMap<ChainId, ChainConfig>,
     /// Engine-wide limits; modules may only lower them.
@@ -157,6 +164,7 @@ impl Default for EngineConfig {
             store: None,
             cluster: ClusterConfig::default(),
             dry_run: false,
+            require_pins: false,
             chains: BTreeMap::new(),
             limits: Limits::default(),
             supervision: Supervision::default(),
@@ -306,6 +314,8 @@ struct RawEngineSection {
     #[serde(default)]
     dry_run: bool,
     store: Option<String>,
+    #[serde(default)]
+    require_pins: bool,
 }
 
 fn default_durability_window_ms() -> u64 {
@@ -323,6 +333,7 @@ impl Default for RawEngineSection {
             metrics_addr: None,
             dry_run: false,
             store: None,
+            require_pins: false,
         }
     }
 }
@@ -360,6 +371,7 @@ fn default_poll_interval_ms() -> u64 {
 struct RawModuleEntry {
     path: PathBuf,
     manifest: Option<PathBuf>,
+    sha256: Option<String>,
 }
 
 impl RawEngineConfig {
@@ -489,14 +501,29 @@ impl RawEngineConfig {
             ));
         }
 
-        let modules = self
-            .modules
-            .into_iter()
-            .map(|m| ModuleEntry {
+        let mut modules = Vec::with_capacity(self.modules.len());
+        for (i, m) in self.modules.into_iter().enumerate() {
+            let sha256 = m
+                .sha256
+                .as_deref()
+                .map(ComponentDigest::parse)
+                .transpose()
+                .map_err(|reason| err(format!("modules[{i}].sha256"), reason))?;
+            if self.engine.require_pins && sha256.is_none() {
+                return Err(err(
+                    format!("modules[{i}].sha256"),
+                    format!(
+                        "missing: engine.require_pins is on, so every module needs the sha256 of its component here (`nexum hash {}` prints it)",
+                        m.path.display()
+                    ),
+                ));
+            }
+            modules.push(ModuleEntry {
                 path: resolve(&m.path),
                 manifest: m.manifest.as_deref().map(resolve),
-            })
-            .collect();
+                sha256,
+            });
+        }
 
         Ok(EngineConfig {
             file: Some(file.to_path_buf()),
@@ -510,6 +537,7 @@ impl RawEngineConfig {
             store,
             cluster,
             dry_run: self.engine.dry_run,
+            require_pins: self.engine.require_pins,
             chains,
             limits,
             supervision: self.supervision,

@@ -49,7 +49,7 @@ pub use error::ConfigError;
 pub use event::{Block, ChainId, ChainLog, ChainLogs, Event, Tick};
 pub use limits::{DeliveryPolicy, LimitOverrides, Limits, Supervision};
 pub use manifest::{ComponentDigest, ManifestLocation, ModuleManifest, ModuleName};
-pub use plan::{BootPlan, ModuleSpec, WasmSource};
+pub use plan::{BootPlan, ModuleSpec, Pin, WasmSource};
 pub use subscription::{LogFilter, LogSubscription, Subscription};
 pub use supervisor::{
     Delivery, DispatchError, Lifecycle, LogLevel, LogLine, ModuleEvent, ModuleInfo, ModuleStatus,

@@ -3,7 +3,9 @@
 
 use crate::engine_config::EngineConfig;
 use crate::error::ConfigError;
-use crate::manifest::{LEGACY_MANIFEST_FILE, MANIFEST_FILE, ManifestLocation, ModuleManifest};
+use crate::manifest::{
+    ComponentDigest, LEGACY_MANIFEST_FILE, MANIFEST_FILE, ManifestLocation, ModuleManifest,
+};
 use std::path::PathBuf;
 
 /// Where a module's component comes from.
@@ -15,13 +17,39 @@ pub enum WasmSource {
     Bytes(Vec<u8>),
 }
 
-/// One module to boot: its component and its validated manifest.
+/// One module to boot: its component, its validated manifest, and the operator's pin.
 #[derive(Debug, Clone)]
 pub struct ModuleSpec {
     /// The component.
     pub wasm: WasmSource,
     /// Its manifest.
     pub manifest: ModuleManifest,
+    /// The sha256 the engine config pins the component to, checked before the manifest's
+    /// own pin (which ships with the artifact and so proves less).
+    pub pin: Option<Pin>,
+}
+
+/// A sha256 pin and where it was written, so a mismatch names the file and field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// What the component's bytes must hash to.
+    pub digest: ComponentDigest,
+    /// The file that pins it.
+    pub file: PathBuf,
+    /// The field within it, such as `modules[2].sha256`.
+    pub field: String,
+}
+
+impl Pin {
+    /// The pin of `config`'s `[[modules]]` entry number `index`, if it has one.
+    pub fn of_entry(config: &EngineConfig, index: usize) -> Option<Pin> {
+        let entry = config.modules.get(index)?;
+        entry.sha256.map(|digest| Pin {
+            digest,
+            file: config.source_name(),
+            field: format!("modules[{index}].sha256"),
+        })
+    }
 }
 
 /// What a runtime boots from.
@@ -66,6 +94,7 @@ impl BootPlan {
             modules.push(ModuleSpec {
                 wasm: WasmSource::File(entry.path.clone()),
                 manifest,
+                pin: Pin::of_entry(config, i),
             });
         }
         Ok((

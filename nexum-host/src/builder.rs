@@ -62,6 +62,7 @@ impl RuntimeBuilder {
         self.modules.push(ModuleSpec {
             wasm: WasmSource::File(wasm.into()),
             manifest,
+            pin: None,
         });
         Ok(self)
     }
@@ -78,6 +79,7 @@ impl RuntimeBuilder {
         self.modules.push(ModuleSpec {
             wasm: WasmSource::Bytes(wasm),
             manifest,
+            pin: None,
         });
         Ok(self)
     }

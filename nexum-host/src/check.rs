@@ -5,7 +5,7 @@
 use crate::engine::WasmEngine;
 use crate::module::{ComponentCache, load};
 use nexum_core::{
-    Capability, ComponentDigest, EngineConfig, ManifestLocation, ModuleManifest, ModuleSpec,
+    Capability, ComponentDigest, EngineConfig, ManifestLocation, ModuleManifest, ModuleSpec, Pin,
     WasmSource,
 };
 use std::collections::BTreeSet;
@@ -73,6 +73,7 @@ pub fn check(config: &EngineConfig) -> CheckReport {
                         let spec = ModuleSpec {
                             wasm: WasmSource::File(entry.path.clone()),
                             manifest,
+                            pin: Pin::of_entry(config, i),
                         };
                         load(&engine, &mut compiled, spec, limits).map_err(|e| e.to_string())
                     })

@@ -213,6 +213,7 @@ impl TestRuntime {
             specs.push(nexum_core::ModuleSpec {
                 wasm: nexum_core::WasmSource::File(guests::wasm(module.guest)),
                 manifest: nexum_core::ModuleManifest::load(&manifest)?,
+                pin: None,
             });
         }
         let plan = nexum_core::BootPlan {

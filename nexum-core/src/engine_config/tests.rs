@@ -105,6 +105,14 @@ fn errors_name_file_field_and_reason() {
             "[engin]\n",
             "conf/engine.toml: `engin`: unknown field `engin`",
         ),
+        (
+            "[[modules]]\npath = \"m.wasm\"\nsha256 = \"abc\"\n",
+            "conf/engine.toml: `modules[0].sha256`: expected \"sha256:<64 hex digits>\", found \"abc\"",
+        ),
+        (
+            "[engine]\nrequire_pins = true\n[[modules]]\npath = \"a.wasm\"\nsha256 = \"sha256:00000000000000000000000000000000000000000000000000000000000000ff\"\n[[modules]]\npath = \"b.wasm\"\n",
+            "conf/engine.toml: `modules[1].sha256`: missing: engine.require_pins is on, so every module needs the sha256 of its component here (`nexum hash b.wasm` prints it)",
+        ),
     ];
     for (text, expected) in cases {
         let err = parse(text).unwrap_err().to_string();

@@ -70,7 +70,11 @@ pub(crate) fn load(
     spec: ModuleSpec,
     limits: Limits,
 ) -> Result<LoadedModule, LoadError> {
-    let ModuleSpec { wasm, manifest } = spec;
+    let ModuleSpec {
+        wasm,
+        manifest,
+        pin,
+    } = spec;
     let (path, bytes) = match wasm {
         WasmSource::File(path) => {
             let bytes = std::fs::read(&path).map_err(|e| LoadError::Read {
@@ -83,6 +87,20 @@ pub(crate) fn load(
     };
 
     let digest = ComponentDigest::of(&bytes);
+    if let Some(pin) = pin
+        && pin.digest != digest
+    {
+        return Err(ConfigError::new(
+            &pin.file,
+            pin.field,
+            format!(
+                "sha256 mismatch: pinned to {} but {} is {digest}; refusing it",
+                pin.digest,
+                path.display()
+            ),
+        )
+        .into());
+    }
     if let Some(pinned) = manifest.component
         && pinned != digest
     {
