@@ -229,6 +229,8 @@ fn engine_settings_changed(running: &EngineConfig, new: &EngineConfig) -> Vec<&'
         running.metrics_addr != new.metrics_addr,
     );
     check("engine.dry_run", running.dry_run != new.dry_run);
+    check("engine.store", running.store != new.store);
+    check("[cluster]", running.cluster != new.cluster);
     check("[admin]", running.admin != new.admin);
     check("[chains]", running.chains != new.chains);
     check("[limits]", running.limits != new.limits);
@@ -264,5 +266,21 @@ mod tests {
             engine_settings_changed(&running, &several),
             ["engine.state_dir", "engine.log_level", "[limits]"]
         );
+        // Moving the state to a shared store, or joining a cluster, takes a restart.
+        let shared = parse(&base.replace(
+            "\"s\"\n",
+            "\"s\"\nstore = \"postgres://nexum@127.0.0.1/nexum\"\n[cluster]\nnode = \"a\"\n",
+        ));
+        assert_eq!(
+            engine_settings_changed(&running, &shared),
+            ["engine.store", "[cluster]"]
+        );
+        // Pins are module settings: they may change, and turning them on is checked then.
+        let pinned = parse(&format!(
+            "{}[[modules]]\npath = \"m.wasm\"\nsha256 = \"sha256:{}\"\n",
+            base.replace("\"s\"\n", "\"s\"\nrequire_pins = true\n"),
+            "ab".repeat(32)
+        ));
+        assert!(engine_settings_changed(&running, &pinned).is_empty());
     }
 }
