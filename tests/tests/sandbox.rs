@@ -21,6 +21,7 @@ use nexum_tests::components;
 use nexum_tests::engine::{TestModule, TestRuntime, run, test_config};
 use nexum_tests::logs::capture;
 use nexum_tests::proxy::Proxy;
+use nexum_tests::telemetry::wait_for_metric;
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -510,6 +511,7 @@ async fn a_module_error_text_is_cut_before_it_is_logged_or_dead_lettered() {
     let (logs, _guard) = capture();
     let mut config = test_config();
     config.supervision.retry_attempts = 2;
+    config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
     let runtime = run(vec![attacker("")], config).await;
     let mut reasons = Vec::new();
     for bytes in [1024 * 1024, 100_000] {
@@ -524,6 +526,19 @@ async fn a_module_error_text_is_cut_before_it_is_logged_or_dead_lettered() {
         reasons.push(reason);
     }
     let letters = runtime.runtime.dead_letters(Some("attacker")).unwrap();
+    // Each is counted for alerting (other tests of this process may add to the count).
+    let counted = wait_for_metric(
+        runtime.runtime.metrics_addr().unwrap(),
+        "nexum_dead_letters_total",
+        &[("module", "attacker")],
+        2.0,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        counted,
+        "nexum_dead_letters_total did not count the dead letters"
+    );
     let logged: usize = logs.lines().iter().map(|l| l.text().len()).sum();
     let lettered: usize = letters.iter().map(|l| l.reason.len()).sum();
     println!(

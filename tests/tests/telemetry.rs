@@ -83,6 +83,10 @@ async fn metrics_move_with_the_chain_and_health_follows_the_node() {
         Some(0.0)
     );
     assert!(sample(&second, r#"nexum_store_bytes{module="blocks"}"#).unwrap() > 0.0);
+    assert_eq!(
+        sample(&second, r#"nexum_store_limit_bytes{module="blocks"}"#),
+        Some(test_config().limits.store_total_bytes as f64)
+    );
 
     assert_eq!(
         get("/healthz").await,

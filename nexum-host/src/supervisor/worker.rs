@@ -322,7 +322,10 @@ impl Worker {
         bookkeeping.push(Entry::DeadLetter(Box::new(letter)));
         self.capabilities
             .store
-            .commit(WriteSet::default(), &bookkeeping)
+            .commit(WriteSet::default(), &bookkeeping)?;
+        metrics::counter!(crate::telemetry::names::DEAD_LETTERS, "module" => self.name().to_string())
+            .increment(1);
+        Ok(())
     }
 
     /// Waits out the restart backoff, then starts a fresh instance.

@@ -19,6 +19,8 @@ pub(crate) fn collect(supervisor: &HostSupervisor) {
         counter!(names::LOG_LINES_DROPPED, "module" => module.clone())
             .absolute(info.log_lines_dropped);
         gauge!(names::STORE_BYTES, "module" => module.clone()).set(info.store_bytes as f64);
+        gauge!(names::STORE_LIMIT_BYTES, "module" => module.clone())
+            .set(info.limits.store_total_bytes as f64);
         let quarantined = if info.status == ModuleStatus::Quarantined {
             1.0
         } else {

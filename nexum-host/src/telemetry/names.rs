@@ -16,6 +16,10 @@ pub const DISPATCH_SECONDS: &str = "nexum_dispatch_duration_seconds";
 pub const QUEUE_DEPTH: &str = "nexum_queue_depth";
 /// Gauge: bytes of keys and values in the module's store.
 pub const STORE_BYTES: &str = "nexum_store_bytes";
+/// Gauge: the most the module's store may hold (`limits.store_total_bytes`).
+pub const STORE_LIMIT_BYTES: &str = "nexum_store_limit_bytes";
+/// Counter: events skipped and recorded as dead letters.
+pub const DEAD_LETTERS: &str = "nexum_dead_letters_total";
 /// Counter: log lines dropped by the module's rate limit.
 pub const LOG_LINES_DROPPED: &str = "nexum_log_lines_dropped_total";
 /// Gauge: the newest block the engine knows (label `chain`).
