@@ -25,6 +25,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             "no module could start: the init of every module failed (reasons above); nothing to run"
         );
     }
+    tracing::info!(
+        "a stop waits up to {} s for calls in flight; give service managers a longer stop timeout",
+        runtime.shutdown_drain().as_secs()
+    );
     tracing::info!("running; press ctrl-c to stop, send SIGHUP to reload");
 
     let signal = loop {

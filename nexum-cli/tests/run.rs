@@ -102,6 +102,8 @@ fn heartbeat_ticks_are_logged_and_the_counter_survives_a_restart() {
 
     let mut first = Running::start(&["run", engine]);
     first.wait_for("module loaded");
+    // The longest a stop can take: the default 30 s call deadline and 10 s to flush.
+    first.wait_for("a stop waits up to 40 s for calls in flight");
     let line = first.wait_for("beat #2");
     assert!(line.contains("module=\"heartbeat\""), "{line}");
     assert_eq!(first.stop("-INT"), 0, "SIGINT must exit 0");

@@ -237,6 +237,20 @@ impl Runtime {
         self.parts.supervisor.modules()
     }
 
+    /// The longest [`Runtime::shutdown`] can take: the calls in flight finish within their
+    /// deadline (the longest `event_timeout_ms` of the modules), then the store is flushed
+    /// and leases handed back. A service manager's stop timeout must exceed it, or a stop
+    /// becomes a kill and calls in flight run again after the restart.
+    pub fn shutdown_drain(&self) -> std::time::Duration {
+        let longest_call = self
+            .modules()
+            .iter()
+            .map(|m| m.limits.event_timeout_ms)
+            .max()
+            .unwrap_or(0);
+        std::time::Duration::from_millis(longest_call) + SHUTDOWN_MARGIN
+    }
+
     /// Queues `event` (produced by the embedding service) for `module` without waiting;
     /// fails with [`DispatchError::QueueFull`] rather than wait for room.
     pub fn try_dispatch(&self, module: &str, event: Event) -> Result<(), DispatchError> {
@@ -357,6 +371,10 @@ impl Runtime {
         self.parts.shutdown().await
     }
 }
+
+/// What a shutdown takes beyond the calls in flight: flushing the store and, on a shared
+/// store, handing the leases back (each bounded by the store's own timeouts).
+const SHUTDOWN_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs `work` to its end even if the caller stops waiting (a dropped future, a closed
 /// connection): a reload or restart abandoned half-way would leave a module stopped.
