@@ -108,6 +108,31 @@ impl AdminClient {
         self.send(self.http.post(self.url(path))).await
     }
 
+    /// `GET path`, its body written to `out` as it arrives; returns the bytes written.
+    pub async fn download(&self, path: &str, out: &mut impl std::io::Write) -> anyhow::Result<u64> {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let context = || format!("admin API at {}", self.base);
+        let mut response = request.send().await.with_context(context)?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.bytes().await.with_context(context)?;
+            let message = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            bail!("{message}");
+        }
+        let mut written = 0u64;
+        while let Some(chunk) = response.chunk().await.with_context(context)? {
+            out.write_all(&chunk)?;
+            written += chunk.len() as u64;
+        }
+        Ok(written)
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         mut request: reqwest::RequestBuilder,

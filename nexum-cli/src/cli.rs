@@ -169,6 +169,37 @@ Examples:
         action: ClusterAction,
     },
 
+    /// Write a backup of the whole state (modules' stores, cursors, dead letters) to a file.
+    #[command(after_help = "\
+While the engine runs, through its admin API: the backup is read at one instant and the
+engine keeps going. When it is stopped, from the state files. The file is checked before
+this command says it is done. Nodes sharing a PostgreSQL store back it up with
+PostgreSQL's tools instead.
+
+Examples:
+  nexum backup engine.toml /backups/nexum-2026-12-05.nxb")]
+    Backup {
+        /// The engine.toml whose state to back up.
+        engine: PathBuf,
+        /// The file to write (must not exist yet).
+        dest: PathBuf,
+    },
+
+    /// Put a backup back into the engine's empty state directory.
+    #[command(after_help = "\
+The state_dir of the engine.toml must be empty or absent; the whole backup is checked
+before anything is written. Then `nexum run` resumes every module from the backup's
+cursors: events after it are delivered again from the chain.
+
+Examples:
+  nexum restore engine.toml /backups/nexum-2026-12-05.nxb")]
+    Restore {
+        /// The engine.toml whose state_dir to fill.
+        engine: PathBuf,
+        /// The backup file.
+        backup: PathBuf,
+    },
+
     /// Start a module again with a fresh instance (takes it out of quarantine).
     #[command(after_help = "\
 The module resumes from its committed cursors. Needs the admin API.

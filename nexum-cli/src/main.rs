@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
 mod admin_client;
+mod backup;
 mod check;
 mod cli;
 mod cluster;
@@ -56,6 +57,8 @@ fn main() -> ExitCode {
             cli::Command::Reload { engine } => operate::reload(&engine).await,
             cli::Command::Replay { engine, module } => operate::replay(&engine, &module).await,
             cli::Command::Restart { engine, module } => operate::restart(&engine, &module).await,
+            cli::Command::Backup { engine, dest } => backup::backup(&engine, &dest).await,
+            cli::Command::Restore { engine, backup } => backup::restore(&engine, &backup).await,
         }
     });
     match result {

@@ -553,3 +553,118 @@ async fn the_admin_api_asks_for_its_token_and_the_cli_sends_it() {
         "the token was logged"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_while_logs_flow_restores_into_a_fresh_state_dir_and_resumes_exactly_once() {
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let from = anvil.block_number().await + 1;
+    let dir = tempfile::tempdir().unwrap();
+    let admin = free_port();
+    recorder_manifest(dir.path(), "rec", "0.1.0", emitter, from, "");
+    let engine = engine_toml(dir.path(), admin, Some(&anvil.ws_url()), &["rec"], "");
+    let mut running = start(&engine);
+    for _ in 0..20 {
+        anvil.burst(emitter, 4).await;
+    }
+
+    // The backup is taken through the admin API while logs keep coming.
+    let backup = dir.path().join("state.nxb");
+    let taking = Command::new(NEXUM)
+        .args(["backup", engine.to_str().unwrap(), backup.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..20 {
+        anvil.burst(emitter, 4).await;
+    }
+    let taken = taking.wait_with_output().unwrap();
+    assert_eq!(taken.status.code(), Some(0), "{}", text(&taken.stderr));
+    assert!(
+        text(&taken.stdout).starts_with(&format!("backup written to {}: ", backup.display()))
+            && text(&taken.stdout).contains("modules: rec"),
+        "{}",
+        text(&taken.stdout)
+    );
+    // A second backup to the same file is refused: a backup never replaces one.
+    let again = nexum(&["backup", engine.to_str().unwrap(), backup.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("a backup never replaces a file"));
+    for _ in 0..10 {
+        anvil.burst(emitter, 4).await;
+    }
+    let last = anvil.block_number().await;
+    wait_handled(admin, &["rec"], last).await;
+    assert_eq!(running.signal("-TERM").code(), Some(0));
+
+    // Another machine: an empty state dir, the backup restored into it.
+    let fresh = tempfile::tempdir().unwrap();
+    let admin2 = free_port();
+    recorder_manifest(fresh.path(), "rec", "0.1.0", emitter, from, "");
+    let engine2 = engine_toml(fresh.path(), admin2, Some(&anvil.ws_url()), &["rec"], "");
+    // An altered backup is refused before anything is written.
+    let altered = fresh.path().join("altered.nxb");
+    let mut bytes = std::fs::read(&backup).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&altered, bytes).unwrap();
+    let refused = nexum(&[
+        "restore",
+        engine2.to_str().unwrap(),
+        altered.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("not a valid nexum backup"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert!(!fresh.path().join("state").exists());
+    let restored = nexum(&[
+        "restore",
+        engine2.to_str().unwrap(),
+        backup.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        restored.status.code(),
+        Some(0),
+        "{}",
+        text(&restored.stderr)
+    );
+    assert!(text(&restored.stdout).starts_with("restored into "));
+    // A state dir that holds something is never overwritten.
+    let twice = nexum(&[
+        "restore",
+        engine2.to_str().unwrap(),
+        backup.to_str().unwrap(),
+    ]);
+    assert_eq!(twice.status.code(), Some(1));
+    assert!(
+        text(&twice.stderr).contains("is not empty"),
+        "{}",
+        text(&twice.stderr)
+    );
+
+    // The restored engine resumes from the backup's cursors: the logs after the backup
+    // come again from the chain, and the module ends with each log exactly once.
+    let mut resumed = start(&engine2);
+    for _ in 0..10 {
+        anvil.burst(emitter, 4).await;
+    }
+    let last = anvil.block_number().await;
+    wait_handled(admin2, &["rec"], last).await;
+    assert_eq!(resumed.signal("-TERM").code(), Some(0));
+    let ledger = Ledger::open(&fresh.path().join("state")).unwrap();
+    let chain: Vec<(u64, u64)> = chain_logs(&anvil, emitter, from)
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(chain.len(), 60 * 5);
+    assert_eq!(
+        received(&ledger, "rec"),
+        chain,
+        "not every log exactly once, in order"
+    );
+}

@@ -6,8 +6,9 @@
 //! served at once (more are answered `503` at once rather than left waiting), and a failing
 //! `accept` (out of file descriptors) backs off instead of spinning.
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Bytes, Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -58,16 +59,37 @@ pub(crate) async fn bind(
     Ok((listener, bound))
 }
 
+/// The body of every answer: whole, or streamed as it is produced (a backup).
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
+
 /// A response with `body`.
 pub(crate) fn reply(
     status: StatusCode,
     content_type: &str,
     body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", content_type)
-        .body(Full::new(body.into()))
+        .body(Full::new(body.into()).boxed())
+        .expect("a static response builds")
+}
+
+/// A `200` response whose body is the chunks `chunks` yields, sent as they come; it ends
+/// when the sender is dropped. A client that goes away closes the receiver, so the
+/// producer learns to stop.
+pub(crate) fn stream(
+    content_type: &str,
+    chunks: tokio::sync::mpsc::Receiver<Bytes>,
+) -> Response<Body> {
+    let frames = futures::stream::unfold(chunks, |mut chunks| async move {
+        let chunk = chunks.recv().await?;
+        Some((Ok::<_, Infallible>(Frame::data(chunk)), chunks))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", content_type)
+        .body(StreamBody::new(frames).boxed())
         .expect("a static response builds")
 }
 
@@ -80,7 +102,7 @@ pub(crate) fn spawn<A, F>(
 ) -> JoinHandle<()>
 where
     A: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {

@@ -249,7 +249,7 @@ pub use check::{CheckReport, ModuleCheck, check};
 pub use engine::EngineError;
 pub use extension::HostExtension;
 pub use inspect::{ComponentReport, Import, InspectError, inspect};
-pub use ledger::{DeadLetter, Ledger, Position, StoreError};
+pub use ledger::{BackupError, BackupSummary, DeadLetter, Ledger, Position, StoreError};
 pub use module::LoadError;
 pub use nexum_core as core;
 pub use runtime::{ReloadError, ReloadReport, ReplayReport, Runtime, RuntimeError};

@@ -1,8 +1,7 @@
 //! The admin API's requests and answers; see the module docs of `admin` for the table.
 
-use crate::http_endpoint::reply;
+use crate::http_endpoint::{Body, reply, stream};
 use crate::runtime::{Parts, RuntimeError};
-use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use nexum_core::ModuleName;
@@ -12,17 +11,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A JSON answer.
-fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
     let text = serde_json::to_vec(body).expect("admin answers serialise");
     reply(status, "application/json", text)
 }
 
 /// A JSON error: `{"error": "…"}`.
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Response<Full<Bytes>> {
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response<Body> {
     json(status, &serde_json::json!({ "error": message.to_string() }))
 }
 
-fn runtime_error(e: RuntimeError) -> Response<Full<Bytes>> {
+fn runtime_error(e: RuntimeError) -> Response<Body> {
     match e {
         RuntimeError::UnknownModule(_) => error(StatusCode::NOT_FOUND, e),
         RuntimeError::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, e),
@@ -80,7 +79,7 @@ pub(super) async fn answer(
     request: Request<Incoming>,
     parts: &Arc<Parts>,
     token: Option<&str>,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     if from_a_browser(&request, token) {
         return error(
             StatusCode::FORBIDDEN,
@@ -121,6 +120,7 @@ pub(super) async fn answer(
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
             }
         }
+        (Method::GET, ["v1", "backup"]) => backup(parts),
         (Method::GET, ["v1", "modules", module, "keys"]) => keys(parts, module, &query),
         (Method::GET, ["v1", "modules", module, "value"]) => value(parts, module, &query),
         (Method::POST, ["v1", "modules", module, "replay"]) => {
@@ -141,7 +141,8 @@ pub(super) async fn answer(
                 Err(e) => error(StatusCode::CONFLICT, e),
             }
         }
-        (_, ["v1", "status" | "dead-letters"]) | (_, ["v1", "modules", _, "keys" | "value"]) => {
+        (_, ["v1", "status" | "dead-letters" | "backup"])
+        | (_, ["v1", "modules", _, "keys" | "value"]) => {
             error(StatusCode::METHOD_NOT_ALLOWED, "GET only")
         }
         (_, ["v1", "reload"]) | (_, ["v1", "modules", _, "replay" | "restart"]) => {
@@ -151,6 +152,48 @@ pub(super) async fn answer(
             StatusCode::NOT_FOUND,
             "unknown path; see the admin API table in the README",
         ),
+    }
+}
+
+/// Chunks of a backup on their way to the client: a slow client holds the snapshot
+/// reader back instead of letting the backup pile up in memory.
+const BACKUP_CHUNKS_IN_FLIGHT: usize = 16;
+const BACKUP_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Streams a backup of the whole state, read at one instant while the engine runs. A
+/// failure half-way ends the stream without the backup's trailer, which every reader of
+/// backups refuses.
+fn backup(parts: &Arc<Parts>) -> Response<Body> {
+    if parts.shares_store() {
+        return error(StatusCode::CONFLICT, crate::BackupError::Shared);
+    }
+    let (sender, chunks) = tokio::sync::mpsc::channel(BACKUP_CHUNKS_IN_FLIGHT);
+    let parts = parts.clone();
+    tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(BACKUP_CHUNK_BYTES, ChunkSender(sender));
+        match parts.backup(out) {
+            Ok(summary) => tracing::info!(%summary, "admin: backup sent"),
+            Err(e) => tracing::warn!(error = %e, "admin: backup not completed"),
+        }
+    });
+    stream("application/octet-stream", chunks)
+}
+
+/// Hands what is written to it to the response, chunk by chunk.
+struct ChunkSender(tokio::sync::mpsc::Sender<Bytes>);
+
+impl std::io::Write for ChunkSender {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Bytes::copy_from_slice(buf))
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+            })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -169,7 +212,7 @@ struct KeySize {
     bytes: usize,
 }
 
-fn keys(parts: &Parts, module: &str, query: &HashMap<String, String>) -> Response<Full<Bytes>> {
+fn keys(parts: &Parts, module: &str, query: &HashMap<String, String>) -> Response<Body> {
     let name = match parts.loaded(module) {
         Ok(name) => name,
         Err(e) => return runtime_error(e),
@@ -210,7 +253,7 @@ fn keys(parts: &Parts, module: &str, query: &HashMap<String, String>) -> Respons
     }
 }
 
-fn value(parts: &Parts, module: &str, query: &HashMap<String, String>) -> Response<Full<Bytes>> {
+fn value(parts: &Parts, module: &str, query: &HashMap<String, String>) -> Response<Body> {
     let name: ModuleName = match parts.loaded(module) {
         Ok(name) => name,
         Err(e) => return runtime_error(e),

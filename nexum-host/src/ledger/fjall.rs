@@ -2,8 +2,9 @@
 //! (`module.<name>`) and one for the engine (`nexum.engine`), which no module name can
 //! produce.
 
-use super::storage::{Batch, Space, Storage, StoreError};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use super::backup::BackupError;
+use super::storage::{Batch, EntryVisitor, Space, Storage, StoreError};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 use nexum_core::Durability;
 use nexum_core::host_rules::store::scan_start;
 use std::collections::HashMap;
@@ -249,6 +250,35 @@ impl Storage for FjallStorage {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+
+    fn each_entry(&self, visit: &mut EntryVisitor<'_>) -> Result<(), BackupError> {
+        // One sequence number for every keyspace: what a backup holds was all true at once.
+        let snapshot = self.db.snapshot();
+        let mut spaces: Vec<Space> = self
+            .db
+            .list_keyspace_names()
+            .iter()
+            .filter_map(|name| {
+                let name: &str = name;
+                if name == ENGINE_KEYSPACE {
+                    return Some(Space::Engine);
+                }
+                let module = name.strip_prefix("module.")?;
+                nexum_core::ModuleName::new(module).ok().map(Space::Module)
+            })
+            .collect();
+        spaces.sort();
+        for space in spaces {
+            let Some(keyspace) = self.keyspace(&space, false)? else {
+                continue;
+            };
+            for entry in snapshot.iter(&keyspace) {
+                let (key, value) = entry.into_inner().map_err(StoreError::from)?;
+                visit(&space, &utf8(&key, &space)?, &value)?;
+            }
+        }
         Ok(())
     }
 }

@@ -1,7 +1,8 @@
 //! Storage in memory: for unit tests of the ledger and of delivery, which need the
 //! ledger's behaviour without a database on disk.
 
-use super::storage::{Batch, Space, Storage, StoreError};
+use super::backup::BackupError;
+use super::storage::{Batch, EntryVisitor, Space, Storage, StoreError};
 use nexum_core::host_rules::store::scan_start;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -107,6 +108,17 @@ impl Storage for MemoryStorage {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn each_entry(&self, visit: &mut EntryVisitor<'_>) -> Result<(), BackupError> {
+        // A copy taken under the lock is the one instant.
+        let spaces = self.with(|s| s.clone());
+        for (space, entries) in &spaces {
+            for (key, value) in entries {
+                visit(space, key, value)?;
+            }
+        }
         Ok(())
     }
 }

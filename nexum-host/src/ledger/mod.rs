@@ -11,8 +11,11 @@
 //! - [`records`]: the record shapes and the entries a delivery commits;
 //! - [`keys`]: the key layout;
 //! - [`storage`]: the storage seam; [`fjall`] implements it embedded, `postgres` shared by
-//!   the nodes of a cluster (and, in unit tests, `memory`).
+//!   the nodes of a cluster (and, in unit tests, `memory`);
+//! - [`backup`]: a whole ledger as one checked file, taken while it runs, restored into an
+//!   empty state directory.
 
+mod backup;
 mod fjall;
 mod keys;
 #[cfg(test)]
@@ -21,6 +24,7 @@ mod postgres;
 mod records;
 pub(crate) mod storage;
 
+pub use backup::{BackupError, BackupSummary};
 pub(crate) use postgres::{HeldLeases, PostgresStorage};
 pub(crate) use records::{Bookkeeping, Cursor, DeliveredBlock, Entry, Start, SubscriptionId};
 pub use records::{DeadLetter, Position};
@@ -88,6 +92,58 @@ impl Ledger {
             Arc::new(HeldLeases::default()),
         )?;
         Ok(Self::shared(Arc::new(db)))
+    }
+
+    /// Writes a backup of every module's store and all the engine's records, as of one
+    /// instant, to `out`; the engine may go on committing meanwhile. Blocking: call it off
+    /// async workers. A backup is whole only when this returns `Ok`.
+    pub fn backup(&self, out: impl std::io::Write) -> Result<BackupSummary, BackupError> {
+        let mut writer = backup::BackupWriter::new(out)?;
+        self.storage
+            .each_entry(&mut |space, key, value| Ok(writer.entry(space, key, value)?))?;
+        Ok(writer.finish()?)
+    }
+
+    /// Checks that `input` is a whole, unaltered backup, and says what it holds.
+    pub fn verify_backup(input: impl std::io::Read) -> Result<BackupSummary, BackupError> {
+        backup::read_backup(input, |_, _, _| Ok(()))
+    }
+
+    /// Restores the backup in `file` into the state directory `dir`, which must be empty
+    /// or absent: the whole file is checked before anything is written, and the restored
+    /// state is on disk when this returns.
+    pub fn restore(dir: &Path, file: &Path) -> Result<BackupSummary, BackupError> {
+        let existed = match std::fs::read_dir(dir).map(|mut entries| entries.next().is_some()) {
+            Ok(true) => return Err(BackupError::NotEmpty(dir.display().to_string())),
+            Ok(false) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e.into()),
+        };
+        Self::verify_backup(std::fs::File::open(file)?)?;
+        let restored = fjall::FjallStorage::open(
+            dir,
+            Durability::Sync,
+            Duration::from_millis(DEFAULT_DURABILITY_WINDOW_MS),
+        )
+        .map_err(BackupError::from)
+        .and_then(|storage| backup::restore_into(&storage, std::fs::File::open(file)?));
+        if restored.is_err() {
+            // Half a state is worse than none: leave the directory as it was found.
+            let _ = if existed {
+                std::fs::read_dir(dir).and_then(|entries| {
+                    entries.flatten().try_for_each(|entry| {
+                        if entry.path().is_dir() {
+                            std::fs::remove_dir_all(entry.path())
+                        } else {
+                            std::fs::remove_file(entry.path())
+                        }
+                    })
+                })
+            } else {
+                std::fs::remove_dir_all(dir)
+            };
+        }
+        restored
     }
 
     /// The ledger in a shared PostgreSQL database, for nodes of a cluster.

@@ -14,7 +14,8 @@
 //! The schema is created and migrated at open, under an advisory lock, and versioned in
 //! `nexum_schema`.
 
-use super::storage::{Batch, Space, Storage, StoreError};
+use super::backup::BackupError;
+use super::storage::{Batch, EntryVisitor, Space, Storage, StoreError};
 use postgres::{Client, NoTls};
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -447,6 +448,10 @@ impl Storage for PostgresStorage {
     fn flush(&self) -> Result<(), StoreError> {
         // Every commit is durable when PostgreSQL acknowledges it.
         Ok(())
+    }
+
+    fn each_entry(&self, _visit: &mut EntryVisitor<'_>) -> Result<(), BackupError> {
+        Err(BackupError::Shared)
     }
 }
 

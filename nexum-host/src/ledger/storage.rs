@@ -5,6 +5,7 @@
 //! backend for several nodes (`postgres.rs`); an in-memory storage (`memory.rs`) serves
 //! unit tests.
 
+use super::backup::BackupError;
 use nexum_core::ModuleName;
 
 /// Which space a key lives in.
@@ -89,6 +90,9 @@ pub enum StoreError {
     },
 }
 
+/// What [`Storage::each_entry`] hands every entry to: its space, key and value.
+pub(crate) type EntryVisitor<'a> = dyn FnMut(&Space, &str, &[u8]) -> Result<(), BackupError> + 'a;
+
 /// Where the ledger's bytes live.
 pub(crate) trait Storage: Send + Sync {
     /// The value of `key`.
@@ -128,4 +132,8 @@ pub(crate) trait Storage: Send + Sync {
 
     /// Makes everything committed so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Hands every entry of every space to `visit`, as of one instant (commits made
+    /// meanwhile are not seen), space by space in key order: the source of a backup.
+    fn each_entry(&self, visit: &mut EntryVisitor<'_>) -> Result<(), BackupError>;
 }

@@ -21,7 +21,7 @@ use crate::builder::RuntimeBuilder;
 use crate::chain::{ChainClient, ChainPool};
 use crate::cluster::Cluster;
 use crate::extension::HostExtension;
-use crate::ledger::{Ledger, Position};
+use crate::ledger::{BackupError, BackupSummary, Ledger, Position};
 use crate::observers::Observers;
 use crate::sources::{ChainSources, DeliveredHeights};
 use crate::supervisor::HostSupervisor;
@@ -366,6 +366,14 @@ impl Runtime {
         self.parts.clone().replay_to_the_end(module).await
     }
 
+    /// Writes a backup of the whole state (every module's store, cursors, dead letters) as
+    /// of one instant to `out`, while everything keeps running; `Ledger::restore` puts it
+    /// back into an empty state directory. Blocking: call it off async workers. On a
+    /// shared store it refuses: PostgreSQL's own tools back that up.
+    pub fn backup(&self, out: impl std::io::Write) -> Result<BackupSummary, BackupError> {
+        self.parts.backup(out)
+    }
+
     /// Stops intake (sources first), lets in-flight calls finish, flushes the store.
     pub async fn shutdown(self) -> ShutdownSummary {
         self.parts.shutdown().await
@@ -426,6 +434,19 @@ impl Parts {
 
     pub(crate) fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// Whether the state lives in a store shared with other nodes.
+    pub(crate) fn shares_store(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// [`Runtime::backup`].
+    pub(crate) fn backup(&self, out: impl std::io::Write) -> Result<BackupSummary, BackupError> {
+        if self.shares_store() {
+            return Err(BackupError::Shared);
+        }
+        self.ledger.backup(out)
     }
 
     pub(crate) fn chains(&self) -> &ChainPool {

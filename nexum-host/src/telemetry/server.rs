@@ -4,10 +4,9 @@
 use super::collect::collect;
 use super::health::{Health, StoreHealth};
 use crate::chain::ChainPool;
-use crate::http_endpoint::{self, ServeError, reply};
+use crate::http_endpoint::{self, Body, ServeError, reply};
 use crate::supervisor::HostSupervisor;
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::SocketAddr;
@@ -44,7 +43,7 @@ fn answer(
     chains: &ChainPool,
     store: Option<&StoreHealth>,
     prometheus: Option<&PrometheusHandle>,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     if request.method() != Method::GET {
         return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
     }
