@@ -63,6 +63,24 @@ ensure_postgres() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q postgresql >/dev/null
 }
 
+# A Debian package, installed when `command` is missing.
+ensure_debian_package() {
+    local command="$1" package="$2"
+    command -v "$command" >/dev/null && return
+    say "installing $package (Debian package)"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$package" >/dev/null
+    command -v "$command" >/dev/null || { echo "$package did not provide $command" >&2; exit 1; }
+}
+
+# promtool, to check and unit-test the alert rules: the system's prometheus package.
+ensure_promtool() { ensure_debian_package promtool prometheus; }
+
+# systemd-analyze, to verify the service unit: the system's systemd package.
+ensure_systemd_analyze() { ensure_debian_package systemd-analyze systemd; }
+
 # Starts one PostgreSQL server for the whole test run (it dies with this script) and
 # exports its address for every test binary.
 start_test_postgres() {

@@ -7,6 +7,8 @@ cd "$ROOT"
 ensure_wasm_target
 ensure_anvil
 ensure_postgres
+ensure_promtool
+ensure_systemd_analyze
 export PATH="$TOOLS/bin:$PATH"
 
 say "cargo fmt --check"
@@ -23,5 +25,8 @@ start_test_postgres
 
 say "cargo test"
 cargo test --workspace --quiet
+
+say "operations: alert rules, dashboard, service unit, the production handbook's commands"
+bash "$ROOT/scripts/check-ops.sh"
 
 say "all tests passed"
