@@ -77,6 +77,10 @@ mkdir -p "$SCRATCH/etc/nexum/modules" "$SCRATCH/var/lib" "$SCRATCH/var/backups/n
 [ -f build/modules/heartbeat.wasm ] || build_modules
 cp build/modules/heartbeat.wasm "$SCRATCH/etc/nexum/modules/heartbeat.wasm"
 cp examples/heartbeat/module.toml "$SCRATCH/etc/nexum/modules/heartbeat.toml"
+# The service's environment file, as the handbook lays it out.
+printf 'NEXUM_ADMIN_TOKEN=%s\n' "check-ops-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" \
+    > "$SCRATCH/etc/nexum/env"
+chmod 0640 "$SCRATCH/etc/nexum/env"
 pin="$("$NEXUM" hash "$SCRATCH/etc/nexum/modules/heartbeat.wasm")"
 block toml 1 | relocate | sed "s|sha256:@HEARTBEAT_SHA256@|$pin|" > "$SCRATCH/etc/nexum/engine.toml"
 export PATH="$TARGET/debug:$PATH"

@@ -11,6 +11,8 @@ use std::time::Duration;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long connecting may take before the engine counts as not running.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest pause in a download (a backup streams for as long as it takes).
+const DOWNLOAD_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running engine's admin API.
 pub struct AdminClient {
@@ -108,9 +110,16 @@ impl AdminClient {
         self.send(self.http.post(self.url(path))).await
     }
 
-    /// `GET path`, its body written to `out` as it arrives; returns the bytes written.
+    /// `GET path`, its body written to `out` as it arrives; returns the bytes written. No
+    /// overall deadline: only a pause longer than a minute ends it.
     pub async fn download(&self, path: &str, out: &mut impl std::io::Write) -> anyhow::Result<u64> {
-        let mut request = self.http.get(self.url(path));
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(DOWNLOAD_READ_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("building the HTTP client")?;
+        let mut request = http.get(self.url(path));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use nexum_host::core::EngineConfig;
 use nexum_host::{BackupError, Ledger};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub async fn backup(engine: &Path, dest: &Path) -> anyhow::Result<()> {
@@ -15,11 +16,18 @@ pub async fn backup(engine: &Path, dest: &Path) -> anyhow::Result<()> {
         bail!("{}: {}", engine.display(), BackupError::Shared);
     }
     // Written beside the destination first; only a checked backup takes its name.
-    let partial = PathBuf::from(format!("{}.partial", dest.display()));
+    let mut partial = dest.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
     if dest.exists() {
         bail!("{} exists; a backup never replaces a file", dest.display());
     }
-    let file = std::fs::File::create_new(&partial)
+    // Only the owner may read it: it holds every module's state.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&partial)
         .with_context(|| format!("cannot create {}", partial.display()))?;
     let taken = take(engine, &config, file).await;
     let checked = taken.and_then(|()| {
@@ -38,11 +46,16 @@ pub async fn backup(engine: &Path, dest: &Path) -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    std::fs::rename(&partial, dest)
-        .with_context(|| format!("cannot name the backup {}", dest.display()))?;
-    if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
+    // A link, not a rename: it fails rather than replace a file that appeared meanwhile.
+    let named = std::fs::hard_link(&partial, dest)
+        .with_context(|| format!("cannot name the backup {}", dest.display()));
+    let _ = std::fs::remove_file(&partial);
+    named?;
+    let dir = dest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()?;
     println!("backup written to {}: {summary}", dest.display());
     Ok(())
 }

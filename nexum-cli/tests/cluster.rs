@@ -520,7 +520,7 @@ async fn nodes_join_and_leave_while_logs_flow_and_every_module_records_each_log_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_twap_keeper_posts_each_part_once_across_a_takeover() {
+async fn a_twap_part_is_accepted_once_across_a_takeover_and_the_repeat_counts_as_submitted() {
     let anvil = Anvil::spawn().await;
     let composable_cow = anvil.deploy_composable_cow().await;
     let book = MockOrderbook::start(CHAIN_ID).await;

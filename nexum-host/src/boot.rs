@@ -258,6 +258,19 @@ pub(crate) fn load_all(
             .into());
         }
         seen.insert(manifest.name.to_string(), manifest.file.clone());
+        // Checked here, not only when engine.toml is read: modules also come from
+        // embedders' builders and from plans handed to `Runtime::reload`.
+        if config.require_pins && spec.pin.is_none() {
+            return Err(LoadError::from(ConfigError::new(
+                config.source_name(),
+                "engine.require_pins",
+                format!(
+                    "module `{}` has no sha256 pin from the engine's config (embedders: pass a ModuleSpec with its pin to RuntimeBuilder::module)",
+                    manifest.name
+                ),
+            ))
+            .into());
+        }
         let limits = config.admit(manifest).map_err(LoadError::from)?;
         loaded.push(Arc::new(load(engine, &mut compiled, spec, limits)?));
     }

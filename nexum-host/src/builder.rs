@@ -84,6 +84,13 @@ impl RuntimeBuilder {
         Ok(self)
     }
 
+    /// Adds a module as a whole [`ModuleSpec`]: its component, manifest and, where the
+    /// config sets `require_pins`, the sha256 pin it must match.
+    pub fn module(mut self, spec: ModuleSpec) -> Self {
+        self.modules.push(spec);
+        self
+    }
+
     /// Links an extra host interface into every module's linker.
     pub fn extension(mut self, extension: impl HostExtension) -> Self {
         self.extensions.push(Arc::new(extension));

@@ -2,7 +2,8 @@
 //!
 //! An endpoint may be reachable by more than its intended client, so it holds out against
 //! slow or many clients: headers must arrive within [`HEADER_TIMEOUT`], a connection serves
-//! one request and lives at most [`CONNECTION_TIMEOUT`], at most [`MAX_CONNECTIONS`] are
+//! one request and lives at most as long as its endpoint allows ([`CONNECTION_TIMEOUT`] for
+//! `/metrics`; longer for the admin API, whose backups stream), at most [`MAX_CONNECTIONS`] are
 //! served at once (more are answered `503` at once rather than left waiting), and a failing
 //! `accept` (out of file descriptors) backs off instead of spinning.
 
@@ -26,7 +27,7 @@ use tokio::task::JoinHandle;
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one connection may stay open (a reload of large modules fits in it).
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 /// Connections served at once; more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 32;
 /// What a client gets when every slot is taken.
@@ -60,7 +61,7 @@ pub(crate) async fn bind(
 }
 
 /// The body of every answer: whole, or streamed as it is produced (a backup).
-pub(crate) type Body = BoxBody<Bytes, Infallible>;
+pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
 
 /// A response with `body`.
 pub(crate) fn reply(
@@ -71,20 +72,25 @@ pub(crate) fn reply(
     Response::builder()
         .status(status)
         .header("content-type", content_type)
-        .body(Full::new(body.into()).boxed())
+        .body(
+            Full::new(body.into())
+                .map_err(|never| match never {})
+                .boxed(),
+        )
         .expect("a static response builds")
 }
 
 /// A `200` response whose body is the chunks `chunks` yields, sent as they come; it ends
-/// when the sender is dropped. A client that goes away closes the receiver, so the
-/// producer learns to stop.
+/// when the sender is dropped, and breaks off at an `Err` (the connection closes without
+/// the body's end, so no client takes a cut answer for a whole one). A client that goes
+/// away closes the receiver, so the producer learns to stop.
 pub(crate) fn stream(
     content_type: &str,
-    chunks: tokio::sync::mpsc::Receiver<Bytes>,
+    chunks: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
 ) -> Response<Body> {
     let frames = futures::stream::unfold(chunks, |mut chunks| async move {
         let chunk = chunks.recv().await?;
-        Some((Ok::<_, Infallible>(Frame::data(chunk)), chunks))
+        Some((chunk.map(Frame::data), chunks))
     });
     Response::builder()
         .status(StatusCode::OK)
@@ -93,10 +99,12 @@ pub(crate) fn stream(
         .expect("a static response builds")
 }
 
-/// Serves `listener` with `answer` until `stop`; `name` labels log lines.
+/// Serves `listener` with `answer` until `stop`; `name` labels log lines; a connection
+/// lives at most `connection_timeout`.
 pub(crate) fn spawn<A, F>(
     listener: TcpListener,
     name: &'static str,
+    connection_timeout: Duration,
     mut stop: watch::Receiver<bool>,
     answer: A,
 ) -> JoinHandle<()>
@@ -143,7 +151,7 @@ where
                     .keep_alive(false)
                     .header_read_timeout(HEADER_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), service);
-                let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+                let _ = tokio::time::timeout(connection_timeout, connection).await;
             });
         }
     })

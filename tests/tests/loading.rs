@@ -300,3 +300,42 @@ async fn a_module_built_against_the_0_2_0_contract_still_links() {
     assert_eq!(runtime.dispatch("legacy", tick).await, Ok(Outcome::Handled));
     runtime.shutdown().await;
 }
+
+#[tokio::test]
+async fn require_pins_holds_for_modules_an_embedder_adds_in_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config();
+    config.state_dir = dir.path().join("state");
+    config.require_pins = true;
+    let manifest = "[module]\nname = \"probe\"\nversion = \"0.1.0\"\n[capabilities]\nrequired = [\"local-store\", \"logging\"]\n";
+    let unpinned = nexum_host::RuntimeBuilder::new(config.clone())
+        .module_bytes(guests::wasm_bytes("probe"), manifest, "probe.toml")
+        .unwrap()
+        .start()
+        .await;
+    let err = unpinned
+        .err()
+        .expect("an unpinned module is refused")
+        .to_string();
+    assert!(
+        err.contains("`engine.require_pins`: module `probe` has no sha256 pin"),
+        "{err}"
+    );
+    let bytes = guests::wasm_bytes("probe");
+    let pinned = nexum_core::ModuleSpec {
+        pin: Some(nexum_core::Pin {
+            digest: nexum_core::ComponentDigest::of(&bytes),
+            file: "service.rs".into(),
+            field: "probe".into(),
+        }),
+        wasm: nexum_core::WasmSource::Bytes(bytes),
+        manifest: nexum_core::ModuleManifest::parse(std::path::Path::new("probe.toml"), manifest)
+            .unwrap(),
+    };
+    let runtime = nexum_host::RuntimeBuilder::new(config)
+        .module(pinned)
+        .start()
+        .await
+        .expect("a pinned module starts");
+    runtime.shutdown().await;
+}

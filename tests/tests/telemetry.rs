@@ -50,6 +50,16 @@ async fn metrics_move_with_the_chain_and_health_follows_the_node() {
     runtime.wait_for_block("blocks", start).await;
     let (status, first) = get("/metrics").await;
     assert_eq!(status, 200);
+    // Counters that alerts watch are served from the start, so their first rise shows.
+    for series in [
+        r#"nexum_dead_letters_total{module="blocks"}"#,
+        r#"nexum_chain_reconnects_total{chain="31337"}"#,
+    ] {
+        assert!(
+            sample(&first, series).is_some(),
+            "{series} missing:\n{first}"
+        );
+    }
     anvil.mine(3).await;
     runtime.wait_for_block("blocks", start + 3).await;
     let (_, second) = get("/metrics").await;

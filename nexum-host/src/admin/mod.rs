@@ -29,6 +29,11 @@ use tokio::task::JoinHandle;
 
 pub use status::{ModuleStatusReport, StatusReport, SubscriptionReport};
 
+/// How long one admin connection may stay open: a backup of a large state streams for as
+/// long as the client reads it. Connections are few (loopback, or a token) and each still
+/// must send its headers within seconds.
+const ADMIN_CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Binds `config.addr` and serves the admin API until `stop`; returns the bound address.
 pub(crate) async fn serve(
     config: AdminConfig,
@@ -38,10 +43,16 @@ pub(crate) async fn serve(
     let (listener, bound) = http_endpoint::bind("admin", config.addr).await?;
     tracing::info!(addr = %bound, token = config.token.is_some(), "serving the admin API");
     let token: Arc<Option<String>> = Arc::new(config.token);
-    let task = http_endpoint::spawn(listener, "admin", stop, move |request| {
-        let parts = parts.clone();
-        let token = token.clone();
-        async move { routes::answer(request, &parts, token.as_deref()).await }
-    });
+    let task = http_endpoint::spawn(
+        listener,
+        "admin",
+        ADMIN_CONNECTION_TIMEOUT,
+        stop,
+        move |request| {
+            let parts = parts.clone();
+            let token = token.clone();
+            async move { routes::answer(request, &parts, token.as_deref()).await }
+        },
+    );
     Ok((bound, task))
 }

@@ -161,8 +161,8 @@ const BACKUP_CHUNKS_IN_FLIGHT: usize = 16;
 const BACKUP_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Streams a backup of the whole state, read at one instant while the engine runs. A
-/// failure half-way ends the stream without the backup's trailer, which every reader of
-/// backups refuses.
+/// failure half-way breaks the connection off, and the backup lacks its trailer, which
+/// every reader of backups refuses.
 fn backup(parts: &Arc<Parts>) -> Response<Body> {
     if parts.shares_store() {
         return error(StatusCode::CONFLICT, crate::BackupError::Shared);
@@ -170,22 +170,26 @@ fn backup(parts: &Arc<Parts>) -> Response<Body> {
     let (sender, chunks) = tokio::sync::mpsc::channel(BACKUP_CHUNKS_IN_FLIGHT);
     let parts = parts.clone();
     tokio::task::spawn_blocking(move || {
-        let out = std::io::BufWriter::with_capacity(BACKUP_CHUNK_BYTES, ChunkSender(sender));
+        let out =
+            std::io::BufWriter::with_capacity(BACKUP_CHUNK_BYTES, ChunkSender(sender.clone()));
         match parts.backup(out) {
             Ok(summary) => tracing::info!(%summary, "admin: backup sent"),
-            Err(e) => tracing::warn!(error = %e, "admin: backup not completed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "admin: backup not completed");
+                let _ = sender.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
         }
     });
     stream("application/octet-stream", chunks)
 }
 
 /// Hands what is written to it to the response, chunk by chunk.
-struct ChunkSender(tokio::sync::mpsc::Sender<Bytes>);
+struct ChunkSender(tokio::sync::mpsc::Sender<std::io::Result<Bytes>>);
 
 impl std::io::Write for ChunkSender {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0
-            .blocking_send(Bytes::copy_from_slice(buf))
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
             .map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
             })?;

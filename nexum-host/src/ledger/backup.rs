@@ -3,8 +3,10 @@
 //!
 //! The file is `NXBACKUP` and a format version, then one record per entry (space, key,
 //! value, each length-prefixed), then a trailer with the number of entries and the sha256
-//! of everything before it. A file cut short or altered fails the trailer check, and a
-//! restore reads the whole file once to check it before it writes anything.
+//! of everything before it. A file cut short or damaged fails the trailer check, and a
+//! restore reads the whole file once to check it before it writes anything. The checksum
+//! is not a signature: whoever can write a backup can write a valid one, so backups belong
+//! where only operators can write.
 
 use super::storage::{Batch, Space, StoreError};
 use nexum_core::ModuleName;
@@ -17,13 +19,16 @@ const ENTRY: u8 = 1;
 const TRAILER: u8 = 0;
 /// Longest space name: `module:` and the longest module name, with room to spare.
 const MAX_SPACE_BYTES: usize = 256;
-/// Longest key a backup may hold: far above any key limit a store accepts.
-const MAX_KEY_BYTES: usize = 1024 * 1024;
+/// Longest key a backup may hold: the most the embedded store can keep (and far above any
+/// key limit a module runs under).
+const MAX_KEY_BYTES: usize = 65_535;
 /// Largest value a backup may hold: far above any value limit a store accepts, so a
 /// damaged length cannot make a restore allocate without bound.
 const MAX_VALUE_BYTES: usize = 1024 * 1024 * 1024;
-/// Entries a restore writes per commit.
+/// A restore commits every this many entries…
 const RESTORE_BATCH: usize = 1000;
+/// …or as soon as the batch holds this many bytes.
+const RESTORE_BATCH_BYTES: usize = 64 * 1024 * 1024;
 
 /// What a backup holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -191,10 +196,15 @@ pub(crate) fn read_backup(
                 let key = input.field(4, MAX_KEY_BYTES, "a key")?;
                 let key = String::from_utf8(key)
                     .map_err(|_| BackupError::Invalid("a key is not UTF-8".into()))?;
+                if key.is_empty() {
+                    return Err(BackupError::Invalid("a key is empty".into()));
+                }
                 let value = input.field(4, MAX_VALUE_BYTES, "a value")?;
                 summary.entries += 1;
                 summary.bytes += (key.len() + value.len()) as u64;
-                if let Space::Module(module) = &space {
+                if let Space::Module(module) = &space
+                    && summary.modules.last().map(String::as_str) != Some(module.as_str())
+                {
                     summary.modules.push(module.to_string());
                 }
                 each(space, key, value)?;
@@ -246,10 +256,13 @@ pub(crate) fn restore_into(
     input: impl Read,
 ) -> Result<BackupSummary, BackupError> {
     let mut batch = Batch::default();
+    let mut batch_bytes = 0;
     let summary = read_backup(input, |space, key, value| {
+        batch_bytes += key.len() + value.len();
         batch.set(space, key, value);
-        if batch.writes.len() >= RESTORE_BATCH {
+        if batch.writes.len() >= RESTORE_BATCH || batch_bytes >= RESTORE_BATCH_BYTES {
             storage.commit(std::mem::take(&mut batch))?;
+            batch_bytes = 0;
         }
         Ok(())
     })?;
@@ -355,9 +368,13 @@ mod tests {
         bytes.push(ENTRY);
         bytes.extend_from_slice(&6u16.to_le_bytes());
         bytes.extend_from_slice(b"engine");
+        let mut empty_key = bytes.clone();
         bytes.extend_from_slice(&u32::MAX.to_le_bytes());
         let err = read(&bytes).unwrap_err().to_string();
         assert!(err.contains("a key of 4294967295 bytes"), "{err}");
+        empty_key.extend_from_slice(&0u32.to_le_bytes());
+        let err = read(&empty_key).unwrap_err().to_string();
+        assert!(err.contains("a key is empty"), "{err}");
 
         let mut bytes = MAGIC.to_vec();
         bytes.extend_from_slice(&VERSION.to_le_bytes());

@@ -256,19 +256,25 @@ impl Storage for FjallStorage {
     fn each_entry(&self, visit: &mut EntryVisitor<'_>) -> Result<(), BackupError> {
         // One sequence number for every keyspace: what a backup holds was all true at once.
         let snapshot = self.db.snapshot();
-        let mut spaces: Vec<Space> = self
-            .db
-            .list_keyspace_names()
-            .iter()
-            .filter_map(|name| {
-                let name: &str = name;
-                if name == ENGINE_KEYSPACE {
-                    return Some(Space::Engine);
+        let mut spaces = Vec::new();
+        for name in self.db.list_keyspace_names() {
+            let name: &str = &name;
+            let module = name
+                .strip_prefix("module.")
+                .and_then(|m| nexum_core::ModuleName::new(m).ok());
+            let space = match module {
+                _ if name == ENGINE_KEYSPACE => Space::Engine,
+                Some(module) => Space::Module(module),
+                // A backup that left something out would look whole: refuse instead.
+                None => {
+                    return Err(StoreError::Backend(format!(
+                        "keyspace {name:?} is not one nexum writes; refusing a backup that would leave it out"
+                    ))
+                    .into());
                 }
-                let module = name.strip_prefix("module.")?;
-                nexum_core::ModuleName::new(module).ok().map(Space::Module)
-            })
-            .collect();
+            };
+            spaces.push(space);
+        }
         spaces.sort();
         for space in spaces {
             let Some(keyspace) = self.keyspace(&space, false)? else {

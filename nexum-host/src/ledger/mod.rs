@@ -110,40 +110,45 @@ impl Ledger {
     }
 
     /// Restores the backup in `file` into the state directory `dir`, which must be empty
-    /// or absent: the whole file is checked before anything is written, and the restored
-    /// state is on disk when this returns.
+    /// or absent: the whole file is checked before anything is written, the state is built
+    /// beside `dir` and moved into place only once it is complete and on disk, so a restore
+    /// that fails or is interrupted never leaves half a state where an engine would find it.
     pub fn restore(dir: &Path, file: &Path) -> Result<BackupSummary, BackupError> {
-        let existed = match std::fs::read_dir(dir).map(|mut entries| entries.next().is_some()) {
-            Ok(true) => return Err(BackupError::NotEmpty(dir.display().to_string())),
+        let not_empty = || BackupError::NotEmpty(dir.display().to_string());
+        let exists = match std::fs::read_dir(dir).map(|mut entries| entries.next().is_some()) {
+            Ok(true) => return Err(not_empty()),
             Ok(false) => true,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(e) => return Err(e.into()),
         };
         Self::verify_backup(std::fs::File::open(file)?)?;
-        let restored = fjall::FjallStorage::open(
-            dir,
-            Durability::Sync,
-            Duration::from_millis(DEFAULT_DURABILITY_WINDOW_MS),
-        )
-        .map_err(BackupError::from)
-        .and_then(|storage| backup::restore_into(&storage, std::fs::File::open(file)?));
-        if restored.is_err() {
-            // Half a state is worse than none: leave the directory as it was found.
-            let _ = if existed {
-                std::fs::read_dir(dir).and_then(|entries| {
-                    entries.flatten().try_for_each(|entry| {
-                        if entry.path().is_dir() {
-                            std::fs::remove_dir_all(entry.path())
-                        } else {
-                            std::fs::remove_file(entry.path())
-                        }
-                    })
-                })
-            } else {
-                std::fs::remove_dir_all(dir)
-            };
+        let name = dir.file_name().ok_or_else(not_empty)?;
+        let mut staging_name = name.to_os_string();
+        staging_name.push(format!(".restoring-{}", std::process::id()));
+        let staging = dir.with_file_name(staging_name);
+        let built = (|| {
+            let storage = fjall::FjallStorage::open(
+                &staging,
+                Durability::Sync,
+                Duration::from_millis(DEFAULT_DURABILITY_WINDOW_MS),
+            )?;
+            backup::restore_into(&storage, std::fs::File::open(file)?)
+        })();
+        let placed = built.and_then(|summary| {
+            if exists {
+                // Fails if something was put there meanwhile: then nothing is replaced.
+                std::fs::remove_dir(dir).map_err(|_| not_empty())?;
+            }
+            std::fs::rename(&staging, dir)?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::File::open(parent)?.sync_all()?;
+            }
+            Ok(summary)
+        });
+        if placed.is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
         }
-        restored
+        placed
     }
 
     /// The ledger in a shared PostgreSQL database, for nodes of a cluster.

@@ -114,6 +114,9 @@ pub(crate) struct Parts {
     cluster: Option<Arc<Cluster>>,
     /// Replays of dead letters happen one at a time.
     replaying: tokio::sync::Mutex<()>,
+    /// The engine's ceiling on a call's deadline (`limits.event_timeout_ms`): no module,
+    /// now or after a reload, may run a call longer.
+    longest_call: std::time::Duration,
 }
 
 impl Runtime {
@@ -130,6 +133,7 @@ impl Runtime {
         observers: Observers,
     ) -> Result<Self, RuntimeError> {
         let delivery = plan.config.delivery;
+        let longest_call = std::time::Duration::from_millis(plan.config.limits.event_timeout_ms);
         let metrics_addr = plan.config.metrics_addr;
         let admin = plan.config.admin.clone();
         let booted = boot(plan, extensions, &observers).await?;
@@ -139,6 +143,7 @@ impl Runtime {
         // The metrics recorder goes in before any source runs: a value recorded before it
         // (a chain's first head) would be lost.
         let mut shared_tasks = Vec::new();
+        let heights = DeliveredHeights::default();
         let metrics_addr = match metrics_addr {
             Some(addr) => {
                 let store = booted.cluster.as_ref().map(|c| c.health.clone());
@@ -146,6 +151,7 @@ impl Runtime {
                     addr,
                     supervisor.clone(),
                     chains.clone(),
+                    heights.clone(),
                     store,
                     stop.clone(),
                 )
@@ -155,7 +161,6 @@ impl Runtime {
             }
             None => None,
         };
-        let heights = DeliveredHeights::default();
         let chain_sources = ChainSources::new(
             chains.clients().clone(),
             ledger.clone(),
@@ -176,6 +181,7 @@ impl Runtime {
             wiring: tokio::sync::Mutex::new(booted.wiring),
             cluster: booted.cluster.map(Arc::new),
             replaying: tokio::sync::Mutex::new(()),
+            longest_call,
         });
         for module in parts.supervisor.modules() {
             parts.start_sources(&module);
@@ -237,18 +243,14 @@ impl Runtime {
         self.parts.supervisor.modules()
     }
 
-    /// The longest [`Runtime::shutdown`] can take: the calls in flight finish within their
-    /// deadline (the longest `event_timeout_ms` of the modules), then the store is flushed
-    /// and leases handed back. A service manager's stop timeout must exceed it, or a stop
-    /// becomes a kill and calls in flight run again after the restart.
+    /// The longest [`Runtime::shutdown`] can take once it has begun: the calls in flight
+    /// finish within their deadline (at most the engine's `limits.event_timeout_ms`, which
+    /// modules may only lower, and a reload cannot change), then the store is flushed and
+    /// leases handed back. A service manager's stop timeout must exceed it, or a stop
+    /// becomes a kill and calls in flight run again after the restart. A stop that arrives
+    /// during a reload waits for the reload first.
     pub fn shutdown_drain(&self) -> std::time::Duration {
-        let longest_call = self
-            .modules()
-            .iter()
-            .map(|m| m.limits.event_timeout_ms)
-            .max()
-            .unwrap_or(0);
-        std::time::Duration::from_millis(longest_call) + SHUTDOWN_MARGIN
+        self.parts.longest_call + SHUTDOWN_MARGIN
     }
 
     /// Queues `event` (produced by the embedding service) for `module` without waiting;

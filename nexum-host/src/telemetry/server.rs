@@ -5,6 +5,7 @@ use super::collect::collect;
 use super::health::{Health, StoreHealth};
 use crate::chain::ChainPool;
 use crate::http_endpoint::{self, Body, ServeError, reply};
+use crate::sources::DeliveredHeights;
 use crate::supervisor::HostSupervisor;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -18,29 +19,61 @@ pub(crate) async fn serve(
     addr: SocketAddr,
     supervisor: Arc<HostSupervisor>,
     chains: Arc<ChainPool>,
+    heights: DeliveredHeights,
     store: Option<Arc<StoreHealth>>,
     stop: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), ServeError> {
     let (listener, bound) = http_endpoint::bind("metrics", addr).await?;
     let prometheus = super::prometheus();
     tracing::info!(addr = %bound, "serving /metrics and /healthz");
-    let task = http_endpoint::spawn(listener, "metrics", stop, move |request| {
-        let response = answer(
-            &request,
-            &supervisor,
-            &chains,
-            store.as_deref(),
-            prometheus.as_ref(),
-        );
-        async move { response }
-    });
+    let serving = Serving {
+        supervisor,
+        chains,
+        heights,
+        store,
+        prometheus,
+    };
+    let task = http_endpoint::spawn(
+        listener,
+        "metrics",
+        http_endpoint::CONNECTION_TIMEOUT,
+        stop,
+        move |request| {
+            let response = serving.answer(&request);
+            async move { response }
+        },
+    );
     Ok((bound, task))
+}
+
+/// What `/metrics` and `/healthz` read.
+#[derive(Clone)]
+struct Serving {
+    supervisor: Arc<HostSupervisor>,
+    chains: Arc<ChainPool>,
+    heights: DeliveredHeights,
+    store: Option<Arc<StoreHealth>>,
+    prometheus: Option<PrometheusHandle>,
+}
+
+impl Serving {
+    fn answer(&self, request: &Request<Incoming>) -> Response<Body> {
+        answer(
+            request,
+            &self.supervisor,
+            &self.chains,
+            &self.heights,
+            self.store.as_deref(),
+            self.prometheus.as_ref(),
+        )
+    }
 }
 
 fn answer(
     request: &Request<Incoming>,
     supervisor: &HostSupervisor,
     chains: &ChainPool,
+    heights: &DeliveredHeights,
     store: Option<&StoreHealth>,
     prometheus: Option<&PrometheusHandle>,
 ) -> Response<Body> {
@@ -50,7 +83,7 @@ fn answer(
     match request.uri().path() {
         "/metrics" => match prometheus {
             Some(handle) => {
-                collect(supervisor);
+                collect(supervisor, chains, heights, store.is_some());
                 reply(StatusCode::OK, "text/plain; version=0.0.4", handle.render())
             }
             None => reply(

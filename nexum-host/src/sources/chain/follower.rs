@@ -228,7 +228,7 @@ impl<C: ChainReader> ChainFollower<C> {
             next.blocks.insert(block.number(), block);
         }
         let newest = next.tip().map_or(0, |t| t.number());
-        metrics::gauge!(names::CHAIN_HEAD, "chain" => chain.to_string()).set(newest as f64);
+        crate::telemetry::record_chain_head(chain, newest);
         next.blocks.retain(|number, _| number + self.depth > newest);
         self.view.send_replace(Arc::new(next));
     }

@@ -157,6 +157,16 @@ impl DeliveredHeights {
             .retain(|(m, _), _| m != module);
     }
 
+    /// Every module's delivered height on every chain.
+    pub fn all(&self) -> Vec<((String, ChainId), u64)> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
     pub fn get(&self, module: &str, chain: ChainId) -> Option<u64> {
         self.0
             .lock()
