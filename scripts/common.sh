@@ -81,6 +81,10 @@ ensure_promtool() { ensure_debian_package promtool prometheus; }
 # systemd-analyze, to verify the service unit: the system's systemd package.
 ensure_systemd_analyze() { ensure_debian_package systemd-analyze systemd; }
 
+# An OCI registry for the tests of modules shipped by digest: the CNCF distribution
+# registry, Debian's docker-registry package.
+ensure_registry() { ensure_debian_package docker-registry docker-registry; }
+
 # Starts one PostgreSQL server for the whole test run (it dies with this script) and
 # exports its address for every test binary.
 start_test_postgres() {

@@ -9,6 +9,7 @@ ensure_anvil
 ensure_postgres
 ensure_promtool
 ensure_systemd_analyze
+ensure_registry
 export PATH="$TOOLS/bin:$PATH"
 
 say "cargo fmt --check"

@@ -169,6 +169,38 @@ Examples:
         action: ClusterAction,
     },
 
+    /// Fetch every module's component named by a `source` into the content store.
+    #[command(after_help = "\
+Each component is checked against its sha256 pin before it is stored; what the store
+already holds (and still matches) is not fetched again. Run it before a deploy so the
+engine boots without the network.
+
+Examples:
+  nexum fetch engine.toml
+  nexum fetch engine.toml --prune      # also remove components no module names")]
+    Fetch {
+        /// The engine.toml whose sources to fetch.
+        engine: PathBuf,
+        /// Remove stored components that no `[[modules]]` entry names any more.
+        #[arg(long)]
+        prune: bool,
+    },
+
+    /// Push a component to an OCI registry, and print the pin to put in engine.toml.
+    #[command(after_help = "\
+Credentials: NEXUM_REGISTRY_USERNAME and NEXUM_REGISTRY_PASSWORD (or NEXUM_REGISTRY_TOKEN),
+else the docker config (~/.docker/config.json). Registries on loopback are spoken to over
+HTTP, every other over HTTPS.
+
+Examples:
+  nexum push target/wasm32-wasip2/release/my_keeper.wasm oci://ghcr.io/acme/my-keeper:1.0.0")]
+    Push {
+        /// The component.
+        wasm: PathBuf,
+        /// Where to: oci://REGISTRY/REPOSITORY:TAG.
+        reference: String,
+    },
+
     /// Write a backup of the whole state (modules' stores, cursors, dead letters) to a file.
     #[command(after_help = "\
 While the engine runs, through its admin API: the backup is read at one instant and the

@@ -11,6 +11,7 @@ mod backup;
 mod check;
 mod cli;
 mod cluster;
+mod content;
 mod inspect;
 mod logging;
 mod new;
@@ -57,6 +58,8 @@ fn main() -> ExitCode {
             cli::Command::Reload { engine } => operate::reload(&engine).await,
             cli::Command::Replay { engine, module } => operate::replay(&engine, &module).await,
             cli::Command::Restart { engine, module } => operate::restart(&engine, &module).await,
+            cli::Command::Fetch { engine, prune } => content::fetch(&engine, prune).await,
+            cli::Command::Push { wasm, reference } => content::push(&wasm, &reference).await,
             cli::Command::Backup { engine, dest } => backup::backup(&engine, &dest).await,
             cli::Command::Restore { engine, backup } => backup::restore(&engine, &backup).await,
         }

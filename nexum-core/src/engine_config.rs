@@ -9,6 +9,7 @@ use crate::event::ChainId;
 use crate::limits::{DeliveryPolicy, Limits, Supervision};
 use crate::manifest::{ComponentDigest, ModuleManifest};
 use crate::redact::{self, Secrets};
+use crate::source::ModuleSource;
 use crate::{env_subst, toml_file};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -108,6 +109,10 @@ pub struct ModuleEntry {
     /// operator's own file, so a swapped artifact is refused even when its `module.toml`
     /// (which ships with it) was swapped too.
     pub sha256: Option<ComponentDigest>,
+    /// `source = "oci://…"` or `"https://…"`: where the component is fetched from. `path`
+    /// is then its place in the content store (see [`crate::source`]), and `sha256` and
+    /// `manifest` are required.
+    pub source: Option<ModuleSource>,
 }
 
 /// A validated `engine.toml`.
@@ -369,7 +374,8 @@ fn default_poll_interval_ms() -> u64 {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawModuleEntry {
-    path: PathBuf,
+    path: Option<PathBuf>,
+    source: Option<String>,
     manifest: Option<PathBuf>,
     sha256: Option<String>,
 }
@@ -501,6 +507,7 @@ impl RawEngineConfig {
             ));
         }
 
+        let state_dir = resolve(&self.engine.state_dir);
         let mut modules = Vec::with_capacity(self.modules.len());
         for (i, m) in self.modules.into_iter().enumerate() {
             let sha256 = m
@@ -509,25 +516,67 @@ impl RawEngineConfig {
                 .map(ComponentDigest::parse)
                 .transpose()
                 .map_err(|reason| err(format!("modules[{i}].sha256"), reason))?;
-            if self.engine.require_pins && sha256.is_none() {
-                return Err(err(
-                    format!("modules[{i}].sha256"),
-                    format!(
-                        "missing: engine.require_pins is on, so every module needs the sha256 of its component here (`nexum hash {}` prints it)",
-                        m.path.display()
-                    ),
-                ));
-            }
-            modules.push(ModuleEntry {
-                path: resolve(&m.path),
-                manifest: m.manifest.as_deref().map(resolve),
-                sha256,
-            });
+            let entry = match (m.path, m.source) {
+                (Some(path), None) => {
+                    if self.engine.require_pins && sha256.is_none() {
+                        return Err(err(
+                            format!("modules[{i}].sha256"),
+                            format!(
+                                "missing: engine.require_pins is on, so every module needs the sha256 of its component here (`nexum hash {}` prints it)",
+                                path.display()
+                            ),
+                        ));
+                    }
+                    ModuleEntry {
+                        path: resolve(&path),
+                        manifest: m.manifest.as_deref().map(resolve),
+                        sha256,
+                        source: None,
+                    }
+                }
+                (None, Some(source)) => {
+                    let source = ModuleSource::parse(&source)
+                        .map_err(|reason| err(format!("modules[{i}].source"), reason))?;
+                    let Some(digest) = sha256 else {
+                        return Err(err(
+                            format!("modules[{i}].sha256"),
+                            format!(
+                                "required with `source`: a fetched component is trusted by its digest, never by its tag or URL (`nexum push` and `nexum hash` print it) [{source}]"
+                            ),
+                        ));
+                    };
+                    let Some(manifest) = m.manifest.as_deref() else {
+                        return Err(err(
+                            format!("modules[{i}].manifest"),
+                            "required with `source`: a module's manifest stays beside engine.toml, with the capabilities it grants".into(),
+                        ));
+                    };
+                    ModuleEntry {
+                        path: crate::source::content_file(&state_dir, &digest),
+                        manifest: Some(resolve(manifest)),
+                        sha256,
+                        source: Some(source),
+                    }
+                }
+                (Some(_), Some(_)) => {
+                    return Err(err(
+                        format!("modules[{i}]"),
+                        "set `path` (a component file) or `source` (an OCI reference or an HTTPS address), not both".into(),
+                    ));
+                }
+                (None, None) => {
+                    return Err(err(
+                        format!("modules[{i}]"),
+                        "needs `path` (a component file) or `source` (an OCI reference or an HTTPS address)".into(),
+                    ));
+                }
+            };
+            modules.push(entry);
         }
 
         Ok(EngineConfig {
             file: Some(file.to_path_buf()),
-            state_dir: resolve(&self.engine.state_dir),
+            state_dir,
             log_level: self.engine.log_level,
             log_format: self.engine.log_format,
             durability: self.engine.durability,

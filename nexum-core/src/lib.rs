@@ -35,6 +35,7 @@ pub mod limits;
 pub mod manifest;
 pub mod plan;
 pub mod redact;
+pub mod source;
 pub mod subscription;
 pub mod supervisor;
 mod toml_file;
@@ -50,6 +51,7 @@ pub use event::{Block, ChainId, ChainLog, ChainLogs, Event, Tick};
 pub use limits::{DeliveryPolicy, LimitOverrides, Limits, Supervision};
 pub use manifest::{ComponentDigest, ManifestLocation, ModuleManifest, ModuleName};
 pub use plan::{BootPlan, ModuleSpec, Pin, WasmSource};
+pub use source::ModuleSource;
 pub use subscription::{LogFilter, LogSubscription, Subscription};
 pub use supervisor::{
     Delivery, DispatchError, Lifecycle, LogLevel, LogLine, ModuleEvent, ModuleInfo, ModuleStatus,

@@ -59,6 +59,9 @@ pub enum BootError {
         /// The store's error.
         error: StoreError,
     },
+    /// A module's component could not be fetched from its source, or is not the pinned one.
+    #[error(transparent)]
+    Fetch(#[from] crate::content::FetchError),
     /// The wasm engine could not be built.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -124,6 +127,7 @@ async fn assemble(
     observers: &Observers,
 ) -> Result<Booted, BootError> {
     let BootPlan { config, modules } = plan;
+    crate::content::fetch_sources(&config).await?;
     let engine = Arc::new(WasmEngine::new(&extensions)?);
     let loaded = load_all(&engine, &config, modules)?;
 

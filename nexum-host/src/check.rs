@@ -70,6 +70,15 @@ pub fn check(config: &EngineConfig) -> CheckReport {
                     .admit(&manifest)
                     .map_err(|e| e.to_string())
                     .and_then(|limits| {
+                        if let Some(source) = &entry.source
+                            && !entry.path.is_file()
+                        {
+                            // Offline: what is not fetched yet is said, not fetched.
+                            return Err(format!(
+                                "its component ({source}) is not in the content store yet; `nexum fetch {}` fetches it",
+                                config.source_name().display()
+                            ));
+                        }
                         let spec = ModuleSpec {
                             wasm: WasmSource::File(entry.path.clone()),
                             manifest,

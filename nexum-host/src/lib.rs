@@ -198,6 +198,8 @@
 //!
 //! - `builder`: [`RuntimeBuilder`], how embedders start a [`Runtime`];
 //! - `boot`: turns the plan into running parts, leaving nothing half-started on failure;
+//! - [`content`]: components named by a `source` (OCI registry, HTTP(S)), fetched into a
+//!   content store and checked against their pin;
 //! - `module/`: loading (digest pin, import check, compile cache) and one call under
 //!   fuel, memory and a deadline;
 //! - `supervisor/`: nexum's [`core::supervisor::Supervisor`]: a queue and worker task per
@@ -228,6 +230,7 @@ mod capabilities;
 mod chain;
 mod check;
 pub mod cluster;
+pub mod content;
 mod convert;
 mod engine;
 pub mod extension;

@@ -12,6 +12,7 @@
 //! - [`memory`]: peak resident memory, for tests that bound it;
 //! - [`process`]: child processes that die with their test, and waiting on their output;
 //! - [`postgres`]: a real PostgreSQL server, shared by the run, and a database per test;
+//! - [`registry`]: a real OCI registry on loopback;
 //! - [`telemetry`]: waiting for a value on a running engine's `/metrics`;
 //! - [`twap`]: the TWAP keeper's conditional orders, parts and manifest.
 
@@ -28,6 +29,7 @@ pub mod orderbook;
 pub mod postgres;
 pub mod process;
 pub mod proxy;
+pub mod registry;
 pub mod telemetry;
 pub mod twap;
 pub mod ws_proxy;

@@ -99,7 +99,23 @@ fn errors_name_file_field_and_reason() {
         ),
         (
             "[[modules]]\nmanifest = \"m.toml\"\n",
-            "conf/engine.toml: `modules[0]`: missing field `path`",
+            "conf/engine.toml: `modules[0]`: needs `path` (a component file) or `source` (an OCI reference or an HTTPS address)",
+        ),
+        (
+            "[[modules]]\npath = \"m.wasm\"\nsource = \"oci://r.example/k/m:1\"\n",
+            "conf/engine.toml: `modules[0]`: set `path` (a component file) or `source` (an OCI reference or an HTTPS address), not both",
+        ),
+        (
+            "[[modules]]\nsource = \"oci://r.example/k/m:1\"\nmanifest = \"m.toml\"\n",
+            "conf/engine.toml: `modules[0].sha256`: required with `source`: a fetched component is trusted by its digest",
+        ),
+        (
+            "[[modules]]\nsource = \"https://cdn.example/m.wasm\"\nsha256 = \"sha256:00000000000000000000000000000000000000000000000000000000000000ff\"\n",
+            "conf/engine.toml: `modules[0].manifest`: required with `source`",
+        ),
+        (
+            "[[modules]]\nsource = \"ftp://x/m.wasm\"\n",
+            "conf/engine.toml: `modules[0].source`: unsupported scheme `ftp`",
         ),
         (
             "[engin]\n",

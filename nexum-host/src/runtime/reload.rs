@@ -74,6 +74,9 @@ pub enum ReloadError {
     /// A module could not be loaded, admitted or wired, or a start position not fixed.
     #[error("reload refused, nothing changed: {0}")]
     Modules(#[from] BootError),
+    /// A module's component could not be fetched from its source, or is not the pinned one.
+    #[error("reload refused, nothing changed: {0}")]
+    Fetch(#[from] crate::content::FetchError),
     /// The runtime was built in code, so there is no file to re-read.
     #[error("reload refused: this runtime was not started from an engine.toml file")]
     NoConfigFile,
@@ -124,7 +127,9 @@ impl Parts {
             });
         }
 
-        // Check everything before changing anything.
+        // Check everything before changing anything; a changed source is fetched first
+        // (into the content store only: nothing runs from it until it loads).
+        crate::content::fetch_sources(&config).await?;
         let names: BTreeSet<String> = modules.iter().map(spec_name).collect();
         // Compiling a changed component takes a while: not on the workers that deliver.
         let loaded = {

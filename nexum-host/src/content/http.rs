@@ -1,0 +1,49 @@
+//! Components over HTTP(S): one GET, redirects followed a few times, the answer capped at
+//! [`MAX_COMPONENT_BYTES`] as it arrives, every phase under a timeout. Errors never show
+//! the URL's query or credentials.
+
+use super::MAX_COMPONENT_BYTES;
+use std::time::Duration;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest pause between two pieces of the answer.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a whole download may take.
+const TOTAL_TIMEOUT: Duration = Duration::from_secs(300);
+const MAX_REDIRECTS: usize = 5;
+
+/// The bytes at `url`.
+pub(super) async fn get(url: &str) -> Result<Vec<u8>, String> {
+    let shown = nexum_core::redact::url(url);
+    let client = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .timeout(TOTAL_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))?;
+    let failed = |e: reqwest::Error| format!("{shown}: {}", e.without_url());
+    let mut response = client.get(url).send().await.map_err(failed)?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("{shown} answered {status}"));
+    }
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_COMPONENT_BYTES)
+    {
+        return Err(format!(
+            "{shown} announces more than {MAX_COMPONENT_BYTES} bytes"
+        ));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(failed)? {
+        if (bytes.len() + chunk.len()) as u64 > MAX_COMPONENT_BYTES {
+            return Err(format!(
+                "{shown} sends more than {MAX_COMPONENT_BYTES} bytes"
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
