@@ -11,7 +11,12 @@ use std::path::PathBuf;
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let builder = builder_for(&args)?;
     let mut signals = Signals::install()?;
-    let runtime = builder.start().await?;
+    // A boot waits on the network (fetching components, connecting chains): a stop
+    // signal meanwhile ends it.
+    let runtime = tokio::select! {
+        started = builder.start() => started?,
+        signal = signals.next_stop() => bail!("{signal} while starting; stopped before anything ran"),
+    };
     let modules = runtime.modules();
     crate::summary::print(&modules);
     // On a shared store a node starts with no module: they come with their leases.
@@ -34,11 +39,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let signal = loop {
         match signals.next().await {
             Asked::Stop(name) => break name,
-            // Signals that arrive during a reload wait for it: stopping half-way through
-            // replacing a module would leave it without sources.
-            Asked::Reload => match runtime.reload_config_file().await {
-                Ok(report) => tracing::info!("SIGHUP: reloaded ({report})"),
-                Err(e) => tracing::error!("SIGHUP: {e}"),
+            // A stop during a reload is heard at once; the reload runs on to its end
+            // (half-replaced modules would lose their sources) and the shutdown waits
+            // for it.
+            Asked::Reload => tokio::select! {
+                reloaded = runtime.reload_config_file() => match reloaded {
+                    Ok(report) => tracing::info!("SIGHUP: reloaded ({report})"),
+                    Err(e) => tracing::error!("SIGHUP: {e}"),
+                },
+                signal = signals.next_stop() => break signal,
             },
         }
     };

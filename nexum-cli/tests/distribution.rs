@@ -242,11 +242,43 @@ fn a_reload_that_changes_a_source_and_its_pin_upgrades_the_module() {
         "{}",
         text(&output.stdout)
     );
-    let output = nexum(&["status", engine.to_str().unwrap()]);
+    assert_eq!(running_component(admin, "ticker"), pin2);
+
+    // A source whose bytes are not the pin is refused whole; the module runs on as it was.
+    let text_now = std::fs::read_to_string(&engine).unwrap();
+    let wrong = format!("sha256:{}", "ab".repeat(32));
+    std::fs::write(&engine, text_now.replace(&pin2, &wrong)).unwrap();
+    let output = nexum(&["reload", engine.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
     assert!(
-        text(&output.stdout).contains("ticker  1.0.0  running"),
+        text(&output.stderr).contains(&format!(
+            "reload refused, nothing changed: module ticker (source {v2}): cannot fetch {wrong}: the registry's artifact is {pin2}"
+        )),
         "{}",
-        text(&output.stdout)
+        text(&output.stderr)
     );
+    assert_eq!(running_component(admin, "ticker"), pin2);
     assert_eq!(running.signal("-TERM").code(), Some(0));
+}
+
+/// The digest of the component `module` runs, from the admin API's status.
+fn running_component(admin: u16, module: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", admin)).unwrap();
+    stream
+        .write_all(b"GET /v1/status HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let body = answer.split("\r\n\r\n").nth(1).expect("a body");
+    let status: serde_json::Value = serde_json::from_str(body).unwrap();
+    status["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == module)
+        .unwrap_or_else(|| panic!("{module} not running: {status}"))["component"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }

@@ -622,6 +622,10 @@ async fn a_backup_taken_while_logs_flow_restores_into_a_fresh_state_dir_and_resu
         text(&refused.stderr)
     );
     assert!(!fresh.path().join("state").exists());
+    // A content store filled ahead (`nexum fetch`) does not count as state, and stays.
+    let fetched = fresh.path().join("state/content/sha256/fetched.wasm");
+    std::fs::create_dir_all(fetched.parent().unwrap()).unwrap();
+    std::fs::write(&fetched, b"component").unwrap();
     let restored = nexum(&[
         "restore",
         engine2.to_str().unwrap(),
@@ -634,6 +638,7 @@ async fn a_backup_taken_while_logs_flow_restores_into_a_fresh_state_dir_and_resu
         text(&restored.stderr)
     );
     assert!(text(&restored.stdout).starts_with("restored into "));
+    assert_eq!(std::fs::read(&fetched).unwrap(), b"component");
     // A state dir that holds something is never overwritten.
     let twice = nexum(&[
         "restore",

@@ -113,7 +113,7 @@ pub(crate) async fn boot(
     observers: &Observers,
 ) -> Result<Booted, BootError> {
     let state_dir = plan.config.state_dir.clone();
-    let fresh = !state_dir.exists();
+    let fresh = holds_no_state(&state_dir);
     let booted = assemble(plan, extensions, observers).await;
     if booted.is_err() && fresh {
         remove_state_dir(&state_dir);
@@ -283,10 +283,40 @@ pub(crate) fn load_all(
 }
 
 /// Removes a state directory a failed start created.
+/// Removes what a failed start created in `dir`; a content store filled beforehand
+/// (`nexum fetch`) stays.
 fn remove_state_dir(dir: &Path) {
-    if let Err(e) = std::fs::remove_dir_all(dir)
+    let content = dir.join(nexum_core::source::CONTENT_DIR);
+    let removed = if content.is_dir() {
+        std::fs::read_dir(dir).and_then(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path() != content)
+                .try_for_each(|e| {
+                    if e.file_type()?.is_dir() {
+                        std::fs::remove_dir_all(e.path())
+                    } else {
+                        std::fs::remove_file(e.path())
+                    }
+                })
+        })
+    } else {
+        std::fs::remove_dir_all(dir)
+    };
+    if let Err(e) = removed
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(dir = %dir.display(), error = %e, "could not remove the state directory of a failed start");
+    }
+}
+
+/// Whether `dir` holds no state yet: absent, empty, or only a content store filled ahead
+/// of the first start.
+fn holds_no_state(dir: &Path) -> bool {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .flatten()
+            .all(|e| e.file_name() == nexum_core::source::CONTENT_DIR),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
     }
 }

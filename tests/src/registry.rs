@@ -57,7 +57,7 @@ impl Registry {
         die_with_parent(&mut command);
         let mut child = command.spawn().expect("starting docker-registry");
         let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while !self.answers_as_a_registry() {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("docker-registry exited at start: {status}");
             }
@@ -68,6 +68,23 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.child = Some(child);
+    }
+
+    /// Whether `GET /v2/` on the port is answered by a distribution registry.
+    fn answers_as_a_registry(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut answer = String::new();
+        stream
+            .write_all(b"GET /v2/ HTTP/1.0\r\n\r\n")
+            .and_then(|()| stream.read_to_string(&mut answer))
+            .is_ok()
+            && answer
+                .to_ascii_lowercase()
+                .contains("docker-distribution-api-version")
     }
 
     /// Stops it (as a registry that went away).

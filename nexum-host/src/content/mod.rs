@@ -21,6 +21,14 @@ use std::path::{Path, PathBuf};
 /// The largest component nexum fetches (a JavaScript or Python component is tens of MB).
 pub const MAX_COMPONENT_BYTES: u64 = 256 * 1024 * 1024;
 
+/// The longest one component's fetch may take, from the first request to the last byte:
+/// a server that trickles cannot hold a boot or a reload forever.
+pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// How long a temporary file of a fetch may sit in the store before `prune` takes it for
+/// the leftover of a crash.
+const PARTIAL_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Why a module's component could not be had.
 #[derive(Debug, thiserror::Error)]
 #[error("module {module} (source {origin}): {reason}")]
@@ -63,7 +71,11 @@ pub async fn fetch_sources(config: &EngineConfig) -> Result<FetchReport, FetchEr
             origin: source.to_string(),
             reason,
         };
-        let damaged = match stored_digest(&entry.path) {
+        let path = entry.path.clone();
+        let stored = tokio::task::spawn_blocking(move || stored_digest(&path))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        let damaged = match stored {
             Ok(Some(digest)) if digest == pin => {
                 report.present.push((module, pin));
                 continue;
@@ -76,23 +88,33 @@ pub async fn fetch_sources(config: &EngineConfig) -> Result<FetchReport, FetchEr
             Ok(None) => false,
             Err(e) => return Err(failed(format!("content store: {e}"))),
         };
-        let bytes = match source {
-            ModuleSource::Oci(reference) => oci::pull(reference, &pin).await,
-            ModuleSource::Http(url) => http::get(url).await,
-        }
-        .map_err(|reason| {
-            failed(format!(
-                "cannot fetch {pin}: {reason}; the content store has no copy of it"
-            ))
-        })?;
+        let fetch = async {
+            match source {
+                ModuleSource::Oci(reference) => oci::pull(reference, &pin).await,
+                ModuleSource::Http(url) => http::get(url).await,
+            }
+        };
+        let bytes = tokio::time::timeout(FETCH_TIMEOUT, fetch)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {} s", FETCH_TIMEOUT.as_secs())))
+            .map_err(|reason| {
+                failed(format!(
+                    "cannot fetch {pin}: {}; the content store has no copy of it",
+                    one_line(&reason)
+                ))
+            })?;
         let digest = ComponentDigest::of(&bytes);
         if digest != pin {
             return Err(failed(format!(
                 "it serves {digest}, not the pinned {pin}; refusing it (nothing stored or compiled)"
             )));
         }
-        store(&entry.path, &bytes).map_err(|e| failed(format!("content store: {e}")))?;
-        tracing::info!(module, %source, digest = %pin, bytes = bytes.len(), "component fetched into the content store");
+        let (path, size) = (entry.path.clone(), bytes.len());
+        tokio::task::spawn_blocking(move || store(&path, &bytes))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+            .map_err(|e| failed(format!("content store: {e}")))?;
+        tracing::info!(module, %source, digest = %pin, bytes = size, "component fetched into the content store");
         if damaged {
             report.repaired.push((module, pin));
         } else {
@@ -103,7 +125,10 @@ pub async fn fetch_sources(config: &EngineConfig) -> Result<FetchReport, FetchEr
 }
 
 /// Removes every component of the content store that no `[[modules]]` entry of `config`
-/// names; returns what it removed.
+/// names, and temporary files a crash left (older than an hour); returns what it removed.
+/// Anything else in the folder is left alone. Prune with the engine.toml the engine runs,
+/// after a reload succeeded: a component only a still-running module uses is otherwise
+/// fetched again at its next start.
 pub fn prune(config: &EngineConfig) -> std::io::Result<Vec<PathBuf>> {
     let dir = config
         .state_dir
@@ -122,13 +147,47 @@ pub fn prune(config: &EngineConfig) -> std::io::Result<Vec<PathBuf>> {
         Err(e) => return Err(e),
     };
     for entry in entries {
-        let path = entry?.path();
-        if !wanted.contains(&path.as_path()) {
+        let entry = entry?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        // Only plain files the store itself names: a component, or a fetch's temporary file.
+        if !entry.file_type()?.is_file() || wanted.contains(&path.as_path()) {
+            continue;
+        }
+        let component = name
+            .strip_suffix(".wasm")
+            .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        let stale_partial = name.contains(".partial-")
+            && entry
+                .metadata()?
+                .modified()?
+                .elapsed()
+                .is_ok_and(|age| age > PARTIAL_MAX_AGE);
+        if component || stale_partial {
             std::fs::remove_file(&path)?;
             removed.push(path);
         }
     }
     Ok(removed)
+}
+
+/// `text` as one line of at most 300 characters, control characters escaped: what a
+/// registry or server says goes into one-line errors.
+fn one_line(text: &str) -> String {
+    const MAX: usize = 300;
+    let mut line = String::new();
+    for c in text.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    if line.chars().count() > MAX {
+        line = line.chars().take(MAX).collect::<String>() + "…";
+    }
+    line
 }
 
 /// The digest of the stored file at `path`, or `None` when there is none.
@@ -145,7 +204,11 @@ fn stored_digest(path: &Path) -> std::io::Result<Option<ComponentDigest>> {
 fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("content files live in a folder");
     std::fs::create_dir_all(dir)?;
-    let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    // A name of its own per write: two fetches of one component (a reload beside
+    // `nexum fetch`) never write the same temporary file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let partial = path.with_extension(format!("wasm.partial-{}-{n}", std::process::id()));
     let written = (|| {
         let mut file = std::fs::File::create(&partial)?;
         file.write_all(bytes)?;
@@ -176,5 +239,12 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    }
+
+    #[test]
+    fn what_a_server_says_becomes_one_short_line() {
+        let said = one_line(&format!("line one\nline two\x1b[31m{}", "x".repeat(1000)));
+        assert!(!said.contains('\n') && !said.contains('\x1b'), "{said}");
+        assert!(said.chars().count() <= 301, "{}", said.len());
     }
 }

@@ -4,9 +4,10 @@
 //! types are read too).
 //!
 //! Credentials come from `NEXUM_REGISTRY_USERNAME` and `NEXUM_REGISTRY_PASSWORD` (or
-//! `NEXUM_REGISTRY_TOKEN`), else from the docker config (`~/.docker/config.json` and its
-//! credential helpers), else none; they are never logged. Registries on loopback are spoken
-//! to over plain HTTP, as docker does; every other one over HTTPS.
+//! `NEXUM_REGISTRY_TOKEN`), which are sent only to the registry `NEXUM_REGISTRY_HOST`
+//! names, else from the docker config (`~/.docker/config.json` and its credential helpers,
+//! per registry), else none; they are never logged. Registries on loopback are spoken to
+//! over plain HTTP, as docker does; every other one over HTTPS.
 
 use super::MAX_COMPONENT_BYTES;
 use nexum_core::ComponentDigest;
@@ -28,15 +29,19 @@ const WASM_LAYERS: &[&str] = &[
 /// The config media type of a Wasm OCI artifact.
 const WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
 
+/// The host of `registry` (`host`, `host:port`, `[v6]` or `[v6]:port`).
+fn host_of(registry: &str) -> &str {
+    match registry.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => registry.split(':').next().unwrap_or(registry),
+    }
+}
+
 fn client(reference: &Reference) -> Client {
     let registry = reference.resolve_registry().to_string();
-    let host = registry
-        .rsplit_once(':')
-        .map_or(registry.as_str(), |(h, _)| h);
+    let host = host_of(&registry);
     let loopback = host == "localhost"
         || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
     Client::new(ClientConfig {
@@ -54,6 +59,11 @@ fn client(reference: &Reference) -> Client {
 /// The credentials for `registry`: see the module docs.
 fn credentials(registry: &str) -> RegistryAuth {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    // Environment credentials are for one registry, never for whichever one is asked.
+    let ours = var("NEXUM_REGISTRY_HOST").is_some_and(|host| host == registry);
+    if !ours {
+        return docker_credentials(registry);
+    }
     if let (Some(user), Some(password)) = (
         var("NEXUM_REGISTRY_USERNAME"),
         var("NEXUM_REGISTRY_PASSWORD"),
@@ -63,6 +73,11 @@ fn credentials(registry: &str) -> RegistryAuth {
     if let Some(token) = var("NEXUM_REGISTRY_TOKEN") {
         return RegistryAuth::Bearer(token);
     }
+    docker_credentials(registry)
+}
+
+/// What the docker config holds for `registry`, if anything.
+fn docker_credentials(registry: &str) -> RegistryAuth {
     match docker_credential::get_credential(registry) {
         Ok(docker_credential::DockerCredential::UsernamePassword(user, password)) => {
             RegistryAuth::Basic(user, password)
@@ -186,5 +201,18 @@ impl tokio::io::AsyncWrite for CappedBuffer {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_of;
+
+    #[test]
+    fn registry_hosts_are_read_with_and_without_ports() {
+        assert_eq!(host_of("ghcr.io"), "ghcr.io");
+        assert_eq!(host_of("127.0.0.1:5000"), "127.0.0.1");
+        assert_eq!(host_of("[::1]"), "::1");
+        assert_eq!(host_of("[::1]:5000"), "::1");
     }
 }

@@ -110,14 +110,20 @@ impl Ledger {
     }
 
     /// Restores the backup in `file` into the state directory `dir`, which must be empty
-    /// or absent: the whole file is checked before anything is written, the state is built
-    /// beside `dir` and moved into place only once it is complete and on disk, so a restore
-    /// that fails or is interrupted never leaves half a state where an engine would find it.
+    /// or absent (a content store filled ahead by `nexum fetch` may be there, and is kept):
+    /// the whole file is checked before anything is written, the state is built beside
+    /// `dir` and moved into place only once it is complete and on disk, so a restore that
+    /// fails or is interrupted never leaves half a state where an engine would find it.
     pub fn restore(dir: &Path, file: &Path) -> Result<BackupSummary, BackupError> {
         let not_empty = || BackupError::NotEmpty(dir.display().to_string());
-        let exists = match std::fs::read_dir(dir).map(|mut entries| entries.next().is_some()) {
-            Ok(true) => return Err(not_empty()),
-            Ok(false) => true,
+        let content = dir.join(nexum_core::source::CONTENT_DIR);
+        let exists = match std::fs::read_dir(dir) {
+            Ok(entries) => {
+                if entries.flatten().any(|e| e.path() != content) {
+                    return Err(not_empty());
+                }
+                true
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(e) => return Err(e.into()),
         };
@@ -135,6 +141,9 @@ impl Ledger {
             backup::restore_into(&storage, std::fs::File::open(file)?)
         })();
         let placed = built.and_then(|summary| {
+            if content.is_dir() {
+                std::fs::rename(&content, staging.join(nexum_core::source::CONTENT_DIR))?;
+            }
             if exists {
                 // Fails if something was put there meanwhile: then nothing is replaced.
                 std::fs::remove_dir(dir).map_err(|_| not_empty())?;

@@ -111,6 +111,10 @@ impl Parts {
 
     /// Applies `plan`; see the module docs.
     pub(super) async fn reload(&self, plan: BootPlan) -> Result<ReloadReport, ReloadError> {
+        // A changed source is fetched first, into the content store only (nothing runs
+        // from it until it loads), and before taking the lock that a stop needs: a slow
+        // registry holds up this reload, never a shutdown.
+        crate::content::fetch_sources(&plan.config).await?;
         let mut wiring = self.wiring.lock().await;
         if *self.stop_shared.borrow() {
             return Err(ReloadError::ShuttingDown);
@@ -127,9 +131,6 @@ impl Parts {
             });
         }
 
-        // Check everything before changing anything; a changed source is fetched first
-        // (into the content store only: nothing runs from it until it loads).
-        crate::content::fetch_sources(&config).await?;
         let names: BTreeSet<String> = modules.iter().map(spec_name).collect();
         // Compiling a changed component takes a while: not on the workers that deliver.
         let loaded = {
