@@ -91,6 +91,8 @@ impl ChainClient {
         // Reconnect for as long as it takes; gaps are filled from the chain afterwards.
         let mut frames = WebSocketConfig::default();
         frames.max_message_size = Some(MAX_NODE_ANSWER);
+        // Nodes send an answer as one frame: the frame cap is the answer cap.
+        frames.max_frame_size = Some(MAX_NODE_ANSWER);
         let connect = WsConnect::new(config.rpc_url.clone())
             .with_config(frames)
             .with_max_retries(u32::MAX)

@@ -1,6 +1,7 @@
 //! Reading logs over block ranges, shrinking the range when the node refuses one as too
-//! large (providers cap `eth_getLogs` by span or by result count), and when a read brings
-//! back so many logs that holding them would make memory grow with the backlog.
+//! large (providers cap `eth_getLogs` by span or by result count), when an answer is too
+//! big to arrive at all, and when a read brings back so many logs that holding them would
+//! make memory grow with the backlog.
 
 use crate::chain::NodeError;
 use nexum_core::ChainLog;
@@ -8,6 +9,12 @@ use std::future::Future;
 
 /// Logs one read should bring back at most, roughly: busier ranges are read in smaller spans.
 pub(crate) const LOGS_PER_READ: usize = 2_000;
+
+/// The span of a module's first read of a backlog, before nexum knows how busy the range
+/// is: a small first answer, since a websocket answer over the cap takes the connection
+/// down (and the client sends the request again on the new one). Light reads double the
+/// span up to `delivery.get_logs_max_blocks`.
+pub(crate) const FIRST_SPAN: u64 = 64;
 
 /// The span of the next read after one of `span` blocks returned `found` logs: halved when
 /// the read was too heavy, doubled (up to `max`) when it was light.
@@ -47,7 +54,21 @@ where
                 *span = (*span / 2).max(1);
                 tracing::info!(error = %e, span = *span, "the node refused a log range as too large; shrinking it");
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                // An answer too big to carry (over the websocket frame cap, or so slow to
+                // build that the request times out) fails like the transport does: the
+                // caller retries, and asks for half the span, so a heavy backlog cannot
+                // stall delivery on one range forever.
+                if *span > 1
+                    && matches!(
+                        e,
+                        NodeError::Timeout(_) | NodeError::Unavailable(_) | NodeError::Malformed(_)
+                    )
+                {
+                    *span = (*span / 2).max(1);
+                }
+                return Err(e);
+            }
         }
     }
     Ok(logs)
@@ -63,6 +84,30 @@ mod tests {
             block_number: Some(block),
             ..ChainLog::default()
         }
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_never_arrives_halves_the_span_for_the_retry() {
+        // Ranges over 100 blocks answer with more than the transport carries: the
+        // connection drops and the request times out.
+        let fetch = |from: u64, to: u64| async move {
+            if to - from + 1 > 100 {
+                Err(NodeError::Timeout(std::time::Duration::from_secs(10)))
+            } else {
+                Ok((from..=to).map(log_at).collect::<Vec<_>>())
+            }
+        };
+        let mut span = 2000;
+        let mut tries = 0;
+        let logs = loop {
+            tries += 1;
+            assert!(tries < 20, "the range never shrank enough");
+            if let Ok(logs) = logs_in_range(fetch, 1, 500, &mut span).await {
+                break logs;
+            }
+        };
+        assert_eq!(logs.len(), 500);
+        assert!(span <= 100, "{span}");
     }
 
     #[tokio::test]
@@ -109,7 +154,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn other_errors_are_returned() {
+    async fn other_errors_are_returned_and_only_transport_failures_shrink_the_span() {
         let fetch = |_: u64, _: u64| async {
             Err::<Vec<ChainLog>, _>(NodeError::Timeout(std::time::Duration::from_secs(1)))
         };
@@ -118,6 +163,18 @@ mod tests {
             logs_in_range(fetch, 1, 5, &mut span).await,
             Err(NodeError::Timeout(_))
         ));
-        assert_eq!(span, 10);
+        assert_eq!(span, 5);
+        let refused = |_: u64, _: u64| async {
+            Err::<Vec<ChainLog>, _>(NodeError::Rpc {
+                code: -32000,
+                message: "header not found".into(),
+                data: None,
+            })
+        };
+        assert!(matches!(
+            logs_in_range(refused, 1, 5, &mut span).await,
+            Err(NodeError::Rpc { .. })
+        ));
+        assert_eq!(span, 5);
     }
 }

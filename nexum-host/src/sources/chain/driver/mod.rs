@@ -236,7 +236,7 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
             policy,
             progress,
             processed,
-            span: policy.get_logs_max_blocks,
+            span: policy.get_logs_max_blocks.min(super::ranges::FIRST_SPAN),
         };
         driving.cap_block_catchup(tip);
         // Where delivery stands after a restart, before any new block is handled.
