@@ -10,7 +10,7 @@ SOLC_VERSION="0.8.28"
 ANVIL="$TOOLS/bin/anvil"
 # Guests build into their own target directory (the same rule as tests/src/guests.rs).
 GUEST_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/guests"
-GUESTS=(heartbeat block-logger event-counter twap-keeper probe chain-caller noop recorder chain-probe cow-probe hostile ext-user attacker)
+GUESTS=(heartbeat block-logger event-counter twap-keeper probe chain-caller noop recorder chain-probe cow-probe hostile ext-user attacker latency-probe)
 EXAMPLES=(heartbeat block-logger event-counter twap-keeper)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

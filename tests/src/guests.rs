@@ -24,6 +24,7 @@ pub const GUESTS: &[&str] = &[
     "hostile",
     "ext-user",
     "attacker",
+    "latency-probe",
 ];
 
 /// The workspace root.

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The workload benchmark (tests/benches/workloads.rs): the release nexum against Anvil —
+# loss, latency from the node's own push, CPU of the drive phase, peak RSS, threads, and a
+# 100,000-log backfill. Installs what it needs, like the other scripts.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$ROOT"
+
+ensure_wasm_target
+ensure_anvil
+export PATH="$TOOLS/bin:$PATH"
+build_modules
+say "building nexum (release)"
+cargo build --release --quiet -p nexum-cli
+say "running the workloads"
+cargo bench --quiet -p nexum-tests --bench workloads

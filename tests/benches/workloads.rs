@@ -1,0 +1,326 @@
+//! nexum against Anvil workloads, as an operator runs it (the release `nexum` binary, one
+//! `latency-probe` module on blocks and on the test contract's logs), measured from outside:
+//!
+//! - **loss**: blocks and logs the module did not receive;
+//! - **latency from the node's own push**: a separate heads-only websocket connection
+//!   timestamps each block as the node announces it; the module's log line for that block's
+//!   event is timestamped by nexum as it arrives (one clock, one machine);
+//! - **CPU of the drive phase** (user + system, from the first transaction until the module
+//!   has the last block), **peak RSS** and **threads** of the nexum process;
+//! - **backfill**: 100,000 logs already on chain, a fresh module from `start_block`, time
+//!   until its last log is handled (it commits a count with every event).
+//!
+//! `scripts/bench.sh` builds what it needs and runs it; or, with a release `nexum` built,
+//! `cargo bench -p nexum-tests --bench workloads` (`NEXUM_BIN` overrides where the binary is).
+
+use alloy_primitives::Address;
+use futures::{SinkExt, StreamExt};
+use nexum_tests::anvil::{Anvil, CHAIN_ID, hex_u64};
+use nexum_tests::guests;
+use nexum_tests::process::Process;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Transactions per second while driving.
+const TX_PER_SECOND: u64 = 30;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        println!("nexum {} on {}", nexum_bin().display(), machine());
+        println!(
+            "| workload | loss | block p50 / p99 | log p50 / p99 | CPU (drive) | peak RSS | threads |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for (label, txs, logs_per_tx) in [
+            ("3,000 logs (300 tx × 10)", 300, 10),
+            ("12,000 logs (60 tx × 200)", 60, 200),
+        ] {
+            drive(label, txs, logs_per_tx).await;
+        }
+        backfill(500, 200).await;
+    });
+}
+
+/// The release binary under test.
+fn nexum_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("NEXUM_BIN") {
+        return PathBuf::from(bin);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| guests::workspace_root().join("target"));
+    let bin = target.join("release/nexum");
+    assert!(
+        bin.is_file(),
+        "{} is missing: `cargo build --release -p nexum-cli` (scripts/bench.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cores} cores, {model}")
+}
+
+/// An engine.toml in `dir`: JSON logs (timestamps), a log budget that fits the workload,
+/// and the probe on `emitter`'s logs from `from` (and on blocks, with `blocks`).
+fn engine(dir: &Path, anvil: &Anvil, emitter: Address, from: u64, blocks: bool) -> PathBuf {
+    let block_subscription = if blocks {
+        format!("[[subscription]]\nkind = \"block\"\nchain_id = {CHAIN_ID}\n\n")
+    } else {
+        String::new()
+    };
+    std::fs::write(
+        dir.join("probe.toml"),
+        format!(
+            "[module]\nname = \"probe\"\nversion = \"1.0.0\"\n\n[capabilities]\nrequired = [\"local-store\", \"logging\"]\n\n\
+             {block_subscription}[[subscription]]\nkind = \"log\"\nchain_id = {CHAIN_ID}\naddress = \"{emitter}\"\nstart_block = {from}\n"
+        ),
+    )
+    .unwrap();
+    let path = dir.join("engine.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[engine]\nstate_dir = \"state\"\nlog_format = \"json\"\n\n\
+             [limits]\nlog_lines_per_second = 100000\nlog_bytes_per_second = 10000000\n\n\
+             [chains.{CHAIN_ID}]\nrpc_url = \"{}\"\n\n\
+             [[modules]]\npath = {:?}\nmanifest = \"probe.toml\"\n",
+            anvil.ws_url(),
+            guests::wasm("latency-probe")
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `nexum run engine`, once it says it runs.
+fn start(engine: &Path) -> Process {
+    let mut command = Command::new(nexum_bin());
+    command.arg("run").arg(engine).env_remove("RUST_LOG");
+    let mut nexum = Process::spawn(command);
+    nexum.wait_for_count(&["running; press ctrl-c"], 1, Duration::from_secs(120));
+    nexum
+}
+
+/// What the probe said: per block, when its `b` and `l` lines were logged, and how many
+/// logs each `l` line counted.
+#[derive(Default)]
+struct Seen {
+    block_at: BTreeMap<u64, SystemTime>,
+    logs_at: BTreeMap<u64, SystemTime>,
+    logs: BTreeMap<u64, u64>,
+}
+
+fn seen(lines: &[String]) -> Seen {
+    let mut seen = Seen::default();
+    for line in lines {
+        let Ok(event) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let (Some(message), Some(at)) = (event["message"].as_str(), event["timestamp"].as_str())
+        else {
+            continue;
+        };
+        let Ok(at) = chrono::DateTime::parse_from_rfc3339(at) else {
+            continue;
+        };
+        let at = SystemTime::from(at);
+        let words: Vec<&str> = message.split_whitespace().collect();
+        match words.as_slice() {
+            ["b", block] => {
+                if let Ok(block) = block.parse() {
+                    seen.block_at.entry(block).or_insert(at);
+                }
+            }
+            ["l", block, count] => {
+                if let (Ok(block), Ok(count)) = (block.parse(), count.parse()) {
+                    seen.logs_at.entry(block).or_insert(at);
+                    seen.logs.insert(block, count);
+                }
+            }
+            _ => {}
+        }
+    }
+    seen
+}
+
+/// Timestamps each head the node pushes on a connection of its own.
+async fn observe_heads(ws: String) -> Arc<Mutex<BTreeMap<u64, SystemTime>>> {
+    let heads: Arc<Mutex<BTreeMap<u64, SystemTime>>> = Arc::default();
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws)
+        .await
+        .expect("the observer connects");
+    let subscribe =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]});
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            subscribe.to_string().into(),
+        ))
+        .await
+        .expect("subscribing to heads");
+    let recorded = heads.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = socket.next().await {
+            let at = SystemTime::now();
+            let Ok(text) = message.to_text() else {
+                continue;
+            };
+            let Ok(value) = serde_json::from_str::<Value>(text) else {
+                continue;
+            };
+            let number = &value["params"]["result"]["number"];
+            if number.is_string() {
+                recorded.lock().unwrap().insert(hex_u64(number), at);
+            }
+        }
+    });
+    heads
+}
+
+/// User + system CPU of `pid` so far.
+fn cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    #[allow(unsafe_code)]
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+/// A field of `/proc/<pid>/status` (such as `VmHWM` or `Threads`), as a number.
+fn status_field(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(values: &mut [Duration], pct: usize) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort();
+    let at = (values.len() * pct / 100).min(values.len() - 1);
+    values[at].as_secs_f64() * 1000.0
+}
+
+/// Latencies of `events` after the node pushed their block.
+fn latencies(
+    events: &BTreeMap<u64, SystemTime>,
+    heads: &BTreeMap<u64, SystemTime>,
+) -> Vec<Duration> {
+    events
+        .iter()
+        .filter_map(|(block, at)| {
+            let pushed = heads.get(block)?;
+            Some(at.duration_since(*pushed).unwrap_or_default())
+        })
+        .collect()
+}
+
+/// Sends `txs` transactions of `logs_per_tx` logs at [`TX_PER_SECOND`] with nexum running,
+/// and prints one row.
+async fn drive(label: &str, txs: u64, logs_per_tx: u64) {
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let from = anvil.block_number().await + 1;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), &anvil, emitter, from, true);
+    let heads = observe_heads(anvil.ws_url()).await;
+    let mut nexum = start(&engine);
+    let pid = nexum.id();
+
+    let cpu_before = cpu(pid);
+    let mut pace = tokio::time::interval(Duration::from_millis(1000 / TX_PER_SECOND));
+    let mut last = 0;
+    for _ in 0..txs {
+        pace.tick().await;
+        last = hex_u64(&anvil.burst(emitter, logs_per_tx - 1).await["blockNumber"]);
+    }
+    // The drive phase ends when the module has the last block's logs.
+    let needle = format!("\"l {last} ");
+    nexum.wait_for_count(&[&needle], 1, Duration::from_secs(120));
+    let cpu_drive = cpu(pid).saturating_sub(cpu_before);
+    let (peak_kib, threads) = (status_field(pid, "VmHWM"), status_field(pid, "Threads"));
+    nexum.signal("-TERM");
+
+    let seen = seen(&nexum.output());
+    let heads = heads.lock().unwrap().clone();
+    let blocks_lost = (from..=last)
+        .filter(|b| !seen.block_at.contains_key(b))
+        .count();
+    let logs_got: u64 = seen.logs.range(from..=last).map(|(_, n)| n).sum();
+    let logs_lost = txs * logs_per_tx - logs_got.min(txs * logs_per_tx);
+    let mut blocks = latencies(&seen.block_at, &heads);
+    let mut logs = latencies(&seen.logs_at, &heads);
+    println!(
+        "| {label} | {blocks_lost} blocks, {logs_lost} logs | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {:.2} s | {:.0} MiB | {threads} |",
+        percentile(&mut blocks, 50),
+        percentile(&mut blocks, 99),
+        percentile(&mut logs, 50),
+        percentile(&mut logs, 99),
+        cpu_drive.as_secs_f64(),
+        peak_kib as f64 / 1024.0,
+    );
+}
+
+/// Puts `txs × logs_per_tx` logs on chain, then times a fresh module through all of them.
+async fn backfill(txs: u64, logs_per_tx: u64) {
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let from = anvil.block_number().await + 1;
+    let mut last = 0;
+    for _ in 0..txs {
+        last = hex_u64(&anvil.burst(emitter, logs_per_tx - 1).await["blockNumber"]);
+    }
+    let total = txs * logs_per_tx;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), &anvil, emitter, from, false);
+    let started = Instant::now();
+    let mut nexum = start(&engine);
+    let needle = format!("\"l {last} ");
+    nexum.wait_for_count(&[&needle], 1, Duration::from_secs(600));
+    let elapsed = started.elapsed();
+    let pid = nexum.id();
+    let peak_kib = status_field(pid, "VmHWM");
+    nexum.signal("-TERM");
+    let got: u64 = seen(&nexum.output()).logs.values().sum();
+    println!(
+        "\nbackfill: {total} logs in {txs} blocks already on chain, a fresh module from start_block: \
+         {got} handled in {:.2} s from `nexum run` ({:.0} logs/s end to end), peak RSS {:.0} MiB",
+        elapsed.as_secs_f64(),
+        got as f64 / elapsed.as_secs_f64(),
+        peak_kib as f64 / 1024.0
+    );
+}
