@@ -78,10 +78,8 @@ impl AdminClient {
                 "admin.addr has port 0 (a free port picked at start): set a fixed port to reach the engine"
             );
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
+        let http = http_client()
             .timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("building the HTTP client")?;
         Ok(Self {
@@ -113,26 +111,20 @@ impl AdminClient {
     /// `GET path`, its body written to `out` as it arrives; returns the bytes written. No
     /// overall deadline: only a pause longer than a minute ends it.
     pub async fn download(&self, path: &str, out: &mut impl std::io::Write) -> anyhow::Result<u64> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
+        let http = http_client()
             .read_timeout(DOWNLOAD_READ_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("building the HTTP client")?;
-        let mut request = http.get(self.url(path));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
         let context = || format!("admin API at {}", self.base);
-        let mut response = request.send().await.with_context(context)?;
+        let mut response = self
+            .with_token(http.get(self.url(path)))
+            .send()
+            .await
+            .with_context(context)?;
         let status = response.status();
         if !status.is_success() {
             let body = response.bytes().await.with_context(context)?;
-            let message = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-                .unwrap_or_else(|| format!("HTTP {status}"));
-            bail!("{message}");
+            return Err(refusal(status, &body));
         }
         let mut written = 0u64;
         while let Some(chunk) = response.chunk().await.with_context(context)? {
@@ -142,14 +134,20 @@ impl AdminClient {
         Ok(written)
     }
 
+    /// `request`, with the bearer token when the config has one.
+    fn with_token(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
-        mut request: reqwest::RequestBuilder,
+        request: reqwest::RequestBuilder,
     ) -> anyhow::Result<T> {
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request
+        let response = self
+            .with_token(request)
             .send()
             .await
             .with_context(|| format!("admin API at {}", self.base))?;
@@ -159,13 +157,26 @@ impl AdminClient {
             .await
             .with_context(|| format!("admin API at {}", self.base))?;
         if !status.is_success() {
-            let message = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-                .unwrap_or_else(|| format!("HTTP {status}"));
-            bail!("{message}");
+            return Err(refusal(status, &body));
         }
         serde_json::from_slice(&body)
             .with_context(|| format!("admin API at {}: unexpected answer", self.base))
     }
+}
+
+/// A client for the admin API: a short connect timeout, no redirects (the address is
+/// the config's, not wherever an answer points).
+fn http_client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+}
+
+/// What the engine said when it refused a request: its `{"error": …}`, else the status.
+fn refusal(status: reqwest::StatusCode, body: &[u8]) -> anyhow::Error {
+    let message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+        .unwrap_or_else(|| format!("HTTP {status}"));
+    anyhow::anyhow!("{message}")
 }
