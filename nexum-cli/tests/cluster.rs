@@ -194,7 +194,7 @@ fn first_beat(node: &mut Process, module: &str) -> u64 {
         .unwrap()
 }
 
-/// Waits until every one of `modules` has handled through block `last` (a minute at most),
+/// Waits until every one of `modules` has handled through block `last` (two minutes at most),
 /// then checks each recorded every log of `emitter` from `from` exactly once, in order.
 async fn assert_each_log_once(
     anvil: &Anvil,
@@ -204,7 +204,8 @@ async fn assert_each_log_once(
     from: u64,
     last: u64,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Generous: after a scale-down under a loaded machine, the last node catches up alone.
+    let deadline = Instant::now() + Duration::from_secs(120);
     for module in modules {
         while handled_through(url, module).is_none_or(|h| h < last) {
             assert!(
