@@ -45,6 +45,8 @@ struct State {
     sequence: u64,
     /// How many log reads were made (`eth_getLogs`).
     log_reads: u64,
+    /// Log reads fail while this is set (the rest of the node answers).
+    logs_down: bool,
 }
 
 /// A chain a test scripts; see the module docs.
@@ -142,6 +144,11 @@ impl ScriptedChain {
     /// load-balanced node answering from a lagging backend).
     pub fn cut_short_once(&self, hash: B256, missing: usize) {
         self.lock().short_answers.insert(hash, missing);
+    }
+
+    /// Makes every `eth_getLogs` fail (`true`) or answer again (`false`).
+    pub fn logs_down(&self, down: bool) {
+        self.lock().logs_down = down;
     }
 
     /// How many `eth_getLogs` reads were made so far.
@@ -288,6 +295,9 @@ impl ChainReader for ScriptedChain {
         let answer = (|| {
             let mut state = self.read()?;
             state.log_reads += 1;
+            if state.logs_down {
+                return Err(NodeError::Unavailable("scripted: logs unavailable".into()));
+            }
             let hashes: Vec<B256> = match range {
                 LogRange::Block(hash) => vec![hash],
                 LogRange::Numbers { from, to } => {

@@ -260,6 +260,31 @@ async fn blocks_and_logs_arrive_once_in_chain_order() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_block_event_does_not_wait_for_its_logs_to_be_read() {
+    let chain = Arc::new(ScriptedChain::new(true));
+    let start_at = chain.head();
+    let running = start(chain.clone(), blocks_and_logs(), policy()).await;
+    running.settle_on_canonical(start_at).await;
+    chain.logs_down(true);
+    let block = chain.mine(2).number();
+    for _ in 0..2_000 {
+        if running.module.blocks().contains(&block) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        running.module.blocks().contains(&block),
+        "the block event waited for its logs"
+    );
+    assert!(running.module.journal().iter().all(|l| l.0 < block));
+    // Once the logs can be read they follow, once, in order.
+    chain.logs_down(false);
+    running.settle_on_canonical(start_at).await;
+    assert_eq!(running.module.blocks(), (start_at..=block).collect::<Vec<_>>());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_reorg_of_one_block_retracts_it_then_delivers_the_replacement() {
     let chain = Arc::new(ScriptedChain::new(true));
     let start_at = chain.head();

@@ -1,6 +1,6 @@
-//! Blocks still in the follower's window: the latency path. A block's logs are read by
-//! its hash (through the shared feed on push chains), and blocks whose bloom rules a
-//! filter out cost nothing.
+//! Blocks still in the follower's window: the latency path. The block event goes out as
+//! soon as the head arrives; then the block's logs are read by its hash (through the shared
+//! feed on push chains), and blocks whose bloom rules a filter out cost nothing.
 
 use super::{Driving, Halt, Wanted, matching, retry_node};
 use crate::chain::{BlockRecord, LogRange};
@@ -14,6 +14,8 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
     /// Delivers `block` (in the window) to every subscription that needs it.
     pub(super) async fn deliver_live(&mut self, block: Arc<BlockRecord>) -> Result<(), Halt> {
         let number = block.number();
+        // The block event needs no read: it goes first, before the logs are read.
+        self.deliver_block_event(&block).await?;
         let mut logs_by_sub = Vec::with_capacity(self.progress.len());
         for sub in &self.progress {
             let logs = match &sub.wanted {
@@ -24,7 +26,7 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
             };
             logs_by_sub.push(logs);
         }
-        self.deliver_block(number, block.hash(), Some(&block), logs_by_sub)
+        self.deliver_block(number, block.hash(), None, logs_by_sub)
             .await?;
         self.mark_processed(number, block.hash());
         self.save_idle_progress(number, block.hash(), false);

@@ -18,44 +18,54 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
         header: Option<&BlockRecord>,
         logs: Vec<Vec<ChainLog>>,
     ) -> Result<(), Halt> {
+        if let Some(header) = header {
+            self.deliver_block_event(header).await?;
+        }
         let chain_id = self.client.chain_id();
         let mut order: Vec<(u64, usize)> = Vec::new();
         for (position, sub) in self.progress.iter().enumerate() {
-            if sub.next > number {
+            if sub.next > number || sub.is_blocks() {
                 continue;
             }
-            if sub.is_blocks() {
-                if header.is_some() {
-                    order.push((0, position));
-                }
-            } else if let Some(first) = logs[position].first() {
-                order.push((1 + first.log_index.unwrap_or_default(), position));
+            if let Some(first) = logs[position].first() {
+                order.push((first.log_index.unwrap_or_default(), position));
             }
         }
         order.sort_unstable();
         let mut logs = logs;
         for (_, position) in order {
             let sub = &self.progress[position];
-            let (event, delivered_logs) = if sub.is_blocks() {
-                let block = header.expect("ordered only with a header").block.clone();
-                (Event::Block(block), Vec::new())
-            } else {
-                let batch = std::mem::take(&mut logs[position]);
-                (
-                    Event::ChainLogs(ChainLogs {
-                        chain_id,
-                        logs: batch.clone(),
-                    }),
-                    batch,
-                )
-            };
-            let records = sub.delivery(number, hash, &delivered_logs);
+            let batch = std::mem::take(&mut logs[position]);
+            let event = Event::ChainLogs(ChainLogs {
+                chain_id,
+                logs: batch.clone(),
+            });
+            let records = sub.delivery(number, hash, &batch);
             let index = sub.index;
             self.send(index, event, records).await?;
-            self.progress[position].delivered(number, hash, delivered_logs);
+            self.progress[position].delivered(number, hash, batch);
         }
         for sub in &mut self.progress {
             sub.passed(number);
+        }
+        Ok(())
+    }
+
+    /// Sends `block`'s block event to every block subscription that still needs it. It comes
+    /// before the block's logs, so the live path sends it before reading them: a block
+    /// never waits on a log read.
+    pub(super) async fn deliver_block_event(&mut self, block: &BlockRecord) -> Result<(), Halt> {
+        let (number, hash) = (block.number(), block.hash());
+        for position in 0..self.progress.len() {
+            let sub = &self.progress[position];
+            if !sub.is_blocks() || sub.next > number {
+                continue;
+            }
+            let records = sub.delivery(number, hash, &[]);
+            let index = sub.index;
+            self.send(index, Event::Block(block.block.clone()), records)
+                .await?;
+            self.progress[position].delivered(number, hash, Vec::new());
         }
         Ok(())
     }
