@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 use std::future::{Future, IntoFuture};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::sync::OnceCell;
 use tokio::sync::broadcast::error::RecvError;
 
 /// Items buffered per subscription before a slow reader starts missing some (a miss is
@@ -43,9 +44,17 @@ pub struct ChainClient {
     /// The secret parts of the URL, scrubbed from every error this client returns.
     secrets: Secrets,
     client: RpcClient,
-    /// alloy's typed view of the same client (logs and subscriptions).
+    /// alloy's typed view of the same client (log reads).
     provider: RootProvider,
-    websocket: bool,
+    /// On websockets, subscriptions get connections that only listen, opened on first use:
+    /// one for `newHeads`, one for every `logs` subscription. Where nexum also sends
+    /// requests, the kernel delays its TCP acknowledgements, and the node's next push waited
+    /// for them (Anvil's heads arrived ~22 ms later there than on a connection that only
+    /// listens); and a block's many log notifications would queue ahead of its head.
+    heads_connection: OnceCell<RootProvider>,
+    logs_connection: OnceCell<RootProvider>,
+    /// What opens those connections (the websocket URL and frame limits).
+    websocket_connect: Option<WsConnect>,
     timeout: Duration,
     poll_interval: Duration,
     pub(crate) counters: ClientCounters,
@@ -62,20 +71,23 @@ impl ChainClient {
         Self::open(config)
             .await
             .map_err(|e| e.scrubbed(&secrets))
-            .map(|(client, websocket)| Self {
+            .map(|(client, websocket_connect)| Self {
                 chain_id,
                 endpoint: redact::url(&config.rpc_url),
                 secrets,
                 provider: RootProvider::new(client.clone()),
                 client,
-                websocket,
+                heads_connection: OnceCell::new(),
+                logs_connection: OnceCell::new(),
+                websocket_connect,
                 timeout: Duration::from_millis(config.request_timeout_ms),
                 poll_interval: Duration::from_millis(config.poll_interval_ms),
                 counters: ClientCounters::default(),
             })
     }
 
-    async fn open(config: &ChainConfig) -> Result<(RpcClient, bool), NodeError> {
+    /// The request client, and on websockets what opens further connections.
+    async fn open(config: &ChainConfig) -> Result<(RpcClient, Option<WsConnect>), NodeError> {
         let timeout = Duration::from_millis(config.request_timeout_ms);
         let url: url::Url = config
             .rpc_url
@@ -85,7 +97,7 @@ impl ChainClient {
             let is_local = alloy_transport::utils::guess_local_url(url.as_str());
             return Ok((
                 ClientBuilder::default().transport(CappedHttp::new(url), is_local),
-                false,
+                None,
             ));
         }
         // Reconnect for as long as it takes; gaps are filled from the chain afterwards.
@@ -97,12 +109,38 @@ impl ChainClient {
             .with_config(frames)
             .with_max_retries(u32::MAX)
             .with_retry_interval(Duration::from_millis(500));
-        let client = tokio::time::timeout(timeout, ClientBuilder::default().ws(connect))
+        let client = Self::open_websocket(&connect, timeout).await?;
+        Ok((client, Some(connect)))
+    }
+
+    async fn open_websocket(
+        connect: &WsConnect,
+        timeout: Duration,
+    ) -> Result<RpcClient, NodeError> {
+        let client = tokio::time::timeout(timeout, ClientBuilder::default().ws(connect.clone()))
             .await
             .map_err(|_| NodeError::Timeout(timeout))?
             .map_err(NodeError::from_rpc)?;
         client.set_channel_size(SUBSCRIPTION_BUFFER);
-        Ok((client, true))
+        Ok(client)
+    }
+
+    /// The listening connection `connection` is, opened the first time it is asked for.
+    async fn listening<'a>(
+        &'a self,
+        connection: &'a OnceCell<RootProvider>,
+    ) -> Result<&'a RootProvider, NodeError> {
+        let connect = self.websocket_connect.as_ref().ok_or_else(|| {
+            NodeError::InvalidRequest("subscriptions need a websocket node".into())
+        })?;
+        connection
+            .get_or_try_init(|| async {
+                let client = Self::open_websocket(connect, self.timeout)
+                    .await
+                    .map_err(|e| e.scrubbed(&self.secrets))?;
+                Ok(RootProvider::new(client))
+            })
+            .await
     }
 
     pub fn chain_id(&self) -> ChainId {
@@ -115,7 +153,7 @@ impl ChainClient {
     }
 
     pub fn is_websocket(&self) -> bool {
-        self.websocket
+        self.websocket_connect.is_some()
     }
 
     pub fn poll_interval(&self) -> Duration {
@@ -217,12 +255,9 @@ impl ChainClient {
 
     /// A `newHeads` subscription (websocket only).
     pub async fn subscribe_heads(&self) -> Result<HeadSubscription, NodeError> {
-        self.pushing()?;
+        let connection = self.listening(&self.heads_connection).await?;
         let heads = self
-            .deadline(
-                "eth_subscribe",
-                self.provider.subscribe_blocks().into_future(),
-            )
+            .deadline("eth_subscribe", connection.subscribe_blocks().into_future())
             .await?;
         self.counters
             .head_subscriptions
@@ -235,28 +270,18 @@ impl ChainClient {
 
     /// A `logs` subscription for `filter` (websocket only).
     pub async fn subscribe_logs(&self, filter: &LogFilter) -> Result<LogSubscription, NodeError> {
-        self.pushing()?;
+        let connection = self.listening(&self.logs_connection).await?;
         let filter = wire::filter(filter, None);
         let logs = self
             .deadline(
                 "eth_subscribe",
-                self.provider.subscribe_logs(&filter).into_future(),
+                connection.subscribe_logs(&filter).into_future(),
             )
             .await?;
         self.counters
             .log_subscriptions
             .fetch_add(1, Ordering::Relaxed);
         Ok(LogSubscription { logs })
-    }
-
-    fn pushing(&self) -> Result<(), NodeError> {
-        if self.websocket {
-            Ok(())
-        } else {
-            Err(NodeError::InvalidRequest(
-                "subscriptions need a websocket node".into(),
-            ))
-        }
     }
 
     /// A node error as every caller sees it: classified, scrubbed of the URL's secrets and

@@ -5,8 +5,10 @@
 //! block's notifications cut short while the chain moved on, so the stream serves as a
 //! cross-check instead. If it announced logs that the read did not return (a load-balanced
 //! provider answering from a backend that lags behind), the read is repeated, and what the
-//! stream saw is kept rather than lost. A block whose bloom rules the filter out needs no
-//! request at all.
+//! stream saw is kept rather than lost. The stream has a connection of its own (so a block's
+//! many notifications never hold up heads or answers); what it has not announced by the time
+//! the read returns does not hold the read up. A block whose bloom rules the filter out
+//! needs no request at all.
 
 use super::reader::{ChainReader, LogStream};
 use crate::chain::client::Next;
