@@ -4,8 +4,7 @@ use crate::bindings::types;
 use crate::capabilities;
 use crate::extension::HostExtension;
 use crate::state::ModuleState;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
@@ -22,7 +21,7 @@ pub(crate) struct WasmEngine {
     pub extension_interfaces: Vec<String>,
     /// The extensions themselves, which give each instance its state.
     pub extensions: Vec<Arc<dyn HostExtension>>,
-    _ticker: EpochTicker,
+    ticker: EpochTicker,
 }
 
 /// Why the wasm engine could not be built.
@@ -69,8 +68,13 @@ impl WasmEngine {
             linker,
             extension_interfaces,
             extensions: extensions.to_vec(),
-            _ticker: ticker,
+            ticker,
         })
+    }
+
+    /// What every guest call registers with while it runs, so the epoch advances for it.
+    pub fn calls_in_flight(&self) -> Arc<CallsInFlight> {
+        self.ticker.calls.clone()
     }
 
     /// Compiles a component from its binary form. wasmtime would also take the text format
@@ -104,30 +108,82 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<ModuleState>> {
     Ok(linker)
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] on a small thread of its own.
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a small thread of its own, while
+/// some guest code runs: an idle engine (most of a keeper's life) does not wake every tick.
 struct EpochTicker {
-    stop: Arc<AtomicBool>,
+    calls: Arc<CallsInFlight>,
+}
+
+/// How many guest calls are running; the epoch thread sleeps while there are none.
+#[derive(Default)]
+pub(crate) struct CallsInFlight {
+    state: Mutex<Calls>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Calls {
+    running: usize,
+    stopped: bool,
+}
+
+impl CallsInFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Calls> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks a call as running until the guard is dropped.
+    pub fn enter(self: &Arc<Self>) -> RunningCall {
+        let mut calls = self.lock();
+        calls.running += 1;
+        if calls.running == 1 {
+            self.changed.notify_one();
+        }
+        RunningCall(self.clone())
+    }
+}
+
+/// A guest call in flight (see [`CallsInFlight::enter`]).
+pub(crate) struct RunningCall(Arc<CallsInFlight>);
+
+impl Drop for RunningCall {
+    fn drop(&mut self) {
+        self.0.lock().running -= 1;
+    }
 }
 
 impl EpochTicker {
     fn start(engine: Engine) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let calls = Arc::new(CallsInFlight::default());
+        let watched = calls.clone();
         std::thread::Builder::new()
             .name("nexum-epoch".into())
             .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
+                loop {
+                    {
+                        let mut state = watched.lock();
+                        while state.running == 0 && !state.stopped {
+                            state = watched
+                                .changed
+                                .wait(state)
+                                .unwrap_or_else(|p| p.into_inner());
+                        }
+                        if state.stopped {
+                            return;
+                        }
+                    }
                     std::thread::sleep(EPOCH_TICK);
                     engine.increment_epoch();
                 }
             })
             .expect("spawning the epoch thread");
-        Self { stop }
+        Self { calls }
     }
 }
 
 impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.calls.lock().stopped = true;
+        self.calls.changed.notify_one();
     }
 }

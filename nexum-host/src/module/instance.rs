@@ -7,11 +7,12 @@ use crate::bindings::CowModule;
 use crate::bindings::types as wit;
 use crate::capabilities::ModuleCapabilities;
 use crate::convert::describe_fault;
-use crate::engine::WasmEngine;
+use crate::engine::{CallsInFlight, WasmEngine};
 use crate::ledger::{Bookkeeping, StoreError};
 use crate::state::ModuleState;
 use nexum_core::bounded;
 use nexum_core::{Event, Limits};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -84,6 +85,8 @@ pub(crate) struct ModuleInstance {
     store: Store<ModuleState>,
     bindings: CowModule,
     limits: Limits,
+    /// Where its calls register, so the epoch advances while they run.
+    calls: Arc<CallsInFlight>,
 }
 
 impl ModuleInstance {
@@ -114,6 +117,8 @@ impl ModuleInstance {
         });
 
         let timeout = Duration::from_millis(limits.event_timeout_ms);
+        let calls = engine.calls_in_flight();
+        let _running = calls.enter();
         prepare(&mut store, &limits, timeout);
         let instantiate = module.pre.instantiate_async(&mut store);
         let bindings = match tokio::time::timeout(timeout, instantiate).await {
@@ -125,6 +130,7 @@ impl ModuleInstance {
             store,
             bindings,
             limits,
+            calls: calls.clone(),
         };
         // `init` runs on what is left of the same budget as instantiation.
         let config: Vec<(String, String)> = module.manifest.config.clone();
@@ -145,6 +151,7 @@ impl ModuleInstance {
     /// Delivers `event`. On `ok`, commits the call's writes together with `bookkeeping`.
     pub async fn on_event(&mut self, event: &Event, bookkeeping: &Bookkeeping) -> CallResult {
         let timeout = Duration::from_millis(self.limits.event_timeout_ms);
+        let _running = self.calls.enter();
         prepare(&mut self.store, &self.limits, timeout);
         let event = wit::Event::from(event);
         let call = self.bindings.call_on_event(&mut self.store, &event);
