@@ -73,6 +73,12 @@ impl ComponentCache {
         let component = match file.as_deref().and_then(|f| read_entry(engine, f)) {
             Some(component) => component,
             None => {
+                // Large components (JavaScript, Python) take a while: say why boot waits.
+                tracing::info!(
+                    component = %digest,
+                    bytes = bytes.len(),
+                    "compiling the component (once; later starts read the compiled copy)"
+                );
                 let component = engine.compile(bytes)?;
                 if let Some(file) = &file {
                     write_entry(file, &component);

@@ -86,6 +86,7 @@ pub(crate) fn load(
         WasmSource::Bytes(bytes) => (PathBuf::from(format!("<{} bytes>", manifest.name)), bytes),
     };
 
+    let _module = tracing::info_span!("load", module = %manifest.name).entered();
     let digest = ComponentDigest::of(&bytes);
     if let Some(pin) = pin
         && pin.digest != digest
