@@ -281,7 +281,10 @@ async fn a_block_event_does_not_wait_for_its_logs_to_be_read() {
     // Once the logs can be read they follow, once, in order.
     chain.logs_down(false);
     running.settle_on_canonical(start_at).await;
-    assert_eq!(running.module.blocks(), (start_at..=block).collect::<Vec<_>>());
+    assert_eq!(
+        running.module.blocks(),
+        (start_at..=block).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(start_paused = true)]
