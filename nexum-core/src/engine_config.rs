@@ -42,6 +42,20 @@ pub enum Durability {
     Sync,
 }
 
+/// What turns components into machine code (`[engine] compiler`). Compiled code is cached
+/// in the state dir per compiler, so only a first start (or a new component) pays for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compiler {
+    /// Cranelift, an optimising compiler: the fastest code; a large component (JavaScript,
+    /// Python) takes tens of seconds to compile the first time.
+    #[default]
+    Cranelift,
+    /// Winch, a baseline compiler: compiles several times faster, and its code runs slower.
+    /// For first starts that must be quick, and for development.
+    Winch,
+}
+
 /// The default of `[engine] durability_window_ms`.
 pub const DEFAULT_DURABILITY_WINDOW_MS: u64 = 1000;
 
@@ -143,6 +157,8 @@ pub struct EngineConfig {
     pub dry_run: bool,
     /// Every `[[modules]]` entry must pin its component's sha256 (`[engine] require_pins`).
     pub require_pins: bool,
+    /// What compiles components.
+    pub compiler: Compiler,
     /// Reachable chains by id.
     pub chains: BTreeMap<ChainId, ChainConfig>,
     /// Engine-wide limits; modules may only lower them.
@@ -170,6 +186,7 @@ impl Default for EngineConfig {
             cluster: ClusterConfig::default(),
             dry_run: false,
             require_pins: false,
+            compiler: Compiler::default(),
             chains: BTreeMap::new(),
             limits: Limits::default(),
             supervision: Supervision::default(),
@@ -321,6 +338,8 @@ struct RawEngineSection {
     store: Option<String>,
     #[serde(default)]
     require_pins: bool,
+    #[serde(default)]
+    compiler: Compiler,
 }
 
 fn default_durability_window_ms() -> u64 {
@@ -339,6 +358,7 @@ impl Default for RawEngineSection {
             dry_run: false,
             store: None,
             require_pins: false,
+            compiler: Compiler::default(),
         }
     }
 }
@@ -587,6 +607,7 @@ impl RawEngineConfig {
             cluster,
             dry_run: self.engine.dry_run,
             require_pins: self.engine.require_pins,
+            compiler: self.engine.compiler,
             chains,
             limits,
             supervision: self.supervision,

@@ -43,8 +43,8 @@ mod toml_file;
 pub use capability::Capability;
 pub use cron::CronSchedule;
 pub use engine_config::{
-    AdminConfig, ChainConfig, ClusterConfig, Durability, EngineConfig, LogFormat, ModuleEntry,
-    SharedStore,
+    AdminConfig, ChainConfig, ClusterConfig, Compiler, Durability, EngineConfig, LogFormat,
+    ModuleEntry, SharedStore,
 };
 pub use error::ConfigError;
 pub use event::{Block, ChainId, ChainLog, ChainLogs, Event, Tick};

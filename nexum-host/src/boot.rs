@@ -128,7 +128,7 @@ async fn assemble(
 ) -> Result<Booted, BootError> {
     let BootPlan { config, modules } = plan;
     crate::content::fetch_sources(&config).await?;
-    let engine = Arc::new(WasmEngine::new(&extensions)?);
+    let engine = Arc::new(WasmEngine::new(&extensions, config.compiler)?);
     let loaded = load_all(&engine, &config, modules)?;
 
     std::fs::create_dir_all(&config.state_dir).map_err(|e| BootError::StateDir {

@@ -41,7 +41,7 @@ impl CheckReport {
 /// Loads everything `config` names, as a boot would, stopping short of running anything.
 pub fn check(config: &EngineConfig) -> CheckReport {
     let mut report = CheckReport::default();
-    let engine = match WasmEngine::new(&[]) {
+    let engine = match WasmEngine::new(&[], config.compiler) {
         Ok(engine) => engine,
         Err(e) => {
             report.problems.push(e.to_string());

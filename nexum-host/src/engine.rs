@@ -4,10 +4,11 @@ use crate::bindings::types;
 use crate::capabilities;
 use crate::extension::HostExtension;
 use crate::state::ModuleState;
+use nexum_core::Compiler;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, Strategy};
 
 /// How often running guests are interrupted to yield to the executor and check their
 /// deadline. Short enough that a spinning module cannot hold a worker thread for long.
@@ -30,9 +31,17 @@ pub(crate) struct WasmEngine {
 pub struct EngineError(String);
 
 impl WasmEngine {
-    /// The engine, with `extensions` linked beside nexum's own capabilities.
-    pub fn new(extensions: &[Arc<dyn HostExtension>]) -> Result<Self, EngineError> {
+    /// The engine, compiling with `compiler`, with `extensions` linked beside nexum's own
+    /// capabilities.
+    pub fn new(
+        extensions: &[Arc<dyn HostExtension>],
+        compiler: Compiler,
+    ) -> Result<Self, EngineError> {
         let mut config = Config::new();
+        config.strategy(match compiler {
+            Compiler::Cranelift => Strategy::Cranelift,
+            Compiler::Winch => Strategy::Winch,
+        });
         config
             .wasm_component_model(true)
             .consume_fuel(true)

@@ -2,7 +2,7 @@
 //! `nexum inspect` and `nexum hash`, and for anyone vetting a module before running it.
 
 use crate::engine::{EngineError, WasmEngine};
-use nexum_core::{Capability, ComponentDigest};
+use nexum_core::{Capability, Compiler, ComponentDigest};
 
 /// One import of a component.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub enum InspectError {
 
 /// Compiles `bytes` (nothing is run) and describes the component.
 pub fn inspect(bytes: &[u8]) -> Result<ComponentReport, InspectError> {
-    let engine = WasmEngine::new(&[])?;
+    let engine = WasmEngine::new(&[], Compiler::default())?;
     let component = engine
         .compile(bytes)
         .map_err(|e| InspectError::Invalid(format!("{e:#}")))?;

@@ -1,11 +1,13 @@
-//! Boot time with 1, 10 and 50 modules: the first boot (every component compiled) and a
-//! second boot of the same engine (compiled components read from the on-disk cache).
+//! Boot time with 1, 10 and 50 modules, with each compiler: the first boot (every
+//! component compiled) and a second boot of the same engine (compiled components read from
+//! the on-disk cache).
 //!
 //! `cargo bench -p nexum-tests --bench boot`
 //!
 //! Each module gets a distinct component (the noop fixture plus a custom section naming it),
 //! so nothing is shared between modules within one boot.
 
+use nexum_core::Compiler;
 use nexum_host::RuntimeBuilder;
 use nexum_tests::engine::test_config;
 use nexum_tests::guests;
@@ -40,9 +42,10 @@ fn leb128(out: &mut Vec<u8>, mut value: u64) {
 }
 
 /// A runtime of `modules` distinct components, built as an embedder builds one.
-fn builder(dir: &Path, modules: usize, wasm: &[u8]) -> RuntimeBuilder {
+fn builder(dir: &Path, modules: usize, wasm: &[u8], compiler: Compiler) -> RuntimeBuilder {
     let mut config = test_config();
     config.state_dir = dir.join("state");
+    config.compiler = compiler;
     let mut builder = RuntimeBuilder::new(config);
     for i in 0..modules {
         let manifest = format!(
@@ -69,16 +72,19 @@ fn main() {
         .build()
         .unwrap();
     let wasm = guests::wasm_bytes("noop");
-    println!("modules  first boot   cached boot   ratio");
-    for modules in [1, 10, 50] {
-        let dir = tempfile::tempdir().unwrap();
-        let first = runtime.block_on(boot(builder(dir.path(), modules, &wasm)));
-        let cached = runtime.block_on(boot(builder(dir.path(), modules, &wasm)));
-        println!(
-            "{modules:>7}  {:>10.1?}  {:>12.1?}  {:>5.1}x",
-            first,
-            cached,
-            first.as_secs_f64() / cached.as_secs_f64()
-        );
+    println!("compiler   modules  first boot   cached boot   ratio");
+    for compiler in [Compiler::Cranelift, Compiler::Winch] {
+        for modules in [1, 10, 50] {
+            let dir = tempfile::tempdir().unwrap();
+            let first = runtime.block_on(boot(builder(dir.path(), modules, &wasm, compiler)));
+            let cached = runtime.block_on(boot(builder(dir.path(), modules, &wasm, compiler)));
+            println!(
+                "{:<9}  {modules:>7}  {:>10.1?}  {:>12.1?}  {:>5.1}x",
+                format!("{compiler:?}").to_lowercase(),
+                first,
+                cached,
+                first.as_secs_f64() / cached.as_secs_f64()
+            );
+        }
     }
 }

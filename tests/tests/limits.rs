@@ -1,14 +1,19 @@
 //! Limits end to end: each limit stops only the offending module's call, and a spinning
-//! module does not hold up another module's events.
+//! module does not hold up another module's events — with code from either compiler
+//! (`[engine] compiler`), since each compiles the fuel and epoch checks in on its own.
 
-use nexum_core::Outcome;
+use nexum_core::{Compiler, Outcome};
 use nexum_tests::engine::{TestModule, boot, command, test_config};
 use std::time::{Duration, Instant};
 
 /// Boots a probe `bad` (which will hit a limit) beside a probe `good`, quarantining on the
 /// first trap so each outcome is reported at once.
-async fn pair(limits: impl FnOnce(&mut nexum_core::Limits)) -> nexum_tests::engine::TestEngine {
+async fn pair(
+    compiler: Compiler,
+    limits: impl FnOnce(&mut nexum_core::Limits),
+) -> nexum_tests::engine::TestEngine {
     let mut config = test_config();
+    config.compiler = compiler;
     config.supervision.quarantine_after = 1;
     limits(&mut config.limits);
     boot(
@@ -34,9 +39,8 @@ async fn offend_while_good_runs(engine: &nexum_tests::engine::TestEngine, script
     bad.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fuel_exhaustion_stops_only_the_offending_call() {
-    let engine = pair(|l| l.fuel_per_event = 20_000_000).await;
+async fn fuel_exhaustion_stops_only_the_offending_call(compiler: Compiler) {
+    let engine = pair(compiler, |l| l.fuel_per_event = 20_000_000).await;
     let outcome = offend_while_good_runs(&engine, "set partial 1; spin").await;
     assert_eq!(
         outcome,
@@ -45,9 +49,8 @@ async fn fuel_exhaustion_stops_only_the_offending_call() {
     assert_eq!(engine.read("bad", "partial"), None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_memory_cap_stops_only_the_offending_call() {
-    let engine = pair(|l| l.memory_bytes = 16 * 1024 * 1024).await;
+async fn the_memory_cap_stops_only_the_offending_call(compiler: Compiler) {
+    let engine = pair(compiler, |l| l.memory_bytes = 16 * 1024 * 1024).await;
     let outcome = offend_while_good_runs(&engine, "set partial 1; grow 64000000").await;
     assert_eq!(
         outcome,
@@ -56,9 +59,8 @@ async fn the_memory_cap_stops_only_the_offending_call() {
     assert_eq!(engine.read("bad", "partial"), None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_deadline_stops_a_spinning_call() {
-    let engine = pair(|l| {
+async fn the_deadline_stops_a_spinning_call(compiler: Compiler) {
+    let engine = pair(compiler, |l| {
         l.event_timeout_ms = 300;
         l.fuel_per_event = u64::MAX;
     })
@@ -77,9 +79,8 @@ async fn the_deadline_stops_a_spinning_call() {
     assert_eq!(engine.read("bad", "partial"), None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_deadline_covers_time_spent_waiting_in_host_calls() {
-    let engine = pair(|l| l.event_timeout_ms = 300).await;
+async fn the_deadline_covers_time_spent_waiting_in_host_calls(compiler: Compiler) {
+    let engine = pair(compiler, |l| l.event_timeout_ms = 300).await;
     let started = Instant::now();
     let outcome = offend_while_good_runs(&engine, "set partial 1; sleep 10000").await;
     assert_eq!(
@@ -94,9 +95,8 @@ async fn the_deadline_covers_time_spent_waiting_in_host_calls() {
     assert_eq!(engine.read("bad", "partial"), None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stack_overflow_stops_only_the_offending_call() {
-    let engine = pair(|_| {}).await;
+async fn a_stack_overflow_stops_only_the_offending_call(compiler: Compiler) {
+    let engine = pair(compiler, |_| {}).await;
     let outcome = offend_while_good_runs(&engine, "set partial 1; recurse").await;
     // Rust keeps large frames on a shadow stack in linear memory, so running out of it
     // shows as an out-of-bounds access rather than a wasm stack overflow.
@@ -109,9 +109,8 @@ async fn a_stack_overflow_stops_only_the_offending_call() {
 
 /// On a single-threaded executor, a module spinning until its deadline must still let
 /// another module's events through: the guest yields at every epoch tick.
-#[tokio::test(flavor = "current_thread")]
-async fn a_spinning_module_does_not_hold_up_others_on_one_thread() {
-    let engine = pair(|l| {
+async fn a_spinning_module_does_not_hold_up_others_on_one_thread(compiler: Compiler) {
+    let engine = pair(compiler, |l| {
         l.event_timeout_ms = 3_000;
         l.fuel_per_event = u64::MAX;
     })
@@ -167,3 +166,25 @@ async fn a_manifest_may_lower_its_limits() {
         Outcome::Trapped("fuel exhausted (limit 5000000)".into())
     );
 }
+
+/// Runs each test above once per compiler, as `<test>::cranelift` and `<test>::winch`.
+macro_rules! on_each_compiler {
+    ($flavor:meta; $($test:ident),* $(,)?) => {$(
+        mod $test {
+            use nexum_core::Compiler;
+
+            #[$flavor]
+            async fn cranelift() {
+                super::$test(Compiler::Cranelift).await
+            }
+
+            #[$flavor]
+            async fn winch() {
+                super::$test(Compiler::Winch).await
+            }
+        }
+    )*};
+}
+
+on_each_compiler!(tokio::test(flavor = "multi_thread", worker_threads = 2); fuel_exhaustion_stops_only_the_offending_call, the_memory_cap_stops_only_the_offending_call, the_deadline_stops_a_spinning_call, the_deadline_covers_time_spent_waiting_in_host_calls, a_stack_overflow_stops_only_the_offending_call);
+on_each_compiler!(tokio::test(flavor = "current_thread"); a_spinning_module_does_not_hold_up_others_on_one_thread);

@@ -246,6 +246,20 @@ fn durability_is_buffered_by_default_and_can_be_sync() {
 }
 
 #[test]
+fn the_compiler_is_cranelift_unless_winch_is_asked_for() {
+    assert_eq!(parse("").unwrap().compiler, Compiler::Cranelift);
+    let c = parse("[engine]\ncompiler = \"winch\"\n").unwrap();
+    assert_eq!(c.compiler, Compiler::Winch);
+    let unknown = parse("[engine]\ncompiler = \"llvm\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        unknown.contains("`engine.compiler`") && unknown.contains("`cranelift` or `winch`"),
+        "{unknown}"
+    );
+}
+
+#[test]
 fn the_admin_api_needs_a_token_off_loopback_and_never_shows_it() {
     let loopback = parse("[admin]\naddr = \"127.0.0.1:9101\"\n").unwrap();
     assert_eq!(

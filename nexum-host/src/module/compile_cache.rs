@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn a_second_cache_reads_what_the_first_wrote_and_survives_corruption() {
-        let engine = WasmEngine::new(&[]).unwrap();
+        let engine = WasmEngine::new(&[], nexum_core::Compiler::default()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let bytes = wat::parse_str(EMPTY_COMPONENT).unwrap();
         let digest = &ComponentDigest::of(&bytes);
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn pruning_keeps_only_what_this_boot_used() {
-        let engine = WasmEngine::new(&[]).unwrap();
+        let engine = WasmEngine::new(&[], nexum_core::Compiler::default()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let bytes = wat::parse_str(EMPTY_COMPONENT).unwrap();
         let stale_file = dir.path().join("old-module.cwasm");

@@ -235,6 +235,7 @@ fn engine_settings_changed(running: &EngineConfig, new: &EngineConfig) -> Vec<&'
         running.metrics_addr != new.metrics_addr,
     );
     check("engine.dry_run", running.dry_run != new.dry_run);
+    check("engine.compiler", running.compiler != new.compiler);
     check("engine.store", running.store != new.store);
     check("[cluster]", running.cluster != new.cluster);
     check("[admin]", running.admin != new.admin);
