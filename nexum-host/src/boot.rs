@@ -279,6 +279,7 @@ pub(crate) fn load_all(
         loaded.push(Arc::new(load(engine, &mut compiled, spec, limits)?));
     }
     compiled.prune();
+    compiled.release_compile_memory();
     Ok(loaded)
 }
 

@@ -20,6 +20,8 @@ pub(crate) struct ComponentCache {
     dir: Option<PathBuf>,
     /// Entries of `dir` read or written in this boot; [`Self::prune`] keeps only these.
     used: HashSet<PathBuf>,
+    /// Whether anything was compiled (rather than read) in this boot.
+    compiled_any: bool,
 }
 
 impl ComponentCache {
@@ -54,6 +56,22 @@ impl ComponentCache {
         }
     }
 
+    /// Hands back to the operating system the heap that compiling used, if anything was
+    /// compiled. Compiling is the one burst of allocation in an engine's life (tens of MiB
+    /// for a large component); glibc keeps what was freed, so without this a process that
+    /// compiled at boot stays that much bigger for good.
+    pub fn release_compile_memory(&self) {
+        if !self.compiled_any {
+            return;
+        }
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        #[allow(unsafe_code)]
+        // SAFETY: malloc_trim has no preconditions; it only returns free heap pages.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+
     /// The component whose bytes are `bytes` (with sha256 `digest`): from memory, from
     /// disk, or compiled now. Only compilation errors are returned; a cache entry that
     /// cannot be read, or was written by another wasmtime build, is compiled again.
@@ -80,6 +98,7 @@ impl ComponentCache {
                     "compiling the component (once; later starts read the compiled copy)"
                 );
                 let component = engine.compile(bytes)?;
+                self.compiled_any = true;
                 if let Some(file) = &file {
                     write_entry(file, &component);
                 }
