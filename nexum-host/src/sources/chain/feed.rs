@@ -6,9 +6,11 @@
 //! cross-check instead. If it announced logs that the read did not return (a load-balanced
 //! provider answering from a backend that lags behind), the read is repeated, and what the
 //! stream saw is kept rather than lost. The stream has a connection of its own (so a block's
-//! many notifications never hold up heads or answers); what it has not announced by the time
-//! the read returns does not hold the read up. A block whose bloom rules the filter out
-//! needs no request at all.
+//! many notifications never hold up heads or answers), so its notifications for a block may
+//! still be on their way when the read returns: an empty answer for a block whose bloom says
+//! it may hold matches — what a lagging backend answers — waits briefly for the stream to
+//! reach that block before it is believed. A block whose bloom rules the filter out needs no
+//! request at all.
 
 use super::reader::{ChainReader, LogStream};
 use crate::chain::client::Next;
@@ -25,6 +27,8 @@ use tokio::sync::watch;
 const REREADS: u32 = 3;
 /// Pause between such reads.
 const REREAD_PAUSE: Duration = Duration::from_millis(200);
+/// How long an empty answer waits for the stream to reach its block.
+const STREAM_GRACE: Duration = Duration::from_millis(25);
 
 /// Logs streamed for recent blocks, by block hash.
 #[derive(Debug, Default)]
@@ -39,6 +43,8 @@ pub(crate) struct LogFeed<C> {
     filter: LogFilter,
     depth: u64,
     streamed: Mutex<Streamed>,
+    /// The highest block the stream has announced logs of.
+    reached: watch::Sender<u64>,
 }
 
 impl<C: ChainReader> LogFeed<C> {
@@ -48,6 +54,7 @@ impl<C: ChainReader> LogFeed<C> {
             filter,
             depth,
             streamed: Mutex::default(),
+            reached: watch::Sender::new(0),
         }
     }
 
@@ -99,6 +106,13 @@ impl<C: ChainReader> LogFeed<C> {
             .push(log);
         let keep_from = streamed.highest.saturating_sub(self.depth);
         streamed.blocks.retain(|_, (n, _)| *n >= keep_from);
+        let highest = streamed.highest;
+        drop(streamed);
+        self.reached.send_if_modified(|reached| {
+            let moved = *reached < highest;
+            *reached = highest.max(*reached);
+            moved
+        });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Streamed> {
@@ -116,6 +130,14 @@ impl<C: ChainReader> LogFeed<C> {
                 .client
                 .logs(&self.filter, LogRange::Block(block.hash()))
                 .await?;
+            if read.is_empty() && attempt == 0 {
+                let mut reached = self.reached.subscribe();
+                let _ = tokio::time::timeout(
+                    STREAM_GRACE,
+                    reached.wait_for(|highest| *highest >= block.number()),
+                )
+                .await;
+            }
             let streamed = self
                 .lock()
                 .blocks

@@ -47,6 +47,20 @@ struct State {
     log_reads: u64,
     /// Log reads fail while this is set (the rest of the node answers).
     logs_down: bool,
+    /// Log notifications wait here while set, until released.
+    streams_held: bool,
+    held: Vec<ChainLog>,
+}
+
+impl State {
+    /// Announces `log` on every log stream whose filter it matches.
+    fn stream(&self, log: &ChainLog) {
+        for (filter, stream) in &self.log_streams {
+            if filter.matches(log) {
+                let _ = stream.send(log.clone());
+            }
+        }
+    }
 }
 
 /// A chain a test scripts; see the module docs.
@@ -146,6 +160,20 @@ impl ScriptedChain {
         self.lock().short_answers.insert(hash, missing);
     }
 
+    /// Holds back log notifications (they arrive late, as on a connection of their own).
+    pub fn hold_streams(&self) {
+        self.lock().streams_held = true;
+    }
+
+    /// Sends the held notifications, and every later one at once.
+    pub fn release_streams(&self) {
+        let mut state = self.lock();
+        state.streams_held = false;
+        for log in std::mem::take(&mut state.held) {
+            state.stream(&log);
+        }
+    }
+
     /// Makes every `eth_getLogs` fail (`true`) or answer again (`false`).
     pub fn logs_down(&self, down: bool) {
         self.lock().logs_down = down;
@@ -215,11 +243,11 @@ impl ScriptedChain {
         state.logs.insert(hash, made.clone());
         if announce {
             state.heads.retain(|h| h.send(record.clone()).is_ok());
-            for log in &made {
-                for (filter, stream) in &state.log_streams {
-                    if filter.matches(log) {
-                        let _ = stream.send(log.clone());
-                    }
+            if state.streams_held {
+                state.held.extend(made.iter().cloned());
+            } else {
+                for log in &made {
+                    state.stream(log);
                 }
             }
         }

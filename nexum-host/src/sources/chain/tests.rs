@@ -281,10 +281,37 @@ async fn a_block_event_does_not_wait_for_its_logs_to_be_read() {
     // Once the logs can be read they follow, once, in order.
     chain.logs_down(false);
     running.settle_on_canonical(start_at).await;
+    let journal = running.module.journal();
+    assert!(
+        journal
+            .windows(2)
+            .all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1))
+    );
     assert_eq!(
         running.module.blocks(),
         (start_at..=block).collect::<Vec<_>>()
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_answer_waits_briefly_for_the_stream_to_reach_its_block() {
+    let chain = Arc::new(ScriptedChain::new(true));
+    let start_at = chain.head();
+    let running = start(chain.clone(), blocks_and_logs(), policy()).await;
+    chain.mine(1);
+    running.settle_on_canonical(start_at).await;
+    // A lagging backend answers nothing for the new block, and the stream (on a connection
+    // of its own) announces its logs a moment after that answer.
+    chain.hold_streams();
+    let block = chain.mine(2);
+    chain.cut_short_once(block.hash(), 2);
+    let late = chain.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        late.release_streams();
+    });
+    running.settle_on_canonical(start_at).await;
+    assert_eq!(chain.canonical_logs(block.number()).len(), 2);
 }
 
 #[tokio::test(start_paused = true)]

@@ -9,7 +9,8 @@ use alloy_primitives::B256;
 use nexum_core::{ChainLog, ChainLogs, Event, Supervisor};
 
 impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
-    /// Sends block `number`'s events: the block event first, then each subscription's logs
+    /// Sends block `number`'s events: the block event first (when `header` is given; the
+    /// live path sends it itself, before reading the logs), then each subscription's logs
     /// ordered by their first log index. `logs[i]` are subscription `i`'s logs.
     pub(super) async fn deliver_block(
         &mut self,
