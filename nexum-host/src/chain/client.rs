@@ -50,7 +50,7 @@ pub struct ChainClient {
     /// alloy's typed view of the same client (log reads).
     provider: RootProvider,
     /// On websockets, subscriptions get connections that only listen, opened on first use:
-    /// one for `newHeads`, one for every `logs` subscription. Where nexum also sends
+    /// one for `newHeads`, one shared by the `logs` subscriptions. Where nexum also sends
     /// requests, the kernel delays its TCP acknowledgements, and the node's next push waited
     /// for them (Anvil's heads arrived ~22 ms later there than on a connection that only
     /// listens); and a block's many log notifications would queue ahead of its head.
@@ -132,6 +132,8 @@ impl ChainClient {
     }
 
     /// The listening connection `connection` is, opened the first time it is asked for.
+    /// A node that refuses another connection (providers cap them per key) still gets the
+    /// subscription, on the request connection, until a later attempt opens its own.
     async fn listening<'a>(
         &'a self,
         connection: &'a OnceCell<RootProvider>,
@@ -139,14 +141,26 @@ impl ChainClient {
         let connect = self.websocket_connect.as_ref().ok_or_else(|| {
             NodeError::InvalidRequest("subscriptions need a websocket node".into())
         })?;
-        connection
+        let opened = connection
             .get_or_try_init(|| async {
                 let client = Self::open_websocket(connect, self.timeout)
                     .await
                     .map_err(|e| e.scrubbed(&self.secrets))?;
-                Ok(RootProvider::new(client))
+                Ok::<_, NodeError>(RootProvider::new(client))
             })
-            .await
+            .await;
+        match opened {
+            Ok(provider) => Ok(provider),
+            Err(error) => {
+                tracing::warn!(
+                    chain = self.chain_id,
+                    endpoint = self.endpoint,
+                    %error,
+                    "cannot open a listening connection; subscribing on the request connection for now"
+                );
+                Ok(&self.provider)
+            }
+        }
     }
 
     pub fn chain_id(&self) -> ChainId {
