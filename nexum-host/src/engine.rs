@@ -133,6 +133,8 @@ pub(crate) struct CallsInFlight {
 #[derive(Default)]
 struct Calls {
     running: usize,
+    /// The epoch thread waits for a call (only then does a call need to wake it).
+    parked: bool,
     stopped: bool,
 }
 
@@ -145,7 +147,8 @@ impl CallsInFlight {
     pub fn enter(self: &Arc<Self>) -> RunningCall {
         let mut calls = self.lock();
         calls.running += 1;
-        if calls.running == 1 {
+        if calls.parked {
+            calls.parked = false;
             self.changed.notify_one();
         }
         RunningCall(self.clone())
@@ -172,6 +175,7 @@ impl EpochTicker {
                     {
                         let mut state = watched.lock();
                         while state.running == 0 && !state.stopped {
+                            state.parked = true;
                             state = watched
                                 .changed
                                 .wait(state)
@@ -192,7 +196,8 @@ impl EpochTicker {
 
 impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.calls.lock().stopped = true;
+        let mut calls = self.calls.lock();
+        calls.stopped = true;
         self.calls.changed.notify_one();
     }
 }
