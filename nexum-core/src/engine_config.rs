@@ -43,7 +43,8 @@ pub enum Durability {
 }
 
 /// What turns components into machine code (`[engine] compiler`). Compiled code is cached
-/// in the state dir per compiler, so only a first start (or a new component) pays for it.
+/// in the state dir, so only a first start, a new component or a change of compiler pays
+/// for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compiler {

@@ -22,10 +22,6 @@ const ENGINE_KEYSPACE: &str = "nexum.engine";
 /// would grow with the number of modules. Keeping it small keeps memory flat.
 const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Threads that flush and compact in the background. An engine's writes are small and
-/// steady; fjall's default (one per core, up to four) buys nothing but threads here.
-const WORKER_THREADS: usize = 1;
-
 /// The block cache shared by every keyspace.
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -62,10 +58,7 @@ impl FjallStorage {
     /// Opens (or creates) the database in `dir` with `durability`; buffered commits are
     /// forced to disk every `window`.
     pub fn open(dir: &Path, durability: Durability, window: Duration) -> Result<Self, StoreError> {
-        let db = Database::builder(dir)
-            .cache_size(CACHE_BYTES)
-            .worker_threads(WORKER_THREADS)
-            .open()?;
+        let db = Database::builder(dir).cache_size(CACHE_BYTES).open()?;
         let engine = db.keyspace(ENGINE_KEYSPACE, keyspace_options)?;
         let sync = durability == Durability::Sync;
         Ok(Self {

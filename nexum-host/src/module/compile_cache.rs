@@ -95,7 +95,7 @@ impl ComponentCache {
                 tracing::info!(
                     component = %digest,
                     bytes = bytes.len(),
-                    "compiling the component (once; later starts read the compiled copy)"
+                    "compiling the component (a large one takes a while)"
                 );
                 let component = engine.compile(bytes)?;
                 self.compiled_any = true;

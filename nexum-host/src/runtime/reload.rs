@@ -282,6 +282,12 @@ mod tests {
             engine_settings_changed(&running, &shared),
             ["engine.store", "[cluster]"]
         );
+        // Compiled code comes from the engine built at boot: another compiler takes a restart.
+        let winch = parse(&base.replace("\"s\"\n", "\"s\"\ncompiler = \"winch\"\n"));
+        assert_eq!(
+            engine_settings_changed(&running, &winch),
+            ["engine.compiler"]
+        );
         // Pins are module settings: they may change, and turning them on is checked then.
         let pinned = parse(&format!(
             "{}[[modules]]\npath = \"m.wasm\"\nsha256 = \"sha256:{}\"\n",
