@@ -1,10 +1,14 @@
 //! `nexum check`: everything `nexum run` would load, validated offline.
 
 use anyhow::bail;
-use nexum_host::core::EngineConfig;
+use nexum_host::core::{EngineConfig, ModuleManifest};
 use std::path::Path;
 
+/// Checks an engine.toml and everything it names, or a single module's manifest.
 pub fn check(path: &Path) -> anyhow::Result<()> {
+    if ModuleManifest::is_manifest_file(path) {
+        return check_manifest(path);
+    }
     let config = EngineConfig::load(path)?;
     // What `nexum run` refuses before loading anything, refused here the same way.
     crate::logging::level_filter(&config.log_level)?;
@@ -34,5 +38,41 @@ pub fn check(path: &Path) -> anyhow::Result<()> {
     if problems > 0 {
         bail!("{}: {problems} problem(s) found", path.display());
     }
+    Ok(())
+}
+
+/// A module author's check of their manifest alone: everything the manifest itself can get
+/// wrong. Its component, its limits against an engine's and its chains' RPCs are checked
+/// where an engine names it (`nexum check engine.toml`, `nexum run module.wasm`).
+fn check_manifest(path: &Path) -> anyhow::Result<()> {
+    let manifest = ModuleManifest::load(path)?;
+    let capabilities: Vec<String> = manifest
+        .capabilities
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    println!(
+        "ok     {} {}: capabilities {}; {} subscription(s){}",
+        manifest.name,
+        manifest.version,
+        if capabilities.is_empty() {
+            "none".to_string()
+        } else {
+            capabilities.join(", ")
+        },
+        manifest.subscriptions.len(),
+        match manifest.chains().len() {
+            0 => String::new(),
+            _ => format!(
+                "; needs an RPC for chain(s) {} (engine.toml [chains.<id>], or --chain ID=URL)",
+                manifest
+                    .chains()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    );
     Ok(())
 }

@@ -48,16 +48,18 @@ Examples:
   nexum run twap.wasm twap.toml --chain 1=wss://node.example/ws --state-dir ./data")]
     Run(RunArgs),
 
-    /// Validate an engine.toml and everything it names, offline, without running anything.
+    /// Validate an engine.toml and everything it names, or one module's manifest, offline,
+    /// without running anything.
     #[command(after_help = "\
 Checks every manifest, sha256 pin, component (its world and imports against the declared
 capabilities), limit and chain reference. Prints one line per module; exits 1 listing every
-problem.
+problem. Given a module's manifest (a file with a [module] table), checks that manifest.
 
 Examples:
-  nexum check engine.toml")]
+  nexum check engine.toml
+  nexum check module.toml")]
     Check {
-        /// The engine.toml to check.
+        /// The engine.toml (or module manifest) to check.
         engine: PathBuf,
     },
 

@@ -227,6 +227,46 @@ fn check_of_a_missing_file_or_bad_config_is_one_message_and_exit_1() {
 }
 
 #[test]
+fn check_of_a_module_manifest_checks_that_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("watcher.toml");
+    std::fs::write(
+        &manifest,
+        "[module]\nname = \"watcher\"\nversion = \"0.1.0\"\n\n[capabilities]\nrequired = [\"logging\", \"local-store\"]\n\n\
+         [[subscription]]\nkind = \"block\"\nchain_id = 1\n",
+    )
+    .unwrap();
+    let output = nexum(&["check", manifest.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(
+        out.starts_with("ok     watcher 0.1.0: capabilities ")
+            && out.contains("1 subscription(s)")
+            && out.contains("needs an RPC for chain(s) 1")
+            && out.contains("--chain ID=URL"),
+        "{out}"
+    );
+
+    // What the manifest gets wrong is one line naming its file and field.
+    std::fs::write(
+        &manifest,
+        "[module]\nname = \"watcher\"\nversion = \"0.1.0\"\n\n[capabilities]\nrequired = [\"telepathy\"]\n",
+    )
+    .unwrap();
+    let output = nexum(&["check", manifest.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.starts_with(&format!(
+            "error: {}: `capabilities.required",
+            manifest.display()
+        )) && err.contains("telepathy")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
+#[test]
 fn inspect_describes_a_component() {
     let wasm = guests::wasm("twap-keeper");
     let output = nexum(&["inspect", wasm.to_str().unwrap()]);

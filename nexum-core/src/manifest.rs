@@ -150,6 +150,15 @@ impl ManifestLocation {
 }
 
 impl ModuleManifest {
+    /// Whether the TOML file at `path` is a module's manifest (it has a `[module]` table)
+    /// rather than an engine config; `false` when it cannot be read or parsed.
+    pub fn is_manifest_file(path: &Path) -> bool {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| text.parse::<toml::Table>().ok())
+            .is_some_and(|table| table.contains_key("module"))
+    }
+
     /// Reads and validates the manifest at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = toml_file::read(path)?;
