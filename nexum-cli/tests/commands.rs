@@ -191,7 +191,7 @@ fn check_lists_every_problem_and_exits_1() {
     assert_eq!(
         lines[3],
         format!(
-            "error  far: {}: `subscription[0].chain_id`: chain 10 has no RPC configured in the engine (add [chains.10] with an rpc_url)",
+            "error  far: {}: `subscription[0].chain_id`: chain 10 has no RPC configured in the engine (add [chains.10] with an rpc_url to engine.toml; for one module run on its own: --chain 10=URL)",
             dir.path().join("far.toml").display()
         )
     );

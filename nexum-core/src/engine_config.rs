@@ -239,7 +239,7 @@ impl EngineConfig {
                     &manifest.file,
                     format!("subscription[{i}].chain_id"),
                     format!(
-                        "chain {chain} has no RPC configured in the engine (add [chains.{chain}] with an rpc_url)"
+                        "chain {chain} has no RPC configured in the engine (add [chains.{chain}] with an rpc_url to engine.toml; for one module run on its own: --chain {chain}=URL)"
                     ),
                 ));
             }
@@ -253,7 +253,7 @@ impl EngineConfig {
                 &manifest.file,
                 "capabilities.chains",
                 format!(
-                    "chain {chain} has no RPC configured in the engine (add [chains.{chain}] with an rpc_url)"
+                    "chain {chain} has no RPC configured in the engine (add [chains.{chain}] with an rpc_url to engine.toml; for one module run on its own: --chain {chain}=URL)"
                 ),
             ));
         }

@@ -158,7 +158,7 @@ fn admit_checks_chains_and_limits() {
     let unknown_chain = manifest("[[subscription]]\nkind = \"block\"\nchain_id = 10\n");
     assert_eq!(
         engine.admit(&unknown_chain).unwrap_err().to_string(),
-        "m/module.toml: `subscription[0].chain_id`: chain 10 has no RPC configured in the engine (add [chains.10] with an rpc_url)"
+        "m/module.toml: `subscription[0].chain_id`: chain 10 has no RPC configured in the engine (add [chains.10] with an rpc_url to engine.toml; for one module run on its own: --chain 10=URL)"
     );
 
     let greedy = manifest("[limits]\nmemory_bytes = 999999999999\n");
