@@ -46,33 +46,34 @@ pub fn check(path: &Path) -> anyhow::Result<()> {
 /// where an engine names it (`nexum check engine.toml`, `nexum run module.wasm`).
 fn check_manifest(path: &Path) -> anyhow::Result<()> {
     let manifest = ModuleManifest::load(path)?;
-    let capabilities: Vec<String> = manifest
-        .capabilities
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    println!(
-        "ok     {} {}: capabilities {}; {} subscription(s){}",
-        manifest.name,
-        manifest.version,
-        if capabilities.is_empty() {
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
             "none".to_string()
         } else {
-            capabilities.join(", ")
-        },
-        manifest.subscriptions.len(),
-        match manifest.chains().len() {
-            0 => String::new(),
-            _ => format!(
-                "; needs an RPC for chain(s) {} (engine.toml [chains.<id>], or --chain ID=URL)",
-                manifest
-                    .chains()
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            items.join(", ")
         }
+    };
+    let capabilities = list(
+        manifest
+            .capabilities
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    );
+    let chains = manifest.chains();
+    let needs = if chains.is_empty() {
+        String::new()
+    } else {
+        let chains = list(chains.iter().map(ToString::to_string).collect());
+        format!(
+            "; needs an RPC for chain(s) {chains} (engine.toml [chains.<id>], or --chain ID=URL)"
+        )
+    };
+    println!(
+        "ok     {} {}: capabilities {capabilities}; {} subscription(s){needs}",
+        manifest.name,
+        manifest.version,
+        manifest.subscriptions.len(),
     );
     Ok(())
 }

@@ -34,7 +34,6 @@ const STREAM_GRACE: Duration = Duration::from_millis(25);
 #[derive(Debug, Default)]
 struct Streamed {
     blocks: BTreeMap<B256, (u64, Vec<ChainLog>)>,
-    highest: u64,
 }
 
 /// One distinct filter's subscription.
@@ -43,7 +42,8 @@ pub(crate) struct LogFeed<C> {
     filter: LogFilter,
     depth: u64,
     streamed: Mutex<Streamed>,
-    /// The highest block the stream has announced logs of.
+    /// The highest block the stream has announced logs of (what is kept, and what an
+    /// empty answer waits for, follow it).
     reached: watch::Sender<u64>,
 }
 
@@ -96,23 +96,20 @@ impl<C: ChainReader> LogFeed<C> {
         let (Some(hash), Some(number)) = (log.block_hash, log.block_number) else {
             return;
         };
+        self.reached.send_if_modified(|reached| {
+            let moved = *reached < number;
+            *reached = number.max(*reached);
+            moved
+        });
+        let keep_from = self.reached.borrow().saturating_sub(self.depth);
         let mut streamed = self.lock();
-        streamed.highest = streamed.highest.max(number);
         streamed
             .blocks
             .entry(hash)
             .or_insert_with(|| (number, Vec::new()))
             .1
             .push(log);
-        let keep_from = streamed.highest.saturating_sub(self.depth);
         streamed.blocks.retain(|_, (n, _)| *n >= keep_from);
-        let highest = streamed.highest;
-        drop(streamed);
-        self.reached.send_if_modified(|reached| {
-            let moved = *reached < highest;
-            *reached = highest.max(*reached);
-            moved
-        });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Streamed> {
