@@ -18,7 +18,7 @@
 use crate::bindings::nexum::host::chain::{RpcError, RpcRequest};
 use crate::{ChainLog, Fault, host};
 use alloy_primitives::{Address, B256, Bytes, U64};
-use alloy_sol_types::{SolCall, SolEvent};
+use alloy_sol_types::{SolCall, SolEvent, SolEventInterface};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -286,6 +286,9 @@ pub trait LogExt {
     fn topic_words(&self) -> Vec<B256>;
     /// Decodes the log as the `sol!` event `E` (checks topic 0 for non-anonymous events).
     fn decode<E: SolEvent>(&self) -> Result<E, Fault>;
+    /// Decodes the log as whichever event of a `sol!` interface it is (`Emitter::EmitterEvents`
+    /// for `interface Emitter`), to `match` on by type.
+    fn decode_any<I: SolEventInterface>(&self) -> Result<I, Fault>;
 }
 
 impl LogExt for ChainLog {
@@ -300,6 +303,11 @@ impl LogExt for ChainLog {
     fn decode<E: SolEvent>(&self) -> Result<E, Fault> {
         E::decode_raw_log(self.topic_words(), &self.data)
             .map_err(|e| Fault::InvalidInput(format!("log is not a {}: {e}", E::SIGNATURE)))
+    }
+
+    fn decode_any<I: SolEventInterface>(&self) -> Result<I, Fault> {
+        I::decode_raw_log(&self.topic_words(), &self.data)
+            .map_err(|e| Fault::InvalidInput(format!("log is not one of {}: {e}", I::NAME)))
     }
 }
 

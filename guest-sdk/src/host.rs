@@ -81,6 +81,8 @@ mod imp {
         chain::request_batch(chain_id, requests)
     }
 
+    // Used by `cow`, which is behind the `cow` feature.
+    #[cfg_attr(not(feature = "cow"), allow(dead_code))]
     pub fn cow_request(
         chain_id: u64,
         method: &str,
@@ -90,6 +92,8 @@ mod imp {
         cow_api::request(chain_id, method, path, body)
     }
 
+    // Used by `cow`, which is behind the `cow` feature.
+    #[cfg_attr(not(feature = "cow"), allow(dead_code))]
     pub fn cow_submit_order(chain_id: u64, order: &[u8]) -> Result<String, cow_api::CowApiError> {
         cow_api::submit_order(chain_id, order)
     }
@@ -155,6 +159,8 @@ mod imp {
         with_host(|h| h.chain_request_batch(chain_id, requests))
     }
 
+    // Used by `cow`, which is behind the `cow` feature.
+    #[cfg_attr(not(feature = "cow"), allow(dead_code))]
     pub fn cow_request(
         chain_id: u64,
         method: &str,
@@ -164,6 +170,8 @@ mod imp {
         with_host(|h| h.cow_request(chain_id, method, path, body))
     }
 
+    // Used by `cow`, which is behind the `cow` feature.
+    #[cfg_attr(not(feature = "cow"), allow(dead_code))]
     pub fn cow_submit_order(chain_id: u64, order: &[u8]) -> Result<String, CowApiError> {
         with_host(|h| h.cow_submit_order(chain_id, order))
     }

@@ -29,7 +29,7 @@
 //! - [`store`]: the module's private key-value store (bytes or serde JSON values);
 //! - [`chain`]: read-only JSON-RPC with `alloy` types: `eth_call` (raw or `sol!` calls,
 //!   reverts decoded), `block_number`, `get_logs`, batches, and `log.decode::<Event>()`;
-//! - [`cow`]: the CoW Protocol orderbook: typed order submission, typed rejections and the
+//! - `cow` (the `cow` feature): the CoW Protocol orderbook: typed order submission, typed rejections and the
 //!   retry decision after each answer;
 //! - [`log`] and the [`info!`]-style macros: log lines tagged with the module's name;
 //! - [`Config`]: typed access to `[config]`;
@@ -44,6 +44,7 @@
 
 pub mod chain;
 mod config;
+#[cfg(feature = "cow")]
 pub mod cow;
 mod host;
 pub mod log;
@@ -70,8 +71,35 @@ pub use config::Config;
 
 /// `alloy-primitives`, re-exported so modules use the same version as the SDK.
 pub use alloy_primitives as primitives;
-/// `alloy-sol-types` (with `sol!`), re-exported so modules use the same version as the SDK.
+/// `alloy-sol-types`, re-exported so modules use the same version as the SDK. Declare
+/// contracts with this crate's [`sol!`].
 pub use alloy_sol_types as sol_types;
+
+/// Declares Solidity events, functions and errors as Rust types, as `alloy`'s `sol!` does,
+/// with nothing to add to `Cargo.toml` beyond this SDK.
+///
+/// An `interface` also gets an enum of its events, so a log is routed to its handler by
+/// type with [`chain::LogExt::decode_any`]:
+///
+/// ```
+/// nexum_guest::sol! {
+///     interface Emitter {
+///         event Ping(address indexed sender, uint256 indexed seq, bytes payload);
+///         event Pong(uint256 indexed seq, string note);
+///         function count() external view returns (uint256);
+///     }
+/// }
+/// # let _ = Emitter::countCall {};
+/// ```
+#[macro_export]
+macro_rules! sol {
+    ($($item:tt)*) => {
+        $crate::sol_types::sol! {
+            #![sol(alloy_sol_types = $crate::sol_types)]
+            $($item)*
+        }
+    };
+}
 
 /// A keeper module. Implement `init` and the handlers for the events you subscribe to;
 /// the others do nothing.

@@ -26,7 +26,7 @@ use crate::bindings::nexum::cow::cow_api::CowApiError;
 use crate::bindings::nexum::host::chain::{ChainError, RpcRequest};
 use crate::bindings::nexum::host::logging::Level;
 use crate::store::{Page, StoreWrite};
-use crate::{Config, Event, Fault, Module, Tick};
+use crate::{Block, ChainLog, ChainLogs, Config, Event, Fault, Module, Tick};
 use nexum_core::host_rules::chain::{self as chain_rules, Refusal};
 use nexum_core::host_rules::log_budget::Budget;
 use nexum_core::host_rules::store::{StoreLimits, WriteOp, WriteSet, entry_size, scan_start};
@@ -553,6 +553,49 @@ impl TestHost {
             fired_at,
             schedule: "* * * * * *".into(),
         })
+    }
+
+    /// A block event: block `number` of `chain_id`, with made-up hashes that chain (each
+    /// block's parent hash is the previous number's hash) and a timestamp of 12 s a block.
+    pub fn block(chain_id: u64, number: u64) -> Event {
+        let hash = |n: u64| {
+            let mut word = vec![0u8; 32];
+            word[24..].copy_from_slice(&n.to_be_bytes());
+            word
+        };
+        Event::Block(Block {
+            chain_id,
+            number,
+            hash: hash(number),
+            parent_hash: hash(number.saturating_sub(1)),
+            timestamp: number.saturating_mul(12_000),
+        })
+    }
+
+    /// The log `event` emitted by `address`, as nexum delivers it: topics and data encoded
+    /// from the `sol!` event, in block 1 at log index 0. Change the rest with struct update
+    /// syntax: `ChainLog { removed: true, ..TestHost::log(address, &ping) }`.
+    pub fn log<E: alloy_sol_types::SolEvent>(
+        address: alloy_primitives::Address,
+        event: &E,
+    ) -> ChainLog {
+        let data = event.encode_log_data();
+        ChainLog {
+            address: address.to_vec(),
+            topics: data.topics().iter().map(|t| t.to_vec()).collect(),
+            data: data.data.to_vec(),
+            block_number: Some(1),
+            block_hash: Some(vec![1; 32]),
+            transaction_hash: Some(vec![2; 32]),
+            transaction_index: Some(0),
+            log_index: Some(0),
+            removed: false,
+        }
+    }
+
+    /// A delivery of `logs` (one block's, in log-index order) on `chain_id`.
+    pub fn chain_logs(chain_id: u64, logs: Vec<ChainLog>) -> Event {
+        Event::ChainLogs(ChainLogs { chain_id, logs })
     }
 
     /// The committed value of `key`.

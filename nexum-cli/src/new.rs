@@ -21,6 +21,8 @@ struct TemplateFiles {
     manifest: &'static str,
     /// Dependencies beyond `nexum-guest`, as `Cargo.toml` lines.
     dependencies: &'static str,
+    /// The SDK's features it needs (`cow` for the orderbook).
+    sdk_features: &'static [&'static str],
     /// What to tell the user about running it.
     run_hint: &'static str,
 }
@@ -35,6 +37,7 @@ fn files(template: Template) -> TemplateFiles {
             )],
             manifest: include_str!("../../examples/heartbeat/module.toml"),
             dependencies: "",
+            sdk_features: &[],
             run_hint: "nexum run {wasm} module.toml",
         },
         Template::Block => TemplateFiles {
@@ -45,6 +48,7 @@ fn files(template: Template) -> TemplateFiles {
             )],
             manifest: include_str!("../../examples/block-logger/module.toml"),
             dependencies: "serde = { version = \"1.0\", features = [\"derive\"] }\n",
+            sdk_features: &[],
             run_hint: "nexum run {wasm} module.toml --chain 31337=ws://127.0.0.1:8545",
         },
         Template::Logs => TemplateFiles {
@@ -55,6 +59,7 @@ fn files(template: Template) -> TemplateFiles {
             )],
             manifest: include_str!("../../examples/event-counter/module.toml"),
             dependencies: "",
+            sdk_features: &[],
             run_hint: "nexum run {wasm} module.toml --chain 31337=ws://127.0.0.1:8545",
         },
         Template::Twap => TemplateFiles {
@@ -83,6 +88,7 @@ fn files(template: Template) -> TemplateFiles {
             ],
             manifest: include_str!("../../examples/twap-keeper/module.toml"),
             dependencies: "serde = { version = \"1.0\", features = [\"derive\"] }\nserde_json = \"1.0\"\n",
+            sdk_features: &["cow"],
             run_hint: "nexum run {wasm} module.toml --chain 1=wss://your-mainnet-node",
         },
     }
@@ -108,7 +114,7 @@ pub fn new(args: NewArgs) -> anyhow::Result<()> {
     write(&root.join("module.toml"), &manifest)?;
     write(
         &root.join("Cargo.toml"),
-        &cargo_toml(&args.name, &sdk, template.dependencies),
+        &cargo_toml(&args.name, &sdk, template.sdk_features, template.dependencies),
     )?;
     write(&root.join(".gitignore"), "/target\n/data\n")?;
     let wasm = format!(
@@ -146,7 +152,7 @@ fn sdk_path(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
         })
 }
 
-fn cargo_toml(name: &str, sdk: &Path, dependencies: &str) -> String {
+fn cargo_toml(name: &str, sdk: &Path, features: &[&str], dependencies: &str) -> String {
     format!(
         r#"[package]
 name = "{name}"
@@ -158,7 +164,7 @@ publish = false
 crate-type = ["cdylib", "rlib"]
 
 [dependencies]
-nexum-guest = {{ path = {sdk:?} }}
+nexum-guest = {{ path = {sdk:?}, features = {features:?} }}
 {dependencies}
 # Small, fast-loading components.
 [profile.release]

@@ -1,22 +1,32 @@
 //! Example nexum module: counts the events of the test contract (`tests/contracts/Emitter.sol`)
-//! per topic in its store, and shows the `sol!` pattern: decoding a delivered log into a
-//! typed event in one line, and reading contract state with a typed `eth_call`.
+//! per event in its store, and shows the `sol!` pattern: each delivered log routed to its
+//! event's type with one `match`, and contract state read with a typed `eth_call`.
 
 use nexum_guest::chain::{self, BlockTag, LogExt};
-use nexum_guest::primitives::{Address, B256, U256};
-use nexum_guest::sol_types::{SolEvent, sol};
-use nexum_guest::{ChainLogs, Config, Fault, Module, export_module, info, store, warn};
+use nexum_guest::primitives::{Address, U256};
+use nexum_guest::{ChainLogs, Config, Fault, Module, export_module, info, sol, store};
 
 sol! {
-    #![sol(alloy_sol_types = nexum_guest::sol_types)]
-    event Ping(address indexed sender, uint256 indexed seq, bytes payload);
-    event Pong(uint256 indexed seq, string note);
-    function count() external view returns (uint256);
+    interface Emitter {
+        event Ping(address indexed sender, uint256 indexed seq, bytes payload);
+        event Pong(uint256 indexed seq, string note);
+        function count() external view returns (uint256);
+    }
 }
 
-/// Store key of the counter of events with topic 0 = `topic`.
-fn counter_key(topic: &B256) -> String {
-    format!("count/{topic}")
+use Emitter::EmitterEvents;
+
+/// Store key of the counter of the event named `event`.
+fn counter_key(event: &str) -> String {
+    format!("count/{event}")
+}
+
+/// Adds `delta` to the event's counter and returns the new count.
+fn bump(event: &str, delta: i64) -> Result<i64, Fault> {
+    let key = counter_key(event);
+    let count = store::get_json::<i64>(&key)?.unwrap_or(0) + delta;
+    store::set_json(&key, &count)?;
+    Ok(count)
 }
 
 pub struct EventCounter {
@@ -34,31 +44,29 @@ impl Module for EventCounter {
 
     fn on_logs(&mut self, logs: ChainLogs) -> Result<(), Fault> {
         for log in &logs.logs {
-            let Some(topic) = log.topic_words().first().copied() else {
-                continue;
-            };
             // A retracted log (reorg) is taken back out of the count.
             let delta: i64 = if log.removed { -1 } else { 1 };
-            let key = counter_key(&topic);
-            let count = store::get_json::<i64>(&key)?.unwrap_or(0) + delta;
-            store::set_json(&key, &count)?;
-
-            if topic == Ping::SIGNATURE_HASH {
-                let ping = log.decode::<Ping>()?;
-                info!("Ping #{} from {} ({} so far)", ping.seq, ping.sender, count);
-            } else if topic == Pong::SIGNATURE_HASH {
-                let pong = log.decode::<Pong>()?;
-                info!("Pong #{}: {:?} ({} so far)", pong.seq, pong.note, count);
-            } else {
-                warn!("unexpected event {topic}");
+            match log.decode_any::<EmitterEvents>()? {
+                EmitterEvents::Ping(ping) => {
+                    let count = bump("Ping", delta)?;
+                    info!("Ping #{} from {} ({count} so far)", ping.seq, ping.sender);
+                }
+                EmitterEvents::Pong(pong) => {
+                    let count = bump("Pong", delta)?;
+                    info!("Pong #{}: {:?} ({count} so far)", pong.seq, pong.note);
+                }
             }
         }
         if self.read_count
             && let Some(first) = logs.logs.first()
         {
             let contract = Address::from_slice(&first.address);
-            let total: U256 =
-                chain::call_sol(logs.chain_id, contract, &countCall {}, BlockTag::Latest)?;
+            let total: U256 = chain::call_sol(
+                logs.chain_id,
+                contract,
+                &Emitter::countCall {},
+                BlockTag::Latest,
+            )?;
             info!("the contract's own count is {total}");
         }
         Ok(())
@@ -70,27 +78,15 @@ export_module!(EventCounter);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Emitter::{Ping, Pong};
+    use nexum_guest::ChainLog;
     use nexum_guest::primitives::Bytes;
     use nexum_guest::testing::TestHost;
-    use nexum_guest::{ChainLog, Event};
 
-    fn log(event: &impl SolEvent, index: u64, removed: bool) -> ChainLog {
-        let data = event.encode_log_data();
-        ChainLog {
-            address: vec![0xee; 20],
-            topics: data.topics().iter().map(|t| t.to_vec()).collect(),
-            data: data.data.to_vec(),
-            block_number: Some(7),
-            block_hash: Some(vec![7; 32]),
-            transaction_hash: None,
-            transaction_index: Some(0),
-            log_index: Some(index),
-            removed,
-        }
-    }
+    const CONTRACT: Address = Address::repeat_byte(0xee);
 
     #[test]
-    fn counts_per_topic_and_uncounts_retracted_logs() {
+    fn counts_per_event_and_uncounts_retracted_logs() {
         let host = TestHost::new();
         let mut module: EventCounter = host.init(&[]).unwrap();
         let ping = Ping {
@@ -102,26 +98,21 @@ mod tests {
             seq: U256::from(2),
             note: "hi".into(),
         };
-        let batch = |logs| Event::ChainLogs(ChainLogs { chain_id: 1, logs });
-        host.deliver(
-            &mut module,
-            batch(vec![
-                log(&ping, 0, false),
-                log(&pong, 1, false),
-                log(&ping, 2, false),
-            ]),
-        )
-        .unwrap();
-        host.deliver(&mut module, batch(vec![log(&ping, 2, true)]))
+        let logs = vec![
+            TestHost::log(CONTRACT, &ping),
+            TestHost::log(CONTRACT, &pong),
+            TestHost::log(CONTRACT, &ping),
+        ];
+        host.deliver(&mut module, TestHost::chain_logs(1, logs))
             .unwrap();
-        assert_eq!(
-            host.store_json::<i64>(&counter_key(&Ping::SIGNATURE_HASH)),
-            Some(1)
-        );
-        assert_eq!(
-            host.store_json::<i64>(&counter_key(&Pong::SIGNATURE_HASH)),
-            Some(1)
-        );
+        let retracted = ChainLog {
+            removed: true,
+            ..TestHost::log(CONTRACT, &ping)
+        };
+        host.deliver(&mut module, TestHost::chain_logs(1, vec![retracted]))
+            .unwrap();
+        assert_eq!(host.store_json::<i64>(&counter_key("Ping")), Some(1));
+        assert_eq!(host.store_json::<i64>(&counter_key("Pong")), Some(1));
         assert!(
             host.logs()
                 .iter()
@@ -142,18 +133,33 @@ mod tests {
             seq: U256::ZERO,
             payload: Bytes::new(),
         };
-        host.deliver(
-            &mut module,
-            Event::ChainLogs(ChainLogs {
-                chain_id: 31337,
-                logs: vec![log(&ping, 0, false)],
-            }),
-        )
-        .unwrap();
+        let logs = TestHost::chain_logs(31337, vec![TestHost::log(CONTRACT, &ping)]);
+        host.deliver(&mut module, logs).unwrap();
         assert!(
             host.logs()
                 .iter()
                 .any(|(_, l)| l == "the contract's own count is 5")
         );
+    }
+
+    #[test]
+    fn a_log_of_another_event_fails_the_call_and_its_writes() {
+        let host = TestHost::new();
+        let mut module: EventCounter = host.init(&[]).unwrap();
+        nexum_guest::sol! { event Other(uint256 x); }
+        let ping = Ping {
+            sender: Address::ZERO,
+            seq: U256::ZERO,
+            payload: Bytes::new(),
+        };
+        let logs = vec![
+            TestHost::log(CONTRACT, &ping),
+            TestHost::log(CONTRACT, &Other { x: U256::ZERO }),
+        ];
+        let err = host
+            .deliver(&mut module, TestHost::chain_logs(1, logs))
+            .unwrap_err();
+        assert!(matches!(err, Fault::InvalidInput(_)), "{err:?}");
+        assert_eq!(host.store_json::<i64>(&counter_key("Ping")), None);
     }
 }
