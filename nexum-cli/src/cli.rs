@@ -84,13 +84,16 @@ Examples:
 
     /// Create a module crate that builds for wasm32-wasip2 and runs under `nexum run`.
     #[command(after_help = "\
-Templates: cron (a heartbeat), block (follows blocks), logs (counts a contract's events),
-twap (a CoW Protocol conditional-order keeper). Each comes with its module.toml and native
-unit tests.
+Templates in Rust: cron (a heartbeat), block (follows blocks), logs (counts a contract's
+events), twap (a CoW Protocol conditional-order keeper). In JavaScript and Python: js and py
+(count a contract's events, follow blocks, read chain state), each with a small helper
+library and tests against a fake host. Each comes with its module.toml and unit tests that
+run natively; `nexum dev` in the new folder builds and runs any of them.
 
 Examples:
   nexum new my-keeper
   nexum new watcher --template logs --dir ~/modules
+  nexum new counter --template js && cd counter && nexum dev
   cd my-keeper && cargo build --target wasm32-wasip2 --release
   nexum run target/wasm32-wasip2/release/my_keeper.wasm module.toml")]
     New(NewArgs),
@@ -299,6 +302,10 @@ pub enum Template {
     Logs,
     /// Keeps CoW Protocol conditional orders alive.
     Twap,
+    /// JavaScript (componentize-js): counts a contract's events and follows blocks.
+    Js,
+    /// Python (componentize-py): counts a contract's events and follows blocks.
+    Py,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,10 @@
-//! `nexum new`: a module crate from one of the example modules, ready to build and run.
+//! `nexum new`: a module from a template, ready to build and run.
 //!
-//! The templates are the examples in this repository (their sources are compiled into the
-//! binary), so every template is a module the test suite builds and runs.
+//! The Rust templates are the examples in this repository and the JavaScript and Python ones
+//! are `templates/` (their sources are compiled into the binary), so every template is a
+//! module the test suite builds and runs.
+
+mod scripted;
 
 use crate::cli::{NewArgs, Template};
 use anyhow::{Context, bail};
@@ -33,9 +36,9 @@ fn files(template: Template) -> TemplateFiles {
             example_name: "heartbeat",
             sources: &[(
                 "src/lib.rs",
-                include_str!("../../examples/heartbeat/src/lib.rs"),
+                include_str!("../../../examples/heartbeat/src/lib.rs"),
             )],
-            manifest: include_str!("../../examples/heartbeat/module.toml"),
+            manifest: include_str!("../../../examples/heartbeat/module.toml"),
             dependencies: "",
             sdk_features: &[],
             run_hint: "nexum run {wasm} module.toml",
@@ -44,9 +47,9 @@ fn files(template: Template) -> TemplateFiles {
             example_name: "block-logger",
             sources: &[(
                 "src/lib.rs",
-                include_str!("../../examples/block-logger/src/lib.rs"),
+                include_str!("../../../examples/block-logger/src/lib.rs"),
             )],
-            manifest: include_str!("../../examples/block-logger/module.toml"),
+            manifest: include_str!("../../../examples/block-logger/module.toml"),
             dependencies: "serde = { version = \"1.0\", features = [\"derive\"] }\n",
             sdk_features: &[],
             run_hint: "nexum run {wasm} module.toml --chain 31337=ws://127.0.0.1:8545",
@@ -55,38 +58,39 @@ fn files(template: Template) -> TemplateFiles {
             example_name: "event-counter",
             sources: &[(
                 "src/lib.rs",
-                include_str!("../../examples/event-counter/src/lib.rs"),
+                include_str!("../../../examples/event-counter/src/lib.rs"),
             )],
-            manifest: include_str!("../../examples/event-counter/module.toml"),
+            manifest: include_str!("../../../examples/event-counter/module.toml"),
             dependencies: "",
             sdk_features: &[],
             run_hint: "nexum run {wasm} module.toml --chain 31337=ws://127.0.0.1:8545",
         },
+        Template::Js | Template::Py => unreachable!("scripted templates are made by `scripted`"),
         Template::Twap => TemplateFiles {
             example_name: "twap-keeper",
             sources: &[
                 (
                     "src/lib.rs",
-                    include_str!("../../examples/twap-keeper/src/lib.rs"),
+                    include_str!("../../../examples/twap-keeper/src/lib.rs"),
                 ),
                 (
                     "src/contract.rs",
-                    include_str!("../../examples/twap-keeper/src/contract.rs"),
+                    include_str!("../../../examples/twap-keeper/src/contract.rs"),
                 ),
                 (
                     "src/keeper.rs",
-                    include_str!("../../examples/twap-keeper/src/keeper.rs"),
+                    include_str!("../../../examples/twap-keeper/src/keeper.rs"),
                 ),
                 (
                     "src/keeper/tests.rs",
-                    include_str!("../../examples/twap-keeper/src/keeper/tests.rs"),
+                    include_str!("../../../examples/twap-keeper/src/keeper/tests.rs"),
                 ),
                 (
                     "src/state.rs",
-                    include_str!("../../examples/twap-keeper/src/state.rs"),
+                    include_str!("../../../examples/twap-keeper/src/state.rs"),
                 ),
             ],
-            manifest: include_str!("../../examples/twap-keeper/module.toml"),
+            manifest: include_str!("../../../examples/twap-keeper/module.toml"),
             dependencies: "serde = { version = \"1.0\", features = [\"derive\"] }\nserde_json = \"1.0\"\n",
             sdk_features: &["cow"],
             run_hint: "nexum run {wasm} module.toml --chain 1=wss://your-mainnet-node",
@@ -96,10 +100,16 @@ fn files(template: Template) -> TemplateFiles {
 
 pub fn new(args: NewArgs) -> anyhow::Result<()> {
     ModuleName::new(&args.name).map_err(anyhow::Error::msg)?;
-    let base = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
-    let root = base.join(&args.name);
+    // Shown as the author would type it: `cd NAME` when made here.
+    let root = match &args.dir {
+        Some(base) => base.join(&args.name),
+        None => PathBuf::from(&args.name),
+    };
     if root.exists() {
         bail!("{} already exists", root.display());
+    }
+    if let Some(template) = scripted::template(args.template) {
+        return scripted::create(template, &args.name, &root);
     }
     let sdk = sdk_path(args.sdk.as_deref())?;
     let template = files(args.template);
@@ -114,7 +124,12 @@ pub fn new(args: NewArgs) -> anyhow::Result<()> {
     write(&root.join("module.toml"), &manifest)?;
     write(
         &root.join("Cargo.toml"),
-        &cargo_toml(&args.name, &sdk, template.sdk_features, template.dependencies),
+        &cargo_toml(
+            &args.name,
+            &sdk,
+            template.sdk_features,
+            template.dependencies,
+        ),
     )?;
     write(&root.join(".gitignore"), "/target\n/data\n")?;
     let wasm = format!(
@@ -133,6 +148,8 @@ pub fn new(args: NewArgs) -> anyhow::Result<()> {
     println!("  cargo test                                     # native unit tests");
     println!("  cargo build --target wasm32-wasip2 --release   # the component");
     println!("  {run}");
+    println!("or, to build, run against a local chain and rebuild on every change:");
+    println!("  cd {} && nexum dev", root.display());
     Ok(())
 }
 
@@ -189,7 +206,7 @@ fn readme(name: &str, wasm: &str, run: &str) -> String {
     )
 }
 
-fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }

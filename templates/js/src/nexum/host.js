@@ -1,0 +1,152 @@
+// The helpers modules call: log, store and chain, written over the three WIT imports.
+//
+// The imports are bound at run time (`bind`) instead of imported here, so that the same
+// helpers run inside the component (src/main.js binds the real imports) and under node's
+// test runner (FakeHost binds fakes that behave like them).
+
+import { Fault, fromHostError } from './errors.js';
+import { describe } from './hex.js';
+
+let bound = null;
+
+/**
+ * Makes `imports` ({logging, localStore, chain}: the WIT interfaces as componentize-js
+ * presents them) the host the helpers talk to; returns the previous binding.
+ */
+export function bind(imports) {
+  const previous = bound;
+  bound = imports;
+  return previous;
+}
+
+function host(name) {
+  if (bound === null) {
+    throw new Fault(
+      'internal',
+      'nexum helpers were called outside a call from the host: use them in init or a handler ' +
+        '(in tests, run the module through FakeHost)',
+    );
+  }
+  return bound[name];
+}
+
+/** Runs an import, turning its thrown err value into a Fault or RpcError. */
+function call(fn) {
+  try {
+    return fn();
+  } catch (error) {
+    throw fromHostError(error);
+  }
+}
+
+/** Log lines, tagged by nexum with the module's name. */
+export const log = Object.freeze({
+  trace: (message) => write('trace', message),
+  debug: (message) => write('debug', message),
+  info: (message) => write('info', message),
+  warn: (message) => write('warn', message),
+  error: (message) => write('error', message),
+});
+
+function write(level, message) {
+  host('logging').log(level, String(message));
+}
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The module's private key-value store. A call's writes commit together when the call
+ * succeeds and are dropped when it fails; reads see the call's own writes.
+ */
+export const store = Object.freeze({
+  /** The value of `key` as bytes, or undefined. */
+  get(key) {
+    return call(() => host('localStore').get(checkKey(key)));
+  },
+
+  /** Sets `key` to `value` (a Uint8Array). */
+  set(key, value) {
+    if (!(value instanceof Uint8Array)) {
+      throw new TypeError(`store.set('${key}'): the value must be a Uint8Array, got ${describe(value)} (use setJson for values)`);
+    }
+    call(() => host('localStore').set(checkKey(key), value));
+  },
+
+  /** Removes `key` (nothing happens when it has no value). */
+  delete(key) {
+    call(() => host('localStore').delete(checkKey(key)));
+  },
+
+  /** The value of `key` parsed as JSON, or undefined. */
+  getJson(key) {
+    const bytes = store.get(key);
+    if (bytes === undefined) return undefined;
+    let text;
+    try {
+      text = fromUtf8.decode(bytes);
+      return JSON.parse(text);
+    } catch (error) {
+      throw new Fault('internal', `store key '${key}' does not hold JSON: ${error.message}`);
+    }
+  },
+
+  /** Stores `value` as JSON; BigInts become decimal strings (JSON has no 64-bit integers). */
+  setJson(key, value) {
+    const text = JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? v.toString() : v));
+    if (text === undefined) {
+      throw new TypeError(`store.setJson('${key}'): ${describe(value)} has no JSON form`);
+    }
+    store.set(key, utf8.encode(text));
+  },
+
+  /** The keys starting with `prefix`, sorted. nexum refuses a match of more than 10,000 keys. */
+  keys(prefix = '') {
+    return call(() => host('localStore').listKeys(checkKey(prefix)));
+  },
+});
+
+/** Keys are strings; their length and emptiness are the host's to judge. */
+function checkKey(key) {
+  if (typeof key !== 'string') {
+    throw new TypeError(`store keys are strings, got ${describe(key)}`);
+  }
+  return key;
+}
+
+/** Read-only JSON-RPC against the chains the module declared in module.toml. */
+export const chain = Object.freeze({
+  /**
+   * One JSON-RPC call; returns the parsed result. `params` is sent as JSON, with BigInts
+   * as hex quantities ('0x…'), the JSON-RPC spelling of numbers. A node error throws
+   * RpcError; a refusal by nexum (undeclared chain, method not allowed) throws Fault.
+   */
+  request(chainId, method, params = []) {
+    const text = JSON.stringify(params, (_, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v));
+    const answer = call(() => host('chain').request(toChainId(chainId), String(method), text ?? '[]'));
+    try {
+      return JSON.parse(answer);
+    } catch (error) {
+      throw new Fault('internal', `${method}: the node's answer is not JSON: ${error.message}`);
+    }
+  },
+
+  /**
+   * eth_call: runs `data` against the contract `to` at `block` ('latest', a tag, a number
+   * or a block hash) and returns the '0x…' return data. A revert throws RpcError.
+   */
+  call(chainId, { to, data }, block = 'latest') {
+    const at = typeof block === 'number' || typeof block === 'bigint' ? `0x${BigInt(block).toString(16)}` : block;
+    const result = chain.request(chainId, 'eth_call', [{ to, data }, at]);
+    if (typeof result !== 'string' || !/^0x([0-9a-fA-F]{2})*$/.test(result)) {
+      throw new Fault('internal', `eth_call answered ${describe(result)}, not '0x…' bytes`);
+    }
+    return result.toLowerCase();
+  },
+});
+
+function toChainId(chainId) {
+  if (typeof chainId === 'bigint') return chainId;
+  if (Number.isSafeInteger(chainId) && chainId >= 0) return BigInt(chainId);
+  throw new TypeError(`a chain id is a non-negative integer, got ${describe(chainId)}`);
+}

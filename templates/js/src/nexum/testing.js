@@ -1,0 +1,401 @@
+// FakeHost: runs a module file under node's test runner, with fakes of the three WIT
+// imports that refuse what nexum refuses, with the same fault kinds and texts (the rules
+// live in nexum-core/src/host_rules/ and nexum-core/src/limits.rs). The module is driven
+// through the same entry code as the component (src/nexum/entry.js), so tests exercise
+// the real conversions, dispatch and error handling. Node-only: not part of the component.
+
+import { readFileSync } from 'node:fs';
+import { logToWit, toU64 } from './convert.js';
+import { entry } from './entry.js';
+import { FAULT_KINDS, Fault, RpcError } from './errors.js';
+import { fromHex } from './hex.js';
+import { bind } from './host.js';
+import { keccak256Bytes } from './keccak.js';
+import { parseToml } from './toml.js';
+
+/** nexum's default limits; a module.toml [limits] table may lower them. */
+const DEFAULT_LIMITS = {
+  store_key_bytes: 1024,
+  store_value_bytes: 1024 * 1024,
+  store_total_bytes: 256 * 1024 * 1024,
+  list_keys_max: 10_000,
+  request_bytes: 1024 * 1024,
+  answer_bytes: 8 * 1024 * 1024,
+};
+
+/** What each pending write costs beyond its bytes, and the least a call may hold. */
+const PENDING_ENTRY_OVERHEAD = 64;
+const MIN_PENDING_BYTES = 1024 * 1024;
+
+/** The read-only JSON-RPC methods nexum serves; everything else is denied. */
+const ALLOWED_METHODS = new Set([
+  'eth_blockNumber', 'eth_call', 'eth_chainId', 'eth_createAccessList', 'eth_estimateGas',
+  'eth_feeHistory', 'eth_gasPrice', 'eth_blobBaseFee', 'eth_getBalance', 'eth_getBlockByHash',
+  'eth_getBlockByNumber', 'eth_getBlockReceipts', 'eth_getBlockTransactionCountByHash',
+  'eth_getBlockTransactionCountByNumber', 'eth_getCode', 'eth_getLogs', 'eth_getProof',
+  'eth_getStorageAt', 'eth_getTransactionByBlockHashAndIndex',
+  'eth_getTransactionByBlockNumberAndIndex', 'eth_getTransactionByHash',
+  'eth_getTransactionCount', 'eth_getTransactionReceipt', 'eth_getUncleCountByBlockHash',
+  'eth_getUncleCountByBlockNumber', 'eth_maxPriorityFeePerGas', 'eth_syncing', 'net_version',
+  'web3_clientVersion',
+]);
+
+const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error']);
+
+/** What a failing import throws in the component: an Error carrying the WIT err value. */
+class ComponentError extends Error {
+  constructor(payload) {
+    super(`the host refused the call (${payload.tag === 'fault' ? payload.val.tag : payload.tag})`);
+    this.name = 'ComponentError';
+    this.payload = payload;
+  }
+}
+
+const utf8 = new TextEncoder();
+const byteLength = (text) => utf8.encode(text).length;
+
+/** Orders keys as nexum does: by their UTF-8 bytes. */
+const byBytes = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+/** Text cut to `max` UTF-8 bytes with a note, as nexum cuts what it echoes back. */
+function cut(text, max) {
+  const bytes = utf8.encode(text);
+  if (bytes.length <= max) return text;
+  let end = max;
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--; // back to a character boundary
+  return `${new TextDecoder().decode(bytes.subarray(0, end))}… [cut: ${bytes.length} bytes in all]`;
+}
+
+/**
+ * Stands in for nexum: `init` and `deliver` run a module file the way the component
+ * would, committing its store writes only when the call succeeds.
+ *
+ *   const host = new FakeHost();              // reads ./module.toml
+ *   host.onRequest((chainId, method, params) => '0x…');
+ *   host.init(module, { read_count: 'true' });
+ *   host.deliver(module, FakeHost.block({ number: 12 }));
+ */
+export class FakeHost {
+  /** Log lines the module wrote, as [level, message]. */
+  logs = [];
+  /** Chain calls that reached the handler, as {chainId, method, params}. */
+  requests = [];
+
+  #capabilities;
+  #chains;
+  #limits;
+  #config;
+  #answer = null;
+  #committed = new Map();
+  #used = 0;
+  #pending = new Map();
+  #delta = 0;
+  #held = 0;
+
+  /** @param {string} manifest the module's module.toml (default: ./module.toml) */
+  constructor(manifest = 'module.toml') {
+    const toml = parseToml(readFileSync(manifest, 'utf8'), manifest);
+    this.#capabilities = new Set(toml.capabilities?.required ?? []);
+    // componentize-js imports every interface of the world, and nexum refuses to load a
+    // component whose manifest does not grant each one it imports: so does the fake.
+    for (const capability of ['chain', 'local-store', 'logging']) {
+      if (!this.#capabilities.has(capability)) {
+        throw new Error(
+          `${manifest}: \`capabilities.required\`: the component imports \`nexum:host/${capability}@0.2.1\`, ` +
+            `which needs the \`${capability}\` capability; add "${capability}" to [capabilities] required`,
+        );
+      }
+    }
+    this.#chains = new Set([
+      ...(toml.subscription ?? []).map((s) => s.chain_id).filter((id) => id !== undefined),
+      ...(toml.capabilities?.chains ?? []),
+    ].map(Number));
+    // [limits] may lower nexum's defaults (nexum refuses a manifest that raises them).
+    this.#limits = { ...DEFAULT_LIMITS };
+    for (const [name, value] of Object.entries(toml.limits ?? {})) {
+      if (name in this.#limits && Number(value) <= this.#limits[name]) this.#limits[name] = Number(value);
+    }
+    // [config] as nexum flattens it: strings verbatim, other values as text, arrays and
+    // tables as JSON (integers past 2^53 exactly only where node has JSON.rawJSON).
+    const json = (v) => JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? JSON.rawJSON?.(String(x)) ?? Number(x) : x));
+    this.#config = Object.fromEntries(
+      Object.entries(toml.config ?? {}).map(([k, v]) => [k, typeof v === 'object' ? json(v) : String(v)]),
+    );
+  }
+
+  /**
+   * Answers the module's chain calls: `answer(chainId, method, params)` returns the
+   * JSON-RPC result (a JSON value), or throws RpcError (a node error) or Fault.
+   */
+  onRequest(answer) {
+    this.#answer = answer;
+    return this;
+  }
+
+  /** Calls the module's init with `config` (default: module.toml's [config]). */
+  init(module, config = this.#config) {
+    const pairs = Object.entries(config).map(([k, v]) => [k, String(v)]);
+    this.#call(() => entry(module).init(pairs));
+  }
+
+  /** Delivers one event (made with FakeHost.block, .logs or .tick) to the module. */
+  deliver(module, event) {
+    this.#call(() => entry(module).onEvent(event));
+  }
+
+  /** The committed store: key to bytes. A copy; writes of a failed call never show here. */
+  get store() {
+    return new Map([...this.#committed].map(([k, v]) => [k, v.slice()]));
+  }
+
+  /** A committed value parsed as JSON, or undefined. */
+  storeJson(key) {
+    const value = this.#committed.get(key);
+    return value === undefined ? undefined : JSON.parse(new TextDecoder().decode(value));
+  }
+
+  /** A block event. Hashes and the timestamp are made up from the number unless given. */
+  static block({ number, chainId = 31337, hash, parentHash, timestamp }) {
+    const made = (n) => keccak256Bytes(`fake block ${chainId}/${n}`);
+    return {
+      tag: 'block',
+      val: {
+        chainId: toU64(chainId, 'chainId'),
+        number: toU64(number, 'number'),
+        hash: hash === undefined ? made(number) : fromHex(hash, 'hash'),
+        parentHash: parentHash === undefined ? made(number - 1) : fromHex(parentHash, 'parentHash'),
+        timestamp: toU64(timestamp ?? 1_700_000_000_000 + number * 12_000, 'timestamp'),
+      },
+    };
+  }
+
+  /** A batch of logs (friendly logs, as an event's `encode` makes them) on one chain. */
+  static chainLogs(chainId, logs) {
+    return { tag: 'chain-logs', val: { chainId: toU64(chainId, 'chainId'), logs: logs.map(logToWit) } };
+  }
+
+  /** A cron tick; `firedAt` in ms since the epoch. */
+  static tick(firedAt, schedule = '* * * * *') {
+    return { tag: 'tick', val: { firedAt: toU64(firedAt, 'firedAt'), schedule } };
+  }
+
+  /**
+   * One call into the module: its writes commit when it returns and are discarded when
+   * it throws; a thrown fault variant is rethrown as a Fault.
+   */
+  #call(run) {
+    const previous = bind(this.#imports);
+    this.#pending = new Map();
+    this.#delta = 0;
+    this.#held = 0;
+    try {
+      run();
+    } catch (thrown) {
+      this.#pending = new Map();
+      if (FAULT_KINDS.includes(thrown?.tag)) throw Fault.fromVariant(thrown);
+      throw new Error(`the module trapped (nexum would restart it): ${thrown?.message ?? thrown}`, { cause: thrown });
+    } finally {
+      bind(previous);
+    }
+    for (const [key, value] of this.#pending) {
+      if (value === null) this.#committed.delete(key);
+      else this.#committed.set(key, value);
+    }
+    this.#used += this.#delta;
+    this.#pending = new Map();
+  }
+
+  // --- The fake imports: same arguments, results and thrown errors as the WIT imports.
+
+  #imports = {
+    logging: {
+      log: (level, message) => {
+        if (!this.#capabilities.has('logging')) {
+          throw new Error(`this module logs, but ${this.#undeclared('logging')}`);
+        }
+        if (!LEVELS.has(level)) throw new TypeError(`'${level}' is not a log level`);
+        this.logs.push([level, message]);
+      },
+    },
+    localStore: {
+      get: (key) => {
+        this.#storeAllowed(key);
+        const value = this.#pending.has(key) ? this.#pending.get(key) : this.#committed.get(key);
+        return value === null || value === undefined ? undefined : value.slice();
+      },
+      set: (key, value) => {
+        this.#storeAllowed(key);
+        if (value.length > this.#limits.store_value_bytes) {
+          throw storeFault('invalid-input', `value is ${value.length} bytes; the limit is ${this.#limits.store_value_bytes}`);
+        }
+        const size = byteLength(key) + value.length;
+        this.#budget(this.#delta - this.#visible(key) + size, this.#held - this.#heldBy(key) + size + PENDING_ENTRY_OVERHEAD);
+        this.#pending.set(key, value.slice());
+      },
+      delete: (key) => {
+        this.#storeAllowed(key);
+        if (!this.#committed.has(key)) {
+          // Deleting what was never committed leaves nothing to write.
+          if (this.#pending.has(key)) {
+            this.#delta -= this.#visible(key);
+            this.#held -= this.#heldBy(key);
+            this.#pending.delete(key);
+          }
+          return;
+        }
+        this.#budget(this.#delta - this.#visible(key), this.#held - this.#heldBy(key) + byteLength(key) + PENDING_ENTRY_OVERHEAD);
+        this.#pending.set(key, null);
+      },
+      listKeys: (prefix) => {
+        this.#capability('local-store', (why) => storeFault('unsupported', why));
+        this.#checkLength(prefix);
+        const keys = new Set([...this.#committed.keys()].filter((k) => k.startsWith(prefix)));
+        for (const [key, value] of this.#pending) {
+          if (!key.startsWith(prefix)) continue;
+          if (value === null) keys.delete(key);
+          else keys.add(key);
+        }
+        if (keys.size > this.#limits.list_keys_max) {
+          throw storeFault(
+            'invalid-input',
+            `more than ${this.#limits.list_keys_max} keys start with ${JSON.stringify(cut(prefix, 256))}; ` +
+              'list a narrower prefix, or page through them with list-entries',
+          );
+        }
+        return [...keys].sort(byBytes);
+      },
+    },
+    chain: {
+      request: (chainId, method, params) => {
+        this.#capability('chain', (why) => chainFault('unsupported', why));
+        if (!this.#chains.has(Number(chainId))) {
+          throw chainFault(
+            'unsupported',
+            `chain ${chainId} is not declared by this module: subscribe to it or list it in [capabilities] chains`,
+          );
+        }
+        const parsed = this.#checkCall(method, params);
+        this.requests.push({ chainId: Number(chainId), method, params: parsed });
+        return this.#ask(Number(chainId), method, parsed);
+      },
+    },
+  };
+
+  #undeclared(capability) {
+    return `\`${capability}\` is not in [capabilities] required of module.toml: nexum would refuse to load this module`;
+  }
+
+  #capability(name, fault) {
+    if (!this.#capabilities.has(name)) throw fault(this.#undeclared(name));
+  }
+
+  #storeAllowed(key) {
+    this.#capability('local-store', (why) => storeFault('unsupported', why));
+    if (key === '') throw storeFault('invalid-input', 'keys must not be empty');
+    this.#checkLength(key);
+  }
+
+  #checkLength(key) {
+    const length = byteLength(key);
+    if (length > this.#limits.store_key_bytes) {
+      throw storeFault('invalid-input', `key is ${length} bytes; the limit is ${this.#limits.store_key_bytes}`);
+    }
+  }
+
+  /** The quota size of `key` as the call sees it. */
+  #visible(key) {
+    const value = this.#pending.has(key) ? this.#pending.get(key) : this.#committed.get(key);
+    return value === null || value === undefined ? 0 : byteLength(key) + value.length;
+  }
+
+  /** What the call's pending write of `key` holds. */
+  #heldBy(key) {
+    if (!this.#pending.has(key)) return 0;
+    return byteLength(key) + (this.#pending.get(key)?.length ?? 0) + PENDING_ENTRY_OVERHEAD;
+  }
+
+  /** Refuses a write that takes the module over its quota, or the call's set over its cap. */
+  #budget(delta, held) {
+    const total = this.#limits.store_total_bytes;
+    if (delta > this.#delta && delta > 0 && this.#used + delta > total) {
+      throw storeFault('denied', `the store quota of ${total} bytes would be exceeded (${this.#used} bytes in use)`);
+    }
+    const maxHeld = Math.max(total, MIN_PENDING_BYTES);
+    if (held > maxHeld) {
+      throw storeFault('denied', `this call's pending writes would hold more than the store quota of ${maxHeld} bytes; commit in smaller steps`);
+    }
+    this.#delta = delta;
+    this.#held = held;
+  }
+
+  /** The method and params checks of nexum's chain capability; returns the parsed params. */
+  #checkCall(method, params) {
+    const refusal = methodRefusal(method);
+    if (refusal !== undefined) throw chainFault('denied', `method \`${cut(method, 64)}\` is not allowed: ${refusal}`);
+    const name = cut(method, 64);
+    const max = this.#limits.request_bytes;
+    if (byteLength(params) > max) {
+      throw chainFault('invalid-input', `params of \`${name}\` are ${byteLength(params)} bytes; the limit is ${max} (limits.request_bytes)`);
+    }
+    const trimmed = params.trim();
+    if (trimmed === '' || trimmed === 'null') return [];
+    let parsed;
+    try {
+      parsed = JSON.parse(trimmed);
+    } catch (error) {
+      throw chainFault('invalid-input', `params of \`${name}\` are not valid JSON: ${error.message}`);
+    }
+    if (!trimmed.startsWith('[') && !trimmed.startsWith('{')) {
+      throw chainFault('invalid-input', `params of \`${name}\` must be a JSON array or object`);
+    }
+    return parsed;
+  }
+
+  /** The test's answer as the JSON text the host would return, or its error as thrown. */
+  #ask(chainId, method, params) {
+    if (this.#answer === null) {
+      throw chainFault('unsupported', 'no chain handler set: call host.onRequest(…) in the test');
+    }
+    let result;
+    try {
+      result = this.#answer(chainId, method, params);
+    } catch (error) {
+      if (error instanceof RpcError) {
+        const data = error.data === undefined ? undefined : fromHex(error.data, 'RpcError data');
+        throw new ComponentError({ tag: 'rpc', val: { code: error.code, message: error.message, data } });
+      }
+      if (error instanceof Fault) throw new ComponentError({ tag: 'fault', val: error.toVariant() });
+      throw error;
+    }
+    if (result === undefined) {
+      throw new TypeError(`the onRequest handler returned nothing for ${method}: return the JSON-RPC result (null for none)`);
+    }
+    const answer = JSON.stringify(result);
+    if (byteLength(answer) > this.#limits.answer_bytes) {
+      throw chainFault(
+        'unavailable',
+        `the node's answer is ${byteLength(answer)} bytes; this module may receive ${this.#limits.answer_bytes} (limits.answer_bytes)`,
+      );
+    }
+    return answer;
+  }
+}
+
+const storeFault = (tag, val) => new ComponentError({ tag, val });
+const chainFault = (tag, val) => new ComponentError({ tag: 'fault', val: { tag, val } });
+
+/** Why nexum refuses `method`, or undefined when it serves it. */
+function methodRefusal(method) {
+  if (ALLOWED_METHODS.has(method)) return undefined;
+  const signing = ['eth_sendTransaction', 'eth_sendRawTransaction', 'eth_sign', 'eth_signTransaction', 'eth_signTypedData'];
+  if (signing.some((m) => method.startsWith(m)) || method.startsWith('personal_')) {
+    return 'signing and sending are not available to modules';
+  }
+  if (['admin_', 'debug_', 'miner_', 'anvil_', 'hardhat_', 'evm_', 'txpool_'].some((p) => method.startsWith(p))) {
+    return 'node administration and debugging are not available to modules';
+  }
+  if (method.includes('ubscribe') || method.includes('Filter')) {
+    return 'subscriptions and node-side filters are managed by the host; use a subscription in module.toml or eth_getLogs';
+  }
+  return 'it is not one of the read-only methods nexum serves';
+}

@@ -1,0 +1,147 @@
+"""Look-alikes of the classes componentize-py generates for the world (`wit_world.imports`).
+
+Same names, fields and behaviour (an import's `err` is raised as `Err(value)`), so the
+FakeHost can drive nexum.entry and nexum.host exactly as the component does, without
+componentize-py installed. Only the parts the helper uses are mirrored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+E = TypeVar("E")
+
+
+@dataclass(frozen=True)
+class Err(Generic[E], Exception):
+    """componentize_py_types.Err: the failure case of a WIT `result`, raised."""
+
+    value: E
+
+
+# --- types ------------------------------------------------------------------------------
+
+
+@dataclass
+class Block:
+    chain_id: int
+    number: int
+    hash: bytes
+    parent_hash: bytes
+    timestamp: int
+
+
+@dataclass
+class ChainLog:
+    address: bytes
+    topics: list[bytes]
+    data: bytes
+    block_number: int | None
+    block_hash: bytes | None
+    transaction_hash: bytes | None
+    transaction_index: int | None
+    log_index: int | None
+    removed: bool
+
+
+@dataclass
+class ChainLogs:
+    chain_id: int
+    logs: list[ChainLog]
+
+
+@dataclass
+class Tick:
+    fired_at: int
+    schedule: str
+
+
+@dataclass
+class Event_Block:
+    value: Block
+
+
+@dataclass
+class Event_ChainLogs:
+    value: ChainLogs
+
+
+@dataclass
+class Event_Tick:
+    value: Tick
+
+
+Event = Event_Block | Event_ChainLogs | Event_Tick
+
+
+@dataclass
+class RateLimit:
+    retry_after_ms: int | None
+
+
+@dataclass
+class Fault_Unsupported:
+    value: str
+
+
+@dataclass
+class Fault_Unavailable:
+    value: str
+
+
+@dataclass
+class Fault_Denied:
+    value: str
+
+
+@dataclass
+class Fault_RateLimited:
+    value: RateLimit
+
+
+@dataclass
+class Fault_Timeout:
+    pass
+
+
+@dataclass
+class Fault_InvalidInput:
+    value: str
+
+
+@dataclass
+class Fault_Internal:
+    value: str
+
+
+# --- chain ------------------------------------------------------------------------------
+
+
+@dataclass
+class RpcError:
+    code: int
+    message: str
+    data: bytes | None
+
+
+@dataclass
+class ChainError_Fault:
+    value: Any
+
+
+@dataclass
+class ChainError_Rpc:
+    value: RpcError
+
+
+# --- logging ----------------------------------------------------------------------------
+
+
+class Level(Enum):
+    TRACE = 0
+    DEBUG = 1
+    INFO = 2
+    WARN = 3
+    ERROR = 4

@@ -1,0 +1,140 @@
+"""`log`, `store` and `chain`: the host's imports behind friendly Python calls.
+
+They call whichever imports are bound: the real WIT imports inside the component (bound
+by app.py), or a FakeHost's look-alikes in tests. Host errors come back as Fault or
+RpcError, never as componentize-py's raw `Err`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .convert import chain_error_from_wit, fault_from_wit
+from .errors import Fault, RpcError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WitImports:
+    """The world's imports plus the exception class an import raises for `err`."""
+
+    types: Any
+    chain: Any
+    local_store: Any
+    logging: Any
+    err: type[BaseException]
+
+
+_bound: WitImports | None = None
+
+
+def bind(imports: WitImports) -> None:
+    """Makes `imports` the ones `log`, `store` and `chain` call."""
+    global _bound
+    _bound = imports
+
+
+def bound() -> WitImports:
+    """The imports in use; an error outside a handler or before a FakeHost exists."""
+    if _bound is None:
+        raise RuntimeError(
+            "no nexum host is bound: call host functions from handlers (in tests, create a FakeHost first)"
+        )
+    return _bound
+
+
+def _store_call(call: Callable[[WitImports], T]) -> T:
+    """Runs a local-store or logging import, turning its `err` into a Fault."""
+    imports = bound()
+    try:
+        return call(imports)
+    except imports.err as failure:
+        raise fault_from_wit(imports.types, failure.value) from None  # type: ignore[attr-defined]
+
+
+def _chain_call(call: Callable[[WitImports], T]) -> T:
+    """Runs a chain import, turning its `err` into a Fault or an RpcError."""
+    imports = bound()
+    try:
+        return call(imports)
+    except imports.err as failure:
+        raise chain_error_from_wit(imports.types, imports.chain, failure.value) from None  # type: ignore[attr-defined]
+
+
+class _Log:
+    """Log lines, tagged by nexum with the module's name."""
+
+    def _write(self, level: str, message: str) -> None:
+        _store_call(lambda i: i.logging.log(getattr(i.logging.Level, level), str(message)))
+
+    def trace(self, message: str) -> None:
+        self._write("TRACE", message)
+
+    def debug(self, message: str) -> None:
+        self._write("DEBUG", message)
+
+    def info(self, message: str) -> None:
+        self._write("INFO", message)
+
+    def warn(self, message: str) -> None:
+        self._write("WARN", message)
+
+    def error(self, message: str) -> None:
+        self._write("ERROR", message)
+
+
+class _Store:
+    """The module's private key-value store. A handler's writes commit only if it succeeds."""
+
+    def get(self, key: str) -> bytes | None:
+        value: bytes | None = _store_call(lambda i: i.local_store.get(key))
+        return value
+
+    def set(self, key: str, value: bytes) -> None:
+        if not isinstance(value, (bytes, bytearray)):
+            raise TypeError(f"store.set takes bytes, got {type(value).__name__}; use store.set_json for other values")
+        _store_call(lambda i: i.local_store.set(key, bytes(value)))
+
+    def delete(self, key: str) -> None:
+        _store_call(lambda i: i.local_store.delete(key))
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """Keys starting with `prefix`, sorted (refused by the host when too many match)."""
+        keys: list[str] = _store_call(lambda i: i.local_store.list_keys(prefix))
+        return keys
+
+    def get_json(self, key: str) -> Any:
+        """The value stored as JSON under `key`, or None."""
+        raw = self.get(key)
+        return None if raw is None else json.loads(raw)
+
+    def set_json(self, key: str, value: Any) -> None:
+        self.set(key, json.dumps(value, separators=(",", ":")).encode())
+
+
+class _Chain:
+    """Read-only JSON-RPC to the chains the module declares in module.toml."""
+
+    def request(self, chain_id: int, method: str, params: list[Any] | Mapping[str, Any] | None = None) -> Any:
+        """One JSON-RPC call; returns the parsed `result`."""
+        text = json.dumps([] if params is None else params, separators=(",", ":"))
+        return json.loads(_chain_call(lambda i: i.chain.request(chain_id, method, text)))
+
+    def call(self, chain_id: int, tx: Mapping[str, Any], block: str | int = "latest") -> str:
+        """`eth_call` of `tx` ({to, data, …}) at `block`; returns the '0x…' result."""
+        tag = hex(block) if isinstance(block, int) else block
+        result = self.request(chain_id, "eth_call", [dict(tx), tag])
+        if not isinstance(result, str):
+            raise Fault("internal", f"eth_call returned {type(result).__name__}, not a hex string")
+        return result
+
+
+log = _Log()
+store = _Store()
+chain = _Chain()
+
+__all__ = ["WitImports", "bind", "bound", "log", "store", "chain", "Fault", "RpcError"]

@@ -1,0 +1,175 @@
+"""nexum's rules for module calls, mirrored for FakeHost with the same refusal texts.
+
+Source of truth: nexum-core/src/host_rules/ (chain.rs, store.rs, mod.rs). A test that
+passes against FakeHost should not be refused by the real host, so keep these in step.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from .manifest import Limits
+
+ALLOWED_METHODS = frozenset({
+    "eth_blockNumber", "eth_call", "eth_chainId", "eth_createAccessList", "eth_estimateGas",
+    "eth_feeHistory", "eth_gasPrice", "eth_blobBaseFee", "eth_getBalance", "eth_getBlockByHash",
+    "eth_getBlockByNumber", "eth_getBlockReceipts", "eth_getBlockTransactionCountByHash",
+    "eth_getBlockTransactionCountByNumber", "eth_getCode", "eth_getLogs", "eth_getProof",
+    "eth_getStorageAt", "eth_getTransactionByBlockHashAndIndex",
+    "eth_getTransactionByBlockNumberAndIndex", "eth_getTransactionByHash",
+    "eth_getTransactionCount", "eth_getTransactionReceipt", "eth_getUncleCountByBlockHash",
+    "eth_getUncleCountByBlockNumber", "eth_maxPriorityFeePerGas", "eth_syncing", "net_version",
+    "web3_clientVersion",
+})
+
+_SIGNING = ("eth_sendTransaction", "eth_sendRawTransaction", "eth_sign", "eth_signTransaction", "eth_signTypedData")
+_ADMIN = ("admin_", "debug_", "miner_", "anvil_", "hardhat_", "evm_", "txpool_")
+
+#: What one write costs a call's write set beyond its bytes (store.rs PENDING_ENTRY_OVERHEAD).
+PENDING_ENTRY_OVERHEAD = 64
+#: The least a call's write set may hold whatever the quota (store.rs MIN_PENDING_BYTES).
+MIN_PENDING_BYTES = 1024 * 1024
+
+
+class Refused(Exception):
+    """A call the host refuses: `kind` is the fault kind, `message` its text."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def cut(text: str, max_bytes: int) -> str:
+    """`text` cut to `max_bytes` of UTF-8, saying how long it was (nexum-core bounded.rs)."""
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) <= max_bytes:
+        return text
+    return f"{raw[:max_bytes].decode('utf-8', 'ignore')}… [cut: {len(raw)} bytes in all]"
+
+
+def undeclared_chain(chain_id: int) -> str:
+    return f"chain {chain_id} is not declared by this module: subscribe to it or list it in [capabilities] chains"
+
+
+def undeclared_capability(name: str) -> str:
+    return f"`{name}` is not in [capabilities] required of module.toml: nexum would refuse to load this module"
+
+
+def check_method(method: str) -> None:
+    """Refuses (denied) any method but the read-only ones, saying why."""
+    if method in ALLOWED_METHODS:
+        return
+    if method.startswith(_SIGNING) or method.startswith("personal_"):
+        why = "signing and sending are not available to modules"
+    elif method.startswith(_ADMIN):
+        why = "node administration and debugging are not available to modules"
+    elif "ubscribe" in method or "Filter" in method:
+        why = ("subscriptions and node-side filters are managed by the host; "
+               "use a subscription in module.toml or eth_getLogs")
+    else:
+        why = "it is not one of the read-only methods nexum serves"
+    raise Refused("denied", f"method `{cut(method, 64)}` is not allowed: {why}")
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def check_call(method: str, params: str, max_bytes: int) -> str:
+    """Checks a chain call; returns the params to send (empty text and `null` mean [])."""
+    check_method(method)
+    shown = cut(method, 64)
+    if _size(params) > max_bytes:
+        raise Refused("invalid-input",
+                      f"params of `{shown}` are {_size(params)} bytes; the limit is {max_bytes} (limits.request_bytes)")
+    trimmed = params.strip()
+    if not trimmed or trimmed == "null":
+        return "[]"
+    try:
+        json.loads(trimmed, parse_constant=_reject_constant)
+    except ValueError as error:
+        raise Refused("invalid-input", f"params of `{shown}` are not valid JSON: {error}") from None
+    if not trimmed.startswith(("[", "{")):
+        raise Refused("invalid-input", f"params of `{shown}` must be a JSON array or object")
+    return trimmed
+
+
+def check_key(key: str, limits: Limits) -> None:
+    if not key:
+        raise Refused("invalid-input", "keys must not be empty")
+    check_prefix(key, limits)
+
+
+def check_prefix(prefix: str, limits: Limits) -> None:
+    if _size(prefix) > limits.store_key_bytes:
+        raise Refused("invalid-input", f"key is {_size(prefix)} bytes; the limit is {limits.store_key_bytes}")
+
+
+def entry_size(key: str, value: bytes) -> int:
+    return _size(key) + len(value)
+
+
+@dataclass
+class WriteSet:
+    """One call's writes (None = deleted), held until the call ends, with its quota use.
+
+    `delta` is what the writes add to the committed bytes; `held` what the set itself
+    holds (writes and deletes alike), as in store.rs.
+    """
+
+    writes: dict[str, bytes | None] = field(default_factory=dict)
+    delta: int = 0
+    held: int = 0
+
+    def _visible(self, key: str, committed: int | None) -> int:
+        if key in self.writes:
+            value = self.writes[key]
+            return 0 if value is None else entry_size(key, value)
+        return committed or 0
+
+    def _held_by(self, key: str) -> int:
+        if key not in self.writes:
+            return 0
+        return entry_size(key, self.writes[key] or b"") + PENDING_ENTRY_OVERHEAD
+
+    def _check_budget(self, limits: Limits, used: int, delta: int, held: int) -> None:
+        if delta > self.delta and delta > 0 and used + delta > limits.store_total_bytes:
+            raise Refused("denied", f"the store quota of {limits.store_total_bytes} bytes would be exceeded "
+                                    f"({used} bytes in use)")
+        max_held = max(limits.store_total_bytes, MIN_PENDING_BYTES)
+        if held > max_held:
+            raise Refused("denied", f"this call's pending writes would hold more than the store quota of "
+                                    f"{max_held} bytes; commit in smaller steps")
+
+    def set(self, limits: Limits, used: int, key: str, value: bytes, committed: int | None) -> None:
+        check_key(key, limits)
+        if len(value) > limits.store_value_bytes:
+            raise Refused("invalid-input", f"value is {len(value)} bytes; the limit is {limits.store_value_bytes}")
+        size = entry_size(key, value)
+        delta = self.delta - self._visible(key, committed) + size
+        held = self.held - self._held_by(key) + size + PENDING_ENTRY_OVERHEAD
+        self._check_budget(limits, used, delta, held)
+        self.delta, self.held = delta, held
+        self.writes[key] = value
+
+    def delete(self, limits: Limits, used: int, key: str, committed: int | None) -> None:
+        check_key(key, limits)
+        visible = self._visible(key, committed)
+        if committed is None:
+            # Deleting what was never committed leaves nothing to write.
+            if key in self.writes:
+                self.held -= self._held_by(key)
+                self.delta -= visible
+                del self.writes[key]
+            return
+        delta = self.delta - visible
+        held = self.held - self._held_by(key) + entry_size(key, b"") + PENDING_ENTRY_OVERHEAD
+        self._check_budget(limits, used, delta, held)
+        self.delta, self.held = delta, held
+        self.writes[key] = None

@@ -1,0 +1,109 @@
+//! The module-writing guides (`docs/guides/*.md`) quote the templates' code instead of
+//! restating it: every code block in a programming language or TOML is preceded by
+//! `<!-- from: PATH -->` and appears, line for line, in that file. A template changed
+//! without its guide fails here.
+
+use nexum_tests::guests::workspace_root;
+use std::path::Path;
+
+/// Languages whose blocks must be quotes; shell commands and the like may stand alone.
+const QUOTED: &[&str] = &["rust", "js", "javascript", "python", "toml"];
+const MARKER: &str = "<!-- from: ";
+
+/// One fenced code block: its language, its text, and the file it says it quotes.
+struct Block {
+    line: usize,
+    language: String,
+    text: String,
+    from: Option<String>,
+}
+
+fn blocks(markdown: &str) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut lines = markdown.lines().enumerate().peekable();
+    let mut previous = "";
+    while let Some((number, line)) = lines.next() {
+        if let Some(language) = line.strip_prefix("```") {
+            let mut text = String::new();
+            for (_, inner) in lines.by_ref() {
+                if inner.starts_with("```") {
+                    break;
+                }
+                text.push_str(inner);
+                text.push('\n');
+            }
+            let from = previous
+                .strip_prefix(MARKER)
+                .and_then(|rest| rest.strip_suffix(" -->"))
+                .map(str::to_string);
+            blocks.push(Block {
+                line: number + 1,
+                language: language.trim().to_string(),
+                text,
+                from,
+            });
+        }
+        previous = line;
+    }
+    blocks
+}
+
+fn check_guide(guide: &Path) -> Vec<String> {
+    let markdown = std::fs::read_to_string(guide).unwrap();
+    let name = guide.file_name().unwrap().to_string_lossy().into_owned();
+    let mut problems = Vec::new();
+    for block in blocks(&markdown) {
+        let at = format!("{name}:{}", block.line);
+        match &block.from {
+            None if QUOTED.contains(&block.language.as_str()) => problems.push(format!(
+                "{at}: a {} block without `{MARKER}PATH -->`",
+                block.language
+            )),
+            None => {}
+            Some(path) => match std::fs::read_to_string(workspace_root().join(path)) {
+                Err(e) => problems.push(format!("{at}: cannot read {path}: {e}")),
+                Ok(source) if !source.contains(&block.text) => problems.push(format!(
+                    "{at}: this block is no longer in {path}:\n{}",
+                    block.text
+                )),
+                Ok(_) => {}
+            },
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_quote_in_the_guides_is_in_the_file_it_names() {
+    let dir = workspace_root().join("docs/guides");
+    let mut problems = Vec::new();
+    for guide in ["rust.md", "javascript.md", "python.md"] {
+        let path = dir.join(guide);
+        let quotes = blocks(&std::fs::read_to_string(&path).unwrap())
+            .iter()
+            .filter(|b| b.from.is_some())
+            .count();
+        assert!(
+            quotes >= 5,
+            "{guide} quotes only {quotes} blocks of its template"
+        );
+        problems.extend(check_guide(&path));
+    }
+    problems.extend(check_guide(&dir.join("README.md")));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_quote_that_drifted_from_its_file_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let guide = dir.path().join("guide.md");
+    std::fs::write(
+        &guide,
+        "<!-- from: examples/event-counter/module.toml -->\n```toml\nrequired = [\"nothing\"]\n```\n\n```python\nprint()\n```\n",
+    )
+    .unwrap();
+    let problems = check_guide(&guide);
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].contains("no longer in examples/event-counter/module.toml"));
+    assert!(problems[1].contains("a python block without"));
+}
