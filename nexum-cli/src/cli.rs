@@ -98,18 +98,40 @@ Examples:
   nexum run target/wasm32-wasip2/release/my_keeper.wasm module.toml")]
     New(NewArgs),
 
+    /// Build the module in this folder, run it against a chain, and rebuild and restart it
+    /// whenever its sources change.
+    #[command(after_help = "\
+Works in a folder made by `nexum new` (any template): Rust (Cargo.toml), JavaScript
+(package.json: `npm run build`) or Python (build.py). Without --chain it starts a local
+Anvil chain (31337, a block a second; `anvil` must be on PATH) whose state is new each
+session, so the module's state (data/anvil) starts afresh with it; with --chain the state
+(data/) is kept across sessions. A failed build leaves the running version up. Modules
+are compiled with Winch, the fast baseline compiler.
+
+Examples:
+  nexum dev
+  nexum dev my-keeper --chain 31337=ws://127.0.0.1:8545")]
+    Dev(DevArgs),
+
     /// Show what a module keeps in its store (read-only): through the admin API while the
     /// engine runs, from the state files when it is stopped.
     #[command(after_help = "\
 Examples:
   nexum store engine.toml twap-keeper            # list keys with their sizes
   nexum store engine.toml twap-keeper list watch/
-  nexum store engine.toml twap-keeper get last-block")]
+  nexum store engine.toml twap-keeper get last-block
+  nexum store --state-dir data/anvil my-keeper   # a single module's state (nexum run/dev)")]
     Store {
-        /// The engine.toml whose state to read.
-        engine: PathBuf,
+        /// The engine.toml whose state to read (not with --state-dir).
+        #[arg(value_name = "ENGINE")]
+        engine: Option<PathBuf>,
         /// The module.
-        module: String,
+        #[arg(value_name = "MODULE")]
+        module: Option<String>,
+        /// Read the state files in this folder instead of an engine.toml's (a module run
+        /// with `nexum run module.wasm` or `nexum dev`; it must be stopped).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
         #[command(subcommand)]
         action: Option<StoreAction>,
     },
@@ -119,10 +141,16 @@ Examples:
     #[command(after_help = "\
 Examples:
   nexum dead-letters engine.toml
-  nexum dead-letters engine.toml --module twap-keeper")]
+  nexum dead-letters engine.toml --module twap-keeper
+  nexum dead-letters --state-dir data")]
     DeadLetters {
         /// The engine.toml whose state to read.
-        engine: PathBuf,
+        #[arg(required_unless_present = "state_dir", conflicts_with = "state_dir")]
+        engine: Option<PathBuf>,
+        /// Read the state files in this folder instead of an engine.toml's (a module run
+        /// with `nexum run module.wasm` or `nexum dev`; it must be stopped).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
         /// Only this module's.
         #[arg(long)]
         module: Option<String>,
@@ -289,6 +317,19 @@ pub struct RunArgs {
     /// A chain RPC for a single module, as ID=URL (repeatable).
     #[arg(long = "chain", value_name = "ID=URL")]
     pub chains: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// The module's folder (default: the current one).
+    pub dir: Option<PathBuf>,
+    /// A chain RPC, as ID=URL (repeatable); without one, a local Anvil is started.
+    #[arg(long = "chain", value_name = "ID=URL")]
+    pub chains: Vec<String>,
+    /// Where state lives (default: data/ in the module's folder, data/anvil with a local
+    /// Anvil).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// What a new module starts from.

@@ -12,6 +12,7 @@ mod check;
 mod cli;
 mod cluster;
 mod content;
+mod dev;
 mod inspect;
 mod logging;
 mod new;
@@ -43,14 +44,24 @@ fn main() -> ExitCode {
             cli::Command::Inspect { wasm } => inspect::inspect(&wasm),
             cli::Command::Hash { wasm } => inspect::hash(&wasm),
             cli::Command::New(new_args) => new::new(new_args),
+            cli::Command::Dev(dev_args) => dev::dev(dev_args).await,
             cli::Command::Store {
                 engine,
                 module,
+                state_dir,
                 action,
-            } => store::store(&engine, &module, action).await,
-            cli::Command::DeadLetters { engine, module } => {
-                store::dead_letters(&engine, module.as_deref()).await
-            }
+            } => match store::StoreTarget::from_args(engine, module, state_dir) {
+                Ok((state, module)) => store::store(&state, &module, action).await,
+                Err(e) => Err(e),
+            },
+            cli::Command::DeadLetters {
+                engine,
+                state_dir,
+                module,
+            } => match store::StoreTarget::either(engine, state_dir) {
+                Ok(state) => store::dead_letters(&state, module.as_deref()).await,
+                Err(e) => Err(e),
+            },
             cli::Command::Status { engine } => operate::status(&engine).await,
             cli::Command::Cluster {
                 action: cli::ClusterAction::Status { engine },

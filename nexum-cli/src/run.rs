@@ -5,7 +5,8 @@ use crate::cli::RunArgs;
 use crate::signals::{Asked, Signals};
 use anyhow::{Context, bail};
 use nexum_host::RuntimeBuilder;
-use nexum_host::core::{ChainConfig, EngineConfig, ManifestLocation, ModuleStatus};
+use nexum_host::core::{ChainConfig, ChainId, EngineConfig, ManifestLocation, ModuleStatus};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -109,19 +110,7 @@ fn builder_for(args: &RunArgs) -> anyhow::Result<RuntimeBuilder> {
             .unwrap_or_else(|| PathBuf::from("data")),
         ..EngineConfig::default()
     };
-    for chain in &args.chains {
-        let (id, url) = chain.split_once('=').with_context(|| {
-            format!("--chain {chain:?}: expected ID=URL, such as 1=wss://node.example")
-        })?;
-        let id: u64 = id
-            .parse()
-            .ok()
-            .filter(|id| *id > 0)
-            .with_context(|| format!("--chain {chain:?}: {id:?} is not a chain id"))?;
-        let chain_config = ChainConfig::new(url)
-            .map_err(|reason| anyhow::anyhow!("--chain {chain:?}: {reason}"))?;
-        config.chains.insert(id, chain_config);
-    }
+    config.chains = chain_flags(&args.chains)?;
     crate::logging::init(&config.log_level, config.log_format)?;
     let manifest = match &args.manifest {
         Some(path) => path.clone(),
@@ -137,4 +126,23 @@ fn builder_for(args: &RunArgs) -> anyhow::Result<RuntimeBuilder> {
         }
     };
     Ok(RuntimeBuilder::new(config).module_file(args.target.clone(), &manifest)?)
+}
+
+/// The chains of `--chain ID=URL` flags.
+pub fn chain_flags(flags: &[String]) -> anyhow::Result<BTreeMap<ChainId, ChainConfig>> {
+    let mut chains = BTreeMap::new();
+    for chain in flags {
+        let (id, url) = chain.split_once('=').with_context(|| {
+            format!("--chain {chain:?}: expected ID=URL, such as 1=wss://node.example")
+        })?;
+        let id: ChainId = id
+            .parse()
+            .ok()
+            .filter(|id| *id > 0)
+            .with_context(|| format!("--chain {chain:?}: {id:?} is not a chain id"))?;
+        let chain_config = ChainConfig::new(url)
+            .map_err(|reason| anyhow::anyhow!("--chain {chain:?}: {reason}"))?;
+        chains.insert(id, chain_config);
+    }
+    Ok(chains)
 }

@@ -7,7 +7,7 @@ use anyhow::bail;
 use nexum_host::core::{EngineConfig, Event, ModuleName};
 use nexum_host::{DeadLetter, Ledger, StoreError};
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Opens the state of a stopped engine: its files, or the shared store of a cluster.
 pub async fn open(engine: &Path, config: &EngineConfig) -> anyhow::Result<Ledger> {
@@ -34,14 +34,75 @@ pub async fn open(engine: &Path, config: &EngineConfig) -> anyhow::Result<Ledger
     })
 }
 
-pub async fn store(engine: &Path, module: &str, action: Option<StoreAction>) -> anyhow::Result<()> {
-    let name = ModuleName::new(module).map_err(anyhow::Error::msg)?;
-    let config = EngineConfig::load(engine)?;
-    let action = action.unwrap_or(StoreAction::List { prefix: None });
-    if let Reach::Running(admin) = Reach::of(&config).await? {
-        return store_live(&admin, module, action).await;
+/// Whose state to read: an engine.toml's, or the files of a single module's run.
+pub enum StoreTarget {
+    Engine(PathBuf),
+    StateDir(PathBuf),
+}
+
+impl StoreTarget {
+    /// From `nexum store`'s arguments: `ENGINE MODULE`, or `--state-dir DIR MODULE`.
+    pub fn from_args(
+        engine: Option<PathBuf>,
+        module: Option<String>,
+        state_dir: Option<PathBuf>,
+    ) -> anyhow::Result<(Self, String)> {
+        match (engine, module, state_dir) {
+            (Some(engine), Some(module), None) => Ok((Self::Engine(engine), module)),
+            // The one word after `--state-dir DIR` is the module.
+            (Some(module), None, Some(dir)) => {
+                Ok((Self::StateDir(dir), module.to_string_lossy().into_owned()))
+            }
+            (Some(_), Some(_), Some(_)) => {
+                bail!("give an engine.toml or --state-dir, not both")
+            }
+            _ => bail!(
+                "name the module: `nexum store ENGINE MODULE` or `nexum store --state-dir DIR MODULE`"
+            ),
+        }
     }
-    let state = open(engine, &config).await?;
+
+    /// From `nexum dead-letters`' arguments: an engine.toml or `--state-dir DIR`.
+    pub fn either(engine: Option<PathBuf>, state_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        match (engine, state_dir) {
+            (None, Some(dir)) => Ok(Self::StateDir(dir)),
+            (Some(engine), None) => Ok(Self::Engine(engine)),
+            _ => bail!("give an engine.toml or --state-dir DIR (one of them)"),
+        }
+    }
+}
+
+/// The state files of a stopped single-module run.
+fn open_dir(dir: &Path) -> anyhow::Result<Ledger> {
+    if !dir.is_dir() {
+        bail!("{}: no state there", dir.display());
+    }
+    Ledger::open(dir).map_err(|e| match e {
+        StoreError::Locked => anyhow::anyhow!(
+            "the state in {} is in use: stop the nexum run or nexum dev that holds it, then read it",
+            dir.display()
+        ),
+        other => anyhow::anyhow!("cannot open the state in {}: {other}", dir.display()),
+    })
+}
+
+pub async fn store(
+    target: &StoreTarget,
+    module: &str,
+    action: Option<StoreAction>,
+) -> anyhow::Result<()> {
+    let name = ModuleName::new(module).map_err(anyhow::Error::msg)?;
+    let action = action.unwrap_or(StoreAction::List { prefix: None });
+    let state = match target {
+        StoreTarget::StateDir(dir) => open_dir(dir)?,
+        StoreTarget::Engine(engine) => {
+            let config = EngineConfig::load(engine)?;
+            if let Reach::Running(admin) = Reach::of(&config).await? {
+                return store_live(&admin, module, action).await;
+            }
+            open(engine, &config).await?
+        }
+    };
     match action {
         StoreAction::List { prefix } => {
             let entries = state.list(&name, prefix.as_deref().unwrap_or(""))?;
@@ -117,14 +178,20 @@ async fn store_live(admin: &AdminClient, module: &str, action: StoreAction) -> a
     Ok(())
 }
 
-pub async fn dead_letters(engine: &Path, module: Option<&str>) -> anyhow::Result<()> {
-    let config = EngineConfig::load(engine)?;
-    let letters: Vec<DeadLetter> = match Reach::of(&config).await? {
-        Reach::Running(admin) => {
-            let query: Vec<(&str, &str)> = module.map(|m| ("module", m)).into_iter().collect();
-            admin.get("/v1/dead-letters", &query).await?
+pub async fn dead_letters(target: &StoreTarget, module: Option<&str>) -> anyhow::Result<()> {
+    let letters: Vec<DeadLetter> = match target {
+        StoreTarget::StateDir(dir) => open_dir(dir)?.dead_letters(module)?,
+        StoreTarget::Engine(engine) => {
+            let config = EngineConfig::load(engine)?;
+            match Reach::of(&config).await? {
+                Reach::Running(admin) => {
+                    let query: Vec<(&str, &str)> =
+                        module.map(|m| ("module", m)).into_iter().collect();
+                    admin.get("/v1/dead-letters", &query).await?
+                }
+                _ => open(engine, &config).await?.dead_letters(module)?,
+            }
         }
-        _ => open(engine, &config).await?.dead_letters(module)?,
     };
     for letter in &letters {
         let at = chrono::DateTime::from_timestamp_millis(letter.at_ms as i64)

@@ -361,6 +361,29 @@ fn store_lists_and_reads_a_module_s_keys_after_a_run() {
         stderr(&output),
         "error: module `beat` has no key \"nope\"\n"
     );
+
+    // The same state read by its folder, as after `nexum run module.wasm` or `nexum dev`.
+    let state = engine.parent().unwrap().join("state");
+    let state = state.to_str().unwrap();
+    let output = nexum(&["store", "--state-dir", state, "beat", "get", "beats"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output).trim().parse::<u64>().unwrap(), beats);
+    let output = nexum(&["store", "--state-dir", state]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("name the module"),
+        "{}",
+        stderr(&output)
+    );
+    let output = nexum(&[
+        "store",
+        engine.to_str().unwrap(),
+        "beat",
+        "--state-dir",
+        state,
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("not both"), "{}", stderr(&output));
 }
 
 #[test]
@@ -388,6 +411,10 @@ fn dead_letters_lists_skipped_events() {
         "other",
     ]);
     assert_eq!(stdout(&output), "0 dead letter(s)\n");
+    let state = engine.parent().unwrap().join("state");
+    let output = nexum(&["dead-letters", "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), text);
 }
 
 /// `nexum check` and `nexum run` of `engine`: both exit 1, and `needle` is in what each says.

@@ -49,7 +49,8 @@ pub fn anvil_binary() -> PathBuf {
 
 /// A running Anvil, killed when dropped.
 pub struct Anvil {
-    child: Child,
+    /// None for a node another process started (see [`Anvil::connect`]).
+    child: Option<Child>,
     port: u16,
     client: RpcClient,
     args: Vec<String>,
@@ -85,7 +86,7 @@ impl Anvil {
         let url = format!("http://127.0.0.1:{port}").parse().unwrap();
         let client = ClientBuilder::default().http(url);
         let anvil = Self {
-            child,
+            child: Some(child),
             port,
             client,
             args,
@@ -113,8 +114,7 @@ impl Anvil {
     /// Stops this Anvil and starts a new one on the same port with the same arguments
     /// (the chain starts over unless the arguments persist state).
     pub async fn restart(mut self) -> Self {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         let (port, args) = (self.port, std::mem::take(&mut self.args));
         Self::spawn_on(port, args).await
     }
@@ -286,10 +286,37 @@ impl Anvil {
     }
 }
 
+impl Anvil {
+    /// A node another process runs (`nexum dev`'s local chain) at `ws_url`, once it answers;
+    /// it is not stopped when this is dropped.
+    pub async fn connect(ws_url: &str) -> Self {
+        let port: u16 = ws_url
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {ws_url}"));
+        let url = format!("http://127.0.0.1:{port}").parse().unwrap();
+        let anvil = Self {
+            child: None,
+            port,
+            client: ClientBuilder::default().http(url),
+            args: Vec::new(),
+        };
+        anvil.wait_ready().await;
+        anvil
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl Drop for Anvil {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

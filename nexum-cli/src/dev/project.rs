@@ -1,0 +1,212 @@
+//! A module's folder as `nexum dev` sees it: which language, how to build it, where the
+//! component lands.
+
+use super::child::die_with_parent;
+use anyhow::{Context, bail};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::SystemTime;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+/// Where the JavaScript and Python templates' builds write the component.
+const SCRIPTED_OUTPUT: &str = "dist/module.wasm";
+
+/// The language a module is written in, known by its build file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `Cargo.toml`: `cargo build --target wasm32-wasip2 --release`.
+    Rust,
+    /// `package.json`: `npm run build` writes `dist/module.wasm`.
+    JavaScript,
+    /// `build.py`: `python3 build.py` writes `dist/module.wasm`.
+    Python,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Rust => "Rust",
+            Kind::JavaScript => "JavaScript",
+            Kind::Python => "Python",
+        })
+    }
+}
+
+/// A module's folder.
+pub struct Project {
+    pub root: PathBuf,
+    pub kind: Kind,
+    /// Its `module.toml`.
+    pub manifest: PathBuf,
+}
+
+impl Project {
+    /// The module in `dir`: it must hold a `module.toml` and one of the build files.
+    pub fn detect(dir: &Path) -> anyhow::Result<Self> {
+        let root = dir
+            .canonicalize()
+            .with_context(|| format!("{}: no such folder", dir.display()))?;
+        let manifest = root.join("module.toml");
+        if !manifest.is_file() {
+            bail!(
+                "{}: no module.toml; run `nexum dev` in a module's folder (`nexum new NAME` makes one)",
+                root.display()
+            );
+        }
+        let kind = [
+            ("Cargo.toml", Kind::Rust),
+            ("package.json", Kind::JavaScript),
+            ("build.py", Kind::Python),
+        ]
+        .into_iter()
+        .find(|(file, _)| root.join(file).is_file())
+        .map(|(_, kind)| kind)
+        .with_context(|| {
+            format!(
+                "{}: no Cargo.toml, package.json or build.py to build the module with",
+                root.display()
+            )
+        })?;
+        Ok(Self {
+            root,
+            kind,
+            manifest,
+        })
+    }
+
+    /// Builds the component and returns its path. The build's own output goes to the
+    /// terminal.
+    pub async fn build(&self) -> anyhow::Result<PathBuf> {
+        tracing::info!("dev: building the {} module", self.kind);
+        match self.kind {
+            Kind::Rust => self.cargo_build().await,
+            Kind::JavaScript => {
+                self.scripted_build("npm", &["run", "--silent", "build"])
+                    .await
+            }
+            Kind::Python => self.scripted_build("python3", &["build.py"]).await,
+        }
+    }
+
+    /// `cargo build`, reading the component's path from cargo's own report (it honours
+    /// `CARGO_TARGET_DIR` and the crate's name).
+    async fn cargo_build(&self) -> anyhow::Result<PathBuf> {
+        let mut command = Command::new("cargo");
+        command
+            .current_dir(&self.root)
+            .args([
+                "build",
+                "--target",
+                "wasm32-wasip2",
+                "--release",
+                "--message-format",
+                "json-render-diagnostics",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut cargo = die_with_parent(&mut command)
+            .spawn()
+            .context("starting cargo (is Rust installed?)")?;
+        let mut lines = BufReader::new(cargo.stdout.take().context("cargo's stdout")?).lines();
+        let mut component = None;
+        while let Some(line) = lines.next_line().await? {
+            if let Some(wasm) = component_artifact(&line) {
+                component = Some(wasm);
+            }
+        }
+        if !cargo.wait().await?.success() {
+            bail!("cargo build failed (its errors are above)");
+        }
+        component
+            .context("cargo built no .wasm: is the crate a cdylib (`crate-type = [\"cdylib\"]`)?")
+    }
+
+    /// A template's own build script, which writes `dist/module.wasm`.
+    async fn scripted_build(&self, program: &str, args: &[&str]) -> anyhow::Result<PathBuf> {
+        let started = SystemTime::now();
+        let mut command = Command::new(program);
+        command
+            .current_dir(&self.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        let status = die_with_parent(&mut command)
+            .spawn()
+            .with_context(|| format!("starting {program} (is it installed?)"))?
+            .wait()
+            .await?;
+        let shown = format!("{program} {}", args.join(" "));
+        if !status.success() {
+            bail!("`{shown}` failed (its errors are above)");
+        }
+        let output = self.root.join(SCRIPTED_OUTPUT);
+        // A component left by an earlier build must not pass for this one.
+        let fresh = std::fs::metadata(&output)
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified >= started);
+        if !fresh {
+            bail!("`{shown}` succeeded but did not write {SCRIPTED_OUTPUT}");
+        }
+        Ok(output)
+    }
+}
+
+/// The `.wasm` of a cdylib in one line of cargo's JSON messages.
+fn component_artifact(line: &str) -> Option<PathBuf> {
+    let message: serde_json::Value = serde_json::from_str(line).ok()?;
+    if message["reason"] != "compiler-artifact" {
+        return None;
+    }
+    let is_cdylib = message["target"]["kind"]
+        .as_array()?
+        .iter()
+        .any(|kind| kind == "cdylib");
+    if !is_cdylib {
+        return None;
+    }
+    message["filenames"]
+        .as_array()?
+        .iter()
+        .filter_map(|f| f.as_str())
+        .find(|f| f.ends_with(".wasm"))
+        .map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_component_is_read_from_cargos_report() {
+        let line = r#"{"reason":"compiler-artifact","target":{"kind":["cdylib","rlib"]},"filenames":["/t/x.rlib","/t/wasm32-wasip2/release/my_keeper.wasm"]}"#;
+        assert_eq!(
+            component_artifact(line),
+            Some(PathBuf::from("/t/wasm32-wasip2/release/my_keeper.wasm"))
+        );
+        let dependency = r#"{"reason":"compiler-artifact","target":{"kind":["lib"]},"filenames":["/t/libserde.rlib"]}"#;
+        assert_eq!(component_artifact(dependency), None);
+        assert_eq!(component_artifact("not json"), None);
+    }
+
+    #[test]
+    fn a_folder_without_a_manifest_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Project::detect(dir.path()).err().unwrap().to_string();
+        assert!(
+            err.contains("no module.toml") && err.contains("nexum new"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("module.toml"), "").unwrap();
+        let err = Project::detect(dir.path()).err().unwrap().to_string();
+        assert!(
+            err.contains("no Cargo.toml, package.json or build.py"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("build.py"), "").unwrap();
+        assert_eq!(Project::detect(dir.path()).unwrap().kind, Kind::Python);
+    }
+}

@@ -1,0 +1,132 @@
+//! When a module's sources change. Polled rather than watched with inotify: a module's
+//! folder is small, polling works on every file system (network mounts, containers), and it
+//! needs no per-user watch limits.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// How often the sources are looked at.
+const POLL: Duration = Duration::from_millis(300);
+/// A change is acted on once the files stop changing for this long (an editor's save, a
+/// `git checkout`, are several writes).
+const SETTLE: Duration = Duration::from_millis(200);
+/// Folders that hold what builds and runs write, not sources.
+const NOT_SOURCES: &[&str] = &["target", "node_modules", "dist", "data", "__pycache__"];
+/// Files looked at, at most: a folder bigger than this is not a module's sources.
+const MAX_FILES: usize = 20_000;
+
+/// Each source file's modification time and size, at one moment.
+#[derive(PartialEq, Eq)]
+pub struct Sources {
+    root: PathBuf,
+    files: BTreeMap<PathBuf, (SystemTime, u64)>,
+}
+
+impl Sources {
+    /// Looks at every source file under `root` (hidden folders and build output skipped).
+    pub async fn scan(root: &Path) -> anyhow::Result<Self> {
+        let root = root.to_path_buf();
+        Ok(tokio::task::spawn_blocking(move || Self::scan_now(root)).await?)
+    }
+
+    fn scan_now(root: PathBuf) -> Self {
+        let mut files = BTreeMap::new();
+        let mut folders = vec![root.clone()];
+        while let Some(folder) = folders.pop() {
+            let Ok(entries) = std::fs::read_dir(&folder) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                // Symbolic links are not followed (`file_type` does not follow them).
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if kind.is_dir() {
+                    if !name.starts_with('.') && !NOT_SOURCES.contains(&name.as_ref()) {
+                        folders.push(entry.path());
+                    }
+                } else if kind.is_file()
+                    && files.len() < MAX_FILES
+                    && let Ok(meta) = entry.metadata()
+                {
+                    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                    files.insert(entry.path(), (modified, meta.len()));
+                }
+            }
+        }
+        Self { root, files }
+    }
+
+    /// Waits until a source file is added, removed or changed, and the sources settle;
+    /// returns one of the changed files.
+    pub async fn next_change(&self) -> anyhow::Result<PathBuf> {
+        loop {
+            tokio::time::sleep(POLL).await;
+            let mut now = Self::scan(&self.root).await?;
+            if now == *self {
+                continue;
+            }
+            loop {
+                tokio::time::sleep(SETTLE).await;
+                let again = Self::scan(&self.root).await?;
+                if again == now {
+                    break;
+                }
+                now = again;
+            }
+            if let Some(changed) = self.first_difference(&now) {
+                return Ok(changed);
+            }
+        }
+    }
+
+    /// A file that differs between the two looks, relative to the root.
+    fn first_difference(&self, other: &Sources) -> Option<PathBuf> {
+        let changed = self
+            .files
+            .iter()
+            .find(|(path, seen)| other.files.get(*path) != Some(seen))
+            .map(|(path, _)| path)
+            .or_else(|| {
+                other
+                    .files
+                    .keys()
+                    .find(|path| !self.files.contains_key(*path))
+            })?;
+        Some(
+            changed
+                .strip_prefix(&self.root)
+                .unwrap_or(changed)
+                .to_path_buf(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_edit_is_seen_and_build_output_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("src")).unwrap();
+        std::fs::create_dir_all(dir.path().join("dist")).unwrap();
+        std::fs::write(dir.path().join("src/module.js"), "one").unwrap();
+        let before = Sources::scan(dir.path()).await.unwrap();
+
+        std::fs::write(dir.path().join("dist/module.wasm"), "built").unwrap();
+        std::fs::create_dir_all(dir.path().join(".venv")).unwrap();
+        std::fs::write(dir.path().join(".venv/x"), "installed").unwrap();
+        assert!(Sources::scan(dir.path()).await.unwrap() == before);
+
+        std::fs::write(dir.path().join("src/module.js"), "two, longer").unwrap();
+        let changed = tokio::time::timeout(Duration::from_secs(10), before.next_change())
+            .await
+            .expect("the edit is seen")
+            .unwrap();
+        assert_eq!(changed, Path::new("src/module.js"));
+    }
+}
