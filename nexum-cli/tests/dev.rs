@@ -17,6 +17,8 @@ const NEXUM: &str = env!("CARGO_BIN_EXE_nexum");
 const FIRST_BUILD: Duration = Duration::from_secs(600);
 const REBUILD: Duration = Duration::from_secs(300);
 const SOON: Duration = Duration::from_secs(60);
+/// What `nexum dev` says when a build or start failed.
+const BUILD_FAILED: &str = "waiting for a change";
 /// Anvil's first dev account, which deploys and calls the contract.
 const DEV_ACCOUNT: &str = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266";
 
@@ -75,18 +77,24 @@ async fn local_chain(dev: &mut Process) -> Anvil {
     Anvil::connect(url).await
 }
 
-/// Stops `nexum dev` as ctrl-c would, and checks its chain went with it.
-fn stop(mut dev: Process, anvil: &Anvil) {
+/// Stops `nexum dev` with `signal` (`-INT` as ctrl-c, `-TERM` as a service manager), and
+/// checks it exits cleanly and its chain goes with it.
+fn stop(mut dev: Process, anvil: &Anvil, signal: &str) {
     assert_eq!(
-        dev.signal("-INT").code(),
+        dev.signal(signal).code(),
         Some(0),
         "{}",
         dev.output().join("\n")
     );
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", anvil.port())).is_err(),
-        "the local chain outlived nexum dev"
-    );
+    // The chain is killed as nexum dev exits; give the kernel a moment to close its port.
+    let deadline = std::time::Instant::now() + SOON;
+    while std::net::TcpStream::connect(("127.0.0.1", anvil.port())).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the local chain outlived nexum dev"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Appends a line to a source file, as an editor's save would.
@@ -115,7 +123,7 @@ async fn the_counter_template_runs_under_dev(template: &str, tests: &[&str], sou
 
     let mut dev = dev(&root);
     let anvil = local_chain(&mut dev).await;
-    dev.wait_for("counter ready (read_count=true)", FIRST_BUILD)
+    dev.wait_for_unless("counter ready (read_count=true)", BUILD_FAILED, FIRST_BUILD)
         .await;
     dev.wait_for("dev: running ", SOON).await;
     dev.wait_for(" block ", SOON).await;
@@ -134,14 +142,14 @@ async fn the_counter_template_runs_under_dev(template: &str, tests: &[&str], sou
     // An edit: rebuilt, restarted, and the store's count carries on.
     edit(&root.join(source), "\n");
     dev.wait_for("changed; rebuilding", SOON).await;
-    dev.wait_for("counter ready (read_count=true)", REBUILD)
+    dev.wait_for_unless("counter ready (read_count=true)", BUILD_FAILED, REBUILD)
         .await;
     anvil.burst(emitter, 1).await;
     dev.wait_for(&format!("Ping #0 from {DEV_ACCOUNT} (2 so far)"), SOON)
         .await;
     dev.wait_for("Pong #1: \"burst\" (1 so far)", SOON).await;
     dev.wait_for("the contract's own count is 1", SOON).await;
-    stop(dev, &anvil);
+    stop(dev, &anvil, "-INT");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -160,7 +168,7 @@ async fn a_python_module_from_the_template_runs_and_restarts_under_dev() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_rust_module_is_rebuilt_on_an_edit_and_a_broken_edit_keeps_the_last_build() {
+async fn a_rust_module_is_rebuilt_on_an_edit_and_a_broken_one_keeps_the_last_good_build() {
     let dir = tempfile::tempdir().unwrap();
     let root = scaffold(dir.path(), "beat", "cron");
     // Resolve dependencies to the versions the workspace is tested with, and share its
@@ -174,7 +182,8 @@ async fn a_rust_module_is_rebuilt_on_an_edit_and_a_broken_edit_keeps_the_last_bu
     command.env("CARGO_TARGET_DIR", guests::guest_target_dir());
     let mut dev = Process::spawn(command);
     let anvil = local_chain(&mut dev).await;
-    dev.wait_for("heartbeat beat #2", FIRST_BUILD).await;
+    dev.wait_for_unless("heartbeat beat #2", BUILD_FAILED, FIRST_BUILD)
+        .await;
 
     // A change that does not compile: said, and the running build keeps beating.
     let lib = root.join("src/lib.rs");
@@ -195,7 +204,14 @@ async fn a_rust_module_is_rebuilt_on_an_edit_and_a_broken_edit_keeps_the_last_bu
         number(&tock, "tock #") > number(&line, "beat #"),
         "the count starts over: {line} / {tock}"
     );
-    stop(dev, &anvil);
+
+    // A build whose manifest is broken does not start: the last good one runs again.
+    edit(&root.join("module.toml"), "\n[[[\n");
+    dev.wait_for("the new build did not start", REBUILD).await;
+    dev.wait_for("starting the last good build again", SOON)
+        .await;
+    let tock = dev.wait_for("heartbeat tock #", SOON).await;
+    stop(dev, &anvil, "-TERM");
 
     // What it kept, read by its folder.
     let output = Command::new(NEXUM)

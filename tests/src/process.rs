@@ -147,6 +147,42 @@ impl Process {
         }
     }
 
+    /// Like [`Process::wait_for`], but gives up at once when a line containing `failure`
+    /// comes first (after the line the previous wait returned): a failed build is not
+    /// waited out.
+    pub async fn wait_for_unless(
+        &mut self,
+        needle: &str,
+        failure: &str,
+        timeout: Duration,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.drain();
+            let failed = self.seen.lock().unwrap()[self.next..]
+                .iter()
+                .position(|l| l.contains(failure));
+            let found = self.seen.lock().unwrap()[self.next..]
+                .iter()
+                .position(|l| l.contains(needle));
+            match (found, failed) {
+                (Some(at), failed) if failed.is_none_or(|f| at < f) => {
+                    return self.take(needle).expect("the line was just seen");
+                }
+                (_, Some(_)) => panic!(
+                    "{failure:?} before {needle:?}:\n{}",
+                    self.output().join("\n")
+                ),
+                _ => {}
+            }
+            if Instant::now() >= deadline || matches!(self.child.try_wait(), Ok(Some(_))) {
+                // Ends the wait with the usual report (or the line, printed at the end).
+                return self.wait_for(needle, Duration::ZERO).await;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Waits up to `timeout` until at least `count` lines printed so far (in any order,
     /// taken or not) contain every one of `needles`; returns those lines.
     pub fn wait_for_count(

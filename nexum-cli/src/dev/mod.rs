@@ -11,14 +11,15 @@ mod project;
 mod sources;
 
 use crate::cli::DevArgs;
-use crate::signals::Signals;
-use anyhow::Context;
+use crate::signals::{Asked, Signals};
+use anyhow::{Context, bail};
 use local_chain::LocalChain;
 use nexum_host::core::{Compiler, EngineConfig};
-use nexum_host::{Runtime, RuntimeBuilder};
+use nexum_host::{BootError, Ledger, Runtime, RuntimeBuilder, RuntimeError, StoreError};
 use project::Project;
 use sources::Sources;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The chain a local Anvil runs.
 const LOCAL_CHAIN_ID: u64 = 31337;
@@ -37,7 +38,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     if args.chains.is_empty() {
         let chain = tokio::select! {
             chain = LocalChain::start() => chain?,
-            signal = signals.next_stop() => {
+            signal = stop_asked(&mut signals) => {
                 tracing::info!(signal, "dev: stopped while starting the local chain");
                 return Ok(());
             }
@@ -63,33 +64,55 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         config.state_dir.display()
     );
 
+    // Neither the store nor the build output are sources.
+    let not_sources = vec![std::path::absolute(&config.state_dir)?];
     let mut running: Option<Runtime> = None;
+    // What runs (or last ran) well: put back when a newer build does not start.
+    let mut last_good: Option<Version> = None;
     loop {
+        // Taken before the build, so an edit saved while it runs is not missed (what the
+        // build writes itself is build output or `Cargo.lock`, neither a source).
+        let seen = Sources::scan(&project.root, &not_sources).await?;
         let built = tokio::select! {
             built = project.build() => built,
-            signal = signals.next_stop() => return stop(running, signal).await,
+            signal = stop_asked(&mut signals) => return stop(running, signal).await,
         };
-        match built {
-            Ok(wasm) => {
+        match built.and_then(|wasm| Version::read(&wasm, &project.manifest)) {
+            Ok(version) => {
                 // The store is one process's at a time: the old version goes first.
                 if let Some(old) = running.take() {
                     tracing::info!("dev: stopping the running version");
                     old.shutdown().await;
                 }
                 let started = tokio::select! {
-                    started = start(&config, &wasm, &project.manifest) => started,
-                    signal = signals.next_stop() => return stop(None, signal).await,
+                    started = start(&config, &version) => started,
+                    signal = stop_asked(&mut signals) => return stop(None, signal).await,
                 };
                 match started {
                     Ok(runtime) => {
                         crate::summary::print(&runtime.modules());
-                        tracing::info!("dev: running {}; edit a source to rebuild", wasm.display());
+                        tracing::info!(
+                            "dev: running {}; edit a source to rebuild",
+                            version.wasm.display()
+                        );
                         running = Some(runtime);
+                        last_good = Some(version);
                     }
                     Err(e) => {
-                        tracing::error!(
-                            "dev: the module did not start: {e:#}; waiting for a change"
-                        )
+                        tracing::error!("dev: the new build did not start: {e:#}");
+                        if let Some(good) = &last_good {
+                            tracing::info!("dev: starting the last good build again");
+                            running = match start(&config, good).await {
+                                Ok(runtime) => Some(runtime),
+                                Err(e) => {
+                                    tracing::error!(
+                                        "dev: the last good build did not start either: {e:#}"
+                                    );
+                                    None
+                                }
+                            };
+                        }
+                        tracing::info!("dev: waiting for a change");
                     }
                 }
             }
@@ -98,14 +121,42 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
             ),
             Err(e) => tracing::error!("dev: {e:#}; waiting for a change"),
         }
-        // Taken after the build, so what the build itself writes is not a change.
-        let seen = Sources::scan(&project.root).await?;
         tokio::select! {
             changed = seen.next_change() => {
                 tracing::info!("dev: {} changed; rebuilding", changed?.display());
             }
-            signal = signals.next_stop() => return stop(running, signal).await,
+            signal = stop_asked(&mut signals) => return stop(running, signal).await,
         }
+    }
+}
+
+/// One build of the module: its component and the manifest it was built with, kept so the
+/// last good one can be started again after a newer one fails to.
+struct Version {
+    wasm: PathBuf,
+    bytes: Vec<u8>,
+    manifest_path: PathBuf,
+    manifest: String,
+}
+
+impl Version {
+    fn read(wasm: &Path, manifest: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            wasm: wasm.to_path_buf(),
+            bytes: std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?,
+            manifest_path: manifest.to_path_buf(),
+            manifest: std::fs::read_to_string(manifest)
+                .with_context(|| format!("reading {}", manifest.display()))?,
+        })
+    }
+}
+
+/// Any of SIGINT, SIGTERM and SIGHUP: a closed terminal must not leave `nexum dev`
+/// rebuilding on its own.
+async fn stop_asked(signals: &mut Signals) -> &'static str {
+    match signals.next().await {
+        Asked::Stop(name) => name,
+        Asked::Reload => "SIGHUP",
     }
 }
 
@@ -116,6 +167,17 @@ fn fresh_state_dir(project: &Project, asked: Option<PathBuf>) -> anyhow::Result<
         return Ok(dir);
     }
     let dir = project.root.join("data").join("anvil");
+    if dir.join("version").exists() {
+        // Another `nexum dev` on this folder holds it: clearing it would pull its store
+        // out from under it.
+        match Ledger::open(&dir) {
+            Err(StoreError::Locked) => bail!(
+                "{} is in use: another `nexum dev` runs this module; stop it first, or give this one its own --state-dir",
+                dir.display()
+            ),
+            opened => drop(opened),
+        }
+    }
     if dir.exists() {
         std::fs::remove_dir_all(&dir)
             .with_context(|| format!("clearing {} for the new local chain", dir.display()))?;
@@ -123,9 +185,28 @@ fn fresh_state_dir(project: &Project, asked: Option<PathBuf>) -> anyhow::Result<
     Ok(dir)
 }
 
-async fn start(config: &EngineConfig, wasm: &Path, manifest: &Path) -> anyhow::Result<Runtime> {
-    let builder = RuntimeBuilder::new(config.clone()).module_file(wasm.to_path_buf(), manifest)?;
-    Ok(builder.start().await?)
+/// How long a new version waits for the old one's store lock (fjall lets go of it as its
+/// last handle drops, just after `shutdown` returns).
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+async fn start(config: &EngineConfig, version: &Version) -> anyhow::Result<Runtime> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        let builder = RuntimeBuilder::new(config.clone()).module_bytes(
+            version.bytes.clone(),
+            &version.manifest,
+            &version.manifest_path.display().to_string(),
+        )?;
+        match builder.start().await {
+            Err(RuntimeError::Boot(BootError::Store {
+                error: StoreError::Locked,
+                ..
+            })) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            started => return Ok(started?),
+        }
+    }
 }
 
 async fn stop(running: Option<Runtime>, signal: &str) -> anyhow::Result<()> {

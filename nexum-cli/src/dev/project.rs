@@ -1,7 +1,7 @@
 //! A module's folder as `nexum dev` sees it: which language, how to build it, where the
 //! component lands.
 
-use super::child::die_with_parent;
+use super::child::{BuildGroup, die_with_parent};
 use anyhow::{Context, bail};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -82,10 +82,9 @@ impl Project {
         tracing::info!("dev: building the {} module", self.kind);
         match self.kind {
             Kind::Rust => self.cargo_build().await,
-            Kind::JavaScript => {
-                self.scripted_build("npm", &["run", "--silent", "build"])
-                    .await
-            }
+            // Not --silent: it would hide npm's own errors (a missing script, a failed
+            // install inside the build).
+            Kind::JavaScript => self.scripted_build("npm", &["run", "build"]).await,
             Kind::Python => self.scripted_build("python3", &["build.py"]).await,
         }
     }
@@ -107,9 +106,11 @@ impl Project {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        BuildGroup::prepare(&mut command);
         let mut cargo = die_with_parent(&mut command)
             .spawn()
             .context("starting cargo (is Rust installed?)")?;
+        let group = BuildGroup::led_by(cargo.id());
         let mut lines = BufReader::new(cargo.stdout.take().context("cargo's stdout")?).lines();
         let mut component = None;
         while let Some(line) = lines.next_line().await? {
@@ -117,7 +118,9 @@ impl Project {
                 component = Some(wasm);
             }
         }
-        if !cargo.wait().await?.success() {
+        let status = cargo.wait().await?;
+        group.ended();
+        if !status.success() {
             bail!("cargo build failed (its errors are above)");
         }
         component
@@ -134,11 +137,13 @@ impl Project {
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
-        let status = die_with_parent(&mut command)
+        BuildGroup::prepare(&mut command);
+        let mut build = die_with_parent(&mut command)
             .spawn()
-            .with_context(|| format!("starting {program} (is it installed?)"))?
-            .wait()
-            .await?;
+            .with_context(|| format!("starting {program} (is it installed?)"))?;
+        let group = BuildGroup::led_by(build.id());
+        let status = build.wait().await?;
+        group.ended();
         let shown = format!("{program} {}", args.join(" "));
         if !status.success() {
             bail!("`{shown}` failed (its errors are above)");

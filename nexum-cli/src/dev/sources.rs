@@ -11,8 +11,10 @@ const POLL: Duration = Duration::from_millis(300);
 /// A change is acted on once the files stop changing for this long (an editor's save, a
 /// `git checkout`, are several writes).
 const SETTLE: Duration = Duration::from_millis(200);
-/// Folders that hold what builds and runs write, not sources.
+/// Folders of the module's root that hold what builds, installs and runs write.
 const NOT_SOURCES: &[&str] = &["target", "node_modules", "dist", "data", "__pycache__"];
+/// Files a build writes beside the sources.
+const BUILD_WRITES: &[&str] = &["Cargo.lock"];
 /// Files looked at, at most: a folder bigger than this is not a module's sources.
 const MAX_FILES: usize = 20_000;
 
@@ -20,23 +22,32 @@ const MAX_FILES: usize = 20_000;
 #[derive(PartialEq, Eq)]
 pub struct Sources {
     root: PathBuf,
+    /// Folders under the root that are not sources (the state directory).
+    skipped: Vec<PathBuf>,
     files: BTreeMap<PathBuf, (SystemTime, u64)>,
 }
 
+/// Hidden files and editors' swap, backup and autosave files, which change as one types.
+fn is_scratch(name: &str) -> bool {
+    name.starts_with('.') || name.starts_with('#') || name.ends_with('~')
+}
+
 impl Sources {
-    /// Looks at every source file under `root` (hidden folders and build output skipped).
-    pub async fn scan(root: &Path) -> anyhow::Result<Self> {
-        let root = root.to_path_buf();
-        Ok(tokio::task::spawn_blocking(move || Self::scan_now(root)).await?)
+    /// Looks at every source file under `root`: hidden and scratch files, build output at
+    /// the root, and the folders in `skipped` are left out.
+    pub async fn scan(root: &Path, skipped: &[PathBuf]) -> anyhow::Result<Self> {
+        let (root, skipped) = (root.to_path_buf(), skipped.to_vec());
+        Ok(tokio::task::spawn_blocking(move || Self::scan_now(root, skipped)).await?)
     }
 
-    fn scan_now(root: PathBuf) -> Self {
+    fn scan_now(root: PathBuf, skipped: Vec<PathBuf>) -> Self {
         let mut files = BTreeMap::new();
         let mut folders = vec![root.clone()];
         while let Some(folder) = folders.pop() {
             let Ok(entries) = std::fs::read_dir(&folder) else {
                 continue;
             };
+            let at_root = folder == root;
             for entry in entries.flatten() {
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
@@ -44,34 +55,57 @@ impl Sources {
                 let Ok(kind) = entry.file_type() else {
                     continue;
                 };
+                if is_scratch(&name) {
+                    continue;
+                }
                 if kind.is_dir() {
-                    if !name.starts_with('.') && !NOT_SOURCES.contains(&name.as_ref()) {
-                        folders.push(entry.path());
+                    let path = entry.path();
+                    let output = at_root && NOT_SOURCES.contains(&name.as_ref());
+                    if !output && !skipped.iter().any(|s| path.starts_with(s)) {
+                        folders.push(path);
                     }
-                } else if kind.is_file()
-                    && files.len() < MAX_FILES
-                    && let Ok(meta) = entry.metadata()
-                {
-                    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                    files.insert(entry.path(), (modified, meta.len()));
+                } else if kind.is_file() && !(at_root && BUILD_WRITES.contains(&name.as_ref())) {
+                    if files.len() == MAX_FILES {
+                        tracing::warn!(
+                            "dev: more than {MAX_FILES} files under {}; changes to the others are not seen",
+                            root.display()
+                        );
+                        return Self {
+                            root,
+                            skipped,
+                            files,
+                        };
+                    }
+                    if let Ok(meta) = entry.metadata() {
+                        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                        files.insert(entry.path(), (modified, meta.len()));
+                    }
                 }
             }
         }
-        Self { root, files }
+        Self {
+            root,
+            skipped,
+            files,
+        }
     }
 
     /// Waits until a source file is added, removed or changed, and the sources settle;
     /// returns one of the changed files.
     pub async fn next_change(&self) -> anyhow::Result<PathBuf> {
+        let mut first = true;
         loop {
-            tokio::time::sleep(POLL).await;
-            let mut now = Self::scan(&self.root).await?;
+            // The first look is at once: the sources may have changed during the build.
+            if !std::mem::take(&mut first) {
+                tokio::time::sleep(POLL).await;
+            }
+            let mut now = Self::scan(&self.root, &self.skipped).await?;
             if now == *self {
                 continue;
             }
             loop {
                 tokio::time::sleep(SETTLE).await;
-                let again = Self::scan(&self.root).await?;
+                let again = Self::scan(&self.root, &self.skipped).await?;
                 if again == now {
                     break;
                 }
@@ -115,12 +149,19 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("src")).unwrap();
         std::fs::create_dir_all(dir.path().join("dist")).unwrap();
         std::fs::write(dir.path().join("src/module.js"), "one").unwrap();
-        let before = Sources::scan(dir.path()).await.unwrap();
+        let state = dir.path().join("state");
+        let skipped = [state.clone()];
+        let before = Sources::scan(dir.path(), &skipped).await.unwrap();
 
         std::fs::write(dir.path().join("dist/module.wasm"), "built").unwrap();
         std::fs::create_dir_all(dir.path().join(".venv")).unwrap();
         std::fs::write(dir.path().join(".venv/x"), "installed").unwrap();
-        assert!(Sources::scan(dir.path()).await.unwrap() == before);
+        std::fs::write(dir.path().join("Cargo.lock"), "resolved").unwrap();
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(state.join("0.jnl"), "journal").unwrap();
+        std::fs::write(dir.path().join("src/.module.js.swp"), "typing").unwrap();
+        std::fs::write(dir.path().join("src/module.js~"), "backup").unwrap();
+        assert!(Sources::scan(dir.path(), &skipped).await.unwrap() == before);
 
         std::fs::write(dir.path().join("src/module.js"), "two, longer").unwrap();
         let changed = tokio::time::timeout(Duration::from_secs(10), before.next_change())
@@ -128,5 +169,15 @@ mod tests {
             .expect("the edit is seen")
             .unwrap();
         assert_eq!(changed, Path::new("src/module.js"));
+
+        // Below the root, a folder named like build output is a source folder.
+        let before = Sources::scan(dir.path(), &skipped).await.unwrap();
+        std::fs::create_dir_all(dir.path().join("src/data")).unwrap();
+        std::fs::write(dir.path().join("src/data/table.json"), "[]").unwrap();
+        let changed = tokio::time::timeout(Duration::from_secs(10), before.next_change())
+            .await
+            .expect("the new file is seen")
+            .unwrap();
+        assert_eq!(changed, Path::new("src/data/table.json"));
     }
 }
