@@ -72,10 +72,12 @@ impl StoreTarget {
     }
 }
 
-/// The state files of a stopped single-module run.
+/// The state files of a stopped single-module run. A folder without them is refused
+/// before opening: opening would create a new, empty store in it.
 fn open_dir(dir: &Path) -> anyhow::Result<Ledger> {
-    if !dir.is_dir() {
-        bail!("{}: no state there", dir.display());
+    // The store's format marker, written when it is created.
+    if !dir.join("version").is_file() {
+        bail!("{}: no nexum state there", dir.display());
     }
     Ledger::open(dir).map_err(|e| match e {
         StoreError::Locked => anyhow::anyhow!(

@@ -368,6 +368,21 @@ fn store_lists_and_reads_a_module_s_keys_after_a_run() {
     let output = nexum(&["store", "--state-dir", state, "beat", "get", "beats"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(stdout(&output).trim().parse::<u64>().unwrap(), beats);
+    // A folder that holds no state is refused, and left as it was.
+    let empty = tempfile::tempdir().unwrap();
+    let output = nexum(&[
+        "store",
+        "--state-dir",
+        empty.path().to_str().unwrap(),
+        "beat",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("no nexum state there"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
     let output = nexum(&["store", "--state-dir", state]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
