@@ -155,3 +155,44 @@ describe('hostile data is refused with a clear error', () => {
     assert.throws(() => f.decode('1234'), { message: /expected a '0x…' hex string/ });
   });
 });
+
+describe('the codec agrees with the Python helper', () => {
+  test('a leading byte order mark is part of a string', () => {
+    const Pong = event('event Pong(uint256 indexed seq, string note)');
+    assert.deepEqual(Pong.decode(Pong.encode({ seq: 1n, note: '\uFEFFhi' })), { seq: 1n, note: '\uFEFFhi' });
+    const s = fn('function s() view returns (string)');
+    assert.equal(s.decode(data('20', '5', 'efbbbf6869'.padEnd(64, '0'))), '\uFEFFhi');
+  });
+
+  test('half a surrogate pair is refused, not written or hashed as U+FFFD', () => {
+    const Pong = event('event Pong(uint256 indexed seq, string note)');
+    assert.throws(() => Pong.encode({ seq: 1n, note: 'a\uD800' }), { name: 'TypeError', message: /not valid Unicode/ });
+    assert.throws(() => keccak256('\uDC00'), { name: 'TypeError', message: /not valid Unicode/ });
+    assert.equal(keccak256('\uD83D\uDE00'), keccak256(new TextEncoder().encode('😀')));
+  });
+
+  test('a parameter name used twice is refused', () => {
+    for (const declaration of [
+      'event E(uint256 a, bool indexed a)',
+      'function f(uint256 a, bool a)',
+      'function f() view returns (uint256 a, bool a)',
+    ]) {
+      assert.throws(() => (declaration.startsWith('function') ? fn : event)(declaration), {
+        name: 'SyntaxError',
+        message: `${declaration}: parameter name 'a' is used twice`,
+      });
+    }
+    assert.doesNotThrow(() => fn('function f(uint256 a) view returns (uint256 a)'));
+  });
+
+  test('a parameter named __proto__ is an ordinary key', () => {
+    const E = event('event E(uint256 indexed __proto__, bytes constructor, bool toString)');
+    const values = Object.fromEntries([['__proto__', 7n], ['constructor', '0xab'], ['toString', true]]);
+    const decoded = E.decode(E.encode(values));
+    assert.deepEqual(decoded, values);
+    assert.equal(Object.getPrototypeOf(decoded), Object.prototype);
+    const { __proto__: seq, constructor: payload } = decoded;
+    assert.deepEqual([seq, payload], [7n, '0xab']);
+    assert.throws(() => E.encode({ constructor: '0x', toString: true }), { message: /no value for '__proto__'/ });
+  });
+});

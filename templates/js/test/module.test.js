@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { beforeEach, describe, test } from 'node:test';
 import * as counter from '../src/module.js';
 import { chain, event, Fault, RpcError, store } from '../src/nexum/index.js';
-import { FakeHost } from '../src/nexum/testing.js';
+import { exportFailure, FakeHost } from '../src/nexum/testing.js';
 
 const Ping = event('event Ping(address indexed sender, uint256 indexed seq, bytes payload)');
 const Pong = event('event Pong(uint256 indexed seq, string note)');
@@ -227,5 +227,143 @@ describe('the fake host refuses what nexum refuses', () => {
     );
     assert.deepEqual(keys, ['a/2', 'a/3']);
     assert.deepEqual([...host.store.keys()].sort(), ['a/2', 'a/3', 'b/1']);
+  });
+});
+
+describe('a fault reaches nexum as a fault, never as a trap', () => {
+  const block = FakeHost.block({ number: 1 });
+  const failing = (thrown) => ({
+    onBlock() {
+      throw thrown;
+    },
+  });
+  const BAD_WAITS = [1.5, 'soon', -1, 2 ** 70, -1n, 1n << 64n, true];
+
+  test('a Fault refuses a retry hint that is not a u64, and prints a message that is not text', () => {
+    for (const bad of BAD_WAITS) {
+      assert.throws(() => new Fault('rate-limited', 'slow', { retryAfterMs: bad }), {
+        name: 'TypeError',
+        message: /^Fault retryAfterMs: expected an integer from 0 to 2\^64-1, got /,
+      });
+    }
+    for (const good of [0, 5, (1n << 64n) - 1n]) {
+      assert.equal(new Fault('rate-limited', 'slow', { retryAfterMs: good }).retryAfterMs, good);
+    }
+    assert.equal(new Fault('rate-limited', 'slow', { retryAfterMs: null }).retryAfterMs, undefined);
+    assert.equal(new Fault('unavailable', 42).message, '42');
+    assert.throws(() => new Fault('unavailable', { toString: () => { throw new Error('no'); } }), {
+      name: 'TypeError',
+      message: 'a Fault message must be a string, and String() of the object given failed',
+    });
+  });
+
+  test('a bad retry hint fails the event as internal', () => {
+    const module = {
+      onBlock() {
+        throw new Fault('rate-limited', 'slow', { retryAfterMs: 1.5 });
+      },
+    };
+    assert.throws(() => new FakeHost().deliver(module, block), {
+      name: 'Fault',
+      kind: 'internal',
+      message: 'Fault retryAfterMs: expected an integer from 0 to 2^64-1, got 1.5',
+    });
+  });
+
+  test('a Fault changed after it was made is checked again on the way out', () => {
+    const changed = (field, value) => Object.assign(new Fault('rate-limited', 'slow', { retryAfterMs: 5 }), { [field]: value });
+    for (const [fault, why] of [
+      ...BAD_WAITS.map((bad) => [changed('retryAfterMs', bad), /^Fault retryAfterMs: expected an integer/]),
+      [changed('kind', 'bogus'), /^unknown fault kind 'bogus'/],
+      [changed('message', { toString: () => { throw new Error('no'); } }), /^a Fault message must be a string/],
+    ]) {
+      let failure;
+      assert.throws(() => new FakeHost().deliver(failing(fault), block), (error) => (failure = error) instanceof Fault);
+      assert.equal(failure.kind, 'internal');
+      assert.ok(failure.message.startsWith('a Fault that nexum cannot carry was thrown: '), failure.message);
+      assert.match(failure.message.slice('a Fault that nexum cannot carry was thrown: '.length), why);
+    }
+    const printed = Object.assign(new Fault('unavailable', 'x'), { message: 42 });
+    assert.throws(() => new FakeHost().deliver(failing(printed), block), { kind: 'unavailable', message: '42' });
+  });
+
+  test('an error whose parts cannot be printed still becomes an internal fault', () => {
+    assert.throws(() => new FakeHost().deliver(failing(new RpcError(Symbol('code'), 'boom')), block), {
+      kind: 'internal',
+      message: 'rpc error Symbol(code): boom',
+    });
+    const unprintable = Object.assign(new Error('x'), { message: { toString: () => { throw new Error('no'); } } });
+    assert.throws(() => new FakeHost().deliver(failing(unprintable), block), {
+      kind: 'internal',
+      message: 'a value that cannot be printed was thrown',
+    });
+  });
+
+  test('the fake host refuses a fault value that would not reach nexum intact', () => {
+    for (const [thrown, why] of [
+      [{ tag: 'rate-limited', val: { retryAfterMs: 1.5 } }, /retry-after-ms 1.5 is not an integer \(the component traps\)/],
+      [
+        { tag: 'rate-limited', val: { retryAfterMs: -1n } },
+        /retry-after-ms -1n is not a u64 \(nexum would receive 18446744073709551615\)/,
+      ],
+      [{ tag: 'rate-limited', val: { retryAfterMs: 1n << 64n } }, /is not a u64 \(nexum would receive 0\)/],
+      [{ tag: 'internal', val: 42 }, /internal fault does not lower to WIT: it carries 42, not a string/],
+      [new Error('boom'), /^the module trapped \(nexum would restart it\): it threw boom, not a fault$/],
+    ]) {
+      const failure = exportFailure(thrown);
+      assert.ok(!(failure instanceof Fault), `${failure.message} should not be a Fault`);
+      assert.match(failure.message, why);
+    }
+    const fault = exportFailure({ tag: 'rate-limited', val: { retryAfterMs: 7n } });
+    assert.deepEqual([fault.kind, fault.retryAfterMs], ['rate-limited', 7]);
+    const longest = Fault.fromVariant({ tag: 'rate-limited', val: { retryAfterMs: (1n << 64n) - 1n } });
+    assert.equal(longest.retryAfterMs, (1n << 64n) - 1n); // exact, as a BigInt
+  });
+});
+
+describe('module.toml [limits] is refused as nexum refuses it', () => {
+  /** A FakeHost for module.toml with `limits` as its [limits] table. */
+  function hostWith(limits, t) {
+    const dir = mkdtempSync(join(tmpdir(), 'nexum-'));
+    t.after(() => rmSync(dir, { recursive: true }));
+    const manifest = join(dir, 'module.toml');
+    writeFileSync(
+      manifest,
+      `[module]\nname = "x"\nversion = "1"\n[capabilities]\nrequired = ["chain", "local-store", "logging"]\n[limits]\n${limits}\n`,
+    );
+    return () => new FakeHost(manifest);
+  }
+
+  test('an unknown name, a value that is not a whole number above 0, a raised value', (t) => {
+    for (const [line, message] of [
+      ['fuel = 1', /`limits.fuel`: unknown field `fuel`, expected one of `fuel_per_event`, `memory_bytes`, /],
+      ['store_key_bytes = 1.5', /`limits.store_key_bytes`: expected an integer, got 1.5$/],
+      ['store_key_bytes = 512.0', /`limits.store_key_bytes`: expected an integer, got 512$/],
+      ['store_key_bytes = "512"', /`limits.store_key_bytes`: expected an integer, got '512'$/],
+      ['store_key_bytes = 0', /`limits.store_key_bytes`: must be greater than 0$/],
+      ['store_key_bytes = -1', /`limits.store_key_bytes`: must be greater than 0$/],
+      ['store_key_bytes = 1025', /`limits.store_key_bytes`: asks for 1025 but the engine allows at most 1024$/],
+      ['memory_bytes = 67108865', /`limits.memory_bytes`: asks for 67108865 but the engine allows at most 67108864$/],
+    ]) {
+      assert.throws(hostWith(line, t), { message }, line);
+    }
+  });
+
+  test('a lowered limit applies, including to limits the fake host does not enforce', (t) => {
+    const host = hostWith('store_key_bytes = 4\nfuel_per_event = 1000\nrpc_batch_max = 100', t)();
+    let caught;
+    host.deliver(
+      {
+        onBlock() {
+          try {
+            store.set('12345', new Uint8Array(1));
+          } catch (error) {
+            caught = error;
+          }
+        },
+      },
+      FakeHost.block({ number: 1 }),
+    );
+    assert.deepEqual([caught.kind, caught.message], ['invalid-input', 'key is 5 bytes; the limit is 4']);
   });
 });

@@ -3,7 +3,10 @@
 Only the types keepers read most (address, bool, uintN/intN, bytesN, bytes, string) are
 supported; arrays and tuples are refused when declared, not half-decoded later. Decoding
 treats every input as hostile: each offset and length is checked against the data before
-it is used, so bad data gives an AbiError, never a hang or a huge allocation.
+it is used, so bad data gives an AbiError, never a hang or a huge allocation. A static word
+must be canonical (zero high bytes for address and uintN, 0 or 1 for bool, sign-extended
+intN, zeros after a bytesN), as Solidity's decoder requires. Like Solidity's, it does not
+check the padding after a bytes or string value, nor bytes that no offset points at.
 """
 
 from __future__ import annotations
@@ -143,7 +146,10 @@ def _dynamic_bytes(t: AbiType, value: Any, what: str) -> bytes:
     if t.kind == "string":
         if not isinstance(value, str):
             raise AbiError(f"{what} must be a str, got {type(value).__name__}")
-        return value.encode("utf-8")
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise AbiError(f"{what}: not valid Unicode (a lone surrogate)") from None
     return _hex(value, what)
 
 

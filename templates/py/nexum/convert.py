@@ -67,13 +67,29 @@ def fault_from_wit(types: Any, fault: Any) -> Fault:
 
 
 def fault_to_wit(types: Any, fault: Fault) -> Any:
-    """A Fault as the WIT fault variant an export returns."""
-    cls = getattr(types, _fault_class_name(fault.kind))
-    if fault.kind == "timeout":
+    """A Fault as the WIT fault variant an export returns.
+
+    Never raises: an export that raised would trap the instance. The fields are checked
+    again as a new Fault's would be (they may have been changed since it was made), and a
+    Fault nexum cannot carry becomes an internal fault saying why.
+    """
+    try:
+        checked = Fault(fault.kind, fault.message, fault.retry_after_ms)
+    except Exception as error:  # whatever the reason, it is reported, not raised
+        return types.Fault_Internal(f"a Fault that nexum cannot carry was raised: {_reason(error)}")
+    cls = getattr(types, _fault_class_name(checked.kind))
+    if checked.kind == "timeout":
         return cls()
-    if fault.kind == "rate-limited":
-        return cls(types.RateLimit(fault.retry_after_ms))
-    return cls(fault.message)
+    if checked.kind == "rate-limited":
+        return cls(types.RateLimit(checked.retry_after_ms))
+    return cls(checked.message)
+
+
+def _reason(error: Exception) -> str:
+    try:
+        return str(error)
+    except Exception:  # an exception whose own str() raises
+        return type(error).__name__
 
 
 def chain_error_from_wit(types: Any, chain: Any, error: Any) -> Fault | RpcError:

@@ -6,7 +6,7 @@ everything is caught here and returned as the world's `err(fault)`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from .convert import config_from_wit, event_from_wit, fault_to_wit
@@ -18,13 +18,33 @@ _HANDLERS = {Block: "on_block", Logs: "on_logs", Tick: "on_tick"}
 
 
 def as_fault(error: BaseException) -> Fault:
-    """What an uncaught exception tells nexum: a Fault as itself, anything else as internal."""
+    """What an uncaught exception tells nexum: a Fault as itself, anything else as internal.
+
+    Never raises: it runs on the way out of an export, where an exception would trap.
+    """
     if isinstance(error, Fault):
         return error
-    if isinstance(error, RpcError):
-        return Fault("internal", f"rpc error {error.code}: {error.message}")
-    text = str(error)
-    return Fault("internal", f"{type(error).__name__}: {text}" if text else type(error).__name__)
+    name = type(error).__name__
+    try:
+        if isinstance(error, RpcError):
+            return Fault("internal", f"rpc error {error.code}: {error.message}")
+        text = str(error)
+    except Exception:  # the exception's own __str__ (or its code's, or message's) raised
+        return Fault("internal", f"{name} (its message cannot be printed)")
+    return Fault("internal", f"{name}: {text}" if text else name)
+
+
+def _synchronous(name: str, result: object) -> None:
+    """Refuses what an `async def` handler returns: host calls are synchronous and a call
+    ends when the export returns, so the coroutine would never run, its event counted as
+    handled all the same."""
+    if not isinstance(result, Awaitable):
+        return
+    what = "an awaitable"
+    if isinstance(result, Coroutine):
+        result.close()  # never started: once closed, Python does not warn it was never awaited
+        what = "a coroutine"
+    raise Fault("internal", f"{name} returned {what}: handlers must be synchronous (no async def)")
 
 
 class Entry:
@@ -38,7 +58,7 @@ class Entry:
     def init(self, config: list[tuple[str, str]]) -> None:
         """The `init` export: calls module.init(config dict) if the module has one."""
         handler = getattr(self.module, "init", None)
-        self._run(lambda: handler(config_from_wit(config)) if handler else None)
+        self._run(lambda: _synchronous("init", handler(config_from_wit(config))) if handler else None)
 
     def on_event(self, event: Any) -> None:
         """The `on-event` export: calls on_block, on_logs or on_tick."""
@@ -49,7 +69,7 @@ class Entry:
             handler = getattr(self.module, name, None)
             if handler is None:
                 raise Fault("internal", f"{self.file_name} has no {name} handler")
-            handler(value)
+            _synchronous(name, handler(value))
 
         self._run(dispatch)
 

@@ -22,8 +22,13 @@ class Fault(Exception):
     """
 
     def __init__(self, kind: str, message: str = "", retry_after_ms: int | None = None) -> None:
+        """Refuses what nexum cannot carry, here where the mistake is made: an unknown kind,
+        a message str() fails on (any other message is made text with str()), and a
+        `retry_after_ms` that is not a WIT u64 (an int from 0 to 2**64 - 1) or None."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        message = _text(message)
+        _check_u64(retry_after_ms, "retry_after_ms")
         super().__init__(f"{kind}: {message}" if message else kind)
         self.kind = kind
         self.message = message
@@ -42,6 +47,25 @@ class Fault(Exception):
 
     def __repr__(self) -> str:
         return f"Fault({self.kind!r}, {self.message!r})"
+
+
+def _text(message: object) -> str:
+    if isinstance(message, str):
+        return message
+    if message is None:
+        return ""
+    try:
+        return str(message)
+    except Exception:
+        raise TypeError(
+            f"a Fault message must be a str, and str() of the {type(message).__name__} given failed"
+        ) from None
+
+
+def _check_u64(value: object, what: str) -> None:
+    # bool is an int, but True as a wait in milliseconds is a mistake.
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 64):
+        raise TypeError(f"{what} must be an int from 0 to 2**64 - 1, or None; got {value!r}")
 
 
 class RpcError(Exception):

@@ -14,9 +14,13 @@ from typing import Any, Generic, TypeVar
 E = TypeVar("E")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Err(Generic[E], Exception):
-    """componentize_py_types.Err: the failure case of a WIT `result`, raised."""
+    """componentize_py_types.Err: the failure case of a WIT `result`, raised.
+
+    Not frozen, unlike the real one: unittest sets `__traceback__` on every exception in a
+    failing test's chain, and a frozen one would crash the run instead of reporting it.
+    """
 
     value: E
 
@@ -114,6 +118,25 @@ class Fault_InvalidInput:
 @dataclass
 class Fault_Internal:
     value: str
+
+
+def lowering_problem(fault: Any) -> str | None:
+    """Why componentize-py could not lower `fault` as the WIT `fault` an export returns (the
+    component would trap), or None when it could."""
+    if isinstance(fault, Fault_Timeout):
+        return None
+    if isinstance(fault, Fault_RateLimited):
+        if not isinstance(fault.value, RateLimit):
+            return f"Fault_RateLimited carries a {type(fault.value).__name__}, not a RateLimit"
+        ms = fault.value.retry_after_ms
+        if ms is None or (isinstance(ms, int) and 0 <= ms < 1 << 64):
+            return None
+        return f"retry_after_ms {ms!r} is not a u64"
+    if isinstance(fault, (Fault_Unsupported, Fault_Unavailable, Fault_Denied, Fault_InvalidInput, Fault_Internal)):
+        if isinstance(fault.value, str):
+            return None
+        return f"{type(fault).__name__} carries a {type(fault.value).__name__}, not a str"
+    return f"a {type(fault).__name__} is not a fault"
 
 
 # --- chain ------------------------------------------------------------------------------

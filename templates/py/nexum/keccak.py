@@ -55,8 +55,14 @@ def _permute(state: list[int]) -> None:
         state[0] ^= constant
 
 
-def keccak256_bytes(data: bytes) -> bytes:
-    """The 32-byte Keccak-256 digest of `data` (original Keccak padding, 0x01 … 0x80)."""
+def keccak256_bytes(data: bytes | bytearray | str) -> bytes:
+    """The 32-byte Keccak-256 digest of bytes, or of a string's UTF-8 (original Keccak
+    padding, 0x01 … 0x80)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    elif not isinstance(data, (bytes, bytearray)):
+        # bytes(5) would be five zero bytes, hashed without a word.
+        raise TypeError(f"keccak256 takes bytes, a bytearray or a str, got {type(data).__name__}")
     padded = bytearray(data)
     padded.append(0x01)
     padded.extend(b"\x00" * (-len(padded) % _RATE))
@@ -72,5 +78,4 @@ def keccak256_bytes(data: bytes) -> bytes:
 
 def keccak256(data: bytes | bytearray | str) -> str:
     """Keccak-256 of bytes, or of a string's UTF-8, as a lowercase '0x…' hex string."""
-    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    return "0x" + keccak256_bytes(raw).hex()
+    return "0x" + keccak256_bytes(data).hex()

@@ -205,6 +205,10 @@ class FakeHost:
             run(Entry(self._imports, module))
         except wit.Err as failure:
             self._pending = WriteSet()
+            problem = wit.lowering_problem(failure.value)
+            if problem is not None:
+                raise RuntimeError(f"the module trapped (nexum would restart it): its fault does not lower to WIT: "
+                                   f"{problem}") from None
             raise fault_from_wit(wit, failure.value) from None
         pending, self._pending = self._pending, WriteSet()
         self._used += pending.delta

@@ -6,6 +6,7 @@ import time
 import unittest
 
 from nexum import AbiError, Log, event, function, keccak256
+from nexum.hexstr import from_hex
 
 PING = event("event Ping(address indexed sender, uint256 indexed seq, bytes payload)")
 PONG = event("event Pong(uint256 indexed seq, string note)")
@@ -135,6 +136,39 @@ class HostileDataTest(unittest.TestCase):
         self.assertFalse(PING.matches(short))
         with self.assertRaises(AbiError):
             PING.decode(short)
+
+
+class SameAsJavaScriptTest(unittest.TestCase):
+    """The codec refuses and keeps what the JavaScript helper does."""
+
+    def test_hex_is_0x_then_hex_digits_only(self) -> None:
+        self.assertEqual(from_hex("0xABcd"), b"\xab\xcd")
+        # Even lengths: bytes.fromhex would skip the whitespace and read two bytes.
+        for text in ("0xab  cd", "0x  abcd", "0xab\t\tcd", "0xabcd\n\n", "0Xabcd"):
+            with self.subTest(text), self.assertRaises(ValueError):
+                from_hex(text)
+        with self.assertRaises(AbiError):
+            function("function f() returns (uint8)").decode("0x" + "00" * 31 + "  01")
+
+    def test_keccak256_takes_bytes_or_text_only(self) -> None:
+        for value in (5, [1, 2], None, memoryview(b"x")):
+            with self.subTest(value), self.assertRaises(TypeError):
+                keccak256(value)  # type: ignore[arg-type]
+        self.assertEqual(keccak256(bytearray(b"abc")), keccak256("abc"))
+
+    def test_a_leading_byte_order_mark_is_part_of_a_string(self) -> None:
+        note = "\ufeffhi"
+        self.assertEqual(PONG.decode(PONG.encode({"seq": 1, "note": note}))["note"], note)
+
+    def test_half_a_surrogate_pair_is_an_abi_error(self) -> None:
+        with self.assertRaisesRegex(AbiError, "not valid Unicode"):
+            PONG.encode({"seq": 1, "note": "a\ud800"})
+
+    def test_a_parameter_name_used_twice_is_refused(self) -> None:
+        for text in ("event E(uint256 a, bool indexed a)", "function f(uint256 a, bool a)",
+                     "function f() returns (uint256 a, bool a)"):
+            with self.subTest(text), self.assertRaisesRegex(AbiError, "parameter name 'a' is used twice"):
+                (function if text.startswith("function") else event)(text)
 
 
 if __name__ == "__main__":

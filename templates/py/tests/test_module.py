@@ -5,15 +5,18 @@ Run from the module's folder: python3 -m unittest discover -s tests
 
 from __future__ import annotations
 
+import inspect
 import tempfile
 import unittest
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 
 import module
 from nexum import Block, Fault, Log, RpcError, chain, store
+from nexum import fake_wit as wit
 from nexum.abi import encode_values
 from nexum.testing import FakeHost
 
@@ -152,6 +155,169 @@ class HostRulesTest(unittest.TestCase):
             with self.assertRaises(ValueError) as refused:
                 FakeHost(manifest)
         self.assertIn("which needs the `chain` capability", str(refused.exception))
+
+    def test_a_fault_a_test_did_not_expect_is_reported_by_unittest(self) -> None:
+        def fails(block: Block) -> None:
+            raise Fault("unavailable", "oops")
+
+        class Unexpected(unittest.TestCase):
+            def runTest(self) -> None:
+                FakeHost().deliver(SimpleNamespace(on_block=fails), FakeHost.block(1))
+
+        result = unittest.TestResult()
+        Unexpected().run(result)
+        self.assertEqual(len(result.errors), 1)
+        self.assertIn("Fault: unavailable: oops", result.errors[0][1])
+
+
+BAD_WAITS = (1.5, "soon", -1, 2**70, 2**64, True)
+
+
+class FaultsReachNexumTest(unittest.TestCase):
+    """Whatever a handler raises reaches nexum as a fault, never as a trap."""
+
+    def deliver(self, handler: Callable[[Block], object]) -> Fault:
+        with self.assertRaises(Fault) as failure:
+            FakeHost().deliver(SimpleNamespace(on_block=handler), FakeHost.block(1))
+        return failure.exception
+
+    def test_a_fault_refuses_a_retry_hint_that_is_not_a_u64_and_prints_its_message(self) -> None:
+        for bad in BAD_WAITS:
+            with self.subTest(bad), self.assertRaisesRegex(TypeError, "^retry_after_ms must be an int from 0 to 2"):
+                Fault("rate-limited", "slow", bad)
+        for good in (None, 0, 5, 2**64 - 1):
+            self.assertEqual(Fault("rate-limited", "slow", good).retry_after_ms, good)
+        self.assertEqual(Fault("unavailable", 42).message, "42")
+
+        class Unprintable:
+            def __str__(self) -> str:
+                raise RuntimeError("no")
+
+        with self.assertRaisesRegex(TypeError, r"str\(\) of the Unprintable given failed"):
+            Fault("unavailable", Unprintable())
+
+    def test_a_bad_retry_hint_fails_the_event_as_internal(self) -> None:
+        def handler(block: Block) -> None:
+            raise Fault("rate-limited", "slow", 1.5)
+
+        fault = self.deliver(handler)
+        self.assertEqual(fault.kind, "internal")
+        self.assertIn("retry_after_ms must be an int from 0 to 2**64 - 1, or None; got 1.5", fault.message)
+
+    def test_a_fault_changed_after_it_was_made_is_checked_again_on_the_way_out(self) -> None:
+        for field, value in [*(("retry_after_ms", bad) for bad in BAD_WAITS), ("kind", "bogus")]:
+            fault = Fault("rate-limited", "slow", 5)
+            setattr(fault, field, value)
+
+            def handler(block: Block, fault: Fault = fault) -> None:
+                raise fault
+
+            with self.subTest(field=field, value=value):
+                failure = self.deliver(handler)
+                self.assertEqual(failure.kind, "internal")
+                self.assertRegex(failure.message, "^a Fault that nexum cannot carry was raised: ")
+        printed = Fault("unavailable", "x")
+        printed.message = 42  # type: ignore[assignment]
+
+        def raise_printed(block: Block) -> None:
+            raise printed
+
+        self.assertEqual(self.deliver(raise_printed), Fault("unavailable", "42"))
+
+    def test_an_exception_whose_message_cannot_be_printed_is_still_a_fault(self) -> None:
+        class Unprintable(Exception):
+            def __str__(self) -> str:
+                raise RuntimeError("no")
+
+        def handler(block: Block) -> None:
+            raise Unprintable()
+
+        self.assertEqual(self.deliver(handler), Fault("internal", "Unprintable (its message cannot be printed)"))
+
+        class Code:
+            def __format__(self, spec: str) -> str:
+                raise RuntimeError("no")
+
+        def rpc(block: Block) -> None:
+            error = RpcError(3, "boom")
+            error.code = Code()  # type: ignore[assignment]
+            raise error
+
+        self.assertEqual(self.deliver(rpc), Fault("internal", "RpcError (its message cannot be printed)"))
+
+    def test_an_async_handler_is_refused_and_its_coroutine_closed(self) -> None:
+        ran: list[Block] = []
+
+        async def on_block(block: Block) -> None:
+            ran.append(block)
+
+        self.assertEqual(self.deliver(on_block), Fault(
+            "internal", "on_block returned a coroutine: handlers must be synchronous (no async def)"))
+        self.assertEqual(ran, [])
+
+        returned = []
+
+        def returns_a_coroutine(block: Block) -> object:
+            returned.append(on_block(block))
+            return returned[-1]
+
+        self.deliver(returns_a_coroutine)
+        self.assertEqual(inspect.getcoroutinestate(returned[0]), inspect.CORO_CLOSED)
+
+        async def init(config: dict[str, str]) -> None:
+            pass
+
+        with self.assertRaises(Fault) as failure:
+            FakeHost().init(SimpleNamespace(init=init))
+        self.assertEqual(failure.exception.message,
+                         "init returned a coroutine: handlers must be synchronous (no async def)")
+
+    def test_the_fake_host_traps_on_a_fault_that_does_not_lower_to_wit(self) -> None:
+        for bad, problem in [
+            (wit.Fault_RateLimited(wit.RateLimit(-1)), "retry_after_ms -1 is not a u64"),
+            (wit.Fault_RateLimited(wit.RateLimit(1.5)), "retry_after_ms 1.5 is not a u64"),  # type: ignore[arg-type]
+            (wit.Fault_RateLimited(wit.RateLimit(2**64)), "is not a u64"),
+            (wit.Fault_Internal(42), "Fault_Internal carries a int, not a str"),  # type: ignore[arg-type]
+        ]:
+            with self.subTest(bad), mock.patch("nexum.entry.fault_to_wit", return_value=bad):
+                with self.assertRaises(RuntimeError) as trapped:
+                    FakeHost().deliver(SimpleNamespace(on_block=lambda block: 1 / 0), FakeHost.block(1))
+                self.assertIn("the module trapped", str(trapped.exception))
+                self.assertIn(problem, str(trapped.exception))
+
+
+class LimitsTest(unittest.TestCase):
+    """module.toml's [limits], refused where nexum refuses to load it."""
+
+    def host_with(self, limits: str) -> FakeHost:
+        with tempfile.TemporaryDirectory() as folder:
+            manifest = Path(folder) / "module.toml"
+            manifest.write_text('[module]\nname = "t"\nversion = "0"\n[capabilities]\n'
+                                f'required = ["chain", "local-store", "logging"]\n[limits]\n{limits}\n')
+            return FakeHost(manifest)
+
+    def test_an_unknown_name_a_value_that_is_not_a_whole_number_above_0_or_a_raised_value(self) -> None:
+        for line, message in [
+            ("fuel = 1", "`limits.fuel`: unknown field `fuel`, expected one of `fuel_per_event`, `memory_bytes`, "),
+            ("store_key_bytes = 1.5", "`limits.store_key_bytes`: expected an integer, got 1.5"),
+            ("store_key_bytes = 512.0", "`limits.store_key_bytes`: expected an integer, got 512.0"),
+            ('store_key_bytes = "512"', "`limits.store_key_bytes`: expected an integer, got '512'"),
+            ("store_key_bytes = true", "`limits.store_key_bytes`: expected an integer, got True"),
+            ("store_key_bytes = 0", "`limits.store_key_bytes`: must be greater than 0"),
+            ("store_key_bytes = -1", "`limits.store_key_bytes`: must be greater than 0"),
+            ("store_key_bytes = 1025", "`limits.store_key_bytes`: asks for 1025 but the engine allows at most 1024"),
+            ("memory_bytes = 67108865",
+             "`limits.memory_bytes`: asks for 67108865 but the engine allows at most 67108864"),
+        ]:
+            with self.subTest(line), self.assertRaises(ValueError) as refused:
+                self.host_with(line)
+            self.assertIn(message, str(refused.exception))
+
+    def test_a_lowered_limit_applies(self) -> None:
+        host = self.host_with("store_key_bytes = 4\nfuel_per_event = 1000\nrpc_batch_max = 100")
+        with self.assertRaises(Fault) as failure:
+            host.deliver(SimpleNamespace(on_block=lambda block: store.set("12345", b"1")), FakeHost.block(1))
+        self.assertEqual(failure.exception, Fault("invalid-input", "key is 5 bytes; the limit is 4"))
 
 
 if __name__ == "__main__":

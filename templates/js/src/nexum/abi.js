@@ -4,10 +4,13 @@
 // signature fails at load time rather than mid-event.
 //
 // Decoding treats the data as hostile: every offset and length is checked against the
-// data before use, padding must be clean, and no allocation exceeds the input's size.
+// data before use, and no allocation exceeds the input's size. A static word must be
+// canonical (zero high bytes for address and uintN, 0 or 1 for bool, sign-extended intN,
+// zeros after a bytesN), as Solidity's decoder requires. Like Solidity's, it does not check
+// the padding after a bytes or string value, nor bytes that no offset points at.
 
 import { describe, fromHex, fromHexSized, toHex } from './hex.js';
-import { keccak256 } from './keccak.js';
+import { isWellFormed, keccak256 } from './keccak.js';
 
 const WORD = 32;
 const TWO_256 = 1n << 256n;
@@ -23,7 +26,7 @@ export function event(declaration) {
     const why = rest === 'anonymous' ? 'anonymous events (no topic 0) are not supported' : `unexpected '${rest}'`;
     throw new SyntaxError(`${declaration}: ${why}`);
   }
-  const inputs = params.map((p, i) => parseParam(p, i, declaration, { indexable: true }));
+  const inputs = parseParams(params, declaration, { indexable: true });
   const signature = `${name}(${inputs.map((i) => i.type.name).join(',')})`;
   const topic = keccak256(signature);
   const indexed = inputs.filter((i) => i.indexed);
@@ -59,20 +62,18 @@ export function event(declaration) {
       indexed.forEach((input, i) => {
         const word = fromHexSized(log.topics[i + 1], WORD, `${signature} topic ${i + 1}`);
         // A dynamic value is indexed by its hash: the topic is all that is left of it.
-        out[input.key] = input.type.dynamic ? toHex(word) : decodeWord(input.type, word, `${signature} ${input.key}`);
+        define(out, input.key, input.type.dynamic ? toHex(word) : decodeWord(input.type, word, `${signature} ${input.key}`));
       });
       const data = fromHex(log.data ?? '0x', `${signature} data`);
       const values = decodeTuple(unindexed.map((i) => i.type), data, signature);
-      unindexed.forEach((input, i) => {
-        out[input.key] = values[i];
-      });
+      unindexed.forEach((input, i) => define(out, input.key, values[i]));
       return out;
     },
 
     /** A log of this event carrying `values` (keyed like `decode`'s result), for tests. */
     encode(values, logFields = {}) {
       const get = (input) => {
-        if (!(input.key in values)) throw new TypeError(`${signature}: no value for '${input.key}'`);
+        if (!Object.hasOwn(values, input.key)) throw new TypeError(`${signature}: no value for '${input.key}'`);
         return values[input.key];
       };
       const topics = [topic];
@@ -107,8 +108,8 @@ export function event(declaration) {
  */
 export function fn(declaration) {
   const { name, params, rest } = parseDeclaration(declaration, 'function');
-  const inputs = params.map((p, i) => parseParam(p, i, declaration, { indexable: false }));
-  const outputs = parseReturns(rest, declaration).map((p, i) => parseParam(p, i, declaration, { indexable: false }));
+  const inputs = parseParams(params, declaration, { indexable: false });
+  const outputs = parseParams(parseReturns(rest, declaration), declaration, { indexable: false });
   const signature = `${name}(${inputs.map((i) => i.type.name).join(',')})`;
   const selector = keccak256(signature).slice(0, 10);
 
@@ -186,6 +187,22 @@ function splitList(list) {
   return trimmed === '' ? [] : trimmed.split(',').map((p) => p.trim());
 }
 
+/** A declaration's list of params; a name used twice is refused, as it could not key both. */
+function parseParams(list, declaration, options) {
+  const params = list.map((p, i) => parseParam(p, i, declaration, options));
+  const seen = new Set();
+  for (const { key } of params) {
+    if (seen.has(key)) throw new SyntaxError(`${declaration}: parameter name '${key}' is used twice`);
+    seen.add(key);
+  }
+  return params;
+}
+
+/** Sets an own property, so that a param named `__proto__` is a key like any other. */
+function define(object, key, value) {
+  Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 /** One `type [indexed] [name]` of a list; `position` keys it when it has no name. */
 function parseParam(text, position, declaration, { indexable }) {
   const words = text.split(/\s+/).filter(Boolean);
@@ -258,6 +275,8 @@ function encodeTuple(types, values, what) {
 function dynamicBytes(type, value, what) {
   if (type.kind === 'string') {
     if (typeof value !== 'string') throw new TypeError(`${what}: a string expected, got ${describe(value)}`);
+    // TextEncoder would silently write U+FFFD for half a surrogate pair.
+    if (!isWellFormed(value)) throw new TypeError(`${what}: not valid Unicode (a lone surrogate)`);
     return new TextEncoder().encode(value);
   }
   return fromHex(value, what);
@@ -331,7 +350,8 @@ function decodeTuple(types, data, what) {
     const bytes = data.subarray(start, start + length);
     if (type.kind === 'bytes') return toHex(bytes);
     try {
-      return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+      // ignoreBOM: a leading U+FEFF is part of the string, not a marker to drop.
+      return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
     } catch {
       throw new AbiError(`${label}: not valid UTF-8`);
     }

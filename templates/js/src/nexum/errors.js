@@ -1,7 +1,8 @@
 // The two kinds of failure a module sees, and their translation to and from the WIT
 // shapes: the host throws `{tag, val}` payloads, and an export fails by throwing one.
 
-import { toHex } from './hex.js';
+import { toU64 } from './convert.js';
+import { describe, toHex } from './hex.js';
 
 /** The WIT `fault` cases; `timeout` carries nothing, `rate-limited` a retry hint. */
 export const FAULT_KINDS = Object.freeze([
@@ -21,35 +22,30 @@ export const FAULT_KINDS = Object.freeze([
  */
 export class Fault extends Error {
   /**
+   * Refuses, with a TypeError, what nexum cannot carry: checked here, where the mistake is
+   * made, rather than when the failing event is handed back.
+   *
    * @param {string} kind one of FAULT_KINDS, e.g. 'invalid-input'
-   * @param {string} [message]
-   * @param {{retryAfterMs?: number}} [extra] for 'rate-limited': how long to wait, if known
+   * @param {string} [message] anything else is made text with String()
+   * @param {{retryAfterMs?: number|bigint}} [extra] for 'rate-limited': how long to wait, if
+   *   known (null or undefined if not); a WIT u64: an integer from 0 to 2^64-1, a BigInt past 2^53
    */
   constructor(kind, message = '', { retryAfterMs } = {}) {
     if (!FAULT_KINDS.includes(kind)) {
-      throw new TypeError(`unknown fault kind '${kind}': expected one of ${FAULT_KINDS.join(', ')}`);
+      throw new TypeError(`unknown fault kind ${describe(kind)}: expected one of ${FAULT_KINDS.join(', ')}`);
     }
-    super(message || kind);
+    const text = messageText(message);
+    const hinted = retryAfterMs !== undefined && retryAfterMs !== null;
+    if (hinted) toU64(retryAfterMs, 'Fault retryAfterMs');
+    super(text || kind);
     this.name = 'Fault';
     this.kind = kind;
-    if (retryAfterMs !== undefined) this.retryAfterMs = retryAfterMs;
+    if (hinted) this.retryAfterMs = retryAfterMs;
   }
 
-  /** The WIT `fault` variant value a failing export throws. */
+  /** The WIT `fault` variant value a failing export throws (see toFaultVariant). */
   toVariant() {
-    switch (this.kind) {
-      case 'timeout':
-        return { tag: 'timeout' };
-      case 'rate-limited':
-        return {
-          tag: 'rate-limited',
-          val: {
-            retryAfterMs: this.retryAfterMs === undefined ? undefined : BigInt(this.retryAfterMs),
-          },
-        };
-      default:
-        return { tag: this.kind, val: this.message };
-    }
+    return toFaultVariant(this);
   }
 
   /** A WIT `fault` variant value as a Fault. */
@@ -61,7 +57,10 @@ export class Fault extends Error {
       case 'rate-limited': {
         const after = val?.retryAfterMs;
         if (after === undefined) return new Fault('rate-limited', 'rate limited');
-        return new Fault('rate-limited', `rate limited; retry after ${after} ms`, { retryAfterMs: Number(after) });
+        // A u64 arrives as a BigInt: a Number when it is exact as one, which is every sane wait.
+        const exact = typeof after === 'bigint' && after <= BigInt(Number.MAX_SAFE_INTEGER);
+        const retryAfterMs = exact ? Number(after) : after;
+        return new Fault('rate-limited', `rate limited; retry after ${after} ms`, { retryAfterMs });
       }
       default:
         if (FAULT_KINDS.includes(tag)) return new Fault(tag, String(val ?? ''));
@@ -105,18 +104,51 @@ export function fromHostError(error) {
  * Anything a handler threw, as the WIT fault an export must throw: a Fault as itself, an
  * RpcError as internal "rpc error CODE: message", any other value as internal with its
  * message. An export that throws anything but a fault variant traps the instance, so
- * this never fails.
+ * this never fails: whatever goes wrong describing the error gives an internal fault.
  */
 export function toFaultVariant(error) {
-  if (error instanceof Fault) return error.toVariant();
-  if (error instanceof RpcError) {
-    return { tag: 'internal', val: `rpc error ${error.code}: ${error.message}` };
-  }
-  let message;
   try {
-    message = error instanceof Error ? error.message : String(error);
+    if (error instanceof Fault) return faultVariant(error);
+    if (error instanceof RpcError) return internal(`rpc error ${String(error.code)}: ${String(error.message)}`);
+    const message = error instanceof Error ? String(error.message) : String(error);
+    return internal(message || 'an error without a message was thrown');
   } catch {
-    message = 'a value that cannot be printed was thrown';
+    return internal('a value that cannot be printed was thrown');
   }
-  return { tag: 'internal', val: message || 'an error without a message was thrown' };
+}
+
+/**
+ * A Fault's variant. Its fields are checked again as a new Fault's would be (they may have
+ * been changed since): one that nexum cannot carry gives an internal fault saying why.
+ */
+function faultVariant(fault) {
+  let checked;
+  try {
+    checked = new Fault(fault.kind, fault.message, { retryAfterMs: fault.retryAfterMs });
+  } catch (error) {
+    return internal(`a Fault that nexum cannot carry was thrown: ${String(error.message)}`);
+  }
+  switch (checked.kind) {
+    case 'timeout':
+      return { tag: 'timeout' };
+    case 'rate-limited': {
+      const ms = checked.retryAfterMs;
+      return { tag: 'rate-limited', val: { retryAfterMs: ms === undefined ? undefined : toU64(ms, 'retryAfterMs') } };
+    }
+    default:
+      return { tag: checked.kind, val: checked.message };
+  }
+}
+
+const internal = (message) => ({ tag: 'internal', val: message });
+
+/** A Fault's message as text. String() of some values throws: refused with a clear error. */
+function messageText(message) {
+  if (typeof message === 'string') return message;
+  if (message === undefined || message === null) return '';
+  try {
+    return String(message);
+  } catch {
+    throw new TypeError(`a Fault message must be a string, and String() of the ${describe(message)} given failed`);
+  }
 }

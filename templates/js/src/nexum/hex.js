@@ -46,6 +46,7 @@ export function describe(value) {
     return value.length > 70 ? `'${value.slice(0, 67)}…'` : `'${value}'`;
   }
   if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   if (value instanceof Uint8Array) return `Uint8Array(${value.length})`;
   if (Array.isArray(value)) return `an array of ${value.length}`;
   return value === null ? 'null' : typeof value;

@@ -20,8 +20,29 @@ export function keccak256(input) {
   return toHex(keccak256Bytes(input));
 }
 
+/**
+ * Whether `text` is valid Unicode: no half of a surrogate pair on its own. A plain loop,
+ * as the component's JavaScript engine has no `\p{…}` classes in regular expressions.
+ */
+export function isWellFormed(text) {
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit >= 0xdc00 && unit <= 0xdfff) return false;
+    if (unit >= 0xd800 && unit <= 0xdbff) {
+      const next = text.charCodeAt(i + 1);
+      if (!(next >= 0xdc00 && next <= 0xdfff)) return false;
+      i++;
+    }
+  }
+  return true;
+}
+
 /** The Keccak-256 digest as 32 bytes. */
 export function keccak256Bytes(input) {
+  // TextEncoder would silently hash U+FFFD for half a surrogate pair: refused instead.
+  if (typeof input === 'string' && !isWellFormed(input)) {
+    throw new TypeError('keccak256: the string is not valid Unicode (a lone surrogate)');
+  }
   const data = typeof input === 'string' ? new TextEncoder().encode(input) : input;
   if (!(data instanceof Uint8Array)) {
     throw new TypeError('keccak256 takes a Uint8Array or a string');

@@ -8,20 +8,30 @@ import { readFileSync } from 'node:fs';
 import { logToWit, toU64 } from './convert.js';
 import { entry } from './entry.js';
 import { FAULT_KINDS, Fault, RpcError } from './errors.js';
-import { fromHex } from './hex.js';
+import { describe, fromHex } from './hex.js';
 import { bind } from './host.js';
 import { keccak256Bytes } from './keccak.js';
 import { parseToml } from './toml.js';
 
-/** nexum's default limits; a module.toml [limits] table may lower them. */
-const DEFAULT_LIMITS = {
+/**
+ * nexum's default limits, all of them (nexum-core/src/limits.rs): a module.toml [limits]
+ * table may lower any of them, and nexum refuses one that names anything else.
+ */
+const DEFAULT_LIMITS = Object.freeze({
+  fuel_per_event: 1_000_000_000,
+  memory_bytes: 64 * 1024 * 1024,
+  event_timeout_ms: 30_000,
   store_key_bytes: 1024,
   store_value_bytes: 1024 * 1024,
   store_total_bytes: 256 * 1024 * 1024,
   list_keys_max: 10_000,
+  log_line_bytes: 8 * 1024,
+  log_lines_per_second: 200,
+  log_bytes_per_second: 32 * 1024,
   request_bytes: 1024 * 1024,
   answer_bytes: 8 * 1024 * 1024,
-};
+  rpc_batch_max: 100,
+});
 
 /** What each pending write costs beyond its bytes, and the least a call may hold. */
 const PENDING_ENTRY_OVERHEAD = 64;
@@ -52,6 +62,7 @@ class ComponentError extends Error {
 }
 
 const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder('utf-8', { ignoreBOM: true }); // echo a leading BOM, as nexum does
 const byteLength = (text) => utf8.encode(text).length;
 
 /** Orders keys as nexum does: by their UTF-8 bytes. */
@@ -63,7 +74,7 @@ function cut(text, max) {
   if (bytes.length <= max) return text;
   let end = max;
   while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--; // back to a character boundary
-  return `${new TextDecoder().decode(bytes.subarray(0, end))}… [cut: ${bytes.length} bytes in all]`;
+  return `${fromUtf8.decode(bytes.subarray(0, end))}… [cut: ${bytes.length} bytes in all]`;
 }
 
 /**
@@ -110,11 +121,7 @@ export class FakeHost {
       ...(toml.subscription ?? []).map((s) => s.chain_id).filter((id) => id !== undefined),
       ...(toml.capabilities?.chains ?? []),
     ].map(Number));
-    // [limits] may lower nexum's defaults (nexum refuses a manifest that raises them).
-    this.#limits = { ...DEFAULT_LIMITS };
-    for (const [name, value] of Object.entries(toml.limits ?? {})) {
-      if (name in this.#limits && Number(value) <= this.#limits[name]) this.#limits[name] = Number(value);
-    }
+    this.#limits = limitsOf(toml.limits, manifest);
     // [config] as nexum flattens it: strings verbatim, other values as text, arrays and
     // tables as JSON (integers past 2^53 exactly only where node has JSON.rawJSON).
     const json = (v) => JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? JSON.rawJSON?.(String(x)) ?? Number(x) : x));
@@ -192,8 +199,7 @@ export class FakeHost {
       run();
     } catch (thrown) {
       this.#pending = new Map();
-      if (FAULT_KINDS.includes(thrown?.tag)) throw Fault.fromVariant(thrown);
-      throw new Error(`the module trapped (nexum would restart it): ${thrown?.message ?? thrown}`, { cause: thrown });
+      throw exportFailure(thrown);
     } finally {
       bind(previous);
     }
@@ -379,6 +385,73 @@ export class FakeHost {
     }
     return answer;
   }
+}
+
+/**
+ * What nexum makes of what a failing export threw: the Fault it carries, or an Error when
+ * it is not a WIT `fault` that arrives intact, so a test fails where nexum would not get
+ * the fault the module meant.
+ */
+export function exportFailure(thrown) {
+  if (!FAULT_KINDS.includes(thrown?.tag)) {
+    let text;
+    try {
+      text = String(thrown?.message ?? thrown);
+    } catch {
+      text = describe(thrown);
+    }
+    return new Error(`the module trapped (nexum would restart it): it threw ${text}, not a fault`, { cause: thrown });
+  }
+  const why = garbled(thrown);
+  if (why === undefined) return Fault.fromVariant(thrown);
+  return new Error(`the module's ${thrown.tag} fault does not lower to WIT: ${why}`, { cause: thrown });
+}
+
+/** Why a fault variant would not reach nexum as it is, or undefined when it would. */
+function garbled({ tag, val }) {
+  if (tag === 'timeout') return undefined;
+  // The text cases: stricter than componentize-js, which prints any value but a Symbol.
+  if (tag !== 'rate-limited') return typeof val === 'string' ? undefined : `it carries ${describe(val)}, not a string`;
+  const ms = val?.retryAfterMs;
+  if (ms === undefined) return undefined;
+  // componentize-js lowers a u64 as BigInt.asUintN(64, BigInt(value)).
+  let big;
+  try {
+    big = BigInt(ms);
+  } catch {
+    return `retry-after-ms ${describe(ms)} is not an integer (the component traps)`;
+  }
+  if (big < 0n || big >= 1n << 64n) {
+    return `retry-after-ms ${describe(ms)} is not a u64 (nexum would receive ${BigInt.asUintN(64, big)})`;
+  }
+  return undefined;
+}
+
+/**
+ * The limits a module runs under: nexum's defaults, lowered by module.toml's [limits].
+ * Refuses what nexum refuses to load: an unknown name, a value that is not an integer
+ * above 0, and one above the default (a module may lower its limits, never raise them).
+ */
+function limitsOf(table, manifest) {
+  const refuse = (field, why) => new Error(`${manifest}: \`${field}\`: ${why}`);
+  const limits = { ...DEFAULT_LIMITS };
+  if (table === undefined) return limits;
+  if (table === null || typeof table !== 'object' || Array.isArray(table)) throw refuse('limits', 'expected a table');
+  for (const [name, value] of Object.entries(table)) {
+    const field = `limits.${name}`;
+    if (!Object.hasOwn(DEFAULT_LIMITS, name)) {
+      const known = Object.keys(DEFAULT_LIMITS).map((n) => `\`${n}\``).join(', ');
+      throw refuse(field, `unknown field \`${name}\`, expected one of ${known}`);
+    }
+    // parseToml reads every TOML integer as a BigInt, so a float such as 1.0 is a Number.
+    if (typeof value !== 'bigint') throw refuse(field, `expected an integer, got ${describe(value)}`);
+    if (value <= 0n) throw refuse(field, 'must be greater than 0');
+    if (value > BigInt(DEFAULT_LIMITS[name])) {
+      throw refuse(field, `asks for ${value} but the engine allows at most ${DEFAULT_LIMITS[name]}`);
+    }
+    limits[name] = Number(value);
+  }
+  return limits;
 }
 
 const storeFault = (tag, val) => new ComponentError({ tag, val });

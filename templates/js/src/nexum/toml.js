@@ -3,7 +3,11 @@
 // a general TOML parser: dotted keys, multi-line strings and dates are refused with the
 // line they are on, rather than misread. Kept here so tests need no dependency.
 
-/** Parses `text` (the contents of `file`) into plain objects and arrays. */
+/**
+ * Parses `text` (the contents of `file`) into plain objects and arrays. Integers come back
+ * as BigInts: TOML's are 64-bit, and an integer must stay distinct from a float such as 1.0
+ * (nexum refuses a float where it wants an integer).
+ */
 export function parseToml(text, file = 'module.toml') {
   return new Reader(text, file).document();
 }
@@ -120,8 +124,7 @@ class Reader {
     if (/^[+-]?(inf|nan)$/.test(word)) return word.includes('nan') ? NaN : word.startsWith('-') ? -Infinity : Infinity;
     const digits = word.replace(/(?<=[0-9a-fA-F])_(?=[0-9a-fA-F])/g, '');
     if (/^[+-]?(0|[1-9][0-9]*)$/.test(digits) || /^0x[0-9a-fA-F]+$|^0o[0-7]+$|^0b[01]+$/.test(digits)) {
-      const big = digits.startsWith('-') ? -BigInt(digits.slice(1)) : BigInt(digits.replace(/^\+/, ''));
-      return Number.isSafeInteger(Number(big)) ? Number(big) : big;
+      return digits.startsWith('-') ? -BigInt(digits.slice(1)) : BigInt(digits.replace(/^\+/, ''));
     }
     if (/^[+-]?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$/.test(digits)) return Number(digits);
     if (/^\d{4}-\d{2}-\d{2}/.test(word)) throw this.fail('dates are beyond this small TOML reader');
