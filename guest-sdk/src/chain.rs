@@ -306,8 +306,24 @@ impl LogExt for ChainLog {
     }
 
     fn decode_any<I: SolEventInterface>(&self) -> Result<I, Fault> {
-        I::decode_raw_log(&self.topic_words(), &self.data)
-            .map_err(|e| Fault::InvalidInput(format!("log is not one of {}: {e}", I::NAME)))
+        I::decode_raw_log(&self.topic_words(), &self.data).map_err(|e| {
+            let topic0 = self.topics.first().map_or_else(
+                || "none".to_string(),
+                |t| format!("0x{}", alloy_primitives::hex::encode(t)),
+            );
+            // alloy's own text for an unknown topic 0 is the whole log, data and all.
+            let why = match e {
+                alloy_sol_types::Error::InvalidLog { .. } => {
+                    "no event of theirs has this topic 0".to_string()
+                }
+                other => other.to_string(),
+            };
+            Fault::InvalidInput(format!(
+                "log with topic 0 {topic0} is none of the {} events of {}: {why}",
+                I::COUNT,
+                I::NAME
+            ))
+        })
     }
 }
 

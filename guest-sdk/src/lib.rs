@@ -75,8 +75,9 @@ pub use alloy_primitives as primitives;
 /// contracts with this crate's [`sol!`].
 pub use alloy_sol_types as sol_types;
 
-/// Declares Solidity events, functions and errors as Rust types, as `alloy`'s `sol!` does,
-/// with nothing to add to `Cargo.toml` beyond this SDK.
+/// Declares Solidity events, functions and errors (written as Solidity, not JSON ABI files)
+/// as Rust types, as `alloy`'s `sol!` does, with nothing to add to `Cargo.toml` beyond this
+/// SDK.
 ///
 /// An `interface` also gets an enum of its events, so a log is routed to its handler by
 /// type with [`chain::LogExt::decode_any`]:

@@ -556,10 +556,12 @@ impl TestHost {
     }
 
     /// A block event: block `number` of `chain_id`, with made-up hashes that chain (each
-    /// block's parent hash is the previous number's hash) and a timestamp of 12 s a block.
+    /// block's parent hash is the previous number's hash; block 0's is zero) and a
+    /// timestamp of 12 s a block.
     pub fn block(chain_id: u64, number: u64) -> Event {
         let hash = |n: u64| {
             let mut word = vec![0u8; 32];
+            word[0] = 0xb1;
             word[24..].copy_from_slice(&n.to_be_bytes());
             word
         };
@@ -567,7 +569,7 @@ impl TestHost {
             chain_id,
             number,
             hash: hash(number),
-            parent_hash: hash(number.saturating_sub(1)),
+            parent_hash: number.checked_sub(1).map_or_else(|| vec![0; 32], hash),
             timestamp: number.saturating_mul(12_000),
         })
     }
@@ -593,7 +595,8 @@ impl TestHost {
         }
     }
 
-    /// A delivery of `logs` (one block's, in log-index order) on `chain_id`.
+    /// A delivery of `logs` on `chain_id`, as given (nexum delivers one block's logs in
+    /// log-index order; set `log_index` and `block_number` where a test relies on them).
     pub fn chain_logs(chain_id: u64, logs: Vec<ChainLog>) -> Event {
         Event::ChainLogs(ChainLogs { chain_id, logs })
     }

@@ -7,7 +7,19 @@ use nexum_tests::guests::workspace_root;
 use std::path::Path;
 
 /// Languages whose blocks must be quotes; shell commands and the like may stand alone.
-const QUOTED: &[&str] = &["rust", "js", "javascript", "python", "toml"];
+const QUOTED: &[&str] = &[
+    "rust",
+    "rs",
+    "js",
+    "javascript",
+    "mjs",
+    "ts",
+    "typescript",
+    "python",
+    "py",
+    "toml",
+    "json",
+];
 const MARKER: &str = "<!-- from: ";
 
 /// One fenced code block: its language, its text, and the file it says it quotes.
@@ -23,10 +35,11 @@ fn blocks(markdown: &str) -> Vec<Block> {
     let mut lines = markdown.lines().enumerate().peekable();
     let mut previous = "";
     while let Some((number, line)) = lines.next() {
-        if let Some(language) = line.strip_prefix("```") {
+        // Fences may be indented (inside a list item).
+        if let Some(language) = line.trim_start().strip_prefix("```") {
             let mut text = String::new();
             for (_, inner) in lines.by_ref() {
-                if inner.starts_with("```") {
+                if inner.trim_start().starts_with("```") {
                     break;
                 }
                 text.push_str(inner);
@@ -60,12 +73,18 @@ fn check_guide(guide: &Path) -> Vec<String> {
                 block.language
             )),
             None => {}
+            Some(_) if block.text.trim().is_empty() => {
+                problems.push(format!("{at}: an empty quote"))
+            }
             Some(path) => match std::fs::read_to_string(workspace_root().join(path)) {
                 Err(e) => problems.push(format!("{at}: cannot read {path}: {e}")),
-                Ok(source) if !source.contains(&block.text) => problems.push(format!(
-                    "{at}: this block is no longer in {path}:\n{}",
-                    block.text
-                )),
+                // Whole lines: the quote starts where a line of the file starts.
+                Ok(source) if !format!("\n{source}").contains(&format!("\n{}", block.text)) => {
+                    problems.push(format!(
+                        "{at}: this block is no longer in {path}:\n{}",
+                        block.text
+                    ))
+                }
                 Ok(_) => {}
             },
         }
@@ -99,11 +118,17 @@ fn a_quote_that_drifted_from_its_file_is_found() {
     let guide = dir.path().join("guide.md");
     std::fs::write(
         &guide,
-        "<!-- from: examples/event-counter/module.toml -->\n```toml\nrequired = [\"nothing\"]\n```\n\n```python\nprint()\n```\n",
+        "<!-- from: examples/event-counter/module.toml -->\n```toml\nrequired = [\"nothing\"]\n```\n\n\
+         ```python\nprint()\n```\n\n\
+         <!-- from: examples/event-counter/module.toml -->\n```toml\nsion = \"0.1.0\"\n```\n\n\
+         - a list item:\n  ```js\n  let x = 1;\n  ```\n",
     )
     .unwrap();
     let problems = check_guide(&guide);
-    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert_eq!(problems.len(), 4, "{problems:?}");
     assert!(problems[0].contains("no longer in examples/event-counter/module.toml"));
     assert!(problems[1].contains("a python block without"));
+    // `version = "0.1.0"` is in the file, but a quote starts where a line does.
+    assert!(problems[2].contains("no longer in examples/event-counter/module.toml"));
+    assert!(problems[3].contains("a js block without"));
 }

@@ -159,7 +159,18 @@ mod tests {
         let err = host
             .deliver(&mut module, TestHost::chain_logs(1, logs))
             .unwrap_err();
-        assert!(matches!(err, Fault::InvalidInput(_)), "{err:?}");
+        let Fault::InvalidInput(why) = &err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            why.contains(&format!(
+                "topic 0 {}",
+                <Other as nexum_guest::sol_types::SolEvent>::SIGNATURE_HASH
+            )) && why.ends_with(
+                "is none of the 2 events of EmitterEvents: no event of theirs has this topic 0"
+            ),
+            "{why}"
+        );
         assert_eq!(host.store_json::<i64>(&counter_key("Ping")), None);
     }
 }
