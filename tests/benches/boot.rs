@@ -1,6 +1,8 @@
 //! Boot time with 1, 10 and 50 modules, with each compiler: the first boot (every
 //! component compiled) and a second boot of the same engine (compiled components read from
-//! the on-disk cache).
+//! the on-disk cache). Then the same for one large module: the JavaScript and Python
+//! templates (`templates/js`, `templates/py`), built here with their own build scripts
+//! (which install the pinned componentize-js and componentize-py on first use).
 //!
 //! `cargo bench -p nexum-tests --bench boot`
 //!
@@ -58,6 +60,64 @@ fn builder(dir: &Path, modules: usize, wasm: &[u8], compiler: Compiler) -> Runti
     builder
 }
 
+/// The component of the JavaScript or Python template, built in `dir` as `nexum new` and
+/// `nexum dev` would: the template's files, the host's WIT in `wit/`, its build script.
+fn template_component(dir: &Path, template: &str) -> Vec<u8> {
+    let root = guests::workspace_root();
+    let module = dir.join(template);
+    copy_tree(&root.join("templates").join(template), &module);
+    std::fs::create_dir_all(module.join("wit")).unwrap();
+    for entry in std::fs::read_dir(root.join("wit/host")).unwrap().flatten() {
+        std::fs::copy(entry.path(), module.join("wit").join(entry.file_name())).unwrap();
+    }
+    let (program, args): (&str, &[&str]) = match template {
+        "js" => ("npm", &["run", "--silent", "build"]),
+        _ => ("python3", &["build.py"]),
+    };
+    let built = std::process::Command::new(program)
+        .args(args)
+        .current_dir(&module)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (the {template} template needs it)"));
+    assert!(
+        built.status.success(),
+        "building the {template} template:\n{}{}",
+        String::from_utf8_lossy(&built.stdout),
+        String::from_utf8_lossy(&built.stderr)
+    );
+    std::fs::read(module.join("dist/module.wasm")).unwrap()
+}
+
+/// Copies a template's sources (not what its builds left: installed tools, output).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let name = entry.file_name();
+        if ["node_modules", "dist", ".venv", "__pycache__", "data"]
+            .iter()
+            .any(|skip| name == *skip)
+        {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// One engine of the template's component (it imports all three interfaces).
+fn template_builder(dir: &Path, wasm: &[u8], compiler: Compiler) -> RuntimeBuilder {
+    let mut config = test_config();
+    config.state_dir = dir.join("state");
+    config.compiler = compiler;
+    let manifest = "[module]\nname = \"large\"\nversion = \"1\"\n[capabilities]\nrequired = [\"chain\", \"local-store\", \"logging\"]\n";
+    RuntimeBuilder::new(config)
+        .module_bytes(wasm.to_vec(), manifest, "large.toml")
+        .unwrap()
+}
+
 async fn boot(builder: RuntimeBuilder) -> Duration {
     let started = Instant::now();
     let runtime = builder.start().await.unwrap();
@@ -84,6 +144,25 @@ fn main() {
                 first,
                 cached,
                 first.as_secs_f64() / cached.as_secs_f64()
+            );
+        }
+    }
+
+    println!();
+    println!("template    size      compiler   first boot   cached boot");
+    let build_dir = tempfile::tempdir().unwrap();
+    for (template, language) in [("js", "javascript"), ("py", "python")] {
+        let wasm = template_component(build_dir.path(), template);
+        for compiler in [Compiler::Cranelift, Compiler::Winch] {
+            let dir = tempfile::tempdir().unwrap();
+            let first = runtime.block_on(boot(template_builder(dir.path(), &wasm, compiler)));
+            let cached = runtime.block_on(boot(template_builder(dir.path(), &wasm, compiler)));
+            println!(
+                "{language:<10}  {:>5.1} MB  {:<9}  {:>10.1?}  {:>12.1?}",
+                wasm.len() as f64 / 1e6,
+                format!("{compiler:?}").to_lowercase(),
+                first,
+                cached
             );
         }
     }
