@@ -205,12 +205,19 @@ async fn a_rust_module_is_rebuilt_on_an_edit_and_a_broken_one_keeps_the_last_goo
         "the count starts over: {line} / {tock}"
     );
 
-    // A build whose manifest is broken does not start: the last good one runs again.
+    // A broken manifest is refused before the running build is stopped.
     edit(&root.join("module.toml"), "\n[[[\n");
-    dev.wait_for("the new build did not start", REBUILD).await;
-    dev.wait_for("starting the last good build again", SOON)
+    dev.wait_for("the last good build keeps running", REBUILD)
         .await;
     let tock = dev.wait_for("heartbeat tock #", SOON).await;
+    assert_eq!(
+        dev.output()
+            .iter()
+            .filter(|l| l.contains("stopping the running version"))
+            .count(),
+        1,
+        "only the fixed build replaced a running one"
+    );
     stop(dev, &anvil, "-TERM");
 
     // What it kept, read by its folder.

@@ -175,9 +175,23 @@ impl Process {
                 ),
                 _ => {}
             }
-            if Instant::now() >= deadline || matches!(self.child.try_wait(), Ok(Some(_))) {
-                // Ends the wait with the usual report (or the line, printed at the end).
-                return self.wait_for(needle, Duration::ZERO).await;
+            if Instant::now() >= deadline {
+                panic!(
+                    "no line containing {needle:?} within {timeout:?}:\n{}",
+                    self.output().join("\n")
+                );
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.drain_to_end();
+                if self.find(failure).is_none()
+                    && let Some(line) = self.take(needle)
+                {
+                    return line;
+                }
+                panic!(
+                    "the process ended ({status}) without printing {needle:?} first:\n{}",
+                    self.output().join("\n")
+                );
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

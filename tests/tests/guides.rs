@@ -35,23 +35,28 @@ fn blocks(markdown: &str) -> Vec<Block> {
     let mut lines = markdown.lines().enumerate().peekable();
     let mut previous = "";
     while let Some((number, line)) = lines.next() {
-        // Fences may be indented (inside a list item).
+        // Fences may be indented (inside a list item); so is their text, by as much.
         if let Some(language) = line.trim_start().strip_prefix("```") {
+            let indent = line.len() - line.trim_start().len();
             let mut text = String::new();
             for (_, inner) in lines.by_ref() {
                 if inner.trim_start().starts_with("```") {
                     break;
                 }
-                text.push_str(inner);
+                let cut = inner.len() - inner.trim_start().len();
+                text.push_str(&inner[cut.min(indent)..]);
                 text.push('\n');
             }
+            // `rust,ignore`, `js title=x`: the language is the first word.
+            let language = language.split([',', ' ']).next().unwrap_or_default().trim();
             let from = previous
+                .trim()
                 .strip_prefix(MARKER)
                 .and_then(|rest| rest.strip_suffix(" -->"))
                 .map(str::to_string);
             blocks.push(Block {
                 line: number + 1,
-                language: language.trim().to_string(),
+                language: language.to_string(),
                 text,
                 from,
             });
@@ -78,8 +83,9 @@ fn check_guide(guide: &Path) -> Vec<String> {
             }
             Some(path) => match std::fs::read_to_string(workspace_root().join(path)) {
                 Err(e) => problems.push(format!("{at}: cannot read {path}: {e}")),
-                // Whole lines: the quote starts where a line of the file starts.
-                Ok(source) if !format!("\n{source}").contains(&format!("\n{}", block.text)) => {
+                // Whole lines: the quote starts where a line of the file starts (and the
+                // file's last line may lack its newline).
+                Ok(source) if !format!("\n{source}\n").contains(&format!("\n{}", block.text)) => {
                     problems.push(format!(
                         "{at}: this block is no longer in {path}:\n{}",
                         block.text
@@ -121,14 +127,18 @@ fn a_quote_that_drifted_from_its_file_is_found() {
         "<!-- from: examples/event-counter/module.toml -->\n```toml\nrequired = [\"nothing\"]\n```\n\n\
          ```python\nprint()\n```\n\n\
          <!-- from: examples/event-counter/module.toml -->\n```toml\nsion = \"0.1.0\"\n```\n\n\
-         - a list item:\n  ```js\n  let x = 1;\n  ```\n",
+         - a list item:\n  ```js\n  let x = 1;\n  ```\n\n\
+         - another:\n  <!-- from: examples/event-counter/module.toml -->\n  ```toml\n  [module]\n  name = \"event-counter\"\n  ```\n\n\
+         ```rust,ignore\nfn f() {}\n```\n",
     )
     .unwrap();
     let problems = check_guide(&guide);
-    assert_eq!(problems.len(), 4, "{problems:?}");
+    // The indented quote of the list item matches its file once unindented.
+    assert_eq!(problems.len(), 5, "{problems:?}");
     assert!(problems[0].contains("no longer in examples/event-counter/module.toml"));
     assert!(problems[1].contains("a python block without"));
     // `version = "0.1.0"` is in the file, but a quote starts where a line does.
     assert!(problems[2].contains("no longer in examples/event-counter/module.toml"));
     assert!(problems[3].contains("a js block without"));
+    assert!(problems[4].contains("a rust block without"));
 }

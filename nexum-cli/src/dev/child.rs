@@ -52,7 +52,7 @@ impl BuildGroup {
 
 impl Drop for BuildGroup {
     fn drop(&mut self) {
-        #[cfg(target_os = "linux")]
+        #[cfg(unix)]
         if let Some(group) = self.leader.and_then(|pid| i32::try_from(pid).ok()) {
             #[allow(unsafe_code)]
             // SAFETY: killpg only sends a signal; a group that is gone is ESRCH, ignored.

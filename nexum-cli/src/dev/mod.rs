@@ -14,7 +14,7 @@ use crate::cli::DevArgs;
 use crate::signals::{Asked, Signals};
 use anyhow::{Context, bail};
 use local_chain::LocalChain;
-use nexum_host::core::{Compiler, EngineConfig};
+use nexum_host::core::{Compiler, EngineConfig, ModuleStatus};
 use nexum_host::{BootError, Ledger, Runtime, RuntimeBuilder, RuntimeError, StoreError};
 use project::Project;
 use sources::Sources;
@@ -64,8 +64,10 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         config.state_dir.display()
     );
 
-    // Neither the store nor the build output are sources.
-    let not_sources = vec![std::path::absolute(&config.state_dir)?];
+    // The store is not a source: compared as the scan sees paths (fully resolved).
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("creating {}", config.state_dir.display()))?;
+    let not_sources = vec![config.state_dir.canonicalize()?];
     let mut running: Option<Runtime> = None;
     // What runs (or last ran) well: put back when a newer build does not start.
     let mut last_good: Option<Version> = None;
@@ -77,7 +79,11 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
             built = project.build() => built,
             signal = stop_asked(&mut signals) => return stop(running, signal).await,
         };
-        match built.and_then(|wasm| Version::read(&wasm, &project.manifest)) {
+        // A manifest that does not parse is refused while the old version still runs.
+        let built = built
+            .and_then(|wasm| Version::read(&wasm, &project.manifest))
+            .and_then(|version| version.builder(&config).map(|_| version));
+        match built {
             Ok(version) => {
                 // The store is one process's at a time: the old version goes first.
                 if let Some(old) = running.take() {
@@ -102,7 +108,11 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
                         tracing::error!("dev: the new build did not start: {e:#}");
                         if let Some(good) = &last_good {
                             tracing::info!("dev: starting the last good build again");
-                            running = match start(&config, good).await {
+                            let again = tokio::select! {
+                                again = start(&config, good) => again,
+                                signal = stop_asked(&mut signals) => return stop(None, signal).await,
+                            };
+                            running = match again {
                                 Ok(runtime) => Some(runtime),
                                 Err(e) => {
                                     tracing::error!(
@@ -140,6 +150,15 @@ struct Version {
 }
 
 impl Version {
+    /// An engine of this version alone (parses its manifest).
+    fn builder(&self, config: &EngineConfig) -> anyhow::Result<RuntimeBuilder> {
+        Ok(RuntimeBuilder::new(config.clone()).module_bytes(
+            self.bytes.clone(),
+            &self.manifest,
+            &self.manifest_path.display().to_string(),
+        )?)
+    }
+
     fn read(wasm: &Path, manifest: &Path) -> anyhow::Result<Self> {
         Ok(Self {
             wasm: wasm.to_path_buf(),
@@ -189,24 +208,30 @@ fn fresh_state_dir(project: &Project, asked: Option<PathBuf>) -> anyhow::Result<
 /// last handle drops, just after `shutdown` returns).
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 
+/// Starts `version`; a module whose `init` failed (the engine quarantines it and runs on)
+/// counts as not started, so the last good build takes its place.
 async fn start(config: &EngineConfig, version: &Version) -> anyhow::Result<Runtime> {
     let deadline = Instant::now() + LOCK_WAIT;
-    loop {
-        let builder = RuntimeBuilder::new(config.clone()).module_bytes(
-            version.bytes.clone(),
-            &version.manifest,
-            &version.manifest_path.display().to_string(),
-        )?;
-        match builder.start().await {
+    let runtime = loop {
+        match version.builder(config)?.start().await {
             Err(RuntimeError::Boot(BootError::Store {
                 error: StoreError::Locked,
                 ..
             })) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            started => return Ok(started?),
+            started => break started?,
         }
+    };
+    if runtime
+        .modules()
+        .iter()
+        .all(|m| m.status == ModuleStatus::Quarantined)
+    {
+        runtime.shutdown().await;
+        bail!("its init failed (the reason is above)");
     }
+    Ok(runtime)
 }
 
 async fn stop(running: Option<Runtime>, signal: &str) -> anyhow::Result<()> {

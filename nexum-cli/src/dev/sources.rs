@@ -11,8 +11,10 @@ const POLL: Duration = Duration::from_millis(300);
 /// A change is acted on once the files stop changing for this long (an editor's save, a
 /// `git checkout`, are several writes).
 const SETTLE: Duration = Duration::from_millis(200);
-/// Folders of the module's root that hold what builds, installs and runs write.
-const NOT_SOURCES: &[&str] = &["target", "node_modules", "dist", "data", "__pycache__"];
+/// Folders of the module's root that hold what builds and runs write.
+const NOT_SOURCES: &[&str] = &["target", "dist", "data"];
+/// Folders, at any depth, that hold what package managers install and interpreters cache.
+const NEVER_SOURCES: &[&str] = &["node_modules", "__pycache__"];
 /// Files a build writes beside the sources.
 const BUILD_WRITES: &[&str] = &["Cargo.lock"];
 /// Files looked at, at most: a folder bigger than this is not a module's sources.
@@ -27,9 +29,10 @@ pub struct Sources {
     files: BTreeMap<PathBuf, (SystemTime, u64)>,
 }
 
-/// Hidden files and editors' swap, backup and autosave files, which change as one types.
+/// Hidden files, editors' swap, backup and autosave files (which change as one types), and
+/// compiled Python.
 fn is_scratch(name: &str) -> bool {
-    name.starts_with('.') || name.starts_with('#') || name.ends_with('~')
+    name.starts_with('.') || name.starts_with('#') || name.ends_with('~') || name.ends_with(".pyc")
 }
 
 impl Sources {
@@ -60,7 +63,11 @@ impl Sources {
                 }
                 if kind.is_dir() {
                     let path = entry.path();
-                    let output = at_root && NOT_SOURCES.contains(&name.as_ref());
+                    let output = (at_root && NOT_SOURCES.contains(&name.as_ref()))
+                        || NEVER_SOURCES.contains(&name.as_ref())
+                        // A cache directory by the common convention (cargo's target
+                        // directories, wherever CARGO_TARGET_DIR puts them).
+                        || path.join("CACHEDIR.TAG").is_file();
                     if !output && !skipped.iter().any(|s| path.starts_with(s)) {
                         folders.push(path);
                     }
@@ -161,6 +168,11 @@ mod tests {
         std::fs::write(state.join("0.jnl"), "journal").unwrap();
         std::fs::write(dir.path().join("src/.module.js.swp"), "typing").unwrap();
         std::fs::write(dir.path().join("src/module.js~"), "backup").unwrap();
+        std::fs::create_dir_all(dir.path().join("nexum/__pycache__")).unwrap();
+        std::fs::write(dir.path().join("nexum/__pycache__/abi.cpython-311.pyc"), "").unwrap();
+        std::fs::create_dir_all(dir.path().join("build")).unwrap();
+        std::fs::write(dir.path().join("build/CACHEDIR.TAG"), "Signature").unwrap();
+        std::fs::write(dir.path().join("build/libx.rlib"), "compiled").unwrap();
         assert!(Sources::scan(dir.path(), &skipped).await.unwrap() == before);
 
         std::fs::write(dir.path().join("src/module.js"), "two, longer").unwrap();
