@@ -1,7 +1,7 @@
 //! A module's folder as `nexum dev` sees it: which language, how to build it, where the
 //! component lands.
 
-use super::child::{BuildGroup, die_with_parent};
+use super::child::Build;
 use anyhow::{Context, bail};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -106,21 +106,17 @@ impl Project {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        BuildGroup::prepare(&mut command);
-        let mut cargo = die_with_parent(&mut command)
-            .spawn()
-            .context("starting cargo (is Rust installed?)")?;
-        let group = BuildGroup::led_by(cargo.id());
-        let mut lines = BufReader::new(cargo.stdout.take().context("cargo's stdout")?).lines();
+        let mut cargo =
+            Build::spawn(&mut command).context("starting cargo (is Rust installed?)")?;
+        let stdout = cargo.child.stdout.take().context("cargo's stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
         let mut component = None;
         while let Some(line) = lines.next_line().await? {
             if let Some(wasm) = component_artifact(&line) {
                 component = Some(wasm);
             }
         }
-        let status = cargo.wait().await?;
-        group.ended();
-        if !status.success() {
+        if !cargo.wait().await?.success() {
             bail!("cargo build failed (its errors are above)");
         }
         component
@@ -137,13 +133,10 @@ impl Project {
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit());
-        BuildGroup::prepare(&mut command);
-        let mut build = die_with_parent(&mut command)
-            .spawn()
-            .with_context(|| format!("starting {program} (is it installed?)"))?;
-        let group = BuildGroup::led_by(build.id());
-        let status = build.wait().await?;
-        group.ended();
+        let status = Build::spawn(&mut command)
+            .with_context(|| format!("starting {program} (is it installed?)"))?
+            .wait()
+            .await?;
         let shown = format!("{program} {}", args.join(" "));
         if !status.success() {
             bail!("`{shown}` failed (its errors are above)");
