@@ -567,6 +567,9 @@ async fn a_backup_taken_while_logs_flow_restores_into_a_fresh_state_dir_and_resu
     for _ in 0..20 {
         anvil.burst(emitter, 4).await;
     }
+    // The module has state to back up (on a busy machine its first commit can come after
+    // the twentieth block).
+    wait_handled(admin, &["rec"], from).await;
 
     // The backup is taken through the admin API while logs keep coming.
     let backup = dir.path().join("state.nxb");
