@@ -513,6 +513,9 @@ fn check_warns_about_a_capability_declared_but_not_imported() {
     assert_eq!(text.matches("warn ").count(), 1, "{text}");
 }
 
+/// Linux's ETXTBSY: the file to execute is open for writing.
+const ETXTBSY: i32 = 26;
+
 /// Runs the nexum binary as an unprivileged user (root ignores permission bits): a copy of
 /// it in `dir`, which is opened to everyone, under `setpriv` when this test runs as root.
 fn nexum_unprivileged(dir: &Path, args: &[&str]) -> Output {
@@ -524,20 +527,37 @@ fn nexum_unprivileged(dir: &Path, args: &[&str]) -> Output {
         .arg("-u")
         .output()
         .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    let mut command = if as_root {
-        let mut setpriv = Command::new("setpriv");
-        setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
-        setpriv.arg(&binary);
-        setpriv
-    } else {
-        Command::new(&binary)
+    let command = || {
+        let mut command = if as_root {
+            let mut setpriv = Command::new("setpriv");
+            setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+            setpriv.arg(&binary);
+            setpriv
+        } else {
+            Command::new(&binary)
+        };
+        command.args(args).current_dir(dir).env_remove("RUST_LOG");
+        command
     };
-    command
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("running nexum unprivileged (setpriv is part of util-linux)")
+    // The copy was just written: a process another test forks meanwhile briefly holds its
+    // write handle, and executing it then fails with ETXTBSY ("Text file busy"). Tried
+    // again, every 20 ms for up to 10 s, until it runs.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match command().output() {
+            Ok(output)
+                if output.status.code() == Some(126)
+                    && stderr(&output).contains("Text file busy") => {}
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) => {}
+            Ok(output) => return output,
+            Err(e) => panic!("running nexum unprivileged (setpriv is part of util-linux): {e}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{binary:?} stayed busy"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 #[test]
