@@ -71,15 +71,20 @@ class Reader {
         if (Object.hasOwn(root, name)) throw this.fail(`[${name}] is defined twice`);
         table = define(root, name, {});
       } else {
-        const key = this.key();
-        this.skip();
-        this.expect('=');
-        this.skip();
-        if (Object.hasOwn(table, key)) throw this.fail(`'${key}' is set twice`);
-        define(table, key, this.value());
+        this.keyValue(table);
       }
       this.endOfLine();
     }
+  }
+
+  /** One `key = value` into `table`; a key set twice is refused, as TOML says. */
+  keyValue(table) {
+    const key = this.key();
+    this.skip();
+    this.expect('=');
+    this.skip();
+    if (Object.hasOwn(table, key)) throw this.fail(`'${key}' is set twice`);
+    define(table, key, this.value());
   }
 
   tableName(close) {
@@ -177,12 +182,7 @@ class Reader {
     const table = {};
     this.skip();
     while (this.peek() !== '}') {
-      const key = this.key();
-      this.skip();
-      this.expect('=');
-      this.skip();
-      if (Object.hasOwn(table, key)) throw this.fail(`'${key}' is set twice`);
-      define(table, key, this.value());
+      this.keyValue(table);
       this.skip();
       if (this.peek() !== ',') break;
       this.at++;
