@@ -4,6 +4,13 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$ROOT"
 
+# A run from a fresh clone compiles everything once: incremental caches would only add
+# gigabytes of disk (a CI run once ran out of it) and time to that one build.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+mkdir -p "$TARGET_DIR"
+say "disk free where the build goes: $(df -h --output=avail "$TARGET_DIR" | tail -1 | tr -d ' ')"
+
 ensure_wasm_target
 ensure_anvil
 ensure_postgres
@@ -33,4 +40,4 @@ cargo test --workspace --quiet
 say "operations: alert rules, dashboard, service unit, the production handbook's commands"
 bash "$ROOT/scripts/check-ops.sh"
 
-say "all tests passed"
+say "all tests passed (target dir: $(du -sh "$TARGET_DIR" | cut -f1), disk free: $(df -h --output=avail "$TARGET_DIR" | tail -1 | tr -d ' '))"
