@@ -3,12 +3,13 @@
 
 use super::error::NodeError;
 use super::http::{CappedHttp, MAX_NODE_ANSWER};
-use super::wire::{self, BlockRecord, LogRange};
+use super::wire::{self, BlockRecord, HeadFields, LogRange};
 use alloy_primitives::{B256, U64};
 use alloy_provider::{Provider, RootProvider};
 use alloy_pubsub::Subscription;
 use alloy_rpc_client::{ClientBuilder, RpcClient};
-use alloy_rpc_types_eth::{Header, Log};
+use alloy_rpc_types_eth::Log;
+use alloy_rpc_types_eth::pubsub::SubscriptionKind;
 use alloy_transport_ws::{WebSocketConfig, WsConnect};
 use nexum_core::redact::{self, Secrets};
 use nexum_core::{ChainConfig, ChainId, ChainLog, LogFilter};
@@ -256,7 +257,7 @@ impl ChainClient {
         method: &'static str,
         params: serde_json::Value,
     ) -> Result<Option<BlockRecord>, NodeError> {
-        let header: Option<Header> = self.call(method, params).await?;
+        let header: Option<HeadFields> = self.call(method, params).await?;
         Ok(header.map(|h| BlockRecord::from_header(self.chain_id, &h)))
     }
 
@@ -277,7 +278,9 @@ impl ChainClient {
     pub async fn subscribe_heads(&self) -> Result<HeadSubscription, NodeError> {
         let connection = self.listening(&self.heads_connection).await?;
         let heads = self
-            .deadline("eth_subscribe", connection.subscribe_blocks().into_future())
+            .deadline("eth_subscribe", connection
+                    .subscribe((SubscriptionKind::NewHeads,))
+                    .into_future())
             .await?;
         self.counters
             .head_subscriptions
@@ -379,7 +382,7 @@ pub(crate) enum Next<T> {
 
 /// New heads, as the node announces them.
 pub struct HeadSubscription {
-    heads: Subscription<Header>,
+    heads: Subscription<HeadFields>,
     chain_id: ChainId,
 }
 

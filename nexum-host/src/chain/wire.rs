@@ -1,9 +1,9 @@
-//! What nexum reads from nodes — alloy's `Header` and `Log` — turned into nexum's types,
-//! the alloy `Filter` of a subscription, and bloom checks that spare a request when a block
-//! cannot hold matching logs.
+//! What nexum reads from nodes — the few header fields it uses and alloy's `Log` — turned
+//! into nexum's types, the alloy `Filter` of a subscription, and bloom checks that spare a
+//! request when a block cannot hold matching logs.
 
-use alloy_primitives::{B256, Bloom, BloomInput};
-use alloy_rpc_types_eth::{Filter, Header, Log};
+use alloy_primitives::{B256, Bloom, BloomInput, U64};
+use alloy_rpc_types_eth::{Filter, Log};
 use nexum_core::{Block, ChainId, ChainLog, LogFilter};
 
 /// A node's log (alloy's `Log`) as nexum hands it to modules.
@@ -21,6 +21,22 @@ pub(crate) fn chain_log(log: Log) -> ChainLog {
     }
 }
 
+/// The fields of a block header that nexum reads, from a `newHeads` item or a block read
+/// with `false` (no transactions). Nodes send some twenty fields; alloy's full `Header`
+/// parsed them all on every head (4 % of the engine's CPU while following a busy chain),
+/// here serde skips what nexum never looks at.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct HeadFields {
+    number: U64,
+    hash: B256,
+    parent_hash: B256,
+    timestamp: U64,
+    /// Absent on some nodes' answers: then every filter may match.
+    #[serde(default)]
+    logs_bloom: Option<Bloom>,
+}
+
 /// A canonical block as the chain follower knows it.
 #[derive(Debug, Clone)]
 pub(crate) struct BlockRecord {
@@ -31,16 +47,16 @@ pub(crate) struct BlockRecord {
 }
 
 impl BlockRecord {
-    pub fn from_header(chain_id: ChainId, header: &Header) -> Self {
+    pub fn from_header(chain_id: ChainId, header: &HeadFields) -> Self {
         BlockRecord {
             block: Block {
                 chain_id,
-                number: header.inner.number,
+                number: header.number.to(),
                 hash: header.hash,
-                parent_hash: header.inner.parent_hash,
-                timestamp: header.inner.timestamp.saturating_mul(1000),
+                parent_hash: header.parent_hash,
+                timestamp: header.timestamp.to::<u64>().saturating_mul(1000),
             },
-            bloom: Some(header.inner.logs_bloom),
+            bloom: header.logs_bloom,
         }
     }
 
@@ -96,6 +112,43 @@ pub(crate) fn filter(filter: &LogFilter, range: Option<LogRange>) -> Filter {
 mod tests {
     use super::*;
     use alloy_primitives::{Address, address, b256};
+
+    /// A `newHeads` item as Anvil sends it (trimmed of nothing nexum could need).
+    const ANVIL_HEAD: &str = r#"{"hash":"0x5b0a3a2a0a6f9c6fbf0f3c3e1d5f36d2f2c0b8f0b5ef6b1a2e4e0d3a4b5c6d7e","parentHash":"0x1111111111111111111111111111111111111111111111111111111111111111","sha3Uncles":"0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347","miner":"0x0000000000000000000000000000000000000000","stateRoot":"0x2222222222222222222222222222222222222222222222222222222222222222","transactionsRoot":"0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421","receiptsRoot":"0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421","logsBloom":"0x00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000","difficulty":"0x0","number":"0x1f","gasLimit":"0x1c9c380","gasUsed":"0x0","timestamp":"0x6553f100","extraData":"0x","mixHash":"0x0000000000000000000000000000000000000000000000000000000000000000","nonce":"0x0000000000000000","baseFeePerGas":"0x3b9aca00","withdrawalsRoot":"0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421","blobGasUsed":"0x0","excessBlobGas":"0x0","parentBeaconBlockRoot":"0x0000000000000000000000000000000000000000000000000000000000000000"}"#;
+
+    #[test]
+    fn a_head_keeps_the_fields_nexum_reads_and_skips_the_rest() {
+        let head: HeadFields = serde_json::from_str(ANVIL_HEAD).unwrap();
+        let record = BlockRecord::from_header(31337, &head);
+        assert_eq!(record.block.number, 31);
+        assert_eq!(record.block.timestamp, 0x6553f100 * 1000);
+        assert_eq!(record.block.parent_hash, B256::repeat_byte(0x11));
+        assert_eq!(
+            record.block.hash,
+            b256!("0x5b0a3a2a0a6f9c6fbf0f3c3e1d5f36d2f2c0b8f0b5ef6b1a2e4e0d3a4b5c6d7e")
+        );
+        // An empty bloom rules every filter out: no read for this block.
+        assert_eq!(record.bloom, Some(Bloom::ZERO));
+        assert!(!record.may_contain(&LogFilter {
+            addresses: vec![Address::repeat_byte(1)],
+            topics: vec![],
+        }));
+    }
+
+    #[test]
+    fn a_head_without_a_bloom_may_hold_any_log_and_one_without_a_hash_is_refused() {
+        let mut json: serde_json::Value = serde_json::from_str(ANVIL_HEAD).unwrap();
+        json.as_object_mut().unwrap().remove("logsBloom");
+        let head: HeadFields = serde_json::from_value(json.clone()).unwrap();
+        let record = BlockRecord::from_header(1, &head);
+        assert_eq!(record.bloom, None);
+        assert!(record.may_contain(&LogFilter {
+            addresses: vec![Address::repeat_byte(1)],
+            topics: vec![],
+        }));
+        json.as_object_mut().unwrap().remove("hash");
+        assert!(serde_json::from_value::<HeadFields>(json).is_err());
+    }
 
     #[test]
     fn the_filter_keeps_wildcard_positions_as_nulls() {
