@@ -17,6 +17,7 @@ mod inspect;
 mod logging;
 mod new;
 mod operate;
+mod resident;
 mod run;
 mod signals;
 mod store;

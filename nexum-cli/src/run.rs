@@ -36,6 +36,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         runtime.shutdown_drain().as_secs()
     );
     tracing::info!("running; press ctrl-c to stop, send SIGHUP to reload");
+    let released = crate::resident::release_startup_code();
+    tracing::debug!(
+        mapped_mib = released >> 20,
+        "let go of the resident code pages start-up used"
+    );
 
     let signal = loop {
         match signals.next().await {

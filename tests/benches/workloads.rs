@@ -7,7 +7,9 @@
 //!   event is timestamped by nexum as it arrives (one clock, one machine);
 //! - **CPU of the drive phase** (user + system, from the first transaction until the module
 //!   has the last block), **peak RSS** of the drive phase and of the whole run (boot
-//!   compiles the module: a fresh state dir), and **threads** of the nexum process;
+//!   compiles the module: a fresh state dir), what was resident at the drive's end split
+//!   into anonymous memory (heap, stacks, module memory) and file pages (nexum's own code
+//!   and libraries: clean, the kernel can drop them), and **threads** of the nexum process;
 //! - **backfill**: 100,000 logs already on chain, a fresh module from `start_block`, time
 //!   until its last log is handled (it commits a count with every event).
 //!
@@ -40,9 +42,9 @@ fn main() {
     runtime.block_on(async {
         println!("nexum {} on {}", nexum_bin().display(), machine());
         println!(
-            "| workload | loss | block p50 / p99 | log p50 / p99 | CPU (drive) | peak RSS (drive) | peak RSS (with boot) | threads |"
+            "| workload | loss | block p50 / p99 | log p50 / p99 | CPU (drive) | peak RSS (drive) | peak RSS (with boot) | RSS at end: anon + file | threads |"
         );
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|");
         for (label, txs, logs_per_tx) in [
             ("3,000 logs (300 tx × 10)", 300, 10),
             ("12,000 logs (60 tx × 200)", 60, 200),
@@ -294,6 +296,7 @@ async fn drive(label: &str, txs: u64, logs_per_tx: u64) {
     nexum.wait_for_count(&[&needle], 1, Duration::from_secs(120));
     let cpu_drive = cpu(pid).saturating_sub(cpu_before);
     let (drive_peak_kib, threads) = (status_field(pid, "VmHWM"), status_field(pid, "Threads"));
+    let (anon_kib, file_kib) = (status_field(pid, "RssAnon"), status_field(pid, "RssFile"));
     nexum.signal("-TERM");
 
     let seen = seen(&nexum.output());
@@ -306,7 +309,7 @@ async fn drive(label: &str, txs: u64, logs_per_tx: u64) {
     let mut blocks = latencies(&seen.block_at, &heads, from + WARM_UP_BLOCKS);
     let mut logs = latencies(&seen.logs_at, &heads, from + WARM_UP_BLOCKS);
     println!(
-        "| {label} | {blocks_lost} blocks, {logs_lost} logs | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {:.2} s | {:.0} MiB | {:.0} MiB | {threads} |",
+        "| {label} | {blocks_lost} blocks, {logs_lost} logs | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {:.2} s | {:.0} MiB | {:.0} MiB | {:.0} + {:.0} MiB | {threads} |",
         percentile(&mut blocks, 50),
         percentile(&mut blocks, 99),
         percentile(&mut logs, 50),
@@ -314,6 +317,8 @@ async fn drive(label: &str, txs: u64, logs_per_tx: u64) {
         cpu_drive.as_secs_f64(),
         drive_peak_kib as f64 / 1024.0,
         boot_peak_kib.max(drive_peak_kib) as f64 / 1024.0,
+        anon_kib as f64 / 1024.0,
+        file_kib as f64 / 1024.0,
     );
 }
 
