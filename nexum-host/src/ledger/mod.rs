@@ -407,7 +407,7 @@ impl Ledger {
                         key: key.clone(),
                         reason: "not a block number".into(),
                     })?;
-                Ok((number, decode(&key, &bytes)?))
+                Ok((number, records::decode_delivered(&key, &bytes)?))
             })
             .collect()
     }
@@ -476,7 +476,11 @@ impl Ledger {
                     batch.set(Space::Engine, keys::cursor(id), json(cursor))
                 }
                 Entry::Delivered { id, number, block } => {
-                    batch.set(Space::Engine, keys::delivered(id, *number), json(block))
+                    batch.set(
+                        Space::Engine,
+                        keys::delivered(id, *number),
+                        records::encode_delivered(block),
+                    )
                 }
                 Entry::Forget { id, number } => {
                     batch.remove(Space::Engine, keys::delivered(id, *number))

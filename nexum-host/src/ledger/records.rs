@@ -1,5 +1,6 @@
 //! The shapes of the engine's records, and the typed entries a delivery commits.
 
+use super::StoreError;
 use alloy_primitives::B256;
 use nexum_core::{ChainLog, Event};
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,36 @@ pub(crate) struct DeliveredBlock {
     pub hash: B256,
     /// The logs delivered (empty for block subscriptions).
     pub logs: Vec<ChainLog>,
+}
+
+/// First byte of a delivery record in its compact form; JSON (what nexum wrote before, and
+/// still reads) never starts with it.
+const COMPACT_DELIVERED: u8 = 0x01;
+
+/// A delivery record as stored: compact binary (postcard) behind a marker byte. These are
+/// written with every delivery and hold every delivered log (to undo a reorg), so their
+/// size is the store's write volume on a busy chain: under half the JSON form, and
+/// cheaper to write.
+pub(crate) fn encode_delivered(block: &DeliveredBlock) -> Vec<u8> {
+    let mut bytes = vec![COMPACT_DELIVERED];
+    postcard::to_io(block, &mut bytes).expect("a delivery record serialises into memory");
+    bytes
+}
+
+/// Reads a delivery record in either form (JSON from stores written by older versions).
+pub(crate) fn decode_delivered(key: &str, bytes: &[u8]) -> Result<DeliveredBlock, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: key.to_string(),
+        reason,
+    };
+    match bytes.split_first() {
+        Some((&COMPACT_DELIVERED, rest)) => match postcard::take_from_bytes(rest) {
+            Ok((block, [])) => Ok(block),
+            Ok((_, trailing)) => Err(corrupt(format!("{} bytes after the record", trailing.len()))),
+            Err(e) => Err(corrupt(e.to_string())),
+        },
+        _ => serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string())),
+    }
 }
 
 /// An event a module failed to handle and that was skipped.
@@ -113,4 +144,62 @@ pub struct Position {
     pub handled_through: Option<u64>,
     /// The block delivery started at, fixed when the subscription was first seen.
     pub starts_at: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::{Address, Bytes};
+
+    fn block() -> DeliveredBlock {
+        let log = |i: u64| ChainLog {
+            address: Address::repeat_byte(0x11),
+            topics: vec![B256::repeat_byte(1), B256::repeat_byte(2)],
+            data: Bytes::from(vec![7u8; 64]),
+            block_number: Some(19_000_000),
+            block_hash: Some(B256::repeat_byte(0xab)),
+            transaction_hash: Some(B256::repeat_byte(0xcd)),
+            transaction_index: Some(i),
+            log_index: Some(i),
+            removed: false,
+        };
+        DeliveredBlock {
+            hash: B256::repeat_byte(0xab),
+            logs: (0..10).map(log).collect(),
+        }
+    }
+
+    #[test]
+    fn a_delivery_record_comes_back_as_written_and_is_smaller_than_json() {
+        let block = block();
+        let compact = encode_delivered(&block);
+        assert_eq!(decode_delivered("k", &compact).unwrap(), block);
+        let json = serde_json::to_vec(&block).unwrap();
+        assert!(compact.len() * 2 < json.len(), "{} vs {}", compact.len(), json.len());
+    }
+
+    #[test]
+    fn records_written_as_json_by_older_versions_still_read() {
+        let block = block();
+        let json = serde_json::to_vec(&block).unwrap();
+        assert_eq!(decode_delivered("k", &json).unwrap(), block);
+    }
+
+    #[test]
+    fn a_damaged_record_is_reported_with_its_key_not_a_panic() {
+        let compact = encode_delivered(&block());
+        for damaged in [
+            &compact[..compact.len() / 2],
+            &[COMPACT_DELIVERED][..],
+            &[COMPACT_DELIVERED, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f][..],
+            &[compact.as_slice(), &[0]].concat()[..],
+            &b"{\"hash\": 1"[..],
+            &[][..],
+        ] {
+            match decode_delivered("delivered/m/0/7", damaged) {
+                Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, "delivered/m/0/7"),
+                other => panic!("{damaged:?}: {other:?}"),
+            }
+        }
+    }
 }
