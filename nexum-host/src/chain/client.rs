@@ -278,9 +278,12 @@ impl ChainClient {
     pub async fn subscribe_heads(&self) -> Result<HeadSubscription, NodeError> {
         let connection = self.listening(&self.heads_connection).await?;
         let heads = self
-            .deadline("eth_subscribe", connection
+            .deadline(
+                "eth_subscribe",
+                connection
                     .subscribe((SubscriptionKind::NewHeads,))
-                    .into_future())
+                    .into_future(),
+            )
             .await?;
         self.counters
             .head_subscriptions

@@ -475,13 +475,11 @@ impl Ledger {
                 Entry::Advance { id, cursor } => {
                     batch.set(Space::Engine, keys::cursor(id), json(cursor))
                 }
-                Entry::Delivered { id, number, block } => {
-                    batch.set(
-                        Space::Engine,
-                        keys::delivered(id, *number),
-                        records::encode_delivered(block),
-                    )
-                }
+                Entry::Delivered { id, number, block } => batch.set(
+                    Space::Engine,
+                    keys::delivered(id, *number),
+                    records::encode_delivered(block),
+                ),
                 Entry::Forget { id, number } => {
                     batch.remove(Space::Engine, keys::delivered(id, *number))
                 }

@@ -55,7 +55,10 @@ pub(crate) fn decode_delivered(key: &str, bytes: &[u8]) -> Result<DeliveredBlock
     match bytes.split_first() {
         Some((&COMPACT_DELIVERED, rest)) => match postcard::take_from_bytes(rest) {
             Ok((block, [])) => Ok(block),
-            Ok((_, trailing)) => Err(corrupt(format!("{} bytes after the record", trailing.len()))),
+            Ok((_, trailing)) => Err(corrupt(format!(
+                "{} bytes after the record",
+                trailing.len()
+            ))),
             Err(e) => Err(corrupt(e.to_string())),
         },
         _ => serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string())),
@@ -175,7 +178,12 @@ mod tests {
         let compact = encode_delivered(&block);
         assert_eq!(decode_delivered("k", &compact).unwrap(), block);
         let json = serde_json::to_vec(&block).unwrap();
-        assert!(compact.len() * 2 < json.len(), "{} vs {}", compact.len(), json.len());
+        assert!(
+            compact.len() * 2 < json.len(),
+            "{} vs {}",
+            compact.len(),
+            json.len()
+        );
     }
 
     #[test]
@@ -191,7 +199,18 @@ mod tests {
         for damaged in [
             &compact[..compact.len() / 2],
             &[COMPACT_DELIVERED][..],
-            &[COMPACT_DELIVERED, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f][..],
+            &[
+                COMPACT_DELIVERED,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0x7f,
+            ][..],
             &[compact.as_slice(), &[0]].concat()[..],
             &b"{\"hash\": 1"[..],
             &[][..],
