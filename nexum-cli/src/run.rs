@@ -50,7 +50,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             // for it.
             Asked::Reload => tokio::select! {
                 reloaded = runtime.reload_config_file() => match reloaded {
-                    Ok(report) => tracing::info!("SIGHUP: reloaded ({report})"),
+                    Ok(report) => {
+                        tracing::info!("SIGHUP: reloaded ({report})");
+                        // A reload may have compiled: that code is start-up's too.
+                        crate::resident::release_startup_code();
+                    }
                     Err(e) => tracing::error!("SIGHUP: {e}"),
                 },
                 signal = signals.next_stop() => break signal,

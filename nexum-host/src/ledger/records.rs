@@ -186,6 +186,39 @@ mod tests {
         );
     }
 
+    /// The stored layout, byte for byte: postcard writes no field names, so reordering or
+    /// adding a field of `DeliveredBlock` or `ChainLog` would misread every stored record.
+    /// If this fails, the layout changed: give the new one its own marker byte and keep
+    /// reading this one.
+    #[test]
+    fn the_compact_layout_is_pinned() {
+        let block = DeliveredBlock {
+            hash: B256::repeat_byte(0xab),
+            logs: vec![ChainLog {
+                address: Address::repeat_byte(0x11),
+                topics: vec![B256::repeat_byte(0x01)],
+                data: Bytes::from(vec![7u8, 7]),
+                block_number: Some(5),
+                block_hash: None,
+                transaction_hash: None,
+                transaction_index: Some(0),
+                log_index: Some(300),
+                removed: true,
+            }],
+        };
+        let mut expected = vec![COMPACT_DELIVERED, 32];
+        expected.extend([0xab; 32]);
+        expected.extend([1, 20]); // one log; its address
+        expected.extend([0x11; 20]);
+        expected.extend([1, 32]); // one topic
+        expected.extend([0x01; 32]);
+        expected.extend([2, 7, 7]); // data
+        expected.extend([1, 5, 0, 0, 1, 0]); // block number, no hashes, transaction index
+        expected.extend([1, 0xac, 0x02, 1]); // log index 300 as a varint; removed
+        assert_eq!(encode_delivered(&block), expected);
+        assert_eq!(decode_delivered("k", &expected).unwrap(), block);
+    }
+
     #[test]
     fn records_written_as_json_by_older_versions_still_read() {
         let block = block();
