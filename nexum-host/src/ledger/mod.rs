@@ -412,6 +412,19 @@ impl Ledger {
             .collect()
     }
 
+    /// What a subscription was given from block `number`, if its record is kept.
+    pub(crate) fn delivered_block(
+        &self,
+        id: &SubscriptionId,
+        number: u64,
+    ) -> Result<Option<DeliveredBlock>, StoreError> {
+        let key = keys::delivered(id, number);
+        self.storage
+            .get(&Space::Engine, &key)?
+            .map(|bytes| records::decode_delivered(&key, &bytes))
+            .transpose()
+    }
+
     /// Adopts, once per module, the records an older store kept under manifest indices:
     /// each goes to the position key of the subscription now at that index (`positions`:
     /// index and key of each chain subscription), records of indices with no such
@@ -633,8 +646,14 @@ mod tests {
                 .unwrap()
                 .into_iter()
                 .collect::<Vec<_>>(),
-            vec![(7, block)]
+            vec![(7, block.clone())]
         );
+        // One record read back alone (to undo a reorg); a forgotten one is gone.
+        assert_eq!(
+            ledger.delivered_block(&id("log-1-ab"), 7).unwrap(),
+            Some(block)
+        );
+        assert_eq!(ledger.delivered_block(&id("log-1-ab"), 6).unwrap(), None);
         // Another subscription of the module sees none of it.
         assert_eq!(ledger.cursor(&id("log-1-abc")).unwrap(), None);
         assert!(ledger.delivered(&id("log-1-a")).unwrap().is_empty());

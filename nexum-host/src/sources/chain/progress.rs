@@ -20,8 +20,10 @@ pub(crate) struct SubscriptionProgress<C> {
     /// The next block this subscription needs.
     pub next: u64,
     pub cursor: Option<Cursor>,
-    /// What it was given, by block number, for the last `depth` blocks.
-    pub delivered: BTreeMap<u64, DeliveredBlock>,
+    /// The hashes of the blocks it was given something from, for the last `depth` blocks.
+    /// What it was given is in the ledger only (read back to undo a reorg): holding every
+    /// delivered log in memory as well cost megabytes on a busy chain.
+    pub delivered: BTreeMap<u64, B256>,
     /// Blocks passed without a delivery since the cursor was last written.
     pub unsaved: u64,
     depth: u64,
@@ -38,7 +40,11 @@ impl<C> SubscriptionProgress<C> {
         depth: u64,
     ) -> Result<Self, StoreError> {
         let cursor = ledger.cursor(&id)?;
-        let delivered = ledger.delivered(&id)?;
+        let delivered = ledger
+            .delivered(&id)?
+            .into_iter()
+            .map(|(number, block)| (number, block.hash))
+            .collect();
         let next = match cursor {
             Some(cursor) => cursor.number + 1,
             None => {
@@ -98,14 +104,14 @@ impl<C> SubscriptionProgress<C> {
         Bookkeeping::new(entries)
     }
 
-    /// Notes that the delivery of `number` was committed.
-    pub fn delivered(&mut self, number: u64, hash: B256, logs: Vec<ChainLog>) {
+    /// Notes that the delivery of `number` was committed (`log_index`: of its last log).
+    pub fn delivered(&mut self, number: u64, hash: B256, log_index: Option<u64>) {
         self.cursor = Some(Cursor {
             number,
             hash,
-            log_index: logs.last().and_then(|l| l.log_index),
+            log_index,
         });
-        self.delivered.insert(number, DeliveredBlock { hash, logs });
+        self.delivered.insert(number, hash);
         let depth = self.depth;
         self.delivered.retain(|n, _| n + depth > number);
         self.next = number + 1;
@@ -132,6 +138,25 @@ impl<C> SubscriptionProgress<C> {
         Entry::Advance {
             id: self.id.clone(),
             cursor,
+        }
+    }
+
+    /// The logs block `number` delivered, read back from the ledger (to retract them). A
+    /// delivery noted in memory whose record is gone means the store lost a commit.
+    pub fn delivered_logs(
+        &self,
+        ledger: &Ledger,
+        number: u64,
+    ) -> Result<Vec<ChainLog>, StoreError> {
+        match ledger.delivered_block(&self.id, number)? {
+            Some(block) => Ok(block.logs),
+            None => Err(StoreError::Corrupt {
+                key: format!(
+                    "delivered {}/{} #{number}",
+                    self.id.module, self.id.position
+                ),
+                reason: "missing: the delivery was committed".into(),
+            }),
         }
     }
 

@@ -221,8 +221,8 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
             if let Some(cursor) = sub.cursor {
                 processed.insert(cursor.number, cursor.hash);
             }
-            for (number, delivered) in &sub.delivered {
-                processed.insert(*number, delivered.hash);
+            for (number, hash) in &sub.delivered {
+                processed.insert(*number, *hash);
             }
             progress.push(sub);
         }

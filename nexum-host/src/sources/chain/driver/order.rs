@@ -37,14 +37,15 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
         for (_, position) in order {
             let sub = &self.progress[position];
             let batch = std::mem::take(&mut logs[position]);
+            let records = sub.delivery(number, hash, &batch);
+            let last = batch.last().and_then(|l| l.log_index);
             let event = Event::ChainLogs(ChainLogs {
                 chain_id,
-                logs: batch.clone(),
+                logs: batch,
             });
-            let records = sub.delivery(number, hash, &batch);
             let index = sub.index;
             self.send(index, event, records).await?;
-            self.progress[position].delivered(number, hash, batch);
+            self.progress[position].delivered(number, hash, last);
         }
         for sub in &mut self.progress {
             sub.passed(number);
@@ -66,7 +67,7 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
             let index = sub.index;
             self.send(index, Event::Block(block.block.clone()), records)
                 .await?;
-            self.progress[position].delivered(number, hash, Vec::new());
+            self.progress[position].delivered(number, hash, None);
         }
         Ok(())
     }

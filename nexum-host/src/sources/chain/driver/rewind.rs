@@ -66,21 +66,20 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
                 .unwrap_or(B256::ZERO);
             for position in 0..self.progress.len() {
                 let sub = &self.progress[position];
-                let Some(delivered) = sub.delivered.get(&number) else {
+                if !sub.delivered.contains_key(&number) {
                     continue;
-                };
+                }
                 if sub.is_blocks() {
                     // New blocks at these heights are delivered again; nothing to take back.
                     continue;
                 }
+                let delivered = sub
+                    .delivered_logs(&self.ledger, number)
+                    .map_err(Halt::Store)?;
                 let logs: Vec<ChainLog> = delivered
-                    .logs
-                    .iter()
+                    .into_iter()
                     .rev()
-                    .map(|l| ChainLog {
-                        removed: true,
-                        ..l.clone()
-                    })
+                    .map(|l| ChainLog { removed: true, ..l })
                     .collect();
                 let records = sub.retraction(number, below_hash);
                 let index = sub.index;
