@@ -31,6 +31,8 @@ pub use records::{DeadLetter, Position};
 pub use storage::StoreError;
 pub(crate) use storage::{Batch, Space};
 
+use alloy_primitives::B256;
+use nexum_core::ChainLog;
 use nexum_core::Durability;
 use nexum_core::ModuleName;
 use nexum_core::engine_config::DEFAULT_DURABILITY_WINDOW_MS;
@@ -412,17 +414,32 @@ impl Ledger {
             .collect()
     }
 
-    /// What a subscription was given from block `number`, if its record is kept.
-    pub(crate) fn delivered_block(
+    /// The logs a subscription was given from block `number` (hash `hash`), read back to
+    /// retract them. The record must be there and be that block's: one that is missing or
+    /// names another block (on a shared store, another node may own the module now) is
+    /// refused rather than retracting logs the module never got.
+    pub(crate) fn delivered_logs(
         &self,
         id: &SubscriptionId,
         number: u64,
-    ) -> Result<Option<DeliveredBlock>, StoreError> {
+        hash: B256,
+    ) -> Result<Vec<ChainLog>, StoreError> {
         let key = keys::delivered(id, number);
-        self.storage
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            key: key.clone(),
+            reason: reason.to_string(),
+        };
+        let bytes = self
+            .storage
             .get(&Space::Engine, &key)?
-            .map(|bytes| records::decode_delivered(&key, &bytes))
-            .transpose()
+            .ok_or_else(|| corrupt("missing, though its delivery was committed"))?;
+        let block = records::decode_delivered(&key, &bytes)?;
+        if block.hash != hash {
+            return Err(corrupt(
+                "the record is of another block than the one delivered (another node may run this module now)",
+            ));
+        }
+        Ok(block.logs)
     }
 
     /// Adopts, once per module, the records an older store kept under manifest indices:
@@ -648,12 +665,15 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![(7, block.clone())]
         );
-        // One record read back alone (to undo a reorg); a forgotten one is gone.
-        assert_eq!(
-            ledger.delivered_block(&id("log-1-ab"), 7).unwrap(),
-            Some(block)
-        );
-        assert_eq!(ledger.delivered_block(&id("log-1-ab"), 6).unwrap(), None);
+        // One record read back alone (to undo a reorg): only as the block delivered.
+        let logs = |number, hash| ledger.delivered_logs(&id("log-1-ab"), number, hash);
+        assert_eq!(logs(7, block.hash).unwrap(), block.logs);
+        for (number, hash) in [(7, B256::repeat_byte(8)), (6, block.hash)] {
+            assert!(matches!(
+                logs(number, hash),
+                Err(StoreError::Corrupt { key, .. }) if key.ends_with(&format!("{number:020}"))
+            ));
+        }
         // Another subscription of the module sees none of it.
         assert_eq!(ledger.cursor(&id("log-1-abc")).unwrap(), None);
         assert!(ledger.delivered(&id("log-1-a")).unwrap().is_empty());

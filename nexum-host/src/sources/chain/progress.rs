@@ -141,23 +141,14 @@ impl<C> SubscriptionProgress<C> {
         }
     }
 
-    /// The logs block `number` delivered, read back from the ledger (to retract them). A
-    /// delivery noted in memory whose record is gone means the store lost a commit.
+    /// The logs block `number` delivered, read back from the ledger to retract them.
     pub fn delivered_logs(
         &self,
         ledger: &Ledger,
         number: u64,
     ) -> Result<Vec<ChainLog>, StoreError> {
-        match ledger.delivered_block(&self.id, number)? {
-            Some(block) => Ok(block.logs),
-            None => Err(StoreError::Corrupt {
-                key: format!(
-                    "delivered {}/{} #{number}",
-                    self.id.module, self.id.position
-                ),
-                reason: "missing: the delivery was committed".into(),
-            }),
-        }
+        let hash = self.delivered.get(&number).copied().unwrap_or_default();
+        ledger.delivered_logs(&self.id, number, hash)
     }
 
     /// What goes with retracting what block `number` delivered: its record goes, and the
