@@ -320,13 +320,26 @@ impl Drop for Anvil {
     }
 }
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, for a server a test starts on it later. Taken
+/// below the kernel's ephemeral range: a port the kernel hands out (`bind` to port 0) is
+/// also what it picks as the source port of outgoing connections, and one of those (a
+/// websocket client of another test, say) took such a port between the check and the
+/// server's bind ("Address already in use").
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::hash::{BuildHasher, RandomState};
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.max(10_001));
+    let random = RandomState::new();
+    for attempt in 0u64..1_000 {
+        let port = low + (random.hash_one(attempt) % u64::from(high - low)) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{high} after 1,000 tries");
 }
 
 /// `"0x1f"` → 31.
