@@ -141,13 +141,13 @@ impl<C> SubscriptionProgress<C> {
         }
     }
 
-    /// The logs block `number` delivered, read back from the ledger to retract them.
+    /// The logs block `number` (`hash`) delivered, read back from the ledger to retract them.
     pub fn delivered_logs(
         &self,
         ledger: &Ledger,
         number: u64,
+        hash: B256,
     ) -> Result<Vec<ChainLog>, StoreError> {
-        let hash = self.delivered.get(&number).copied().unwrap_or_default();
         ledger.delivered_logs(&self.id, number, hash)
     }
 

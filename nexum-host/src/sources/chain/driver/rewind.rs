@@ -66,15 +66,15 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
                 .unwrap_or(B256::ZERO);
             for position in 0..self.progress.len() {
                 let sub = &self.progress[position];
-                if !sub.delivered.contains_key(&number) {
+                let Some(&hash) = sub.delivered.get(&number) else {
                     continue;
-                }
+                };
                 if sub.is_blocks() {
                     // New blocks at these heights are delivered again; nothing to take back.
                     continue;
                 }
                 let delivered = sub
-                    .delivered_logs(&self.ledger, number)
+                    .delivered_logs(&self.ledger, number, hash)
                     .map_err(Halt::Store)?;
                 let logs: Vec<ChainLog> = delivered
                     .into_iter()
