@@ -1,18 +1,19 @@
-//! The process-wide wasmtime engine, its epoch clock and the linker shared by all modules.
+//! The process-wide wasmtime engine and the linker shared by all modules.
 
 use crate::bindings::types;
 use crate::capabilities;
 use crate::extension::HostExtension;
 use crate::state::ModuleState;
 use nexum_core::Compiler;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Strategy};
 
-/// How often running guests are interrupted to yield to the executor and check their
-/// deadline. Short enough that a spinning module cannot hold a worker thread for long.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// How much fuel a guest burns between yields to the executor (about a millisecond of
+/// guest code): a spinning module cannot hold a worker thread for long, and its call's
+/// deadline (a timer around the call) is checked at every yield. Counted in the guest
+/// itself, so no clock thread has to wake for every call.
+pub(crate) const FUEL_PER_SLICE: u64 = 1_000_000;
 
 /// One wasmtime `Engine` per process and the `Linker` every module is instantiated from.
 pub(crate) struct WasmEngine {
@@ -22,7 +23,6 @@ pub(crate) struct WasmEngine {
     pub extension_interfaces: Vec<String>,
     /// The extensions themselves, which give each instance its state.
     pub extensions: Vec<Arc<dyn HostExtension>>,
-    ticker: EpochTicker,
 }
 
 /// Why the wasm engine could not be built.
@@ -45,7 +45,6 @@ impl WasmEngine {
         config
             .wasm_component_model(true)
             .consume_fuel(true)
-            .epoch_interruption(true)
             // Proposals a keeper does not need and whose limits are harder to reason about:
             // 64-bit memories and tables, shared memories, custom page sizes.
             .wasm_memory64(false)
@@ -71,19 +70,12 @@ impl WasmEngine {
                 extension_interfaces.push(interface);
             }
         }
-        let ticker = EpochTicker::start(engine.clone());
         Ok(Self {
             engine,
             linker,
             extension_interfaces,
             extensions: extensions.to_vec(),
-            ticker,
         })
-    }
-
-    /// What every guest call registers with while it runs, so the epoch advances for it.
-    pub fn calls_in_flight(&self) -> Arc<CallsInFlight> {
-        self.ticker.calls.clone()
     }
 
     /// Compiles a component from its binary form. wasmtime would also take the text format
@@ -115,89 +107,4 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<ModuleState>> {
     types::add_to_linker::<ModuleState, HasSelf<ModuleState>>(&mut linker, |state| state)?;
     capabilities::link_all(&mut linker)?;
     Ok(linker)
-}
-
-/// Advances the engine's epoch every [`EPOCH_TICK`] on a small thread of its own, while
-/// some guest code runs: an idle engine (most of a keeper's life) does not wake every tick.
-struct EpochTicker {
-    calls: Arc<CallsInFlight>,
-}
-
-/// How many guest calls are running; the epoch thread sleeps while there are none.
-#[derive(Default)]
-pub(crate) struct CallsInFlight {
-    state: Mutex<Calls>,
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct Calls {
-    running: usize,
-    /// The epoch thread waits for a call (only then does a call need to wake it).
-    parked: bool,
-    stopped: bool,
-}
-
-impl CallsInFlight {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Calls> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Marks a call as running until the guard is dropped.
-    pub fn enter(self: &Arc<Self>) -> RunningCall {
-        let mut calls = self.lock();
-        calls.running += 1;
-        if calls.parked {
-            calls.parked = false;
-            self.changed.notify_one();
-        }
-        RunningCall(self.clone())
-    }
-}
-
-/// A guest call in flight (see [`CallsInFlight::enter`]).
-pub(crate) struct RunningCall(Arc<CallsInFlight>);
-
-impl Drop for RunningCall {
-    fn drop(&mut self) {
-        self.0.lock().running -= 1;
-    }
-}
-
-impl EpochTicker {
-    fn start(engine: Engine) -> Self {
-        let calls = Arc::new(CallsInFlight::default());
-        let watched = calls.clone();
-        std::thread::Builder::new()
-            .name("nexum-epoch".into())
-            .spawn(move || {
-                loop {
-                    {
-                        let mut state = watched.lock();
-                        while state.running == 0 && !state.stopped {
-                            state.parked = true;
-                            state = watched
-                                .changed
-                                .wait(state)
-                                .unwrap_or_else(|p| p.into_inner());
-                        }
-                        if state.stopped {
-                            return;
-                        }
-                    }
-                    std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })
-            .expect("spawning the epoch thread");
-        Self { calls }
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        let mut calls = self.calls.lock();
-        calls.stopped = true;
-        self.calls.changed.notify_one();
-    }
 }

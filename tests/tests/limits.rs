@@ -2,7 +2,7 @@
 //! module does not hold up another module's events — with code from either compiler
 //! (`[engine] compiler`), since each compiles the fuel and epoch checks in on its own.
 
-use nexum_core::{Compiler, Outcome};
+use nexum_core::{Compiler, Lifecycle, Outcome};
 use nexum_tests::engine::{TestModule, boot, command, test_config};
 use std::time::{Duration, Instant};
 
@@ -108,7 +108,8 @@ async fn a_stack_overflow_stops_only_the_offending_call(compiler: Compiler) {
 }
 
 /// On a single-threaded executor, a module spinning until its deadline must still let
-/// another module's events through: the guest yields at every epoch tick.
+/// another module's events through (the guest yields every slice of fuel), and must still
+/// be cut at its deadline with no other thread to fire the timer.
 async fn a_spinning_module_does_not_hold_up_others_on_one_thread(compiler: Compiler) {
     let engine = pair(compiler, |l| {
         l.event_timeout_ms = 3_000;
@@ -117,6 +118,8 @@ async fn a_spinning_module_does_not_hold_up_others_on_one_thread(compiler: Compi
     .await;
     let engine = std::sync::Arc::new(engine);
     let mut lines = engine.runtime.log_lines();
+    let mut lifecycle = engine.runtime.lifecycle();
+    let spinning_since = Instant::now();
     engine
         .runtime
         .try_dispatch("bad", command("log spinning; spin"))
@@ -145,6 +148,23 @@ async fn a_spinning_module_does_not_hold_up_others_on_one_thread(compiler: Compi
         "20 events took {elapsed:?} beside a spinning module (its deadline is 3 s)"
     );
     assert_eq!(engine.read("good", "n").as_deref(), Some("20"));
+    let trapped = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let event = lifecycle.recv().await.expect("lifecycle events");
+            if let (true, Lifecycle::Trapped { reason }) = (event.module == "bad", event.change) {
+                return reason;
+            }
+        }
+    })
+    .await
+    .expect("the spinning module was never cut");
+    let cut_after = spinning_since.elapsed();
+    eprintln!("the spinner was cut after {cut_after:?} (deadline 3 s)");
+    assert_eq!(trapped, "deadline of 3000 ms exceeded");
+    assert!(
+        cut_after < Duration::from_secs(6),
+        "cut after {cut_after:?}, its deadline is 3 s"
+    );
 }
 
 #[tokio::test]

@@ -7,14 +7,13 @@ use crate::bindings::CowModule;
 use crate::bindings::types as wit;
 use crate::capabilities::ModuleCapabilities;
 use crate::convert::describe_fault;
-use crate::engine::{CallsInFlight, WasmEngine};
+use crate::engine::{FUEL_PER_SLICE, WasmEngine};
 use crate::ledger::{Bookkeeping, StoreError};
 use crate::state::ModuleState;
 use nexum_core::bounded;
 use nexum_core::{Event, Limits};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use wasmtime::{Store, Trap, UpdateDeadline};
+use std::time::Duration;
+use wasmtime::{Store, Trap};
 
 /// How one call into a module ended.
 #[derive(Debug)]
@@ -85,8 +84,6 @@ pub(crate) struct ModuleInstance {
     store: Store<ModuleState>,
     bindings: CowModule,
     limits: Limits,
-    /// Where its calls register, so the epoch advances while they run.
-    calls: Arc<CallsInFlight>,
 }
 
 impl ModuleInstance {
@@ -104,22 +101,14 @@ impl ModuleInstance {
         );
         store.limiter(|state| state.limiter());
         store.set_hostcall_fuel(hostcall_bytes(&limits));
-        store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                // tokio's own yield lets every other ready task run before this one resumes.
-                Ok(UpdateDeadline::YieldCustom(
-                    1,
-                    Box::pin(tokio::task::yield_now()),
-                ))
-            }
-        });
+        // Yield to the executor every slice of fuel: other tasks run, and the timer around
+        // each call (its deadline) is checked.
+        store
+            .fuel_async_yield_interval(Some(FUEL_PER_SLICE))
+            .expect("fuel is enabled on the engine");
 
         let timeout = Duration::from_millis(limits.event_timeout_ms);
-        let calls = engine.calls_in_flight();
-        let _running = calls.enter();
-        prepare(&mut store, &limits, timeout);
+        prepare(&mut store, &limits);
         let instantiate = module.pre.instantiate_async(&mut store);
         let bindings = match tokio::time::timeout(timeout, instantiate).await {
             Ok(Ok(bindings)) => bindings,
@@ -130,7 +119,6 @@ impl ModuleInstance {
             store,
             bindings,
             limits,
-            calls: calls.clone(),
         };
         // `init` runs on what is left of the same budget as instantiation.
         let config: Vec<(String, String)> = module.manifest.config.clone();
@@ -151,8 +139,7 @@ impl ModuleInstance {
     /// Delivers `event`. On `ok`, commits the call's writes together with `bookkeeping`.
     pub async fn on_event(&mut self, event: &Event, bookkeeping: &Bookkeeping) -> CallResult {
         let timeout = Duration::from_millis(self.limits.event_timeout_ms);
-        let _running = self.calls.enter();
-        prepare(&mut self.store, &self.limits, timeout);
+        prepare(&mut self.store, &self.limits);
         let event = wit::Event::from(event);
         let call = self.bindings.call_on_event(&mut self.store, &event);
         let outcome = tokio::time::timeout(timeout, call).await;
@@ -170,13 +157,12 @@ fn hostcall_bytes(limits: &Limits) -> usize {
 
 type Outcome = Result<wasmtime::Result<Result<(), wit::Fault>>, tokio::time::error::Elapsed>;
 
-/// Arms a call: full fuel, a deadline, an empty write set.
-fn prepare(store: &mut Store<ModuleState>, limits: &Limits, timeout: Duration) {
+/// Arms a call: full fuel and an empty write set (its deadline is the timer around it).
+fn prepare(store: &mut Store<ModuleState>, limits: &Limits) {
     store
         .set_fuel(limits.fuel_per_event)
         .expect("fuel is enabled on the engine");
-    store.set_epoch_deadline(1);
-    store.data_mut().begin_call(Instant::now() + timeout);
+    store.data_mut().begin_call();
 }
 
 /// Settles a call: commit on `ok`, discard otherwise.
