@@ -1,5 +1,6 @@
-//! nexum against Anvil workloads, as an operator runs it (the release `nexum` binary, one
-//! `latency-probe` module on blocks and on the test contract's logs), measured from outside:
+//! nexum against Anvil workloads, as an operator runs it (`nexum` built in the production
+//! profile, one `latency-probe` module on blocks and on the test contract's logs), measured
+//! from outside:
 //!
 //! - **loss**: blocks and logs the module did not receive;
 //! - **latency from the node's own push**: a separate heads-only websocket connection
@@ -13,8 +14,9 @@
 //! - **backfill**: 100,000 logs already on chain, a fresh module from `start_block`, time
 //!   until its last log is handled (it commits a count with every event).
 //!
-//! `scripts/bench.sh` builds what it needs and runs it; or, with a release `nexum` built,
-//! `cargo bench -p nexum-tests --bench workloads` (`NEXUM_BIN` overrides where the binary is).
+//! `scripts/bench.sh` builds what it needs and runs it; or, with `nexum` built in the
+//! production profile (what operators run), `cargo bench -p nexum-tests --bench workloads`
+//! (`NEXUM_BIN` overrides where the binary is).
 
 use alloy_primitives::Address;
 use futures::{SinkExt, StreamExt};
@@ -55,7 +57,7 @@ fn main() {
     });
 }
 
-/// The release binary under test.
+/// The binary under test (the production profile unless `NEXUM_BIN` says otherwise).
 fn nexum_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("NEXUM_BIN") {
         return PathBuf::from(bin);
@@ -63,10 +65,10 @@ fn nexum_bin() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| guests::workspace_root().join("target"));
-    let bin = target.join("release/nexum");
+    let bin = target.join("production/nexum");
     assert!(
         bin.is_file(),
-        "{} is missing: `cargo build --release -p nexum-cli` (scripts/bench.sh does)",
+        "{} is missing: `cargo build --profile production -p nexum-cli` (scripts/bench.sh does)",
         bin.display()
     );
     bin
