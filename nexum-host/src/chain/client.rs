@@ -3,12 +3,11 @@
 
 use super::error::NodeError;
 use super::http::{CappedHttp, MAX_NODE_ANSWER};
-use super::wire::{self, BlockRecord, HeadFields, LogRange};
+use super::wire::{self, BlockRecord, HeadFields, LogFields, LogRange};
 use alloy_primitives::{B256, U64};
 use alloy_provider::{Provider, RootProvider};
 use alloy_pubsub::Subscription;
 use alloy_rpc_client::{ClientBuilder, RpcClient};
-use alloy_rpc_types_eth::Log;
 use alloy_rpc_types_eth::pubsub::SubscriptionKind;
 use alloy_transport_ws::{WebSocketConfig, WsConnect};
 use nexum_core::redact::{self, Secrets};
@@ -268,9 +267,7 @@ impl ChainClient {
         range: LogRange,
     ) -> Result<Vec<ChainLog>, NodeError> {
         let filter = wire::filter(filter, Some(range));
-        let logs = self
-            .deadline("eth_getLogs", self.provider.get_logs(&filter))
-            .await?;
+        let logs: Vec<LogFields> = self.call("eth_getLogs", (filter,)).await?;
         Ok(logs.into_iter().map(wire::chain_log).collect())
     }
 
@@ -301,7 +298,9 @@ impl ChainClient {
         let logs = self
             .deadline(
                 "eth_subscribe",
-                connection.subscribe_logs(&filter).into_future(),
+                connection
+                    .subscribe((SubscriptionKind::Logs, filter))
+                    .into_future(),
             )
             .await?;
         self.counters
@@ -401,7 +400,7 @@ impl HeadSubscription {
 
 /// Logs matching one filter, as the node announces them.
 pub struct LogSubscription {
-    logs: Subscription<Log>,
+    logs: Subscription<LogFields>,
 }
 
 impl LogSubscription {

@@ -1,22 +1,42 @@
-//! What nexum reads from nodes — the few header fields it uses and alloy's `Log` — turned
-//! into nexum's types, the alloy `Filter` of a subscription, and bloom checks that spare a
-//! request when a block cannot hold matching logs.
+//! What nexum reads from nodes — the few header fields it uses and the fields of a log —
+//! turned into nexum's types, the alloy `Filter` of a subscription, and bloom checks that
+//! spare a request when a block cannot hold matching logs.
 
-use alloy_primitives::{B256, Bloom, BloomInput, U64};
-use alloy_rpc_types_eth::{Filter, Log};
+use alloy_primitives::{Address, B256, Bloom, BloomInput, Bytes, U64};
+use alloy_rpc_types_eth::Filter;
 use nexum_core::{Block, ChainId, ChainLog, LogFilter};
 
-/// A node's log (alloy's `Log`) as nexum hands it to modules.
-pub(crate) fn chain_log(log: Log) -> ChainLog {
+/// A log as a node sends it (`eth_getLogs` answers, `logs` notifications), read straight
+/// into the fields nexum hands modules. alloy's `Log` reaches the same fields through two
+/// nested `serde(flatten)`s, which buffer every field first: parsing logs that way was the
+/// largest single cost of a live chain's log stream. Unknown fields (`blockTimestamp`) are
+/// skipped; `removed` defaults to false, as alloy's does.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LogFields {
+    address: Address,
+    topics: Vec<B256>,
+    data: Bytes,
+    block_number: Option<U64>,
+    block_hash: Option<B256>,
+    transaction_hash: Option<B256>,
+    transaction_index: Option<U64>,
+    log_index: Option<U64>,
+    #[serde(default)]
+    removed: bool,
+}
+
+/// A node's log as nexum hands it to modules.
+pub(crate) fn chain_log(log: LogFields) -> ChainLog {
     ChainLog {
-        address: log.inner.address,
-        topics: log.inner.data.topics().to_vec(),
-        data: log.inner.data.data,
-        block_number: log.block_number,
+        address: log.address,
+        topics: log.topics,
+        data: log.data,
+        block_number: log.block_number.map(|n| n.to()),
         block_hash: log.block_hash,
         transaction_hash: log.transaction_hash,
-        transaction_index: log.transaction_index,
-        log_index: log.log_index,
+        transaction_index: log.transaction_index.map(|n| n.to()),
+        log_index: log.log_index.map(|n| n.to()),
         removed: log.removed,
     }
 }
@@ -203,7 +223,7 @@ mod tests {
 
     #[test]
     fn parses_a_node_log() {
-        let log: Log = serde_json::from_str(
+        let log: LogFields = serde_json::from_str(
             r#"{"address":"0x00000000000000000000000000000000000000aa","topics":[],"data":"0x01",
                 "blockNumber":"0x5","blockHash":"0x0000000000000000000000000000000000000000000000000000000000000005",
                 "transactionHash":null,"transactionIndex":"0x0","logIndex":"0x2","removed":false}"#,
@@ -213,5 +233,49 @@ mod tests {
         assert_eq!(log.block_number, Some(5));
         assert_eq!(log.log_index, Some(2));
         assert_eq!(log.data.as_ref(), &[1]);
+    }
+
+    /// The same log as alloy's `Log` reads it: what nexum handed modules before.
+    fn via_alloy(json: &str) -> ChainLog {
+        let log: alloy_rpc_types_eth::Log = serde_json::from_str(json).unwrap();
+        ChainLog {
+            address: log.inner.address,
+            topics: log.inner.data.topics().to_vec(),
+            data: log.inner.data.data,
+            block_number: log.block_number,
+            block_hash: log.block_hash,
+            transaction_hash: log.transaction_hash,
+            transaction_index: log.transaction_index,
+            log_index: log.log_index,
+            removed: log.removed,
+        }
+    }
+
+    #[test]
+    fn reads_logs_as_alloy_does() {
+        let anvil = r#"{"address":"0x5fbdb2315678afecb367f032d93f2ecaa0180aa3","topics":["0x48257dc961b6f792c2b78a080dacfed693b660960a702de21cee364e20270e2f","0x0000000000000000000000000000000000000000000000000000000000000007"],"data":"0x000000000000000000000000f39fd6e51aad88f6f4ce6ab8827279cfffb92266","blockHash":"0x7e1ee3e0e2a6a9a6f1f0d0a3c0b9b7f2e2b6f1d0c8a7b6e5d4c3b2a1f0e9d8c7","blockNumber":"0x1f","blockTimestamp":"0x6553f100","transactionHash":"0x9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b","transactionIndex":"0x3","logIndex":"0x11","removed":false}"#;
+        let retracted = anvil.replace(r#""removed":false"#, r#""removed":true"#);
+        let no_removed = anvil.replace(r#","removed":false"#, "");
+        let pending = r#"{"address":"0x5fbdb2315678afecb367f032d93f2ecaa0180aa3","topics":[],"data":"0x","blockHash":null,"blockNumber":null,"transactionHash":null,"transactionIndex":null,"logIndex":null}"#;
+        for json in [anvil, &retracted, &no_removed, pending] {
+            let ours: LogFields = serde_json::from_str(json).unwrap();
+            assert_eq!(chain_log(ours), via_alloy(json), "{json}");
+        }
+        assert!(chain_log(serde_json::from_str(&retracted).unwrap()).removed);
+        // What alloy refuses, nexum refuses.
+        for bad in [
+            anvil.replace(r#""logIndex":"0x11""#, r#""logIndex":"eleven""#),
+            anvil.replace(r#""data":"0x0000"#, r#""data":"zz0000"#),
+            anvil.replace(
+                r#""address":"0x5fbdb2315678afecb367f032d93f2ecaa0180aa3","#,
+                "",
+            ),
+        ] {
+            assert!(serde_json::from_str::<LogFields>(&bad).is_err(), "{bad}");
+            assert!(
+                serde_json::from_str::<alloy_rpc_types_eth::Log>(&bad).is_err(),
+                "{bad}"
+            );
+        }
     }
 }
