@@ -9,18 +9,22 @@ use nexum_core::{Block, ChainId, ChainLog, LogFilter};
 /// A log as a node sends it (`eth_getLogs` answers, `logs` notifications), read straight
 /// into the fields nexum hands modules. alloy's `Log` reaches the same fields through two
 /// nested `serde(flatten)`s, which buffer every field first: parsing logs that way was the
-/// largest single cost of a live chain's log stream. Unknown fields (`blockTimestamp`) are
-/// skipped; `removed` defaults to false, as alloy's does.
+/// largest single cost of a live chain's log stream. As alloy's: the three positions may be
+/// `null` (a pending log) but not missing, the two hashes may be either, `removed` defaults
+/// to false; unknown fields (`blockTimestamp`) are skipped.
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct LogFields {
     address: Address,
     topics: Vec<B256>,
     data: Bytes,
+    #[serde(deserialize_with = "Option::deserialize")]
     block_number: Option<U64>,
     block_hash: Option<B256>,
     transaction_hash: Option<B256>,
+    #[serde(deserialize_with = "Option::deserialize")]
     transaction_index: Option<U64>,
+    #[serde(deserialize_with = "Option::deserialize")]
     log_index: Option<U64>,
     #[serde(default)]
     removed: bool,
@@ -257,7 +261,10 @@ mod tests {
         let retracted = anvil.replace(r#""removed":false"#, r#""removed":true"#);
         let no_removed = anvil.replace(r#","removed":false"#, "");
         let pending = r#"{"address":"0x5fbdb2315678afecb367f032d93f2ecaa0180aa3","topics":[],"data":"0x","blockHash":null,"blockNumber":null,"transactionHash":null,"transactionIndex":null,"logIndex":null}"#;
-        for json in [anvil, &retracted, &no_removed, pending] {
+        let no_hashes = pending
+            .replace(r#""blockHash":null,"#, "")
+            .replace(r#""transactionHash":null,"#, "");
+        for json in [anvil, &retracted, &no_removed, pending, &no_hashes] {
             let ours: LogFields = serde_json::from_str(json).unwrap();
             assert_eq!(chain_log(ours), via_alloy(json), "{json}");
         }
@@ -270,6 +277,11 @@ mod tests {
                 r#""address":"0x5fbdb2315678afecb367f032d93f2ecaa0180aa3","#,
                 "",
             ),
+            anvil.replace(r#""logIndex":"0x11","#, ""),
+            anvil.replace(r#""blockNumber":"0x1f","#, ""),
+            anvil.replace(r#""transactionIndex":"0x3","#, ""),
+            anvil.replace(r#""removed":false"#, r#""removed":null"#),
+            anvil.replace(r#""topics":["#, r#""topics":["0x12","#),
         ] {
             assert!(serde_json::from_str::<LogFields>(&bad).is_err(), "{bad}");
             assert!(
