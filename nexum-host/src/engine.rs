@@ -1,18 +1,21 @@
-//! The process-wide wasmtime engine and the linker shared by all modules.
+//! The process-wide wasmtime engine, the watchdog that cuts calls at their deadline, and the
+//! linker shared by all modules.
 
 use crate::bindings::types;
 use crate::capabilities;
 use crate::extension::HostExtension;
 use crate::state::ModuleState;
 use nexum_core::Compiler;
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Strategy};
 
 /// How much fuel a guest burns between yields to the executor (about a millisecond of
-/// guest code): a spinning module cannot hold a worker thread for long, and its call's
-/// deadline (a timer around the call) is checked at every yield. Counted in the guest
-/// itself, so no clock thread has to wake for every call.
+/// ordinary guest code), so a spinning module lets other tasks run. Fuel counts
+/// instructions, not time (one `memory.fill` of 64 MiB costs one unit), so deadlines are
+/// the [`DeadlineWatchdog`]'s job, not this.
 pub(crate) const FUEL_PER_SLICE: u64 = 1_000_000;
 
 /// One wasmtime `Engine` per process and the `Linker` every module is instantiated from.
@@ -23,6 +26,7 @@ pub(crate) struct WasmEngine {
     pub extension_interfaces: Vec<String>,
     /// The extensions themselves, which give each instance its state.
     pub extensions: Vec<Arc<dyn HostExtension>>,
+    watchdog: DeadlineWatchdog,
 }
 
 /// Why the wasm engine could not be built.
@@ -45,6 +49,7 @@ impl WasmEngine {
         config
             .wasm_component_model(true)
             .consume_fuel(true)
+            .epoch_interruption(true)
             // Proposals a keeper does not need and whose limits are harder to reason about:
             // 64-bit memories and tables, shared memories, custom page sizes.
             .wasm_memory64(false)
@@ -70,12 +75,19 @@ impl WasmEngine {
                 extension_interfaces.push(interface);
             }
         }
+        let watchdog = DeadlineWatchdog::start(engine.clone());
         Ok(Self {
             engine,
             linker,
             extension_interfaces,
             extensions: extensions.to_vec(),
+            watchdog,
         })
+    }
+
+    /// Where calls register their deadline with the watchdog.
+    pub fn deadlines(&self) -> DeadlineWatch {
+        DeadlineWatch(self.watchdog.deadlines.clone())
     }
 
     /// Compiles a component from its binary form. wasmtime would also take the text format
@@ -107,4 +119,135 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<ModuleState>> {
     types::add_to_linker::<ModuleState, HasSelf<ModuleState>>(&mut linker, |state| state)?;
     capabilities::link_all(&mut linker)?;
     Ok(linker)
+}
+
+/// Cuts guest calls that outlive their deadline. Each call registers its deadline; one
+/// thread sleeps until the earliest and then advances the engine's epoch, which makes every
+/// running guest check its own deadline at its next loop header or function entry (the
+/// instance's epoch callback): the overdue call traps, the others carry on. A call wakes
+/// the thread only when its deadline comes before the one the thread already sleeps
+/// towards: with one timeout for all calls, that is the first call after an idle spell,
+/// not every call (a clock that ticked while calls ran cost two context switches each).
+struct DeadlineWatchdog {
+    deadlines: Arc<Deadlines>,
+}
+
+/// The deadlines of the calls in flight, shared with the watchdog thread.
+#[derive(Default)]
+struct Deadlines {
+    state: Mutex<Pending>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Deadlines not yet reached, with an id so that equal instants stay distinct.
+    calls: BTreeSet<(Instant, u64)>,
+    next_id: u64,
+    /// When the thread wakes next (`None`: it waits for a call).
+    wake_at: Option<Instant>,
+    stopped: bool,
+}
+
+impl Deadlines {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn watch(self: &Arc<Self>, deadline: Instant) -> WatchedCall {
+        let mut pending = self.lock();
+        let key = (deadline, pending.next_id);
+        pending.next_id += 1;
+        pending.calls.insert(key);
+        if pending.wake_at.is_none_or(|wake| deadline < wake) {
+            pending.wake_at = Some(deadline);
+            self.changed.notify_one();
+        }
+        WatchedCall {
+            deadlines: self.clone(),
+            key,
+        }
+    }
+}
+
+/// A handle on the watchdog for one instance's calls.
+#[derive(Clone)]
+pub(crate) struct DeadlineWatch(Arc<Deadlines>);
+
+impl DeadlineWatch {
+    /// Watches a call that must end by `deadline`, until the returned guard is dropped.
+    pub fn watch(&self, deadline: Instant) -> WatchedCall {
+        self.0.watch(deadline)
+    }
+}
+
+/// A call in flight (see [`DeadlineWatch::watch`]); dropping it ends the watch.
+pub(crate) struct WatchedCall {
+    deadlines: Arc<Deadlines>,
+    key: (Instant, u64),
+}
+
+impl Drop for WatchedCall {
+    fn drop(&mut self) {
+        // The thread is not woken: it finds the deadline gone when it wakes.
+        self.deadlines.lock().calls.remove(&self.key);
+    }
+}
+
+impl DeadlineWatchdog {
+    fn start(engine: Engine) -> Self {
+        let deadlines = Arc::new(Deadlines::default());
+        let watched = deadlines.clone();
+        std::thread::Builder::new()
+            .name("nexum-deadline".into())
+            .spawn(move || watch_deadlines(&watched, &engine))
+            .expect("spawning the deadline watchdog");
+        Self { deadlines }
+    }
+}
+
+/// The watchdog thread: sleeps until the earliest deadline, advances the epoch once for
+/// every batch of deadlines reached, and forgets them (each is reached once).
+fn watch_deadlines(deadlines: &Deadlines, engine: &Engine) {
+    let mut pending = deadlines.lock();
+    loop {
+        if pending.stopped {
+            return;
+        }
+        let now = Instant::now();
+        let mut reached = false;
+        while let Some(&(deadline, _)) = pending.calls.first()
+            && deadline <= now
+        {
+            pending.calls.pop_first();
+            reached = true;
+        }
+        if reached {
+            engine.increment_epoch();
+        }
+        pending = match pending.calls.first() {
+            None => {
+                pending.wake_at = None;
+                deadlines
+                    .changed
+                    .wait(pending)
+                    .unwrap_or_else(|p| p.into_inner())
+            }
+            Some(&(deadline, _)) => {
+                pending.wake_at = Some(deadline);
+                deadlines
+                    .changed
+                    .wait_timeout(pending, deadline - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0
+            }
+        };
+    }
+}
+
+impl Drop for DeadlineWatchdog {
+    fn drop(&mut self) {
+        self.deadlines.lock().stopped = true;
+        self.deadlines.changed.notify_one();
+    }
 }

@@ -12,6 +12,7 @@ use nexum_core::Limits;
 use nexum_core::host_rules::store::WriteSet;
 use std::any::Any;
 use std::sync::Arc;
+use std::time::Instant;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -30,6 +31,8 @@ pub struct ModuleState {
     pub(crate) chain: ChainAccess,
     pub(crate) cow: CowAccess,
     pending: WriteSet,
+    /// When the current call must stop; checked whenever the engine's epoch advances.
+    pub(crate) deadline: Instant,
     /// What each embedder extension keeps for this instance.
     extensions: Vec<Box<dyn Any + Send>>,
 }
@@ -73,6 +76,7 @@ impl ModuleState {
             chain,
             cow,
             pending: WriteSet::default(),
+            deadline: Instant::now(),
             extensions,
         }
     }
@@ -82,8 +86,9 @@ impl ModuleState {
     }
 
     /// Starts a call: no pending writes yet.
-    pub(crate) fn begin_call(&mut self) {
+    pub(crate) fn begin_call(&mut self, deadline: Instant) {
         self.pending = WriteSet::default();
+        self.deadline = deadline;
     }
 
     /// Ends a call, handing back the writes it made.

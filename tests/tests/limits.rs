@@ -79,6 +79,33 @@ async fn the_deadline_stops_a_spinning_call(compiler: Compiler) {
     assert_eq!(engine.read("bad", "partial"), None);
 }
 
+/// Fuel counts instructions, not time: one `memory.fill` of 16 MiB costs a unit or two of
+/// fuel and milliseconds of work. The deadline must still hold (a clock, not fuel).
+async fn the_deadline_stops_a_call_that_burns_little_fuel(compiler: Compiler) {
+    let engine = pair(compiler, |l| {
+        l.event_timeout_ms = 300;
+        l.fuel_per_event = u64::MAX;
+    })
+    .await;
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(30),
+        offend_while_good_runs(&engine, "set partial 1; churn 16777216"),
+    )
+    .await
+    .expect("the call was not cut at its deadline");
+    assert_eq!(
+        outcome,
+        Outcome::Trapped("deadline of 300 ms exceeded".into())
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(engine.read("bad", "partial"), None);
+}
+
 async fn the_deadline_covers_time_spent_waiting_in_host_calls(compiler: Compiler) {
     let engine = pair(compiler, |l| l.event_timeout_ms = 300).await;
     let started = Instant::now();
@@ -206,5 +233,5 @@ macro_rules! on_each_compiler {
     )*};
 }
 
-on_each_compiler!(tokio::test(flavor = "multi_thread", worker_threads = 2); fuel_exhaustion_stops_only_the_offending_call, the_memory_cap_stops_only_the_offending_call, the_deadline_stops_a_spinning_call, the_deadline_covers_time_spent_waiting_in_host_calls, a_stack_overflow_stops_only_the_offending_call);
+on_each_compiler!(tokio::test(flavor = "multi_thread", worker_threads = 2); fuel_exhaustion_stops_only_the_offending_call, the_memory_cap_stops_only_the_offending_call, the_deadline_stops_a_spinning_call, the_deadline_stops_a_call_that_burns_little_fuel, the_deadline_covers_time_spent_waiting_in_host_calls, a_stack_overflow_stops_only_the_offending_call);
 on_each_compiler!(tokio::test(flavor = "current_thread"); a_spinning_module_does_not_hold_up_others_on_one_thread);

@@ -7,13 +7,13 @@ use crate::bindings::CowModule;
 use crate::bindings::types as wit;
 use crate::capabilities::ModuleCapabilities;
 use crate::convert::describe_fault;
-use crate::engine::{FUEL_PER_SLICE, WasmEngine};
+use crate::engine::{DeadlineWatch, FUEL_PER_SLICE, WasmEngine};
 use crate::ledger::{Bookkeeping, StoreError};
 use crate::state::ModuleState;
 use nexum_core::bounded;
 use nexum_core::{Event, Limits};
-use std::time::Duration;
-use wasmtime::{Store, Trap};
+use std::time::{Duration, Instant};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 /// How one call into a module ended.
 #[derive(Debug)]
@@ -84,6 +84,8 @@ pub(crate) struct ModuleInstance {
     store: Store<ModuleState>,
     bindings: CowModule,
     limits: Limits,
+    /// Where its calls register their deadline.
+    deadlines: DeadlineWatch,
 }
 
 impl ModuleInstance {
@@ -101,29 +103,41 @@ impl ModuleInstance {
         );
         store.limiter(|state| state.limiter());
         store.set_hostcall_fuel(hostcall_bytes(&limits));
-        // Yield to the executor every slice of fuel: other tasks run, and the timer around
-        // each call (its deadline) is checked.
+        // Yield to the executor every slice of fuel, so other tasks run beside a busy guest.
         store
             .fuel_async_yield_interval(Some(FUEL_PER_SLICE))
             .expect("fuel is enabled on the engine");
+        // The epoch advances when some call's deadline is reached: each running guest then
+        // checks its own.
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Continue(1))
+            }
+        });
 
-        let timeout = Duration::from_millis(limits.event_timeout_ms);
-        prepare(&mut store, &limits);
+        // Instantiation and `init` share one deadline.
+        let deadline = Instant::now() + Duration::from_millis(limits.event_timeout_ms);
+        let deadlines = engine.deadlines();
+        let _watched = deadlines.watch(deadline);
+        prepare(&mut store, &limits, deadline);
         let instantiate = module.pre.instantiate_async(&mut store);
-        let bindings = match tokio::time::timeout(timeout, instantiate).await {
+        let bindings = match tokio::time::timeout_at(deadline.into(), instantiate).await {
             Ok(Ok(bindings)) => bindings,
             Ok(Err(e)) => return Err(StartFailure::Trap(trap_reason(&e, &limits))),
-            Err(_) => return Err(StartFailure::Trap(deadline(&limits))),
+            Err(_) => return Err(StartFailure::Trap(deadline_reached(&limits))),
         };
         let mut instance = Self {
             store,
             bindings,
             limits,
+            deadlines,
         };
         // `init` runs on what is left of the same budget as instantiation.
         let config: Vec<(String, String)> = module.manifest.config.clone();
         let call = instance.bindings.call_init(&mut instance.store, &config);
-        let outcome = tokio::time::timeout(timeout, call).await;
+        let outcome = tokio::time::timeout_at(deadline.into(), call).await;
         match finish(
             &mut instance.store,
             &limits,
@@ -138,11 +152,12 @@ impl ModuleInstance {
 
     /// Delivers `event`. On `ok`, commits the call's writes together with `bookkeeping`.
     pub async fn on_event(&mut self, event: &Event, bookkeeping: &Bookkeeping) -> CallResult {
-        let timeout = Duration::from_millis(self.limits.event_timeout_ms);
-        prepare(&mut self.store, &self.limits);
+        let deadline = Instant::now() + Duration::from_millis(self.limits.event_timeout_ms);
+        let _watched = self.deadlines.watch(deadline);
+        prepare(&mut self.store, &self.limits, deadline);
         let event = wit::Event::from(event);
         let call = self.bindings.call_on_event(&mut self.store, &event);
-        let outcome = tokio::time::timeout(timeout, call).await;
+        let outcome = tokio::time::timeout_at(deadline.into(), call).await;
         finish(&mut self.store, &self.limits, outcome, bookkeeping)
     }
 }
@@ -157,12 +172,14 @@ fn hostcall_bytes(limits: &Limits) -> usize {
 
 type Outcome = Result<wasmtime::Result<Result<(), wit::Fault>>, tokio::time::error::Elapsed>;
 
-/// Arms a call: full fuel and an empty write set (its deadline is the timer around it).
-fn prepare(store: &mut Store<ModuleState>, limits: &Limits) {
+/// Arms a call: full fuel, its deadline (checked when the epoch advances; a timer around
+/// the call covers time spent waiting in host calls), an empty write set.
+fn prepare(store: &mut Store<ModuleState>, limits: &Limits, deadline: Instant) {
     store
         .set_fuel(limits.fuel_per_event)
         .expect("fuel is enabled on the engine");
-    store.data_mut().begin_call();
+    store.set_epoch_deadline(1);
+    store.data_mut().begin_call(deadline);
 }
 
 /// Settles a call: commit on `ok`, discard otherwise.
@@ -191,11 +208,11 @@ fn finish(
             limits,
         ))),
         Ok(Err(trap)) => CallResult::Trap(trap_reason(&trap, limits)),
-        Err(_) => CallResult::Trap(deadline(limits)),
+        Err(_) => CallResult::Trap(deadline_reached(limits)),
     }
 }
 
-fn deadline(limits: &Limits) -> TrapReason {
+fn deadline_reached(limits: &Limits) -> TrapReason {
     TrapReason::Deadline {
         ms: limits.event_timeout_ms,
     }
@@ -215,7 +232,7 @@ fn trap_reason(error: &wasmtime::Error, limits: &Limits) -> TrapReason {
         Some(Trap::OutOfFuel) => TrapReason::OutOfFuel {
             limit: limits.fuel_per_event,
         },
-        Some(Trap::Interrupt) => deadline(limits),
+        Some(Trap::Interrupt) => deadline_reached(limits),
         Some(Trap::StackOverflow) => TrapReason::StackOverflow,
         Some(trap) => TrapReason::Wasm(*trap),
         None => match error.downcast_ref::<OverBudget>() {
