@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The workload benchmark (tests/benches/workloads.rs): the release nexum against Anvil —
+# The workload benchmark (tests/benches/workloads.rs): nexum (production profile) against Anvil —
 # loss, latency from the node's own push, CPU of the drive phase, peak RSS, threads, and a
 # 100,000-log backfill. Installs what it needs, like the other scripts.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
