@@ -8,7 +8,7 @@ use crate::state::ModuleState;
 use nexum_core::Compiler;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Strategy};
 
@@ -17,6 +17,10 @@ use wasmtime::{Config, Engine, Strategy};
 /// instructions, not time (one `memory.fill` of 64 MiB costs one unit), so deadlines are
 /// the [`DeadlineWatchdog`]'s job, not this.
 pub(crate) const FUEL_PER_SLICE: u64 = 1_000_000;
+
+/// How often the epoch advances again while a call is past its deadline and still running
+/// (inside a host call, or its guest saw the last advance a moment too early).
+const OVERDUE_TICK: Duration = Duration::from_millis(5);
 
 /// One wasmtime `Engine` per process and the `Linker` every module is instantiated from.
 pub(crate) struct WasmEngine {
@@ -75,7 +79,8 @@ impl WasmEngine {
                 extension_interfaces.push(interface);
             }
         }
-        let watchdog = DeadlineWatchdog::start(engine.clone());
+        let watchdog = DeadlineWatchdog::start(engine.clone())
+            .map_err(|e| EngineError(format!("starting the deadline watchdog: {e}")))?;
         Ok(Self {
             engine,
             linker,
@@ -124,10 +129,12 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<ModuleState>> {
 /// Cuts guest calls that outlive their deadline. Each call registers its deadline; one
 /// thread sleeps until the earliest and then advances the engine's epoch, which makes every
 /// running guest check its own deadline at its next loop header or function entry (the
-/// instance's epoch callback): the overdue call traps, the others carry on. A call wakes
-/// the thread only when its deadline comes before the one the thread already sleeps
-/// towards: with one timeout for all calls, that is the first call after an idle spell,
-/// not every call (a clock that ticked while calls ran cost two context switches each).
+/// instance's epoch callback): the overdue call traps, the others carry on. Until an overdue
+/// call ends, the epoch advances again every [`OVERDUE_TICK`], so no single advance has to
+/// land at the right moment. A call wakes the thread only when its deadline comes before
+/// the one the thread already sleeps towards: with one timeout for all calls, that is the
+/// first call after an idle spell, not every call (a clock that ticked while calls ran cost
+/// two context switches each).
 struct DeadlineWatchdog {
     deadlines: Arc<Deadlines>,
 }
@@ -143,6 +150,8 @@ struct Deadlines {
 struct Pending {
     /// Deadlines not yet reached, with an id so that equal instants stay distinct.
     calls: BTreeSet<(Instant, u64)>,
+    /// Calls past their deadline that have not ended yet, by id.
+    overdue: BTreeSet<u64>,
     next_id: u64,
     /// When the thread wakes next (`None`: it waits for a call).
     wake_at: Option<Instant>,
@@ -190,24 +199,25 @@ pub(crate) struct WatchedCall {
 impl Drop for WatchedCall {
     fn drop(&mut self) {
         // The thread is not woken: it finds the deadline gone when it wakes.
-        self.deadlines.lock().calls.remove(&self.key);
+        let mut pending = self.deadlines.lock();
+        pending.calls.remove(&self.key);
+        pending.overdue.remove(&self.key.1);
     }
 }
 
 impl DeadlineWatchdog {
-    fn start(engine: Engine) -> Self {
+    fn start(engine: Engine) -> std::io::Result<Self> {
         let deadlines = Arc::new(Deadlines::default());
         let watched = deadlines.clone();
         std::thread::Builder::new()
             .name("nexum-deadline".into())
-            .spawn(move || watch_deadlines(&watched, &engine))
-            .expect("spawning the deadline watchdog");
-        Self { deadlines }
+            .spawn(move || watch_deadlines(&watched, &engine))?;
+        Ok(Self { deadlines })
     }
 }
 
-/// The watchdog thread: sleeps until the earliest deadline, advances the epoch once for
-/// every batch of deadlines reached, and forgets them (each is reached once).
+/// The watchdog thread: sleeps until the earliest deadline, then advances the epoch, again
+/// every [`OVERDUE_TICK`] while some call past its deadline is still running.
 fn watch_deadlines(deadlines: &Deadlines, engine: &Engine) {
     let mut pending = deadlines.lock();
     loop {
@@ -215,29 +225,31 @@ fn watch_deadlines(deadlines: &Deadlines, engine: &Engine) {
             return;
         }
         let now = Instant::now();
-        let mut reached = false;
-        while let Some(&(deadline, _)) = pending.calls.first()
+        while let Some(&(deadline, id)) = pending.calls.first()
             && deadline <= now
         {
             pending.calls.pop_first();
-            reached = true;
+            pending.overdue.insert(id);
         }
-        if reached {
+        if !pending.overdue.is_empty() {
             engine.increment_epoch();
         }
-        pending = match pending.calls.first() {
-            None => {
-                pending.wake_at = None;
+        let until_next = pending.calls.first().map(|&(deadline, _)| deadline - now);
+        let sleep = match (pending.overdue.is_empty(), until_next) {
+            (true, until_next) => until_next,
+            (false, None) => Some(OVERDUE_TICK),
+            (false, Some(until_next)) => Some(until_next.min(OVERDUE_TICK)),
+        };
+        pending.wake_at = sleep.map(|sleep| now + sleep);
+        pending = match sleep {
+            None => deadlines
+                .changed
+                .wait(pending)
+                .unwrap_or_else(|p| p.into_inner()),
+            Some(sleep) => {
                 deadlines
                     .changed
-                    .wait(pending)
-                    .unwrap_or_else(|p| p.into_inner())
-            }
-            Some(&(deadline, _)) => {
-                pending.wake_at = Some(deadline);
-                deadlines
-                    .changed
-                    .wait_timeout(pending, deadline - now)
+                    .wait_timeout(pending, sleep)
                     .unwrap_or_else(|p| p.into_inner())
                     .0
             }

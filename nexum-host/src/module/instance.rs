@@ -119,9 +119,9 @@ impl ModuleInstance {
 
         // Instantiation and `init` share one deadline.
         let deadline = Instant::now() + Duration::from_millis(limits.event_timeout_ms);
+        prepare(&mut store, &limits, deadline);
         let deadlines = engine.deadlines();
         let _watched = deadlines.watch(deadline);
-        prepare(&mut store, &limits, deadline);
         let instantiate = module.pre.instantiate_async(&mut store);
         let bindings = match tokio::time::timeout_at(deadline.into(), instantiate).await {
             Ok(Ok(bindings)) => bindings,
@@ -153,8 +153,9 @@ impl ModuleInstance {
     /// Delivers `event`. On `ok`, commits the call's writes together with `bookkeeping`.
     pub async fn on_event(&mut self, event: &Event, bookkeeping: &Bookkeeping) -> CallResult {
         let deadline = Instant::now() + Duration::from_millis(self.limits.event_timeout_ms);
-        let _watched = self.deadlines.watch(deadline);
+        // Armed before it is watched: an advance for this deadline always finds it set.
         prepare(&mut self.store, &self.limits, deadline);
+        let _watched = self.deadlines.watch(deadline);
         let event = wit::Event::from(event);
         let call = self.bindings.call_on_event(&mut self.store, &event);
         let outcome = tokio::time::timeout_at(deadline.into(), call).await;
