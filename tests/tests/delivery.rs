@@ -1,10 +1,14 @@
 //! Delivery guarantees against a real Anvil: reorgs undone and replayed, backfill after
-//! downtime, block catch-up capped, retries and dead letters.
+//! downtime, block catch-up capped, retries and dead letters; and for events an embedder
+//! dispatches: dispatch order, and calls that run to their end when nobody waits.
 
 use alloy_primitives::Address;
+use nexum_core::Outcome;
 use nexum_core::{ChainConfig, EngineConfig};
 use nexum_tests::anvil::{Anvil, CHAIN_ID};
-use nexum_tests::engine::{TestModule, TestRuntime, run, run_in, test_config, wait_until};
+use nexum_tests::engine::{
+    TestModule, TestRuntime, boot, command, run, run_in, test_config, wait_until,
+};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -574,4 +578,56 @@ async fn a_node_that_sends_removed_logs_itself_causes_no_double_retraction() {
         "each retraction exactly once: {after:?}"
     );
     runtime.stop().await;
+}
+
+/// An awaited dispatch may run its call in place when nothing is ahead of it: it must still
+/// come after the events queued before it, even while the worker has not picked them up.
+#[tokio::test]
+async fn an_awaited_dispatch_runs_after_the_events_queued_before_it() {
+    let engine = boot(vec![TestModule::probe("a")], test_config())
+        .await
+        .unwrap();
+    for round in 0..20 {
+        let first = round * 4;
+        for i in 1..=3 {
+            let slow = if i == 1 { "sleep 5; " } else { "" };
+            engine
+                .runtime
+                .try_dispatch(
+                    "a",
+                    command(&format!("{slow}count n; copy n at{}", first + i)),
+                )
+                .unwrap();
+        }
+        let last = first + 4;
+        let outcome = engine.run("a", &format!("count n; copy n at{last}")).await;
+        assert_eq!(outcome, Outcome::Handled);
+        for i in first + 1..=last {
+            assert_eq!(
+                engine.read("a", &format!("at{i}")),
+                Some(i.to_string()),
+                "event {i} ran {i}th"
+            );
+        }
+    }
+}
+
+/// A caller that stops waiting for a dispatched event does not cut its call short: it ends
+/// and commits, and the next event runs after it.
+#[tokio::test]
+async fn a_call_nobody_waits_for_still_ends_and_commits() {
+    let engine = boot(vec![TestModule::probe("a")], test_config())
+        .await
+        .unwrap();
+    let mut abandoned = Box::pin(
+        engine
+            .runtime
+            .dispatch("a", command("sleep 200; set done yes")),
+    );
+    // Started (it waits in the host's clock), then given up on.
+    assert!(futures::poll!(abandoned.as_mut()).is_pending());
+    drop(abandoned);
+    assert_eq!(engine.run("a", "copy done after").await, Outcome::Handled);
+    assert_eq!(engine.read("a", "done").as_deref(), Some("yes"));
+    assert_eq!(engine.read("a", "after").as_deref(), Some("yes"));
 }
