@@ -154,8 +154,6 @@ pub trait Supervisor: Send + Sync {
     ) -> Result<(), DispatchError>;
 
     /// Queues `delivery` for `module` (waiting for room) and resolves when it was handled.
-    /// An implementation may run the call in the awaiting task when nothing is ahead of
-    /// it; dropping the future must not cancel a call that started.
     fn dispatch(
         &self,
         module: &str,

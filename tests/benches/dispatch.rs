@@ -3,9 +3,7 @@
 //!
 //! `cargo bench -p nexum-tests --bench dispatch`
 //!
-//! - `nexum/…`: `Runtime::dispatch` from outside the runtime's threads (as an embedding
-//!   service awaits it) → the module's lane (run in place when nothing is queued) → fuel,
-//!   deadline, `on-event`, commit;
+//! - `nexum/…`: `Supervisor::dispatch` → queue → worker → fuel, deadline, `on-event`, commit;
 //! - `floor/…`: the same component called directly on a plain wasmtime store whose
 //!   `local-store` is an in-memory map (no limits, no queue, no fjall).
 

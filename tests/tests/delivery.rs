@@ -580,8 +580,8 @@ async fn a_node_that_sends_removed_logs_itself_causes_no_double_retraction() {
     runtime.stop().await;
 }
 
-/// An awaited dispatch may run its call in place when nothing is ahead of it: it must still
-/// come after the events queued before it, even while the worker has not picked them up.
+/// An awaited dispatch comes after the events queued before it, even while the worker has
+/// not picked them up.
 #[tokio::test]
 async fn an_awaited_dispatch_runs_after_the_events_queued_before_it() {
     let engine = boot(vec![TestModule::probe("a")], test_config())

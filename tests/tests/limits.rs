@@ -24,10 +24,8 @@ async fn pair(
     .unwrap()
 }
 
-/// Runs `script` in `bad` beside events for `good`; returns `bad`'s outcome and checks that
-/// every one of `good`'s events was handled. (Both dispatches are awaited in this task, so
-/// `bad`'s call may run in it and `good`'s between its fuel slices; modules on separate
-/// tasks are the one-thread test's subject.)
+/// Runs `script` in `bad` while `good` keeps handling events; returns `bad`'s outcome and
+/// checks that every one of `good`'s events was handled meanwhile.
 async fn offend_while_good_runs(engine: &nexum_tests::engine::TestEngine, script: &str) -> Outcome {
     let bad = engine.runtime.dispatch("bad", command(script));
     let good = async {

@@ -262,10 +262,7 @@ impl Runtime {
     }
 
     /// Hands `event` (produced by the embedding service) to `module` and waits for the
-    /// outcome. It runs after the module's events dispatched before it, like any event;
-    /// when none is queued or running, the call runs in the task awaiting it (no hop to
-    /// the module's worker). A caller that stops waiting does not cancel the call: it still
-    /// ends, and commits, on a task of its own.
+    /// outcome. It is queued behind the module's other events, like any event.
     pub async fn dispatch(&self, module: &str, event: Event) -> Result<Outcome, DispatchError> {
         self.parts
             .supervisor
@@ -278,41 +275,22 @@ impl Runtime {
     /// tick to subscribers of the same schedule — and waits for every outcome. Modules run
     /// it concurrently; the outcomes come in module order.
     pub async fn broadcast(&self, event: Event) -> Vec<(String, Result<Outcome, DispatchError>)> {
-        // A task per module (a dispatch may run the call in the task awaiting it); each
-        // dispatches its matching subscriptions in order.
+        let supervisor = &self.parts.supervisor;
         let mut calls = Vec::new();
-        for module in self.parts.supervisor.modules() {
-            let deliveries: Vec<Delivery<_>> = (module.subscriptions.iter().enumerate())
-                .filter_map(|(index, subscription)| {
-                    routed(subscription, &event).map(|event| Delivery::new(Some(index), event))
-                })
-                .collect();
-            if deliveries.is_empty() {
-                continue;
-            }
-            let supervisor = self.parts.supervisor.clone();
-            let name = module.name.clone();
-            let count = deliveries.len();
-            let call = tokio::spawn(async move {
-                let mut outcomes = Vec::with_capacity(deliveries.len());
-                for delivery in deliveries {
-                    outcomes.push(supervisor.dispatch(&name, delivery).await);
-                }
-                outcomes
-            });
-            calls.push((module.name, count, call));
-        }
-        let mut outcomes = Vec::new();
-        for (name, count, call) in calls {
-            match call.await {
-                Ok(done) => outcomes.extend(done.into_iter().map(|o| (name.clone(), o))),
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(_) => {
-                    outcomes.extend((0..count).map(|_| (name.clone(), Err(DispatchError::Closed))))
+        for module in supervisor.modules() {
+            for (index, subscription) in module.subscriptions.iter().enumerate() {
+                if let Some(event) = routed(subscription, &event) {
+                    let name = module.name.clone();
+                    calls.push(async move {
+                        let outcome = supervisor
+                            .dispatch(&name, Delivery::new(Some(index), event))
+                            .await;
+                        (name, outcome)
+                    });
                 }
             }
         }
-        outcomes
+        futures::future::join_all(calls).await
     }
 
     /// A loaded module's committed value of `key` (read-only).

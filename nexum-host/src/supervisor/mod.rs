@@ -3,16 +3,13 @@
 //! `sources`.
 //!
 //! Each module gets a bounded queue and a worker task of its own ([`worker`]), so modules
-//! run concurrently and each sees its events one at a time, in dispatch order. A source
-//! that awaits each outcome has its event run in its own task when nothing is ahead of it
-//! ([`lane`]), under the same lock as the worker's jobs. A trap or limit hit in one module
-//! is confined to that module's worker.
+//! run concurrently and each sees its events one at a time, in dispatch order. A trap or
+//! limit hit in one module is confined to that module's worker.
 //!
 //! The set of modules can change while the others run (a reload adds, removes and
 //! upgrades modules; an operator restarts a quarantined one): each module has its own stop
 //! signal, and the table of modules is swapped under a short lock that no call holds.
 
-mod lane;
 mod worker;
 
 use crate::capabilities::ModuleCapabilities;
@@ -20,7 +17,6 @@ use crate::engine::WasmEngine;
 use crate::ledger::Bookkeeping;
 use crate::module::LoadedModule;
 use crate::observers::Observers;
-use lane::{Lane, RunToCompletion};
 use nexum_core::{
     Delivery, DispatchError, ModuleEvent, ModuleInfo, ModuleStatus, ModuleTotals, Outcome,
     ShutdownSummary, Supervision, Supervisor,
@@ -37,7 +33,6 @@ struct ModuleHandle {
     info: ModuleInfo,
     prepared: Prepared,
     queue: mpsc::Sender<Job>,
-    lane: Arc<Lane>,
     shared: Arc<WorkerShared>,
     /// Stops this module's worker alone.
     stop: watch::Sender<bool>,
@@ -207,13 +202,11 @@ impl HostSupervisor {
         let _ = worker.boot().await;
         let (queue, receiver) = mpsc::channel(self.policy.queue_capacity);
         let (stop, stopped) = watch::channel(*self.shutting_down.borrow());
-        let lane = Arc::new(Lane::new(worker));
-        let task = tokio::spawn(worker::run(lane.clone(), receiver, stopped));
+        let task = tokio::spawn(worker.run(receiver, stopped));
         ModuleHandle {
             info,
             prepared,
             queue,
-            lane,
             shared,
             stop,
             task: Mutex::new(Some(task)),
@@ -255,37 +248,6 @@ impl HostSupervisor {
     }
 }
 
-/// Runs a job in the dispatching task, on a worker claimed while nothing was queued or
-/// running for the module (see [`lane`]). A job that stops the worker (quarantine, a fence,
-/// shutdown) stops its task too, as if the task had run it.
-async fn run_in_place(
-    handle: Arc<ModuleHandle>,
-    mut worker: tokio::sync::OwnedMutexGuard<Worker>,
-    delivery: Delivery<Bookkeeping>,
-) -> Result<Outcome, DispatchError> {
-    let mut stopping = handle.stop.subscribe();
-    let delivered = if worker.retired() || *stopping.borrow() {
-        None
-    } else {
-        Some(
-            worker
-                .deliver(&delivery, std::time::Instant::now(), &mut stopping)
-                .await,
-        )
-    };
-    handle.lane.finished();
-    drop(worker);
-    match delivered {
-        Some((outcome, stop)) => {
-            if stop {
-                handle.stop.send_replace(true);
-            }
-            outcome.ok_or(DispatchError::Closed)
-        }
-        None => Err(DispatchError::Closed),
-    }
-}
-
 impl Supervisor for HostSupervisor {
     type Bookkeeping = Bookkeeping;
 
@@ -311,7 +273,6 @@ impl Supervisor for HostSupervisor {
         if *self.shutting_down.borrow() || handle.shared.status() == ModuleStatus::Quarantined {
             return Err(DispatchError::Closed);
         }
-        handle.lane.queued();
         handle
             .queue
             .try_send(Job {
@@ -319,12 +280,9 @@ impl Supervisor for HostSupervisor {
                 reply: None,
                 queued_at: std::time::Instant::now(),
             })
-            .map_err(|e| {
-                handle.lane.finished();
-                match e {
-                    mpsc::error::TrySendError::Full(_) => DispatchError::QueueFull,
-                    mpsc::error::TrySendError::Closed(_) => DispatchError::Closed,
-                }
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => DispatchError::QueueFull,
+                mpsc::error::TrySendError::Closed(_) => DispatchError::Closed,
             })
     }
 
@@ -337,24 +295,17 @@ impl Supervisor for HostSupervisor {
         if *self.shutting_down.borrow() || handle.shared.status() == ModuleStatus::Quarantined {
             return Err(DispatchError::Closed);
         }
-        if let Some(worker) = handle.lane.claim_idle() {
-            return RunToCompletion::new(run_in_place(handle, worker, delivery)).await;
-        }
         let (reply, outcome) = oneshot::channel();
         let queue = handle.queue.clone();
-        handle.lane.queued();
-        let queued = queue
+        drop(handle);
+        queue
             .send(Job {
                 delivery,
                 reply: Some(reply),
                 queued_at: std::time::Instant::now(),
             })
-            .await;
-        if queued.is_err() {
-            handle.lane.finished();
-            return Err(DispatchError::Closed);
-        }
-        drop(handle);
+            .await
+            .map_err(|_| DispatchError::Closed)?;
         outcome.await.map_err(|_| DispatchError::Closed)
     }
 

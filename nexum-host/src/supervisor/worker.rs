@@ -1,8 +1,6 @@
-//! One module's worker: delivers its events one at a time, in order, and keeps the module
+//! One module's worker task: takes its events one at a time, in order, and keeps the module
 //! alive — retrying `err`s, restarting after traps, quarantining after repeated failure.
-//! Its task takes queued events; an awaited dispatch may deliver one in place ([`Lane`]).
 
-use super::lane::Lane;
 use crate::capabilities::ModuleCapabilities;
 use crate::engine::WasmEngine;
 use crate::ledger::StoreError;
@@ -63,8 +61,6 @@ pub(crate) struct Worker {
     restart_backoff: ExponentialBackoff,
     /// Waits between attempts while the store refuses commits (an outage, not the module).
     store_backoff: ExponentialBackoff,
-    /// Its task has ended: it takes no more events.
-    retired: bool,
 }
 
 /// Why a worker stops taking events.
@@ -98,7 +94,6 @@ impl Worker {
             failures: 0,
             restart_backoff,
             store_backoff: store_backoff(),
-            retired: false,
         }
     }
 
@@ -137,29 +132,48 @@ impl Worker {
         Ok(())
     }
 
-    /// Whether this worker takes no more events: its task ended (shutdown, a stop, the
-    /// queue closed) or it was quarantined.
-    pub fn retired(&self) -> bool {
-        self.retired || self.shared.status() == ModuleStatus::Quarantined
-    }
-
-    /// Delivers one job's event (in its span, with retries per the policy) and records how
-    /// long it took from being dispatched. Returns its outcome — none when the worker was
-    /// stopped first — and whether the worker must stop taking events.
-    pub async fn deliver(
-        &mut self,
-        delivery: &Delivery<Bookkeeping>,
-        dispatched_at: std::time::Instant,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> (Option<Outcome>, bool) {
-        let span = event_span(self.name(), &delivery.event);
-        let handled = self.handle(delivery, shutdown).instrument(span).await;
-        metrics::histogram!(names::DISPATCH_SECONDS, "module" => self.name().to_string())
-            .record(dispatched_at.elapsed().as_secs_f64());
-        match handled {
-            Ok(outcome) => (Some(outcome), false),
-            Err(Stop::Shutdown | Stop::Fenced) => (None, true),
-            Err(Stop::Quarantined(outcome)) => (Some(outcome), true),
+    /// Takes jobs until the queue closes, shutdown is requested or the module is quarantined.
+    pub async fn run(
+        mut self,
+        mut queue: mpsc::Receiver<Job>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        if self.shared.status() != ModuleStatus::Quarantined {
+            loop {
+                let job = tokio::select! {
+                    biased;
+                    _ = shutdown.wait_for(|stop| *stop) => break,
+                    job = queue.recv() => match job {
+                        Some(job) => job,
+                        None => break,
+                    },
+                };
+                let span = event_span(self.name(), &job.delivery.event);
+                let handled = self
+                    .handle(&job.delivery, &mut shutdown)
+                    .instrument(span)
+                    .await;
+                let (outcome, stop) = match handled {
+                    Ok(outcome) => (Some(outcome), false),
+                    Err(Stop::Shutdown | Stop::Fenced) => (None, true),
+                    Err(Stop::Quarantined(outcome)) => (Some(outcome), true),
+                };
+                metrics::histogram!(names::DISPATCH_SECONDS, "module" => self.name().to_string())
+                    .record(job.queued_at.elapsed().as_secs_f64());
+                if let (Some(outcome), Some(reply)) = (outcome, job.reply) {
+                    let _ = reply.send(outcome);
+                }
+                if stop {
+                    break;
+                }
+            }
+        }
+        // Whatever is still queued will not run in this process; senders waiting for an
+        // outcome see the channel close.
+        queue.close();
+        if self.shared.status() != ModuleStatus::Quarantined {
+            self.shared.set_status(ModuleStatus::Stopped);
+            self.announce(Lifecycle::Stopped);
         }
     }
 
@@ -353,60 +367,6 @@ impl Worker {
             last_reason = reason,
             "module quarantined: it receives no more events until it is restarted (admin API, a reload that changes it, or an engine restart)"
         );
-    }
-}
-
-/// A worker's task: takes queued jobs until the queue closes, `shutdown` is requested or
-/// the module stops taking events, each under the lane's lock (which an awaited dispatch
-/// may hold meanwhile to run a job in place).
-pub(crate) async fn run(
-    lane: Arc<Lane>,
-    mut queue: mpsc::Receiver<Job>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    // A module quarantined at boot takes nothing.
-    if !lane.lock().await.retired() {
-        take_jobs(&lane, &mut queue, &mut shutdown).await;
-    }
-    // Whatever is still queued will not run in this process; senders waiting for an
-    // outcome see the channel close.
-    queue.close();
-    let mut worker = lane.lock().await;
-    worker.retired = true;
-    if worker.shared.status() != ModuleStatus::Quarantined {
-        worker.shared.set_status(ModuleStatus::Stopped);
-        worker.announce(Lifecycle::Stopped);
-    }
-}
-
-async fn take_jobs(
-    lane: &Lane,
-    queue: &mut mpsc::Receiver<Job>,
-    shutdown: &mut watch::Receiver<bool>,
-) {
-    loop {
-        let job = tokio::select! {
-            biased;
-            _ = shutdown.wait_for(|stop| *stop) => return,
-            job = queue.recv() => match job {
-                Some(job) => job,
-                None => return,
-            },
-        };
-        let mut worker = lane.lock().await;
-        // A stop that came while a job ran in place: this one does not run.
-        if *shutdown.borrow() || worker.retired() {
-            return;
-        }
-        let (outcome, stop) = worker.deliver(&job.delivery, job.queued_at, shutdown).await;
-        lane.finished();
-        drop(worker);
-        if let (Some(outcome), Some(reply)) = (outcome, job.reply) {
-            let _ = reply.send(outcome);
-        }
-        if stop {
-            return;
-        }
     }
 }
 
