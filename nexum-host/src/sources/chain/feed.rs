@@ -11,6 +11,12 @@
 //! it may hold matches — what a lagging backend answers — waits briefly for the stream to
 //! reach that block before it is believed. A block whose bloom rules the filter out needs no
 //! request at all.
+//!
+//! For each recent block the feed keeps the indices the stream announced and, of the
+//! announced logs, only those no read has returned yet (all a merge could add): a busy
+//! block costs a few bytes a log for `reorg_depth` blocks, not the whole log. When a reader
+//! misses logs that an earlier read returned (two modules' reads served by different
+//! backends), it reads again until its answer has them.
 
 use super::reader::{ChainReader, LogStream};
 use crate::chain::client::Next;
@@ -18,7 +24,7 @@ use crate::chain::wire::LogRange;
 use crate::chain::{BlockRecord, NodeError};
 use alloy_primitives::B256;
 use nexum_core::{ChainLog, LogFilter};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -30,10 +36,51 @@ const REREAD_PAUSE: Duration = Duration::from_millis(200);
 /// How long an empty answer waits for the stream to reach its block.
 const STREAM_GRACE: Duration = Duration::from_millis(25);
 
-/// Logs streamed for recent blocks, by block hash.
+/// What the stream announced for recent blocks, by block hash.
 #[derive(Debug, Default)]
 struct Streamed {
-    blocks: BTreeMap<B256, (u64, Vec<ChainLog>)>,
+    blocks: BTreeMap<B256, StreamedBlock>,
+}
+
+/// What the stream announced for one block.
+#[derive(Debug)]
+struct StreamedBlock {
+    number: u64,
+    /// Indices of the logs announced: what a complete read returns.
+    announced: BTreeSet<Option<u64>>,
+    /// Indices some read of the block returned.
+    read: BTreeSet<Option<u64>>,
+    /// Announced logs no read has returned: what a merge would add.
+    unread: Vec<ChainLog>,
+}
+
+impl StreamedBlock {
+    fn new(number: u64) -> Self {
+        Self {
+            number,
+            announced: BTreeSet::new(),
+            read: BTreeSet::new(),
+            unread: Vec::new(),
+        }
+    }
+
+    fn announce(&mut self, log: ChainLog) {
+        if self.announced.insert(log.log_index) && !self.read.contains(&log.log_index) {
+            self.unread.push(log);
+        }
+    }
+
+    /// Records a read's answer; returns the announced logs it lacks, and how many more it
+    /// lacks that only an earlier read returned (those the feed no longer holds).
+    fn check(&mut self, answer: &[ChainLog]) -> (Vec<ChainLog>, usize) {
+        let returned: BTreeSet<Option<u64>> = answer.iter().map(|l| l.log_index).collect();
+        self.unread.retain(|l| !returned.contains(&l.log_index));
+        self.read.extend(returned.iter().copied());
+        let lacking = self.announced.difference(&returned).count();
+        let missing = self.unread.clone();
+        let held_elsewhere = lacking.saturating_sub(missing.len());
+        (missing, held_elsewhere)
+    }
 }
 
 /// One distinct filter's subscription.
@@ -106,10 +153,9 @@ impl<C: ChainReader> LogFeed<C> {
         streamed
             .blocks
             .entry(hash)
-            .or_insert_with(|| (number, Vec::new()))
-            .1
-            .push(log);
-        streamed.blocks.retain(|_, (n, _)| *n >= keep_from);
+            .or_insert_with(|| StreamedBlock::new(number))
+            .announce(log);
+        streamed.blocks.retain(|_, block| block.number >= keep_from);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Streamed> {
@@ -135,21 +181,15 @@ impl<C: ChainReader> LogFeed<C> {
                 )
                 .await;
             }
-            let streamed = self
-                .lock()
-                .blocks
-                .get(&block.hash())
-                .map(|(_, logs)| logs.clone())
-                .unwrap_or_default();
-            let missing: Vec<ChainLog> = streamed
-                .into_iter()
-                .filter(|s| !read.iter().any(|r| r.log_index == s.log_index))
-                .collect();
-            if missing.is_empty() {
+            let (missing, held_elsewhere) = match self.lock().blocks.get_mut(&block.hash()) {
+                Some(streamed) => streamed.check(&read),
+                None => (Vec::new(), 0),
+            };
+            if missing.is_empty() && held_elsewhere == 0 {
                 return Ok(read);
             }
             attempt += 1;
-            if attempt > REREADS {
+            if attempt > REREADS && held_elsewhere == 0 {
                 tracing::warn!(
                     chain = self.client.chain_id(),
                     block = block.number(),
@@ -161,7 +201,90 @@ impl<C: ChainReader> LogFeed<C> {
                 merged.sort_by_key(|l| l.log_index);
                 return Ok(merged);
             }
+            if attempt > REREADS {
+                return Err(NodeError::Unavailable(format!(
+                    "eth_getLogs for block {} keeps missing {held_elsewhere} logs an earlier read returned",
+                    block.number()
+                )));
+            }
             tokio::time::sleep(REREAD_PAUSE).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StreamedBlock;
+    use alloy_primitives::{Address, B256, Bytes};
+    use nexum_core::ChainLog;
+
+    fn log(index: u64) -> ChainLog {
+        ChainLog {
+            address: Address::repeat_byte(1),
+            topics: vec![B256::repeat_byte(2)],
+            data: Bytes::from(vec![3; 32]),
+            block_number: Some(7),
+            block_hash: Some(B256::repeat_byte(7)),
+            transaction_hash: Some(B256::repeat_byte(9)),
+            transaction_index: Some(0),
+            log_index: Some(index),
+            removed: false,
+        }
+    }
+
+    fn indices(logs: &[ChainLog]) -> Vec<u64> {
+        logs.iter().filter_map(|l| l.log_index).collect()
+    }
+
+    #[test]
+    fn a_complete_read_leaves_only_indices_behind() {
+        let mut block = StreamedBlock::new(7);
+        for i in 0..3 {
+            block.announce(log(i));
+        }
+        let (missing, held_elsewhere) = block.check(&[log(0), log(1), log(2)]);
+        assert!(missing.is_empty());
+        assert_eq!(held_elsewhere, 0);
+        assert!(block.unread.is_empty());
+        // Notifications that come after the read returned them are not kept either.
+        block.announce(log(1));
+        assert!(block.unread.is_empty());
+    }
+
+    #[test]
+    fn a_short_read_is_told_what_the_stream_saw() {
+        let mut block = StreamedBlock::new(7);
+        for i in 0..4 {
+            block.announce(log(i));
+        }
+        let (missing, held_elsewhere) = block.check(&[log(0), log(2)]);
+        assert_eq!(indices(&missing), vec![1, 3]);
+        assert_eq!(held_elsewhere, 0);
+        // A later read that returns them confirms them.
+        let (missing, held_elsewhere) = block.check(&[log(0), log(1), log(2), log(3)]);
+        assert!(missing.is_empty() && held_elsewhere == 0);
+        assert!(block.unread.is_empty());
+    }
+
+    #[test]
+    fn a_read_lacking_what_an_earlier_read_returned_is_not_complete() {
+        let mut block = StreamedBlock::new(7);
+        for i in 0..3 {
+            block.announce(log(i));
+        }
+        block.check(&[log(0), log(1), log(2)]);
+        // Another module's read, served by a lagging backend.
+        let (missing, held_elsewhere) = block.check(&[log(0)]);
+        assert!(missing.is_empty());
+        assert_eq!(held_elsewhere, 2);
+    }
+
+    #[test]
+    fn a_log_announced_twice_counts_once() {
+        let mut block = StreamedBlock::new(7);
+        block.announce(log(0));
+        block.announce(log(0));
+        let (missing, _) = block.check(&[]);
+        assert_eq!(indices(&missing), vec![0]);
     }
 }
