@@ -162,6 +162,24 @@ impl<C: ChainReader> LogFeed<C> {
         self.streamed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Records what a read of `block` returned (so notifications that come after it are
+    /// not kept) and compares it with what the stream announced.
+    fn check(&self, block: &BlockRecord, read: &[ChainLog]) -> (Vec<ChainLog>, usize) {
+        let keep_from = (*self.reached.borrow())
+            .max(block.number())
+            .saturating_sub(self.depth);
+        let mut streamed = self.lock();
+        streamed.blocks.retain(|_, kept| kept.number >= keep_from);
+        if block.number() < keep_from {
+            return (Vec::new(), 0);
+        }
+        streamed
+            .blocks
+            .entry(block.hash())
+            .or_insert_with(|| StreamedBlock::new(block.number()))
+            .check(read)
+    }
+
     /// The logs of `block` matching this feed's filter, in log-index order.
     pub async fn logs_of(&self, block: &BlockRecord) -> Result<Vec<ChainLog>, NodeError> {
         if !block.may_contain(&self.filter) {
@@ -181,10 +199,7 @@ impl<C: ChainReader> LogFeed<C> {
                 )
                 .await;
             }
-            let (missing, held_elsewhere) = match self.lock().blocks.get_mut(&block.hash()) {
-                Some(streamed) => streamed.check(&read),
-                None => (Vec::new(), 0),
-            };
+            let (missing, held_elsewhere) = self.check(block, &read);
             if missing.is_empty() && held_elsewhere == 0 {
                 return Ok(read);
             }
@@ -214,9 +229,34 @@ impl<C: ChainReader> LogFeed<C> {
 
 #[cfg(test)]
 mod tests {
-    use super::StreamedBlock;
+    use super::super::scripted::{EMITTER, ScriptedChain, event_topic};
+    use super::{LogFeed, StreamedBlock};
     use alloy_primitives::{Address, B256, Bytes};
-    use nexum_core::ChainLog;
+    use nexum_core::{ChainLog, LogFilter};
+    use std::sync::Arc;
+
+    /// The stream's notifications may come after the read of their block (they travel on a
+    /// connection of their own): the read's logs are then not kept for the cross-check.
+    #[tokio::test]
+    async fn logs_read_before_the_stream_announced_them_are_not_kept() {
+        let chain = Arc::new(ScriptedChain::new(true));
+        chain.hold_streams();
+        let block = chain.mine(3);
+        let filter = LogFilter {
+            addresses: vec![EMITTER],
+            topics: vec![vec![event_topic()]],
+        };
+        let feed = LogFeed::new(chain.clone(), filter, 16);
+        let read = feed.logs_of(&block).await.unwrap();
+        assert_eq!(read.len(), 3);
+        for log in read {
+            feed.receive(log);
+        }
+        let streamed = feed.lock();
+        let kept = &streamed.blocks[&block.hash()];
+        assert_eq!(kept.announced.len(), 3);
+        assert!(kept.unread.is_empty(), "{} logs kept", kept.unread.len());
+    }
 
     fn log(index: u64) -> ChainLog {
         ChainLog {
