@@ -16,7 +16,9 @@ const ARENAS: libc::c_int = 2;
 pub fn limit_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let set_by_operator = std::env::var_os("MALLOC_ARENA_MAX").is_some()
+        // glibc ignores a value that is not a positive number; so does this check.
+        let set_by_operator = std::env::var("MALLOC_ARENA_MAX")
+            .is_ok_and(|v| v.trim().parse::<u32>().is_ok_and(|n| n > 0))
             || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
         if !set_by_operator {
             // SAFETY: `mallopt` only changes allocator settings; no thread is running yet.

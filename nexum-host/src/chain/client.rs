@@ -22,9 +22,10 @@ use tokio::sync::OnceCell;
 use tokio::sync::broadcast::error::RecvError;
 
 /// Items buffered per subscription before a slow reader starts missing some (a miss is
-/// noticed and filled from the chain; for logs it only weakens the cross-check). The buffer
-/// is a ring that keeps its last items until they are overwritten, so its size is memory
-/// held for good on a busy stream: a thousand items are five blocks of 200 logs.
+/// noticed and filled from the chain; for logs it only weakens the cross-check). alloy keeps
+/// a receiver of its own on every subscription that never reads, so the ring holds its last
+/// items until they are overwritten: its size is memory held for good on a busy stream. A
+/// thousand items are five blocks of 200 logs.
 const SUBSCRIPTION_BUFFER: usize = 1024;
 
 /// Bytes read from a websocket at a time.

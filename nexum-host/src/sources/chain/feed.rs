@@ -12,11 +12,11 @@
 //! reach that block before it is believed. A block whose bloom rules the filter out needs no
 //! request at all.
 //!
-//! For each recent block the feed keeps the indices the stream announced and, of the
-//! announced logs, only those no read has returned yet (all a merge could add): a busy
-//! block costs a few bytes a log for `reorg_depth` blocks, not the whole log. When a reader
-//! misses logs that an earlier read returned (two modules' reads served by different
-//! backends), it reads again until its answer has them.
+//! For each recent block the feed holds the announced logs until every driver reading the
+//! feed (each holds a [`FeedReader`]) has read the block, then only their indices: a busy
+//! block costs a few bytes a log for `reorg_depth` blocks, not the whole log. A read that
+//! keeps missing logs whose copies were already let go (a reorg back to a block every
+//! reader had, say) fails, and is tried again later.
 
 use super::reader::{ChainReader, LogStream};
 use crate::chain::client::Next;
@@ -25,11 +25,13 @@ use crate::chain::{BlockRecord, NodeError};
 use alloy_primitives::B256;
 use nexum_core::{ChainLog, LogFilter};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Times a read that missed streamed logs is repeated before the two are merged.
+/// Times a read that missed streamed logs is repeated before the two are merged (or, when
+/// the streamed copies were let go, the read fails).
 const REREADS: u32 = 3;
 /// Pause between such reads.
 const REREAD_PAUSE: Duration = Duration::from_millis(200);
@@ -46,40 +48,70 @@ struct Streamed {
 #[derive(Debug)]
 struct StreamedBlock {
     number: u64,
-    /// Indices of the logs announced: what a complete read returns.
+    /// The announced logs, whole, until every reader of the feed has read the block: a
+    /// reader answered by a lagging backend gets them merged in.
+    logs: Vec<ChainLog>,
+    /// Indices of the announced logs, still compared with reads once the logs are let go.
     announced: BTreeSet<Option<u64>>,
-    /// Indices some read of the block returned.
-    read: BTreeSet<Option<u64>>,
-    /// Announced logs no read has returned: what a merge would add.
-    unread: Vec<ChainLog>,
+    /// Reads of the block that ended with every announced log.
+    reads: usize,
+    /// The logs were let go: every reader has read the block.
+    released: bool,
 }
 
 impl StreamedBlock {
     fn new(number: u64) -> Self {
         Self {
             number,
+            logs: Vec::new(),
             announced: BTreeSet::new(),
-            read: BTreeSet::new(),
-            unread: Vec::new(),
+            reads: 0,
+            released: false,
         }
     }
 
     fn announce(&mut self, log: ChainLog) {
-        if self.announced.insert(log.log_index) && !self.read.contains(&log.log_index) {
-            self.unread.push(log);
+        let fresh = self.announced.insert(log.log_index);
+        if (fresh || log.log_index.is_none()) && !self.released {
+            self.logs.push(log);
         }
     }
 
-    /// Records a read's answer; returns the announced logs it lacks, and how many more it
-    /// lacks that only an earlier read returned (those the feed no longer holds).
-    fn check(&mut self, answer: &[ChainLog]) -> (Vec<ChainLog>, usize) {
+    /// Compares a read's answer with what was announced: the announced logs it lacks that
+    /// are held, and how many more it lacks that were let go.
+    fn check(&self, answer: &[ChainLog]) -> (Vec<ChainLog>, usize) {
         let returned: BTreeSet<Option<u64>> = answer.iter().map(|l| l.log_index).collect();
-        self.unread.retain(|l| !returned.contains(&l.log_index));
-        self.read.extend(returned.iter().copied());
-        let lacking = self.announced.difference(&returned).count();
-        let missing = self.unread.clone();
-        let held_elsewhere = lacking.saturating_sub(missing.len());
-        (missing, held_elsewhere)
+        let missing: Vec<ChainLog> = (self.logs.iter())
+            .filter(|l| !returned.contains(&l.log_index))
+            .cloned()
+            .collect();
+        let held: BTreeSet<Option<u64>> = missing.iter().map(|l| l.log_index).collect();
+        let let_go = (self.announced.difference(&returned))
+            .filter(|index| !held.contains(index))
+            .count();
+        (missing, let_go)
+    }
+
+    /// Counts a read that ended with every announced log; once `readers` have, only the
+    /// indices are kept.
+    fn read_by(&mut self, readers: usize) {
+        self.reads += 1;
+        if self.reads >= readers.max(1) {
+            self.released = true;
+            self.logs = Vec::new();
+        }
+    }
+}
+
+/// A driver's claim on a feed: while it lasts, the feed holds each block's streamed logs
+/// until this reader has read the block too.
+pub(crate) struct FeedReader<C> {
+    feed: Arc<LogFeed<C>>,
+}
+
+impl<C> Drop for FeedReader<C> {
+    fn drop(&mut self) {
+        self.feed.readers.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -92,6 +124,8 @@ pub(crate) struct LogFeed<C> {
     /// The highest block the stream has announced logs of (what is kept, and what an
     /// empty answer waits for, follow it).
     reached: watch::Sender<u64>,
+    /// Drivers reading this feed ([`FeedReader`]s alive).
+    readers: AtomicUsize,
 }
 
 impl<C: ChainReader> LogFeed<C> {
@@ -102,7 +136,14 @@ impl<C: ChainReader> LogFeed<C> {
             depth,
             streamed: Mutex::default(),
             reached: watch::Sender::new(0),
+            readers: AtomicUsize::new(0),
         }
+    }
+
+    /// Registers a driver that reads this feed, for as long as the returned claim lives.
+    pub fn reader(self: &Arc<Self>) -> FeedReader<C> {
+        self.readers.fetch_add(1, Ordering::AcqRel);
+        FeedReader { feed: self.clone() }
     }
 
     /// Keeps the subscription open until `stop` turns true.
@@ -148,7 +189,7 @@ impl<C: ChainReader> LogFeed<C> {
             *reached = number.max(*reached);
             moved
         });
-        let keep_from = self.reached.borrow().saturating_sub(self.depth);
+        let keep_from = self.keep_from();
         let mut streamed = self.lock();
         streamed
             .blocks
@@ -162,22 +203,41 @@ impl<C: ChainReader> LogFeed<C> {
         self.streamed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records what a read of `block` returned (so notifications that come after it are
-    /// not kept) and compares it with what the stream announced.
+    /// Compares what a read of `block` returned with what the stream announced (see
+    /// [`StreamedBlock::check`]); a block out of the window was announced nothing.
     fn check(&self, block: &BlockRecord, read: &[ChainLog]) -> (Vec<ChainLog>, usize) {
+        let streamed = self.lock();
+        match streamed.blocks.get(&block.hash()) {
+            Some(announced) => announced.check(read),
+            None => (Vec::new(), 0),
+        }
+    }
+
+    /// Counts a read of `block` that ended with every announced log. A block the stream
+    /// has not announced yet gets its entry now, so logs announced after the read are not
+    /// held for it.
+    fn read_complete(&self, block: &BlockRecord) {
+        // Bounded by the block read as well: a stream that announces nothing leaves
+        // `reached` behind.
         let keep_from = (*self.reached.borrow())
             .max(block.number())
             .saturating_sub(self.depth);
+        let readers = self.readers.load(Ordering::Acquire);
         let mut streamed = self.lock();
         streamed.blocks.retain(|_, kept| kept.number >= keep_from);
         if block.number() < keep_from {
-            return (Vec::new(), 0);
+            return;
         }
         streamed
             .blocks
             .entry(block.hash())
             .or_insert_with(|| StreamedBlock::new(block.number()))
-            .check(read)
+            .read_by(readers);
+    }
+
+    /// The oldest block number the feed keeps anything for.
+    fn keep_from(&self) -> u64 {
+        self.reached.borrow().saturating_sub(self.depth)
     }
 
     /// The logs of `block` matching this feed's filter, in log-index order.
@@ -199,12 +259,13 @@ impl<C: ChainReader> LogFeed<C> {
                 )
                 .await;
             }
-            let (missing, held_elsewhere) = self.check(block, &read);
-            if missing.is_empty() && held_elsewhere == 0 {
+            let (missing, let_go) = self.check(block, &read);
+            if missing.is_empty() && let_go == 0 {
+                self.read_complete(block);
                 return Ok(read);
             }
             attempt += 1;
-            if attempt > REREADS && held_elsewhere == 0 {
+            if attempt > REREADS && let_go == 0 {
                 tracing::warn!(
                     chain = self.client.chain_id(),
                     block = block.number(),
@@ -214,12 +275,22 @@ impl<C: ChainReader> LogFeed<C> {
                 let mut merged = read;
                 merged.extend(missing);
                 merged.sort_by_key(|l| l.log_index);
+                self.read_complete(block);
                 return Ok(merged);
             }
             if attempt > REREADS {
+                // Every registered reader had this block complete, so its logs were let
+                // go (a reorg back to a block already read, say): read it again later.
+                tracing::warn!(
+                    chain = self.client.chain_id(),
+                    block = block.number(),
+                    missing = missing.len() + let_go,
+                    "the node's eth_getLogs keeps missing logs its subscription announced; reading again"
+                );
                 return Err(NodeError::Unavailable(format!(
-                    "eth_getLogs for block {} keeps missing {held_elsewhere} logs an earlier read returned",
-                    block.number()
+                    "eth_getLogs for block {} keeps missing {} announced logs",
+                    block.number(),
+                    missing.len() + let_go
                 )));
             }
             tokio::time::sleep(REREAD_PAUSE).await;
@@ -235,18 +306,22 @@ mod tests {
     use nexum_core::{ChainLog, LogFilter};
     use std::sync::Arc;
 
-    /// The stream's notifications may come after the read of their block (they travel on a
-    /// connection of their own): the read's logs are then not kept for the cross-check.
-    #[tokio::test]
-    async fn logs_read_before_the_stream_announced_them_are_not_kept() {
-        let chain = Arc::new(ScriptedChain::new(true));
-        chain.hold_streams();
-        let block = chain.mine(3);
+    fn feed(chain: &Arc<ScriptedChain>) -> Arc<LogFeed<ScriptedChain>> {
         let filter = LogFilter {
             addresses: vec![EMITTER],
             topics: vec![vec![event_topic()]],
         };
-        let feed = LogFeed::new(chain.clone(), filter, 16);
+        Arc::new(LogFeed::new(chain.clone(), filter, 16))
+    }
+
+    /// The stream's notifications may come after the read of their block (they travel on a
+    /// connection of their own): once its one reader has the block, they are not held.
+    #[tokio::test]
+    async fn logs_read_before_the_stream_announced_them_are_not_held() {
+        let chain = Arc::new(ScriptedChain::new(true));
+        let block = chain.mine(3);
+        let feed = feed(&chain);
+        let _reader = feed.reader();
         let read = feed.logs_of(&block).await.unwrap();
         assert_eq!(read.len(), 3);
         for log in read {
@@ -255,7 +330,26 @@ mod tests {
         let streamed = feed.lock();
         let kept = &streamed.blocks[&block.hash()];
         assert_eq!(kept.announced.len(), 3);
-        assert!(kept.unread.is_empty(), "{} logs kept", kept.unread.len());
+        assert!(kept.logs.is_empty(), "{} logs held", kept.logs.len());
+    }
+
+    /// Two modules share a feed; the second one's reads come from a backend that lags and
+    /// keep missing two logs: it gets them from the stream, as the first read them.
+    #[tokio::test(start_paused = true)]
+    async fn a_second_reader_answered_short_gets_the_streamed_logs() {
+        let chain = Arc::new(ScriptedChain::new(true));
+        let block = chain.mine(3);
+        let feed = feed(&chain);
+        let (_first, _second) = (feed.reader(), feed.reader());
+        let first = feed.logs_of(&block).await.unwrap();
+        for log in first.clone() {
+            feed.receive(log);
+        }
+        chain.cut_short(block.hash(), 2, 100);
+        let second = feed.logs_of(&block).await.unwrap();
+        assert_eq!(second, first);
+        // Both have read it: only the indices are left.
+        assert!(feed.lock().blocks[&block.hash()].logs.is_empty());
     }
 
     fn log(index: u64) -> ChainLog {
@@ -277,46 +371,31 @@ mod tests {
     }
 
     #[test]
-    fn a_complete_read_leaves_only_indices_behind() {
-        let mut block = StreamedBlock::new(7);
-        for i in 0..3 {
-            block.announce(log(i));
-        }
-        let (missing, held_elsewhere) = block.check(&[log(0), log(1), log(2)]);
-        assert!(missing.is_empty());
-        assert_eq!(held_elsewhere, 0);
-        assert!(block.unread.is_empty());
-        // Notifications that come after the read returned them are not kept either.
-        block.announce(log(1));
-        assert!(block.unread.is_empty());
-    }
-
-    #[test]
     fn a_short_read_is_told_what_the_stream_saw() {
         let mut block = StreamedBlock::new(7);
         for i in 0..4 {
             block.announce(log(i));
         }
-        let (missing, held_elsewhere) = block.check(&[log(0), log(2)]);
+        let (missing, let_go) = block.check(&[log(0), log(2)]);
         assert_eq!(indices(&missing), vec![1, 3]);
-        assert_eq!(held_elsewhere, 0);
-        // A later read that returns them confirms them.
-        let (missing, held_elsewhere) = block.check(&[log(0), log(1), log(2), log(3)]);
-        assert!(missing.is_empty() && held_elsewhere == 0);
-        assert!(block.unread.is_empty());
+        assert_eq!(let_go, 0);
     }
 
     #[test]
-    fn a_read_lacking_what_an_earlier_read_returned_is_not_complete() {
+    fn once_every_reader_has_a_block_only_its_indices_are_compared() {
         let mut block = StreamedBlock::new(7);
         for i in 0..3 {
             block.announce(log(i));
         }
-        block.check(&[log(0), log(1), log(2)]);
-        // Another module's read, served by a lagging backend.
-        let (missing, held_elsewhere) = block.check(&[log(0)]);
+        block.read_by(2);
+        assert_eq!(block.logs.len(), 3, "one of two readers still to come");
+        block.read_by(2);
+        assert!(block.logs.is_empty());
+        block.announce(log(3));
+        assert!(block.logs.is_empty());
+        let (missing, let_go) = block.check(&[log(0)]);
         assert!(missing.is_empty());
-        assert_eq!(held_elsewhere, 2);
+        assert_eq!(let_go, 3);
     }
 
     #[test]

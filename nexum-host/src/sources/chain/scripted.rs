@@ -37,8 +37,8 @@ struct State {
     max_range: Option<u64>,
     /// The next reads that fail.
     failures: u32,
-    /// Blocks whose next read by hash leaves out their last `n` logs.
-    short_answers: HashMap<B256, usize>,
+    /// Blocks whose next reads by hash leave out their last `n` logs: (n, reads left).
+    short_answers: HashMap<B256, (usize, u32)>,
     /// Makes the blocks of each fork differ from the blocks they replace.
     fork: u64,
     /// A sequence number for every log ever made.
@@ -157,7 +157,12 @@ impl ScriptedChain {
     /// Leaves the last `missing` logs of block `hash` out of its next read by hash (a
     /// load-balanced node answering from a lagging backend).
     pub fn cut_short_once(&self, hash: B256, missing: usize) {
-        self.lock().short_answers.insert(hash, missing);
+        self.cut_short(hash, missing, 1);
+    }
+
+    /// The same for the next `reads` reads of block `hash`.
+    pub fn cut_short(&self, hash: B256, missing: usize, reads: u32) {
+        self.lock().short_answers.insert(hash, (missing, reads));
     }
 
     /// Holds back log notifications (they arrive late, as on a connection of their own).
@@ -349,9 +354,13 @@ impl ChainReader for ScriptedChain {
             for hash in hashes {
                 let mut logs = state.logs.get(&hash).cloned().unwrap_or_default();
                 if let LogRange::Block(_) = range
-                    && let Some(missing) = state.short_answers.remove(&hash)
+                    && let Some((missing, reads)) = state.short_answers.get_mut(&hash)
                 {
-                    logs.truncate(logs.len().saturating_sub(missing));
+                    logs.truncate(logs.len().saturating_sub(*missing));
+                    *reads -= 1;
+                    if *reads == 0 {
+                        state.short_answers.remove(&hash);
+                    }
                 }
                 out.extend(logs.into_iter().filter(|l| filter.matches(l)));
             }
