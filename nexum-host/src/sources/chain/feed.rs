@@ -12,11 +12,11 @@
 //! reach that block before it is believed. A block whose bloom rules the filter out needs no
 //! request at all.
 //!
-//! For each recent block the feed holds the announced logs until every driver reading the
-//! feed (each holds a [`FeedReader`]) has read the block, then only their indices: a busy
-//! block costs a few bytes a log for `reorg_depth` blocks, not the whole log. A read that
-//! keeps missing logs whose copies were already let go (a reorg back to a block every
-//! reader had, say) fails, and is tried again later.
+//! For each recent block the feed holds the announced logs until every log subscription
+//! reading the feed (each holds a [`FeedReader`]) has read the block and the stream is a
+//! few blocks past it, then only their indices: a busy block costs some 30 bytes a log for
+//! `reorg_depth` blocks, not the whole log. A read that keeps missing logs whose copies
+//! were let go fails, and is tried again later.
 
 use super::reader::{ChainReader, LogStream};
 use crate::chain::client::Next;
@@ -35,6 +35,10 @@ use tokio::sync::watch;
 const REREADS: u32 = 3;
 /// Pause between such reads.
 const REREAD_PAUSE: Duration = Duration::from_millis(200);
+/// Blocks a block's streamed logs stay held after every reader has read it: a reader that
+/// reads it again (after a reload, a store error or a reorg back to it) reads from its
+/// committed cursor, a block or two behind the stream.
+const HOLD_BLOCKS: u64 = 8;
 /// How long an empty answer waits for the stream to reach its block.
 const STREAM_GRACE: Duration = Duration::from_millis(25);
 
@@ -92,19 +96,26 @@ impl StreamedBlock {
         (missing, let_go)
     }
 
-    /// Counts a read that ended with every announced log; once `readers` have, only the
-    /// indices are kept.
-    fn read_by(&mut self, readers: usize) {
+    /// Counts a read that ended with every announced log.
+    fn read_complete(&mut self) {
         self.reads += 1;
-        if self.reads >= readers.max(1) {
+    }
+
+    /// Lets the logs go, keeping their indices, once `readers` reads ended complete and
+    /// the stream is [`HOLD_BLOCKS`] past the block.
+    fn release_if_read(&mut self, readers: usize, reached: u64) {
+        if !self.released
+            && self.reads >= readers.max(1)
+            && self.number.saturating_add(HOLD_BLOCKS) <= reached
+        {
             self.released = true;
             self.logs = Vec::new();
         }
     }
 }
 
-/// A driver's claim on a feed: while it lasts, the feed holds each block's streamed logs
-/// until this reader has read the block too.
+/// A log subscription's claim on the feed it reads (held by its driver's task): while it
+/// lasts, the feed holds each block's streamed logs until this reader has read it too.
 pub(crate) struct FeedReader<C> {
     feed: Arc<LogFeed<C>>,
 }
@@ -189,14 +200,19 @@ impl<C: ChainReader> LogFeed<C> {
             *reached = number.max(*reached);
             moved
         });
+        let reached = *self.reached.borrow();
         let keep_from = self.keep_from();
+        let readers = self.readers.load(Ordering::Acquire);
         let mut streamed = self.lock();
         streamed
             .blocks
             .entry(hash)
             .or_insert_with(|| StreamedBlock::new(number))
             .announce(log);
-        streamed.blocks.retain(|_, block| block.number >= keep_from);
+        streamed.blocks.retain(|_, block| {
+            block.release_if_read(readers, reached);
+            block.number >= keep_from
+        });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Streamed> {
@@ -223,16 +239,18 @@ impl<C: ChainReader> LogFeed<C> {
             .max(block.number())
             .saturating_sub(self.depth);
         let readers = self.readers.load(Ordering::Acquire);
+        let reached = *self.reached.borrow();
         let mut streamed = self.lock();
         streamed.blocks.retain(|_, kept| kept.number >= keep_from);
         if block.number() < keep_from {
             return;
         }
-        streamed
+        let kept = streamed
             .blocks
             .entry(block.hash())
-            .or_insert_with(|| StreamedBlock::new(block.number()))
-            .read_by(readers);
+            .or_insert_with(|| StreamedBlock::new(block.number()));
+        kept.read_complete();
+        kept.release_if_read(readers, reached);
     }
 
     /// The oldest block number the feed keeps anything for.
@@ -301,7 +319,7 @@ impl<C: ChainReader> LogFeed<C> {
 #[cfg(test)]
 mod tests {
     use super::super::scripted::{EMITTER, ScriptedChain, event_topic};
-    use super::{LogFeed, StreamedBlock};
+    use super::{HOLD_BLOCKS, LogFeed, StreamedBlock};
     use alloy_primitives::{Address, B256, Bytes};
     use nexum_core::{ChainLog, LogFilter};
     use std::sync::Arc;
@@ -315,9 +333,10 @@ mod tests {
     }
 
     /// The stream's notifications may come after the read of their block (they travel on a
-    /// connection of their own): once its one reader has the block, they are not held.
+    /// connection of their own): once its one reader has the block and the stream has
+    /// moved on, only their indices are kept.
     #[tokio::test]
-    async fn logs_read_before_the_stream_announced_them_are_not_held() {
+    async fn logs_read_before_the_stream_announced_them_are_let_go_once_it_moves_on() {
         let chain = Arc::new(ScriptedChain::new(true));
         let block = chain.mine(3);
         let feed = feed(&chain);
@@ -327,6 +346,10 @@ mod tests {
         for log in read {
             feed.receive(log);
         }
+        let mut later = ChainLog::clone(&feed.lock().blocks[&block.hash()].logs[0]);
+        later.block_number = Some(block.number() + HOLD_BLOCKS);
+        later.block_hash = Some(B256::repeat_byte(0x77));
+        feed.receive(later);
         let streamed = feed.lock();
         let kept = &streamed.blocks[&block.hash()];
         assert_eq!(kept.announced.len(), 3);
@@ -348,7 +371,12 @@ mod tests {
         chain.cut_short(block.hash(), 2, 100);
         let second = feed.logs_of(&block).await.unwrap();
         assert_eq!(second, first);
-        // Both have read it: only the indices are left.
+        // Both have read it: once the stream is far enough past it, only indices are left.
+        assert!(!feed.lock().blocks[&block.hash()].logs.is_empty());
+        let mut later = first[0].clone();
+        later.block_number = Some(block.number() + HOLD_BLOCKS);
+        later.block_hash = Some(B256::repeat_byte(0x77));
+        feed.receive(later);
         assert!(feed.lock().blocks[&block.hash()].logs.is_empty());
     }
 
@@ -387,9 +415,14 @@ mod tests {
         for i in 0..3 {
             block.announce(log(i));
         }
-        block.read_by(2);
+        let far_past = 7 + HOLD_BLOCKS;
+        block.read_complete();
+        block.release_if_read(2, far_past);
         assert_eq!(block.logs.len(), 3, "one of two readers still to come");
-        block.read_by(2);
+        block.read_complete();
+        block.release_if_read(2, far_past - 1);
+        assert_eq!(block.logs.len(), 3, "the stream is not far enough past it");
+        block.release_if_read(2, far_past);
         assert!(block.logs.is_empty());
         block.announce(log(3));
         assert!(block.logs.is_empty());

@@ -357,7 +357,7 @@ impl ChainReader for ScriptedChain {
                     && let Some((missing, reads)) = state.short_answers.get_mut(&hash)
                 {
                     logs.truncate(logs.len().saturating_sub(*missing));
-                    *reads -= 1;
+                    *reads = reads.saturating_sub(1);
                     if *reads == 0 {
                         state.short_answers.remove(&hash);
                     }
