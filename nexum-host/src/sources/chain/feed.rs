@@ -12,11 +12,12 @@
 //! reach that block before it is believed. A block whose bloom rules the filter out needs no
 //! request at all.
 //!
-//! For each recent block the feed holds the announced logs until every log subscription
-//! reading the feed (each holds a [`FeedReader`]) has read the block and the stream is a
-//! few blocks past it, then only their indices: a busy block costs some 30 bytes a log for
-//! `reorg_depth` blocks, not the whole log. A read that keeps missing logs whose copies
-//! were let go fails, and is tried again later.
+//! Each log subscription reading the feed holds a [`FeedClaim`] and reports the blocks its
+//! module is past (their deliveries committed). A block's announced logs are held whole
+//! until every claim is past it and the stream is a few blocks further on, then only their
+//! indices: a busy block costs some 30 bytes a log for `reorg_depth` blocks, not the whole
+//! log. A read that keeps missing logs whose copies were let go (a module reading again a
+//! block it had passed, after a reorg back to it) fails, and is tried again later.
 
 use super::reader::{ChainReader, LogStream};
 use crate::chain::client::Next;
@@ -25,7 +26,6 @@ use crate::chain::{BlockRecord, NodeError};
 use alloy_primitives::B256;
 use nexum_core::{ChainLog, LogFilter};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -35,31 +35,39 @@ use tokio::sync::watch;
 const REREADS: u32 = 3;
 /// Pause between such reads.
 const REREAD_PAUSE: Duration = Duration::from_millis(200);
-/// Blocks a block's streamed logs stay held after every reader has read it: a reader that
-/// reads it again (after a reload, a store error or a reorg back to it) reads from its
-/// committed cursor, a block or two behind the stream.
+/// Blocks a block's streamed logs stay held after every claim is past it (a margin for a
+/// reorg that comes back to it).
 const HOLD_BLOCKS: u64 = 8;
 /// How long an empty answer waits for the stream to reach its block.
 const STREAM_GRACE: Duration = Duration::from_millis(25);
 
-/// What the stream announced for recent blocks, by block hash.
+/// What the stream announced for recent blocks, by block hash, and how far each claim
+/// has got.
 #[derive(Debug, Default)]
 struct Streamed {
     blocks: BTreeMap<B256, StreamedBlock>,
+    /// Per live claim: the newest block its module is past (0 before any).
+    claims: BTreeMap<u64, u64>,
+    next_claim: u64,
+}
+
+impl Streamed {
+    /// The newest block every live claim is past (0 without claims: nothing is let go).
+    fn passed_by_all(&self) -> u64 {
+        self.claims.values().copied().min().unwrap_or(0)
+    }
 }
 
 /// What the stream announced for one block.
 #[derive(Debug)]
 struct StreamedBlock {
     number: u64,
-    /// The announced logs, whole, until every reader of the feed has read the block: a
-    /// reader answered by a lagging backend gets them merged in.
+    /// The announced logs, whole, until every claim is past the block: a reader answered
+    /// by a lagging backend gets them merged in.
     logs: Vec<ChainLog>,
     /// Indices of the announced logs, still compared with reads once the logs are let go.
     announced: BTreeSet<Option<u64>>,
-    /// Reads of the block that ended with every announced log.
-    reads: usize,
-    /// The logs were let go: every reader has read the block.
+    /// The logs were let go.
     released: bool,
 }
 
@@ -69,7 +77,6 @@ impl StreamedBlock {
             number,
             logs: Vec::new(),
             announced: BTreeSet::new(),
-            reads: 0,
             released: false,
         }
     }
@@ -96,16 +103,11 @@ impl StreamedBlock {
         (missing, let_go)
     }
 
-    /// Counts a read that ended with every announced log.
-    fn read_complete(&mut self) {
-        self.reads += 1;
-    }
-
-    /// Lets the logs go, keeping their indices, once `readers` reads ended complete and
-    /// the stream is [`HOLD_BLOCKS`] past the block.
-    fn release_if_read(&mut self, readers: usize, reached: u64) {
+    /// Lets the logs go, keeping their indices, once every claim is past the block
+    /// (`passed_by_all`) and the stream is [`HOLD_BLOCKS`] past it.
+    fn release_if_passed(&mut self, passed_by_all: u64, reached: u64) {
         if !self.released
-            && self.reads >= readers.max(1)
+            && self.number <= passed_by_all
             && self.number.saturating_add(HOLD_BLOCKS) <= reached
         {
             self.released = true;
@@ -114,15 +116,36 @@ impl StreamedBlock {
     }
 }
 
-/// A log subscription's claim on the feed it reads (held by its driver's task): while it
-/// lasts, the feed holds each block's streamed logs until this reader has read it too.
-pub(crate) struct FeedReader<C> {
+/// A log subscription's claim on the feed it reads, shared by its driver's clones: while it
+/// lasts, the feed holds each block's streamed logs until the claim reports it is past it.
+pub(crate) struct FeedClaim<C> {
     feed: Arc<LogFeed<C>>,
+    id: u64,
 }
 
-impl<C> Drop for FeedReader<C> {
+impl<C: ChainReader> FeedClaim<C> {
+    /// The logs of `block` (see [`LogFeed::logs_of`]).
+    pub async fn logs_of(&self, block: &BlockRecord) -> Result<Vec<ChainLog>, NodeError> {
+        self.feed.logs_of(block).await
+    }
+}
+
+impl<C> FeedClaim<C> {
+    fn streamed(&self) -> std::sync::MutexGuard<'_, Streamed> {
+        self.feed.streamed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reports that the module is past block `number`: its deliveries up to it committed.
+    pub fn passed(&self, number: u64) {
+        if let Some(through) = self.streamed().claims.get_mut(&self.id) {
+            *through = (*through).max(number);
+        }
+    }
+}
+
+impl<C> Drop for FeedClaim<C> {
     fn drop(&mut self) {
-        self.feed.readers.fetch_sub(1, Ordering::AcqRel);
+        self.streamed().claims.remove(&self.id);
     }
 }
 
@@ -135,8 +158,6 @@ pub(crate) struct LogFeed<C> {
     /// The highest block the stream has announced logs of (what is kept, and what an
     /// empty answer waits for, follow it).
     reached: watch::Sender<u64>,
-    /// Drivers reading this feed ([`FeedReader`]s alive).
-    readers: AtomicUsize,
 }
 
 impl<C: ChainReader> LogFeed<C> {
@@ -147,14 +168,19 @@ impl<C: ChainReader> LogFeed<C> {
             depth,
             streamed: Mutex::default(),
             reached: watch::Sender::new(0),
-            readers: AtomicUsize::new(0),
         }
     }
 
-    /// Registers a driver that reads this feed, for as long as the returned claim lives.
-    pub fn reader(self: &Arc<Self>) -> FeedReader<C> {
-        self.readers.fetch_add(1, Ordering::AcqRel);
-        FeedReader { feed: self.clone() }
+    /// A claim for a log subscription that reads this feed, for as long as it lives.
+    pub fn claim(self: &Arc<Self>) -> FeedClaim<C> {
+        let mut streamed = self.lock();
+        let id = streamed.next_claim;
+        streamed.next_claim += 1;
+        streamed.claims.insert(id, 0);
+        FeedClaim {
+            feed: self.clone(),
+            id,
+        }
     }
 
     /// Keeps the subscription open until `stop` turns true.
@@ -202,15 +228,15 @@ impl<C: ChainReader> LogFeed<C> {
         });
         let reached = *self.reached.borrow();
         let keep_from = self.keep_from();
-        let readers = self.readers.load(Ordering::Acquire);
         let mut streamed = self.lock();
         streamed
             .blocks
             .entry(hash)
             .or_insert_with(|| StreamedBlock::new(number))
             .announce(log);
+        let passed_by_all = streamed.passed_by_all();
         streamed.blocks.retain(|_, block| {
-            block.release_if_read(readers, reached);
+            block.release_if_passed(passed_by_all, reached);
             block.number >= keep_from
         });
     }
@@ -227,30 +253,6 @@ impl<C: ChainReader> LogFeed<C> {
             Some(announced) => announced.check(read),
             None => (Vec::new(), 0),
         }
-    }
-
-    /// Counts a read of `block` that ended with every announced log. A block the stream
-    /// has not announced yet gets its entry now, so logs announced after the read are not
-    /// held for it.
-    fn read_complete(&self, block: &BlockRecord) {
-        // Bounded by the block read as well: a stream that announces nothing leaves
-        // `reached` behind.
-        let keep_from = (*self.reached.borrow())
-            .max(block.number())
-            .saturating_sub(self.depth);
-        let readers = self.readers.load(Ordering::Acquire);
-        let reached = *self.reached.borrow();
-        let mut streamed = self.lock();
-        streamed.blocks.retain(|_, kept| kept.number >= keep_from);
-        if block.number() < keep_from {
-            return;
-        }
-        let kept = streamed
-            .blocks
-            .entry(block.hash())
-            .or_insert_with(|| StreamedBlock::new(block.number()));
-        kept.read_complete();
-        kept.release_if_read(readers, reached);
     }
 
     /// The oldest block number the feed keeps anything for.
@@ -279,7 +281,6 @@ impl<C: ChainReader> LogFeed<C> {
             }
             let (missing, let_go) = self.check(block, &read);
             if missing.is_empty() && let_go == 0 {
-                self.read_complete(block);
                 return Ok(read);
             }
             attempt += 1;
@@ -293,12 +294,11 @@ impl<C: ChainReader> LogFeed<C> {
                 let mut merged = read;
                 merged.extend(missing);
                 merged.sort_by_key(|l| l.log_index);
-                self.read_complete(block);
                 return Ok(merged);
             }
             if attempt > REREADS {
-                // Every registered reader had this block complete, so its logs were let
-                // go (a reorg back to a block already read, say): read it again later.
+                // Every claim was past this block, so its logs were let go (a reorg back
+                // to a block already delivered, say): read it again later.
                 tracing::warn!(
                     chain = self.client.chain_id(),
                     block = block.number(),
@@ -332,52 +332,64 @@ mod tests {
         Arc::new(LogFeed::new(chain.clone(), filter, 16))
     }
 
-    /// The stream's notifications may come after the read of their block (they travel on a
-    /// connection of their own): once its one reader has the block and the stream has
-    /// moved on, only their indices are kept.
-    #[tokio::test]
-    async fn logs_read_before_the_stream_announced_them_are_let_go_once_it_moves_on() {
-        let chain = Arc::new(ScriptedChain::new(true));
-        let block = chain.mine(3);
-        let feed = feed(&chain);
-        let _reader = feed.reader();
-        let read = feed.logs_of(&block).await.unwrap();
-        assert_eq!(read.len(), 3);
-        for log in read {
-            feed.receive(log);
-        }
-        let mut later = ChainLog::clone(&feed.lock().blocks[&block.hash()].logs[0]);
-        later.block_number = Some(block.number() + HOLD_BLOCKS);
+    /// A notification for a block `ahead` of `log`'s (the stream moving on).
+    fn later(log: &ChainLog, ahead: u64) -> ChainLog {
+        let mut later = log.clone();
+        later.block_number = log.block_number.map(|n| n + ahead);
         later.block_hash = Some(B256::repeat_byte(0x77));
-        feed.receive(later);
-        let streamed = feed.lock();
-        let kept = &streamed.blocks[&block.hash()];
-        assert_eq!(kept.announced.len(), 3);
-        assert!(kept.logs.is_empty(), "{} logs held", kept.logs.len());
+        later
+    }
+
+    fn held(feed: &LogFeed<ScriptedChain>, hash: B256) -> usize {
+        feed.lock().blocks[&hash].logs.len()
     }
 
     /// Two modules share a feed; the second one's reads come from a backend that lags and
-    /// keep missing two logs: it gets them from the stream, as the first read them.
+    /// keep missing two logs, after the first module is done with the block and even gone:
+    /// the second still gets them from the stream.
     #[tokio::test(start_paused = true)]
-    async fn a_second_reader_answered_short_gets_the_streamed_logs() {
+    async fn a_module_answered_short_gets_the_streamed_logs_whoever_else_is_done() {
         let chain = Arc::new(ScriptedChain::new(true));
         let block = chain.mine(3);
         let feed = feed(&chain);
-        let (_first, _second) = (feed.reader(), feed.reader());
-        let first = feed.logs_of(&block).await.unwrap();
-        for log in first.clone() {
-            feed.receive(log);
+        let (first, second) = (feed.claim(), feed.claim());
+        // A module that went before reading anything holds nothing back.
+        drop(feed.claim());
+        let read = first.logs_of(&block).await.unwrap();
+        for log in &read {
+            feed.receive(log.clone());
         }
+        first.passed(block.number());
+        feed.receive(later(&read[0], HOLD_BLOCKS));
+        assert_eq!(held(&feed, block.hash()), 3, "the second is not past it");
+        drop(first);
+        feed.receive(later(&read[0], HOLD_BLOCKS + 1));
+        assert_eq!(held(&feed, block.hash()), 3, "nor when the first is gone");
         chain.cut_short(block.hash(), 2, 100);
-        let second = feed.logs_of(&block).await.unwrap();
-        assert_eq!(second, first);
-        // Both have read it: once the stream is far enough past it, only indices are left.
-        assert!(!feed.lock().blocks[&block.hash()].logs.is_empty());
-        let mut later = first[0].clone();
-        later.block_number = Some(block.number() + HOLD_BLOCKS);
-        later.block_hash = Some(B256::repeat_byte(0x77));
-        feed.receive(later);
-        assert!(feed.lock().blocks[&block.hash()].logs.is_empty());
+        assert_eq!(second.logs_of(&block).await.unwrap(), read);
+        // Once it is past the block and the stream has moved on, only indices are left.
+        second.passed(block.number());
+        feed.receive(later(&read[0], HOLD_BLOCKS + 2));
+        assert_eq!(held(&feed, block.hash()), 0);
+    }
+
+    /// A module reading a block again before it is past it (after a store error, a reload
+    /// or a crash its cursor is behind) still finds the streamed logs held, however far the
+    /// stream has moved on.
+    #[tokio::test(start_paused = true)]
+    async fn a_block_is_held_until_every_claim_is_past_it() {
+        let chain = Arc::new(ScriptedChain::new(true));
+        let block = chain.mine(3);
+        let feed = feed(&chain);
+        let claim = feed.claim();
+        let read = claim.logs_of(&block).await.unwrap();
+        for log in &read {
+            feed.receive(log.clone());
+        }
+        claim.passed(block.number() - 1);
+        feed.receive(later(&read[0], 10));
+        chain.cut_short(block.hash(), 1, 100);
+        assert_eq!(claim.logs_of(&block).await.unwrap(), read);
     }
 
     fn log(index: u64) -> ChainLog {
@@ -410,19 +422,16 @@ mod tests {
     }
 
     #[test]
-    fn once_every_reader_has_a_block_only_its_indices_are_compared() {
+    fn once_let_go_only_the_indices_are_compared() {
         let mut block = StreamedBlock::new(7);
         for i in 0..3 {
             block.announce(log(i));
         }
-        let far_past = 7 + HOLD_BLOCKS;
-        block.read_complete();
-        block.release_if_read(2, far_past);
-        assert_eq!(block.logs.len(), 3, "one of two readers still to come");
-        block.read_complete();
-        block.release_if_read(2, far_past - 1);
+        block.release_if_passed(6, 7 + HOLD_BLOCKS);
+        assert_eq!(block.logs.len(), 3, "a claim is not past it");
+        block.release_if_passed(7, 7 + HOLD_BLOCKS - 1);
         assert_eq!(block.logs.len(), 3, "the stream is not far enough past it");
-        block.release_if_read(2, far_past);
+        block.release_if_passed(7, 7 + HOLD_BLOCKS);
         assert!(block.logs.is_empty());
         block.announce(log(3));
         assert!(block.logs.is_empty());

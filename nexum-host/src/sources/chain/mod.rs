@@ -25,7 +25,7 @@ mod scripted;
 mod tests;
 
 use driver::{DriverSubscription, ModuleChainDriver, Wanted};
-use feed::{FeedReader, LogFeed};
+use feed::LogFeed;
 use follower::ChainFollower;
 
 use crate::chain::NodeError;
@@ -239,8 +239,6 @@ impl<C: ChainReader> ChainSources<C> {
             tasks: shared_tasks,
         } = &mut *shared;
         let mut per_chain: BTreeMap<ChainId, Vec<DriverSubscription<C>>> = BTreeMap::new();
-        // Each driver's claim on the feeds it reads, held by its task.
-        let mut readers: BTreeMap<ChainId, Vec<FeedReader<C>>> = BTreeMap::new();
         for (index, subscription) in module.subscriptions.iter().enumerate() {
             let Some(client) = subscription.chain_id().and_then(|c| self.chains.get(&c)) else {
                 continue;
@@ -266,15 +264,9 @@ impl<C: ChainReader> ChainSources<C> {
                             })
                             .clone()
                     });
-                    if let Some(feed) = &feed {
-                        readers
-                            .entry(client.chain_id())
-                            .or_default()
-                            .push(feed.reader());
-                    }
                     Wanted::Logs {
                         filter: log.filter.clone(),
-                        feed,
+                        feed: feed.map(|feed| Arc::new(feed.claim())),
                     }
                 }
                 Subscription::Cron(_) => continue,
@@ -314,12 +306,7 @@ impl<C: ChainReader> ChainSources<C> {
                 ledger: self.ledger.clone(),
                 policy,
             };
-            let claims = readers.remove(&chain).unwrap_or_default();
-            let stop = stop.clone();
-            tasks.push(tokio::spawn(async move {
-                let _claims = claims;
-                driver.run(stop).await
-            }));
+            tasks.push(tokio::spawn(driver.run(stop.clone())));
         }
         tasks
     }

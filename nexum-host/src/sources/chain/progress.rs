@@ -124,6 +124,12 @@ impl<C> SubscriptionProgress<C> {
             self.next = number + 1;
             self.unsaved += 1;
         }
+        if let Wanted::Logs {
+            feed: Some(claim), ..
+        } = &self.wanted
+        {
+            claim.passed(number);
+        }
     }
 
     /// The entry that saves progress through `number` (`hash`) when nothing was delivered.

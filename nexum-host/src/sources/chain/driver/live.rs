@@ -5,7 +5,7 @@
 use super::{Driving, Halt, Wanted, matching, retry_node};
 use crate::chain::{BlockRecord, LogRange};
 use crate::ledger::Bookkeeping;
-use crate::sources::chain::feed::LogFeed;
+use crate::sources::chain::feed::FeedClaim;
 use crate::sources::chain::reader::ChainReader;
 use nexum_core::{ChainLog, LogFilter, Supervisor};
 use std::sync::Arc;
@@ -37,7 +37,7 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
         &self,
         block: &BlockRecord,
         filter: &LogFilter,
-        feed: Option<&LogFeed<C>>,
+        feed: Option<&FeedClaim<C>>,
     ) -> Vec<ChainLog> {
         let logs = retry_node(&self.module, || async {
             match feed {

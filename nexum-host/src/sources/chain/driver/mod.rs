@@ -22,7 +22,7 @@ mod live;
 mod order;
 mod rewind;
 
-use super::feed::LogFeed;
+use super::feed::FeedClaim;
 use super::follower::CanonicalView;
 use super::progress::SubscriptionProgress;
 use super::reader::ChainReader;
@@ -47,8 +47,8 @@ pub(crate) enum Wanted<C> {
     Blocks,
     Logs {
         filter: LogFilter,
-        /// The shared live feed, on websocket chains.
-        feed: Option<Arc<LogFeed<C>>>,
+        /// This subscription's claim on the shared live feed, on websocket chains.
+        feed: Option<Arc<FeedClaim<C>>>,
     },
 }
 
