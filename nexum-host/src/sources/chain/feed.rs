@@ -141,6 +141,14 @@ impl<C> FeedClaim<C> {
             *through = (*through).max(number);
         }
     }
+
+    /// Reports that the module went back to being past only `number` (a reorg undone, or
+    /// delivery resumed from its committed cursor): blocks above it are held again.
+    pub fn back_to(&self, number: u64) {
+        if let Some(through) = self.streamed().claims.get_mut(&self.id) {
+            *through = (*through).min(number);
+        }
+    }
 }
 
 impl<C> Drop for FeedClaim<C> {
@@ -336,7 +344,7 @@ mod tests {
     fn later(log: &ChainLog, ahead: u64) -> ChainLog {
         let mut later = log.clone();
         later.block_number = log.block_number.map(|n| n + ahead);
-        later.block_hash = Some(B256::repeat_byte(0x77));
+        later.block_hash = Some(B256::with_last_byte(ahead as u8));
         later
     }
 
@@ -390,6 +398,26 @@ mod tests {
         feed.receive(later(&read[0], 10));
         chain.cut_short(block.hash(), 1, 100);
         assert_eq!(claim.logs_of(&block).await.unwrap(), read);
+    }
+
+    /// After a reorg the module goes back below the fork: the replacement blocks' logs are
+    /// held for it, though it had been past their numbers.
+    #[tokio::test]
+    async fn a_module_sent_back_by_a_reorg_has_the_replacement_held() {
+        let chain = Arc::new(ScriptedChain::new(true));
+        let block = chain.mine(2);
+        let feed = feed(&chain);
+        let claim = feed.claim();
+        let read = claim.logs_of(&block).await.unwrap();
+        claim.passed(block.number() + 3);
+        claim.back_to(block.number() - 1);
+        let mut replacement: Vec<ChainLog> = read.clone();
+        for log in &mut replacement {
+            log.block_hash = Some(B256::repeat_byte(0x55));
+            feed.receive(log.clone());
+        }
+        feed.receive(later(&read[0], HOLD_BLOCKS + 1));
+        assert_eq!(held(&feed, B256::repeat_byte(0x55)), 2);
     }
 
     fn log(index: u64) -> ChainLog {

@@ -57,7 +57,7 @@ impl<C> SubscriptionProgress<C> {
                     .next
             }
         };
-        Ok(Self {
+        let progress = Self {
             index,
             id,
             wanted,
@@ -66,7 +66,26 @@ impl<C> SubscriptionProgress<C> {
             delivered,
             unsaved: 0,
             depth,
-        })
+        };
+        // Delivery resumes from what was committed: the feed must hold from there again.
+        progress.report_back(next);
+        Ok(progress)
+    }
+
+    /// Moves this subscription back to block `next` (a reorg undone), telling its feed
+    /// claim, so the blocks it will read again are held for it.
+    pub fn back_to(&mut self, next: u64) {
+        self.next = self.next.min(next);
+        self.report_back(self.next);
+    }
+
+    fn report_back(&self, next: u64) {
+        if let Wanted::Logs {
+            feed: Some(claim), ..
+        } = &self.wanted
+        {
+            claim.back_to(next.saturating_sub(1));
+        }
     }
 
     pub fn is_blocks(&self) -> bool {
@@ -184,6 +203,6 @@ impl<C> SubscriptionProgress<C> {
             hash: below_hash,
             log_index: None,
         });
-        self.next = self.next.min(number);
+        self.back_to(number);
     }
 }

@@ -94,7 +94,7 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
         }
         for sub in &mut self.progress {
             sub.delivered.retain(|n, _| *n <= fork);
-            sub.next = sub.next.min(fork + 1);
+            sub.back_to(fork + 1);
         }
         self.processed.retain(|n, _| *n <= fork);
         Ok(())
