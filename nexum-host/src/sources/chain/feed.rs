@@ -143,7 +143,8 @@ impl<C> FeedClaim<C> {
     }
 
     /// Reports that the module went back to being past only `number` (a reorg undone, or
-    /// delivery resumed from its committed cursor): blocks above it are held again.
+    /// delivery resumed from its committed cursor): what the stream announces above it from
+    /// now on is held for it (logs already let go stay so).
     pub fn back_to(&self, number: u64) {
         if let Some(through) = self.streamed().claims.get_mut(&self.id) {
             *through = (*through).min(number);
