@@ -131,13 +131,9 @@ impl<C: ChainReader> FeedClaim<C> {
 }
 
 impl<C> FeedClaim<C> {
-    fn streamed(&self) -> std::sync::MutexGuard<'_, Streamed> {
-        self.feed.streamed.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Reports that the module is past block `number`: its deliveries up to it committed.
     pub fn passed(&self, number: u64) {
-        if let Some(through) = self.streamed().claims.get_mut(&self.id) {
+        if let Some(through) = self.feed.lock().claims.get_mut(&self.id) {
             *through = (*through).max(number);
         }
     }
@@ -146,7 +142,7 @@ impl<C> FeedClaim<C> {
     /// delivery resumed from its committed cursor): what the stream announces above it from
     /// now on is held for it (logs already let go stay so).
     pub fn back_to(&self, number: u64) {
-        if let Some(through) = self.streamed().claims.get_mut(&self.id) {
+        if let Some(through) = self.feed.lock().claims.get_mut(&self.id) {
             *through = (*through).min(number);
         }
     }
@@ -154,7 +150,7 @@ impl<C> FeedClaim<C> {
 
 impl<C> Drop for FeedClaim<C> {
     fn drop(&mut self) {
-        self.streamed().claims.remove(&self.id);
+        self.feed.lock().claims.remove(&self.id);
     }
 }
 
@@ -167,6 +163,12 @@ pub(crate) struct LogFeed<C> {
     /// The highest block the stream has announced logs of (what is kept, and what an
     /// empty answer waits for, follow it).
     reached: watch::Sender<u64>,
+}
+
+impl<C> LogFeed<C> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Streamed> {
+        self.streamed.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl<C: ChainReader> LogFeed<C> {
@@ -230,28 +232,26 @@ impl<C: ChainReader> LogFeed<C> {
         let (Some(hash), Some(number)) = (log.block_hash, log.block_number) else {
             return;
         };
-        self.reached.send_if_modified(|reached| {
+        let moved = self.reached.send_if_modified(|reached| {
             let moved = *reached < number;
             *reached = number.max(*reached);
             moved
         });
-        let reached = *self.reached.borrow();
-        let keep_from = self.keep_from();
         let mut streamed = self.lock();
         streamed
             .blocks
             .entry(hash)
             .or_insert_with(|| StreamedBlock::new(number))
             .announce(log);
-        let passed_by_all = streamed.passed_by_all();
-        streamed.blocks.retain(|_, block| {
-            block.release_if_passed(passed_by_all, reached);
-            block.number >= keep_from
-        });
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Streamed> {
-        self.streamed.lock().unwrap_or_else(|p| p.into_inner())
+        // What is let go and what is kept change only as the stream moves on.
+        if moved {
+            let keep_from = number.saturating_sub(self.depth);
+            let passed_by_all = streamed.passed_by_all();
+            streamed.blocks.retain(|_, block| {
+                block.release_if_passed(passed_by_all, number);
+                block.number >= keep_from
+            });
+        }
     }
 
     /// Compares what a read of `block` returned with what the stream announced (see
@@ -262,11 +262,6 @@ impl<C: ChainReader> LogFeed<C> {
             Some(announced) => announced.check(read),
             None => (Vec::new(), 0),
         }
-    }
-
-    /// The oldest block number the feed keeps anything for.
-    fn keep_from(&self) -> u64 {
-        self.reached.borrow().saturating_sub(self.depth)
     }
 
     /// The logs of `block` matching this feed's filter, in log-index order.
