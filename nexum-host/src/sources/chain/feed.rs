@@ -9,8 +9,10 @@
 //! many notifications never hold up heads or answers), so its notifications for a block may
 //! still be on their way when the read returns: an empty answer for a block whose bloom says
 //! it may hold matches — what a lagging backend answers — waits briefly for the stream to
-//! reach that block before it is believed. A block whose bloom rules the filter out needs no
-//! request at all.
+//! reach that block before it is believed. Reaching it means announcing logs of that very
+//! block, or of a later block on its chain (canonical in the follower's view): after a reorg
+//! the stream has long passed the replacement's number on the old chain, which says nothing
+//! about the replacement. A block whose bloom rules the filter out needs no request at all.
 //!
 //! Each log subscription reading the feed holds a [`FeedClaim`] and reports the blocks its
 //! module is past (their deliveries committed). A block's announced logs are held whole
@@ -19,6 +21,7 @@
 //! log. A read that keeps missing logs whose copies were let go (a module reading again a
 //! block it had passed, after a reorg back to it) fails, and is tried again later.
 
+use super::follower::CanonicalView;
 use super::reader::{ChainReader, LogStream};
 use crate::chain::client::Next;
 use crate::chain::wire::LogRange;
@@ -49,12 +52,27 @@ struct Streamed {
     /// Per live claim: the newest block its module is past (0 before any).
     claims: BTreeMap<u64, u64>,
     next_claim: u64,
+    /// The highest block the stream has announced logs of (what is kept follows it).
+    reached: u64,
 }
 
 impl Streamed {
     /// The newest block every live claim is past (0 without claims: nothing is let go).
     fn passed_by_all(&self) -> u64 {
         self.claims.values().copied().min().unwrap_or(0)
+    }
+
+    /// Whether the stream has reached `block`: announced its logs, or those of a later
+    /// block on its chain (both canonical in `view`), which the node sent after `block`'s.
+    fn has_reached(&self, block: &BlockRecord, view: &CanonicalView) -> bool {
+        if self.blocks.contains_key(&block.hash()) {
+            return true;
+        }
+        view.is_canonical(block.number(), block.hash()) == Some(true)
+            && self.blocks.iter().any(|(hash, announced)| {
+                announced.number > block.number()
+                    && view.is_canonical(announced.number, *hash) == Some(true)
+            })
     }
 }
 
@@ -160,9 +178,10 @@ pub(crate) struct LogFeed<C> {
     filter: LogFilter,
     depth: u64,
     streamed: Mutex<Streamed>,
-    /// The highest block the stream has announced logs of (what is kept, and what an
-    /// empty answer waits for, follow it).
-    reached: watch::Sender<u64>,
+    /// Counts the stream's announcements: an empty answer waiting for the stream wakes on it.
+    announcements: watch::Sender<u64>,
+    /// The follower's view of the chain: which announced blocks are on a read block's chain.
+    view: watch::Receiver<Arc<CanonicalView>>,
 }
 
 impl<C> LogFeed<C> {
@@ -172,13 +191,19 @@ impl<C> LogFeed<C> {
 }
 
 impl<C: ChainReader> LogFeed<C> {
-    pub fn new(client: Arc<C>, filter: LogFilter, depth: u64) -> Self {
+    pub fn new(
+        client: Arc<C>,
+        filter: LogFilter,
+        depth: u64,
+        view: watch::Receiver<Arc<CanonicalView>>,
+    ) -> Self {
         Self {
             client,
             filter,
             depth,
             streamed: Mutex::default(),
-            reached: watch::Sender::new(0),
+            announcements: watch::Sender::new(0),
+            view,
         }
     }
 
@@ -232,12 +257,9 @@ impl<C: ChainReader> LogFeed<C> {
         let (Some(hash), Some(number)) = (log.block_hash, log.block_number) else {
             return;
         };
-        let moved = self.reached.send_if_modified(|reached| {
-            let moved = *reached < number;
-            *reached = number.max(*reached);
-            moved
-        });
         let mut streamed = self.lock();
+        let moved = streamed.reached < number;
+        streamed.reached = streamed.reached.max(number);
         streamed
             .blocks
             .entry(hash)
@@ -252,6 +274,33 @@ impl<C: ChainReader> LogFeed<C> {
                 block.number >= keep_from
             });
         }
+        drop(streamed);
+        // After the log is in: a woken read must find it.
+        self.announcements
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// Waits, at most [`STREAM_GRACE`], until the stream has reached `block` (see
+    /// [`Streamed::has_reached`]); the follower's view may grow meanwhile.
+    async fn wait_for_stream(&self, block: &BlockRecord) {
+        let mut announcements = self.announcements.subscribe();
+        let mut view = self.view.clone();
+        let reached = async {
+            loop {
+                let current = view.borrow_and_update().clone();
+                if self.lock().has_reached(block, &current) {
+                    return;
+                }
+                tokio::select! {
+                    _ = announcements.changed() => {}
+                    changed = view.changed() => if changed.is_err() {
+                        // The follower is gone (shutdown): its view grows no more.
+                        let _ = announcements.changed().await;
+                    }
+                }
+            }
+        };
+        let _ = tokio::time::timeout(STREAM_GRACE, reached).await;
     }
 
     /// Compares what a read of `block` returned with what the stream announced (see
@@ -276,12 +325,7 @@ impl<C: ChainReader> LogFeed<C> {
                 .logs(&self.filter, LogRange::Block(block.hash()))
                 .await?;
             if read.is_empty() && attempt == 0 {
-                let mut reached = self.reached.subscribe();
-                let _ = tokio::time::timeout(
-                    STREAM_GRACE,
-                    reached.wait_for(|highest| *highest >= block.number()),
-                )
-                .await;
+                self.wait_for_stream(block).await;
             }
             let (missing, let_go) = self.check(block, &read);
             if missing.is_empty() && let_go == 0 {
@@ -322,18 +366,30 @@ impl<C: ChainReader> LogFeed<C> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::follower::CanonicalView;
+    use super::super::reader::ChainReader;
     use super::super::scripted::{EMITTER, ScriptedChain, event_topic};
-    use super::{HOLD_BLOCKS, LogFeed, StreamedBlock};
+    use super::{HOLD_BLOCKS, LogFeed, LogRange, STREAM_GRACE, StreamedBlock};
     use alloy_primitives::{Address, B256, Bytes};
     use nexum_core::{ChainLog, LogFilter};
     use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::sync::watch;
 
     fn feed(chain: &Arc<ScriptedChain>) -> Arc<LogFeed<ScriptedChain>> {
+        feed_seeing(chain, watch::channel(Arc::new(CanonicalView::default())).1)
+    }
+
+    /// A feed whose follower's view is `view`.
+    fn feed_seeing(
+        chain: &Arc<ScriptedChain>,
+        view: watch::Receiver<Arc<CanonicalView>>,
+    ) -> Arc<LogFeed<ScriptedChain>> {
         let filter = LogFilter {
             addresses: vec![EMITTER],
             topics: vec![vec![event_topic()]],
         };
-        Arc::new(LogFeed::new(chain.clone(), filter, 16))
+        Arc::new(LogFeed::new(chain.clone(), filter, 16, view))
     }
 
     /// A notification for a block `ahead` of `log`'s (the stream moving on).
@@ -414,6 +470,76 @@ mod tests {
         }
         feed.receive(later(&read[0], HOLD_BLOCKS + 1));
         assert_eq!(held(&feed, B256::repeat_byte(0x55)), 2);
+    }
+
+    /// After a reorg the stream has long passed the replacement's number on the old chain.
+    /// A lagging backend answers nothing for the replacement, whose logs the stream
+    /// announces a moment later: the answer waits for them, not for the number.
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_answer_for_a_replacement_block_waits_for_its_own_logs() {
+        let chain = Arc::new(ScriptedChain::new(true));
+        let (view, seen) = watch::channel(Arc::new(chain.view()));
+        let feed = feed_seeing(&chain, seen);
+        let _claim = feed.claim();
+        let replaced = [chain.mine(2), chain.mine(2)];
+        for block in &replaced {
+            for log in chain
+                .logs(&feed.filter, LogRange::Block(block.hash()))
+                .await
+                .unwrap()
+            {
+                feed.receive(log);
+            }
+        }
+        let replacement = chain.reorg(2, &[2, 0]);
+        view.send_replace(Arc::new(chain.view()));
+        let block = &replacement[0];
+        let streamed = chain
+            .logs(&feed.filter, LogRange::Block(block.hash()))
+            .await
+            .unwrap();
+        let late = feed.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(STREAM_GRACE / 2).await;
+            for log in streamed {
+                late.receive(log);
+            }
+        });
+        chain.cut_short_once(block.hash(), 2);
+        let read = feed.logs_of(block).await.unwrap();
+        assert_eq!(read.len(), 2, "{read:?}");
+    }
+
+    /// An empty answer for a block the stream has passed on its own chain is believed at
+    /// once; one whose chain the stream has not been seen on waits out the grace.
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_answer_is_believed_once_the_stream_passed_its_block() {
+        let chain = Arc::new(ScriptedChain::new(true));
+        let empty = chain.mine(0);
+        let later = chain.mine(1);
+        let (_view, seen) = watch::channel(Arc::new(chain.view()));
+        let feed = feed_seeing(&chain, seen);
+        for log in chain
+            .logs(&feed.filter, LogRange::Block(later.hash()))
+            .await
+            .unwrap()
+        {
+            feed.receive(log);
+        }
+        let started = tokio::time::Instant::now();
+        assert!(feed.logs_of(&empty).await.unwrap().is_empty());
+        assert_eq!(started.elapsed(), Duration::ZERO);
+
+        let elsewhere = feed_seeing(&chain, watch::channel(Arc::default()).1);
+        for log in chain
+            .logs(&feed.filter, LogRange::Block(later.hash()))
+            .await
+            .unwrap()
+        {
+            elsewhere.receive(log);
+        }
+        assert!(elsewhere.logs_of(&empty).await.unwrap().is_empty());
+        assert!(started.elapsed() >= STREAM_GRACE);
     }
 
     fn log(index: u64) -> ChainLog {

@@ -39,6 +39,16 @@ impl CanonicalView {
     pub fn is_canonical(&self, number: u64, hash: B256) -> Option<bool> {
         self.blocks.get(&number).map(|b| b.hash() == hash)
     }
+
+    /// A view of exactly `blocks`.
+    #[cfg(test)]
+    pub fn of(blocks: impl IntoIterator<Item = BlockRecord>) -> Self {
+        Self {
+            blocks: (blocks.into_iter())
+                .map(|b| (b.number(), Arc::new(b)))
+                .collect(),
+        }
+    }
 }
 
 /// Whether the new blocks start more than one above the old tip (a gap was filled).

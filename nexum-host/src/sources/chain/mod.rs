@@ -238,6 +238,22 @@ impl<C: ChainReader> ChainSources<C> {
             feeds,
             tasks: shared_tasks,
         } = &mut *shared;
+        // A chain's follower starts with the first module reading the chain; feeds read its
+        // view too.
+        let view_of =
+            |views: &mut BTreeMap<ChainId, watch::Receiver<Arc<follower::CanonicalView>>>,
+             tasks: &mut Vec<JoinHandle<()>>,
+             client: &Arc<C>| {
+                views
+                    .entry(client.chain_id())
+                    .or_insert_with(|| {
+                        let follower = ChainFollower::new(client.clone(), policy.reorg_depth);
+                        let view = follower.subscribe();
+                        tasks.push(tokio::spawn(follower.run(self.stop.clone())));
+                        view
+                    })
+                    .clone()
+            };
         let mut per_chain: BTreeMap<ChainId, Vec<DriverSubscription<C>>> = BTreeMap::new();
         for (index, subscription) in module.subscriptions.iter().enumerate() {
             let Some(client) = subscription.chain_id().and_then(|c| self.chains.get(&c)) else {
@@ -257,6 +273,7 @@ impl<C: ChainReader> ChainSources<C> {
                                     client.clone(),
                                     log.filter.clone(),
                                     policy.reorg_depth,
+                                    view_of(views, shared_tasks, client),
                                 ));
                                 shared_tasks
                                     .push(tokio::spawn(feed.clone().run(self.stop.clone())));
@@ -287,15 +304,7 @@ impl<C: ChainReader> ChainSources<C> {
                 .get(&chain)
                 .expect("grouped by configured chains")
                 .clone();
-            let view = views
-                .entry(chain)
-                .or_insert_with(|| {
-                    let follower = ChainFollower::new(client.clone(), policy.reorg_depth);
-                    let view = follower.subscribe();
-                    shared_tasks.push(tokio::spawn(follower.run(self.stop.clone())));
-                    view
-                })
-                .clone();
+            let view = view_of(views, shared_tasks, &client);
             let driver = ModuleChainDriver {
                 supervisor: supervisor.clone(),
                 module: module.name.clone(),

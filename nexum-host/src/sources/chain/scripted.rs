@@ -3,6 +3,7 @@
 //! large, answers cut short, and failures — what delivery must survive and a local node
 //! does not produce on demand.
 
+use super::follower::CanonicalView;
 use super::reader::{ChainReader, HeadStream, LogStream};
 use crate::chain::client::Next;
 use crate::chain::wire::LogRange;
@@ -104,9 +105,14 @@ impl ScriptedChain {
         }
     }
 
+    /// The canonical chain as a follower would see it.
+    pub fn view(&self) -> CanonicalView {
+        CanonicalView::of(self.lock().canonical.values().cloned())
+    }
+
     /// Replaces the newest `depth` blocks with as many new ones holding `logs[i]` logs, and
-    /// announces the new head.
-    pub fn reorg(&self, depth: u64, logs: &[usize]) {
+    /// announces the new head; returns the new blocks.
+    pub fn reorg(&self, depth: u64, logs: &[usize]) -> Vec<BlockRecord> {
         {
             let mut state = self.lock();
             state.fork += 1;
@@ -115,9 +121,9 @@ impl ScriptedChain {
                 state.canonical.remove(&number);
             }
         }
-        for (i, count) in logs.iter().enumerate() {
-            self.append(*count, i + 1 == logs.len());
-        }
+        (logs.iter().enumerate())
+            .map(|(i, count)| self.append(*count, i + 1 == logs.len()))
+            .collect()
     }
 
     /// Sends, on every log stream, `removed: true` copies of the logs block `hash` held —

@@ -314,6 +314,30 @@ async fn an_empty_answer_waits_briefly_for_the_stream_to_reach_its_block() {
     assert_eq!(chain.canonical_logs(block.number()).len(), 2);
 }
 
+/// The stream has announced the old block at a replacement's height, so it is past that
+/// number; a lagging backend answers nothing for the replacement, whose logs the stream
+/// announces a moment later. They are delivered.
+#[tokio::test(start_paused = true)]
+async fn an_empty_answer_for_a_replacement_block_waits_for_the_stream() {
+    let chain = Arc::new(ScriptedChain::new(true));
+    let start_at = chain.head();
+    let running = start(chain.clone(), vec![logs_subscription(None)], policy()).await;
+    // The second block once the stream is up: it announces the block to be replaced.
+    chain.mine(2);
+    running.settle_on_canonical(start_at).await;
+    chain.mine(2);
+    running.settle_on_canonical(start_at).await;
+    chain.hold_streams();
+    let replacement = chain.reorg(1, &[3]);
+    chain.cut_short_once(replacement[0].hash(), 3);
+    let late = chain.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        late.release_streams();
+    });
+    running.settle_on_canonical(start_at).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_reorg_of_one_block_retracts_it_then_delivers_the_replacement() {
     let chain = Arc::new(ScriptedChain::new(true));
