@@ -63,10 +63,15 @@ impl Streamed {
     }
 
     /// Whether the stream has reached `block`: announced its logs, or those of a later
-    /// block on its chain (both canonical in `view`), which the node sent after `block`'s.
+    /// block, both canonical in `view` (so on one chain: the node sent them after
+    /// `block`'s). A block the view has moved past is judged by number, as a reorg that deep
+    /// is out of reach anyway.
     fn has_reached(&self, block: &BlockRecord, view: &CanonicalView) -> bool {
         if self.blocks.contains_key(&block.hash()) {
             return true;
+        }
+        if view.oldest().is_some_and(|oldest| block.number() < oldest) {
+            return self.reached >= block.number();
         }
         view.is_canonical(block.number(), block.hash()) == Some(true)
             && self.blocks.iter().any(|(hash, announced)| {
@@ -178,7 +183,8 @@ pub(crate) struct LogFeed<C> {
     filter: LogFilter,
     depth: u64,
     streamed: Mutex<Streamed>,
-    /// Counts the stream's announcements: an empty answer waiting for the stream wakes on it.
+    /// Counts the blocks the stream announced: an empty answer waiting for the stream wakes
+    /// on it.
     announcements: watch::Sender<u64>,
     /// The follower's view of the chain: which announced blocks are on a read block's chain.
     view: watch::Receiver<Arc<CanonicalView>>,
@@ -260,6 +266,7 @@ impl<C: ChainReader> LogFeed<C> {
         let mut streamed = self.lock();
         let moved = streamed.reached < number;
         streamed.reached = streamed.reached.max(number);
+        let first_of_block = !streamed.blocks.contains_key(&hash);
         streamed
             .blocks
             .entry(hash)
@@ -275,9 +282,12 @@ impl<C: ChainReader> LogFeed<C> {
             });
         }
         drop(streamed);
-        // After the log is in: a woken read must find it.
-        self.announcements
-            .send_modify(|count| *count = count.wrapping_add(1));
+        // A waiting read looks only at which blocks were announced: it is woken by a block's
+        // first log, once that log is in.
+        if first_of_block {
+            self.announcements
+                .send_modify(|count| *count = count.wrapping_add(1));
+        }
     }
 
     /// Waits, at most [`STREAM_GRACE`], until the stream has reached `block` (see
@@ -539,6 +549,55 @@ mod tests {
             elsewhere.receive(log);
         }
         assert!(elsewhere.logs_of(&empty).await.unwrap().is_empty());
+        assert!(started.elapsed() >= STREAM_GRACE);
+    }
+
+    /// The stream announced the next block before the follower saw its head: the wait ends
+    /// when the view gains it, not at the end of the grace.
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_answer_waits_for_the_view_to_place_what_the_stream_saw() {
+        let chain = Arc::new(ScriptedChain::new(true));
+        let empty = chain.mine(0);
+        let (view, seen) = watch::channel(Arc::new(chain.view()));
+        let later = chain.mine(1);
+        let feed = feed_seeing(&chain, seen);
+        for log in chain
+            .logs(&feed.filter, LogRange::Block(later.hash()))
+            .await
+            .unwrap()
+        {
+            feed.receive(log);
+        }
+        let grown = Arc::new(chain.view());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            view.send_replace(grown);
+        });
+        let started = tokio::time::Instant::now();
+        assert!(feed.logs_of(&empty).await.unwrap().is_empty());
+        assert_eq!(started.elapsed(), Duration::from_millis(5));
+    }
+
+    /// What the stream announced on another fork says nothing about a block: its empty
+    /// answer waits out the grace.
+    #[tokio::test(start_paused = true)]
+    async fn the_stream_on_another_fork_has_not_reached_a_block() {
+        let chain = Arc::new(ScriptedChain::new(true));
+        chain.mine(0);
+        let old = chain.mine(1);
+        let streamed = chain
+            .logs(&feed(&chain).filter, LogRange::Block(old.hash()))
+            .await
+            .unwrap();
+        // The chain forks below `old`; the view holds the new branch.
+        let replacement = chain.reorg(2, &[0, 0, 0]);
+        let (_view, seen) = watch::channel(Arc::new(chain.view()));
+        let feed = feed_seeing(&chain, seen);
+        for log in streamed {
+            feed.receive(log);
+        }
+        let started = tokio::time::Instant::now();
+        assert!(feed.logs_of(&replacement[0]).await.unwrap().is_empty());
         assert!(started.elapsed() >= STREAM_GRACE);
     }
 

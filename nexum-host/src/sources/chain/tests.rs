@@ -322,9 +322,9 @@ async fn an_empty_answer_for_a_replacement_block_waits_for_the_stream() {
     let chain = Arc::new(ScriptedChain::new(true));
     let start_at = chain.head();
     let running = start(chain.clone(), vec![logs_subscription(None)], policy()).await;
-    // The second block once the stream is up: it announces the block to be replaced.
     chain.mine(2);
     running.settle_on_canonical(start_at).await;
+    // Mined once the stream is up: the stream announces the block to be replaced.
     chain.mine(2);
     running.settle_on_canonical(start_at).await;
     chain.hold_streams();
