@@ -59,7 +59,11 @@ impl WasmEngine {
             .wasm_memory64(false)
             .wasm_threads(false)
             .wasm_shared_everything_threads(false)
-            .wasm_custom_page_sizes(false);
+            .wasm_custom_page_sizes(false)
+            // The component model's async ABI: no module needs it, and with it every call
+            // runs through wasmtime's concurrent scheduler, whose completion wakes the
+            // calling task from inside its own poll (a cross-thread wake-up per event).
+            .concurrency_support(false);
         let engine = Engine::new(&config).map_err(|e| EngineError(e.to_string()))?;
         let mut linker = build_linker(&engine).map_err(|e| EngineError(e.to_string()))?;
         let mut extension_interfaces = Vec::new();
@@ -261,5 +265,28 @@ impl Drop for DeadlineWatchdog {
     fn drop(&mut self) {
         self.deadlines.lock().stopped = true;
         self.deadlines.changed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Compiler, WasmEngine};
+    use wasmtime::component::Component;
+
+    /// A component using one of the async ABI's builtins.
+    const ASYNC_ABI: &str = r#"
+        (component
+          (core module $m (import "" "backpressure.inc" (func)))
+          (core func $inc (canon backpressure.inc))
+          (core instance (instantiate $m (with "" (instance (export "backpressure.inc" (func $inc))))))
+        )"#;
+
+    #[test]
+    fn components_using_the_async_abi_are_refused() {
+        let wasmtime_default = wasmtime::Engine::default();
+        Component::new(&wasmtime_default, ASYNC_ABI).expect("valid with wasmtime's defaults");
+        let nexum = WasmEngine::new(&[], Compiler::Cranelift).unwrap();
+        let refused = Component::new(&nexum.engine, ASYNC_ABI).unwrap_err();
+        assert!(format!("{refused:#}").contains("async"), "{refused:#}");
     }
 }
