@@ -19,7 +19,11 @@ pub trait HostExtension: Send + Sync + 'static {
     /// importing them are accepted; any other unknown import is still refused at load.
     fn interfaces(&self) -> Vec<String>;
 
-    /// Adds the interfaces to the linker every module is instantiated from.
+    /// Adds the interfaces to the linker every module is instantiated from. Host functions
+    /// are plain or `async` ones (`func_wrap`, `func_wrap_async`, bindgen's `async`
+    /// imports): modules run without the component model's async ABI, so concurrent host
+    /// functions (`func_wrap_concurrent`, WIT `async func`, streams and futures) are
+    /// refused when the engine starts.
     fn link(&self, linker: &mut Linker<ModuleState>) -> wasmtime::Result<()>;
 
     /// The state one instance of `module` keeps for this extension, if it keeps any

@@ -4,8 +4,10 @@
 //! `cargo bench -p nexum-tests --bench dispatch`
 //!
 //! - `nexum/…`: `Supervisor::dispatch` → queue → worker → fuel, deadline, `on-event`, commit,
-//!   awaited from a task on the host's runtime, as the chain drivers and the cron scheduler
-//!   dispatch (the events are made outside the timing, as a source makes them anyway);
+//!   awaited from a task on the host's runtime, as the chain drivers dispatch (the events are
+//!   made outside the timing, as a source makes them anyway). Back to back, so the hand-off
+//!   mostly stays on one thread: a source delivering a few events a second also pays a
+//!   thread's wake-up per event, which the workload benchmark's CPU figures include;
 //! - `nexum-from-outside/block`: the same, awaited from a thread outside the runtime (an
 //!   embedding service's own thread): each event then also wakes a runtime thread and is
 //!   woken back;
