@@ -12,7 +12,9 @@
 //!   embedding service's own thread): each event then also wakes a runtime thread and is
 //!   woken back;
 //! - `floor/…`: the same component called directly on a plain wasmtime store whose
-//!   `local-store` is an in-memory map (no limits, no queue, no fjall).
+//!   `local-store` is an in-memory map (no limits, no queue, no fjall);
+//! - `floor-metered/…`: the same with the guest's code counting fuel and checking the epoch
+//!   as nexum's does: the part of nexum's cost that runs inside the guest.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use nexum_core::{Address, B256, Block, Bytes, ChainLog, ChainLogs, Event};
@@ -74,7 +76,8 @@ fn dispatch(c: &mut Criterion) {
         .await
         .unwrap()
     }));
-    let mut floor = floor::Floor::new(&guests::wasm("noop"));
+    let mut floor = floor::Floor::new(&guests::wasm("noop"), false);
+    let mut metered = floor::Floor::new(&guests::wasm("noop"), true);
 
     let cases = [("block", block_event()), ("logs10", logs_event())];
     let mut group = c.benchmark_group("dispatch");
@@ -105,6 +108,12 @@ fn dispatch(c: &mut Criterion) {
             group.bench_function(format!("floor/{label}"), |b| {
                 b.iter(|| runtime.block_on(floor.call(&wit_event)))
             });
+            if !write {
+                runtime.block_on(metered.init(write));
+                group.bench_function(format!("floor-metered/{label}"), |b| {
+                    b.iter(|| runtime.block_on(metered.call(&wit_event)))
+                });
+            }
         }
     }
     group.finish();
@@ -268,13 +277,21 @@ mod floor {
         store: Store<State>,
         pre: CowModulePre<State>,
         instance: Option<CowModule>,
+        metered: bool,
     }
 
     impl Floor {
-        pub fn new(wasm: &Path) -> Self {
+        /// A bare embedding; `metered`: the guest's code counts fuel and checks the epoch,
+        /// as nexum's does (the rest of nexum's limits stay off).
+        pub fn new(wasm: &Path, metered: bool) -> Self {
             // Wasmtime's defaults, but the classic call path nexum uses (no concurrent
             // scheduler around each call).
-            let engine = Engine::new(wasmtime::Config::new().concurrency_support(false)).unwrap();
+            let mut config = wasmtime::Config::new();
+            config
+                .concurrency_support(false)
+                .consume_fuel(metered)
+                .epoch_interruption(metered);
+            let engine = Engine::new(&config).unwrap();
             let component = Component::from_file(&engine, wasm).unwrap();
             let mut linker = Linker::new(&engine);
             wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
@@ -292,11 +309,21 @@ mod floor {
                 store,
                 pre,
                 instance: None,
+                metered,
+            }
+        }
+
+        /// Fuel and epoch deadline for one call, as nexum arms each call.
+        fn refill(&mut self) {
+            if self.metered {
+                self.store.set_fuel(u64::MAX / 2).unwrap();
+                self.store.set_epoch_deadline(u64::MAX / 2);
             }
         }
 
         /// A fresh instance, initialised to write (or not) on each event.
         pub async fn init(&mut self, write: bool) {
+            self.refill();
             let instance = self.pre.instantiate_async(&mut self.store).await.unwrap();
             let config = vec![("write".to_string(), write.to_string())];
             instance
@@ -308,6 +335,7 @@ mod floor {
         }
 
         pub async fn call(&mut self, event: &wit::Event) {
+            self.refill();
             let instance = self.instance.as_ref().unwrap();
             instance
                 .call_on_event(&mut self.store, event)
