@@ -117,6 +117,7 @@ impl WasmEngine {
             );
         }
         Component::new(&self.engine, bytes).map_err(|e| {
+            // wasmparser's wording for every async ABI refusal; a unit test notices a change.
             if format!("{e:#}").contains("component model async feature") {
                 e.context("the component uses the component model's async ABI, which nexum does not run (build it without async exports or imports)")
             } else {

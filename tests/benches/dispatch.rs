@@ -5,9 +5,10 @@
 //!
 //! - `nexum/…`: `Supervisor::dispatch` → queue → worker → fuel, deadline, `on-event`, commit,
 //!   awaited from a task on the host's runtime, as the chain drivers dispatch (the events are
-//!   made outside the timing, as a source makes them anyway). Back to back, so the hand-off
-//!   mostly stays on one thread: a source delivering a few events a second also pays a
-//!   thread's wake-up per event, which the workload benchmark's CPU figures include;
+//!   made outside the timing, as a source makes them anyway). Back to back: after three
+//!   hand-overs on one thread tokio wakes the other worker for each (README, benchmarks),
+//!   and a source delivering a few events a second pays a thread's wake-up per event too,
+//!   which the workload benchmark's CPU figures include;
 //! - `nexum-from-outside/block`: the same, awaited from a thread outside the runtime (an
 //!   embedding service's own thread): each event then also wakes a runtime thread and is
 //!   woken back;

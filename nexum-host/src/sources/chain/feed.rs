@@ -521,7 +521,7 @@ mod tests {
     }
 
     /// An empty answer for a block the stream has passed on its own chain is believed at
-    /// once; one whose chain the stream has not been seen on waits out the grace.
+    /// once; a feed whose follower has shown no blocks yet waits out the grace.
     #[tokio::test(start_paused = true)]
     async fn an_empty_answer_is_believed_once_the_stream_passed_its_block() {
         let chain = Arc::new(ScriptedChain::new(true));
@@ -550,6 +550,28 @@ mod tests {
         }
         assert!(elsewhere.logs_of(&empty).await.unwrap().is_empty());
         assert!(started.elapsed() >= STREAM_GRACE);
+    }
+
+    /// A block the follower's window has moved past is judged by number: the stream having
+    /// announced a later block is enough.
+    #[tokio::test(start_paused = true)]
+    async fn a_block_below_the_window_is_judged_by_number() {
+        let chain = Arc::new(ScriptedChain::new(true));
+        let old = chain.mine(0);
+        let later = chain.mine(1);
+        let recent = chain.mine(0);
+        let (_view, seen) = watch::channel(Arc::new(CanonicalView::of([recent])));
+        let feed = feed_seeing(&chain, seen);
+        for log in chain
+            .logs(&feed.filter, LogRange::Block(later.hash()))
+            .await
+            .unwrap()
+        {
+            feed.receive(log);
+        }
+        let started = tokio::time::Instant::now();
+        assert!(feed.logs_of(&old).await.unwrap().is_empty());
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
     /// The stream announced the next block before the follower saw its head: the wait ends
