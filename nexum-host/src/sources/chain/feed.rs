@@ -28,6 +28,7 @@ use crate::chain::wire::LogRange;
 use crate::chain::{BlockRecord, NodeError};
 use alloy_primitives::B256;
 use nexum_core::{ChainLog, LogFilter};
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -266,10 +267,9 @@ impl<C: ChainReader> LogFeed<C> {
         let mut streamed = self.lock();
         let moved = streamed.reached < number;
         streamed.reached = streamed.reached.max(number);
-        let first_of_block = !streamed.blocks.contains_key(&hash);
-        streamed
-            .blocks
-            .entry(hash)
+        let entry = streamed.blocks.entry(hash);
+        let first_of_block = matches!(entry, Entry::Vacant(_));
+        entry
             .or_insert_with(|| StreamedBlock::new(number))
             .announce(log);
         // What is let go and what is kept change only as the stream moves on.
@@ -379,7 +379,7 @@ mod tests {
     use super::super::follower::CanonicalView;
     use super::super::reader::ChainReader;
     use super::super::scripted::{EMITTER, ScriptedChain, event_topic};
-    use super::{HOLD_BLOCKS, LogFeed, LogRange, STREAM_GRACE, StreamedBlock};
+    use super::{BlockRecord, HOLD_BLOCKS, LogFeed, LogRange, STREAM_GRACE, StreamedBlock};
     use alloy_primitives::{Address, B256, Bytes};
     use nexum_core::{ChainLog, LogFilter};
     use std::sync::Arc;
@@ -395,11 +395,30 @@ mod tests {
         chain: &Arc<ScriptedChain>,
         view: watch::Receiver<Arc<CanonicalView>>,
     ) -> Arc<LogFeed<ScriptedChain>> {
-        let filter = LogFilter {
+        Arc::new(LogFeed::new(chain.clone(), feed_filter(), 16, view))
+    }
+
+    fn feed_filter() -> LogFilter {
+        LogFilter {
             addresses: vec![EMITTER],
             topics: vec![vec![event_topic()]],
-        };
-        Arc::new(LogFeed::new(chain.clone(), filter, 16, view))
+        }
+    }
+
+    /// The logs of `block` the feeds' filter matches: what a stream announces for it.
+    async fn logs_in(chain: &ScriptedChain, block: &BlockRecord) -> Vec<ChainLog> {
+        let filter = feed_filter();
+        chain
+            .logs(&filter, LogRange::Block(block.hash()))
+            .await
+            .unwrap()
+    }
+
+    /// `feed`'s stream announces `block`'s logs.
+    async fn announce(feed: &LogFeed<ScriptedChain>, chain: &ScriptedChain, block: &BlockRecord) {
+        for log in logs_in(chain, block).await {
+            feed.receive(log);
+        }
     }
 
     /// A notification for a block `ahead` of `log`'s (the stream moving on).
@@ -493,21 +512,12 @@ mod tests {
         let _claim = feed.claim();
         let replaced = [chain.mine(2), chain.mine(2)];
         for block in &replaced {
-            for log in chain
-                .logs(&feed.filter, LogRange::Block(block.hash()))
-                .await
-                .unwrap()
-            {
-                feed.receive(log);
-            }
+            announce(&feed, &chain, block).await;
         }
         let replacement = chain.reorg(2, &[2, 0]);
         view.send_replace(Arc::new(chain.view()));
         let block = &replacement[0];
-        let streamed = chain
-            .logs(&feed.filter, LogRange::Block(block.hash()))
-            .await
-            .unwrap();
+        let streamed = logs_in(&chain, block).await;
         let late = feed.clone();
         tokio::spawn(async move {
             tokio::time::sleep(STREAM_GRACE / 2).await;
@@ -529,25 +539,13 @@ mod tests {
         let later = chain.mine(1);
         let (_view, seen) = watch::channel(Arc::new(chain.view()));
         let feed = feed_seeing(&chain, seen);
-        for log in chain
-            .logs(&feed.filter, LogRange::Block(later.hash()))
-            .await
-            .unwrap()
-        {
-            feed.receive(log);
-        }
+        announce(&feed, &chain, &later).await;
         let started = tokio::time::Instant::now();
         assert!(feed.logs_of(&empty).await.unwrap().is_empty());
         assert_eq!(started.elapsed(), Duration::ZERO);
 
         let elsewhere = feed_seeing(&chain, watch::channel(Arc::default()).1);
-        for log in chain
-            .logs(&feed.filter, LogRange::Block(later.hash()))
-            .await
-            .unwrap()
-        {
-            elsewhere.receive(log);
-        }
+        announce(&elsewhere, &chain, &later).await;
         assert!(elsewhere.logs_of(&empty).await.unwrap().is_empty());
         assert!(started.elapsed() >= STREAM_GRACE);
     }
@@ -562,13 +560,7 @@ mod tests {
         let recent = chain.mine(0);
         let (_view, seen) = watch::channel(Arc::new(CanonicalView::of([recent])));
         let feed = feed_seeing(&chain, seen);
-        for log in chain
-            .logs(&feed.filter, LogRange::Block(later.hash()))
-            .await
-            .unwrap()
-        {
-            feed.receive(log);
-        }
+        announce(&feed, &chain, &later).await;
         let started = tokio::time::Instant::now();
         assert!(feed.logs_of(&old).await.unwrap().is_empty());
         assert_eq!(started.elapsed(), Duration::ZERO);
@@ -583,13 +575,7 @@ mod tests {
         let (view, seen) = watch::channel(Arc::new(chain.view()));
         let later = chain.mine(1);
         let feed = feed_seeing(&chain, seen);
-        for log in chain
-            .logs(&feed.filter, LogRange::Block(later.hash()))
-            .await
-            .unwrap()
-        {
-            feed.receive(log);
-        }
+        announce(&feed, &chain, &later).await;
         let grown = Arc::new(chain.view());
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(5)).await;
