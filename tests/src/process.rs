@@ -6,6 +6,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// How many of its last lines a process shows when its test fails.
+const TAIL_ON_FAILURE: usize = 80;
+
 /// A running child whose stdout and stderr lines are collected as they come.
 pub struct Process {
     child: Child,
@@ -325,6 +328,20 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        // A failing test shows what its processes said last: on CI that output is the
+        // only trace of why a node did what it did.
+        if std::thread::panicking() {
+            let output = self.output();
+            let from = output.len().saturating_sub(TAIL_ON_FAILURE);
+            eprintln!(
+                "--- last {} lines of process {} ---",
+                output.len() - from,
+                self.id()
+            );
+            for line in &output[from..] {
+                eprintln!("{line}");
+            }
+        }
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
