@@ -81,6 +81,55 @@ async fn state_lives_in_the_shared_store_and_a_lost_database_shows_in_healthz() 
     running.stop().await;
 }
 
+/// A node busy starting a module whose `init` outlasts a lease keeps renewing the leases
+/// it holds: otherwise another node would take its running modules away from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_stay_renewed_while_a_module_takes_longer_than_a_lease_to_start() {
+    let url = fresh_database();
+    let mut config = test_config();
+    config.store = Some(SharedStore::new(url.clone()).unwrap());
+    config.cluster = ClusterConfig {
+        node: Some("solo".into()),
+        lease_ms: 1500,
+        renew_ms: 300,
+    };
+    // Placement takes the modules in name order: the quick one runs before the slow one
+    // starts.
+    let slow = TestModule::new(
+        "probe",
+        "b-slow",
+        &["local-store", "logging"],
+        "[config]\ninit = \"sleep 4000\"\n",
+    );
+    let running = run(vec![TestModule::probe("a-quick"), slow], config).await;
+    let is_running = |name: &str| running.runtime.modules().iter().any(|m| m.name == name);
+    assert!(
+        wait_until(Duration::from_secs(30), || is_running("a-quick")).await,
+        "a-quick never started"
+    );
+    // Until the slow one has started, the quick one's lease must never run out.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut checks = 0;
+    while !is_running("b-slow") {
+        assert!(std::time::Instant::now() < deadline, "b-slow never started");
+        let unexpired = tokio::task::block_in_place(|| {
+            query_texts(
+                &url,
+                "SELECT (expires_at > now())::text FROM nexum_leases WHERE module = 'a-quick'",
+            )
+        });
+        assert_eq!(
+            unexpired,
+            ["true"],
+            "a-quick's lease ran out while b-slow started (check {checks})"
+        );
+        checks += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(checks > 0, "b-slow started before it was watched");
+    running.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_mid_run_loses_nothing_and_doubles_nothing() {
     use nexum_tests::anvil::{Anvil, CHAIN_ID, hex_u64};

@@ -1,5 +1,6 @@
 //! The lease rows in PostgreSQL: who runs which module, at which epoch, until when; and the
-//! nodes that are alive. Each function is one statement (or one short transaction).
+//! nodes that are alive. Each function is one statement (or one short transaction); the
+//! heartbeat and renewals run on the connection kept for them.
 
 use crate::ledger::{PostgresStorage, StoreError};
 use std::time::Duration;
@@ -14,7 +15,7 @@ fn millis(duration: Duration) -> i64 {
 /// take each other's leases in turn.
 pub(crate) fn heartbeat(db: &PostgresStorage, lease: Duration) -> Result<Vec<String>, StoreError> {
     let (node, instance) = (db.node().to_string(), db.instance().to_string());
-    let claimed = db.with_client({
+    let claimed = db.with_keeper_client({
         let node = node.clone();
         move |client| {
             let row = client.query_opt(
@@ -36,7 +37,7 @@ pub(crate) fn heartbeat(db: &PostgresStorage, lease: Duration) -> Result<Vec<Str
             "another running node is named `{node}`: give each node its own [cluster] node"
         )));
     }
-    db.with_client(move |client| {
+    db.with_keeper_client(move |client| {
         let rows = client.query(
             "SELECT node FROM nexum_nodes
              WHERE left_at IS NULL AND seen_at > now() - $1::bigint * interval '1 millisecond'
@@ -85,7 +86,7 @@ pub(crate) fn renew(
     lease: Duration,
 ) -> Result<bool, StoreError> {
     let (node, module) = (db.node().to_string(), module.to_string());
-    db.with_client(move |client| {
+    db.with_keeper_client(move |client| {
         let updated = client.execute(
             "UPDATE nexum_leases SET expires_at = now() + $4::bigint * interval '1 millisecond'
              WHERE module = $1 AND owner = $2 AND epoch = $3",

@@ -3,6 +3,8 @@
 //! stopped renewing its leases.
 //!
 //! - `leases`: the lease and node rows (acquire with a growing epoch, renew, release);
+//! - `keeper`: the loop that says this node is alive and renews its leases, on its own
+//!   cadence and database connection, so a slow module start or stop never lets them lapse;
 //! - this file: who should run what ([`owner`]: rendezvous hashing over the live nodes, so
 //!   a node coming or going moves only its share), and the state a node keeps.
 //!
@@ -11,6 +13,7 @@
 //! transaction (`ledger/postgres.rs`), so a node that was paused or cut off cannot write
 //! after another took over, even before it notices.
 
+pub(crate) mod keeper;
 pub(crate) mod leases;
 
 use crate::ledger::{HeldLeases, PostgresStorage, StoreError};
@@ -20,6 +23,7 @@ use nexum_core::ClusterConfig;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{Notify, watch};
 
 pub use leases::LeaseRow;
 
@@ -89,11 +93,20 @@ pub(crate) struct Cluster {
     pub lease: Duration,
     pub renew: Duration,
     pub catalog: BTreeMap<String, Prepared>,
-    /// Whether the store answered the last round (`/healthz`).
+    /// Whether the store answered the keeper's last round (`/healthz`).
     pub health: Arc<StoreHealth>,
-    /// When a round last reached the store: past a lease without it, this node stops its
-    /// modules, since another node may be running them.
+    /// When the keeper's last round reached the store: past a lease without it, this node
+    /// stops its modules, since another node may be running them.
     pub last_answer: std::sync::Mutex<std::time::Instant>,
+    /// The live nodes as the keeper's last heartbeat found them (`None` before the first).
+    pub live: watch::Sender<Option<Vec<String>>>,
+    /// Leases the keeper found taken over (module → epoch), for placement to stop.
+    lost: std::sync::Mutex<BTreeMap<String, i64>>,
+    /// Wakes placement when a lease was lost.
+    pub lost_notice: Notify,
+    /// Held by a renewal round, and by placement while it gives a lease back: a renewal
+    /// must not extend a lease just released to its next owner.
+    pub renewing: tokio::sync::Mutex<()>,
 }
 
 impl Cluster {
@@ -114,7 +127,42 @@ impl Cluster {
                 .collect(),
             health: Arc::default(),
             last_answer: std::sync::Mutex::new(std::time::Instant::now()),
+            live: watch::Sender::new(None),
+            lost: std::sync::Mutex::default(),
+            lost_notice: Notify::new(),
+            renewing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Records that `module`'s lease at `epoch` was taken over and wakes placement.
+    pub fn lost(&self, module: &str, epoch: i64) {
+        self.lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(module.to_string(), epoch);
+        self.lost_notice.notify_one();
+    }
+
+    /// Whether `module`'s lease at `epoch` is known lost (the keeper stops renewing it).
+    pub fn is_lost(&self, module: &str, epoch: i64) -> bool {
+        self.lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(module)
+            == Some(&epoch)
+    }
+
+    /// The leases found lost since the last call.
+    pub fn take_lost(&self) -> BTreeMap<String, i64> {
+        std::mem::take(&mut *self.lost.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// How long since the keeper last reached the store.
+    pub fn silence(&self) -> Duration {
+        self.last_answer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
     }
 
     /// This node's name.

@@ -10,7 +10,8 @@
 //! commit in flight and any later commit of the old owner fails ([`StoreError::Fenced`]).
 //!
 //! The `postgres` client blocks, and must not run on the async runtime's threads: a small
-//! pool of threads of its own, each with a connection, serves requests from the ledger.
+//! pool of threads of its own, each with a connection, serves requests from the ledger; one
+//! more connection keeps this node's heartbeat and lease renewals apart from that traffic.
 //! The schema is created and migrated at open, under an advisory lock, and versioned in
 //! `nexum_schema`.
 
@@ -21,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-/// Connections (and threads) serving one engine.
+/// Connections (and threads) serving one engine's commits and reads.
 const CONNECTIONS: usize = 4;
 
 /// The schema version this nexum writes; a newer one in the database is refused.
@@ -121,9 +122,68 @@ impl HeldLeases {
     }
 }
 
+/// Connections, each served by a thread of its own, taking jobs from one queue.
+struct Pool {
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl Pool {
+    /// Serves `clients` (connected to `url`) on threads named `name-0`, `name-1`, ….
+    fn start(url: &str, clients: Vec<Client>, name: &str) -> Result<Self, StoreError> {
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for (i, mut client) in clients.into_iter().enumerate() {
+            let receiver = receiver.clone();
+            let url = url.to_string();
+            std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok(job) = job else { return };
+                        // A connection the server closed is opened again for the next job.
+                        if client.is_closed()
+                            && let Ok(fresh) = connect(&url)
+                        {
+                            client = fresh;
+                        }
+                        job(&mut client);
+                    }
+                })
+                .map_err(|e| StoreError::Backend(format!("starting a database thread: {e}")))?;
+        }
+        Ok(Self {
+            jobs: Mutex::new(jobs),
+        })
+    }
+
+    /// Runs `work` on one of the connections and waits for it.
+    fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |client| {
+            let _ = reply.send(work(client));
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(job)
+            .map_err(|_| StoreError::Backend("the database threads stopped".into()))?;
+        answer
+            .recv()
+            .map_err(|_| StoreError::Backend("a database thread stopped".into()))?
+    }
+}
+
 /// PostgreSQL behind the [`Storage`] seam.
 pub(crate) struct PostgresStorage {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    /// Commits, reads and the cluster's placement.
+    pool: Pool,
+    /// This node's heartbeat and lease renewals, on a connection of their own: they must
+    /// never queue behind commits, or a busy node would lose its leases.
+    keeper: Pool,
     /// This node's name in lease rows.
     node: String,
     /// This process, among any that claim the same node name.
@@ -149,30 +209,9 @@ impl PostgresStorage {
         for _ in 1..CONNECTIONS {
             clients.push(connect(url)?);
         }
-        let (jobs, receiver) = mpsc::channel::<Job>();
-        let receiver = Arc::new(Mutex::new(receiver));
-        for (i, mut client) in clients.into_iter().enumerate() {
-            let receiver = receiver.clone();
-            let url = url.to_string();
-            std::thread::Builder::new()
-                .name(format!("nexum-pg-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = receiver.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                        let Ok(job) = job else { return };
-                        // A connection the server closed is opened again for the next job.
-                        if client.is_closed()
-                            && let Ok(fresh) = connect(&url)
-                        {
-                            client = fresh;
-                        }
-                        job(&mut client);
-                    }
-                })
-                .map_err(|e| StoreError::Backend(format!("starting a database thread: {e}")))?;
-        }
         Ok(Self {
-            jobs: Mutex::new(jobs),
+            pool: Pool::start(url, clients, "nexum-pg")?,
+            keeper: Pool::start(url, vec![connect(url)?], "nexum-pg-leases")?,
             node: node.to_string(),
             instance: instance_id(),
             held,
@@ -184,18 +223,7 @@ impl PostgresStorage {
         &self,
         work: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move |client| {
-            let _ = reply.send(work(client));
-        });
-        self.jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(job)
-            .map_err(|_| StoreError::Backend("the database threads stopped".into()))?;
-        answer
-            .recv()
-            .map_err(|_| StoreError::Backend("a database thread stopped".into()))?
+        self.pool.run(work)
     }
 
     /// Runs SQL of the cluster's own (leases, nodes) on a pooled connection.
@@ -204,6 +232,14 @@ impl PostgresStorage {
         work: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
         self.run(move |client| work(client).map_err(backend))
+    }
+
+    /// Runs the heartbeat's and the renewals' SQL on the connection kept for them.
+    pub fn with_keeper_client<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.keeper.run(move |client| work(client).map_err(backend))
     }
 
     /// This node's name in lease rows.

@@ -186,13 +186,17 @@ impl Runtime {
         for module in parts.supervisor.modules() {
             parts.start_sources(&module);
         }
-        if parts.cluster.is_some() {
+        if let Some(cluster) = &parts.cluster {
+            let keeper = tokio::spawn(crate::cluster::keeper::keep_leases(
+                cluster.clone(),
+                stop.clone(),
+            ));
             let placement = tokio::spawn(parts.clone().run_placement(stop.clone()));
             parts
                 .shared_tasks
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(placement);
+                .extend([keeper, placement]);
         }
         let admin_addr = match admin {
             Some(admin) => {
@@ -455,7 +459,7 @@ impl Parts {
         &self.chains
     }
 
-    /// On a shared store: whether it answered the last placement round.
+    /// On a shared store: whether it answered the lease keeper's last round.
     pub(crate) fn store_health(&self) -> Option<&telemetry::StoreHealth> {
         self.cluster.as_deref().map(|c| &*c.health)
     }

@@ -1,10 +1,11 @@
 //! On nodes sharing a store: the loop that keeps this node's share of the modules running.
 //!
-//! Every `renew_ms`: say this node is alive and read which nodes are; renew the leases held
-//! (a lease found taken over stops its module here at once); then, per configured module,
-//! take the lease of each module this node should run (rendezvous placement over the live
-//! nodes) once it is free or expired, and hand back each one it should no longer run —
-//! stopped first, then released, so the next owner starts at once and never overlaps.
+//! Every `renew_ms`, and at once when the keeper (`cluster/keeper.rs`) finds a lease taken
+//! over: stop the modules whose leases were lost; then, per configured module, take the
+//! lease of each module this node should run (rendezvous placement over the live nodes of
+//! the keeper's last heartbeat) once it is free or expired, and hand back each one it
+//! should no longer run — stopped first, then released, so the next owner starts at once
+//! and never overlaps.
 
 use super::Parts;
 use crate::cluster::{Cluster, leases, owner};
@@ -19,23 +20,20 @@ impl Parts {
         let Some(cluster) = self.cluster.clone() else {
             return;
         };
+        // The first round places over the keeper's first heartbeat.
+        let mut live = cluster.live.subscribe();
+        tokio::select! {
+            _ = live.wait_for(Option::is_some) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
         loop {
-            match self.place(&cluster, &mut stop).await {
-                Ok(()) => {
-                    cluster.health.answered();
-                    *cluster
-                        .last_answer
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
-                }
-                Err(e) => {
-                    tracing::warn!(node = cluster.node(), error = %e, "cluster: placement round failed; commits stay fenced by the leases");
-                    cluster.health.failed(e.to_string());
-                    self.stand_down_if_cut_off(&cluster, &mut stop).await;
-                }
+            if let Err(e) = self.place(&cluster, &mut stop).await {
+                tracing::warn!(node = cluster.node(), error = %e, "cluster: placement round failed; commits stay fenced by the leases");
             }
+            self.stand_down_if_cut_off(&cluster, &mut stop).await;
             tokio::select! {
                 _ = tokio::time::sleep(cluster.renew) => {}
+                _ = cluster.lost_notice.notified() => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
@@ -55,24 +53,26 @@ impl Parts {
         if *self.stop_shared.borrow() {
             return Ok(());
         }
-        let lease = cluster.lease;
-        let live = cluster.sql(move |db| leases::heartbeat(db, lease)).await?;
-        for (module, epoch) in cluster.held.all() {
-            let name = module.clone();
-            let kept = cluster
-                .sql(move |db| leases::renew(db, &name, epoch, lease))
-                .await?;
-            if !kept {
-                self.retire(&module).await;
-                cluster.held.remove(&module);
-                metrics::counter!(crate::telemetry::names::LEASES_LOST).increment(1);
-                tracing::warn!(
-                    module,
-                    epoch,
-                    "cluster: lease lost to another node; module stopped here"
-                );
+        for (module, epoch) in cluster.take_lost() {
+            if cluster.held.epoch(&module) != Some(epoch) {
+                continue;
             }
+            self.retire(&module).await;
+            cluster.held.remove(&module);
+            metrics::counter!(crate::telemetry::names::LEASES_LOST).increment(1);
+            tracing::warn!(
+                module,
+                epoch,
+                "cluster: lease lost to another node; module stopped here"
+            );
         }
+        // Placement over a stale list of nodes could take modules from nodes that are
+        // alive: without a recent heartbeat, nothing is taken.
+        let live = match cluster.live.borrow().clone() {
+            Some(live) if cluster.silence() + cluster.renew < cluster.lease => live,
+            _ => return Ok(()),
+        };
+        let lease = cluster.lease;
         for (module, prepared) in &cluster.catalog {
             let mine = owner(module, &live) == Some(cluster.node());
             match (mine, cluster.held.epoch(module)) {
@@ -97,11 +97,7 @@ impl Parts {
                             reason,
                             "cluster: cannot start the module here; handing it back"
                         );
-                        cluster.held.remove(module);
-                        let name = module.clone();
-                        cluster
-                            .sql(move |db| leases::release(db, &name, epoch))
-                            .await?;
+                        self.give_back(cluster, module, epoch).await?;
                         continue;
                     }
                     self.launch(prepared.clone()).await;
@@ -115,11 +111,7 @@ impl Parts {
                 }
                 (false, Some(epoch)) => {
                     self.retire(module).await;
-                    cluster.held.remove(module);
-                    let name = module.clone();
-                    cluster
-                        .sql(move |db| leases::release(db, &name, epoch))
-                        .await?;
+                    self.give_back(cluster, module, epoch).await?;
                     tracing::info!(
                         module,
                         to = owner(module, &live),
@@ -131,6 +123,22 @@ impl Parts {
         }
         metrics::gauge!(crate::telemetry::names::LEASES_HELD).set(cluster.held.all().len() as f64);
         Ok(())
+    }
+
+    /// Forgets `module`'s lease and releases it, between two renewal rounds (a round
+    /// running as it is released would extend it, and its next owner would wait it out).
+    async fn give_back(
+        &self,
+        cluster: &Cluster,
+        module: &str,
+        epoch: i64,
+    ) -> Result<(), StoreError> {
+        let _renewing = cluster.renewing.lock().await;
+        cluster.held.remove(module);
+        let name = module.to_string();
+        cluster
+            .sql(move |db| leases::release(db, &name, epoch))
+            .await
     }
 
     /// What a module needs before it runs on this node: its usage read again (another node
@@ -150,11 +158,7 @@ impl Parts {
     /// it still owns its modules, and another node may take them over: it stops them (they
     /// come back with their leases once the store answers).
     async fn stand_down_if_cut_off(&self, cluster: &Cluster, stop: &mut watch::Receiver<bool>) {
-        let silent = cluster
-            .last_answer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .elapsed();
+        let silent = cluster.silence();
         if silent + cluster.renew < cluster.lease || cluster.held.all().is_empty() {
             return;
         }
