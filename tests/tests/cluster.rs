@@ -1,5 +1,6 @@
 //! A runtime on a shared PostgreSQL store, as an embedder starts it: modules come with
-//! their leases, state lives in the database, and a lost database shows in `/healthz`.
+//! their leases, which stay renewed while the node is busy; state lives in the database;
+//! a lost database shows in `/healthz` and stops the modules.
 
 use nexum_core::{ClusterConfig, Event, Outcome, SharedStore, Tick};
 use nexum_tests::engine::{TestModule, run, test_config, wait_until};
@@ -22,7 +23,8 @@ async fn wait_for_store_problem(runtime: &nexum_host::Runtime) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn state_lives_in_the_shared_store_and_a_lost_database_shows_in_healthz() {
+async fn state_lives_in_the_shared_store_and_a_lost_database_shows_in_healthz_and_stops_the_module()
+{
     let url = fresh_database();
     let mut config = test_config();
     config.store = Some(SharedStore::new(url.clone()).unwrap());
@@ -78,6 +80,17 @@ async fn state_lives_in_the_shared_store_and_a_lost_database_shows_in_healthz() 
     .unwrap();
     assert_eq!(healthz.status(), 503);
     assert!(healthz.text().await.unwrap().contains("shared store: "));
+    // Without the store for most of a lease, the node can no longer know the module is
+    // still its own: it stops it.
+    let stood_down = wait_until(Duration::from_secs(30), || {
+        running.runtime.modules().iter().all(|m| m.name != "probe")
+    })
+    .await;
+    assert!(
+        stood_down,
+        "the module still runs without its lease: {:?}",
+        running.runtime.modules()
+    );
     running.stop().await;
 }
 

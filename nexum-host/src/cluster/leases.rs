@@ -1,6 +1,7 @@
 //! The lease rows in PostgreSQL: who runs which module, at which epoch, until when; and the
 //! nodes that are alive. Each function is one statement (or one short transaction); the
-//! heartbeat and renewals run on the connection kept for them.
+//! heartbeat, renewals, releases and leaving run on the lease keeper's connection, in the
+//! order they are asked for, waiting at most `within` for the answer.
 
 use crate::ledger::{PostgresStorage, StoreError};
 use std::time::Duration;
@@ -13,9 +14,13 @@ fn millis(duration: Duration) -> i64 {
 /// Says this node is alive and returns every node seen within `lease` (this one included),
 /// sorted. Refused while another live process claims the same node name: two of them would
 /// take each other's leases in turn.
-pub(crate) fn heartbeat(db: &PostgresStorage, lease: Duration) -> Result<Vec<String>, StoreError> {
+pub(crate) fn heartbeat(
+    db: &PostgresStorage,
+    lease: Duration,
+    within: Duration,
+) -> Result<Vec<String>, StoreError> {
     let (node, instance) = (db.node().to_string(), db.instance().to_string());
-    let claimed = db.with_keeper_client({
+    let claimed = db.with_keeper_client(within, {
         let node = node.clone();
         move |client| {
             let row = client.query_opt(
@@ -37,7 +42,7 @@ pub(crate) fn heartbeat(db: &PostgresStorage, lease: Duration) -> Result<Vec<Str
             "another running node is named `{node}`: give each node its own [cluster] node"
         )));
     }
-    db.with_keeper_client(move |client| {
+    db.with_keeper_client(within, move |client| {
         let rows = client.query(
             "SELECT node FROM nexum_nodes
              WHERE left_at IS NULL AND seen_at > now() - $1::bigint * interval '1 millisecond'
@@ -78,15 +83,21 @@ pub(crate) fn acquire(
 }
 
 /// Extends `module`'s lease if this node still holds it at `epoch`; `false` when it was
-/// taken over.
+/// taken over. A lease given back since the renewal was asked for is left alone (`true`:
+/// nothing was lost), so a late renewal cannot extend a lease just released.
 pub(crate) fn renew(
     db: &PostgresStorage,
     module: &str,
     epoch: i64,
     lease: Duration,
+    within: Duration,
 ) -> Result<bool, StoreError> {
     let (node, module) = (db.node().to_string(), module.to_string());
-    db.with_keeper_client(move |client| {
+    let held = db.held().clone();
+    db.with_keeper_client(within, move |client| {
+        if held.epoch(&module) != Some(epoch) {
+            return Ok(true);
+        }
         let updated = client.execute(
             "UPDATE nexum_leases SET expires_at = now() + $4::bigint * interval '1 millisecond'
              WHERE module = $1 AND owner = $2 AND epoch = $3",
@@ -96,11 +107,16 @@ pub(crate) fn renew(
     })
 }
 
-/// Gives `module`'s lease up at once (its module has stopped here), so its next owner
-/// need not wait for it to expire.
-pub(crate) fn release(db: &PostgresStorage, module: &str, epoch: i64) -> Result<(), StoreError> {
+/// Gives `module`'s lease up at once (its module has stopped here and the caller no longer
+/// counts it as held), so its next owner need not wait for it to expire.
+pub(crate) fn release(
+    db: &PostgresStorage,
+    module: &str,
+    epoch: i64,
+    within: Duration,
+) -> Result<(), StoreError> {
     let (node, module) = (db.node().to_string(), module.to_string());
-    db.with_client(move |client| {
+    db.with_keeper_client(within, move |client| {
         client.execute(
             "UPDATE nexum_leases SET expires_at = now() - interval '1 millisecond'
              WHERE module = $1 AND owner = $2 AND epoch = $3",
@@ -111,9 +127,9 @@ pub(crate) fn release(db: &PostgresStorage, module: &str, epoch: i64) -> Result<
 }
 
 /// Marks this node as gone (a clean shutdown), so placement stops counting it at once.
-pub(crate) fn leave(db: &PostgresStorage) -> Result<(), StoreError> {
+pub(crate) fn leave(db: &PostgresStorage, within: Duration) -> Result<(), StoreError> {
     let (node, instance) = (db.node().to_string(), db.instance().to_string());
-    db.with_client(move |client| {
+    db.with_keeper_client(within, move |client| {
         client.execute(
             "UPDATE nexum_nodes SET left_at = now() WHERE node = $1 AND instance = $2",
             &[&node, &instance],

@@ -3,8 +3,9 @@
 //! stopped renewing its leases.
 //!
 //! - `leases`: the lease and node rows (acquire with a growing epoch, renew, release);
-//! - `keeper`: the loop that says this node is alive and renews its leases, on its own
-//!   cadence and database connection, so a slow module start or stop never lets them lapse;
+//! - `keeper`: the thread that says this node is alive and renews its leases, on its own
+//!   cadence and database connection, so a slow module start or stop, or commits queued on
+//!   the store, do not hold the renewals up;
 //! - this file: who should run what ([`owner`]: rendezvous hashing over the live nodes, so
 //!   a node coming or going moves only its share), and the state a node keeps.
 //!
@@ -22,6 +23,7 @@ use crate::telemetry::StoreHealth;
 use nexum_core::ClusterConfig;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
@@ -93,20 +95,21 @@ pub(crate) struct Cluster {
     pub lease: Duration,
     pub renew: Duration,
     pub catalog: BTreeMap<String, Prepared>,
-    /// Whether the store answered the keeper's last round (`/healthz`).
+    /// Whether the store answered the lease keeper's last round (`/healthz`).
     pub health: Arc<StoreHealth>,
-    /// When the keeper's last round reached the store: past a lease without it, this node
-    /// stops its modules, since another node may be running them.
-    pub last_answer: std::sync::Mutex<std::time::Instant>,
+    /// When the lease keeper's heartbeat last reached the store.
+    last_answer: std::sync::Mutex<std::time::Instant>,
     /// The live nodes as the keeper's last heartbeat found them (`None` before the first).
     pub live: watch::Sender<Option<Vec<String>>>,
     /// Leases the keeper found taken over (module → epoch), for placement to stop.
     lost: std::sync::Mutex<BTreeMap<String, i64>>,
-    /// Wakes placement when a lease was lost.
-    pub lost_notice: Notify,
-    /// Held by a renewal round, and by placement while it gives a lease back: a renewal
-    /// must not extend a lease just released to its next owner.
-    pub renewing: tokio::sync::Mutex<()>,
+    /// Set by the keeper when the store has not answered for most of a lease: this node
+    /// can no longer know it owns its modules, and placement stops them.
+    cut_off: AtomicBool,
+    /// Wakes placement when a lease was lost or the node is cut off.
+    pub notice: Notify,
+    /// The lease keeper's thread, once started.
+    keeper: std::sync::Mutex<Option<keeper::Keeper>>,
 }
 
 impl Cluster {
@@ -129,9 +132,32 @@ impl Cluster {
             last_answer: std::sync::Mutex::new(std::time::Instant::now()),
             live: watch::Sender::new(None),
             lost: std::sync::Mutex::default(),
-            lost_notice: Notify::new(),
-            renewing: tokio::sync::Mutex::new(()),
+            cut_off: AtomicBool::new(false),
+            notice: Notify::new(),
+            keeper: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Starts the lease keeper (see `keeper`).
+    pub fn start_keeper(self: &Arc<Self>) -> std::io::Result<()> {
+        let started = keeper::Keeper::start(self)?;
+        *self.keeper.lock().unwrap_or_else(|p| p.into_inner()) = Some(started);
+        Ok(())
+    }
+
+    /// Stops the lease keeper and waits for its round in flight: after this, no renewal
+    /// or heartbeat of this node reaches the store.
+    pub async fn stop_keeper(&self) {
+        let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(keeper) = keeper {
+            let _ = tokio::task::spawn_blocking(move || keeper.stop()).await;
+        }
+    }
+
+    /// How long a call on the lease keeper's connection may take before it counts as
+    /// unanswered: a renewal any later than this could come too late.
+    pub fn keeper_deadline(&self) -> Duration {
+        self.lease.saturating_sub(self.renew)
     }
 
     /// Records that `module`'s lease at `epoch` was taken over and wakes placement.
@@ -140,7 +166,7 @@ impl Cluster {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(module.to_string(), epoch);
-        self.lost_notice.notify_one();
+        self.notice.notify_one();
     }
 
     /// Whether `module`'s lease at `epoch` is known lost (the keeper stops renewing it).
@@ -157,7 +183,12 @@ impl Cluster {
         std::mem::take(&mut *self.lost.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// How long since the keeper last reached the store.
+    /// Notes that the store answered the heartbeat just now.
+    fn answered(&self) {
+        *self.last_answer.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+    }
+
+    /// How long since the keeper's heartbeat last reached the store.
     pub fn silence(&self) -> Duration {
         self.last_answer
             .lock()
@@ -165,13 +196,24 @@ impl Cluster {
             .elapsed()
     }
 
+    /// Whether the last heartbeat is recent enough to place modules by, and to hold leases
+    /// on: another node takes a lease over once it has not been renewed for a lease.
+    pub fn in_touch(&self) -> bool {
+        self.silence() + self.renew < self.lease
+    }
+
+    /// Whether the keeper found the store gone for most of a lease (see `cut_off`).
+    pub fn is_cut_off(&self) -> bool {
+        self.cut_off.load(Ordering::SeqCst)
+    }
+
     /// This node's name.
     pub fn node(&self) -> &str {
         self.db.node()
     }
 
-    /// Runs blocking database work off the async workers, giving up after a lease (a
-    /// half-open connection must not hold placement up).
+    /// Runs blocking database work (placement's) off the async workers, giving up after a
+    /// lease (a half-open connection must not hold placement up).
     pub async fn sql<T: Send + 'static>(
         &self,
         work: impl FnOnce(&PostgresStorage) -> Result<T, StoreError> + Send + 'static,

@@ -93,15 +93,18 @@ fn a_node_whose_module_was_taken_over_can_no_longer_commit_for_it() {
         write(&ledger_a, &module, "stale"),
         Err(StoreError::Fenced { module }) if module == "keeper"
     ));
-    assert!(!leases::renew(&a, "keeper", epoch, LEASE).unwrap());
+    assert!(!leases::renew(&a, "keeper", epoch, LEASE, LEASE).unwrap());
     write(&ledger_b, &module, "from b").unwrap();
     assert_eq!(
         ledger_a.read(&module, "k").unwrap(),
         Some(b"from b".to_vec())
     );
 
-    // A clean hand-back frees the lease at once.
-    leases::release(&b, "keeper", taken).unwrap();
+    // A clean hand-back frees the lease at once, and a renewal that comes after it (asked
+    // for before it) does not extend it.
+    held_b.remove("keeper");
+    leases::release(&b, "keeper", taken, LEASE).unwrap();
+    assert!(leases::renew(&b, "keeper", taken, LEASE, LEASE).unwrap());
     assert_eq!(
         leases::acquire(&a, "keeper", LEASE).unwrap(),
         Some(taken + 1)

@@ -21,6 +21,7 @@ use postgres::{Client, NoTls};
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Connections (and threads) serving one engine's commits and reads.
 const CONNECTIONS: usize = 4;
@@ -58,12 +59,21 @@ const MIGRATIONS: &[&str] = &[
 /// the server after this long, so the row locks it holds cannot stop a takeover.
 const IDLE_IN_TRANSACTION: &str = "2s";
 
+/// The lease keeper's connection waits this long at most for a row lock (a commit in
+/// flight, another node's takeover), so one busy lease row cannot hold up the others.
+const KEEPER_SETTINGS: &str = "SET lock_timeout = '250ms'";
+
 /// No statement of nexum's takes longer than this; one that does is cancelled.
 const STATEMENT_TIMEOUT: &str = "30s";
 
 /// Opens one connection with nexum's session settings: bounded connecting, keepalives (a
 /// half-open connection is noticed), bounded statements and transactions.
 fn connect(url: &str) -> Result<Client, StoreError> {
+    connect_with(url, "")
+}
+
+/// [`connect`], then `settings` (more `SET`s) for this connection's session.
+fn connect_with(url: &str, settings: &str) -> Result<Client, StoreError> {
     let mut config: postgres::Config = url
         .parse()
         .map_err(|e: postgres::Error| StoreError::Backend(format!("connection string: {e}")))?;
@@ -75,7 +85,8 @@ fn connect(url: &str) -> Result<Client, StoreError> {
     client
         .batch_execute(&format!(
             "SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}';
-             SET statement_timeout = '{STATEMENT_TIMEOUT}'"
+             SET statement_timeout = '{STATEMENT_TIMEOUT}';
+             {settings}"
         ))
         .map_err(backend)?;
     Ok(client)
@@ -128,8 +139,14 @@ struct Pool {
 }
 
 impl Pool {
-    /// Serves `clients` (connected to `url`) on threads named `name-0`, `name-1`, ….
-    fn start(url: &str, clients: Vec<Client>, name: &str) -> Result<Self, StoreError> {
+    /// Serves `clients` (connected to `url` with `settings`) on threads named `name-0`,
+    /// `name-1`, ….
+    fn start(
+        url: &str,
+        settings: &'static str,
+        clients: Vec<Client>,
+        name: &str,
+    ) -> Result<Self, StoreError> {
         let (jobs, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         for (i, mut client) in clients.into_iter().enumerate() {
@@ -143,7 +160,7 @@ impl Pool {
                         let Ok(job) = job else { return };
                         // A connection the server closed is opened again for the next job.
                         if client.is_closed()
-                            && let Ok(fresh) = connect(&url)
+                            && let Ok(fresh) = connect_with(&url, settings)
                         {
                             client = fresh;
                         }
@@ -157,10 +174,12 @@ impl Pool {
         })
     }
 
-    /// Runs `work` on one of the connections and waits for it.
+    /// Runs `work` on one of the connections and waits for it, at most `within` when
+    /// given (the work still runs when its turn comes; only its answer is not awaited).
     fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+        within: Option<Duration>,
     ) -> Result<T, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |client| {
@@ -171,18 +190,40 @@ impl Pool {
             .unwrap_or_else(|p| p.into_inner())
             .send(job)
             .map_err(|_| StoreError::Backend("the database threads stopped".into()))?;
-        answer
-            .recv()
-            .map_err(|_| StoreError::Backend("a database thread stopped".into()))?
+        let Some(within) = within else {
+            return answer
+                .recv()
+                .map_err(|_| StoreError::Backend("a database thread stopped".into()))?;
+        };
+        match answer.recv_timeout(within) {
+            Ok(done) => done,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(StoreError::Backend(format!(
+                "{NO_ANSWER} {} ms",
+                within.as_millis()
+            ))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(StoreError::Backend("a database thread stopped".into()))
+            }
+        }
     }
+}
+
+/// How an answer that did not come in time is reported (see [`no_answer`]).
+const NO_ANSWER: &str = "no answer from the database within";
+
+/// Whether `error` says the database did not answer in time (rather than refused).
+pub(crate) fn no_answer(error: &StoreError) -> bool {
+    matches!(error, StoreError::Backend(text) if text.starts_with(NO_ANSWER))
 }
 
 /// PostgreSQL behind the [`Storage`] seam.
 pub(crate) struct PostgresStorage {
     /// Commits, reads and the cluster's placement.
     pool: Pool,
-    /// This node's heartbeat and lease renewals, on a connection of their own: they must
-    /// never queue behind commits, or a busy node would lose its leases.
+    /// This node's heartbeat, lease renewals and releases, on a connection of their own:
+    /// they must not queue behind commits, or a busy node would lose its leases; and one
+    /// connection runs them in the order they were asked for, so a renewal asked for
+    /// before a release never runs after it.
     keeper: Pool,
     /// This node's name in lease rows.
     node: String,
@@ -210,8 +251,13 @@ impl PostgresStorage {
             clients.push(connect(url)?);
         }
         Ok(Self {
-            pool: Pool::start(url, clients, "nexum-pg")?,
-            keeper: Pool::start(url, vec![connect(url)?], "nexum-pg-leases")?,
+            pool: Pool::start(url, "", clients, "nexum-pg")?,
+            keeper: Pool::start(
+                url,
+                KEEPER_SETTINGS,
+                vec![connect_with(url, KEEPER_SETTINGS)?],
+                "nexum-pg-leases",
+            )?,
             node: node.to_string(),
             instance: instance_id(),
             held,
@@ -223,7 +269,7 @@ impl PostgresStorage {
         &self,
         work: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.pool.run(work)
+        self.pool.run(work, None)
     }
 
     /// Runs SQL of the cluster's own (leases, nodes) on a pooled connection.
@@ -234,12 +280,20 @@ impl PostgresStorage {
         self.run(move |client| work(client).map_err(backend))
     }
 
-    /// Runs the heartbeat's and the renewals' SQL on the connection kept for them.
+    /// Runs the heartbeat's, the renewals' and the releases' SQL on the connection kept
+    /// for them, waiting at most `within` for the answer.
     pub fn with_keeper_client<T: Send + 'static>(
         &self,
+        within: Duration,
         work: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.keeper.run(move |client| work(client).map_err(backend))
+        self.keeper
+            .run(move |client| work(client).map_err(backend), Some(within))
+    }
+
+    /// The leases this node holds.
+    pub fn held(&self) -> &Arc<HeldLeases> {
+        &self.held
     }
 
     /// This node's name in lease rows.

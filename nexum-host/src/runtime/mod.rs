@@ -187,16 +187,17 @@ impl Runtime {
             parts.start_sources(&module);
         }
         if let Some(cluster) = &parts.cluster {
-            let keeper = tokio::spawn(crate::cluster::keeper::keep_leases(
-                cluster.clone(),
-                stop.clone(),
-            ));
+            // Renewals go on until the modules have stopped (`leave_cluster`), not with
+            // the shared tasks: a module draining at shutdown still holds its lease.
+            cluster.start_keeper().map_err(|e| {
+                crate::StoreError::Backend(format!("starting the lease keeper: {e}"))
+            })?;
             let placement = tokio::spawn(parts.clone().run_placement(stop.clone()));
             parts
                 .shared_tasks
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .extend([keeper, placement]);
+                .push(placement);
         }
         let admin_addr = match admin {
             Some(admin) => {

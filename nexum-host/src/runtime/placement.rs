@@ -1,11 +1,11 @@
 //! On nodes sharing a store: the loop that keeps this node's share of the modules running.
 //!
-//! Every `renew_ms`, and at once when the keeper (`cluster/keeper.rs`) finds a lease taken
-//! over: stop the modules whose leases were lost; then, per configured module, take the
-//! lease of each module this node should run (rendezvous placement over the live nodes of
-//! the keeper's last heartbeat) once it is free or expired, and hand back each one it
-//! should no longer run — stopped first, then released, so the next owner starts at once
-//! and never overlaps.
+//! Every `renew_ms`, and at once when the lease keeper (`cluster/keeper.rs`) finds a lease
+//! taken over or the store gone: stop the modules whose leases were lost (all of them, when
+//! cut off); then, per configured module, take the lease of each module this node should
+//! run (rendezvous placement over the live nodes of the keeper's last heartbeat) once it is
+//! free or expired, and hand back each one it should no longer run — stopped first, then
+//! released, so the next owner starts at once and never overlaps.
 
 use super::Parts;
 use crate::cluster::{Cluster, leases, owner};
@@ -33,7 +33,7 @@ impl Parts {
             self.stand_down_if_cut_off(&cluster, &mut stop).await;
             tokio::select! {
                 _ = tokio::time::sleep(cluster.renew) => {}
-                _ = cluster.lost_notice.notified() => {}
+                _ = cluster.notice.notified() => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
@@ -69,7 +69,7 @@ impl Parts {
         // Placement over a stale list of nodes could take modules from nodes that are
         // alive: without a recent heartbeat, nothing is taken.
         let live = match cluster.live.borrow().clone() {
-            Some(live) if cluster.silence() + cluster.renew < cluster.lease => live,
+            Some(live) if cluster.in_touch() => live,
             _ => return Ok(()),
         };
         let lease = cluster.lease;
@@ -125,19 +125,18 @@ impl Parts {
         Ok(())
     }
 
-    /// Forgets `module`'s lease and releases it, between two renewal rounds (a round
-    /// running as it is released would extend it, and its next owner would wait it out).
+    /// Forgets `module`'s lease and releases it (on the keeper's connection, after any
+    /// renewal already asked for: a late renewal cannot extend it for its next owner).
     async fn give_back(
         &self,
         cluster: &Cluster,
         module: &str,
         epoch: i64,
     ) -> Result<(), StoreError> {
-        let _renewing = cluster.renewing.lock().await;
         cluster.held.remove(module);
-        let name = module.to_string();
+        let (name, within) = (module.to_string(), cluster.keeper_deadline());
         cluster
-            .sql(move |db| leases::release(db, &name, epoch))
+            .sql(move |db| leases::release(db, &name, epoch, within))
             .await
     }
 
@@ -154,45 +153,49 @@ impl Parts {
             .map_err(|e| e.to_string())
     }
 
-    /// Without an answer from the store for most of a lease, this node can no longer know
-    /// it still owns its modules, and another node may take them over: it stops them (they
-    /// come back with their leases once the store answers).
+    /// When the keeper found the store silent for most of a lease, this node can no longer
+    /// know it still owns its modules, and another node may take them over: it stops them
+    /// (they come back with their leases once the store answers).
     async fn stand_down_if_cut_off(&self, cluster: &Cluster, stop: &mut watch::Receiver<bool>) {
-        let silent = cluster.silence();
-        if silent + cluster.renew < cluster.lease || cluster.held.all().is_empty() {
+        if !cluster.is_cut_off() || cluster.held.all().is_empty() {
             return;
         }
         let _changes = tokio::select! {
             changes = self.wiring.lock() => changes,
             _ = stop.wait_for(|s| *s) => return,
         };
-        for (module, _) in cluster.held.all() {
+        let silent_ms = cluster.silence().as_millis() as u64;
+        for (module, epoch) in cluster.held.all() {
             self.retire(&module).await;
             cluster.held.remove(&module);
+            tracing::error!(
+                module,
+                epoch,
+                silent_ms,
+                "cluster: the shared store has not answered for most of a lease; module stopped here until it does"
+            );
         }
-        tracing::error!(
-            silent_ms = silent.as_millis() as u64,
-            "cluster: the shared store has not answered for most of a lease; this node stopped its modules until it does"
-        );
     }
 
-    /// At shutdown, after every module stopped: releases the leases and leaves, so the
-    /// other nodes take the modules over at once.
+    /// At shutdown, after every module stopped: stops renewing, releases the leases and
+    /// leaves, so the other nodes take the modules over at once.
     pub(super) async fn leave_cluster(&self) {
         let Some(cluster) = &self.cluster else {
             return;
         };
+        cluster.stop_keeper().await;
+        let within = cluster.keeper_deadline();
         for (module, epoch) in cluster.held.all() {
             cluster.held.remove(&module);
             let name = module.clone();
             if let Err(e) = cluster
-                .sql(move |db| leases::release(db, &name, epoch))
+                .sql(move |db| leases::release(db, &name, epoch, within))
                 .await
             {
                 tracing::warn!(module, error = %e, "cluster: could not release the lease; it expires on its own");
             }
         }
-        if let Err(e) = cluster.sql(leases::leave).await {
+        if let Err(e) = cluster.sql(move |db| leases::leave(db, within)).await {
             tracing::warn!(error = %e, "cluster: could not say this node left");
         }
     }
