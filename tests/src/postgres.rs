@@ -131,8 +131,29 @@ impl PostgresServer {
 
     /// Stops the server abruptly, as a crash would.
     pub fn kill(&mut self) {
+        // Frozen session processes could not notice their server is gone.
+        self.thaw();
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Stops the server and its session processes where they stand (SIGSTOP): connections
+    /// stay open and nothing answers, as with a hung database or a network that drops
+    /// everything.
+    pub fn freeze(&self) {
+        // The server first, so it starts no session process meanwhile.
+        signal(self.child.id(), libc::SIGSTOP);
+        for child in children_of(self.child.id()) {
+            signal(child, libc::SIGSTOP);
+        }
+    }
+
+    /// Lets a frozen server go on.
+    pub fn thaw(&self) {
+        for child in children_of(self.child.id()) {
+            signal(child, libc::SIGCONT);
+        }
+        signal(self.child.id(), libc::SIGCONT);
     }
 
     /// Starts a killed server again on the same port and data; returns once it accepts
@@ -164,6 +185,37 @@ impl Drop for PostgresServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Sends `number` to process `pid`.
+fn signal(pid: u32, number: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("a process id");
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) with a process id and a signal number touches no memory.
+    unsafe {
+        libc::kill(pid, number);
+    }
+}
+
+/// The processes whose parent is `parent` (a server's session processes are its children,
+/// each in a session of its own).
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            // `pid (comm) state ppid …`: the command may hold spaces and parentheses.
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let rest = &stat[stat.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
 }
 
 /// Starts `postgres` on `data` and `port`; it dies with the calling thread.

@@ -125,21 +125,67 @@ async fn leases_stay_renewed_while_a_module_takes_longer_than_a_lease_to_start()
     let mut checks = 0;
     while !is_running("b-slow") {
         assert!(std::time::Instant::now() < deadline, "b-slow never started");
-        let unexpired = tokio::task::block_in_place(|| {
+        // Unexpired, never taken again (epoch 1), and the node seen within a lease.
+        let held = tokio::task::block_in_place(|| {
             query_texts(
                 &url,
-                "SELECT (expires_at > now())::text FROM nexum_leases WHERE module = 'a-quick'",
+                "SELECT (l.expires_at > now())::text || ' ' || l.epoch || ' '
+                        || (n.seen_at > now() - interval '1500 milliseconds')::text
+                 FROM nexum_leases l, nexum_nodes n
+                 WHERE l.module = 'a-quick' AND n.node = 'solo'",
             )
         });
         assert_eq!(
-            unexpired,
-            ["true"],
-            "a-quick's lease ran out while b-slow started (check {checks})"
+            held,
+            ["true 1 true"],
+            "a-quick's lease or the node's heartbeat ran out while b-slow started (check {checks})"
         );
         checks += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(checks > 0, "b-slow started before it was watched");
+    running.stop().await;
+}
+
+/// A database that stops answering (hung, or the network drops everything) leaves the
+/// node unable to know it still owns its module: it stops it before its lease could run out
+/// and another node take it, and runs it again once the database answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_database_stops_the_module_within_a_lease_and_it_comes_back() {
+    use nexum_tests::postgres::PostgresServer;
+
+    nexum_tests::logs::print_from_env();
+    let server = tokio::task::block_in_place(PostgresServer::start);
+    let mut config = test_config();
+    config.store = Some(SharedStore::new(format!("{}/postgres", server.url)).unwrap());
+    config.cluster = ClusterConfig {
+        node: Some("solo".into()),
+        lease_ms: 1500,
+        renew_ms: 300,
+    };
+    let running = run(vec![TestModule::probe("probe")], config).await;
+    let is_running = || running.runtime.modules().iter().any(|m| m.name == "probe");
+    assert!(
+        wait_until(Duration::from_secs(30), is_running).await,
+        "the module never started"
+    );
+
+    let frozen = std::time::Instant::now();
+    server.freeze();
+    let stopped = wait_until(Duration::from_secs(30), || !is_running()).await;
+    let after = frozen.elapsed();
+    server.thaw();
+    assert!(stopped, "the module still runs with its database silent");
+    // Its last renewal was at most a round before the freeze: the lease ran out by 1.5 s
+    // after it. A slack of a second for a busy machine.
+    assert!(
+        after < Duration::from_millis(2500),
+        "the module stopped {after:?} after the database went silent"
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), is_running).await,
+        "the module did not come back with its database"
+    );
     running.stop().await;
 }
 

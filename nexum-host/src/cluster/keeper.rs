@@ -5,17 +5,23 @@
 //! (`init`, a call in flight, a takeover waiting on a stalled node's row lock): were the
 //! renewals part of that round, a node busy taking modules over would let its own leases
 //! and heartbeat lapse, and the other nodes would take its modules away from it. It is a
-//! thread, not a task, so async workers blocked in commits cannot hold it up either. A
-//! lease found taken over is handed to placement to stop (its commits are already refused
-//! by the fence); a store silent for most of a lease makes placement stop every module.
+//! thread, not a task, so async workers blocked in commits cannot hold it up either.
+//!
+//! A lease found taken over is handed to placement to stop (its commits are already
+//! refused by the fence). When the store has not answered a heartbeat for `lease - renew`
+//! — the moment another node may soon take the leases over — the node is cut off and
+//! placement stops every module: each wait is cut short so that moment is never passed
+//! waiting, and a wait that overran its deadline by more than a round (the process was
+//! paused, not the store silent) does not count.
 
 use super::{Cluster, leases};
-use crate::ledger::{StoreError, no_answer};
+use crate::ledger::{StoreError, no_answer, no_answer_within};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak, mpsc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// The running keeper: stopped by [`Keeper::stop`], or when its cluster is dropped.
+/// The running keeper: stopped by [`Keeper::stop`], or when its cluster is dropped (which
+/// only happens once the runtime is gone: placement holds it until shutdown).
 pub(crate) struct Keeper {
     stop: mpsc::Sender<()>,
     thread: std::thread::JoinHandle<()>,
@@ -32,40 +38,57 @@ impl Keeper {
         Ok(Self { stop, thread })
     }
 
-    /// Stops it and waits for its round in flight (blocking).
+    /// Whether its thread still runs (it ends only when stopped, or on a bug).
+    pub fn is_running(&self) -> bool {
+        !self.thread.is_finished()
+    }
+
+    /// Stops it and waits for its call in flight, if any (blocking).
     pub fn stop(self) {
         drop(self.stop);
         let _ = self.thread.join();
     }
 }
 
+/// How one round ended.
+#[derive(Debug)]
+enum Round {
+    /// The store answered the heartbeat and every renewal (a refused renewal is retried
+    /// next round).
+    Answered,
+    /// The store did not answer or failed.
+    Failed(StoreError),
+    /// A wait overran its deadline by more than a round: this process was not running.
+    Paused,
+    /// The keeper was stopped mid-round.
+    Stopped,
+}
+
 /// Rounds every `renew`, until stopped or the cluster is gone.
 fn keep(cluster: Weak<Cluster>, stopped: mpsc::Receiver<()>) {
-    let mut failed_in_a_row = 0u32;
     loop {
         let started = Instant::now();
         let Some(cluster) = cluster.upgrade() else {
             return;
         };
-        match round(&cluster) {
-            Ok(()) => {
-                failed_in_a_row = 0;
+        let pause = match round(&cluster, &stopped) {
+            Round::Answered => {
                 cluster.health.answered();
-                cluster.cut_off.store(false, Ordering::SeqCst);
+                cluster.renew.saturating_sub(started.elapsed())
             }
-            Err(e) => {
-                failed_in_a_row += 1;
+            Round::Failed(e) => {
                 tracing::warn!(node = cluster.node(), error = %e, "cluster: heartbeat or lease renewal failed; commits stay fenced by the leases");
                 cluster.health.failed(e.to_string());
-                // Two failed rounds, not one: a round in flight when the process was
-                // paused times out the moment it wakes, though the store is fine.
-                if failed_in_a_row >= 2 && !cluster.in_touch() && !cluster.held.all().is_empty() {
+                if !cluster.in_touch() && !cluster.held.all().is_empty() {
                     cluster.cut_off.store(true, Ordering::SeqCst);
                     cluster.notice.notify_one();
                 }
+                cluster.renew.saturating_sub(started.elapsed())
             }
-        }
-        let pause = cluster.renew.saturating_sub(started.elapsed());
+            // The store may be fine: ask again at once.
+            Round::Paused => Duration::ZERO,
+            Round::Stopped => return,
+        };
         drop(cluster);
         if !matches!(
             stopped.recv_timeout(pause),
@@ -76,27 +99,111 @@ fn keep(cluster: Weak<Cluster>, stopped: mpsc::Receiver<()>) {
     }
 }
 
-/// One heartbeat and one renewal of each lease held. A renewal the store refuses (a row
-/// lock held too long) is tried again next round; one it does not answer ends the round.
-fn round(cluster: &Cluster) -> Result<(), StoreError> {
-    let (lease, within) = (cluster.lease, cluster.keeper_deadline());
-    let live = leases::heartbeat(&cluster.db, lease, within)?;
-    cluster.answered();
+/// One heartbeat and one renewal of each lease held.
+fn round(cluster: &Cluster, stopped: &mpsc::Receiver<()>) -> Round {
+    let (lease, renew) = (cluster.lease, cluster.renew);
+    let within = || deadline(lease, renew, cluster.silence());
+    // A call given up on is still queued: another would only wait behind it, so it is
+    // waited for as this round's first call.
+    let asked = within();
+    let sent = Instant::now();
+    if !cluster.db.keeper_unstuck(asked) {
+        return judge(no_answer_within(asked), sent.elapsed(), asked, renew);
+    }
+    let asked = within();
+    let sent = Instant::now();
+    let live = match leases::heartbeat(&cluster.db, lease, asked) {
+        Ok(live) => live,
+        Err(e) => return judge(e, sent.elapsed(), asked, renew),
+    };
     cluster.live.send_replace(Some(live));
-    let mut refused = None;
+    cluster.answered();
+    cluster.cut_off.store(false, Ordering::SeqCst);
     for (module, epoch) in cluster.held.all() {
+        if !matches!(stopped.try_recv(), Err(mpsc::TryRecvError::Empty)) {
+            return Round::Stopped;
+        }
         if cluster.is_lost(&module, epoch) {
             continue;
         }
-        match leases::renew(&cluster.db, &module, epoch, lease, within) {
+        let asked = within();
+        let sent = Instant::now();
+        match leases::renew(&cluster.db, &module, epoch, lease, asked) {
             Ok(true) => {}
             Ok(false) => cluster.lost(&module, epoch),
-            Err(e) if no_answer(&e) => return Err(e),
+            Err(e) if no_answer(&e) => return judge(e, sent.elapsed(), asked, renew),
+            // Refused (a row lock held past the lock timeout): next round tries again.
             Err(e) => {
                 tracing::debug!(module, error = %e, "cluster: lease not renewed this round");
-                refused = Some(e);
             }
         }
     }
-    refused.map_or(Ok(()), Err)
+    Round::Answered
+}
+
+/// How long a call may wait for its answer: until the heartbeat's silence reaches `lease -
+/// renew` (then the node is cut off, whatever the answer), but never less than half a
+/// round, so a store that answers at all is heard.
+fn deadline(lease: Duration, renew: Duration, silence: Duration) -> Duration {
+    lease
+        .saturating_sub(renew)
+        .saturating_sub(silence)
+        .max(renew / 2)
+}
+
+/// What a call that failed after `waited` (asked to wait at most `asked`) says: a wait
+/// that overran by more than a round was this process not running, not the store silent.
+fn judge(error: StoreError, waited: Duration, asked: Duration, renew: Duration) -> Round {
+    if no_answer(&error) && waited > asked + renew {
+        Round::Paused
+    } else {
+        Round::Failed(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: Duration = Duration::from_millis(1500);
+    const RENEW: Duration = Duration::from_millis(300);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_wait_ends_when_the_silence_reaches_lease_minus_renew_but_lasts_half_a_round() {
+        // Just answered: the whole margin.
+        assert_eq!(deadline(LEASE, RENEW, ms(0)), ms(1200));
+        // A round later: what is left of it.
+        assert_eq!(deadline(LEASE, RENEW, ms(300)), ms(900));
+        assert_eq!(deadline(LEASE, RENEW, ms(1000)), ms(200));
+        // Past it: short probes, so a store that comes back is heard.
+        assert_eq!(deadline(LEASE, RENEW, ms(1100)), ms(150));
+        assert_eq!(deadline(LEASE, RENEW, ms(60_000)), ms(150));
+    }
+
+    #[test]
+    fn a_wait_that_overran_by_more_than_a_round_was_a_pause_not_a_silent_store() {
+        let silent = || no_answer_within(ms(900));
+        assert!(matches!(
+            judge(silent(), ms(905), ms(900), RENEW),
+            Round::Failed(_)
+        ));
+        assert!(matches!(
+            judge(silent(), ms(1200), ms(900), RENEW),
+            Round::Failed(_)
+        ));
+        assert!(matches!(
+            judge(silent(), ms(5000), ms(900), RENEW),
+            Round::Paused
+        ));
+        // A refusal is the store's answer, however long it took.
+        let refused = StoreError::Backend("database: relation does not exist".into());
+        assert!(matches!(
+            judge(refused, ms(5000), ms(900), RENEW),
+            Round::Failed(_)
+        ));
+    }
 }

@@ -183,7 +183,8 @@ impl Cluster {
         std::mem::take(&mut *self.lost.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Notes that the store answered the heartbeat just now.
+    /// Notes that the store answered the heartbeat just now (after the live nodes it
+    /// returned are published: placement must not see the node in touch with an old list).
     fn answered(&self) {
         *self.last_answer.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
     }
@@ -202,9 +203,16 @@ impl Cluster {
         self.silence() + self.renew < self.lease
     }
 
-    /// Whether the keeper found the store gone for most of a lease (see `cut_off`).
+    /// Whether this node must stop its modules: the keeper found the store gone for most
+    /// of a lease (see `cut_off`), or the keeper no longer runs, and no heartbeat since.
     pub fn is_cut_off(&self) -> bool {
-        self.cut_off.load(Ordering::SeqCst)
+        let keeper_gone = self
+            .keeper
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|k| !k.is_running());
+        (self.cut_off.load(Ordering::SeqCst) || keeper_gone) && !self.in_touch()
     }
 
     /// This node's name.

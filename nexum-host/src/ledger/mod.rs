@@ -25,7 +25,7 @@ mod records;
 pub(crate) mod storage;
 
 pub use backup::{BackupError, BackupSummary};
-pub(crate) use postgres::{HeldLeases, PostgresStorage, no_answer};
+pub(crate) use postgres::{HeldLeases, PostgresStorage, no_answer, no_answer_within};
 pub(crate) use records::{Bookkeeping, Cursor, DeliveredBlock, Entry, Start, SubscriptionId};
 pub use records::{DeadLetter, Position};
 pub use storage::StoreError;

@@ -19,8 +19,9 @@ use super::backup::BackupError;
 use super::storage::{Batch, EntryVisitor, Space, Storage, StoreError};
 use postgres::{Client, NoTls};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// Connections (and threads) serving one engine's commits and reads.
@@ -66,8 +67,9 @@ const KEEPER_SETTINGS: &str = "SET lock_timeout = '250ms'";
 /// No statement of nexum's takes longer than this; one that does is cancelled.
 const STATEMENT_TIMEOUT: &str = "30s";
 
-/// Opens one connection with nexum's session settings: bounded connecting, keepalives (a
-/// half-open connection is noticed), bounded statements and transactions.
+/// Opens one connection with nexum's session settings: bounded connecting, keepalives and
+/// a bound on unacknowledged requests (a half-open connection is noticed within about 25 s
+/// idle, 10 s mid-request, and opened again), bounded statements and transactions.
 fn connect(url: &str) -> Result<Client, StoreError> {
     connect_with(url, "")
 }
@@ -78,9 +80,12 @@ fn connect_with(url: &str, settings: &str) -> Result<Client, StoreError> {
         .parse()
         .map_err(|e: postgres::Error| StoreError::Backend(format!("connection string: {e}")))?;
     config
-        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(5))
         .keepalives(true)
-        .keepalives_idle(std::time::Duration::from_secs(10));
+        .keepalives_idle(Duration::from_secs(10))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3)
+        .tcp_user_timeout(Duration::from_secs(10));
     let mut client = config.connect(NoTls).map_err(backend)?;
     client
         .batch_execute(&format!(
@@ -136,7 +141,15 @@ impl HeldLeases {
 /// Connections, each served by a thread of its own, taking jobs from one queue.
 struct Pool {
     jobs: Mutex<mpsc::Sender<Job>>,
+    /// Jobs whose answer was given up on and that have not run yet: while there is one,
+    /// the connection is stuck, and queueing more behind it only lengthens the line.
+    abandoned: Arc<(Mutex<usize>, Condvar)>,
 }
+
+/// Where a job with a deadline stands: waited for, done, or given up on by its caller.
+const WAITED: u8 = 0;
+const DONE: u8 = 1;
+const GIVEN_UP: u8 = 2;
 
 impl Pool {
     /// Serves `clients` (connected to `url` with `settings`) on threads named `name-0`,
@@ -171,7 +184,19 @@ impl Pool {
         }
         Ok(Self {
             jobs: Mutex::new(jobs),
+            abandoned: Arc::default(),
         })
+    }
+
+    /// Waits up to `within` until no answer given up on is still to come; `false` if one
+    /// still is.
+    fn wait_unstuck(&self, within: Duration) -> bool {
+        let (count, changed) = &*self.abandoned;
+        let count = count.lock().unwrap_or_else(|p| p.into_inner());
+        let (count, _) = changed
+            .wait_timeout_while(count, within, |n| *n > 0)
+            .unwrap_or_else(|p| p.into_inner());
+        *count == 0
     }
 
     /// Runs `work` on one of the connections and waits for it, at most `within` when
@@ -182,27 +207,43 @@ impl Pool {
         within: Option<Duration>,
     ) -> Result<T, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move |client| {
-            let _ = reply.send(work(client));
-        });
+        let state = Arc::new(AtomicU8::new(WAITED));
+        let job: Job = {
+            let (state, abandoned) = (state.clone(), self.abandoned.clone());
+            Box::new(move |client| {
+                let _ = reply.send(work(client));
+                if state
+                    .compare_exchange(WAITED, DONE, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_err()
+                {
+                    let (count, changed) = &*abandoned;
+                    *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+                    changed.notify_all();
+                }
+            })
+        };
         self.jobs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .send(job)
             .map_err(|_| StoreError::Backend("the database threads stopped".into()))?;
+        let stopped = || StoreError::Backend("a database thread stopped".into());
         let Some(within) = within else {
-            return answer
-                .recv()
-                .map_err(|_| StoreError::Backend("a database thread stopped".into()))?;
+            return answer.recv().map_err(|_| stopped())?;
         };
         match answer.recv_timeout(within) {
             Ok(done) => done,
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(StoreError::Backend(format!(
-                "{NO_ANSWER} {} ms",
-                within.as_millis()
-            ))),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                Err(StoreError::Backend("a database thread stopped".into()))
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(stopped()),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if state
+                    .compare_exchange(WAITED, GIVEN_UP, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    *self.abandoned.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+                    return Err(no_answer_within(within));
+                }
+                // It finished just as the wait ended: its answer is there.
+                answer.recv().map_err(|_| stopped())?
             }
         }
     }
@@ -210,6 +251,11 @@ impl Pool {
 
 /// How an answer that did not come in time is reported (see [`no_answer`]).
 const NO_ANSWER: &str = "no answer from the database within";
+
+/// The error of a call whose answer did not come `within`.
+pub(crate) fn no_answer_within(within: Duration) -> StoreError {
+    StoreError::Backend(format!("{NO_ANSWER} {} ms", within.as_millis()))
+}
 
 /// Whether `error` says the database did not answer in time (rather than refused).
 pub(crate) fn no_answer(error: &StoreError) -> bool {
@@ -289,6 +335,12 @@ impl PostgresStorage {
     ) -> Result<T, StoreError> {
         self.keeper
             .run(move |client| work(client).map_err(backend), Some(within))
+    }
+
+    /// Waits up to `within` for calls on the keeper's connection that went unanswered to
+    /// finish; `false` if one still has not.
+    pub fn keeper_unstuck(&self, within: Duration) -> bool {
+        self.keeper.wait_unstuck(within)
     }
 
     /// The leases this node holds.

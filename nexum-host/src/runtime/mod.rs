@@ -186,6 +186,19 @@ impl Runtime {
         for module in parts.supervisor.modules() {
             parts.start_sources(&module);
         }
+        let admin_addr = match admin {
+            Some(admin) => {
+                let (bound, task) = crate::admin::serve(admin, parts.clone(), stop.clone()).await?;
+                parts
+                    .shared_tasks
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(task);
+                Some(bound)
+            }
+            None => None,
+        };
+        // Last, so a start that fails above leaves no lease taken.
         if let Some(cluster) = &parts.cluster {
             // Renewals go on until the modules have stopped (`leave_cluster`), not with
             // the shared tasks: a module draining at shutdown still holds its lease.
@@ -199,18 +212,6 @@ impl Runtime {
                 .unwrap_or_else(|p| p.into_inner())
                 .push(placement);
         }
-        let admin_addr = match admin {
-            Some(admin) => {
-                let (bound, task) = crate::admin::serve(admin, parts.clone(), stop).await?;
-                parts
-                    .shared_tasks
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(task);
-                Some(bound)
-            }
-            None => None,
-        };
         Ok(Self {
             parts,
             metrics_addr,

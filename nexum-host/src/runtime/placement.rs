@@ -9,7 +9,7 @@
 
 use super::Parts;
 use crate::cluster::{Cluster, leases, owner};
-use crate::ledger::StoreError;
+use crate::ledger::{StoreError, no_answer};
 use crate::sources::fix_start_positions;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -153,9 +153,9 @@ impl Parts {
             .map_err(|e| e.to_string())
     }
 
-    /// When the keeper found the store silent for most of a lease, this node can no longer
-    /// know it still owns its modules, and another node may take them over: it stops them
-    /// (they come back with their leases once the store answers).
+    /// When the keeper found the store silent for most of a lease (or stopped), this node
+    /// can no longer know it still owns its modules, and another node may take them over:
+    /// it stops them (they come back with their leases once the store answers).
     async fn stand_down_if_cut_off(&self, cluster: &Cluster, stop: &mut watch::Receiver<bool>) {
         if !cluster.is_cut_off() || cluster.held.all().is_empty() {
             return;
@@ -193,6 +193,10 @@ impl Parts {
                 .await
             {
                 tracing::warn!(module, error = %e, "cluster: could not release the lease; it expires on its own");
+                if no_answer(&e) {
+                    // The rest would wait as long, each: shutdown must not.
+                    return;
+                }
             }
         }
         if let Err(e) = cluster.sql(move |db| leases::leave(db, within)).await {
