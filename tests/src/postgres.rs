@@ -137,19 +137,20 @@ impl PostgresServer {
         let _ = self.child.wait();
     }
 
-    /// Stops the server and its session processes where they stand (SIGSTOP): connections
-    /// stay open and nothing answers, as with a hung database or a network that drops
-    /// everything.
-    pub fn freeze(&self) {
+    /// Stops the server and its session processes where they stand (SIGSTOP) until the
+    /// guard is dropped: connections stay open and nothing answers, as with a hung
+    /// database or a network that drops everything.
+    pub fn freeze(&self) -> Frozen<'_> {
         // The server first, so it starts no session process meanwhile.
         signal(self.child.id(), libc::SIGSTOP);
         for child in children_of(self.child.id()) {
             signal(child, libc::SIGSTOP);
         }
+        Frozen(self)
     }
 
     /// Lets a frozen server go on.
-    pub fn thaw(&self) {
+    fn thaw(&self) {
         for child in children_of(self.child.id()) {
             signal(child, libc::SIGCONT);
         }
@@ -178,6 +179,16 @@ impl PostgresServer {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+    }
+}
+
+/// A frozen server ([`PostgresServer::freeze`]); it goes on when this is dropped, a
+/// failing test included.
+pub struct Frozen<'a>(&'a PostgresServer);
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        self.0.thaw();
     }
 }
 

@@ -83,11 +83,12 @@ impl Process {
     /// Every line printed so far.
     pub fn output(&self) -> Vec<String> {
         self.drain();
-        self.seen.lock().unwrap().clone()
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn drain(&self) {
-        let mut seen = self.seen.lock().unwrap();
+        // Also called from `drop` while a test panics: a poisoned lock must not panic again.
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         while let Ok(line) = self.lines.try_recv() {
             seen.push(line);
         }

@@ -170,11 +170,11 @@ async fn a_silent_database_stops_the_module_within_a_lease_and_it_comes_back() {
         "the module never started"
     );
 
-    let frozen = std::time::Instant::now();
-    server.freeze();
+    let frozen_at = std::time::Instant::now();
+    let frozen = server.freeze();
     let stopped = wait_until(Duration::from_secs(30), || !is_running()).await;
-    let after = frozen.elapsed();
-    server.thaw();
+    let after = frozen_at.elapsed();
+    drop(frozen);
     assert!(stopped, "the module still runs with its database silent");
     // Its last renewal was at most a round before the freeze: the lease ran out by 1.5 s
     // after it. A slack of a second for a busy machine.

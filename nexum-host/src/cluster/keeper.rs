@@ -10,9 +10,10 @@
 //! A lease found taken over is handed to placement to stop (its commits are already
 //! refused by the fence). When the store has not answered a heartbeat for `lease - renew`
 //! — the moment another node may soon take the leases over — the node is cut off and
-//! placement stops every module: each wait is cut short so that moment is never passed
-//! waiting, and a wait that overran its deadline by more than a round (the process was
-//! paused, not the store silent) does not count.
+//! placement stops every module: each wait is cut short to end then (at least half a
+//! round), and a round after a fast failure comes by then. A wait or a sleep that overran
+//! by more than a round means this process was paused, not the store silent: it does not
+//! count, and the next round may wait the whole margin.
 
 use super::{Cluster, leases};
 use crate::ledger::{StoreError, no_answer, no_answer_within};
@@ -66,49 +67,69 @@ enum Round {
 
 /// Rounds every `renew`, until stopped or the cluster is gone.
 fn keep(cluster: Weak<Cluster>, stopped: mpsc::Receiver<()>) {
+    // Whether the next round may wait a whole margin: this process itself was not running
+    // for a while, and the silence that piled up meanwhile is not the store's.
+    let mut patient = false;
     loop {
         let started = Instant::now();
         let Some(cluster) = cluster.upgrade() else {
             return;
         };
-        let pause = match round(&cluster, &stopped) {
+        let (lease, renew) = (cluster.lease, cluster.renew);
+        let pause = match round(&cluster, &stopped, patient) {
             Round::Answered => {
+                patient = false;
                 cluster.health.answered();
-                cluster.renew.saturating_sub(started.elapsed())
+                renew.saturating_sub(started.elapsed())
             }
             Round::Failed(e) => {
+                patient = false;
                 tracing::warn!(node = cluster.node(), error = %e, "cluster: heartbeat or lease renewal failed; commits stay fenced by the leases");
                 cluster.health.failed(e.to_string());
                 if !cluster.in_touch() && !cluster.held.all().is_empty() {
                     cluster.cut_off.store(true, Ordering::SeqCst);
                     cluster.notice.notify_one();
                 }
-                cluster.renew.saturating_sub(started.elapsed())
+                after_failure(lease, renew, cluster.silence(), started.elapsed())
             }
             // The store may be fine: ask again at once.
-            Round::Paused => Duration::ZERO,
+            Round::Paused => {
+                patient = true;
+                Duration::ZERO
+            }
             Round::Stopped => return,
         };
         drop(cluster);
+        let asleep = Instant::now();
         if !matches!(
             stopped.recv_timeout(pause),
             Err(mpsc::RecvTimeoutError::Timeout)
         ) {
             return;
         }
+        patient |= asleep.elapsed() > pause + renew;
     }
 }
 
 /// One heartbeat and one renewal of each lease held.
-fn round(cluster: &Cluster, stopped: &mpsc::Receiver<()>) -> Round {
+fn round(cluster: &Cluster, stopped: &mpsc::Receiver<()>, patient: bool) -> Round {
     let (lease, renew) = (cluster.lease, cluster.renew);
-    let within = || deadline(lease, renew, cluster.silence());
+    // With no lease to protect, a slow store is waited for as long as it takes to hear it.
+    let patient = patient || (cluster.held.all().is_empty() && !cluster.in_touch());
+    let within = || deadline(lease, renew, cluster.silence(), patient);
+    let stop_asked = || !matches!(stopped.try_recv(), Err(mpsc::TryRecvError::Empty));
+    if stop_asked() {
+        return Round::Stopped;
+    }
     // A call given up on is still queued: another would only wait behind it, so it is
     // waited for as this round's first call.
     let asked = within();
     let sent = Instant::now();
     if !cluster.db.keeper_unstuck(asked) {
         return judge(no_answer_within(asked), sent.elapsed(), asked, renew);
+    }
+    if stop_asked() {
+        return Round::Stopped;
     }
     let asked = within();
     let sent = Instant::now();
@@ -120,7 +141,7 @@ fn round(cluster: &Cluster, stopped: &mpsc::Receiver<()>) -> Round {
     cluster.answered();
     cluster.cut_off.store(false, Ordering::SeqCst);
     for (module, epoch) in cluster.held.all() {
-        if !matches!(stopped.try_recv(), Err(mpsc::TryRecvError::Empty)) {
+        if stop_asked() {
             return Round::Stopped;
         }
         if cluster.is_lost(&module, epoch) {
@@ -142,13 +163,26 @@ fn round(cluster: &Cluster, stopped: &mpsc::Receiver<()>) -> Round {
 }
 
 /// How long a call may wait for its answer: until the heartbeat's silence reaches `lease -
-/// renew` (then the node is cut off, whatever the answer), but never less than half a
-/// round, so a store that answers at all is heard.
-fn deadline(lease: Duration, renew: Duration, silence: Duration) -> Duration {
-    lease
-        .saturating_sub(renew)
-        .saturating_sub(silence)
-        .max(renew / 2)
+/// renew` (then the node is cut off, whatever the answer), but at least half a round; the
+/// whole margin when `patient`.
+fn deadline(lease: Duration, renew: Duration, silence: Duration, patient: bool) -> Duration {
+    let margin = lease.saturating_sub(renew);
+    if patient {
+        return margin;
+    }
+    margin.saturating_sub(silence).max(renew / 2)
+}
+
+/// How long to wait after a failed round that took `took`: a round later, or sooner if
+/// the silence reaches `lease - renew` before then, so the node is cut off on time.
+fn after_failure(lease: Duration, renew: Duration, silence: Duration, took: Duration) -> Duration {
+    let next = renew.saturating_sub(took);
+    let margin = lease.saturating_sub(renew);
+    if silence < margin {
+        next.min(margin - silence)
+    } else {
+        next
+    }
 }
 
 /// What a call that failed after `waited` (asked to wait at most `asked`) says: a wait
@@ -175,13 +209,24 @@ mod tests {
     #[test]
     fn a_wait_ends_when_the_silence_reaches_lease_minus_renew_but_lasts_half_a_round() {
         // Just answered: the whole margin.
-        assert_eq!(deadline(LEASE, RENEW, ms(0)), ms(1200));
+        assert_eq!(deadline(LEASE, RENEW, ms(0), false), ms(1200));
         // A round later: what is left of it.
-        assert_eq!(deadline(LEASE, RENEW, ms(300)), ms(900));
-        assert_eq!(deadline(LEASE, RENEW, ms(1000)), ms(200));
-        // Past it: short probes, so a store that comes back is heard.
-        assert_eq!(deadline(LEASE, RENEW, ms(1100)), ms(150));
-        assert_eq!(deadline(LEASE, RENEW, ms(60_000)), ms(150));
+        assert_eq!(deadline(LEASE, RENEW, ms(300), false), ms(900));
+        assert_eq!(deadline(LEASE, RENEW, ms(1000), false), ms(200));
+        // Past it: short probes.
+        assert_eq!(deadline(LEASE, RENEW, ms(1100), false), ms(150));
+        assert_eq!(deadline(LEASE, RENEW, ms(60_000), false), ms(150));
+        // After a pause of this process, or with nothing held: the whole margin.
+        assert_eq!(deadline(LEASE, RENEW, ms(60_000), true), ms(1200));
+    }
+
+    #[test]
+    fn after_a_failure_the_next_round_comes_by_the_time_the_node_must_be_cut_off() {
+        assert_eq!(after_failure(LEASE, RENEW, ms(300), ms(10)), ms(290));
+        assert_eq!(after_failure(LEASE, RENEW, ms(1000), ms(10)), ms(200));
+        // Already past it: a round later, not at once.
+        assert_eq!(after_failure(LEASE, RENEW, ms(1200), ms(10)), ms(290));
+        assert_eq!(after_failure(LEASE, RENEW, ms(5000), ms(400)), ms(0));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The lease rows in PostgreSQL: who runs which module, at which epoch, until when; and the
-//! nodes that are alive. Each function is one statement (or one short transaction); the
-//! heartbeat, renewals, releases and leaving run on the lease keeper's connection, in the
-//! order they are asked for, waiting at most `within` for the answer.
+//! nodes that are alive. Each function is one call of a statement or two (or one short
+//! transaction); the heartbeat, renewals, releases and leaving run on the lease keeper's
+//! connection, in the order they are asked for, waiting at most `within` for the answer.
 
 use crate::ledger::{PostgresStorage, StoreError};
 use std::time::Duration;
@@ -20,10 +20,11 @@ pub(crate) fn heartbeat(
     within: Duration,
 ) -> Result<Vec<String>, StoreError> {
     let (node, instance) = (db.node().to_string(), db.instance().to_string());
-    let claimed = db.with_keeper_client(within, {
+    // One job, so the whole heartbeat waits at most `within`.
+    let answer = db.with_keeper_client(within, {
         let node = node.clone();
         move |client| {
-            let row = client.query_opt(
+            let claimed = client.query_opt(
                 "INSERT INTO nexum_nodes (node, instance, seen_at, left_at)
                  VALUES ($1, $2, now(), NULL)
                  ON CONFLICT (node) DO UPDATE
@@ -34,22 +35,22 @@ pub(crate) fn heartbeat(
                  RETURNING node",
                 &[&node, &instance, &millis(lease)],
             )?;
-            Ok(row.is_some())
+            if claimed.is_none() {
+                return Ok(None);
+            }
+            let rows = client.query(
+                "SELECT node FROM nexum_nodes
+                 WHERE left_at IS NULL AND seen_at > now() - $1::bigint * interval '1 millisecond'
+                 ORDER BY node",
+                &[&millis(lease)],
+            )?;
+            Ok(Some(rows.into_iter().map(|row| row.get(0)).collect()))
         }
     })?;
-    if !claimed {
-        return Err(StoreError::Backend(format!(
+    answer.ok_or_else(|| {
+        StoreError::Backend(format!(
             "another running node is named `{node}`: give each node its own [cluster] node"
-        )));
-    }
-    db.with_keeper_client(within, move |client| {
-        let rows = client.query(
-            "SELECT node FROM nexum_nodes
-             WHERE left_at IS NULL AND seen_at > now() - $1::bigint * interval '1 millisecond'
-             ORDER BY node",
-            &[&millis(lease)],
-        )?;
-        Ok(rows.into_iter().map(|row| row.get(0)).collect())
+        ))
     })
 }
 

@@ -67,9 +67,9 @@ const KEEPER_SETTINGS: &str = "SET lock_timeout = '250ms'";
 /// No statement of nexum's takes longer than this; one that does is cancelled.
 const STATEMENT_TIMEOUT: &str = "30s";
 
-/// Opens one connection with nexum's session settings: bounded connecting, keepalives and
-/// a bound on unacknowledged requests (a half-open connection is noticed within about 25 s
-/// idle, 10 s mid-request, and opened again), bounded statements and transactions.
+/// Opens one connection with nexum's session settings: bounded connecting, keepalive
+/// probes and a 10 s bound on unacknowledged data (a half-open connection is noticed within
+/// seconds and opened again for the next job), bounded statements and transactions.
 fn connect(url: &str) -> Result<Client, StoreError> {
     connect_with(url, "")
 }
@@ -141,7 +141,7 @@ impl HeldLeases {
 /// Connections, each served by a thread of its own, taking jobs from one queue.
 struct Pool {
     jobs: Mutex<mpsc::Sender<Job>>,
-    /// Jobs whose answer was given up on and that have not run yet: while there is one,
+    /// Jobs whose answer was given up on and that have not finished: while there is one,
     /// the connection is stuck, and queueing more behind it only lengthens the line.
     abandoned: Arc<(Mutex<usize>, Condvar)>,
 }
@@ -207,19 +207,19 @@ impl Pool {
         within: Option<Duration>,
     ) -> Result<T, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
-        let state = Arc::new(AtomicU8::new(WAITED));
+        // Only a wait with a deadline can be given up on. The state moves under the
+        // count's lock, so giving up and finishing cannot cross.
+        let state = within.map(|_| Arc::new(AtomicU8::new(WAITED)));
         let job: Job = {
-            let (state, abandoned) = (state.clone(), self.abandoned.clone());
+            let finish = state.clone().map(|state| Finish {
+                state,
+                abandoned: self.abandoned.clone(),
+            });
             Box::new(move |client| {
+                // Marks the job done when it ends, whether it answers, panics or is
+                // dropped unrun.
+                let _finish = finish;
                 let _ = reply.send(work(client));
-                if state
-                    .compare_exchange(WAITED, DONE, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_err()
-                {
-                    let (count, changed) = &*abandoned;
-                    *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
-                    changed.notify_all();
-                }
             })
         };
         self.jobs
@@ -228,23 +228,40 @@ impl Pool {
             .send(job)
             .map_err(|_| StoreError::Backend("the database threads stopped".into()))?;
         let stopped = || StoreError::Backend("a database thread stopped".into());
-        let Some(within) = within else {
+        let (Some(within), Some(state)) = (within, state) else {
             return answer.recv().map_err(|_| stopped())?;
         };
         match answer.recv_timeout(within) {
             Ok(done) => done,
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(stopped()),
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if state
-                    .compare_exchange(WAITED, GIVEN_UP, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok()
-                {
-                    *self.abandoned.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+                let mut count = self.abandoned.0.lock().unwrap_or_else(|p| p.into_inner());
+                if state.load(Ordering::SeqCst) == WAITED {
+                    state.store(GIVEN_UP, Ordering::SeqCst);
+                    *count += 1;
                     return Err(no_answer_within(within));
                 }
+                drop(count);
                 // It finished just as the wait ended: its answer is there.
                 answer.recv().map_err(|_| stopped())?
             }
+        }
+    }
+}
+
+/// Marks a job with a deadline done when dropped (see [`Pool::run`]).
+struct Finish {
+    state: Arc<AtomicU8>,
+    abandoned: Arc<(Mutex<usize>, Condvar)>,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        let (count, changed) = &*self.abandoned;
+        let mut count = count.lock().unwrap_or_else(|p| p.into_inner());
+        if self.state.swap(DONE, Ordering::SeqCst) == GIVEN_UP {
+            *count -= 1;
+            changed.notify_all();
         }
     }
 }
@@ -599,7 +616,30 @@ impl Storage for PostgresStorage {
 
 #[cfg(test)]
 mod tests {
-    use super::successor;
+    use super::{HeldLeases, PostgresStorage, no_answer, successor};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn an_answer_given_up_on_holds_the_keeper_connection_until_it_comes() {
+        let url = nexum_tests::postgres::fresh_database();
+        let db = PostgresStorage::open(&url, "node", Arc::new(HeldLeases::default())).unwrap();
+        let slow = db.with_keeper_client(Duration::from_millis(50), |client| {
+            client.batch_execute("SELECT pg_sleep(0.5)")
+        });
+        assert!(no_answer(&slow.unwrap_err()));
+        // Still running: the connection is busy with it.
+        assert!(!db.keeper_unstuck(Duration::ZERO));
+        // Done within its half second; then the connection answers again.
+        assert!(db.keeper_unstuck(Duration::from_secs(10)));
+        let answer = db.with_keeper_client(Duration::from_secs(10), |client| {
+            client
+                .query_one("SELECT 1::int4", &[])
+                .map(|row| row.get::<_, i32>(0))
+        });
+        assert_eq!(answer.unwrap(), 1);
+        assert!(db.keeper_unstuck(Duration::ZERO));
+    }
 
     #[test]
     fn the_successor_of_a_prefix_bounds_every_key_under_it() {

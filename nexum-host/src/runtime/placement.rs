@@ -31,6 +31,8 @@ impl Parts {
                 tracing::warn!(node = cluster.node(), error = %e, "cluster: placement round failed; commits stay fenced by the leases");
             }
             self.stand_down_if_cut_off(&cluster, &mut stop).await;
+            metrics::gauge!(crate::telemetry::names::LEASES_HELD)
+                .set(cluster.held.all().len() as f64);
             tokio::select! {
                 _ = tokio::time::sleep(cluster.renew) => {}
                 _ = cluster.notice.notified() => {}
@@ -74,6 +76,11 @@ impl Parts {
         };
         let lease = cluster.lease;
         for (module, prepared) in &cluster.catalog {
+            // A round can be long (each start runs `init`): one cut off meanwhile stops
+            // here, and the stand-down comes next.
+            if !cluster.in_touch() {
+                break;
+            }
             let mine = owner(module, &live) == Some(cluster.node());
             match (mine, cluster.held.epoch(module)) {
                 (true, None) => {
@@ -121,7 +128,6 @@ impl Parts {
                 _ => {}
             }
         }
-        metrics::gauge!(crate::telemetry::names::LEASES_HELD).set(cluster.held.all().len() as f64);
         Ok(())
     }
 
@@ -185,6 +191,10 @@ impl Parts {
         };
         cluster.stop_keeper().await;
         let within = cluster.keeper_deadline();
+        if !cluster.db.keeper_unstuck(std::time::Duration::ZERO) {
+            tracing::warn!("cluster: the store has not answered; the leases expire on their own");
+            return;
+        }
         for (module, epoch) in cluster.held.all() {
             cluster.held.remove(&module);
             let name = module.clone();
