@@ -42,6 +42,18 @@ const PROGRESS_EVERY: u64 = 64;
 const STORE_RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(250);
 const STORE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The wait before delivery starts over after a store outage halted a drive that ran for
+/// `ran`, the wait last time having been `last`: a drive that ran as long as the longest
+/// wait met a new outage, which starts from the shortest wait again (not from wherever
+/// an outage days ago left it).
+fn store_retry_after(last: std::time::Duration, ran: std::time::Duration) -> std::time::Duration {
+    if ran >= STORE_RETRY_MAX {
+        STORE_RETRY_MIN
+    } else {
+        last
+    }
+}
+
 /// What one of the module's subscriptions on this chain wants.
 pub(crate) enum Wanted<C> {
     Blocks,
@@ -144,10 +156,12 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> ModuleChainDriver
         let chain = self.client.chain_id();
         let mut backoff = STORE_RETRY_MIN;
         loop {
+            let started = tokio::time::Instant::now();
             let outcome = tokio::select! {
                 _ = stop.wait_for(|s| *s) => return,
                 outcome = self.clone().drive() => outcome,
             };
+            backoff = store_retry_after(backoff, started.elapsed());
             match outcome {
                 Halt::ModuleClosed => {
                     tracing::debug!(module, chain, "module closed; chain delivery stopped");
@@ -364,4 +378,30 @@ where
         tracing::warn!(module, error = %e, retry_in_ms = wait.as_millis() as u64, "chain read failed; retrying")
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{STORE_RETRY_MAX, STORE_RETRY_MIN, store_retry_after};
+    use std::time::Duration;
+
+    #[test]
+    fn a_new_store_outage_after_a_healthy_spell_starts_from_the_shortest_wait() {
+        // Failing again at once: the wait goes on growing from where it was.
+        let grown = Duration::from_secs(8);
+        assert_eq!(store_retry_after(grown, Duration::from_millis(3)), grown);
+        assert_eq!(
+            store_retry_after(STORE_RETRY_MAX, Duration::from_secs(29)),
+            STORE_RETRY_MAX
+        );
+        // After delivering for as long as the longest wait: a new outage, a short wait.
+        assert_eq!(
+            store_retry_after(STORE_RETRY_MAX, STORE_RETRY_MAX),
+            STORE_RETRY_MIN
+        );
+        assert_eq!(
+            store_retry_after(grown, Duration::from_secs(86_400)),
+            STORE_RETRY_MIN
+        );
+    }
 }
