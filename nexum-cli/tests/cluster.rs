@@ -156,13 +156,14 @@ fn said(node: &Process, what: &str, module: &str) -> usize {
 }
 
 /// The modules of `modules` that `node` runs now, by what it said: leases taken minus
-/// modules handed over or lost.
+/// modules handed over, lost, or stopped while the store did not answer (a busy machine
+/// can starve a node that long).
 fn held_by(node: &Process, modules: &[String]) -> Vec<String> {
     modules
         .iter()
         .filter(|m| {
             said(node, "lease acquired; module running here", m)
-                > said(node, "handed to another node", m) + said(node, "lease lost", m)
+                > said(node, "handed to another node", m) + said(node, "module stopped here", m)
         })
         .cloned()
         .collect()
