@@ -9,6 +9,19 @@ use nexum_tests::postgres::{
 };
 use std::time::Duration;
 
+/// Test defaults for one node named `solo` on the store at `url`, with a 1.5 s lease
+/// renewed every 300 ms.
+fn solo_node(url: impl Into<String>) -> nexum_core::EngineConfig {
+    let mut config = test_config();
+    config.store = Some(SharedStore::new(url.into()).unwrap());
+    config.cluster = ClusterConfig {
+        node: Some("solo".into()),
+        lease_ms: 1500,
+        renew_ms: 300,
+    };
+    config
+}
+
 /// Waits until the runtime's health names its shared store (30 s at most).
 async fn wait_for_store_problem(runtime: &nexum_host::Runtime) {
     let noticed = wait_until(Duration::from_secs(30), || {
@@ -26,13 +39,7 @@ async fn wait_for_store_problem(runtime: &nexum_host::Runtime) {
 async fn state_lives_in_the_shared_store_and_a_lost_database_shows_in_healthz_and_stops_the_module()
 {
     let url = fresh_database();
-    let mut config = test_config();
-    config.store = Some(SharedStore::new(url.clone()).unwrap());
-    config.cluster = ClusterConfig {
-        node: Some("solo".into()),
-        lease_ms: 1500,
-        renew_ms: 300,
-    };
+    let mut config = solo_node(url.clone());
     config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
     let running = run(vec![TestModule::probe("probe")], config).await;
 
@@ -99,13 +106,7 @@ async fn state_lives_in_the_shared_store_and_a_lost_database_shows_in_healthz_an
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_stay_renewed_while_a_module_takes_longer_than_a_lease_to_start() {
     let url = fresh_database();
-    let mut config = test_config();
-    config.store = Some(SharedStore::new(url.clone()).unwrap());
-    config.cluster = ClusterConfig {
-        node: Some("solo".into()),
-        lease_ms: 1500,
-        renew_ms: 300,
-    };
+    let config = solo_node(url.clone());
     // Placement takes the modules in name order: the quick one runs before the slow one
     // starts.
     let slow = TestModule::new(
@@ -156,13 +157,7 @@ async fn a_silent_database_stops_the_module_within_a_lease_and_it_comes_back() {
 
     nexum_tests::logs::print_from_env();
     let server = tokio::task::block_in_place(PostgresServer::start);
-    let mut config = test_config();
-    config.store = Some(SharedStore::new(format!("{}/postgres", server.url)).unwrap());
-    config.cluster = ClusterConfig {
-        node: Some("solo".into()),
-        lease_ms: 1500,
-        renew_ms: 300,
-    };
+    let config = solo_node(format!("{}/postgres", server.url));
     let running = run(vec![TestModule::probe("probe")], config).await;
     let is_running = || running.runtime.modules().iter().any(|m| m.name == "probe");
     assert!(
@@ -201,13 +196,7 @@ async fn a_database_restart_mid_run_loses_nothing_and_doubles_nothing() {
     let anvil = Anvil::spawn().await;
     let emitter = anvil.deploy_emitter().await;
     let from = anvil.block_number().await + 1;
-    let mut config = test_config();
-    config.store = Some(SharedStore::new(url.clone()).unwrap());
-    config.cluster = ClusterConfig {
-        node: Some("solo".into()),
-        lease_ms: 1500,
-        renew_ms: 300,
-    };
+    let mut config = solo_node(url.clone());
     config.chains.insert(
         CHAIN_ID,
         nexum_core::ChainConfig::new(&anvil.ws_url()).unwrap(),
