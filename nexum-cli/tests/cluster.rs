@@ -10,7 +10,7 @@ use nexum_tests::anvil::{Anvil, CHAIN_ID, hex_u64};
 use nexum_tests::guests;
 use nexum_tests::orderbook::MockOrderbook;
 use nexum_tests::postgres::{
-    fresh_database, furthest_handled, handled_through, module_keys, recorded_logs,
+    fresh_database, furthest_handled, handled_through, module_keys, query_texts, recorded_logs,
 };
 use nexum_tests::process::Process;
 use nexum_tests::twap::{APP_DATA, keeper_manifest, params, part};
@@ -264,6 +264,29 @@ async fn wait_for(what: &str, condition: impl Fn() -> bool) {
 }
 
 const NODES: [&str; 2] = ["node-a", "node-b"];
+
+#[test]
+fn cluster_status_before_any_node_started_says_so_and_leaves_the_database_untouched() {
+    let url = fresh_database();
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), &url, None, &[("beat".to_string(), Kind::Beat)]);
+    let output = Command::new(NEXUM)
+        .args(["cluster", "status", engine.to_str().unwrap()])
+        .env("NODE", "status")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no nexum node has started on this database yet"),
+        "{stderr}"
+    );
+    let tables = query_texts(
+        &url,
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
+    );
+    assert!(tables.is_empty(), "a status read created {tables:?}");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_the_modules_take_over_a_stalled_or_dead_node_and_fence_it() {

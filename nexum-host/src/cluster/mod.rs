@@ -39,14 +39,10 @@ pub struct ClusterStatus {
     pub leases: Vec<LeaseRow>,
 }
 
-/// Reads the cluster's nodes and leases from `store` (blocking: call it off async
-/// workers).
+/// Reads the cluster's nodes and leases from `store`, on one connection and without
+/// touching the schema (blocking: call it off async workers).
 pub fn status(store: &nexum_core::SharedStore) -> Result<ClusterStatus, StoreError> {
-    let db = PostgresStorage::open(
-        store.connection_string(),
-        "nexum-cluster-status",
-        Arc::new(HeldLeases::default()),
-    )?;
+    let db = PostgresStorage::open_reader(store.connection_string())?;
     let nodes = db.with_client(|client| {
         let rows = client.query(
             "SELECT node, (extract(epoch FROM now() - seen_at) * 1000)::bigint,

@@ -84,15 +84,11 @@ impl Ledger {
         })
     }
 
-    /// The ledger in the shared store of a cluster, to read it (as `nexum store` does): it
-    /// holds no lease, so it can commit nothing for a module. Blocking: call it off async
-    /// workers.
+    /// The ledger in the shared store of a cluster, to read it (as `nexum store` does): one
+    /// connection, no lease (so it can commit nothing for a module), and it never creates
+    /// or migrates the schema under the nodes. Blocking: call it off async workers.
     pub fn open_shared(store: &nexum_core::SharedStore) -> Result<Self, StoreError> {
-        let db = PostgresStorage::open(
-            store.connection_string(),
-            "nexum-reader",
-            Arc::new(HeldLeases::default()),
-        )?;
+        let db = PostgresStorage::open_reader(store.connection_string())?;
         Ok(Self::shared(Arc::new(db)))
     }
 

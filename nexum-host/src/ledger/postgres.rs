@@ -12,8 +12,9 @@
 //! The `postgres` client blocks, and must not run on the async runtime's threads: a small
 //! pool of threads of its own, each with a connection, serves requests from the ledger; one
 //! more connection keeps this node's heartbeat and lease renewals apart from that traffic.
-//! The schema is created and migrated at open, under an advisory lock, and versioned in
-//! `nexum_schema`.
+//! A node creates and migrates the schema at open, under an advisory lock, and versions it
+//! in `nexum_schema`. A reader (`nexum cluster status`, `nexum store`) never does: it
+//! must not change the schema under running nodes, so it reads only a schema it knows.
 
 use super::backup::BackupError;
 use super::storage::{Batch, EntryVisitor, Space, Storage, StoreError};
@@ -286,8 +287,8 @@ pub(crate) struct PostgresStorage {
     /// This node's heartbeat, lease renewals and releases, on a connection of their own:
     /// they must not queue behind commits, or a busy node would lose its leases; and one
     /// connection runs them in the order they were asked for, so a renewal asked for
-    /// before a release never runs after it.
-    keeper: Pool,
+    /// before a release never runs after it. A reader has none: it holds no lease.
+    keeper: Option<Pool>,
     /// This node's name in lease rows.
     node: String,
     /// This process, among any that claim the same node name.
@@ -315,15 +316,29 @@ impl PostgresStorage {
         }
         Ok(Self {
             pool: Pool::start(url, "", clients, "nexum-pg")?,
-            keeper: Pool::start(
+            keeper: Some(Pool::start(
                 url,
                 KEEPER_SETTINGS,
                 vec![connect_with(url, KEEPER_SETTINGS)?],
                 "nexum-pg-leases",
-            )?,
+            )?),
             node: node.to_string(),
             instance: instance_id(),
             held,
+        })
+    }
+
+    /// Connects to `url` to read what the nodes wrote, on one connection: no migration, no
+    /// lease, and a schema other than this nexum's is refused (see [`check_schema`]).
+    pub fn open_reader(url: &str) -> Result<Self, StoreError> {
+        let mut client = connect(url)?;
+        check_schema(&mut client)?;
+        Ok(Self {
+            pool: Pool::start(url, "", vec![client], "nexum-pg")?,
+            keeper: None,
+            node: "nexum-reader".to_string(),
+            instance: instance_id(),
+            held: Arc::default(),
         })
     }
 
@@ -350,14 +365,20 @@ impl PostgresStorage {
         within: Duration,
         work: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.keeper
-            .run(move |client| work(client).map_err(backend), Some(within))
+        match &self.keeper {
+            Some(keeper) => keeper.run(move |client| work(client).map_err(backend), Some(within)),
+            None => Err(StoreError::Backend(
+                "a reader of the shared store holds no leases".into(),
+            )),
+        }
     }
 
     /// Waits up to `within` for calls on the keeper's connection that went unanswered to
     /// finish; `false` if one still has not.
     pub fn keeper_unstuck(&self, within: Duration) -> bool {
-        self.keeper.wait_unstuck(within)
+        self.keeper
+            .as_ref()
+            .is_none_or(|keeper| keeper.wait_unstuck(within))
     }
 
     /// The leases this node holds.
@@ -415,6 +436,35 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
             .map_err(backend)?;
     }
     tx.commit().map_err(backend)
+}
+
+/// Refuses to read a database whose schema is not the one this nexum writes: none yet (no
+/// node ever started on it), or one a node of another version migrated it to.
+fn check_schema(client: &mut Client) -> Result<(), StoreError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('nexum_schema') IS NOT NULL", &[])
+        .map_err(backend)?
+        .get(0);
+    let version: Option<i32> = if exists {
+        client
+            .query_opt("SELECT version FROM nexum_schema", &[])
+            .map_err(backend)?
+            .map(|row| row.get(0))
+    } else {
+        None
+    };
+    match version {
+        Some(SCHEMA_VERSION) => Ok(()),
+        None => Err(StoreError::Backend(
+            "no nexum node has started on this database yet: it holds no nexum schema".into(),
+        )),
+        Some(newer) if newer > SCHEMA_VERSION => Err(StoreError::Backend(format!(
+            "the database holds schema version {newer}, written by a newer nexum (this one knows {SCHEMA_VERSION})"
+        ))),
+        Some(older) => Err(StoreError::Backend(format!(
+            "the database holds schema version {older}, older than this nexum's {SCHEMA_VERSION}: a node of this version migrates it when it starts; a reader does not"
+        ))),
+    }
 }
 
 /// The name of a space in `nexum_entries`.
@@ -616,7 +666,7 @@ impl Storage for PostgresStorage {
 
 #[cfg(test)]
 mod tests {
-    use super::{HeldLeases, PostgresStorage, no_answer, successor};
+    use super::{HeldLeases, PostgresStorage, SCHEMA_VERSION, no_answer, successor};
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -639,6 +689,50 @@ mod tests {
         });
         assert_eq!(answer.unwrap(), 1);
         assert!(db.keeper_unstuck(Duration::ZERO));
+    }
+
+    /// Tables of the public schema of the database at `url`.
+    fn tables(url: &str) -> Vec<String> {
+        nexum_tests::postgres::query_texts(
+            url,
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
+        )
+    }
+
+    #[test]
+    fn a_reader_never_creates_or_migrates_the_schema_and_reads_only_its_own_version() {
+        let url = nexum_tests::postgres::fresh_database();
+        let refused = PostgresStorage::open_reader(&url).err().expect("refused");
+        assert!(
+            refused.to_string().contains("no nexum node has started"),
+            "{refused}"
+        );
+        assert!(tables(&url).is_empty(), "{:?}", tables(&url));
+
+        drop(PostgresStorage::open(&url, "node", Arc::new(HeldLeases::default())).unwrap());
+        let reader = PostgresStorage::open_reader(&url).unwrap();
+        let nodes = reader.with_client(|client| {
+            client
+                .query_one("SELECT count(*) FROM nexum_nodes", &[])
+                .map(|row| row.get::<_, i64>(0))
+        });
+        assert_eq!(nodes.unwrap(), 0);
+        let lease = reader.with_keeper_client(Duration::from_secs(1), |_| Ok(()));
+        assert!(lease.unwrap_err().to_string().contains("holds no leases"));
+
+        for (version, says) in [(SCHEMA_VERSION + 1, "newer nexum"), (0, "older than")] {
+            nexum_tests::postgres::query_texts(
+                &url,
+                &format!("UPDATE nexum_schema SET version = {version}"),
+            );
+            let refused = PostgresStorage::open_reader(&url).err().expect("refused");
+            assert!(refused.to_string().contains(says), "{refused}");
+        }
+        assert_eq!(
+            nexum_tests::postgres::query_texts(&url, "SELECT version::text FROM nexum_schema"),
+            ["0"],
+            "a reader migrated the schema"
+        );
     }
 
     #[test]
