@@ -171,7 +171,9 @@ impl Parts {
             _ = stop.wait_for(|s| *s) => return,
         };
         let silent_ms = cluster.silence().as_millis() as u64;
-        for (module, epoch) in cluster.held.all() {
+        // All at once: a module that finishes a long call (or whose commit waits on the
+        // silent store) holds up only its own stopping, not the others'.
+        let stand_downs = cluster.held.all().into_iter().map(|(module, epoch)| async move {
             self.retire(&module).await;
             cluster.held.remove(&module);
             tracing::error!(
@@ -180,7 +182,8 @@ impl Parts {
                 silent_ms,
                 "cluster: the shared store has not answered for most of a lease; module stopped here until it does"
             );
-        }
+        });
+        futures::future::join_all(stand_downs).await;
     }
 
     /// At shutdown, after every module stopped: stops renewing, releases the leases and
