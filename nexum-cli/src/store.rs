@@ -181,21 +181,48 @@ async fn store_live(admin: &AdminClient, module: &str, action: StoreAction) -> a
 }
 
 pub async fn dead_letters(target: &StoreTarget, module: Option<&str>) -> anyhow::Result<()> {
-    let letters: Vec<DeadLetter> = match target {
-        StoreTarget::StateDir(dir) => open_dir(dir)?.dead_letters(module)?,
+    let count = match target {
+        StoreTarget::StateDir(dir) => print_letters(&open_dir(dir)?.dead_letters(module)?),
         StoreTarget::Engine(engine) => {
             let config = EngineConfig::load(engine)?;
             match Reach::of(&config).await? {
-                Reach::Running(admin) => {
-                    let query: Vec<(&str, &str)> =
-                        module.map(|m| ("module", m)).into_iter().collect();
-                    admin.get("/v1/dead-letters", &query).await?
-                }
-                _ => open(engine, &config).await?.dead_letters(module)?,
+                Reach::Running(admin) => dead_letters_live(&admin, module).await?,
+                _ => print_letters(&open(engine, &config).await?.dead_letters(module)?),
             }
         }
     };
-    for letter in &letters {
+    println!("{count} dead letter(s)");
+    Ok(())
+}
+
+/// One page of `GET /v1/dead-letters`.
+#[derive(Deserialize)]
+struct DeadLettersPage {
+    letters: Vec<DeadLetter>,
+    next: Option<String>,
+}
+
+/// Prints a running engine's dead letters page by page; how many there were.
+async fn dead_letters_live(admin: &AdminClient, module: Option<&str>) -> anyhow::Result<usize> {
+    let mut after: Option<String> = None;
+    let mut count = 0;
+    loop {
+        let mut query: Vec<(&str, &str)> = module.map(|m| ("module", m)).into_iter().collect();
+        if let Some(after) = &after {
+            query.push(("after", after.as_str()));
+        }
+        let page: DeadLettersPage = admin.get("/v1/dead-letters", &query).await?;
+        count += print_letters(&page.letters);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(count),
+        }
+    }
+}
+
+/// Prints `letters`, one line each; how many.
+fn print_letters(letters: &[DeadLetter]) -> usize {
+    for letter in letters {
         let at = chrono::DateTime::from_timestamp_millis(letter.at_ms as i64)
             .map(|t| t.to_rfc3339())
             .unwrap_or_else(|| letter.at_ms.to_string());
@@ -210,8 +237,7 @@ pub async fn dead_letters(target: &StoreTarget, module: Option<&str>) -> anyhow:
             letter.reason
         );
     }
-    println!("{} dead letter(s)", letters.len());
-    Ok(())
+    letters.len()
 }
 
 fn describe(event: &Event) -> String {

@@ -631,3 +631,94 @@ async fn a_call_nobody_waits_for_still_ends_and_commits() {
     assert_eq!(engine.read("a", "done").as_deref(), Some("yes"));
     assert_eq!(engine.read("a", "after").as_deref(), Some("yes"));
 }
+
+/// `GET /v1/dead-letters` answers in pages, each with the cursor of the next: every letter
+/// once, by module and oldest first, however many there are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_served_page_by_page_each_once_in_order() {
+    let mut config = test_config();
+    config.admin = Some(nexum_core::AdminConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        token: None,
+    });
+    let running = run(vec![TestModule::probe("a"), TestModule::probe("b")], config).await;
+    // `b`'s letters are 40 kB each: its pages end at the byte bound (1 MiB), not the count.
+    for (module, letters, padding) in [("a", 150, 0), ("b", 60, 40_000)] {
+        for n in 0..letters {
+            let tick = nexum_core::Event::Tick(nexum_core::Tick {
+                fired_at: n,
+                schedule: format!("fail; {}", "x".repeat(padding)),
+            });
+            let outcome = running.runtime.dispatch(module, tick).await.unwrap();
+            assert!(matches!(outcome, Outcome::Failed(_)), "{outcome:?}");
+        }
+    }
+    let admin = running.runtime.admin_addr().unwrap();
+    let client = reqwest::Client::new();
+    let pages = |module: Option<&'static str>| {
+        let client = client.clone();
+        async move {
+            let mut pages: Vec<Vec<Value>> = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let mut query: Vec<(&str, String)> = Vec::new();
+                if let Some(module) = module {
+                    query.push(("module", module.to_string()));
+                }
+                if let Some(after) = &after {
+                    query.push(("after", after.clone()));
+                }
+                let page: Value = client
+                    .get(format!("http://{admin}/v1/dead-letters"))
+                    .query(&query)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                pages.push(page["letters"].as_array().unwrap().clone());
+                match page["next"].as_str() {
+                    Some(next) => after = Some(next.to_string()),
+                    None => return pages,
+                }
+                assert!(pages.len() < 100, "the pages never end");
+            }
+        }
+    };
+    let fired = |letters: &[Value]| -> Vec<(String, u64)> {
+        letters
+            .iter()
+            .map(|l| {
+                (
+                    l["module"].as_str().unwrap().to_string(),
+                    l["event"]["fired_at"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+
+    let all = pages(None).await;
+    let sizes: Vec<usize> = all.iter().map(Vec::len).collect();
+    assert_eq!(sizes[0], 100, "{sizes:?}");
+    assert!(sizes.iter().all(|n| (1..=100).contains(n)), "{sizes:?}");
+    for page in &all {
+        let bytes = serde_json::to_vec(page).unwrap().len();
+        assert!(bytes < 1024 * 1024 + 50_000, "a page of {bytes} bytes");
+    }
+    let expected: Vec<(String, u64)> = (0..150)
+        .map(|n| ("a".to_string(), n))
+        .chain((0..60).map(|n| ("b".to_string(), n)))
+        .collect();
+    assert_eq!(fired(&all.concat()), expected);
+
+    let of_b = pages(Some("b")).await;
+    assert!(
+        of_b.len() >= 3,
+        "2.4 MB of letters in {} page(s)",
+        of_b.len()
+    );
+    assert_eq!(fired(&of_b.concat()), expected[150..]);
+
+    running.stop().await;
+}

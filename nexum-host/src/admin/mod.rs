@@ -7,7 +7,7 @@
 //! | `GET /v1/status` | modules (status, counters, each subscription's position and lag), health |
 //! | `GET /v1/modules/NAME/keys?prefix=P&after=K` | a page of the module's keys with sizes |
 //! | `GET /v1/modules/NAME/value?key=K` | one value (text, or hex when not UTF-8) |
-//! | `GET /v1/dead-letters[?module=NAME]` | skipped events, oldest first |
+//! | `GET /v1/dead-letters[?module=NAME&after=C]` | a page of skipped events, oldest first |
 //! | `GET /v1/backup` | the whole state as one backup file, read at one instant |
 //! | `POST /v1/modules/NAME/replay` | hands the module its dead letters again |
 //! | `POST /v1/modules/NAME/restart` | a fresh instance (out of quarantine) |

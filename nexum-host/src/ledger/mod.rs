@@ -195,12 +195,39 @@ impl Ledger {
     pub fn dead_letters(&self, module: Option<&str>) -> Result<Vec<DeadLetter>, StoreError> {
         self.engine_scan(&keys::dead_letters(module))?
             .into_iter()
-            .map(|(key, bytes)| {
-                let mut letter: DeadLetter = decode(&key, &bytes)?;
-                letter.id = key.rsplit('/').next().unwrap_or_default().to_string();
-                Ok(letter)
-            })
+            .map(|(key, bytes)| decode_dead_letter(&key, &bytes))
             .collect()
+    }
+
+    /// A page of the skipped events of one module, or of all (by module, each oldest
+    /// first), after the one whose key is `after` (from the first when `None`): at most
+    /// `max_entries`, and none past the one that brings it to `max_bytes`. Each comes with
+    /// its key, to pass as `after` for the next page; `true` when there may be more.
+    pub(crate) fn dead_letters_page(
+        &self,
+        module: Option<&str>,
+        after: Option<&str>,
+        max_entries: usize,
+        max_bytes: u64,
+    ) -> Result<(Vec<(String, DeadLetter)>, bool), StoreError> {
+        let mut found = self.storage.scan_after(
+            &Space::Engine,
+            &keys::dead_letters(module),
+            after,
+            max_entries.saturating_add(1),
+            max_bytes,
+        )?;
+        let bytes: u64 = found.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
+        let more = found.len() > max_entries || bytes >= max_bytes;
+        found.truncate(max_entries);
+        let letters = found
+            .into_iter()
+            .map(|(key, bytes)| {
+                let letter = decode_dead_letter(&key, &bytes)?;
+                Ok((key, letter))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((letters, more))
     }
 
     /// How many dead letters `module` has (without reading them).
@@ -574,6 +601,13 @@ fn next_sequence() -> u64 {
 
 fn json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("engine records serialise")
+}
+
+/// A stored dead letter, named by the last part of its key.
+fn decode_dead_letter(key: &str, bytes: &[u8]) -> Result<DeadLetter, StoreError> {
+    let mut letter: DeadLetter = decode(key, bytes)?;
+    letter.id = key.rsplit('/').next().unwrap_or_default().to_string();
+    Ok(letter)
 }
 
 fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
