@@ -402,6 +402,49 @@ async fn a_quarantined_module_fixed_by_a_reload_resumes_from_its_cursor_without_
     running.stop().await;
 }
 
+/// The only reader of a filter, upgraded, then removed and added back by reloads while logs
+/// come: each time its feed ends with its last reader and a new one starts in its place,
+/// and every log arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_only_reader_of_a_filter_upgraded_removed_and_added_back_gets_every_log_once() {
+    nexum_tests::logs::print_from_env();
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let start = anvil.block_number().await + 1;
+    let config = config(&anvil.ws_url());
+    let solo = |extra: &str| recorder("solo", &logs_of(emitter, Some(start)), extra);
+    let bystander = || TestModule::probe("bystander");
+    let running = run(vec![solo(""), bystander()], config.clone()).await;
+    anvil.ping(emitter, 1, b"").await;
+    wait_for_canonical(&running, "solo", &anvil, emitter, start).await;
+
+    let report = running
+        .reload(vec![solo("note = 1"), bystander()], config.clone())
+        .await
+        .unwrap();
+    assert_eq!(report.upgraded, ["solo"]);
+    anvil.ping(emitter, 2, b"").await;
+    wait_for_canonical(&running, "solo", &anvil, emitter, start).await;
+
+    let report = running
+        .reload(vec![bystander()], config.clone())
+        .await
+        .unwrap();
+    assert_eq!(report.removed, ["solo"]);
+    anvil.ping(emitter, 3, b"").await;
+    let report = running
+        .reload(vec![solo("note = 1"), bystander()], config)
+        .await
+        .unwrap();
+    assert_eq!(report.added, ["solo"]);
+    anvil.ping(emitter, 4, b"").await;
+    wait_for_canonical(&running, "solo", &anvil, emitter, start).await;
+    let journal = log_journal(&running, "solo");
+    let unique: BTreeSet<(u64, u64)> = journal.iter().map(|e| (e.0, e.1)).collect();
+    assert_eq!(unique.len(), journal.len(), "no log twice: {journal:?}");
+    running.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_restart_takes_a_module_out_of_quarantine() {
     let mut config = test_config();

@@ -55,6 +55,8 @@ struct Streamed {
     next_claim: u64,
     /// The highest block the stream has announced logs of (what is kept follows it).
     reached: u64,
+    /// The last claim went: the feed stopped, and takes no new claim.
+    closed: bool,
 }
 
 impl Streamed {
@@ -173,8 +175,15 @@ impl<C> FeedClaim<C> {
 }
 
 impl<C> Drop for FeedClaim<C> {
+    /// The last claim going stops the feed: no module reads its filter any more (one that
+    /// comes to read it again starts a new feed).
     fn drop(&mut self) {
-        self.feed.lock().claims.remove(&self.id);
+        let mut streamed = self.feed.lock();
+        streamed.claims.remove(&self.id);
+        if streamed.claims.is_empty() {
+            streamed.closed = true;
+            self.feed.closed.send_replace(true);
+        }
     }
 }
 
@@ -189,6 +198,8 @@ pub(crate) struct LogFeed<C> {
     announcements: watch::Sender<u64>,
     /// The follower's view of the chain: which announced blocks are on a read block's chain.
     view: watch::Receiver<Arc<CanonicalView>>,
+    /// Turns true when the last claim goes: the subscription ends.
+    closed: watch::Sender<bool>,
 }
 
 impl<C> LogFeed<C> {
@@ -211,25 +222,34 @@ impl<C: ChainReader> LogFeed<C> {
             streamed: Mutex::default(),
             announcements: watch::Sender::new(0),
             view,
+            closed: watch::Sender::new(false),
         }
     }
 
-    /// A claim for a log subscription that reads this feed, for as long as it lives.
-    pub fn claim(self: &Arc<Self>) -> FeedClaim<C> {
+    /// A claim for a log subscription that reads this feed, for as long as it lives; `None`
+    /// once the feed stopped because its last claim went.
+    pub fn claim(self: &Arc<Self>) -> Option<FeedClaim<C>> {
         let mut streamed = self.lock();
+        if streamed.closed {
+            return None;
+        }
         let id = streamed.next_claim;
         streamed.next_claim += 1;
         streamed.claims.insert(id, 0);
-        FeedClaim {
+        Some(FeedClaim {
             feed: self.clone(),
             id,
-        }
+        })
     }
 
-    /// Keeps the subscription open until `stop` turns true.
+    /// Keeps the subscription open until `stop` turns true or the last claim goes.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut closed = self.closed.subscribe();
         tokio::select! {
             _ = stop.wait_for(|s| *s) => {}
+            _ = closed.wait_for(|c| *c) => {
+                tracing::debug!(chain = self.client.chain_id(), filter = %self.filter, "log feed stopped: no module reads it");
+            }
             _ = self.follow() => {}
         }
     }
@@ -433,6 +453,26 @@ mod tests {
         feed.lock().blocks[&hash].logs.len()
     }
 
+    /// A feed ends its subscription when the last module reading it goes, and takes no new
+    /// reader after that (the sources start a new feed for one).
+    #[tokio::test(start_paused = true)]
+    async fn the_last_claim_going_stops_the_feed() {
+        let chain = Arc::new(ScriptedChain::new(true));
+        let feed = feed(&chain);
+        let (first, second) = (feed.claim().unwrap(), feed.claim().unwrap());
+        let (_stop, stop) = watch::channel(false);
+        let mut task = tokio::spawn(feed.clone().run(stop));
+        drop(first);
+        let still = tokio::time::timeout(Duration::from_secs(60), &mut task).await;
+        assert!(still.is_err(), "the feed stopped with a reader left");
+        drop(second);
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("the feed stopped")
+            .unwrap();
+        assert!(feed.claim().is_none(), "a stopped feed took a claim");
+    }
+
     /// Two modules share a feed; the second one's reads come from a backend that lags and
     /// keep missing two logs, after the first module is done with the block and even gone:
     /// the second still gets them from the stream.
@@ -441,7 +481,7 @@ mod tests {
         let chain = Arc::new(ScriptedChain::new(true));
         let block = chain.mine(3);
         let feed = feed(&chain);
-        let (first, second) = (feed.claim(), feed.claim());
+        let (first, second) = (feed.claim().unwrap(), feed.claim().unwrap());
         // A module that went before reading anything holds nothing back.
         drop(feed.claim());
         let read = first.logs_of(&block).await.unwrap();
@@ -470,7 +510,7 @@ mod tests {
         let chain = Arc::new(ScriptedChain::new(true));
         let block = chain.mine(3);
         let feed = feed(&chain);
-        let claim = feed.claim();
+        let claim = feed.claim().unwrap();
         let read = claim.logs_of(&block).await.unwrap();
         for log in &read {
             feed.receive(log.clone());
@@ -488,7 +528,7 @@ mod tests {
         let chain = Arc::new(ScriptedChain::new(true));
         let block = chain.mine(2);
         let feed = feed(&chain);
-        let claim = feed.claim();
+        let claim = feed.claim().unwrap();
         let read = claim.logs_of(&block).await.unwrap();
         claim.passed(block.number() + 3);
         claim.back_to(block.number() - 1);
@@ -509,7 +549,7 @@ mod tests {
         let chain = Arc::new(ScriptedChain::new(true));
         let (view, seen) = watch::channel(Arc::new(chain.view()));
         let feed = feed_seeing(&chain, seen);
-        let _claim = feed.claim();
+        let _claim = feed.claim().unwrap();
         let replaced = [chain.mine(2), chain.mine(2)];
         for block in &replaced {
             announce(&feed, &chain, block).await;

@@ -265,25 +265,27 @@ impl<C: ChainReader> ChainSources<C> {
             let wanted = match subscription {
                 Subscription::Block { .. } => Wanted::Blocks,
                 Subscription::Log(log) => {
-                    let feed = client.pushes().then(|| {
-                        feeds
-                            .entry((client.chain_id(), log.filter.clone()))
-                            .or_insert_with(|| {
-                                let feed = Arc::new(LogFeed::new(
-                                    client.clone(),
-                                    log.filter.clone(),
-                                    policy.reorg_depth,
-                                    view_of(views, shared_tasks, client),
-                                ));
-                                shared_tasks
-                                    .push(tokio::spawn(feed.clone().run(self.stop.clone())));
-                                feed
-                            })
-                            .clone()
+                    let claim = client.pushes().then(|| {
+                        let key = (client.chain_id(), log.filter.clone());
+                        // A feed whose last reader went has stopped: a new one takes its place.
+                        if let Some(claim) = feeds.get(&key).and_then(|feed| feed.claim()) {
+                            return claim;
+                        }
+                        let feed = Arc::new(LogFeed::new(
+                            client.clone(),
+                            log.filter.clone(),
+                            policy.reorg_depth,
+                            view_of(views, shared_tasks, client),
+                        ));
+                        shared_tasks.retain(|task| !task.is_finished());
+                        shared_tasks.push(tokio::spawn(feed.clone().run(self.stop.clone())));
+                        let claim = feed.claim().expect("a new feed takes claims");
+                        feeds.insert(key, feed);
+                        claim
                     });
                     Wanted::Logs {
                         filter: log.filter.clone(),
-                        feed: feed.map(|feed| Arc::new(feed.claim())),
+                        feed: claim.map(Arc::new),
                     }
                 }
                 Subscription::Cron(_) => continue,
