@@ -9,6 +9,11 @@ use nexum_host::{DeadLetter, Ledger, StoreError};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+/// Dead letters read from a stopped engine's state at a time: at most this many, and no
+/// more once they hold [`DEAD_LETTERS_PAGE_BYTES`].
+const DEAD_LETTERS_PAGE: usize = 100;
+const DEAD_LETTERS_PAGE_BYTES: u64 = 1024 * 1024;
+
 /// Opens the state of a stopped engine: its files, or the shared store of a cluster.
 pub async fn open(engine: &Path, config: &EngineConfig) -> anyhow::Result<Ledger> {
     if let Some(store) = config.store.clone() {
@@ -182,12 +187,12 @@ async fn store_live(admin: &AdminClient, module: &str, action: StoreAction) -> a
 
 pub async fn dead_letters(target: &StoreTarget, module: Option<&str>) -> anyhow::Result<()> {
     let count = match target {
-        StoreTarget::StateDir(dir) => print_letters(&open_dir(dir)?.dead_letters(module)?),
+        StoreTarget::StateDir(dir) => dead_letters_stored(&open_dir(dir)?, module)?,
         StoreTarget::Engine(engine) => {
             let config = EngineConfig::load(engine)?;
             match Reach::of(&config).await? {
                 Reach::Running(admin) => dead_letters_live(&admin, module).await?,
-                _ => print_letters(&open(engine, &config).await?.dead_letters(module)?),
+                _ => dead_letters_stored(&open(engine, &config).await?, module)?,
             }
         }
     };
@@ -195,11 +200,16 @@ pub async fn dead_letters(target: &StoreTarget, module: Option<&str>) -> anyhow:
     Ok(())
 }
 
-/// One page of `GET /v1/dead-letters`.
+/// What `GET /v1/dead-letters` answers: a page, or (from an engine older than this
+/// `nexum`, still running after an upgrade) every letter at once.
 #[derive(Deserialize)]
-struct DeadLettersPage {
-    letters: Vec<DeadLetter>,
-    next: Option<String>,
+#[serde(untagged)]
+enum DeadLettersAnswer {
+    Page {
+        letters: Vec<DeadLetter>,
+        next: Option<String>,
+    },
+    All(Vec<DeadLetter>),
 }
 
 /// Prints a running engine's dead letters page by page; how many there were.
@@ -211,18 +221,43 @@ async fn dead_letters_live(admin: &AdminClient, module: Option<&str>) -> anyhow:
         if let Some(after) = &after {
             query.push(("after", after.as_str()));
         }
-        let page: DeadLettersPage = admin.get("/v1/dead-letters", &query).await?;
-        count += print_letters(&page.letters);
-        match page.next {
+        let (letters, next) = match admin.get("/v1/dead-letters", &query).await? {
+            DeadLettersAnswer::Page { letters, next } => (letters, next),
+            DeadLettersAnswer::All(letters) => (letters, None),
+        };
+        count += print_letters(&letters);
+        match next {
             Some(next) => after = Some(next),
             None => return Ok(count),
         }
     }
 }
 
+/// Prints a stopped engine's dead letters a page at a time (a module may keep a thousand,
+/// each with its whole event); how many there were.
+fn dead_letters_stored(ledger: &Ledger, module: Option<&str>) -> anyhow::Result<usize> {
+    let mut after: Option<String> = None;
+    let mut count = 0;
+    loop {
+        let (page, more) = ledger.dead_letters_page(
+            module,
+            after.as_deref(),
+            DEAD_LETTERS_PAGE,
+            DEAD_LETTERS_PAGE_BYTES,
+        )?;
+        count += print_letters(page.iter().map(|(_, letter)| letter));
+        match page.last() {
+            Some((key, _)) if more => after = Some(key.clone()),
+            _ => return Ok(count),
+        }
+    }
+}
+
 /// Prints `letters`, one line each; how many.
-fn print_letters(letters: &[DeadLetter]) -> usize {
+fn print_letters<'a>(letters: impl IntoIterator<Item = &'a DeadLetter>) -> usize {
+    let mut count = 0;
     for letter in letters {
+        count += 1;
         let at = chrono::DateTime::from_timestamp_millis(letter.at_ms as i64)
             .map(|t| t.to_rfc3339())
             .unwrap_or_else(|| letter.at_ms.to_string());
@@ -237,7 +272,7 @@ fn print_letters(letters: &[DeadLetter]) -> usize {
             letter.reason
         );
     }
-    letters.len()
+    count
 }
 
 fn describe(event: &Event) -> String {
@@ -256,5 +291,21 @@ fn describe(event: &Event) -> String {
             )
         }
         Event::Tick(t) => format!("tick {:?} at {}", t.schedule, t.fired_at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeadLettersAnswer;
+
+    #[test]
+    fn a_page_and_an_older_engines_array_both_read() {
+        let page: DeadLettersAnswer =
+            serde_json::from_str(r#"{"letters": [], "next": "deadletter/m/1"}"#).unwrap();
+        assert!(
+            matches!(page, DeadLettersAnswer::Page { letters, next } if letters.is_empty() && next.as_deref() == Some("deadletter/m/1"))
+        );
+        let all: DeadLettersAnswer = serde_json::from_str("[]").unwrap();
+        assert!(matches!(all, DeadLettersAnswer::All(letters) if letters.is_empty()));
     }
 }

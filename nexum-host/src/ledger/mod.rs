@@ -203,7 +203,7 @@ impl Ledger {
     /// first), after the one whose key is `after` (from the first when `None`): at most
     /// `max_entries`, and none past the one that brings it to `max_bytes`. Each comes with
     /// its key, to pass as `after` for the next page; `true` when there may be more.
-    pub(crate) fn dead_letters_page(
+    pub fn dead_letters_page(
         &self,
         module: Option<&str>,
         after: Option<&str>,

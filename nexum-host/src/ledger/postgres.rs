@@ -13,7 +13,7 @@
 //! pool of threads of its own, each with a connection, serves requests from the ledger; one
 //! more connection keeps this node's heartbeat and lease renewals apart from that traffic.
 //! A node creates and migrates the schema at open, under an advisory lock, and versions it
-//! in `nexum_schema`. A reader (`nexum cluster status`, `nexum store`) never does: it
+//! in `nexum_schema`. A reader (`nexum cluster status`, `status`, `store`) never does: it
 //! must not change the schema under running nodes, so it reads only a schema it knows.
 
 use super::backup::BackupError;
@@ -521,6 +521,42 @@ fn range(
         .collect()
 }
 
+/// Entries of `prefix` after `after`, in key order: at most `limit`, and none once those
+/// before hold `max_bytes`. The bound is the query's own, so the server sends no more than
+/// that (and one entry): large values past it never cross the connection.
+fn range_within(
+    client: &mut Client,
+    space: &str,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+    max_bytes: u64,
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let start = prefix.as_bytes().to_vec();
+    let end = successor(prefix.as_bytes());
+    let after = after.map(|a| a.as_bytes().to_vec());
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let max_bytes = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+    let rows = client
+        .query(
+            "SELECT key, value FROM (
+                 SELECT key, value, octet_length(key) + octet_length(value) AS size,
+                        sum(octet_length(key) + octet_length(value)) OVER (ORDER BY key) AS through
+                 FROM nexum_entries
+                 WHERE space = $1 AND key >= $2 AND ($3::bytea IS NULL OR key < $3)
+                   AND ($4::bytea IS NULL OR key > $4)
+                 ORDER BY key LIMIT $5
+             ) page
+             WHERE through - size < $6
+             ORDER BY key",
+            &[&space, &start, &end, &after, &limit, &max_bytes],
+        )
+        .map_err(backend)?;
+    rows.into_iter()
+        .map(|row| Ok((key_text(space, row.get(0))?, row.get(1))))
+        .collect()
+}
+
 impl Storage for PostgresStorage {
     fn get(&self, space: &Space, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let (space, key) = (space_name(space), key.as_bytes().to_vec());
@@ -568,18 +604,16 @@ impl Storage for PostgresStorage {
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let (space, prefix) = (space_name(space), prefix.to_string());
         let after = after.map(str::to_string);
-        let entries = self.run(move |client| {
-            range(client, &space, &prefix, after.as_deref(), max_entries, true)
-        })?;
-        let mut bytes = 0u64;
-        Ok(entries
-            .into_iter()
-            .take_while(|(k, v)| {
-                let fits = bytes < max_bytes;
-                bytes += (k.len() + v.len()) as u64;
-                fits
-            })
-            .collect())
+        self.run(move |client| {
+            range_within(
+                client,
+                &space,
+                &prefix,
+                after.as_deref(),
+                max_entries,
+                max_bytes,
+            )
+        })
     }
 
     fn count(&self, space: &Space, prefix: &str) -> Result<u64, StoreError> {
@@ -733,6 +767,30 @@ mod tests {
             ["0"],
             "a reader migrated the schema"
         );
+    }
+
+    #[test]
+    fn a_bounded_scan_stops_at_the_byte_bound_in_the_query() {
+        use crate::ledger::storage::{Batch, Space, Storage};
+        let url = nexum_tests::postgres::fresh_database();
+        let db = PostgresStorage::open(&url, "node", Arc::new(HeldLeases::default())).unwrap();
+        let mut batch = Batch::default();
+        for i in 0..5 {
+            batch.set(Space::Engine, format!("big/{i}"), vec![7u8; 400_000]);
+        }
+        db.commit(batch).unwrap();
+        // As the store's contract says: entries until those before hold the bound.
+        let page = db
+            .scan_after(&Space::Engine, "big/", None, 100, 1024 * 1024)
+            .unwrap();
+        let keys: Vec<&str> = page.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["big/0", "big/1", "big/2"]);
+        let rest = db
+            .scan_after(&Space::Engine, "big/", Some("big/2"), 1, 1024 * 1024)
+            .unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].0, "big/3");
+        assert_eq!(rest[0].1.len(), 400_000);
     }
 
     #[test]
