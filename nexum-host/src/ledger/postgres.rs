@@ -12,6 +12,8 @@
 //! The `postgres` client blocks, and must not run on the async runtime's threads: a small
 //! pool of threads of its own, each with a connection, serves requests from the ledger; one
 //! more connection keeps this node's heartbeat and lease renewals apart from that traffic.
+//! A caller on an async worker waits for its answer with the worker's other tasks moved to
+//! another thread ([`off_the_runtime`]).
 //! A node creates and migrates the schema at open, under an advisory lock, and versions it
 //! in `nexum_schema`. A reader (`nexum cluster status`, `status`, `store`) never does: it
 //! must not change the schema under running nodes, so it reads only a schema it knows.
@@ -230,9 +232,9 @@ impl Pool {
             .map_err(|_| StoreError::Backend("the database threads stopped".into()))?;
         let stopped = || StoreError::Backend("a database thread stopped".into());
         let (Some(within), Some(state)) = (within, state) else {
-            return answer.recv().map_err(|_| stopped())?;
+            return off_the_runtime(|| answer.recv()).map_err(|_| stopped())?;
         };
-        match answer.recv_timeout(within) {
+        match off_the_runtime(|| answer.recv_timeout(within)) {
             Ok(done) => done,
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(stopped()),
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -247,6 +249,20 @@ impl Pool {
                 answer.recv().map_err(|_| stopped())?
             }
         }
+    }
+}
+
+/// Runs `wait` (for the database's answer) so that it holds up no async work: called on a
+/// worker of a multi-threaded tokio runtime (a module's store read or commit, inside its
+/// call), the worker's other tasks move to another thread meanwhile. A silent database
+/// must not stall the runtime: stopping the modules it can no longer vouch for, heads,
+/// the admin API. Elsewhere it simply waits.
+fn off_the_runtime<T>(wait: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
     }
 }
 
