@@ -200,16 +200,24 @@ pub async fn dead_letters(target: &StoreTarget, module: Option<&str>) -> anyhow:
     Ok(())
 }
 
-/// What `GET /v1/dead-letters` answers: a page, or (from an engine older than this
-/// `nexum`, still running after an upgrade) every letter at once.
+/// One page of `GET /v1/dead-letters`.
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum DeadLettersAnswer {
-    Page {
-        letters: Vec<DeadLetter>,
-        next: Option<String>,
-    },
-    All(Vec<DeadLetter>),
+struct DeadLettersPage {
+    letters: Vec<DeadLetter>,
+    next: Option<String>,
+}
+
+/// The letters of an answer of `GET /v1/dead-letters`, and the cursor of the next page: a
+/// page, or (from an engine older than this `nexum`, still running after an upgrade) every
+/// letter at once.
+fn dead_letters_answer(
+    answer: serde_json::Value,
+) -> serde_json::Result<(Vec<DeadLetter>, Option<String>)> {
+    if answer.is_array() {
+        return Ok((serde_json::from_value(answer)?, None));
+    }
+    let page: DeadLettersPage = serde_json::from_value(answer)?;
+    Ok((page.letters, page.next))
 }
 
 /// Prints a running engine's dead letters page by page; how many there were.
@@ -221,10 +229,9 @@ async fn dead_letters_live(admin: &AdminClient, module: Option<&str>) -> anyhow:
         if let Some(after) = &after {
             query.push(("after", after.as_str()));
         }
-        let (letters, next) = match admin.get("/v1/dead-letters", &query).await? {
-            DeadLettersAnswer::Page { letters, next } => (letters, next),
-            DeadLettersAnswer::All(letters) => (letters, None),
-        };
+        let answer: serde_json::Value = admin.get("/v1/dead-letters", &query).await?;
+        let (letters, next) = dead_letters_answer(answer)
+            .map_err(|e| anyhow::anyhow!("the engine's dead letters do not read: {e}"))?;
         count += print_letters(&letters);
         match next {
             Some(next) => after = Some(next),
@@ -296,16 +303,19 @@ fn describe(event: &Event) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::DeadLettersAnswer;
+    use super::dead_letters_answer;
+    use serde_json::json;
 
     #[test]
     fn a_page_and_an_older_engines_array_both_read() {
-        let page: DeadLettersAnswer =
-            serde_json::from_str(r#"{"letters": [], "next": "deadletter/m/1"}"#).unwrap();
-        assert!(
-            matches!(page, DeadLettersAnswer::Page { letters, next } if letters.is_empty() && next.as_deref() == Some("deadletter/m/1"))
-        );
-        let all: DeadLettersAnswer = serde_json::from_str("[]").unwrap();
-        assert!(matches!(all, DeadLettersAnswer::All(letters) if letters.is_empty()));
+        let (letters, next) =
+            dead_letters_answer(json!({"letters": [], "next": "deadletter/m/1"})).unwrap();
+        assert!(letters.is_empty());
+        assert_eq!(next.as_deref(), Some("deadletter/m/1"));
+        let (letters, next) = dead_letters_answer(json!([])).unwrap();
+        assert!(letters.is_empty() && next.is_none());
+        // What does not read says why.
+        let bad = dead_letters_answer(json!([{"module": "m"}])).unwrap_err();
+        assert!(bad.to_string().contains("missing field"), "{bad}");
     }
 }

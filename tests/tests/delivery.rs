@@ -403,8 +403,8 @@ async fn a_quarantined_module_fixed_by_a_reload_resumes_from_its_cursor_without_
 }
 
 /// The only reader of a filter, upgraded, then removed and added back by reloads while logs
-/// come: each time its feed ends with its last reader and a new one starts in its place,
-/// and every log arrives once.
+/// come: each time it claims the filter's feed again (a feed unread only briefly keeps
+/// running, with what its stream announced), and every log arrives once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_only_reader_of_a_filter_upgraded_removed_and_added_back_gets_every_log_once() {
     nexum_tests::logs::print_from_env();

@@ -12,8 +12,8 @@
 //! The `postgres` client blocks, and must not run on the async runtime's threads: a small
 //! pool of threads of its own, each with a connection, serves requests from the ledger; one
 //! more connection keeps this node's heartbeat and lease renewals apart from that traffic.
-//! A caller on an async worker waits for its answer with the worker's other tasks moved to
-//! another thread ([`off_the_runtime`]).
+//! A caller on an async worker that waits for its answer more than a moment does so with
+//! the worker's other tasks moved to another thread ([`off_the_runtime`]).
 //! A node creates and migrates the schema at open, under an advisory lock, and versions it
 //! in `nexum_schema`. A reader (`nexum cluster status`, `status`, `store`) never does: it
 //! must not change the schema under running nodes, so it reads only a schema it knows.
@@ -232,9 +232,9 @@ impl Pool {
             .map_err(|_| StoreError::Backend("the database threads stopped".into()))?;
         let stopped = || StoreError::Backend("a database thread stopped".into());
         let (Some(within), Some(state)) = (within, state) else {
-            return off_the_runtime(|| answer.recv()).map_err(|_| stopped())?;
+            return wait_for_answer(&answer, None).map_err(|_| stopped())?;
         };
-        match off_the_runtime(|| answer.recv_timeout(within)) {
+        match wait_for_answer(&answer, Some(within)) {
             Ok(done) => done,
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(stopped()),
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -250,6 +250,29 @@ impl Pool {
             }
         }
     }
+}
+
+/// How long a wait for the database holds its thread before handing the thread's other
+/// work away (most answers come sooner: handing work away costs a thread switch).
+const QUICK_ANSWER: Duration = Duration::from_millis(1);
+
+/// Waits for `answer`, at most `within` when given: [`QUICK_ANSWER`] in place, then
+/// [`off_the_runtime`].
+fn wait_for_answer<T>(
+    answer: &mpsc::Receiver<T>,
+    within: Option<Duration>,
+) -> Result<T, mpsc::RecvTimeoutError> {
+    let quick = within.map_or(QUICK_ANSWER, |within| within.min(QUICK_ANSWER));
+    match answer.recv_timeout(quick) {
+        Err(mpsc::RecvTimeoutError::Timeout) => {}
+        done => return done,
+    }
+    off_the_runtime(|| match within {
+        Some(within) => answer.recv_timeout(within.saturating_sub(quick)),
+        None => answer
+            .recv()
+            .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+    })
 }
 
 /// Runs `wait` (for the database's answer) so that it holds up no async work: called on a

@@ -44,6 +44,9 @@ const REREAD_PAUSE: Duration = Duration::from_millis(200);
 const HOLD_BLOCKS: u64 = 8;
 /// How long an empty answer waits for the stream to reach its block.
 const STREAM_GRACE: Duration = Duration::from_millis(25);
+/// How long a feed no module reads keeps its subscription (and what it announced) before it
+/// stops: longer than a module takes to restart.
+const LINGER: Duration = Duration::from_secs(120);
 
 /// What the stream announced for recent blocks, by block hash, and how far each claim
 /// has got.
@@ -55,7 +58,7 @@ struct Streamed {
     next_claim: u64,
     /// The highest block the stream has announced logs of (what is kept follows it).
     reached: u64,
-    /// The last claim went: the feed stopped, and takes no new claim.
+    /// The feed went unread for [`LINGER`] and stopped: it takes no new claim.
     closed: bool,
 }
 
@@ -175,15 +178,10 @@ impl<C> FeedClaim<C> {
 }
 
 impl<C> Drop for FeedClaim<C> {
-    /// The last claim going stops the feed: no module reads its filter any more (one that
-    /// comes to read it again starts a new feed).
     fn drop(&mut self) {
         let mut streamed = self.feed.lock();
         streamed.claims.remove(&self.id);
-        if streamed.claims.is_empty() {
-            streamed.closed = true;
-            self.feed.closed.send_replace(true);
-        }
+        self.feed.readers.send_replace(streamed.claims.len());
     }
 }
 
@@ -198,8 +196,8 @@ pub(crate) struct LogFeed<C> {
     announcements: watch::Sender<u64>,
     /// The follower's view of the chain: which announced blocks are on a read block's chain.
     view: watch::Receiver<Arc<CanonicalView>>,
-    /// Turns true when the last claim goes: the subscription ends.
-    closed: watch::Sender<bool>,
+    /// How many claims there are: a feed unread for [`LINGER`] stops.
+    readers: watch::Sender<usize>,
 }
 
 impl<C> LogFeed<C> {
@@ -222,12 +220,12 @@ impl<C: ChainReader> LogFeed<C> {
             streamed: Mutex::default(),
             announcements: watch::Sender::new(0),
             view,
-            closed: watch::Sender::new(false),
+            readers: watch::Sender::new(0),
         }
     }
 
     /// A claim for a log subscription that reads this feed, for as long as it lives; `None`
-    /// once the feed stopped because its last claim went.
+    /// once the feed stopped, unread for [`LINGER`].
     pub fn claim(self: &Arc<Self>) -> Option<FeedClaim<C>> {
         let mut streamed = self.lock();
         if streamed.closed {
@@ -236,22 +234,52 @@ impl<C: ChainReader> LogFeed<C> {
         let id = streamed.next_claim;
         streamed.next_claim += 1;
         streamed.claims.insert(id, 0);
+        self.readers.send_replace(streamed.claims.len());
         Some(FeedClaim {
             feed: self.clone(),
             id,
         })
     }
 
-    /// Keeps the subscription open until `stop` turns true or the last claim goes.
+    /// Keeps the subscription open until `stop` turns true or the feed goes unread for
+    /// [`LINGER`].
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let mut closed = self.closed.subscribe();
         tokio::select! {
             _ = stop.wait_for(|s| *s) => {}
-            _ = closed.wait_for(|c| *c) => {
+            _ = self.close_when_unread() => {
                 tracing::debug!(chain = self.client.chain_id(), filter = %self.filter, "log feed stopped: no module reads it");
             }
             _ = self.follow() => {}
         }
+    }
+
+    /// Returns once the feed has had no claim for [`LINGER`], having marked it closed (and
+    /// let go of what it held). A module restarting (a reload, a restart, leaving
+    /// quarantine, coming back after a stand-down) claims it again well within that, and
+    /// finds what the stream announced meanwhile: a new feed would know nothing of the
+    /// blocks it reads again, and would believe a lagging backend's short answer for them.
+    async fn close_when_unread(&self) {
+        let mut readers = self.readers.subscribe();
+        loop {
+            let _ = readers.wait_for(|n| *n == 0).await;
+            // Any claim taken or let go meanwhile starts the wait over.
+            tokio::select! {
+                _ = tokio::time::sleep(LINGER) => {
+                    let mut streamed = self.lock();
+                    if streamed.claims.is_empty() {
+                        streamed.closed = true;
+                        streamed.blocks.clear();
+                        return;
+                    }
+                }
+                _ = readers.changed() => {}
+            }
+        }
+    }
+
+    /// Whether the feed stopped, unread (see [`LogFeed::claim`]).
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 
     async fn follow(&self) {
@@ -399,7 +427,7 @@ mod tests {
     use super::super::follower::CanonicalView;
     use super::super::reader::ChainReader;
     use super::super::scripted::{EMITTER, ScriptedChain, event_topic};
-    use super::{BlockRecord, HOLD_BLOCKS, LogFeed, LogRange, STREAM_GRACE, StreamedBlock};
+    use super::{BlockRecord, HOLD_BLOCKS, LINGER, LogFeed, LogRange, STREAM_GRACE, StreamedBlock};
     use alloy_primitives::{Address, B256, Bytes};
     use nexum_core::{ChainLog, LogFilter};
     use std::sync::Arc;
@@ -453,23 +481,30 @@ mod tests {
         feed.lock().blocks[&hash].logs.len()
     }
 
-    /// A feed ends its subscription when the last module reading it goes, and takes no new
-    /// reader after that (the sources start a new feed for one).
+    /// A feed no module reads stops after [`LINGER`], and takes no new reader after that (the
+    /// sources start a new feed for one); a reader coming back within it finds it running.
     #[tokio::test(start_paused = true)]
-    async fn the_last_claim_going_stops_the_feed() {
+    async fn a_feed_unread_for_a_while_stops() {
         let chain = Arc::new(ScriptedChain::new(true));
         let feed = feed(&chain);
         let (first, second) = (feed.claim().unwrap(), feed.claim().unwrap());
         let (_stop, stop) = watch::channel(false);
         let mut task = tokio::spawn(feed.clone().run(stop));
         drop(first);
-        let still = tokio::time::timeout(Duration::from_secs(60), &mut task).await;
+        let still = tokio::time::timeout(LINGER * 2, &mut task).await;
         assert!(still.is_err(), "the feed stopped with a reader left");
         drop(second);
-        tokio::time::timeout(Duration::from_secs(60), task)
+        let still = tokio::time::timeout(LINGER / 2, &mut task).await;
+        assert!(still.is_err(), "the feed stopped at once, unread");
+        // A reader back within the linger finds it running; it leaves again.
+        drop(feed.claim().expect("the feed still runs"));
+        let still = tokio::time::timeout(LINGER * 3 / 4, &mut task).await;
+        assert!(still.is_err(), "the linger did not start over");
+        tokio::time::timeout(LINGER, task)
             .await
             .expect("the feed stopped")
             .unwrap();
+        assert!(feed.is_closed());
         assert!(feed.claim().is_none(), "a stopped feed took a claim");
     }
 

@@ -238,6 +238,9 @@ impl<C: ChainReader> ChainSources<C> {
             feeds,
             tasks: shared_tasks,
         } = &mut *shared;
+        // Feeds that stopped, unread, are let go.
+        feeds.retain(|_, feed| !feed.is_closed());
+        shared_tasks.retain(|task| !task.is_finished());
         // A chain's follower starts with the first module reading the chain; feeds read its
         // view too.
         let view_of =
@@ -267,7 +270,8 @@ impl<C: ChainReader> ChainSources<C> {
                 Subscription::Log(log) => {
                     let claim = client.pushes().then(|| {
                         let key = (client.chain_id(), log.filter.clone());
-                        // A feed whose last reader went has stopped: a new one takes its place.
+                        // A feed that went unread long enough has stopped: a new one takes its
+                        // place.
                         if let Some(claim) = feeds.get(&key).and_then(|feed| feed.claim()) {
                             return claim;
                         }
@@ -277,7 +281,6 @@ impl<C: ChainReader> ChainSources<C> {
                             policy.reorg_depth,
                             view_of(views, shared_tasks, client),
                         ));
-                        shared_tasks.retain(|task| !task.is_finished());
                         shared_tasks.push(tokio::spawn(feed.clone().run(self.stop.clone())));
                         let claim = feed.claim().expect("a new feed takes claims");
                         feeds.insert(key, feed);
