@@ -309,7 +309,10 @@ impl ChainClient {
         self.counters
             .log_subscriptions
             .fetch_add(1, Ordering::Relaxed);
-        Ok(LogSubscription { logs })
+        Ok(LogSubscription {
+            logs,
+            connection: connection.clone(),
+        })
     }
 
     /// A node error as every caller sees it: classified, scrubbed of the URL's secrets and
@@ -401,9 +404,22 @@ impl HeadSubscription {
     }
 }
 
-/// Logs matching one filter, as the node announces them.
+/// Logs matching one filter, as the node announces them, until dropped.
 pub struct LogSubscription {
     logs: Subscription<LogFields>,
+    /// To end the subscription on the node when dropped.
+    connection: RootProvider,
+}
+
+impl Drop for LogSubscription {
+    /// alloy keeps a dropped subscription going (the node streams on, and it subscribes
+    /// again after each reconnect): end it. The connection shares one subscription among
+    /// identical filters, but nexum opens one per filter at a time; should a new one for
+    /// the same filter be asked for just before this ends it, the new one sees its stream
+    /// close and subscribes again.
+    fn drop(&mut self) {
+        let _ = self.connection.unsubscribe(*self.logs.local_id());
+    }
 }
 
 impl LogSubscription {

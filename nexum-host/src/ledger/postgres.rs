@@ -267,8 +267,13 @@ fn wait_for_answer<T>(
         Err(mpsc::RecvTimeoutError::Timeout) => {}
         done => return done,
     }
-    off_the_runtime(|| match within {
-        Some(within) => answer.recv_timeout(within.saturating_sub(quick)),
+    let rest = match within {
+        Some(within) if within <= quick => return Err(mpsc::RecvTimeoutError::Timeout),
+        Some(within) => Some(within - quick),
+        None => None,
+    };
+    off_the_runtime(|| match rest {
+        Some(rest) => answer.recv_timeout(rest),
         None => answer
             .recv()
             .map_err(|_| mpsc::RecvTimeoutError::Disconnected),

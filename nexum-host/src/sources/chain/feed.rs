@@ -254,16 +254,20 @@ impl<C: ChainReader> LogFeed<C> {
     }
 
     /// Returns once the feed has had no claim for [`LINGER`], having marked it closed (and
-    /// let go of what it held). A module restarting (a reload, a restart, leaving
-    /// quarantine, coming back after a stand-down) claims it again well within that, and
-    /// finds what the stream announced meanwhile: a new feed would know nothing of the
-    /// blocks it reads again, and would believe a lagging backend's short answer for them.
+    /// let go of what it held). A module restarted by a reload or by its operator claims it
+    /// again well within that, and finds what the stream announced meanwhile: a new feed
+    /// would know nothing of the blocks it reads again, and would believe a lagging
+    /// backend's short answer for them. A module away longer (quarantined until its
+    /// operator restarts it, stopped while its cluster store is silent) comes back to a
+    /// new feed, with that risk for the blocks it reads again.
     async fn close_when_unread(&self) {
         let mut readers = self.readers.subscribe();
         loop {
             let _ = readers.wait_for(|n| *n == 0).await;
             // Any claim taken or let go meanwhile starts the wait over.
             tokio::select! {
+                biased;
+                _ = readers.changed() => {}
                 _ = tokio::time::sleep(LINGER) => {
                     let mut streamed = self.lock();
                     if streamed.claims.is_empty() {
@@ -272,7 +276,6 @@ impl<C: ChainReader> LogFeed<C> {
                         return;
                     }
                 }
-                _ = readers.changed() => {}
             }
         }
     }
