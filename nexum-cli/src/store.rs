@@ -10,9 +10,8 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Dead letters read from a stopped engine's state at a time: at most this many, and no
-/// more once they hold [`DEAD_LETTERS_PAGE_BYTES`].
+/// more once they hold a page's bytes (as the admin API serves them).
 const DEAD_LETTERS_PAGE: usize = 100;
-const DEAD_LETTERS_PAGE_BYTES: u64 = 1024 * 1024;
 
 /// Opens the state of a stopped engine: its files, or the shared store of a cluster.
 pub async fn open(engine: &Path, config: &EngineConfig) -> anyhow::Result<Ledger> {
@@ -250,7 +249,7 @@ fn dead_letters_stored(ledger: &Ledger, module: Option<&str>) -> anyhow::Result<
             module,
             after.as_deref(),
             DEAD_LETTERS_PAGE,
-            DEAD_LETTERS_PAGE_BYTES,
+            nexum_host::core::host_rules::store::PAGE_MAX_BYTES,
         )?;
         count += print_letters(page.iter().map(|(_, letter)| letter));
         match page.last() {

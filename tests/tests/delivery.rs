@@ -54,6 +54,17 @@ async fn canonical_logs(anvil: &Anvil, emitter: Address, from: u64) -> BTreeSet<
         .collect()
 }
 
+/// Every log `module` recorded, it recorded once.
+fn assert_no_log_twice(runtime: &TestRuntime, module: &str) {
+    let journal = log_journal(runtime, module);
+    let unique: BTreeSet<(u64, u64)> = journal.iter().map(|e| (e.0, e.1)).collect();
+    assert_eq!(
+        unique.len(),
+        journal.len(),
+        "{module}: no log twice: {journal:?}"
+    );
+}
+
 async fn wait_for_canonical(
     runtime: &TestRuntime,
     module: &str,
@@ -294,9 +305,7 @@ async fn a_module_slower_than_the_chain_still_gets_every_log() {
     }
     wait_for_canonical(&runtime, "fast", &anvil, emitter, start).await;
     wait_for_canonical(&runtime, "slow", &anvil, emitter, start).await;
-    let journal = log_journal(&runtime, "slow");
-    let unique: BTreeSet<(u64, u64)> = journal.iter().map(|e| (e.0, e.1)).collect();
-    assert_eq!(unique.len(), journal.len(), "no log twice");
+    assert_no_log_twice(&runtime, "slow");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,9 +360,7 @@ async fn a_quarantined_module_keeps_its_cursor_and_a_later_start_resumes_from_it
     let fixed = recorder("stuck", &logs_of(emitter, Some(start)), "");
     let second = run_in(dir, vec![fixed], config(&anvil.ws_url())).await;
     wait_for_canonical(&second, "stuck", &anvil, emitter, start).await;
-    let journal = log_journal(&second, "stuck");
-    let unique: BTreeSet<(u64, u64)> = journal.iter().map(|e| (e.0, e.1)).collect();
-    assert_eq!(unique.len(), journal.len(), "no log twice: {journal:?}");
+    assert_no_log_twice(&second, "stuck");
     second.stop().await;
 }
 
@@ -391,13 +398,7 @@ async fn a_quarantined_module_fixed_by_a_reload_resumes_from_its_cursor_without_
     anvil.ping(emitter, 3, b"").await;
     for module in ["stuck", "steady"] {
         wait_for_canonical(&running, module, &anvil, emitter, start).await;
-        let journal = log_journal(&running, module);
-        let unique: BTreeSet<(u64, u64)> = journal.iter().map(|e| (e.0, e.1)).collect();
-        assert_eq!(
-            unique.len(),
-            journal.len(),
-            "{module}: no log twice: {journal:?}"
-        );
+        assert_no_log_twice(&running, module);
     }
     running.stop().await;
 }
@@ -439,9 +440,7 @@ async fn the_only_reader_of_a_filter_upgraded_removed_and_added_back_gets_every_
     assert_eq!(report.added, ["solo"]);
     anvil.ping(emitter, 4, b"").await;
     wait_for_canonical(&running, "solo", &anvil, emitter, start).await;
-    let journal = log_journal(&running, "solo");
-    let unique: BTreeSet<(u64, u64)> = journal.iter().map(|e| (e.0, e.1)).collect();
-    assert_eq!(unique.len(), journal.len(), "no log twice: {journal:?}");
+    assert_no_log_twice(&running, "solo");
     running.stop().await;
 }
 

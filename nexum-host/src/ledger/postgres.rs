@@ -537,64 +537,39 @@ fn key_text(space: &str, key: Vec<u8>) -> Result<String, StoreError> {
     })
 }
 
-/// Entries under `prefix` after `after`, in key order, at most `limit`.
+/// Entries under `prefix` after `after`, in key order: at most `limit`, and none once those
+/// before hold `max_bytes`; values only `with_values` (else empty). The byte bound is the
+/// query's own, so the server sends no more than that (and one entry): large values past
+/// it never cross the connection.
 fn range(
     client: &mut Client,
     space: &str,
     prefix: &str,
     after: Option<&str>,
     limit: usize,
+    max_bytes: u64,
     with_values: bool,
 ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
     let start = prefix.as_bytes().to_vec();
     let end = successor(prefix.as_bytes());
     let after = after.map(|a| a.as_bytes().to_vec());
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let max_bytes = i64::try_from(max_bytes).unwrap_or(i64::MAX);
     let value = if with_values { "value" } else { "''::bytea" };
     let sql = format!(
-        "SELECT key, {value} FROM nexum_entries
-         WHERE space = $1 AND key >= $2 AND ($3::bytea IS NULL OR key < $3)
-           AND ($4::bytea IS NULL OR key > $4)
-         ORDER BY key LIMIT $5"
+        "SELECT key, value FROM (
+             SELECT key, {value} AS value, octet_length(key) + octet_length(value) AS size,
+                    sum(octet_length(key) + octet_length(value)) OVER (ORDER BY key) AS through
+             FROM nexum_entries
+             WHERE space = $1 AND key >= $2 AND ($3::bytea IS NULL OR key < $3)
+               AND ($4::bytea IS NULL OR key > $4)
+             ORDER BY key LIMIT $5
+         ) page
+         WHERE through - size < $6
+         ORDER BY key"
     );
     let rows = client
-        .query(&sql, &[&space, &start, &end, &after, &limit])
-        .map_err(backend)?;
-    rows.into_iter()
-        .map(|row| Ok((key_text(space, row.get(0))?, row.get(1))))
-        .collect()
-}
-
-/// Entries of `prefix` after `after`, in key order: at most `limit`, and none once those
-/// before hold `max_bytes`. The bound is the query's own, so the server sends no more than
-/// that (and one entry): large values past it never cross the connection.
-fn range_within(
-    client: &mut Client,
-    space: &str,
-    prefix: &str,
-    after: Option<&str>,
-    limit: usize,
-    max_bytes: u64,
-) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-    let start = prefix.as_bytes().to_vec();
-    let end = successor(prefix.as_bytes());
-    let after = after.map(|a| a.as_bytes().to_vec());
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let max_bytes = i64::try_from(max_bytes).unwrap_or(i64::MAX);
-    let rows = client
-        .query(
-            "SELECT key, value FROM (
-                 SELECT key, value, octet_length(key) + octet_length(value) AS size,
-                        sum(octet_length(key) + octet_length(value)) OVER (ORDER BY key) AS through
-                 FROM nexum_entries
-                 WHERE space = $1 AND key >= $2 AND ($3::bytea IS NULL OR key < $3)
-                   AND ($4::bytea IS NULL OR key > $4)
-                 ORDER BY key LIMIT $5
-             ) page
-             WHERE through - size < $6
-             ORDER BY key",
-            &[&space, &start, &end, &after, &limit, &max_bytes],
-        )
+        .query(&sql, &[&space, &start, &end, &after, &limit, &max_bytes])
         .map_err(backend)?;
     rows.into_iter()
         .map(|row| Ok((key_text(space, row.get(0))?, row.get(1))))
@@ -635,7 +610,7 @@ impl Storage for PostgresStorage {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let (space, prefix) = (space_name(space), prefix.to_string());
-        self.run(move |client| range(client, &space, &prefix, None, limit, true))
+        self.run(move |client| range(client, &space, &prefix, None, limit, u64::MAX, true))
     }
 
     fn scan_after(
@@ -649,13 +624,14 @@ impl Storage for PostgresStorage {
         let (space, prefix) = (space_name(space), prefix.to_string());
         let after = after.map(str::to_string);
         self.run(move |client| {
-            range_within(
+            range(
                 client,
                 &space,
                 &prefix,
                 after.as_deref(),
                 max_entries,
                 max_bytes,
+                true,
             )
         })
     }
@@ -677,7 +653,8 @@ impl Storage for PostgresStorage {
 
     fn keys(&self, space: &Space, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError> {
         let (space, prefix) = (space_name(space), prefix.to_string());
-        let entries = self.run(move |client| range(client, &space, &prefix, None, limit, false))?;
+        let entries =
+            self.run(move |client| range(client, &space, &prefix, None, limit, u64::MAX, false))?;
         Ok(entries.into_iter().map(|(k, _)| k).collect())
     }
 
