@@ -139,6 +139,18 @@ fn the_shared_store_answers_like_the_embedded_one() {
     batch.set(Space::Engine, "a/1", b"engine".to_vec());
     let mut removal = Batch::default();
     removal.remove(space.clone(), "a/2");
+    // One batch may write a key more than once: the last write is the one that counts.
+    for (i, key) in ["twice", "set-then-removed", "removed-then-set"]
+        .iter()
+        .enumerate()
+    {
+        removal.set(space.clone(), *key, format!("first {i}").into_bytes());
+        removal.set(Space::Engine, *key, b"the engine's own".to_vec());
+    }
+    removal.set(space.clone(), "twice", b"second".to_vec());
+    removal.remove(space.clone(), "set-then-removed");
+    removal.remove(space.clone(), "removed-then-set");
+    removal.set(space.clone(), "removed-then-set", b"again".to_vec());
     for storage in [&*shared as &dyn Storage, &memory] {
         storage.commit(batch.clone()).unwrap();
         storage.commit(removal.clone()).unwrap();
@@ -171,4 +183,92 @@ fn the_shared_store_answers_like_the_embedded_one() {
     );
     assert_eq!(shared.value_len(&space, "ab").unwrap(), Some(6));
     assert_eq!(shared.get(&space, "a/2").unwrap(), None);
+    for key in ["twice", "set-then-removed", "removed-then-set"] {
+        assert_eq!(
+            shared.get(&space, key).unwrap(),
+            memory.get(&space, key).unwrap(),
+            "{key}"
+        );
+        assert_eq!(
+            shared.get(&Space::Engine, key).unwrap(),
+            Some(b"the engine's own".to_vec())
+        );
+    }
+    assert_eq!(
+        shared.get(&space, "twice").unwrap(),
+        Some(b"second".to_vec())
+    );
+    assert_eq!(shared.get(&space, "set-then-removed").unwrap(), None);
+}
+
+#[test]
+fn a_commit_that_waited_for_a_takeover_in_flight_is_fenced_and_writes_nothing() {
+    let url = nexum_tests::postgres::fresh_database();
+    let (a, held_a) = node(&url, "node-a");
+    let ledger_a = Arc::new(Ledger::shared(a.clone()));
+    let module = ModuleName::new("keeper").unwrap();
+    let epoch = leases::acquire(&a, "keeper", LEASE)
+        .unwrap()
+        .expect("a free lease");
+    held_a.insert("keeper", epoch);
+    write(&ledger_a, &module, "from a").unwrap();
+    let engine_records = a.count(&Space::Engine, "").unwrap();
+
+    // Another node's takeover, under way: the lease row is changed but not yet committed.
+    let mut other = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut takeover = other.transaction().unwrap();
+    takeover
+        .execute(
+            "UPDATE nexum_leases SET owner = 'node-b', epoch = epoch + 1 WHERE module = 'keeper'",
+            &[],
+        )
+        .unwrap();
+
+    // Node a commits meanwhile: its statement must wait for the takeover's row lock.
+    let committing = std::thread::spawn({
+        let (ledger_a, module) = (ledger_a.clone(), module.clone());
+        move || write(&ledger_a, &module, "stale")
+    });
+    let mut watcher = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        if committing.is_finished() {
+            panic!(
+                "node a's commit did not wait for the takeover's row lock: {:?}",
+                committing.join().unwrap()
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node a's commit is not waiting on a lock after 20 s"
+        );
+        std::thread::yield_now();
+    }
+    takeover.commit().unwrap();
+
+    assert!(matches!(
+        committing.join().unwrap(),
+        Err(StoreError::Fenced { module }) if module == "keeper"
+    ));
+    assert_eq!(
+        ledger_a.read(&module, "k").unwrap(),
+        Some(b"from a".to_vec()),
+        "the fenced commit wrote the module's key"
+    );
+    assert_eq!(
+        a.count(&Space::Engine, "").unwrap(),
+        engine_records,
+        "the fenced commit wrote engine records"
+    );
 }

@@ -1,13 +1,14 @@
 //! The shared storage: PostgreSQL, so several nodes can run one engine's modules.
 //!
 //! Every key of every space is a row of `nexum_entries` (space, key as bytes, value); a
-//! batch is one transaction. Keys are `bytea` so prefix scans are byte ranges an index
+//! batch is one statement, atomic on its own and one round trip. Keys are `bytea` so prefix scans are byte ranges an index
 //! serves (`key >= prefix AND key < successor(prefix)`), whatever the keys hold.
 //!
 //! **Fencing**: a batch that belongs to a module carries it ([`Batch::fence`]). The commit
-//! reads the module's lease row `FOR SHARE` in the same transaction and refuses unless this
-//! node holds it at the epoch it acquired; a takeover updates that row, so it waits for a
-//! commit in flight and any later commit of the old owner fails ([`StoreError::Fenced`]).
+//! reads the module's lease row `FOR SHARE` in the same statement and writes nothing unless
+//! this node holds it at the epoch it acquired; a takeover updates that row, so it waits for
+//! a commit in flight, and a commit that waited for a takeover, or came after one, fails
+//! ([`StoreError::Fenced`]).
 //!
 //! The `postgres` client blocks, and must not run on the async runtime's threads: a small
 //! pool of threads of its own, each with a connection, serves requests from the ledger; one
@@ -19,7 +20,8 @@
 //! must not change the schema under running nodes, so it reads only a schema it knows.
 
 use super::backup::BackupError;
-use super::storage::{Batch, EntryVisitor, Space, Storage, StoreError};
+use super::storage::{Batch, EntryVisitor, Space, Storage, StoreError, Write};
+use postgres::types::Type;
 use postgres::{Client, NoTls};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -59,7 +61,7 @@ const MIGRATIONS: &[&str] = &[
      );",
 ];
 
-/// A session stuck inside a transaction (its node paused or cut off mid-commit) is ended by
+/// A session stuck inside a transaction (its node paused or cut off in the middle of one) is ended by
 /// the server after this long, so the row locks it holds cannot stop a takeover.
 const IDLE_IN_TRANSACTION: &str = "2s";
 
@@ -537,6 +539,57 @@ fn key_text(space: &str, key: Vec<u8>) -> Result<String, StoreError> {
     })
 }
 
+/// A commit is one statement, so one round trip, and atomic on its own. The writes
+/// ($1..$5: keys to remove, entries to set) apply only if `allowed` has its row; the
+/// statement answers whether it had.
+macro_rules! commit_sql {
+    ($allowed:literal) => {
+        concat!(
+            "WITH allowed AS (",
+            $allowed,
+            "),
+             removed AS (
+                 DELETE FROM nexum_entries e
+                 USING unnest($1::text[], $2::bytea[]) AS gone(space, key)
+                 WHERE e.space = gone.space AND e.key = gone.key
+                   AND EXISTS (SELECT 1 FROM allowed)
+             ),
+             written AS (
+                 INSERT INTO nexum_entries (space, key, value)
+                 SELECT space, key, value
+                 FROM unnest($3::text[], $4::bytea[], $5::bytea[]) AS put(space, key, value)
+                 WHERE EXISTS (SELECT 1 FROM allowed)
+                 ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value
+             )
+             SELECT EXISTS (SELECT 1 FROM allowed)"
+        )
+    };
+}
+
+/// A commit with no module to fence (the engine's own records).
+const COMMIT: &str = commit_sql!("SELECT 1");
+
+/// A module's commit: only while this node ($7) holds the module's ($6) lease at the epoch
+/// it was granted ($8). The row lock (FOR SHARE) holds off a takeover until the statement
+/// ends; a takeover that committed first, or that this statement waited for, leaves no
+/// row, so nothing is written.
+const FENCED_COMMIT: &str = commit_sql!(
+    "SELECT 1 FROM nexum_leases WHERE module = $6 AND owner = $7 AND epoch = $8 FOR SHARE"
+);
+
+/// The writes of `writes` that count: the last one for each key. One statement cannot
+/// write a row twice, and the batch's order is what decides.
+fn last_write_per_key(writes: Vec<Write>) -> Vec<Write> {
+    let mut seen = std::collections::HashSet::new();
+    let mut last: Vec<Write> = writes
+        .into_iter()
+        .rev()
+        .filter(|w| seen.insert((w.space.clone(), w.key.clone())))
+        .collect();
+    last.reverse();
+    last
+}
+
 /// Entries under `prefix` after `after`, in key order: at most `limit`, and none once those
 /// before hold `max_bytes`; values only `with_values` (else empty). The byte bound is the
 /// query's own, so the server sends no more than that (and one entry): large values past
@@ -569,7 +622,17 @@ fn range(
          ORDER BY key"
     );
     let rows = client
-        .query(&sql, &[&space, &start, &end, &after, &limit, &max_bytes])
+        .query_typed(
+            &sql,
+            &[
+                (&space, Type::TEXT),
+                (&start, Type::BYTEA),
+                (&end, Type::BYTEA),
+                (&after, Type::BYTEA),
+                (&limit, Type::INT8),
+                (&max_bytes, Type::INT8),
+            ],
+        )
         .map_err(backend)?;
     rows.into_iter()
         .map(|row| Ok((key_text(space, row.get(0))?, row.get(1))))
@@ -581,9 +644,9 @@ impl Storage for PostgresStorage {
         let (space, key) = (space_name(space), key.as_bytes().to_vec());
         self.run(move |client| {
             Ok(client
-                .query_opt(
+                .query_typed_opt(
                     "SELECT value FROM nexum_entries WHERE space = $1 AND key = $2",
-                    &[&space, &key],
+                    &[(&space, Type::TEXT), (&key, Type::BYTEA)],
                 )
                 .map_err(backend)?
                 .map(|row| row.get(0)))
@@ -594,9 +657,9 @@ impl Storage for PostgresStorage {
         let (space, key) = (space_name(space), key.as_bytes().to_vec());
         self.run(move |client| {
             Ok(client
-                .query_opt(
+                .query_typed_opt(
                     "SELECT octet_length(value) FROM nexum_entries WHERE space = $1 AND key = $2",
-                    &[&space, &key],
+                    &[(&space, Type::TEXT), (&key, Type::BYTEA)],
                 )
                 .map_err(backend)?
                 .map(|row| row.get::<_, i32>(0) as usize))
@@ -641,10 +704,14 @@ impl Storage for PostgresStorage {
         let (start, end) = (prefix.as_bytes().to_vec(), successor(prefix.as_bytes()));
         self.run(move |client| {
             let row = client
-                .query_one(
+                .query_typed_one(
                     "SELECT count(*) FROM nexum_entries
                      WHERE space = $1 AND key >= $2 AND ($3::bytea IS NULL OR key < $3)",
-                    &[&space, &start, &end],
+                    &[
+                        (&space, Type::TEXT),
+                        (&start, Type::BYTEA),
+                        (&end, Type::BYTEA),
+                    ],
                 )
                 .map_err(backend)?;
             Ok(row.get::<_, i64>(0) as u64)
@@ -672,40 +739,57 @@ impl Storage for PostgresStorage {
             None => None,
         };
         let node = self.node.clone();
+        let writes = last_write_per_key(batch.writes);
         self.run(move |client| {
-            let mut tx = client.transaction().map_err(backend)?;
-            if let Some((module, epoch)) = &fence {
-                let holder = tx
-                    .query_opt(
-                        "SELECT owner, epoch FROM nexum_leases WHERE module = $1 FOR SHARE",
-                        &[module],
-                    )
-                    .map_err(backend)?;
-                let current = holder.map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1)));
-                if current != Some((node.clone(), *epoch)) {
-                    metrics::counter!(crate::telemetry::names::FENCED_COMMITS).increment(1);
-                    return Err(StoreError::Fenced {
-                        module: module.clone(),
-                    });
-                }
-            }
-            for write in batch.writes {
+            let (mut removed_spaces, mut removed_keys) = (Vec::new(), Vec::new());
+            let (mut set_spaces, mut set_keys, mut set_values) =
+                (Vec::new(), Vec::new(), Vec::new());
+            for write in writes {
                 let space = space_name(&write.space);
                 let key = write.key.into_bytes();
                 match write.value {
-                    Some(value) => tx.execute(
-                        "INSERT INTO nexum_entries (space, key, value) VALUES ($1, $2, $3)
-                         ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value",
-                        &[&space, &key, &value],
-                    ),
-                    None => tx.execute(
-                        "DELETE FROM nexum_entries WHERE space = $1 AND key = $2",
-                        &[&space, &key],
-                    ),
+                    Some(value) => {
+                        set_spaces.push(space);
+                        set_keys.push(key);
+                        set_values.push(value);
+                    }
+                    None => {
+                        removed_spaces.push(space);
+                        removed_keys.push(key);
+                    }
                 }
-                .map_err(backend)?;
             }
-            tx.commit().map_err(backend)
+            let mut params: Vec<(&(dyn postgres::types::ToSql + Sync), Type)> = vec![
+                (&removed_spaces, Type::TEXT_ARRAY),
+                (&removed_keys, Type::BYTEA_ARRAY),
+                (&set_spaces, Type::TEXT_ARRAY),
+                (&set_keys, Type::BYTEA_ARRAY),
+                (&set_values, Type::BYTEA_ARRAY),
+            ];
+            let sql = match &fence {
+                Some((module, epoch)) => {
+                    params.extend([
+                        (module as &(dyn postgres::types::ToSql + Sync), Type::TEXT),
+                        (&node, Type::TEXT),
+                        (epoch, Type::INT8),
+                    ]);
+                    FENCED_COMMIT
+                }
+                None => COMMIT,
+            };
+            let allowed: bool = client
+                .query_typed_one(sql, &params)
+                .map_err(backend)?
+                .get(0);
+            match &fence {
+                Some((module, _)) if !allowed => {
+                    metrics::counter!(crate::telemetry::names::FENCED_COMMITS).increment(1);
+                    Err(StoreError::Fenced {
+                        module: module.clone(),
+                    })
+                }
+                _ => Ok(()),
+            }
         })
     }
 
