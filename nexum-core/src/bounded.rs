@@ -105,4 +105,19 @@ mod tests {
         assert_eq!(module_text("fine", 100), "fine");
         assert_eq!(module_text("a\nb", 100), "a\\nb");
     }
+
+    /// The JavaScript and Python templates' fake hosts write log lines the same way; their
+    /// tests (`templates/*/test*/`) expect these very lines.
+    #[test]
+    fn module_text_as_the_fake_hosts_mirror_it() {
+        assert_eq!(
+            module_text("a\nforged\u{1b}[31m line", 16),
+            "a\\nforged\\u{1b}[… [cut: 18 bytes in all]"
+        );
+        assert_eq!(
+            module_text(&"é".repeat(10), 16),
+            format!("{}… [cut: 20 bytes in all]", "é".repeat(8))
+        );
+        assert_eq!(module_text("short\tline", 16), "short\tline");
+    }
 }

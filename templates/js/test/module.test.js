@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, test } from 'node:test';
 import * as counter from '../src/module.js';
-import { chain, event, Fault, RpcError, store } from '../src/nexum/index.js';
+import { chain, event, Fault, log, RpcError, store } from '../src/nexum/index.js';
 import { exportFailure, FakeHost } from '../src/nexum/testing.js';
 
 const Ping = event('event Ping(address indexed sender, uint256 indexed seq, bytes payload)');
@@ -365,5 +365,41 @@ describe('module.toml [limits] is refused as nexum refuses it', () => {
       FakeHost.block({ number: 1 }),
     );
     assert.deepEqual([caught.kind, caught.message], ['invalid-input', 'key is 5 bytes; the limit is 4']);
+  });
+
+  test('log lines are cut and escaped as nexum writes them, and dropped over the line budget', (t) => {
+    const host = hostWith('log_line_bytes = 16\nlog_lines_per_second = 3', t)();
+    const flood = {
+      onBlock() {
+        log.info('a\nforged\u001b[31m line');
+        log.warn('é'.repeat(10));
+        log.info('short\tline');
+        for (let i = 0; i < 50; i++) log.info(`line ${i}`);
+      },
+    };
+    host.deliver(flood, FakeHost.block({ number: 1 }));
+    assert.deepEqual(host.logs.slice(0, 3), [
+      ['info', 'a\\nforged\\u{1b}[… [cut: 18 bytes in all]'],
+      ['warn', `${'é'.repeat(8)}… [cut: 20 bytes in all]`],
+      ['info', 'short\tline'],
+    ]);
+    // Three lines a second, a second's worth at once: the rest of the flood is dropped
+    // (a line more for each third of a second the test is held up).
+    assert.ok(host.logs.length < 10, `${host.logs.length} lines kept`);
+    assert.equal(host.logs.length + host.logsDropped, 53);
+  });
+
+  test('log lines over the byte budget are dropped', (t) => {
+    const host = hostWith('log_bytes_per_second = 1000', t)();
+    host.deliver(
+      {
+        onBlock() {
+          for (let i = 0; i < 3; i++) log.info('x'.repeat(1000));
+        },
+      },
+      FakeHost.block({ number: 1 }),
+    );
+    assert.equal(host.logs.length, 1, 'a second of bytes is 1000: one line of 1000 bytes');
+    assert.equal(host.logsDropped, 2);
   });
 });

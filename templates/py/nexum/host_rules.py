@@ -7,6 +7,7 @@ passes against FakeHost should not be refused by the real host, so keep these in
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 
 from .manifest import Limits
@@ -51,6 +52,58 @@ def cut(text: str, max_bytes: int) -> str:
     if len(raw) <= max_bytes:
         return text
     return f"{raw[:max_bytes].decode('utf-8', 'ignore')}… [cut: {len(raw)} bytes in all]"
+
+
+def _cut_plain(text: str, max_bytes: int) -> str:
+    """`text` cut to at most `max_bytes` of UTF-8 on a character boundary, without a note."""
+    raw = text.encode("utf-8", "surrogatepass")
+    return text if len(raw) <= max_bytes else raw[:max_bytes].decode("utf-8", "ignore")
+
+
+def _is_hazard(c: str) -> bool:
+    """Whether `c` could break a log line or mislead its reader (bounded.rs): control
+    characters but tab, line and paragraph separators, bidirectional marks and overrides."""
+    code = ord(c)
+    return (((code <= 0x1F or 0x7F <= code <= 0x9F) and code != 0x09)
+            or code in (0x2028, 0x2029, 0x200E, 0x200F)
+            or 0x202A <= code <= 0x202E
+            or 0x2066 <= code <= 0x2069)
+
+
+def _escape(c: str) -> str:
+    """A hazard written as nexum writes it (Rust's escape_default)."""
+    return {"\n": "\\n", "\r": "\\r"}.get(c, f"\\u{{{ord(c):x}}}")
+
+
+def module_text(text: str, max_bytes: int) -> str:
+    """A module's log line as nexum writes it: cut, hazards escaped, cut again (bounded.rs)."""
+    escaped = "".join(_escape(c) if _is_hazard(c) else c for c in _cut_plain(text, max_bytes))
+    length = _size(text)
+    if length <= max_bytes and _size(escaped) <= max_bytes:
+        return escaped
+    return f"{_cut_plain(escaped, max_bytes)}… [cut: {length} bytes in all]"
+
+
+class LogBudget:
+    """A module's log budget as nexum keeps it (log_budget.rs): lines and bytes per second,
+    each a token bucket that allows a second's worth at once."""
+
+    def __init__(self, limits: Limits) -> None:
+        self._lines = [float(limits.log_lines_per_second), float(limits.log_lines_per_second)]
+        self._bytes = [float(limits.log_bytes_per_second), float(limits.log_bytes_per_second)]
+        self._last = time.monotonic()
+
+    def take(self, length: int) -> bool:
+        """Takes one line of `length` bytes if both budgets allow it."""
+        now = time.monotonic()
+        seconds, self._last = now - self._last, now
+        for bucket in (self._lines, self._bytes):
+            bucket[0] = min(bucket[0] + seconds * bucket[1], bucket[1])
+        if self._lines[0] < 1 or self._bytes[0] < length:
+            return False
+        self._lines[0] -= 1
+        self._bytes[0] -= length
+        return True
 
 
 def undeclared_chain(chain_id: int) -> str:

@@ -21,12 +21,14 @@ from .errors import Fault, RpcError
 from .hexstr import from_hex
 from .host import WitImports
 from .host_rules import (
+    LogBudget,
     Refused,
     WriteSet,
     check_call,
     check_key,
     check_prefix,
     entry_size,
+    module_text,
     undeclared_capability,
     undeclared_chain,
 )
@@ -51,8 +53,13 @@ class _FakeLogging:
         self._host = host
 
     def log(self, level: wit.Level, message: str) -> None:
-        self._host._require("logging")
-        self._host.logs.append((level.name.lower(), message))
+        host = self._host
+        host._require("logging")
+        limit = host.manifest.limits.log_line_bytes
+        if host._log_budget.take(min(len(message.encode("utf-8", "surrogatepass")), limit)):
+            host.logs.append((level.name.lower(), module_text(message, limit)))
+        else:
+            host.logs_dropped += 1
 
 
 class _FakeLocalStore:
@@ -151,7 +158,8 @@ class _FakeChain:
 class FakeHost:
     """An in-memory nexum for one module's tests.
 
-    `store` is the committed store, `logs` the (level, message) lines logged, `requests`
+    `store` is the committed store, `logs` the (level, message) lines logged (as nexum
+    writes them), `logs_dropped` the lines over the log budget, `requests`
     the (chain id, method, params) chain calls made. init/deliver raise the module's Fault
     after discarding its writes, as nexum would.
     """
@@ -167,7 +175,12 @@ class FakeHost:
                     f"`nexum:host/{capability}@0.2.1`, which needs the `{capability}` capability; "
                     f'add "{capability}" to [capabilities] required'
                 )
+        #: Lines logged, as nexum writes them: cut to `log_line_bytes` with a note, control
+        #: characters escaped, only those within the log budget (lines and bytes per second).
         self.logs: list[tuple[str, str]] = []
+        #: Lines dropped because they were over the log budget, as nexum drops them.
+        self.logs_dropped = 0
+        self._log_budget = LogBudget(self.manifest.limits)
         self.requests: list[tuple[int, str, Any]] = []
         self._committed: dict[str, bytes] = {}
         self._used = 0

@@ -15,7 +15,7 @@ from typing import Any
 from unittest import mock
 
 import module
-from nexum import Block, Fault, Log, RpcError, chain, store
+from nexum import Block, Fault, Log, RpcError, chain, log, store
 from nexum import fake_wit as wit
 from nexum.abi import encode_values
 from nexum.testing import FakeHost
@@ -318,6 +318,37 @@ class LimitsTest(unittest.TestCase):
         with self.assertRaises(Fault) as failure:
             host.deliver(SimpleNamespace(on_block=lambda block: store.set("12345", b"1")), FakeHost.block(1))
         self.assertEqual(failure.exception, Fault("invalid-input", "key is 5 bytes; the limit is 4"))
+
+    def test_log_lines_are_cut_and_escaped_as_nexum_writes_them_and_dropped_over_the_line_budget(self) -> None:
+        host = self.host_with("log_line_bytes = 16\nlog_lines_per_second = 3")
+
+        def flood(block: Block) -> None:
+            log.info("a\nforged\x1b[31m line")
+            log.warn("é" * 10)
+            log.info("short\tline")
+            for i in range(50):
+                log.info(f"line {i}")
+
+        host.deliver(SimpleNamespace(on_block=flood), FakeHost.block(1))
+        self.assertEqual(host.logs[:3], [
+            ("info", "a\\nforged\\u{1b}[… [cut: 18 bytes in all]"),
+            ("warn", "é" * 8 + "… [cut: 20 bytes in all]"),
+            ("info", "short\tline"),
+        ])
+        # Three lines a second, a second's worth at once: the rest of the flood is dropped
+        # (a line more for each third of a second the test is held up).
+        self.assertLess(len(host.logs), 10)
+        self.assertEqual(len(host.logs) + host.logs_dropped, 53)
+
+    def test_log_lines_over_the_byte_budget_are_dropped(self) -> None:
+        host = self.host_with("log_bytes_per_second = 1000")
+
+        def flood(block: Block) -> None:
+            for _ in range(3):
+                log.info("x" * 1000)
+
+        host.deliver(SimpleNamespace(on_block=flood), FakeHost.block(1))
+        self.assertEqual((len(host.logs), host.logs_dropped), (1, 2))
 
 
 if __name__ == "__main__":

@@ -77,6 +77,79 @@ function cut(text, max) {
   return `${fromUtf8.decode(bytes.subarray(0, end))}… [cut: ${bytes.length} bytes in all]`;
 }
 
+/** `text` cut to at most `max` UTF-8 bytes on a character boundary, without a note. */
+function cutPlain(text, max) {
+  const bytes = utf8.encode(text);
+  if (bytes.length <= max) return text;
+  let end = max;
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
+  return fromUtf8.decode(bytes.subarray(0, end));
+}
+
+/**
+ * Whether `c` (one code point) could break a log line or mislead its reader, as nexum
+ * judges it (nexum-core/src/bounded.rs): control characters but tab, line and paragraph
+ * separators, and bidirectional marks and overrides.
+ */
+function isHazard(c) {
+  const code = c.codePointAt(0);
+  return (
+    ((code <= 0x1f || (code >= 0x7f && code <= 0x9f)) && code !== 0x09) ||
+    [0x2028, 0x2029, 0x200e, 0x200f].includes(code) ||
+    (code >= 0x202a && code <= 0x202e) ||
+    (code >= 0x2066 && code <= 0x2069)
+  );
+}
+
+/** `text` with hazards written as escapes, as nexum writes them (Rust's escape_default). */
+function escapeHazards(text) {
+  let out = '';
+  for (const c of text) {
+    if (!isHazard(c)) out += c;
+    else if (c === '\n') out += '\\n';
+    else if (c === '\r') out += '\\r';
+    else out += `\\u{${c.codePointAt(0).toString(16)}}`;
+  }
+  return out;
+}
+
+/** A module's log line as nexum writes it: cut, escaped, cut again to `max` bytes. */
+function moduleText(text, max) {
+  const escaped = escapeHazards(cutPlain(text, max));
+  const length = byteLength(text);
+  if (length <= max && byteLength(escaped) <= max) return escaped;
+  return `${cutPlain(escaped, max)}… [cut: ${length} bytes in all]`;
+}
+
+/**
+ * A module's log budget as nexum keeps it (nexum-core/src/host_rules/log_budget.rs): lines
+ * per second and bytes per second, each a token bucket that allows a second's worth at once.
+ */
+class LogBudget {
+  #lines;
+  #bytes;
+  #last = performance.now();
+
+  constructor(limits) {
+    this.#lines = { tokens: limits.log_lines_per_second, rate: limits.log_lines_per_second };
+    this.#bytes = { tokens: limits.log_bytes_per_second, rate: limits.log_bytes_per_second };
+  }
+
+  /** Takes one line of `length` bytes if both budgets allow it. */
+  take(length) {
+    const now = performance.now();
+    const seconds = (now - this.#last) / 1000;
+    this.#last = now;
+    for (const bucket of [this.#lines, this.#bytes]) {
+      bucket.tokens = Math.min(bucket.tokens + seconds * bucket.rate, bucket.rate);
+    }
+    if (this.#lines.tokens < 1 || this.#bytes.tokens < length) return false;
+    this.#lines.tokens -= 1;
+    this.#bytes.tokens -= length;
+    return true;
+  }
+}
+
 /**
  * Stands in for nexum: `init` and `deliver` run a module file the way the component
  * would, committing its store writes only when the call succeeds.
@@ -87,14 +160,21 @@ function cut(text, max) {
  *   host.deliver(module, FakeHost.block({ number: 12 }));
  */
 export class FakeHost {
-  /** Log lines the module wrote, as [level, message]. */
+  /**
+   * Log lines the module wrote, as [level, message], as nexum writes them: cut to
+   * `log_line_bytes` with a note, control characters escaped, and only the lines within
+   * the module's log budget (`log_lines_per_second`, `log_bytes_per_second`).
+   */
   logs = [];
+  /** Lines dropped because they were over the log budget, as nexum drops them. */
+  logsDropped = 0;
   /** Chain calls that reached the handler, as {chainId, method, params}. */
   requests = [];
 
   #capabilities;
   #chains;
   #limits;
+  #logBudget;
   #config;
   #answer = null;
   #committed = new Map();
@@ -122,6 +202,7 @@ export class FakeHost {
       ...(toml.capabilities?.chains ?? []),
     ].map(Number));
     this.#limits = limitsOf(toml.limits, manifest);
+    this.#logBudget = new LogBudget(this.#limits);
     // [config] as nexum flattens it: strings verbatim, other values as text, arrays and
     // tables as JSON (integers past 2^53 exactly only where node has JSON.rawJSON).
     const json = (v) => JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? JSON.rawJSON?.(String(x)) ?? Number(x) : x));
@@ -220,7 +301,12 @@ export class FakeHost {
           throw new Error(`this module logs, but ${this.#undeclared('logging')}`);
         }
         if (!LEVELS.has(level)) throw new TypeError(`'${level}' is not a log level`);
-        this.logs.push([level, message]);
+        const max = this.#limits.log_line_bytes;
+        if (this.#logBudget.take(Math.min(byteLength(message), max))) {
+          this.logs.push([level, moduleText(message, max)]);
+        } else {
+          this.logsDropped += 1;
+        }
       },
     },
     localStore: {
