@@ -32,37 +32,51 @@ pub(super) async fn get(url: &str) -> Result<Vec<u8>, String> {
         }))
         .build()
         .map_err(|e| format!("HTTP client: {e}"))?;
-    let failed = |e: reqwest::Error| {
-        let e = e.without_url();
-        let mut said = e.to_string();
-        let mut cause = std::error::Error::source(&e);
-        while let Some(c) = cause {
-            said.push_str(&format!(": {c}"));
-            cause = c.source();
-        }
-        format!("{shown}: {said}")
-    };
-    let mut response = client.get(url).send().await.map_err(failed)?;
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("{shown}: {}", said(e)))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("{shown} answered {status}"));
     }
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_COMPONENT_BYTES)
-    {
-        return Err(format!(
-            "{shown} announces more than {MAX_COMPONENT_BYTES} bytes"
-        ));
+    read_capped(response, MAX_COMPONENT_BYTES, &shown).await
+}
+
+/// The body of `response`, refused as soon as it is announced or found to be more than
+/// `max` bytes: a server cannot make nexum hold more than that. `shown` names the source
+/// in errors.
+pub(super) async fn read_capped(
+    mut response: reqwest::Response,
+    max: u64,
+    shown: &str,
+) -> Result<Vec<u8>, String> {
+    if response.content_length().is_some_and(|n| n > max) {
+        return Err(format!("{shown} announces more than {max} bytes"));
     }
     let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(failed)? {
-        if (bytes.len() + chunk.len()) as u64 > MAX_COMPONENT_BYTES {
-            return Err(format!(
-                "{shown} sends more than {MAX_COMPONENT_BYTES} bytes"
-            ));
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("{shown}: {}", said(e)))?
+    {
+        if (bytes.len() + chunk.len()) as u64 > max {
+            return Err(format!("{shown} sends more than {max} bytes"));
         }
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
+}
+
+/// What went wrong, with its causes, without the URL (which may hold credentials).
+pub(super) fn said(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut said = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        said.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    said
 }
