@@ -201,21 +201,54 @@ fn the_shared_store_answers_like_the_embedded_one() {
     assert_eq!(shared.get(&space, "set-then-removed").unwrap(), None);
 }
 
+/// A module's call as the engine commits it: its writes, its store usage and the engine's
+/// records of it.
+fn call_writes(
+    ledger: &Ledger,
+    module: &ModuleName,
+    writes: &[(&str, Option<&[u8]>)],
+    used: u64,
+) -> Result<(), StoreError> {
+    let counter = std::sync::atomic::AtomicU64::new(0);
+    ledger.commit_call(
+        module,
+        writes
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec))),
+        Some((&counter, used)),
+        &Bookkeeping::default(),
+    )
+}
+
 #[test]
 fn a_commit_that_waited_for_a_takeover_in_flight_is_fenced_and_writes_nothing() {
     let url = nexum_tests::postgres::fresh_database();
     let (a, held_a) = node(&url, "node-a");
     let ledger_a = Arc::new(Ledger::shared(a.clone()));
     let module = ModuleName::new("keeper").unwrap();
+    let space = Space::Module(module.clone());
     let epoch = leases::acquire(&a, "keeper", LEASE)
         .unwrap()
         .expect("a free lease");
     held_a.insert("keeper", epoch);
-    write(&ledger_a, &module, "from a").unwrap();
-    let engine_records = a.count(&Space::Engine, "").unwrap();
+    call_writes(
+        &ledger_a,
+        &module,
+        &[("k", Some(b"from a")), ("kept", Some(b"x"))],
+        10,
+    )
+    .unwrap();
+    let before = (
+        a.scan(&space, "", 100).unwrap(),
+        a.scan(&Space::Engine, "", 100).unwrap(),
+    );
 
     // Another node's takeover, under way: the lease row is changed but not yet committed.
     let mut other = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let takeover_session: i32 = other
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
     let mut takeover = other.transaction().unwrap();
     takeover
         .execute(
@@ -224,23 +257,31 @@ fn a_commit_that_waited_for_a_takeover_in_flight_is_fenced_and_writes_nothing() 
         )
         .unwrap();
 
-    // Node a commits meanwhile: its statement must wait for the takeover's row lock.
+    // Node a commits meanwhile (a set, a removal, its usage): its statement must wait for
+    // the takeover's row lock.
     let committing = std::thread::spawn({
         let (ledger_a, module) = (ledger_a.clone(), module.clone());
-        move || write(&ledger_a, &module, "stale")
+        move || {
+            call_writes(
+                &ledger_a,
+                &module,
+                &[("k", Some(b"stale")), ("kept", None)],
+                20,
+            )
+        }
     });
     let mut watcher = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let waiting: i64 = watcher
+        let blocked: i64 = watcher
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
+                 WHERE $1 = ANY(pg_blocking_pids(pid))",
+                &[&takeover_session],
             )
             .unwrap()
             .get(0);
-        if waiting > 0 {
+        if blocked > 0 {
             break;
         }
         if committing.is_finished() {
@@ -251,9 +292,9 @@ fn a_commit_that_waited_for_a_takeover_in_flight_is_fenced_and_writes_nothing() 
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "node a's commit is not waiting on a lock after 20 s"
+            "node a's commit is not waiting on the takeover after 20 s"
         );
-        std::thread::yield_now();
+        std::thread::sleep(Duration::from_millis(5)); // polling the server, not waiting on it
     }
     takeover.commit().unwrap();
 
@@ -261,14 +302,68 @@ fn a_commit_that_waited_for_a_takeover_in_flight_is_fenced_and_writes_nothing() 
         committing.join().unwrap(),
         Err(StoreError::Fenced { module }) if module == "keeper"
     ));
-    assert_eq!(
-        ledger_a.read(&module, "k").unwrap(),
-        Some(b"from a".to_vec()),
-        "the fenced commit wrote the module's key"
+    let after = (
+        a.scan(&space, "", 100).unwrap(),
+        a.scan(&Space::Engine, "", 100).unwrap(),
     );
     assert_eq!(
-        a.count(&Space::Engine, "").unwrap(),
-        engine_records,
-        "the fenced commit wrote engine records"
+        after, before,
+        "the fenced commit changed the module's store or the engine's records"
+    );
+}
+
+#[test]
+fn a_batch_too_large_for_one_statement_commits_whole_and_is_fenced_whole() {
+    let url = nexum_tests::postgres::fresh_database();
+    let (a, held_a) = node(&url, "node-a");
+    let ledger_a = Ledger::shared(a.clone());
+    let module = ModuleName::new("keeper").unwrap();
+    let space = Space::Module(module.clone());
+    let epoch = leases::acquire(&a, "keeper", LEASE)
+        .unwrap()
+        .expect("a free lease");
+    held_a.insert("keeper", epoch);
+
+    // 24 values of 1 MiB: more than one statement carries.
+    let big = vec![7u8; 1024 * 1024];
+    let keys: Vec<String> = (0..24).map(|i| format!("big/{i:02}")).collect();
+    let mut writes: Vec<(&str, Option<&[u8]>)> =
+        keys.iter().map(|k| (k.as_str(), Some(&big[..]))).collect();
+    writes.push(("small", Some(b"1")));
+    call_writes(&ledger_a, &module, &writes, 1).unwrap();
+    assert_eq!(a.count(&space, "big/").unwrap(), 24);
+    assert_eq!(a.value_len(&space, "big/23").unwrap(), Some(big.len()));
+    let before = (
+        a.scan(&space, "small", 10).unwrap(),
+        a.scan(&Space::Engine, "", 100).unwrap(),
+    );
+
+    // Taken over: a large batch of the old owner writes none of its parts.
+    a.with_client(|c| {
+        c.execute(
+            "UPDATE nexum_leases SET owner = 'node-b', epoch = epoch + 1",
+            &[],
+        )
+    })
+    .unwrap();
+    let other = vec![9u8; 1024 * 1024];
+    let mut stale: Vec<(&str, Option<&[u8]>)> = keys
+        .iter()
+        .map(|k| (k.as_str(), Some(&other[..])))
+        .collect();
+    stale.push(("small", None));
+    assert!(matches!(
+        call_writes(&ledger_a, &module, &stale, 2),
+        Err(StoreError::Fenced { .. })
+    ));
+    for key in [&keys[0], &keys[23]] {
+        assert_eq!(a.get(&space, key).unwrap().as_ref(), Some(&big), "{key}");
+    }
+    assert_eq!(
+        (
+            a.scan(&space, "small", 10).unwrap(),
+            a.scan(&Space::Engine, "", 100).unwrap(),
+        ),
+        before
     );
 }

@@ -1,8 +1,9 @@
 //! The shared storage: PostgreSQL, so several nodes can run one engine's modules.
 //!
 //! Every key of every space is a row of `nexum_entries` (space, key as bytes, value); a
-//! batch is one statement, atomic on its own and one round trip. Keys are `bytea` so prefix scans are byte ranges an index
-//! serves (`key >= prefix AND key < successor(prefix)`), whatever the keys hold.
+//! batch is one statement, atomic on its own and one round trip (a transaction of several
+//! for a batch of more than 16 MiB). Keys are `bytea` so prefix scans are byte ranges an
+//! index serves (`key >= prefix AND key < successor(prefix)`), whatever the keys hold.
 //!
 //! **Fencing**: a batch that belongs to a module carries it ([`Batch::fence`]). The commit
 //! reads the module's lease row `FOR SHARE` in the same statement and writes nothing unless
@@ -541,11 +542,12 @@ fn key_text(space: &str, key: Vec<u8>) -> Result<String, StoreError> {
 
 /// A commit is one statement, so one round trip, and atomic on its own. The writes
 /// ($1..$5: keys to remove, entries to set) apply only if `allowed` has its row; the
-/// statement answers whether it had.
+/// statement answers whether it had. `allowed` is computed once, before any write, and
+/// every reference reads that one result.
 macro_rules! commit_sql {
     ($allowed:literal) => {
         concat!(
-            "WITH allowed AS (",
+            "WITH allowed AS MATERIALIZED (",
             $allowed,
             "),
              removed AS (
@@ -577,17 +579,95 @@ const FENCED_COMMIT: &str = commit_sql!(
     "SELECT 1 FROM nexum_leases WHERE module = $6 AND owner = $7 AND epoch = $8 FOR SHARE"
 );
 
-/// The writes of `writes` that count: the last one for each key. One statement cannot
-/// write a row twice, and the batch's order is what decides.
+/// The writes of `writes` that count: the last one for each key, in key order. One
+/// statement cannot write a row twice, and the batch's order is what decides; key order
+/// locks rows in the same order in every commit, so two commits cannot deadlock.
 fn last_write_per_key(writes: Vec<Write>) -> Vec<Write> {
-    let mut seen = std::collections::HashSet::new();
-    let mut last: Vec<Write> = writes
-        .into_iter()
-        .rev()
-        .filter(|w| seen.insert((w.space.clone(), w.key.clone())))
-        .collect();
-    last.reverse();
-    last
+    let mut last = std::collections::BTreeMap::new();
+    for write in writes {
+        last.insert((write.space.clone(), write.key.clone()), write);
+    }
+    last.into_values().collect()
+}
+
+/// The most one commit statement carries: a batch may hold up to the store quota (256 MiB
+/// by default, more if raised), which sent at once would be copied whole on both sides,
+/// and past 1 GB refused by the server.
+const STATEMENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// One commit statement's parameters: the keys it removes and the entries it sets.
+#[derive(Default)]
+struct StatementPart {
+    removed: (Vec<String>, Vec<Vec<u8>>),
+    set: (Vec<String>, Vec<Vec<u8>>, Vec<Vec<u8>>),
+    bytes: usize,
+}
+
+/// `writes` in statements of at most [`STATEMENT_BYTES`] each (and one write, however
+/// large); at least one statement, so an empty batch still checks its fence.
+fn statement_parts(writes: Vec<Write>) -> Vec<StatementPart> {
+    let mut parts = vec![StatementPart::default()];
+    for write in writes {
+        let size = write.key.len() + write.value.as_ref().map_or(0, Vec::len);
+        let part = match parts.last_mut() {
+            Some(part) if part.bytes == 0 || part.bytes + size <= STATEMENT_BYTES => part,
+            _ => {
+                parts.push(StatementPart::default());
+                parts.last_mut().expect("just pushed")
+            }
+        };
+        part.bytes += size.max(1);
+        let space = space_name(&write.space);
+        let key = write.key.into_bytes();
+        match write.value {
+            Some(value) => {
+                part.set.0.push(space);
+                part.set.1.push(key);
+                part.set.2.push(value);
+            }
+            None => {
+                part.removed.0.push(space);
+                part.removed.1.push(key);
+            }
+        }
+    }
+    parts
+}
+
+/// Runs one commit statement; with `fence` (module, node, epoch) its writes apply only
+/// while the node holds the module's lease at that epoch. Returns whether they applied.
+fn write_part(
+    client: &mut impl postgres::GenericClient,
+    part: &StatementPart,
+    fence: Option<(&str, &str, i64)>,
+) -> Result<bool, StoreError> {
+    let mut params: Vec<(&(dyn postgres::types::ToSql + Sync), Type)> = vec![
+        (&part.removed.0, Type::TEXT_ARRAY),
+        (&part.removed.1, Type::BYTEA_ARRAY),
+        (&part.set.0, Type::TEXT_ARRAY),
+        (&part.set.1, Type::BYTEA_ARRAY),
+        (&part.set.2, Type::BYTEA_ARRAY),
+    ];
+    let fenced;
+    let sql = match fence {
+        Some(fence) => {
+            fenced = fence;
+            params.extend([
+                (
+                    &fenced.0 as &(dyn postgres::types::ToSql + Sync),
+                    Type::TEXT,
+                ),
+                (&fenced.1, Type::TEXT),
+                (&fenced.2, Type::INT8),
+            ]);
+            FENCED_COMMIT
+        }
+        None => COMMIT,
+    };
+    Ok(client
+        .query_typed_one(sql, &params)
+        .map_err(backend)?
+        .get(0))
 }
 
 /// Entries under `prefix` after `after`, in key order: at most `limit`, and none once those
@@ -739,53 +819,35 @@ impl Storage for PostgresStorage {
             None => None,
         };
         let node = self.node.clone();
-        let writes = last_write_per_key(batch.writes);
+        let parts = statement_parts(last_write_per_key(batch.writes));
         self.run(move |client| {
-            let (mut removed_spaces, mut removed_keys) = (Vec::new(), Vec::new());
-            let (mut set_spaces, mut set_keys, mut set_values) =
-                (Vec::new(), Vec::new(), Vec::new());
-            for write in writes {
-                let space = space_name(&write.space);
-                let key = write.key.into_bytes();
-                match write.value {
-                    Some(value) => {
-                        set_spaces.push(space);
-                        set_keys.push(key);
-                        set_values.push(value);
+            let fence = fence
+                .as_ref()
+                .map(|(module, epoch)| (module.as_str(), node.as_str(), *epoch));
+            let allowed = match parts.as_slice() {
+                [whole] => write_part(client, whole, fence)?,
+                _ => {
+                    // Too large for one statement: a transaction, whose first statement
+                    // takes the lease's row lock and holds a takeover off until it ends.
+                    let mut tx = client.transaction().map_err(backend)?;
+                    let mut allowed = true;
+                    for (i, part) in parts.iter().enumerate() {
+                        allowed = write_part(&mut tx, part, fence.filter(|_| i == 0))?;
+                        if !allowed {
+                            break;
+                        }
                     }
-                    None => {
-                        removed_spaces.push(space);
-                        removed_keys.push(key);
+                    if allowed {
+                        tx.commit().map_err(backend)?;
                     }
+                    allowed
                 }
-            }
-            let mut params: Vec<(&(dyn postgres::types::ToSql + Sync), Type)> = vec![
-                (&removed_spaces, Type::TEXT_ARRAY),
-                (&removed_keys, Type::BYTEA_ARRAY),
-                (&set_spaces, Type::TEXT_ARRAY),
-                (&set_keys, Type::BYTEA_ARRAY),
-                (&set_values, Type::BYTEA_ARRAY),
-            ];
-            let sql = match &fence {
-                Some((module, epoch)) => {
-                    params.extend([
-                        (module as &(dyn postgres::types::ToSql + Sync), Type::TEXT),
-                        (&node, Type::TEXT),
-                        (epoch, Type::INT8),
-                    ]);
-                    FENCED_COMMIT
-                }
-                None => COMMIT,
             };
-            let allowed: bool = client
-                .query_typed_one(sql, &params)
-                .map_err(backend)?
-                .get(0);
-            match &fence {
-                Some((module, _)) if !allowed => {
+            match fence {
+                Some((module, ..)) if !allowed => {
                     metrics::counter!(crate::telemetry::names::FENCED_COMMITS).increment(1);
                     Err(StoreError::Fenced {
-                        module: module.clone(),
+                        module: module.to_string(),
                     })
                 }
                 _ => Ok(()),
@@ -896,6 +958,45 @@ mod tests {
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].0, "big/3");
         assert_eq!(rest[0].1.len(), 400_000);
+    }
+
+    #[test]
+    fn a_large_batch_is_split_into_statements_of_at_most_16_mib_each() {
+        use super::{STATEMENT_BYTES, Write, statement_parts};
+        let space = crate::ledger::storage::Space::Engine;
+        let write = |key: &str, bytes: usize| Write {
+            space: space.clone(),
+            key: key.to_string(),
+            value: Some(vec![0; bytes]),
+        };
+        let sizes = |writes: Vec<Write>| -> Vec<usize> {
+            statement_parts(writes)
+                .iter()
+                .map(|p| p.set.0.len() + p.removed.0.len())
+                .collect()
+        };
+        assert_eq!(
+            sizes(vec![]),
+            vec![0],
+            "an empty batch still checks its fence"
+        );
+        let mib = 1024 * 1024;
+        let many: Vec<Write> = (0..24).map(|i| write(&format!("k{i:02}"), mib)).collect();
+        assert_eq!(sizes(many), vec![15, 9]);
+        let huge = vec![
+            write("a", 1),
+            write("b", STATEMENT_BYTES + 1),
+            write("c", 1),
+        ];
+        assert_eq!(sizes(huge), vec![1, 1, 1]);
+        let removals = (0..1000)
+            .map(|i| Write {
+                space: space.clone(),
+                key: format!("gone/{i}"),
+                value: None,
+            })
+            .collect();
+        assert_eq!(sizes(removals), vec![1000]);
     }
 
     #[test]
