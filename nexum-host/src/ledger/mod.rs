@@ -537,14 +537,18 @@ impl Ledger {
                     batch.remove(Space::Engine, keys::delivered(id, *number))
                 }
                 Entry::DeadLetter(letter) => {
-                    let existing = self.storage.keys(
-                        &Space::Engine,
-                        &keys::dead_letters(Some(&letter.module)),
-                        UNBOUNDED,
-                    )?;
-                    let excess = (existing.len() + 1).saturating_sub(MAX_DEAD_LETTERS);
-                    for key in &existing[..excess] {
-                        batch.remove(Space::Engine, key.clone());
+                    // Counted first: only the oldest letters past the cap are listed, not
+                    // all of them for every letter of a failure storm.
+                    let prefix = keys::dead_letters(Some(&letter.module));
+                    let kept = self.storage.count(&Space::Engine, &prefix)?;
+                    let excess = usize::try_from(kept)
+                        .unwrap_or(usize::MAX)
+                        .saturating_add(1)
+                        .saturating_sub(MAX_DEAD_LETTERS);
+                    if excess > 0 {
+                        for key in self.storage.keys(&Space::Engine, &prefix, excess)? {
+                            batch.remove(Space::Engine, key);
+                        }
                     }
                     batch.set(
                         Space::Engine,
