@@ -22,6 +22,18 @@ const ping = (seq, removed = false) =>
 const pong = (seq, note) => Pong.encode({ seq, note }, { address: CONTRACT, blockNumber: 7 });
 const messages = (host) => host.logs.map(([, message]) => message);
 
+/** A FakeHost for module.toml with `limits` as its [limits] table. */
+function hostWith(limits, t) {
+  const dir = mkdtempSync(join(tmpdir(), 'nexum-'));
+  t.after(() => rmSync(dir, { recursive: true }));
+  const manifest = join(dir, 'module.toml');
+  writeFileSync(
+    manifest,
+    `[module]\nname = "x"\nversion = "1"\n[capabilities]\nrequired = ["chain", "local-store", "logging"]\n[limits]\n${limits}\n`,
+  );
+  return () => new FakeHost(manifest);
+}
+
 describe('the example module', () => {
   let host;
   beforeEach(() => {
@@ -230,6 +242,101 @@ describe('the fake host refuses what nexum refuses', () => {
   });
 });
 
+describe('counting, paging and batches, as nexum does them', () => {
+  /** Runs `work` as one call of a block handler; returns what it returned. */
+  const during = (host, work) => {
+    let result;
+    host.deliver({ onBlock: () => (result = work()) }, FakeHost.block({ number: 1 }));
+    return result;
+  };
+  const bytes = (text) => new TextEncoder().encode(text);
+  const keys = (prefix, from, to) => Array.from({ length: to - from }, (_, i) => `${prefix}${String(from + i).padStart(4, '0')}`);
+
+  test('count, has and size see the call’s own writes and deletes', () => {
+    const host = new FakeHost();
+    during(host, () => store.apply([['a/1', bytes('one')], ['a/2', bytes('two')], ['b/1', bytes('x')]]));
+    const seen = during(host, () => {
+      store.delete('a/1');
+      store.set('a/3', bytes('three'));
+      store.delete('never');
+      return [store.count('a/'), store.count(''), store.has('a/1'), store.has('a/3'), store.size('a/3'), store.size('a/1'), store.size('a/2')];
+    });
+    assert.deepEqual(seen, [2, 3, false, true, 5, undefined, 3]);
+  });
+
+  test('pages walk the store in key order, merged with the call’s writes, 1,000 entries or 1 MiB at most', () => {
+    const host = new FakeHost();
+    during(host, () => store.apply(keys('k/', 0, 2500).map((k) => [k, bytes(k)])));
+    const walked = during(host, () => {
+      store.delete('k/0000');
+      store.set('k/0001', bytes('rewritten'));
+      store.set('k/2500', bytes('new'));
+      const first = store.page('k/');
+      const small = store.page('k/', { after: 'k/1000', limit: 3 });
+      return { first, small, all: [...store.entries('k/')] };
+    });
+    assert.equal(walked.first.entries.length, 1000);
+    assert.equal(walked.first.next, 'k/1000');
+    assert.deepEqual(walked.first.entries[0], ['k/0001', bytes('rewritten')]);
+    assert.deepEqual(walked.small.entries.map(([k]) => k), ['k/1001', 'k/1002', 'k/1003']);
+    assert.equal(walked.small.next, 'k/1003');
+    assert.deepEqual(walked.all.map(([k]) => k), [...keys('k/', 1, 2500), 'k/2500']);
+
+    during(host, () => store.apply(['x', 'y', 'z'].map((k) => [`big/${k}`, new Uint8Array(600 * 1024)])));
+    const pages = during(host, () => [store.page('big/'), store.page('big/', { after: 'big/x' })]);
+    assert.deepEqual(pages.map((p) => [p.entries.length, p.next]), [[1, 'big/x'], [1, 'big/y']]);
+  });
+
+  test('a page passes over at most 4,000 entries the call hides, and may then hold none', () => {
+    const host = new FakeHost();
+    during(host, () => store.apply(keys('h/', 0, 5000).map((k) => [k, bytes('v')])));
+    const seen = during(host, () => {
+      store.apply(keys('h/', 0, 4500).map((k) => [k, null]));
+      return { first: store.page('h/'), rest: [...store.entries('h/')].map(([k]) => k) };
+    });
+    assert.deepEqual(seen.first, { entries: [], next: 'h/3999' });
+    assert.deepEqual(seen.rest, keys('h/', 4500, 5000));
+  });
+
+  test('a batch applies whole or not at all', (t) => {
+    const host = new FakeHost();
+    const refused = (writes) => {
+      try {
+        during(host, () => store.apply(writes));
+      } catch (fault) {
+        return [fault.kind, fault.message];
+      }
+      assert.fail('the batch was applied');
+    };
+    assert.deepEqual(refused([['a', bytes('1')], ['b', new Uint8Array(1024 * 1024 + 1)]]), [
+      'invalid-input',
+      'value is 1048577 bytes; the limit is 1048576',
+    ]);
+    assert.deepEqual(refused([['a', bytes('1')], ['', null]]), ['invalid-input', 'keys must not be empty']);
+    assert.deepEqual(refused(Array.from({ length: 10_001 }, (_, i) => [`k${i}`, null])), [
+      'invalid-input',
+      'a batch of 10001 writes is over the limit of 10000; apply it in parts',
+    ]);
+    assert.equal(host.store.size, 0, 'a refused batch wrote something');
+    during(host, () => store.apply([['a', bytes('1')], ['a', bytes('22')], ['b', bytes('x')], ['b', null]]));
+    assert.deepEqual([...host.store], [['a', bytes('22')]]);
+
+    const small = hostWith('store_total_bytes = 10', t)();
+    assert.throws(() => during(small, () => store.apply([['k', bytes('1234')], ['l', bytes('12345')]])), {
+      kind: 'denied',
+      message: 'the store quota of 10 bytes would be exceeded (0 bytes in use)',
+    });
+    assert.equal(small.store.size, 0);
+  });
+
+  test('a cursor longer than any key is refused', () => {
+    assert.throws(() => during(new FakeHost(), () => store.page('', { after: 'x'.repeat(65_537) })), {
+      kind: 'invalid-input',
+      message: 'key is 65537 bytes; the limit is 65536',
+    });
+  });
+});
+
 describe('a fault reaches nexum as a fault, never as a trap', () => {
   const block = FakeHost.block({ number: 1 });
   const failing = (thrown) => ({
@@ -322,18 +429,6 @@ describe('a fault reaches nexum as a fault, never as a trap', () => {
 });
 
 describe('module.toml [limits] is refused as nexum refuses it', () => {
-  /** A FakeHost for module.toml with `limits` as its [limits] table. */
-  function hostWith(limits, t) {
-    const dir = mkdtempSync(join(tmpdir(), 'nexum-'));
-    t.after(() => rmSync(dir, { recursive: true }));
-    const manifest = join(dir, 'module.toml');
-    writeFileSync(
-      manifest,
-      `[module]\nname = "x"\nversion = "1"\n[capabilities]\nrequired = ["chain", "local-store", "logging"]\n[limits]\n${limits}\n`,
-    );
-    return () => new FakeHost(manifest);
-  }
-
   test('an unknown name, a value that is not a whole number above 0, a raised value', (t) => {
     for (const [line, message] of [
       ['fuel = 1', /`limits.fuel`: unknown field `fuel`, expected one of `fuel_per_event`, `memory_bytes`, /],

@@ -168,3 +168,28 @@ class Level(Enum):
     INFO = 2
     WARN = 3
     ERROR = 4
+
+
+# --- local-store ----------------------------------------------------------------------
+
+
+@dataclass
+class Entry:
+    key: str
+    value: bytes
+
+
+@dataclass
+class EntryPage:
+    entries: list[Entry]
+    next: str | None
+
+
+@dataclass
+class WriteOp_Set:
+    value: Entry
+
+
+@dataclass
+class WriteOp_Delete:
+    value: str

@@ -8,7 +8,7 @@ RpcError, never as componentize-py's raw `Err`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -106,6 +106,59 @@ class _Store:
         """Keys starting with `prefix`, sorted (refused by the host when too many match)."""
         keys: list[str] = _store_call(lambda i: i.local_store.list_keys(prefix))
         return keys
+
+    def count(self, prefix: str = "") -> int:
+        """How many keys start with `prefix`, the handler's own writes counted."""
+        count: int = _store_call(lambda i: i.local_store.count(prefix))
+        return count
+
+    def has(self, key: str) -> bool:
+        """Whether `key` has a value."""
+        found: bool = _store_call(lambda i: i.local_store.contains(key))
+        return found
+
+    def size(self, key: str) -> int | None:
+        """The length of `key`'s value in bytes, or None; the value itself is not read."""
+        length: int | None = _store_call(lambda i: i.local_store.value_len(key))
+        return length
+
+    def page(self, prefix: str = "", after: str | None = None, limit: int = 1000) -> tuple[list[tuple[str, bytes]], str | None]:
+        """One page of the entries whose key starts with `prefix`, after the key `after`
+        (from the first when None): (entries as (key, value), next). At most `limit` entries
+        (nexum caps a page at 1,000 and 1 MiB). A page may hold fewer, even none, while
+        `next` is set: read on until it is None."""
+        if not isinstance(limit, int) or not 0 <= limit <= 0xFFFFFFFF:
+            raise TypeError(f"store.page: limit must be a whole number from 0 to 2**32 - 1, got {limit!r}")
+        page = _store_call(lambda i: i.local_store.list_entries(prefix, after, limit))
+        return [(entry.key, entry.value) for entry in page.entries], page.next
+
+    def entries(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
+        """Every entry whose key starts with `prefix`, as (key, value) in key order, a page at a time."""
+        after: str | None = None
+        while True:
+            entries, after = self.page(prefix, after)
+            yield from entries
+            if after is None:
+                return
+
+    def apply(self, writes: Iterable[tuple[str, bytes | None]]) -> None:
+        """Applies `writes` in order as one: (key, bytes) sets a key, (key, None) deletes it.
+        All of them, or none when one breaks a limit or the whole would take the store over
+        its quota. At most 10,000 writes."""
+
+        def ops(i: WitImports) -> list[Any]:
+            made = []
+            for key, value in writes:
+                if value is None:
+                    made.append(i.local_store.WriteOp_Delete(key))
+                elif isinstance(value, (bytes, bytearray)):
+                    made.append(i.local_store.WriteOp_Set(i.local_store.Entry(key, bytes(value))))
+                else:
+                    raise TypeError(f"store.apply: the value of {key!r} must be bytes or None, "
+                                    f"got {type(value).__name__}")
+            return made
+
+        _store_call(lambda i: i.local_store.apply(ops(i)))
 
     def get_json(self, key: str) -> Any:
         """The value stored as JSON under `key`, or None."""

@@ -31,6 +31,15 @@ _ADMIN = ("admin_", "debug_", "miner_", "anvil_", "hardhat_", "evm_", "txpool_")
 PENDING_ENTRY_OVERHEAD = 64
 #: The least a call's write set may hold whatever the quota (store.rs MIN_PENDING_BYTES).
 MIN_PENDING_BYTES = 1024 * 1024
+#: A list-entries page: at most 1,000 entries and 1 MiB (one larger entry excepted), and
+#: at most 4,000 entries or 4 MiB passed over because the call's writes hide them (store.rs).
+PAGE_MAX_ENTRIES = 1000
+PAGE_MAX_BYTES = 1024 * 1024
+PAGE_SCAN_ENTRIES = 4 * PAGE_MAX_ENTRIES
+PAGE_SCAN_BYTES = 4 * PAGE_MAX_BYTES
+#: The longest list-entries cursor, and the most writes of one apply (store.rs).
+CURSOR_MAX_BYTES = 65_536
+BATCH_MAX_WRITES = 10_000
 
 
 class Refused(Exception):
@@ -164,6 +173,16 @@ def check_prefix(prefix: str, limits: Limits) -> None:
         raise Refused("invalid-input", f"key is {_size(prefix)} bytes; the limit is {limits.store_key_bytes}")
 
 
+def check_cursor(after: str) -> None:
+    if _size(after) > CURSOR_MAX_BYTES:
+        raise Refused("invalid-input", f"key is {_size(after)} bytes; the limit is {CURSOR_MAX_BYTES}")
+
+
+def _by_bytes(key: str) -> bytes:
+    """Keys sort as nexum sorts them: by their UTF-8 bytes."""
+    return key.encode("utf-8", "surrogatepass")
+
+
 def entry_size(key: str, value: bytes) -> int:
     return _size(key) + len(value)
 
@@ -226,3 +245,81 @@ class WriteSet:
         self._check_budget(limits, used, delta, held)
         self.delta, self.held = delta, held
         self.writes[key] = None
+
+    def apply(self, limits: Limits, used: int, writes: list[tuple[str, bytes | None]],
+              committed: dict[str, bytes]) -> None:
+        """Applies `writes` in order as one (store.rs WriteSet::apply): judged whole, the
+        last write of a key counting, then all applied or none."""
+        if len(writes) > BATCH_MAX_WRITES:
+            raise Refused("invalid-input", f"a batch of {len(writes)} writes is over the limit of "
+                                           f"{BATCH_MAX_WRITES}; apply it in parts")
+        last: dict[str, bytes | None] = {}
+        for key, value in writes:
+            check_key(key, limits)
+            if value is not None and len(value) > limits.store_value_bytes:
+                raise Refused("invalid-input", f"value is {len(value)} bytes; the limit is {limits.store_value_bytes}")
+            last[key] = value
+        delta, held = self.delta, self.held
+        for key, value in last.items():
+            stored = committed.get(key)
+            stored_size = None if stored is None else entry_size(key, stored)
+            delta -= self._visible(key, stored_size)
+            held -= self._held_by(key)
+            if value is not None:
+                delta += entry_size(key, value)
+                held += entry_size(key, value) + PENDING_ENTRY_OVERHEAD
+            elif stored is not None:
+                held += entry_size(key, b"") + PENDING_ENTRY_OVERHEAD
+        self._check_budget(limits, used, delta, held)
+        for key, value in last.items():
+            if value is None and key not in committed:
+                # Deleting what was never committed leaves nothing to write.
+                self.writes.pop(key, None)
+            else:
+                self.writes[key] = value
+        self.delta, self.held = delta, held
+
+    def page(self, committed: dict[str, bytes], prefix: str, after: str | None,
+             limit: int) -> tuple[list[tuple[str, bytes]], str | None]:
+        """One list-entries page as nexum makes it (store.rs WriteSet::page): the call's own
+        live writes merged in key order with the committed entries, the committed ones its
+        writes hide passed over."""
+        max_entries = min(max(limit, 1), PAGE_MAX_ENTRIES)
+        after_bytes = None if after is None else _by_bytes(after)
+
+        def in_range(key: str) -> bool:
+            # Every key under the prefix is at least the prefix: past `after` covers both.
+            return key.startswith(prefix) and (after_bytes is None or _by_bytes(key) > after_bytes)
+
+        own = sorted(((k, v) for k, v in self.writes.items() if v is not None and in_range(k)),
+                     key=lambda e: _by_bytes(e[0]))
+        stored = sorted(((k, v) for k, v in committed.items() if in_range(k)), key=lambda e: _by_bytes(e[0]))
+        entries: list[tuple[str, bytes]] = []
+        i = j = size_so_far = passed = passed_bytes = 0
+        cursor: str | None = None
+        while True:
+            mine = own[i] if i < len(own) else None
+            theirs = stored[j] if j < len(stored) else None
+            if mine is None and theirs is None:
+                return entries, None
+            # On a tie the call's write comes first; the committed entry is then hidden.
+            own_first = theirs is None or (mine is not None and _by_bytes(mine[0]) <= _by_bytes(theirs[0]))
+            key, value = mine if own_first else theirs  # type: ignore[misc]
+            size = entry_size(key, value)
+            if not own_first and key in self.writes:
+                if passed >= PAGE_SCAN_ENTRIES or passed_bytes >= PAGE_SCAN_BYTES:
+                    return entries, cursor
+                passed += 1
+                passed_bytes += size
+                cursor = key
+                j += 1
+                continue
+            if entries and (len(entries) == max_entries or size_so_far + size > PAGE_MAX_BYTES):
+                return entries, cursor
+            if own_first:
+                i += 1
+            else:
+                j += 1
+            size_so_far += size
+            cursor = key
+            entries.append((key, value))

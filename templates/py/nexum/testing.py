@@ -25,6 +25,7 @@ from .host_rules import (
     Refused,
     WriteSet,
     check_call,
+    check_cursor,
     check_key,
     check_prefix,
     entry_size,
@@ -63,7 +64,11 @@ class _FakeLogging:
 
 
 class _FakeLocalStore:
-    """local-store's get, set, delete and list-keys against the host's committed map."""
+    """local-store against the host's committed map, refused and paged as nexum does."""
+
+    Entry = wit.Entry
+    WriteOp_Set = wit.WriteOp_Set
+    WriteOp_Delete = wit.WriteOp_Delete
 
     def __init__(self, host: FakeHost) -> None:
         self._host = host
@@ -114,6 +119,44 @@ class _FakeLocalStore:
             return sorted(live)
 
         return self._checked(keys)
+
+    def list_entries(self, prefix: str, after: str | None, limit: int) -> wit.EntryPage:
+        host = self._host
+
+        def page() -> wit.EntryPage:
+            check_prefix(prefix, host.manifest.limits)
+            if after is not None:
+                check_cursor(after)
+            entries, next_key = host._pending.page(host._committed, prefix, after, limit)
+            return wit.EntryPage([wit.Entry(k, v) for k, v in entries], next_key)
+
+        return self._checked(page)
+
+    def count(self, prefix: str) -> int:
+        host = self._host
+
+        def count() -> int:
+            check_prefix(prefix, host.manifest.limits)
+            seen = sum(1 for k in host._committed if k.startswith(prefix))
+            for key, value in host._pending.writes.items():
+                if key.startswith(prefix):
+                    stored = key in host._committed
+                    seen += (value is not None and not stored) - (value is None and stored)
+            return seen
+
+        return self._checked(count)
+
+    def contains(self, key: str) -> bool:
+        return self.value_len(key) is not None
+
+    def value_len(self, key: str) -> int | None:
+        value = self.get(key)
+        return None if value is None else len(value)
+
+    def apply(self, writes: list[wit.WriteOp_Set | wit.WriteOp_Delete]) -> None:
+        host = self._host
+        ops = [(w.value.key, w.value.value) if isinstance(w, wit.WriteOp_Set) else (w.value, None) for w in writes]
+        self._checked(lambda: host._pending.apply(host.manifest.limits, host._used, ops, host._committed))
 
 
 class _FakeChain:

@@ -286,6 +286,93 @@ class FaultsReachNexumTest(unittest.TestCase):
                 self.assertIn(problem, str(trapped.exception))
 
 
+def during(host: FakeHost, work: Callable[[], Any]) -> Any:
+    """Runs `work` as one handler call; returns what it returned."""
+    result: list[Any] = []
+    host.deliver(SimpleNamespace(on_block=lambda block: result.append(work())), FakeHost.block(1))
+    return result[0]
+
+
+def numbered(prefix: str, start: int, end: int) -> list[str]:
+    return [f"{prefix}{i:04}" for i in range(start, end)]
+
+
+class StoreTest(unittest.TestCase):
+    """Counting, paging and batches, as nexum does them."""
+
+    def test_count_has_and_size_see_the_handlers_own_writes_and_deletes(self) -> None:
+        host = FakeHost()
+        during(host, lambda: store.apply([("a/1", b"one"), ("a/2", b"two"), ("b/1", b"x")]))
+
+        def look() -> list[Any]:
+            store.delete("a/1")
+            store.set("a/3", b"three")
+            store.delete("never")
+            return [store.count("a/"), store.count(), store.has("a/1"), store.has("a/3"),
+                    store.size("a/3"), store.size("a/1"), store.size("a/2")]
+
+        self.assertEqual(during(host, look), [2, 3, False, True, 5, None, 3])
+
+    def test_pages_walk_the_store_in_key_order_merged_with_the_handlers_writes(self) -> None:
+        host = FakeHost()
+        during(host, lambda: store.apply([(k, k.encode()) for k in numbered("k/", 0, 2500)]))
+
+        def walk() -> Any:
+            store.delete("k/0000")
+            store.set("k/0001", b"rewritten")
+            store.set("k/2500", b"new")
+            return store.page("k/"), store.page("k/", after="k/1000", limit=3), list(store.entries("k/"))
+
+        first, small, everything = during(host, walk)
+        self.assertEqual((len(first[0]), first[1]), (1000, "k/1000"))
+        self.assertEqual(first[0][0], ("k/0001", b"rewritten"))
+        self.assertEqual(small, ([(k, k.encode()) for k in numbered("k/", 1001, 1004)], "k/1003"))
+        self.assertEqual([k for k, _ in everything], numbered("k/", 1, 2500) + ["k/2500"])
+
+        during(host, lambda: store.apply([(f"big/{k}", bytes(600 * 1024)) for k in "xyz"]))
+        pages = during(host, lambda: [store.page("big/"), store.page("big/", after="big/x")])
+        self.assertEqual([(len(entries), next_key) for entries, next_key in pages], [(1, "big/x"), (1, "big/y")])
+
+    def test_a_page_passes_over_at_most_4000_entries_the_handler_hides_and_may_hold_none(self) -> None:
+        host = FakeHost()
+        during(host, lambda: store.apply([(k, b"v") for k in numbered("h/", 0, 5000)]))
+
+        def walk() -> Any:
+            store.apply([(k, None) for k in numbered("h/", 0, 4500)])
+            return store.page("h/"), [k for k, _ in store.entries("h/")]
+
+        first, rest = during(host, walk)
+        self.assertEqual(first, ([], "h/3999"))
+        self.assertEqual(rest, numbered("h/", 4500, 5000))
+
+    def test_a_batch_applies_whole_or_not_at_all(self) -> None:
+        host = FakeHost()
+        for writes, refusal in [
+            ([("a", b"1"), ("b", bytes(1024 * 1024 + 1))],
+             Fault("invalid-input", "value is 1048577 bytes; the limit is 1048576")),
+            ([("a", b"1"), ("", None)], Fault("invalid-input", "keys must not be empty")),
+            ([(f"k{i}", None) for i in range(10_001)],
+             Fault("invalid-input", "a batch of 10001 writes is over the limit of 10000; apply it in parts")),
+        ]:
+            with self.subTest(refusal.message), self.assertRaises(Fault) as refused:
+                during(host, lambda: store.apply(writes))
+            self.assertEqual(refused.exception, refusal)
+        self.assertEqual(dict(host.store), {}, "a refused batch wrote something")
+        during(host, lambda: store.apply([("a", b"1"), ("a", b"22"), ("b", b"x"), ("b", None)]))
+        self.assertEqual(dict(host.store), {"a": b"22"})
+
+        small = LimitsTest().host_with("store_total_bytes = 10")
+        with self.assertRaises(Fault) as refused:
+            during(small, lambda: store.apply([("k", b"1234"), ("l", b"12345")]))
+        self.assertEqual(refused.exception, Fault("denied", "the store quota of 10 bytes would be exceeded (0 bytes in use)"))
+        self.assertEqual(dict(small.store), {})
+
+    def test_a_cursor_longer_than_any_key_is_refused(self) -> None:
+        with self.assertRaises(Fault) as refused:
+            during(FakeHost(), lambda: store.page("", after="x" * 65_537))
+        self.assertEqual(refused.exception, Fault("invalid-input", "key is 65537 bytes; the limit is 65536"))
+
+
 class LimitsTest(unittest.TestCase):
     """module.toml's [limits], refused where nexum refuses to load it."""
 

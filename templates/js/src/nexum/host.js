@@ -104,6 +104,67 @@ export const store = Object.freeze({
   keys(prefix = '') {
     return call(() => host('localStore').listKeys(checkKey(prefix)));
   },
+
+  /** How many keys start with `prefix`, the call's own writes counted. */
+  count(prefix = '') {
+    return Number(call(() => host('localStore').count(checkKey(prefix))));
+  },
+
+  /** Whether `key` has a value. */
+  has(key) {
+    return call(() => host('localStore').contains(checkKey(key)));
+  },
+
+  /** The length of `key`'s value in bytes, or undefined; the value itself is not read. */
+  size(key) {
+    const length = call(() => host('localStore').valueLen(checkKey(key)));
+    return length === undefined ? undefined : Number(length);
+  },
+
+  /**
+   * One page of the entries whose key starts with `prefix`, after the key `after` (from
+   * the first when undefined): {entries: [[key, bytes], …], next}. At most `limit`
+   * entries (nexum caps a page at 1,000 and 1 MiB). A page may hold fewer, even none,
+   * while `next` is set: read on until it is undefined.
+   */
+  page(prefix = '', { after, limit = 1000 } = {}) {
+    if (after !== undefined) checkKey(after);
+    if (!Number.isInteger(limit) || limit < 0 || limit > 0xffffffff) {
+      throw new TypeError(`store.page: limit must be a whole number from 0 to 2^32 - 1, got ${describe(limit)}`);
+    }
+    const page = call(() => host('localStore').listEntries(checkKey(prefix), after, limit));
+    return { entries: page.entries.map(({ key, value }) => [key, value]), next: page.next };
+  },
+
+  /** Every entry whose key starts with `prefix`, as [key, bytes] in key order, a page at a time. */
+  *entries(prefix = '') {
+    let after;
+    do {
+      const page = store.page(prefix, { after });
+      yield* page.entries;
+      after = page.next;
+    } while (after !== undefined);
+  },
+
+  /**
+   * Applies `writes` in order as one: [key, bytes] sets a key, [key, null] deletes it.
+   * All of them, or none when one breaks a limit or the whole would take the store over
+   * its quota. At most 10,000 writes.
+   */
+  apply(writes) {
+    const ops = Array.from(writes, (write) => {
+      if (!Array.isArray(write) || write.length !== 2) {
+        throw new TypeError(`store.apply: each write is [key, bytes] or [key, null], got ${describe(write)}`);
+      }
+      const [key, value] = write;
+      if (value === null || value === undefined) return { tag: 'delete', val: checkKey(key) };
+      if (!(value instanceof Uint8Array)) {
+        throw new TypeError(`store.apply: the value of '${key}' must be a Uint8Array or null, got ${describe(value)}`);
+      }
+      return { tag: 'set', val: { key: checkKey(key), value } };
+    });
+    call(() => host('localStore').apply(ops));
+  },
 });
 
 /** Keys are strings; their length and emptiness are the host's to judge. */

@@ -37,6 +37,18 @@ const DEFAULT_LIMITS = Object.freeze({
 const PENDING_ENTRY_OVERHEAD = 64;
 const MIN_PENDING_BYTES = 1024 * 1024;
 
+/**
+ * list-entries' page: at most 1,000 entries and 1 MiB (one larger entry excepted), and at
+ * most 4,000 entries or 4 MiB passed over because the call's own writes hide them; the
+ * longest cursor; the most writes of one apply (nexum-core/src/host_rules/store.rs).
+ */
+const PAGE_MAX_ENTRIES = 1000;
+const PAGE_MAX_BYTES = 1024 * 1024;
+const PAGE_SCAN_ENTRIES = 4 * PAGE_MAX_ENTRIES;
+const PAGE_SCAN_BYTES = 4 * PAGE_MAX_BYTES;
+const CURSOR_MAX_BYTES = 65_536;
+const BATCH_MAX_WRITES = 10_000;
+
 /** The read-only JSON-RPC methods nexum serves; everything else is denied. */
 const ALLOWED_METHODS = new Set([
   'eth_blockNumber', 'eth_call', 'eth_chainId', 'eth_createAccessList', 'eth_estimateGas',
@@ -301,6 +313,8 @@ export class FakeHost {
           throw new Error(`this module logs, but ${this.#undeclared('logging')}`);
         }
         if (!LEVELS.has(level)) throw new TypeError(`'${level}' is not a log level`);
+        // What crosses into nexum: a lone surrogate becomes U+FFFD on the way.
+        message = fromUtf8.decode(utf8.encode(message));
         const max = this.#limits.log_line_bytes;
         if (this.#logBudget.take(Math.min(byteLength(message), max))) {
           this.logs.push([level, moduleText(message, max)]);
@@ -356,6 +370,66 @@ export class FakeHost {
         }
         return [...keys].sort(byBytes);
       },
+      listEntries: (prefix, after, limit) => {
+        this.#capability('local-store', (why) => storeFault('unsupported', why));
+        this.#checkLength(prefix);
+        if (after !== undefined && byteLength(after) > CURSOR_MAX_BYTES) {
+          throw storeFault('invalid-input', `key is ${byteLength(after)} bytes; the limit is ${CURSOR_MAX_BYTES}`);
+        }
+        return this.#page(prefix, after, limit);
+      },
+      count: (prefix) => {
+        this.#capability('local-store', (why) => storeFault('unsupported', why));
+        this.#checkLength(prefix);
+        let count = 0n;
+        for (const key of this.#committed.keys()) if (key.startsWith(prefix)) count += 1n;
+        for (const [key, value] of this.#pending) {
+          if (!key.startsWith(prefix)) continue;
+          const committed = this.#committed.has(key);
+          if (value !== null && !committed) count += 1n;
+          else if (value === null && committed) count -= 1n;
+        }
+        return count;
+      },
+      contains: (key) => this.#valueLen(key) !== undefined,
+      valueLen: (key) => this.#valueLen(key),
+      apply: (writes) => {
+        this.#capability('local-store', (why) => storeFault('unsupported', why));
+        if (writes.length > BATCH_MAX_WRITES) {
+          throw storeFault('invalid-input', `a batch of ${writes.length} writes is over the limit of ${BATCH_MAX_WRITES}; apply it in parts`);
+        }
+        // Judged whole before anything of it applies; the last write of a key counts.
+        const last = new Map();
+        for (const write of writes) {
+          const key = write.tag === 'set' ? write.val.key : write.val;
+          if (key === '') throw storeFault('invalid-input', 'keys must not be empty');
+          this.#checkLength(key);
+          const value = write.tag === 'set' ? write.val.value : null;
+          if (value !== null && value.length > this.#limits.store_value_bytes) {
+            throw storeFault('invalid-input', `value is ${value.length} bytes; the limit is ${this.#limits.store_value_bytes}`);
+          }
+          last.set(key, value);
+        }
+        let delta = this.#delta;
+        let held = this.#held;
+        for (const [key, value] of last) {
+          delta -= this.#visible(key);
+          held -= this.#heldBy(key);
+          if (value !== null) {
+            const size = byteLength(key) + value.length;
+            delta += size;
+            held += size + PENDING_ENTRY_OVERHEAD;
+          } else if (this.#committed.has(key)) {
+            held += byteLength(key) + PENDING_ENTRY_OVERHEAD;
+          }
+        }
+        this.#budget(delta, held);
+        for (const [key, value] of last) {
+          // Deleting what was never committed leaves nothing to write.
+          if (value === null && !this.#committed.has(key)) this.#pending.delete(key);
+          else this.#pending.set(key, value === null ? null : value.slice());
+        }
+      },
     },
     chain: {
       request: (chainId, method, params) => {
@@ -391,6 +465,52 @@ export class FakeHost {
     const length = byteLength(key);
     if (length > this.#limits.store_key_bytes) {
       throw storeFault('invalid-input', `key is ${length} bytes; the limit is ${this.#limits.store_key_bytes}`);
+    }
+  }
+
+  /** The length of `key`'s value as the call sees it (a u64), or undefined. */
+  #valueLen(key) {
+    this.#storeAllowed(key);
+    const value = this.#pending.has(key) ? this.#pending.get(key) : this.#committed.get(key);
+    return value === null || value === undefined ? undefined : BigInt(value.length);
+  }
+
+  /**
+   * One list-entries page as nexum makes it: the call's own live writes merged in key
+   * order with the committed entries, the committed ones its writes hide passed over.
+   */
+  #page(prefix, after, limit) {
+    const maxEntries = Math.min(Math.max(limit, 1), PAGE_MAX_ENTRIES);
+    // Every key under the prefix is at least the prefix: past `after` covers both starts.
+    const inRange = (key) => key.startsWith(prefix) && (after === undefined || byBytes(key, after) > 0);
+    const sorted = (entries) => entries.filter(([key]) => inRange(key)).sort(([a], [b]) => byBytes(a, b));
+    const own = sorted([...this.#pending].filter(([, value]) => value !== null));
+    const committed = sorted([...this.#committed]);
+    const entries = [];
+    let [i, j, bytes, passed, passedBytes, cursor] = [0, 0, 0, 0, 0, undefined];
+    for (;;) {
+      const [mine, stored] = [own[i], committed[j]];
+      if (mine === undefined && stored === undefined) return { entries, next: undefined };
+      // On a tie the call's write comes first; the committed entry is then hidden.
+      const ownFirst = stored === undefined || (mine !== undefined && byBytes(mine[0], stored[0]) <= 0);
+      const [key, value] = ownFirst ? mine : stored;
+      const size = byteLength(key) + value.length;
+      if (!ownFirst && this.#pending.has(key)) {
+        if (passed >= PAGE_SCAN_ENTRIES || passedBytes >= PAGE_SCAN_BYTES) return { entries, next: cursor };
+        passed += 1;
+        passedBytes += size;
+        cursor = key;
+        j += 1;
+        continue;
+      }
+      if (entries.length > 0 && (entries.length === maxEntries || bytes + size > PAGE_MAX_BYTES)) {
+        return { entries, next: cursor };
+      }
+      if (ownFirst) i += 1;
+      else j += 1;
+      bytes += size;
+      cursor = key;
+      entries.push({ key, value: value.slice() });
     }
   }
 
