@@ -580,8 +580,10 @@ const FENCED_COMMIT: &str = commit_sql!(
 );
 
 /// The writes of `writes` that count: the last one for each key, in key order. One
-/// statement cannot write a row twice, and the batch's order is what decides; key order
-/// locks rows in the same order in every commit, so two commits cannot deadlock.
+/// statement cannot write a row twice, and the batch's order is what decides. Key order
+/// also makes two commits less likely to lock the same rows in opposite orders (the
+/// server still chooses how removals and sets interleave; a deadlock it detects fails one
+/// commit, and its call runs again).
 fn last_write_per_key(writes: Vec<Write>) -> Vec<Write> {
     let mut last = std::collections::BTreeMap::new();
     for write in writes {
@@ -603,20 +605,31 @@ struct StatementPart {
     bytes: usize,
 }
 
+impl StatementPart {
+    fn is_empty(&self) -> bool {
+        self.removed.0.is_empty() && self.set.0.is_empty()
+    }
+}
+
 /// `writes` in statements of at most [`STATEMENT_BYTES`] each (and one write, however
 /// large); at least one statement, so an empty batch still checks its fence.
 fn statement_parts(writes: Vec<Write>) -> Vec<StatementPart> {
     let mut parts = vec![StatementPart::default()];
     for write in writes {
-        let size = write.key.len() + write.value.as_ref().map_or(0, Vec::len);
+        // What the write adds to the statement: its space's name, key and value, and the
+        // arrays' length words for each.
+        let size = space_name(&write.space).len()
+            + write.key.len()
+            + write.value.as_ref().map_or(0, Vec::len)
+            + 16;
         let part = match parts.last_mut() {
-            Some(part) if part.bytes == 0 || part.bytes + size <= STATEMENT_BYTES => part,
+            Some(part) if part.is_empty() || part.bytes + size <= STATEMENT_BYTES => part,
             _ => {
                 parts.push(StatementPart::default());
                 parts.last_mut().expect("just pushed")
             }
         };
-        part.bytes += size.max(1);
+        part.bytes += size;
         let space = space_name(&write.space);
         let key = write.key.into_bytes();
         match write.value {
@@ -997,6 +1010,18 @@ mod tests {
             })
             .collect();
         assert_eq!(sizes(removals), vec![1000]);
+        // Tiny writes still cost their space's name and length words: a million one-byte
+        // removals (about 30 MB sent) do not go in one statement.
+        let tiny: Vec<Write> = (0..1_000_000)
+            .map(|i| Write {
+                space: crate::ledger::storage::Space::Module(
+                    nexum_core::ModuleName::new("keeper").unwrap(),
+                ),
+                key: format!("{}", i % 10),
+                value: None,
+            })
+            .collect();
+        assert!(sizes(tiny).len() > 1);
     }
 
     #[test]
