@@ -1,11 +1,18 @@
-//! Components in OCI registries, through `oci-client`: an artifact whose one layer is the
-//! component (media type `application/wasm`, as the Wasm OCI artifact layout has it; the
-//! older `application/vnd.wasm.content.layer.v1+wasm` and Bytecode Alliance component
-//! types are read too).
+//! Components in OCI registries: an artifact whose one layer is the component (media type
+//! `application/wasm`, as the Wasm OCI artifact layout has it; the older
+//! `application/vnd.wasm.content.layer.v1+wasm` and Bytecode Alliance component types are
+//! read too).
+//!
+//! A pull speaks the distribution API itself (challenge, token, manifest, blob) so that
+//! everything a registry sends is capped as it arrives: a token answer at 64 KiB, a
+//! manifest at 4 MiB, the layer at the size its manifest declares (256 MiB at most), and no
+//! error body is read. The registry may be a third-party module author's. `oci-client`
+//! reads each answer whole, so it only pushes (to the operator's own registry).
 //!
 //! Credentials come from `NEXUM_REGISTRY_USERNAME` and `NEXUM_REGISTRY_PASSWORD` (or
 //! `NEXUM_REGISTRY_TOKEN`), which are sent only to the registry `NEXUM_REGISTRY_HOST`
-//! names, else from the docker config (`~/.docker/config.json` and its credential helpers,
+//! names (and, a username and password, to the HTTPS token service its challenge names, as
+//! docker sends them), else from the docker config (`~/.docker/config.json` and its credential helpers,
 //! per registry), else none; they are never logged. Registries on loopback are spoken to
 //! over plain HTTP, as docker does; every other one over HTTPS.
 
@@ -14,9 +21,7 @@ use nexum_core::ComponentDigest;
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::manifest::OciImageManifest;
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference, RegistryOperation};
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use oci_client::{Client, Reference};
 use std::time::Duration;
 
 /// The layer media type `nexum push` writes.
@@ -37,8 +42,12 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// 4 MiB at least; an artifact of one layer has one of well under 1 KiB. A registry that
 /// sends more cannot make nexum hold it.
 const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
-/// The manifest media types nexum reads (an artifact, not an index of platforms).
-const MANIFEST_TYPES: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+/// The manifest media types asked for: an artifact's, and the index types too, so that a tag
+/// naming an index is refused by name rather than with a registry's 404.
+const MANIFEST_TYPES: &str = "application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.docker.distribution.manifest.v2+json, \
+     application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// The host of `registry` (`host`, `host:port`, `[v6]` or `[v6]:port`).
 fn host_of(registry: &str) -> &str {
@@ -115,9 +124,11 @@ fn parse(reference: &str) -> Result<Reference, String> {
 /// tampered push) is refused before it is downloaded.
 pub(super) async fn pull(reference: &str, pin: &ComponentDigest) -> Result<Vec<u8>, String> {
     let reference = parse(reference)?;
-    let client = client(&reference);
-    let auth = credentials(reference.resolve_registry());
-    let manifest = image_manifest(&client, &reference, &auth).await?;
+    let registry = Registry::new(&reference)?;
+    let auth = registry
+        .authorize(&credentials(reference.resolve_registry()))
+        .await?;
+    let manifest = registry.manifest(&reference, &auth).await?;
     let layers: Vec<_> = manifest
         .layers
         .iter()
@@ -140,73 +151,231 @@ pub(super) async fn pull(reference: &str, pin: &ComponentDigest) -> Result<Vec<u
             layer.digest
         ));
     }
-    if layer.size < 0 || layer.size as u64 > MAX_COMPONENT_BYTES {
-        return Err(format!(
-            "the layer is {} bytes (at most {MAX_COMPONENT_BYTES})",
-            layer.size
-        ));
-    }
-    let mut out = CappedBuffer::default();
-    client
-        .pull_blob(&reference, *layer, &mut out)
-        .await
-        .map_err(|e| format!("registry: {e}"))?;
-    Ok(out.bytes)
+    let size = u64::try_from(layer.size)
+        .ok()
+        .filter(|size| *size <= MAX_COMPONENT_BYTES)
+        .ok_or_else(|| {
+            format!(
+                "the layer is {} bytes (at most {MAX_COMPONENT_BYTES})",
+                layer.size
+            )
+        })?;
+    registry.blob(&layer.digest, size, &auth).await
 }
 
-/// The image manifest of `reference`, read at most [`MAX_MANIFEST_BYTES`] of it.
-/// `oci-client` reads a manifest whole, however large, so nexum asks for it itself, with
-/// the token `oci-client` negotiated (or the basic credentials the registry asked for).
-async fn image_manifest(
-    client: &Client,
-    reference: &Reference,
-    auth: &RegistryAuth,
-) -> Result<OciImageManifest, String> {
-    let token = client
-        .auth(reference, auth, RegistryOperation::Pull)
-        .await
-        .map_err(|e| format!("registry: {e}"))?;
-    let registry = reference.resolve_registry();
-    let scheme = if on_loopback(registry) {
-        "http"
-    } else {
-        "https"
-    };
-    let url = format!(
-        "{scheme}://{registry}/v2/{}/manifests/{}",
-        reference.repository(),
-        reference
-            .digest()
-            .or_else(|| reference.tag())
-            .unwrap_or("latest")
-    );
-    let http = reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))?;
-    let mut request = http
-        .get(&url)
-        .header(reqwest::header::ACCEPT, MANIFEST_TYPES);
-    request = match (token, auth) {
-        (Some(token), _) => request.bearer_auth(token),
-        (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
-        (None, _) => request,
-    };
-    let shown = "registry: the manifest";
-    let response = request
-        .send()
-        .await
-        .map_err(|e| format!("{shown}: {}", super::http::said(e)))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("{shown}: the registry answered {status}"));
+/// The longest token answer read: tokens are a few KiB.
+const MAX_TOKEN_BYTES: u64 = 64 * 1024;
+/// Redirects followed (blobs are often served from storage elsewhere); never from https to
+/// http, and reqwest drops the Authorization header on a redirect to another host.
+const MAX_REDIRECTS: usize = 5;
+
+/// How a pull authenticates.
+enum Authorization {
+    Anonymous,
+    Basic(String, String),
+    Bearer(String),
+}
+
+/// One registry, for one pull.
+struct Registry {
+    http: reqwest::Client,
+    /// `http(s)://host[:port]`.
+    base: String,
+    repository: String,
+    /// Whether the registry is on loopback (plain HTTP allowed, for it and its token realm).
+    loopback: bool,
+}
+
+impl Registry {
+    fn new(reference: &Reference) -> Result<Self, String> {
+        let registry = reference.resolve_registry();
+        let loopback = on_loopback(registry);
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                let downgrade = attempt.url().scheme() == "http"
+                    && attempt.previous().iter().any(|u| u.scheme() == "https");
+                if attempt.previous().len() > MAX_REDIRECTS {
+                    attempt.error("too many redirects")
+                } else if downgrade {
+                    attempt.error("a redirect from https to http")
+                } else {
+                    attempt.follow()
+                }
+            }))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(Self {
+            http,
+            base: format!("{}://{registry}", if loopback { "http" } else { "https" }),
+            repository: reference.repository().to_string(),
+            loopback,
+        })
     }
-    let body = super::http::read_capped(response, MAX_MANIFEST_BYTES, shown).await?;
-    serde_json::from_slice(&body).map_err(|e| {
-        format!("{shown} is not an image manifest nexum reads (one artifact, not an index): {e}")
-    })
+
+    /// Sends `request` with `auth`; the answer if its status is a success.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        auth: &Authorization,
+        what: &str,
+    ) -> Result<reqwest::Response, String> {
+        let request = match auth {
+            Authorization::Anonymous => request,
+            Authorization::Basic(user, password) => request.basic_auth(user, Some(password)),
+            Authorization::Bearer(token) => request.bearer_auth(token),
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("registry: {what}: {}", super::http::said(e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            // The body is not read: a registry's error page is no more trusted than the rest.
+            return Err(format!("registry: {what}: the registry answered {status}"));
+        }
+        Ok(response)
+    }
+
+    /// How to authenticate the pull: a token given as such is used as it is; otherwise the
+    /// registry's challenge (`GET /v2/`) says whether to fetch a bearer token from its realm
+    /// or to send basic credentials; no challenge, no credentials.
+    async fn authorize(&self, credentials: &RegistryAuth) -> Result<Authorization, String> {
+        if let RegistryAuth::Bearer(token) = credentials {
+            return Ok(Authorization::Bearer(token.clone()));
+        }
+        let basic = match credentials {
+            RegistryAuth::Basic(user, password) => {
+                Some(Authorization::Basic(user.clone(), password.clone()))
+            }
+            _ => None,
+        };
+        let answer = self
+            .http
+            .get(format!("{}/v2/", self.base))
+            .send()
+            .await
+            .map_err(|e| format!("registry: {}", super::http::said(e)))?;
+        let challenge = answer
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
+        drop(answer);
+        let Some(challenge) = challenge else {
+            return Ok(Authorization::Anonymous);
+        };
+        let challenges = http_auth::parse_challenges(&challenge)
+            .map_err(|e| format!("registry: its authentication challenge does not parse: {e}"))?;
+        let Some(bearer) = challenges
+            .iter()
+            .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))
+        else {
+            return Ok(basic.unwrap_or(Authorization::Anonymous));
+        };
+        let param = |name: &str| {
+            bearer
+                .params
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.to_unescaped())
+        };
+        let realm = param("realm")
+            .ok_or_else(|| "registry: its bearer challenge names no realm".to_string())?;
+        self.token(&realm, param("service"), basic.as_ref()).await
+    }
+
+    /// A pull token from `realm`, asked for with `basic` credentials if there are any.
+    async fn token(
+        &self,
+        realm: &str,
+        service: Option<String>,
+        basic: Option<&Authorization>,
+    ) -> Result<Authorization, String> {
+        let url = reqwest::Url::parse(realm)
+            .map_err(|e| format!("registry: its token realm is not a URL: {e}"))?;
+        let realm_on_loopback = url.host_str().is_some_and(on_loopback);
+        if url.scheme() != "https"
+            && !(url.scheme() == "http" && self.loopback && realm_on_loopback)
+        {
+            return Err(format!(
+                "registry: its token realm is not https ({}); refused",
+                url.scheme()
+            ));
+        }
+        let mut query = vec![("scope", format!("repository:{}:pull", self.repository))];
+        query.extend(service.map(|service| ("service", service)));
+        let request = self.http.get(url).query(&query);
+        let answer = self
+            .send(
+                request,
+                basic.unwrap_or(&Authorization::Anonymous),
+                "the token",
+            )
+            .await?;
+        let body =
+            super::http::read_capped(answer, MAX_TOKEN_BYTES, "registry: the token answer").await?;
+        #[derive(serde::Deserialize)]
+        struct Granted {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let granted: Granted = serde_json::from_slice(&body)
+            .map_err(|e| format!("registry: the token answer is not JSON nexum reads: {e}"))?;
+        granted
+            .token
+            .or(granted.access_token)
+            .map(Authorization::Bearer)
+            .ok_or_else(|| "registry: the token answer holds no token".to_string())
+    }
+
+    /// The image manifest of `reference`, read at most [`MAX_MANIFEST_BYTES`] of it; when
+    /// `reference` names a digest, the manifest must be that digest.
+    async fn manifest(
+        &self,
+        reference: &Reference,
+        auth: &Authorization,
+    ) -> Result<OciImageManifest, String> {
+        let url = format!(
+            "{}/v2/{}/manifests/{}",
+            self.base,
+            self.repository,
+            reference
+                .digest()
+                .or_else(|| reference.tag())
+                .unwrap_or("latest")
+        );
+        let request = self
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, MANIFEST_TYPES);
+        let answer = self.send(request, auth, "the manifest").await?;
+        let shown = "registry: the manifest";
+        let body = super::http::read_capped(answer, MAX_MANIFEST_BYTES, shown).await?;
+        if let Some(digest) = reference.digest()
+            && ComponentDigest::of(&body).to_string() != digest
+        {
+            return Err(format!("{shown} is not the {digest} it was asked for"));
+        }
+        serde_json::from_slice(&body).map_err(|e| {
+            if serde_json::from_slice::<serde_json::Value>(&body)
+                .is_ok_and(|v| v.get("manifests").is_some())
+            {
+                format!("{shown} is an index of several artifacts; nexum reads one artifact")
+            } else {
+                format!("{shown} is not an image manifest nexum reads: {e}")
+            }
+        })
+    }
+
+    /// The blob `digest`, which its manifest says is `size` bytes: refused as soon as more
+    /// is announced or sent.
+    async fn blob(&self, digest: &str, size: u64, auth: &Authorization) -> Result<Vec<u8>, String> {
+        let url = format!("{}/v2/{}/blobs/{digest}", self.base, self.repository);
+        let answer = self.send(self.http.get(url), auth, "the layer").await?;
+        super::http::read_capped(answer, size, "registry: the layer").await
+    }
 }
 
 /// Pushes `component` to `reference` as a Wasm OCI artifact; returns its digest (the pin).
@@ -240,37 +409,6 @@ pub async fn push(component: Vec<u8>, reference: &str) -> Result<ComponentDigest
     Ok(digest)
 }
 
-/// A buffer that refuses to grow past [`MAX_COMPONENT_BYTES`]: a registry that sends more
-/// than the layer it announced cannot fill the memory.
-#[derive(Default)]
-struct CappedBuffer {
-    bytes: Vec<u8>,
-}
-
-impl tokio::io::AsyncWrite for CappedBuffer {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        if (self.bytes.len() + buf.len()) as u64 > MAX_COMPONENT_BYTES {
-            return Poll::Ready(Err(std::io::Error::other(format!(
-                "the layer is larger than {MAX_COMPONENT_BYTES} bytes"
-            ))));
-        }
-        self.bytes.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::{MAX_MANIFEST_BYTES, host_of, pull};
@@ -287,8 +425,11 @@ mod tests {
     enum Answer {
         /// A whole answer: status line, extra header lines, body.
         Plain(&'static str, String, String),
-        /// [`HUGE`] bytes of JSON whitespace, announced in Content-Length or not.
-        Huge { announce: bool },
+        /// [`HUGE`] bytes of JSON whitespace with `status`, announced in Content-Length or not.
+        Huge {
+            status: &'static str,
+            announce: bool,
+        },
     }
 
     /// A registry on loopback that answers each request with `answer(path, authorization)`;
@@ -325,14 +466,14 @@ mod tests {
                         ),
                         false,
                     ),
-                    Answer::Huge { announce } => {
+                    Answer::Huge { status, announce } => {
                         let length = if announce {
                             format!("content-length: {HUGE}\r\n")
                         } else {
                             String::new()
                         };
                         let head = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\n{length}connection: close\r\n\r\n"
+                            "HTTP/1.1 {status}\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\n{length}connection: close\r\n\r\n"
                         );
                         (head, true)
                     }
@@ -353,7 +494,10 @@ mod tests {
     fn hostile_registry(announce: bool) -> (String, Arc<AtomicU64>) {
         fake_registry(move |path, _| {
             if path.contains("/manifests/") {
-                Answer::Huge { announce }
+                Answer::Huge {
+                    status: "200 OK",
+                    announce,
+                }
             } else {
                 Answer::Plain("200 OK", String::new(), "{}".into())
             }
@@ -380,54 +524,121 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_manifest_is_asked_for_with_the_token_the_registry_grants() {
-        let pin = ComponentDigest::of(b"the component");
-        let other = ComponentDigest::of(b"another component");
-        let manifest = serde_json::json!({
+    /// A manifest of one wasm layer, `layer`, of `size` bytes.
+    fn manifest_of(layer: &ComponentDigest, size: usize) -> String {
+        serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {
                 "mediaType": "application/vnd.wasm.config.v0+json",
-                "digest": other.to_string(),
+                "digest": layer.to_string(),
                 "size": 2
             },
-            "layers": [{
-                "mediaType": "application/wasm",
-                "digest": other.to_string(),
-                "size": 17
-            }]
+            "layers": [{ "mediaType": "application/wasm", "digest": layer.to_string(), "size": size }]
         })
-        .to_string();
+        .to_string()
+    }
+
+    /// A registry that challenges for a bearer token from its own `/token` realm and
+    /// serves `manifest` and blobs only to a request carrying that token. `token` and
+    /// `blob` answer the token and blob requests.
+    fn token_registry(
+        manifest: String,
+        token: impl Fn() -> Answer + Send + 'static,
+        blob: impl Fn() -> Answer + Send + 'static,
+    ) -> (String, Arc<AtomicU64>) {
         let address = Arc::new(std::sync::OnceLock::<String>::new());
         let realm = address.clone();
-        let (registry, _) = fake_registry(move |path, authorization| {
+        let (registry, sent) = fake_registry(move |path, authorization| {
             let challenge = format!(
                 "www-authenticate: Bearer realm=\"http://{}/token\",service=\"fake\"\r\n",
                 realm.get().unwrap()
             );
             match (path, authorization) {
-                (p, _) if p.starts_with("/token") => {
-                    Answer::Plain("200 OK", String::new(), r#"{"token":"granted"}"#.into())
-                }
+                (p, _) if p.starts_with("/token") => token(),
                 (p, Some("Bearer granted")) if p.contains("/manifests/") => Answer::Plain(
                     "200 OK",
                     "content-type: application/vnd.oci.image.manifest.v1+json\r\n".into(),
                     manifest.clone(),
                 ),
+                (p, Some("Bearer granted")) if p.contains("/blobs/") => blob(),
                 _ => Answer::Plain("401 Unauthorized", challenge, String::new()),
             }
         });
         address.set(registry.clone()).unwrap();
+        (registry, sent)
+    }
+
+    fn granted() -> Answer {
+        Answer::Plain("200 OK", String::new(), r#"{"token":"granted"}"#.into())
+    }
+
+    #[tokio::test]
+    async fn a_pull_asks_with_the_token_the_registry_grants_and_gets_the_pinned_layer() {
+        let component = "the component";
+        let pin = ComponentDigest::of(component.as_bytes());
+        let (registry, _) = token_registry(manifest_of(&pin, component.len()), granted, || {
+            Answer::Plain("200 OK", String::new(), component.into())
+        });
+        let pulled = pull(&format!("{registry}/keepers/ok:1"), &pin).await;
+        assert_eq!(pulled.as_deref(), Ok(component.as_bytes()));
+
+        let moved = ComponentDigest::of(b"another component");
+        let (registry, _) = token_registry(manifest_of(&moved, 17), granted, || {
+            Answer::Plain("500 Internal Server Error", String::new(), String::new())
+        });
         let refused = pull(&format!("{registry}/keepers/moved:1"), &pin)
             .await
             .expect_err("the layer is not the pinned blob");
         assert!(
             refused.contains(&format!(
-                "the registry's artifact is {other}, not the pinned {pin}"
+                "the registry's artifact is {moved}, not the pinned {pin}"
             )),
             "{refused}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_token_answer_a_layer_or_an_error_page_over_its_bound_is_refused_early() {
+        let pin = ComponentDigest::of(b"the component");
+        let manifest = manifest_of(&pin, 13);
+        fn huge() -> Answer {
+            Answer::Huge {
+                status: "200 OK",
+                announce: false,
+            }
+        }
+        fn huge_error() -> Answer {
+            Answer::Huge {
+                status: "500 Internal Server Error",
+                announce: false,
+            }
+        }
+        for (token, blob, said) in [
+            (
+                huge as fn() -> Answer,
+                granted as fn() -> Answer,
+                "registry: the token answer sends more than 65536 bytes".to_string(),
+            ),
+            (
+                granted,
+                huge,
+                "registry: the layer sends more than 13 bytes".to_string(),
+            ),
+            (
+                granted,
+                huge_error,
+                "registry: the layer: the registry answered 500 Internal Server Error".to_string(),
+            ),
+        ] {
+            let (registry, sent) = token_registry(manifest.clone(), token, blob);
+            let refused = pull(&format!("{registry}/keepers/huge:1"), &pin)
+                .await
+                .expect_err("a huge answer was accepted");
+            assert!(refused.contains(&said), "{refused}");
+            let sent = sent.load(Ordering::Relaxed);
+            assert!(sent < HUGE / 2, "nexum read {sent} bytes: {said}");
+        }
     }
 
     #[test]
