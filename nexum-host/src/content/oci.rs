@@ -125,9 +125,13 @@ fn parse(reference: &str) -> Result<Reference, String> {
 pub(super) async fn pull(reference: &str, pin: &ComponentDigest) -> Result<Vec<u8>, String> {
     let reference = parse(reference)?;
     let registry = Registry::new(&reference)?;
-    let auth = registry
-        .authorize(&credentials(reference.resolve_registry()))
-        .await?;
+    // A docker credential helper is a program that may wait (for a passphrase): off the
+    // runtime's threads, so the fetch's deadline still holds.
+    let host = reference.resolve_registry().to_string();
+    let credentials = tokio::task::spawn_blocking(move || credentials(&host))
+        .await
+        .map_err(|e| format!("reading the registry's credentials: {e}"))?;
+    let auth = registry.authorize(&credentials).await?;
     let manifest = registry.manifest(&reference, &auth).await?;
     let layers: Vec<_> = manifest
         .layers
@@ -266,8 +270,9 @@ impl Registry {
         let Some(challenge) = challenge else {
             return Ok(Authorization::Anonymous);
         };
-        let challenges = http_auth::parse_challenges(&challenge)
-            .map_err(|e| format!("registry: its authentication challenge does not parse: {e}"))?;
+        // A challenge that does not parse, or is not a bearer one: basic credentials if
+        // there are any (as oci-client did), else none.
+        let challenges = http_auth::parse_challenges(&challenge).unwrap_or_default();
         let Some(bearer) = challenges
             .iter()
             .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))
@@ -353,10 +358,18 @@ impl Registry {
         let answer = self.send(request, auth, "the manifest").await?;
         let shown = "registry: the manifest";
         let body = super::http::read_capped(answer, MAX_MANIFEST_BYTES, shown).await?;
-        if let Some(digest) = reference.digest()
-            && ComponentDigest::of(&body).to_string() != digest
-        {
-            return Err(format!("{shown} is not the {digest} it was asked for"));
+        if let Some(digest) = reference.digest() {
+            let Some(hex) = digest.strip_prefix("sha256:") else {
+                return Err(format!(
+                    "{shown} is asked for by a digest nexum does not check ({digest}); pin it by sha256"
+                ));
+            };
+            let got = ComponentDigest::of(&body).to_string();
+            if !got.eq_ignore_ascii_case(&format!("sha256:{hex}")) {
+                return Err(format!(
+                    "{shown} is {got}, not the {digest} it was asked for"
+                ));
+            }
         }
         serde_json::from_slice(&body).map_err(|e| {
             if serde_json::from_slice::<serde_json::Value>(&body)
@@ -411,15 +424,16 @@ pub async fn push(component: Vec<u8>, reference: &str) -> Result<ComponentDigest
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_MANIFEST_BYTES, host_of, pull};
+    use super::{MAX_MANIFEST_BYTES, Registry, host_of, parse, pull};
     use nexum_core::ComponentDigest;
+    use oci_client::secrets::RegistryAuth;
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    /// What the hostile registry sends as the manifest: 64 MiB.
-    const HUGE: u64 = 64 * 1024 * 1024;
+    /// What a hostile registry sends: 256 MiB (socket buffers hold a few MiB at most).
+    const HUGE: u64 = 256 * 1024 * 1024;
 
     /// A fake registry's answer to one request.
     enum Answer {
@@ -511,7 +525,7 @@ mod tests {
             let (registry, sent) = hostile_registry(announce);
             let refused = pull(&format!("{registry}/keepers/huge:1"), &pin)
                 .await
-                .expect_err("a 64 MiB manifest was accepted");
+                .expect_err("a 256 MiB manifest was accepted");
             let said = if announce { "announces" } else { "sends" };
             assert!(
                 refused.contains(&format!("{said} more than {MAX_MANIFEST_BYTES} bytes")),
@@ -520,7 +534,7 @@ mod tests {
             // What the registry got to send: what nexum read, and what the sockets' buffers
             // took before nexum hung up.
             let sent = sent.load(Ordering::Relaxed);
-            assert!(sent < HUGE / 2, "nexum read {sent} bytes of the manifest");
+            assert!(sent < HUGE / 4, "nexum read {sent} bytes of the manifest");
         }
     }
 
@@ -637,8 +651,117 @@ mod tests {
                 .expect_err("a huge answer was accepted");
             assert!(refused.contains(&said), "{refused}");
             let sent = sent.load(Ordering::Relaxed);
-            assert!(sent < HUGE / 2, "nexum read {sent} bytes: {said}");
+            assert!(sent < HUGE / 4, "nexum read {sent} bytes: {said}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_token_in_access_token_and_a_layer_redirected_elsewhere_without_credentials() {
+        let component = "the component";
+        let pin = ComponentDigest::of(component.as_bytes());
+        // Storage on another port: what authorization reached it.
+        let reached = Arc::new(std::sync::Mutex::new(Vec::<Option<String>>::new()));
+        let seen = reached.clone();
+        let (storage, _) = fake_registry(move |_, authorization| {
+            seen.lock().unwrap().push(authorization.map(str::to_string));
+            Answer::Plain("200 OK", String::new(), component.into())
+        });
+        let (registry, _) = token_registry(
+            manifest_of(&pin, component.len()),
+            || {
+                Answer::Plain(
+                    "200 OK",
+                    String::new(),
+                    r#"{"access_token":"granted"}"#.into(),
+                )
+            },
+            move || {
+                Answer::Plain(
+                    "307 Temporary Redirect",
+                    format!("location: http://{storage}/blob\r\n"),
+                    String::new(),
+                )
+            },
+        );
+        let pulled = pull(&format!("{registry}/keepers/ok:1"), &pin).await;
+        assert_eq!(pulled.as_deref(), Ok(component.as_bytes()));
+        assert_eq!(
+            *reached.lock().unwrap(),
+            vec![None],
+            "the registry's token went along to the storage it redirected to"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_realm_over_plain_http_elsewhere_is_refused() {
+        let pin = ComponentDigest::of(b"the component");
+        let (registry, _) = fake_registry(|_, _| {
+            Answer::Plain(
+                "401 Unauthorized",
+                "www-authenticate: Bearer realm=\"http://tokens.example/token\"\r\n".into(),
+                String::new(),
+            )
+        });
+        let refused = pull(&format!("{registry}/keepers/x:1"), &pin)
+            .await
+            .expect_err("a plain-HTTP realm on another host was used");
+        assert!(
+            refused.contains("its token realm is not https (http); refused"),
+            "{refused}"
+        );
+    }
+
+    #[tokio::test]
+    async fn basic_credentials_go_where_the_registry_asks_for_them() {
+        let pin = ComponentDigest::of(b"the component");
+        let manifest = manifest_of(&pin, 13);
+        let (address, _) = fake_registry(move |path, authorization| match authorization {
+            // "user:pass"
+            Some("Basic dXNlcjpwYXNz") if path.contains("/manifests/") => {
+                Answer::Plain("200 OK", String::new(), manifest.clone())
+            }
+            _ => Answer::Plain(
+                "401 Unauthorized",
+                "www-authenticate: Basic realm=\"fake\"\r\n".into(),
+                String::new(),
+            ),
+        });
+        let reference = parse(&format!("{address}/keepers/basic:1")).unwrap();
+        let registry = Registry::new(&reference).unwrap();
+        let basic = RegistryAuth::Basic("user".into(), "pass".into());
+        let auth = registry.authorize(&basic).await.unwrap();
+        let manifest = registry.manifest(&reference, &auth).await.unwrap();
+        assert_eq!(manifest.layers[0].digest, pin.to_string());
+        let anonymous = registry.authorize(&RegistryAuth::Anonymous).await.unwrap();
+        let refused = registry
+            .manifest(&reference, &anonymous)
+            .await
+            .expect_err("the registry asked for credentials");
+        assert!(refused.contains("401"), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn a_manifest_must_be_the_digest_asked_for_and_an_index_is_refused_by_name() {
+        let pin = ComponentDigest::of(b"the component");
+        let other = ComponentDigest::of(b"another manifest");
+        let (registry, _) = token_registry(manifest_of(&pin, 13), granted, granted);
+        let refused = pull(&format!("{registry}/keepers/x@{other}"), &pin)
+            .await
+            .expect_err("a manifest that is not the digest asked for was read");
+        assert!(
+            refused.contains(&format!("not the {other} it was asked for")),
+            "{refused}"
+        );
+
+        let index = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+        let (registry, _) = token_registry(index.into(), granted, granted);
+        let refused = pull(&format!("{registry}/keepers/x:1"), &pin)
+            .await
+            .expect_err("an index was read as an artifact");
+        assert!(
+            refused.contains("is an index of several artifacts"),
+            "{refused}"
+        );
     }
 
     #[test]

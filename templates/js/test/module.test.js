@@ -300,33 +300,57 @@ describe('counting, paging and batches, as nexum does them', () => {
 
   test('a batch applies whole or not at all', (t) => {
     const host = new FakeHost();
-    const refused = (writes) => {
-      try {
-        during(host, () => store.apply(writes));
-      } catch (fault) {
-        return [fault.kind, fault.message];
-      }
-      assert.fail('the batch was applied');
-    };
-    assert.deepEqual(refused([['a', bytes('1')], ['b', new Uint8Array(1024 * 1024 + 1)]]), [
-      'invalid-input',
-      'value is 1048577 bytes; the limit is 1048576',
-    ]);
-    assert.deepEqual(refused([['a', bytes('1')], ['', null]]), ['invalid-input', 'keys must not be empty']);
-    assert.deepEqual(refused(Array.from({ length: 10_001 }, (_, i) => [`k${i}`, null])), [
-      'invalid-input',
-      'a batch of 10001 writes is over the limit of 10000; apply it in parts',
-    ]);
-    assert.equal(host.store.size, 0, 'a refused batch wrote something');
+    /** The fault `writes` are refused with, and what the call saw of them afterwards. */
+    const refused = (writes) =>
+      during(host, () => {
+        let fault;
+        try {
+          store.apply(writes);
+        } catch (error) {
+          fault = [error.kind, error.message];
+        }
+        return { fault, seen: [store.has('a'), store.count()] };
+      });
+    assert.deepEqual(refused([['a', bytes('1')], ['b', new Uint8Array(1024 * 1024 + 1)]]), {
+      fault: ['invalid-input', 'value is 1048577 bytes; the limit is 1048576'],
+      seen: [false, 0],
+    });
+    assert.deepEqual(refused([['a', bytes('1')], ['', null]]), {
+      fault: ['invalid-input', 'keys must not be empty'],
+      seen: [false, 0],
+    });
+    assert.deepEqual(refused(Array.from({ length: 10_001 }, (_, i) => [`k${i}`, null])), {
+      fault: ['invalid-input', 'a batch of 10001 writes is over the limit of 10000; apply it in parts'],
+      seen: [false, 0],
+    });
     during(host, () => store.apply([['a', bytes('1')], ['a', bytes('22')], ['b', bytes('x')], ['b', null]]));
     assert.deepEqual([...host.store], [['a', bytes('22')]]);
 
+    // Only the last write of a key counts against the quota: 9 bytes then 1 fit in 10.
     const small = hostWith('store_total_bytes = 10', t)();
-    assert.throws(() => during(small, () => store.apply([['k', bytes('1234')], ['l', bytes('12345')]])), {
-      kind: 'denied',
-      message: 'the store quota of 10 bytes would be exceeded (0 bytes in use)',
-    });
-    assert.equal(small.store.size, 0);
+    during(small, () => store.apply([['k', bytes('12345678')], ['k', bytes('1')]]));
+    assert.deepEqual([...small.store], [['k', bytes('1')]]);
+    assert.deepEqual(
+      during(small, () => {
+        try {
+          store.apply([['l', bytes('1234')], ['m', bytes('12345')]]);
+        } catch (error) {
+          return [error.kind, error.message, store.has('l')];
+        }
+      }),
+      ['denied', 'the store quota of 10 bytes would be exceeded (2 bytes in use)', false],
+    );
+  });
+
+  test('keys are ordered by their UTF-8 bytes, as nexum orders them', () => {
+    const host = new FakeHost();
+    // UTF-16 puts the emoji (a surrogate pair, 0xD83D…) before U+FF61; UTF-8 after it.
+    during(host, () => store.apply([['u/😀', bytes('1')], ['u/\uff61', bytes('2')], ['u/a', bytes('3')]]));
+    const order = during(host, () => [store.keys('u/'), [...store.entries('u/')].map(([k]) => k)]);
+    assert.deepEqual(order, [
+      ['u/a', 'u/\uff61', 'u/😀'],
+      ['u/a', 'u/\uff61', 'u/😀'],
+    ]);
   });
 
   test('a cursor longer than any key is refused', () => {

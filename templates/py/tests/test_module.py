@@ -347,6 +347,19 @@ class StoreTest(unittest.TestCase):
 
     def test_a_batch_applies_whole_or_not_at_all(self) -> None:
         host = FakeHost()
+
+        def refused(writes: list[tuple[str, bytes | None]]) -> Any:
+            """The fault `writes` are refused with, and what the call saw afterwards."""
+
+            def attempt() -> Any:
+                try:
+                    store.apply(writes)
+                except Fault as fault:
+                    return fault, store.has("a"), store.count()
+                return None
+
+            return during(host, attempt)
+
         for writes, refusal in [
             ([("a", b"1"), ("b", bytes(1024 * 1024 + 1))],
              Fault("invalid-input", "value is 1048577 bytes; the limit is 1048576")),
@@ -354,18 +367,31 @@ class StoreTest(unittest.TestCase):
             ([(f"k{i}", None) for i in range(10_001)],
              Fault("invalid-input", "a batch of 10001 writes is over the limit of 10000; apply it in parts")),
         ]:
-            with self.subTest(refusal.message), self.assertRaises(Fault) as refused:
-                during(host, lambda: store.apply(writes))
-            self.assertEqual(refused.exception, refusal)
-        self.assertEqual(dict(host.store), {}, "a refused batch wrote something")
+            with self.subTest(refusal.message):
+                self.assertEqual(refused(writes), (refusal, False, 0))
         during(host, lambda: store.apply([("a", b"1"), ("a", b"22"), ("b", b"x"), ("b", None)]))
         self.assertEqual(dict(host.store), {"a": b"22"})
 
+        # Only the last write of a key counts against the quota: 9 bytes then 1 fit in 10.
         small = LimitsTest().host_with("store_total_bytes = 10")
-        with self.assertRaises(Fault) as refused:
-            during(small, lambda: store.apply([("k", b"1234"), ("l", b"12345")]))
-        self.assertEqual(refused.exception, Fault("denied", "the store quota of 10 bytes would be exceeded (0 bytes in use)"))
-        self.assertEqual(dict(small.store), {})
+        during(small, lambda: store.apply([("k", b"12345678"), ("k", b"1")]))
+        self.assertEqual(dict(small.store), {"k": b"1"})
+
+        def over() -> Any:
+            try:
+                store.apply([("l", b"1234"), ("m", b"12345")])
+            except Fault as fault:
+                return fault, store.has("l")
+            return None
+
+        self.assertEqual(during(small, over),
+                         (Fault("denied", "the store quota of 10 bytes would be exceeded (2 bytes in use)"), False))
+
+    def test_keys_are_ordered_by_their_utf8_bytes_as_nexum_orders_them(self) -> None:
+        host = FakeHost()
+        during(host, lambda: store.apply([("u/😀", b"1"), ("u/\uff61", b"2"), ("u/a", b"3")]))
+        order = during(host, lambda: (store.keys("u/"), [k for k, _ in store.entries("u/")]))
+        self.assertEqual(order, (["u/a", "u/\uff61", "u/😀"], ["u/a", "u/\uff61", "u/😀"]))
 
     def test_a_cursor_longer_than_any_key_is_refused(self) -> None:
         with self.assertRaises(Fault) as refused:

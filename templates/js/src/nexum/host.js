@@ -128,6 +128,7 @@ export const store = Object.freeze({
    * while `next` is set: read on until it is undefined.
    */
   page(prefix = '', { after, limit = 1000 } = {}) {
+    after = after ?? undefined; // null, as undefined: from the first
     if (after !== undefined) checkKey(after);
     if (!Number.isInteger(limit) || limit < 0 || limit > 0xffffffff) {
       throw new TypeError(`store.page: limit must be a whole number from 0 to 2^32 - 1, got ${describe(limit)}`);

@@ -77,6 +77,9 @@ const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder('utf-8', { ignoreBOM: true }); // echo a leading BOM, as nexum does
 const byteLength = (text) => utf8.encode(text).length;
 
+/** A string as it reaches nexum: a lone surrogate becomes U+FFFD on the way. */
+const wire = (text) => fromUtf8.decode(utf8.encode(text));
+
 /** Orders keys as nexum does: by their UTF-8 bytes. */
 const byBytes = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
@@ -313,8 +316,7 @@ export class FakeHost {
           throw new Error(`this module logs, but ${this.#undeclared('logging')}`);
         }
         if (!LEVELS.has(level)) throw new TypeError(`'${level}' is not a log level`);
-        // What crosses into nexum: a lone surrogate becomes U+FFFD on the way.
-        message = fromUtf8.decode(utf8.encode(message));
+        message = wire(message);
         const max = this.#limits.log_line_bytes;
         if (this.#logBudget.take(Math.min(byteLength(message), max))) {
           this.logs.push([level, moduleText(message, max)]);
@@ -325,11 +327,13 @@ export class FakeHost {
     },
     localStore: {
       get: (key) => {
+        key = wire(key);
         this.#storeAllowed(key);
         const value = this.#pending.has(key) ? this.#pending.get(key) : this.#committed.get(key);
         return value === null || value === undefined ? undefined : value.slice();
       },
       set: (key, value) => {
+        key = wire(key);
         this.#storeAllowed(key);
         if (value.length > this.#limits.store_value_bytes) {
           throw storeFault('invalid-input', `value is ${value.length} bytes; the limit is ${this.#limits.store_value_bytes}`);
@@ -339,6 +343,7 @@ export class FakeHost {
         this.#pending.set(key, value.slice());
       },
       delete: (key) => {
+        key = wire(key);
         this.#storeAllowed(key);
         if (!this.#committed.has(key)) {
           // Deleting what was never committed leaves nothing to write.
@@ -353,6 +358,7 @@ export class FakeHost {
         this.#pending.set(key, null);
       },
       listKeys: (prefix) => {
+        prefix = wire(prefix);
         this.#capability('local-store', (why) => storeFault('unsupported', why));
         this.#checkLength(prefix);
         const keys = new Set([...this.#committed.keys()].filter((k) => k.startsWith(prefix)));
@@ -371,6 +377,7 @@ export class FakeHost {
         return [...keys].sort(byBytes);
       },
       listEntries: (prefix, after, limit) => {
+        [prefix, after] = [wire(prefix), after === undefined ? undefined : wire(after)];
         this.#capability('local-store', (why) => storeFault('unsupported', why));
         this.#checkLength(prefix);
         if (after !== undefined && byteLength(after) > CURSOR_MAX_BYTES) {
@@ -379,6 +386,7 @@ export class FakeHost {
         return this.#page(prefix, after, limit);
       },
       count: (prefix) => {
+        prefix = wire(prefix);
         this.#capability('local-store', (why) => storeFault('unsupported', why));
         this.#checkLength(prefix);
         let count = 0n;
@@ -391,8 +399,8 @@ export class FakeHost {
         }
         return count;
       },
-      contains: (key) => this.#valueLen(key) !== undefined,
-      valueLen: (key) => this.#valueLen(key),
+      contains: (key) => this.#valueLen(wire(key)) !== undefined,
+      valueLen: (key) => this.#valueLen(wire(key)),
       apply: (writes) => {
         this.#capability('local-store', (why) => storeFault('unsupported', why));
         if (writes.length > BATCH_MAX_WRITES) {
@@ -401,7 +409,7 @@ export class FakeHost {
         // Judged whole before anything of it applies; the last write of a key counts.
         const last = new Map();
         for (const write of writes) {
-          const key = write.tag === 'set' ? write.val.key : write.val;
+          const key = wire(write.tag === 'set' ? write.val.key : write.val);
           if (key === '') throw storeFault('invalid-input', 'keys must not be empty');
           this.#checkLength(key);
           const value = write.tag === 'set' ? write.val.value : null;
