@@ -29,7 +29,7 @@ function hostWith(limits, t) {
   const manifest = join(dir, 'module.toml');
   writeFileSync(
     manifest,
-    `[module]\nname = "x"\nversion = "1"\n[capabilities]\nrequired = ["chain", "local-store", "logging"]\n[limits]\n${limits}\n`,
+    `[module]\nname = "x"\nversion = "1"\n[capabilities]\nrequired = ["chain", "local-store", "logging"]\nchains = [31337]\n[limits]\n${limits}\n`,
   );
   return () => new FakeHost(manifest);
 }
@@ -239,6 +239,55 @@ describe('the fake host refuses what nexum refuses', () => {
     );
     assert.deepEqual(keys, ['a/2', 'a/3']);
     assert.deepEqual([...host.store.keys()].sort(), ['a/2', 'a/3', 'b/1']);
+  });
+});
+
+describe('batches of chain calls, as nexum serves them', () => {
+  const during = (host, work) => {
+    let result;
+    host.deliver({ onBlock: () => (result = work()) }, FakeHost.block({ number: 1 }));
+    return result;
+  };
+
+  test('each call of a batch succeeds or fails on its own', () => {
+    const host = new FakeHost().onRequest((_, method) => {
+      if (method === 'eth_call') throw new RpcError(3, 'execution reverted', '0x08c379a0');
+      return '0x2a';
+    });
+    const answers = during(host, () =>
+      chain.requestBatch(31337, [['eth_blockNumber'], ['eth_sendTransaction', [{}]], ['eth_call', [{ to: CONTRACT }, 'latest']]]),
+    );
+    assert.equal(answers[0], '0x2a');
+    assert.ok(answers[1] instanceof Fault);
+    assert.deepEqual([answers[1].kind, answers[1].message], [
+      'denied',
+      'method `eth_sendTransaction` is not allowed: signing and sending are not available to modules',
+    ]);
+    assert.ok(answers[2] instanceof RpcError);
+    assert.deepEqual([answers[2].code, answers[2].data], [3, '0x08c379a0']);
+    assert.deepEqual(host.requests.map((r) => r.method), ['eth_blockNumber', 'eth_call']);
+  });
+
+  test('a batch over the limits is refused whole', (t) => {
+    const host = hostWith('rpc_batch_max = 2\nrequest_bytes = 64', t)().onRequest(() => '0x1');
+    const refusal = (calls) => {
+      try {
+        during(host, () => chain.requestBatch(31337, calls));
+      } catch (fault) {
+        return [fault.kind, fault.message];
+      }
+      assert.fail('the batch was sent');
+    };
+    assert.deepEqual(refusal([['eth_chainId'], ['eth_chainId'], ['eth_chainId']]), [
+      'invalid-input',
+      'a batch of 3 requests; the limit is 2 (limits.rpc_batch_max)',
+    ]);
+    assert.deepEqual(refusal([['eth_getBalance', ['0x' + '0'.repeat(40), 'latest']], ['eth_chainId']]), [
+      'invalid-input',
+      'the batch is 82 bytes; the limit is 64 (limits.request_bytes)',
+    ]);
+    assert.deepEqual(host.requests, []);
+    assert.throws(() => during(host, () => chain.requestBatch(5, [['eth_chainId']])), { kind: 'unsupported' });
   });
 });
 

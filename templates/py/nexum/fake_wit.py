@@ -150,6 +150,20 @@ class RpcError:
 
 
 @dataclass
+class RpcRequest:
+    method: str
+    params: str
+
+
+@dataclass
+class Ok(Generic[E]):
+    """componentize_py_types.Ok: the success case of a WIT `result` that is not returned
+    (an entry of a list of results)."""
+
+    value: E
+
+
+@dataclass
 class ChainError_Fault:
     value: Any
 

@@ -177,6 +177,32 @@ class _Chain:
         text = json.dumps([] if params is None else params, separators=(",", ":"))
         return json.loads(_chain_call(lambda i: i.chain.request(chain_id, method, text)))
 
+    def request_batch(self, chain_id: int,
+                      calls: Iterable[tuple[str, list[Any] | Mapping[str, Any] | None]]) -> list[Any]:
+        """Several read-only JSON-RPC calls in one round trip: `calls` is (method, params)
+        pairs. Returns one entry per call, in order: its parsed result, or the RpcError or
+        Fault it failed with, returned rather than raised, so one failing call does not fail
+        the others. The batch as a whole is refused (raised) over `limits.rpc_batch_max`
+        calls (100) or `limits.request_bytes` of methods and params."""
+        pairs = [(str(method), json.dumps([] if params is None else params, separators=(",", ":")))
+                 for method, params in calls]
+
+        def send(i: WitImports) -> Any:
+            return i.chain.request_batch(chain_id, [i.chain.RpcRequest(m, p) for m, p in pairs])
+
+        answers = _chain_call(send)
+        imports = bound()
+        results: list[Any] = []
+        for (method, _), answer in zip(pairs, answers):
+            if isinstance(answer, imports.err):
+                results.append(chain_error_from_wit(imports.types, imports.chain, answer.value))
+                continue
+            try:
+                results.append(json.loads(answer.value))
+            except ValueError as error:
+                results.append(Fault("internal", f"{method}: the node's answer is not JSON: {error}"))
+        return results
+
     def call(self, chain_id: int, tx: Mapping[str, Any], block: str | int = "latest") -> str:
         """`eth_call` of `tx` ({to, data, …}) at `block`; returns the '0x…' result."""
         tag = hex(block) if isinstance(block, int) else block

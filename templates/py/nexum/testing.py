@@ -164,9 +164,33 @@ class _FakeChain:
 
     ChainError_Fault = wit.ChainError_Fault
     ChainError_Rpc = wit.ChainError_Rpc
+    RpcRequest = wit.RpcRequest
 
     def __init__(self, host: FakeHost) -> None:
         self._host = host
+
+    def request_batch(self, chain_id: int, requests: list[wit.RpcRequest]) -> list[Any]:
+        host = self._host
+        host._require("chain")
+        if chain_id not in host.manifest.chains:
+            raise self._fail("unsupported", undeclared_chain(chain_id))
+        # The batch as a whole first (nexum-core/src/host_rules/chain.rs check_batch).
+        limits = host.manifest.limits
+        if len(requests) > limits.rpc_batch_max:
+            raise self._fail("invalid-input", f"a batch of {len(requests)} requests; the limit is "
+                                              f"{limits.rpc_batch_max} (limits.rpc_batch_max)")
+        total = sum(len(r.method.encode()) + len(r.params.encode()) for r in requests)
+        if total > limits.request_bytes:
+            raise self._fail("invalid-input", f"the batch is {total} bytes; the limit is "
+                                              f"{limits.request_bytes} (limits.request_bytes)")
+        # Then each call: a refused or failed one fails alone.
+        answers: list[Any] = []
+        for r in requests:
+            try:
+                answers.append(wit.Ok(self.request(chain_id, r.method, r.params)))
+            except wit.Err as failure:
+                answers.append(failure)
+        return answers
 
     def _fail(self, kind: str, message: str) -> wit.Err[Any]:
         return wit.Err(wit.ChainError_Fault(fault_to_wit(wit, Fault(kind, message))))

@@ -297,6 +297,42 @@ def numbered(prefix: str, start: int, end: int) -> list[str]:
     return [f"{prefix}{i:04}" for i in range(start, end)]
 
 
+class ChainBatchTest(unittest.TestCase):
+    """Batches of chain calls, as nexum serves them."""
+
+    def test_each_call_of_a_batch_succeeds_or_fails_on_its_own(self) -> None:
+        host = FakeHost()
+
+        def node(chain_id: int, method: str, params: Any) -> str:
+            if method == "eth_call":
+                raise RpcError(3, "execution reverted", "0x08c379a0")
+            return "0x2a"
+
+        host.on_request(node)
+        answers = during(host, lambda: chain.request_batch(31337, [
+            ("eth_blockNumber", None), ("eth_sendTransaction", [{}]), ("eth_call", [{"to": EMITTER}, "latest"])]))
+        self.assertEqual(answers[0], "0x2a")
+        self.assertEqual(answers[1], Fault("denied", "method `eth_sendTransaction` is not allowed: "
+                                                     "signing and sending are not available to modules"))
+        self.assertIsInstance(answers[2], RpcError)
+        self.assertEqual((answers[2].code, answers[2].data), (3, "0x08c379a0"))
+        self.assertEqual([method for _, method, _ in host.requests], ["eth_blockNumber", "eth_call"])
+
+    def test_a_batch_over_the_limits_is_refused_whole(self) -> None:
+        host = LimitsTest().host_with("rpc_batch_max = 2\nrequest_bytes = 64")
+        host.on_request(lambda chain_id, method, params: "0x1")
+        for calls, refusal in [
+            ([("eth_chainId", None)] * 3,
+             Fault("invalid-input", "a batch of 3 requests; the limit is 2 (limits.rpc_batch_max)")),
+            ([("eth_getBalance", ["0x" + "0" * 40, "latest"]), ("eth_chainId", None)],
+             Fault("invalid-input", "the batch is 82 bytes; the limit is 64 (limits.request_bytes)")),
+        ]:
+            with self.subTest(refusal.message), self.assertRaises(Fault) as refused:
+                during(host, lambda: chain.request_batch(31337, calls))
+            self.assertEqual(refused.exception, refusal)
+        self.assertEqual(host.requests, [])
+
+
 class StoreTest(unittest.TestCase):
     """Counting, paging and batches, as nexum does them."""
 
@@ -406,7 +442,8 @@ class LimitsTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as folder:
             manifest = Path(folder) / "module.toml"
             manifest.write_text('[module]\nname = "t"\nversion = "0"\n[capabilities]\n'
-                                f'required = ["chain", "local-store", "logging"]\n[limits]\n{limits}\n')
+                                f'required = ["chain", "local-store", "logging"]\nchains = [31337]\n'
+                                f'[limits]\n{limits}\n')
             return FakeHost(manifest)
 
     def test_an_unknown_name_a_value_that_is_not_a_whole_number_above_0_or_a_raised_value(self) -> None:

@@ -184,13 +184,39 @@ export const chain = Object.freeze({
    * RpcError; a refusal by nexum (undeclared chain, method not allowed) throws Fault.
    */
   request(chainId, method, params = []) {
-    const text = JSON.stringify(params, (_, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v));
+    const text = JSON.stringify(params, bigintAsHex);
     const answer = call(() => host('chain').request(toChainId(chainId), String(method), text ?? '[]'));
     try {
       return JSON.parse(answer);
     } catch (error) {
       throw new Fault('internal', `${method}: the node's answer is not JSON: ${error.message}`);
     }
+  },
+
+  /**
+   * Several read-only JSON-RPC calls in one round trip: `calls` is [[method, params], …]
+   * (params as for `request`). Returns one entry per call, in order: its parsed result, or
+   * the RpcError or Fault it failed with, returned rather than thrown, so one failing call
+   * does not fail the others. The batch as a whole is refused (thrown) over
+   * `limits.rpc_batch_max` calls (100) or `limits.request_bytes` of methods and params.
+   */
+  requestBatch(chainId, calls) {
+    const requests = Array.from(calls, (entry) => {
+      if (!Array.isArray(entry)) {
+        throw new TypeError(`chain.requestBatch: each call is [method, params], got ${describe(entry)}`);
+      }
+      const [method, params = []] = entry;
+      return { method: String(method), params: JSON.stringify(params, bigintAsHex) ?? '[]' };
+    });
+    const answers = call(() => host('chain').requestBatch(toChainId(chainId), requests));
+    return answers.map((answer, i) => {
+      if (answer.tag === 'err') return fromHostError({ payload: answer.val });
+      try {
+        return JSON.parse(answer.val);
+      } catch (error) {
+        return new Fault('internal', `${requests[i].method}: the node's answer is not JSON: ${error.message}`);
+      }
+    });
   },
 
   /**
@@ -206,6 +232,9 @@ export const chain = Object.freeze({
     return result.toLowerCase();
   },
 });
+
+/** JSON's spelling of a BigInt in JSON-RPC params: a hex quantity. */
+const bigintAsHex = (_, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v);
 
 function toChainId(chainId) {
   if (typeof chainId === 'bigint') return chainId;

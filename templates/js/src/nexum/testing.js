@@ -452,6 +452,35 @@ export class FakeHost {
         this.requests.push({ chainId: Number(chainId), method, params: parsed });
         return this.#ask(Number(chainId), method, parsed);
       },
+      requestBatch: (chainId, requests) => {
+        this.#capability('chain', (why) => chainFault('unsupported', why));
+        if (!this.#chains.has(Number(chainId))) {
+          throw chainFault(
+            'unsupported',
+            `chain ${chainId} is not declared by this module: subscribe to it or list it in [capabilities] chains`,
+          );
+        }
+        // The batch as a whole first (nexum-core/src/host_rules/chain.rs check_batch).
+        const max = this.#limits.rpc_batch_max;
+        if (requests.length > max) {
+          throw chainFault('invalid-input', `a batch of ${requests.length} requests; the limit is ${max} (limits.rpc_batch_max)`);
+        }
+        const total = requests.reduce((sum, r) => sum + byteLength(r.method) + byteLength(r.params), 0);
+        if (total > this.#limits.request_bytes) {
+          throw chainFault('invalid-input', `the batch is ${total} bytes; the limit is ${this.#limits.request_bytes} (limits.request_bytes)`);
+        }
+        // Then each call: a refused or failed one fails alone.
+        return requests.map(({ method, params }) => {
+          try {
+            const parsed = this.#checkCall(method, params);
+            this.requests.push({ chainId: Number(chainId), method, params: parsed });
+            return { tag: 'ok', val: this.#ask(Number(chainId), method, parsed) };
+          } catch (error) {
+            if (error instanceof ComponentError) return { tag: 'err', val: error.payload };
+            throw error;
+          }
+        });
+      },
     },
   };
 
