@@ -125,12 +125,20 @@ fn parse(reference: &str) -> Result<Reference, String> {
 pub(super) async fn pull(reference: &str, pin: &ComponentDigest) -> Result<Vec<u8>, String> {
     let reference = parse(reference)?;
     let registry = Registry::new(&reference)?;
-    // A docker credential helper is a program that may wait (for a passphrase): off the
-    // runtime's threads, so the fetch's deadline still holds.
+    // A docker credential helper is a program that may wait (for a passphrase): on a
+    // thread of its own, so the fetch's deadline still holds. Not a runtime blocking task:
+    // the runtime waits for those when it shuts down, and nexum must still exit.
     let host = reference.resolve_registry().to_string();
-    let credentials = tokio::task::spawn_blocking(move || credentials(&host))
-        .await
+    let (found, lookup) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("registry-credentials".into())
+        .spawn(move || {
+            let _ = found.send(credentials(&host));
+        })
         .map_err(|e| format!("reading the registry's credentials: {e}"))?;
+    let credentials = lookup
+        .await
+        .map_err(|_| "reading the registry's credentials: the lookup failed".to_string())?;
     let auth = registry.authorize(&credentials).await?;
     let manifest = registry.manifest(&reference, &auth).await?;
     let layers: Vec<_> = manifest

@@ -268,6 +268,22 @@ describe('batches of chain calls, as nexum serves them', () => {
     assert.deepEqual(host.requests.map((r) => r.method), ['eth_blockNumber', 'eth_call']);
   });
 
+  test('a failed round trip fails the whole batch; an answer too large fails its call alone', (t) => {
+    const host = hostWith('answer_bytes = 16', t)().onRequest((_, method) => {
+      if (method === 'eth_gasPrice') throw new Fault('timeout', 'the node did not answer');
+      return method === 'eth_getCode' ? `0x${'ab'.repeat(20)}` : '0x1';
+    });
+    const answers = during(host, () => chain.requestBatch(31337, [['eth_chainId'], ['eth_getCode', ['0x00', 'latest']]]));
+    assert.equal(answers[0], '0x1');
+    assert.deepEqual([answers[1].kind, answers[1].message], [
+      'unavailable',
+      "the node's answer is 44 bytes; this module may receive 16 (limits.answer_bytes)",
+    ]);
+    assert.throws(() => during(host, () => chain.requestBatch(31337, [['eth_chainId'], ['eth_gasPrice']])), {
+      kind: 'timeout',
+    });
+  });
+
   test('a batch over the limits is refused whole', (t) => {
     const host = hostWith('rpc_batch_max = 2\nrequest_bytes = 64', t)().onRequest(() => '0x1');
     const refusal = (calls) => {
@@ -285,6 +301,11 @@ describe('batches of chain calls, as nexum serves them', () => {
     assert.deepEqual(refusal([['eth_getBalance', ['0x' + '0'.repeat(40), 'latest']], ['eth_chainId']]), [
       'invalid-input',
       'the batch is 82 bytes; the limit is 64 (limits.request_bytes)',
+    ]);
+    // UTF-8 bytes, not UTF-16 units: 'é' is two bytes.
+    assert.deepEqual(refusal([['eth_call', [{ data: 'é'.repeat(20) }, 'latest']]]), [
+      'invalid-input',
+      'the batch is 70 bytes; the limit is 64 (limits.request_bytes)',
     ]);
     assert.deepEqual(host.requests, []);
     assert.throws(() => during(host, () => chain.requestBatch(5, [['eth_chainId']])), { kind: 'unsupported' });
@@ -389,6 +410,15 @@ describe('counting, paging and batches, as nexum does them', () => {
       }),
       ['denied', 'the store quota of 10 bytes would be exceeded (2 bytes in use)', false],
     );
+  });
+
+  test('a key reaches nexum as UTF-8: a lone surrogate is U+FFFD; page() takes after: null', () => {
+    const host = new FakeHost();
+    const seen = during(host, () => {
+      store.set('s/\ud800', bytes('1'));
+      return [store.has('s/\ufffd'), store.page('s/', { after: null }).entries.map(([k]) => k)];
+    });
+    assert.deepEqual(seen, [true, ['s/\ufffd']]);
   });
 
   test('keys are ordered by their UTF-8 bytes, as nexum orders them', () => {

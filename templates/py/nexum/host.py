@@ -180,12 +180,18 @@ class _Chain:
     def request_batch(self, chain_id: int,
                       calls: Iterable[tuple[str, list[Any] | Mapping[str, Any] | None]]) -> list[Any]:
         """Several read-only JSON-RPC calls in one round trip: `calls` is (method, params)
-        pairs. Returns one entry per call, in order: its parsed result, or the RpcError or
-        Fault it failed with, returned rather than raised, so one failing call does not fail
-        the others. The batch as a whole is refused (raised) over `limits.rpc_batch_max`
-        calls (100) or `limits.request_bytes` of methods and params."""
-        pairs = [(str(method), json.dumps([] if params is None else params, separators=(",", ":")))
-                 for method, params in calls]
+        tuples (or (method,)). Returns one entry per call, in order: its parsed result, or the
+        RpcError or Fault it failed with (a refused method, a node error, an answer over
+        answer_bytes), returned rather than raised, so one failing call does not fail the
+        others. Raised for the whole batch: an undeclared chain, more than
+        `limits.rpc_batch_max` calls (100) or `limits.request_bytes` of methods and params,
+        and a round trip that fails (timeout, rate limit, node unreachable)."""
+        pairs = []
+        for call in calls:
+            if not isinstance(call, tuple) or not 1 <= len(call) <= 2:
+                raise TypeError(f"chain.request_batch: each call is (method,) or (method, params), got {call!r}")
+            method, params = call[0], call[1] if len(call) == 2 else None
+            pairs.append((str(method), json.dumps([] if params is None else params, separators=(",", ":"))))
 
         def send(i: WitImports) -> Any:
             return i.chain.request_batch(chain_id, [i.chain.RpcRequest(m, p) for m, p in pairs])

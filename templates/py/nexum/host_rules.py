@@ -55,6 +55,11 @@ def _size(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
+def size_of(text: str) -> int:
+    """`text`'s length in UTF-8 bytes, as nexum counts it."""
+    return _size(text)
+
+
 def cut(text: str, max_bytes: int) -> str:
     """`text` cut to `max_bytes` of UTF-8, saying how long it was (nexum-core bounded.rs)."""
     raw = text.encode("utf-8", "surrogatepass")

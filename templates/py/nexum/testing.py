@@ -28,6 +28,7 @@ from .host_rules import (
     check_cursor,
     check_key,
     check_prefix,
+    size_of,
     entry_size,
     module_text,
     undeclared_capability,
@@ -159,6 +160,14 @@ class _FakeLocalStore:
         self._checked(lambda: host._pending.apply(host.manifest.limits, host._used, ops, host._committed))
 
 
+class _OneCallFailed(Exception):
+    """A chain call's failure that, in a batch, fails that call alone (`err` is its WIT error)."""
+
+    def __init__(self, err: wit.Err[Any]) -> None:
+        super().__init__(err)
+        self.err = err
+
+
 class _FakeChain:
     """chain.request, checked by nexum's rules and answered by the test's handler."""
 
@@ -179,17 +188,19 @@ class _FakeChain:
         if len(requests) > limits.rpc_batch_max:
             raise self._fail("invalid-input", f"a batch of {len(requests)} requests; the limit is "
                                               f"{limits.rpc_batch_max} (limits.rpc_batch_max)")
-        total = sum(len(r.method.encode()) + len(r.params.encode()) for r in requests)
+        total = sum(size_of(r.method) + size_of(r.params) for r in requests)
         if total > limits.request_bytes:
             raise self._fail("invalid-input", f"the batch is {total} bytes; the limit is "
                                               f"{limits.request_bytes} (limits.request_bytes)")
-        # Then each call: a refused or failed one fails alone.
+        # Then each call. A refusal, a node error (RpcError) or an answer over answer_bytes
+        # fails that call alone; a Fault from the handler stands for the round trip failing
+        # (timeout, rate limit, node gone), which fails the whole batch in nexum.
         answers: list[Any] = []
         for r in requests:
             try:
-                answers.append(wit.Ok(self.request(chain_id, r.method, r.params)))
-            except wit.Err as failure:
-                answers.append(failure)
+                answers.append(wit.Ok(self._answer(chain_id, r.method, r.params)))
+            except _OneCallFailed as failed:
+                answers.append(failed.err)
         return answers
 
     def _fail(self, kind: str, message: str) -> wit.Err[Any]:
@@ -201,9 +212,18 @@ class _FakeChain:
         if chain_id not in host.manifest.chains:
             raise self._fail("unsupported", undeclared_chain(chain_id))
         try:
+            return self._answer(chain_id, method, params)
+        except _OneCallFailed as failed:
+            raise failed.err from None
+
+    def _answer(self, chain_id: int, method: str, params: str) -> str:
+        """One call checked and answered. What fails this call alone in a batch is raised
+        as _OneCallFailed; a handler's Fault (the round trip failing) as the WIT error."""
+        host = self._host
+        try:
             sent = check_call(method, params, host.manifest.limits.request_bytes)
         except Refused as error:
-            raise self._fail(error.kind, error.message) from None
+            raise _OneCallFailed(self._fail(error.kind, error.message)) from None
         parsed = json.loads(sent)
         host.requests.append((chain_id, method, parsed))
         if host._handler is None:
@@ -212,13 +232,13 @@ class _FakeChain:
             answer = json.dumps(host._handler(chain_id, method, parsed))
         except RpcError as error:
             data = None if error.data is None else from_hex(error.data, "RpcError.data")
-            raise wit.Err(wit.ChainError_Rpc(wit.RpcError(error.code, error.message, data))) from None
+            raise _OneCallFailed(wit.Err(wit.ChainError_Rpc(wit.RpcError(error.code, error.message, data)))) from None
         except Fault as fault:
             raise wit.Err(wit.ChainError_Fault(fault_to_wit(wit, fault))) from None
         limit = host.manifest.limits.answer_bytes
         if len(answer.encode()) > limit:
-            raise self._fail("unavailable", f"the node's answer is {len(answer.encode())} bytes; "
-                                            f"this module may receive {limit} (limits.answer_bytes)")
+            raise _OneCallFailed(self._fail("unavailable", f"the node's answer is {len(answer.encode())} bytes; "
+                                                           f"this module may receive {limit} (limits.answer_bytes)"))
         return answer
 
 

@@ -318,6 +318,25 @@ class ChainBatchTest(unittest.TestCase):
         self.assertEqual((answers[2].code, answers[2].data), (3, "0x08c379a0"))
         self.assertEqual([method for _, method, _ in host.requests], ["eth_blockNumber", "eth_call"])
 
+    def test_a_failed_round_trip_fails_the_whole_batch_and_an_answer_too_large_its_call_alone(self) -> None:
+        host = LimitsTest().host_with("answer_bytes = 16")
+
+        def node(chain_id: int, method: str, params: Any) -> str:
+            if method == "eth_gasPrice":
+                raise Fault("timeout", "the node did not answer")
+            return "0x" + "ab" * 20 if method == "eth_getCode" else "0x1"
+
+        host.on_request(node)
+        answers = during(host, lambda: chain.request_batch(31337, [("eth_chainId",), ("eth_getCode", ["0x00", "latest"])]))
+        self.assertEqual(answers, ["0x1", Fault("unavailable", "the node's answer is 44 bytes; "
+                                                               "this module may receive 16 (limits.answer_bytes)")])
+        with self.assertRaises(Fault) as failed:
+            during(host, lambda: chain.request_batch(31337, [("eth_chainId",), ("eth_gasPrice",)]))
+        self.assertEqual(failed.exception.kind, "timeout")
+        with self.assertRaises(Fault) as undeclared:
+            during(host, lambda: chain.request_batch(5, [("eth_chainId",)]))
+        self.assertEqual(undeclared.exception.kind, "unsupported")
+
     def test_a_batch_over_the_limits_is_refused_whole(self) -> None:
         host = LimitsTest().host_with("rpc_batch_max = 2\nrequest_bytes = 64")
         host.on_request(lambda chain_id, method, params: "0x1")

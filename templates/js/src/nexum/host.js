@@ -196,9 +196,11 @@ export const chain = Object.freeze({
   /**
    * Several read-only JSON-RPC calls in one round trip: `calls` is [[method, params], …]
    * (params as for `request`). Returns one entry per call, in order: its parsed result, or
-   * the RpcError or Fault it failed with, returned rather than thrown, so one failing call
-   * does not fail the others. The batch as a whole is refused (thrown) over
-   * `limits.rpc_batch_max` calls (100) or `limits.request_bytes` of methods and params.
+   * the RpcError or Fault it failed with (a refused method, a node error, an answer over
+   * answer_bytes), returned rather than thrown, so one failing call does not fail the
+   * others. Thrown for the whole batch: an undeclared chain, more than
+   * `limits.rpc_batch_max` calls (100) or `limits.request_bytes` of methods and params, and
+   * a round trip that fails (timeout, rate limit, node unreachable).
    */
   requestBatch(chainId, calls) {
     const requests = Array.from(calls, (entry) => {

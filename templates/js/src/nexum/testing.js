@@ -469,15 +469,28 @@ export class FakeHost {
         if (total > this.#limits.request_bytes) {
           throw chainFault('invalid-input', `the batch is ${total} bytes; the limit is ${this.#limits.request_bytes} (limits.request_bytes)`);
         }
-        // Then each call: a refused or failed one fails alone.
+        // Then each call. A refusal, a node error (RpcError) or an answer over answer_bytes
+        // fails that call alone; a Fault from the handler stands for the round trip
+        // failing (timeout, rate limit, node gone), which fails the whole batch in nexum.
+        const alone = (error) => {
+          if (error instanceof ComponentError && (error.payload.tag === 'rpc' || error.oneCall)) {
+            return { tag: 'err', val: error.payload };
+          }
+          throw error;
+        };
         return requests.map(({ method, params }) => {
+          let parsed;
           try {
-            const parsed = this.#checkCall(method, params);
-            this.requests.push({ chainId: Number(chainId), method, params: parsed });
+            parsed = this.#checkCall(method, params);
+          } catch (error) {
+            error.oneCall = true;
+            return alone(error);
+          }
+          this.requests.push({ chainId: Number(chainId), method, params: parsed });
+          try {
             return { tag: 'ok', val: this.#ask(Number(chainId), method, parsed) };
           } catch (error) {
-            if (error instanceof ComponentError) return { tag: 'err', val: error.payload };
-            throw error;
+            return alone(error);
           }
         });
       },
@@ -621,10 +634,12 @@ export class FakeHost {
     }
     const answer = JSON.stringify(result);
     if (byteLength(answer) > this.#limits.answer_bytes) {
-      throw chainFault(
+      const tooLarge = chainFault(
         'unavailable',
         `the node's answer is ${byteLength(answer)} bytes; this module may receive ${this.#limits.answer_bytes} (limits.answer_bytes)`,
       );
+      tooLarge.oneCall = true; // in a batch, nexum fails that call alone
+      throw tooLarge;
     }
     return answer;
   }
