@@ -40,6 +40,15 @@ fn node(url: &str, name: &str) -> (Arc<PostgresStorage>, Arc<HeldLeases>) {
     (Arc::new(db), held)
 }
 
+/// Takes `module`'s free lease for node `db` and records it as held; returns its epoch.
+fn take_lease(db: &PostgresStorage, held: &HeldLeases, module: &str) -> i64 {
+    let epoch = leases::acquire(db, module, LEASE)
+        .unwrap()
+        .expect("a free lease");
+    held.insert(module, epoch);
+    epoch
+}
+
 fn write(ledger: &Ledger, module: &ModuleName, value: &str) -> Result<(), StoreError> {
     ledger.commit_call(
         module,
@@ -63,10 +72,7 @@ fn a_node_whose_module_was_taken_over_can_no_longer_commit_for_it() {
         Err(StoreError::Fenced { .. })
     ));
 
-    let epoch = leases::acquire(&a, "keeper", LEASE)
-        .unwrap()
-        .expect("a free lease");
-    held_a.insert("keeper", epoch);
+    let epoch = take_lease(&a, &held_a, "keeper");
     write(&ledger_a, &module, "from a").unwrap();
     assert_eq!(
         leases::acquire(&b, "keeper", LEASE).unwrap(),
@@ -227,10 +233,7 @@ fn a_commit_that_waited_for_a_takeover_in_flight_is_fenced_and_writes_nothing() 
     let ledger_a = Arc::new(Ledger::shared(a.clone()));
     let module = ModuleName::new("keeper").unwrap();
     let space = Space::Module(module.clone());
-    let epoch = leases::acquire(&a, "keeper", LEASE)
-        .unwrap()
-        .expect("a free lease");
-    held_a.insert("keeper", epoch);
+    take_lease(&a, &held_a, "keeper");
     call_writes(
         &ledger_a,
         &module,
@@ -319,10 +322,7 @@ fn a_batch_too_large_for_one_statement_commits_whole_and_is_fenced_whole() {
     let ledger_a = Ledger::shared(a.clone());
     let module = ModuleName::new("keeper").unwrap();
     let space = Space::Module(module.clone());
-    let epoch = leases::acquire(&a, "keeper", LEASE)
-        .unwrap()
-        .expect("a free lease");
-    held_a.insert("keeper", epoch);
+    take_lease(&a, &held_a, "keeper");
 
     // 24 values of 1 MiB: more than one statement carries.
     let big = vec![7u8; 1024 * 1024];

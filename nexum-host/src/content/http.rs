@@ -5,20 +5,20 @@
 use super::MAX_COMPONENT_BYTES;
 use std::time::Duration;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest pause between two pieces of the answer.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest a whole download may take.
 const TOTAL_TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_REDIRECTS: usize = 5;
 
-/// The bytes at `url`.
-pub(super) async fn get(url: &str) -> Result<Vec<u8>, String> {
-    let shown = nexum_core::redact::url(url);
-    let client = reqwest::Client::builder()
+/// A client for fetching what a source names (a URL, a registry): connect and read
+/// timeouts, and a few redirects followed, never from https to http. reqwest drops the
+/// Authorization header on a redirect to another host.
+pub(super) fn fetching_client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
-        .timeout(TOTAL_TIMEOUT)
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
             let downgrade = attempt.url().scheme() == "http"
                 && attempt.previous().iter().any(|u| u.scheme() == "https");
@@ -30,6 +30,13 @@ pub(super) async fn get(url: &str) -> Result<Vec<u8>, String> {
                 attempt.follow()
             }
         }))
+}
+
+/// The bytes at `url`.
+pub(super) async fn get(url: &str) -> Result<Vec<u8>, String> {
+    let shown = nexum_core::redact::url(url);
+    let client = fetching_client()
+        .timeout(TOTAL_TIMEOUT)
         .build()
         .map_err(|e| format!("HTTP client: {e}"))?;
     let response = client

@@ -17,12 +17,12 @@
 //! over plain HTTP, as docker does; every other one over HTTPS.
 
 use super::MAX_COMPONENT_BYTES;
+use super::http::{CONNECT_TIMEOUT, READ_TIMEOUT};
 use nexum_core::ComponentDigest;
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::manifest::OciImageManifest;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
-use std::time::Duration;
 
 /// The layer media type `nexum push` writes.
 const WASM_LAYER: &str = "application/wasm";
@@ -35,9 +35,6 @@ const WASM_LAYERS: &[&str] = &[
 /// The config media type of a Wasm OCI artifact.
 const WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest pause between two pieces of an answer.
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most a manifest may be. The OCI distribution spec has registries take manifests of
 /// 4 MiB at least; an artifact of one layer has one of well under 1 KiB. A registry that
 /// sends more cannot make nexum hold it.
@@ -177,10 +174,6 @@ pub(super) async fn pull(reference: &str, pin: &ComponentDigest) -> Result<Vec<u
 
 /// The longest token answer read: tokens are a few KiB.
 const MAX_TOKEN_BYTES: u64 = 64 * 1024;
-/// Redirects followed (blobs are often served from storage elsewhere); never from https to
-/// http, and reqwest drops the Authorization header on a redirect to another host.
-const MAX_REDIRECTS: usize = 5;
-
 /// How a pull authenticates.
 enum Authorization {
     Anonymous,
@@ -202,20 +195,7 @@ impl Registry {
     fn new(reference: &Reference) -> Result<Self, String> {
         let registry = reference.resolve_registry();
         let loopback = on_loopback(registry);
-        let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::custom(|attempt| {
-                let downgrade = attempt.url().scheme() == "http"
-                    && attempt.previous().iter().any(|u| u.scheme() == "https");
-                if attempt.previous().len() > MAX_REDIRECTS {
-                    attempt.error("too many redirects")
-                } else if downgrade {
-                    attempt.error("a redirect from https to http")
-                } else {
-                    attempt.follow()
-                }
-            }))
+        let http = super::http::fetching_client()
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(Self {

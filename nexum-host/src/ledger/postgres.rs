@@ -618,10 +618,8 @@ fn statement_parts(writes: Vec<Write>) -> Vec<StatementPart> {
     for write in writes {
         // What the write adds to the statement: its space's name, key and value, and the
         // arrays' length words for each.
-        let size = space_name(&write.space).len()
-            + write.key.len()
-            + write.value.as_ref().map_or(0, Vec::len)
-            + 16;
+        let space = space_name(&write.space);
+        let size = space.len() + write.key.len() + write.value.as_ref().map_or(0, Vec::len) + 16;
         let part = match parts.last_mut() {
             Some(part) if part.is_empty() || part.bytes + size <= STATEMENT_BYTES => part,
             _ => {
@@ -630,7 +628,6 @@ fn statement_parts(writes: Vec<Write>) -> Vec<StatementPart> {
             }
         };
         part.bytes += size;
-        let space = space_name(&write.space);
         let key = write.key.into_bytes();
         match write.value {
             Some(value) => {
