@@ -104,6 +104,7 @@ impl ModuleState {
         LocalStoreCtx {
             store: &self.store,
             pending: &mut self.pending,
+            deadline: self.deadline,
         }
     }
 }

@@ -204,6 +204,47 @@ async fn calls_waiting_on_a_silent_database_do_not_hold_up_the_others_stopping()
     idle_modules_stop_beside_busy_ones("count reads").await;
 }
 
+/// A store read is a host call, and a call's deadline covers its host calls: a read waiting
+/// on a silent database gives up at the deadline. So the node stops within its drain time,
+/// database silent or not, instead of waiting for the database to answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_waiting_on_a_silent_database_ends_at_the_calls_deadline_and_the_node_stops() {
+    use nexum_tests::postgres::PostgresServer;
+
+    nexum_tests::logs::print_from_env();
+    let server = tokio::task::block_in_place(PostgresServer::start);
+    let mut config = solo_node(format!("{}/postgres", server.url));
+    config.limits.event_timeout_ms = 1000;
+    let running = run(vec![TestModule::probe("probe")], config).await;
+    let is_running = || running.runtime.modules().iter().any(|m| m.name == "probe");
+    assert!(
+        wait_until(Duration::from_secs(30), is_running).await,
+        "the module never started"
+    );
+    let drain = running.runtime.shutdown_drain();
+
+    let frozen = server.freeze();
+    {
+        // Queued before the stop, so the stop lets it run: it reads the silent store.
+        let mut call = std::pin::pin!(running.runtime.dispatch(
+            "probe",
+            Event::Tick(Tick {
+                fired_at: 0,
+                schedule: "count reads".into(),
+            }),
+        ));
+        assert!(futures::poll!(call.as_mut()).is_pending());
+    }
+    let began = std::time::Instant::now();
+    let stopped = tokio::time::timeout(drain, running.stop()).await;
+    let took = began.elapsed();
+    drop(frozen);
+    assert!(
+        stopped.is_ok(),
+        "the node was still stopping {took:?} into a silent database (drain {drain:?})"
+    );
+}
+
 /// Three modules busy with `script`, three idle; the database freezes just before the busy
 /// calls begin. Checks that the idle ones stop within 2.5 s while the busy ones still run, and
 /// that every module comes back once the database answers; the busy calls' outcomes.

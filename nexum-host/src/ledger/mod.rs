@@ -12,6 +12,7 @@
 //! - [`keys`]: the key layout;
 //! - [`storage`]: the storage seam; [`fjall`] implements it embedded, `postgres` shared by
 //!   the nodes of a cluster (and, in unit tests, `memory`);
+//! - [`read_deadline`]: how long a read made for a module's call may wait;
 //! - [`backup`]: a whole ledger as one checked file, taken while it runs, restored into an
 //!   empty state directory.
 
@@ -21,6 +22,7 @@ mod keys;
 #[cfg(test)]
 pub(crate) mod memory;
 mod postgres;
+pub(crate) mod read_deadline;
 mod records;
 pub(crate) mod storage;
 

@@ -21,6 +21,7 @@
 //! must not change the schema under running nodes, so it reads only a schema it knows.
 
 use super::backup::BackupError;
+use super::read_deadline;
 use super::storage::{Batch, EntryVisitor, Space, Storage, StoreError, Write};
 use postgres::types::Type;
 use postgres::{Client, NoTls};
@@ -28,7 +29,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Connections (and threads) serving one engine's commits and reads.
 const CONNECTIONS: usize = 4;
@@ -389,12 +390,29 @@ impl PostgresStorage {
         })
     }
 
-    /// Runs `work` on a pooled connection and waits for it.
+    /// Runs `work` on a pooled connection and waits for its answer, however long it takes:
+    /// a commit given up on could still land, and its caller would not know what it left.
     fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         self.pool.run(work, None)
+    }
+
+    /// Runs the read `work` on a pooled connection and waits for its answer until the
+    /// deadline of the module call it is made for ([`read_deadline`]), if it is made for
+    /// one: a silent database must not hold a call past its deadline.
+    fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        match read_deadline::current() {
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => self.pool.run(work, Some(left)),
+                _ => Err(no_answer_within(Duration::ZERO)),
+            },
+            None => self.pool.run(work, None),
+        }
     }
 
     /// Runs SQL of the cluster's own (leases, nodes) on a pooled connection.
@@ -732,7 +750,7 @@ fn range(
 impl Storage for PostgresStorage {
     fn get(&self, space: &Space, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let (space, key) = (space_name(space), key.as_bytes().to_vec());
-        self.run(move |client| {
+        self.read(move |client| {
             Ok(client
                 .query_typed_opt(
                     "SELECT value FROM nexum_entries WHERE space = $1 AND key = $2",
@@ -745,7 +763,7 @@ impl Storage for PostgresStorage {
 
     fn value_len(&self, space: &Space, key: &str) -> Result<Option<usize>, StoreError> {
         let (space, key) = (space_name(space), key.as_bytes().to_vec());
-        self.run(move |client| {
+        self.read(move |client| {
             Ok(client
                 .query_typed_opt(
                     "SELECT octet_length(value) FROM nexum_entries WHERE space = $1 AND key = $2",
@@ -763,7 +781,7 @@ impl Storage for PostgresStorage {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let (space, prefix) = (space_name(space), prefix.to_string());
-        self.run(move |client| range(client, &space, &prefix, None, limit, u64::MAX, true))
+        self.read(move |client| range(client, &space, &prefix, None, limit, u64::MAX, true))
     }
 
     fn scan_after(
@@ -776,7 +794,7 @@ impl Storage for PostgresStorage {
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let (space, prefix) = (space_name(space), prefix.to_string());
         let after = after.map(str::to_string);
-        self.run(move |client| {
+        self.read(move |client| {
             range(
                 client,
                 &space,
@@ -792,7 +810,7 @@ impl Storage for PostgresStorage {
     fn count(&self, space: &Space, prefix: &str) -> Result<u64, StoreError> {
         let space = space_name(space);
         let (start, end) = (prefix.as_bytes().to_vec(), successor(prefix.as_bytes()));
-        self.run(move |client| {
+        self.read(move |client| {
             let row = client
                 .query_typed_one(
                     "SELECT count(*) FROM nexum_entries
@@ -811,7 +829,7 @@ impl Storage for PostgresStorage {
     fn keys(&self, space: &Space, prefix: &str, limit: usize) -> Result<Vec<String>, StoreError> {
         let (space, prefix) = (space_name(space), prefix.to_string());
         let entries =
-            self.run(move |client| range(client, &space, &prefix, None, limit, u64::MAX, false))?;
+            self.read(move |client| range(client, &space, &prefix, None, limit, u64::MAX, false))?;
         Ok(entries.into_iter().map(|(k, _)| k).collect())
     }
 

@@ -4,8 +4,10 @@
 use super::backend::{ModuleStore, StoreRefusal};
 use crate::bindings::local_store::{self, Entry, EntryPage, Host, WriteOp};
 use crate::bindings::types::Fault;
+use crate::ledger::read_deadline;
 use crate::state::ModuleState;
 use nexum_core::host_rules::store::{self, WriteSet};
+use std::time::Instant;
 use wasmtime::component::{HasData, Linker};
 
 /// Marker tying the `local-store` bindings to [`LocalStoreCtx`].
@@ -15,10 +17,13 @@ impl HasData for LocalStore {
     type Data<'a> = LocalStoreCtx<'a>;
 }
 
-/// What one call's `local-store` functions work on: the module's store and the call's writes.
+/// What one call's `local-store` functions work on: the module's store, the call's writes
+/// and its deadline.
 pub(crate) struct LocalStoreCtx<'a> {
     pub store: &'a ModuleStore,
     pub pending: &'a mut WriteSet,
+    /// No read made for the call waits for the database past it.
+    pub deadline: Instant,
 }
 
 impl From<StoreRefusal> for Fault {
@@ -43,31 +48,33 @@ impl LocalStoreCtx<'_> {
         }
         refusal.into()
     }
+
+    /// Runs `op` on the store and the call's writes, its reads bounded by the call's
+    /// deadline.
+    fn with_store<T>(
+        &mut self,
+        op: impl FnOnce(&ModuleStore, &mut WriteSet) -> Result<T, StoreRefusal>,
+    ) -> Result<T, Fault> {
+        let (store, pending) = (self.store, &mut *self.pending);
+        read_deadline::within(self.deadline, || op(store, pending)).map_err(|r| self.refused(r))
+    }
 }
 
 impl Host for LocalStoreCtx<'_> {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, Fault> {
-        self.store
-            .get(self.pending, &key)
-            .map_err(|r| self.refused(r))
+        self.with_store(|store, pending| store.get(pending, &key))
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), Fault> {
-        self.store
-            .set(self.pending, key, value)
-            .map_err(|r| self.refused(r))
+        self.with_store(|store, pending| store.set(pending, key, value))
     }
 
     fn delete(&mut self, key: String) -> Result<(), Fault> {
-        self.store
-            .delete(self.pending, key)
-            .map_err(|r| self.refused(r))
+        self.with_store(|store, pending| store.delete(pending, key))
     }
 
     fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, Fault> {
-        self.store
-            .list_keys(self.pending, &prefix)
-            .map_err(|r| self.refused(r))
+        self.with_store(|store, pending| store.list_keys(pending, &prefix))
     }
 
     fn list_entries(
@@ -76,10 +83,9 @@ impl Host for LocalStoreCtx<'_> {
         after: Option<String>,
         limit: u32,
     ) -> Result<EntryPage, Fault> {
-        let page = self
-            .store
-            .list_entries(self.pending, &prefix, after.as_deref(), limit)
-            .map_err(|r| self.refused(r))?;
+        let page = self.with_store(|store, pending| {
+            store.list_entries(pending, &prefix, after.as_deref(), limit)
+        })?;
         Ok(EntryPage {
             entries: page
                 .entries
@@ -91,23 +97,17 @@ impl Host for LocalStoreCtx<'_> {
     }
 
     fn count(&mut self, prefix: String) -> Result<u64, Fault> {
-        self.store
-            .count(self.pending, &prefix)
-            .map_err(|r| self.refused(r))
+        self.with_store(|store, pending| store.count(pending, &prefix))
     }
 
     fn contains(&mut self, key: String) -> Result<bool, Fault> {
         Ok(self
-            .store
-            .value_len(self.pending, &key)
-            .map_err(|r| self.refused(r))?
+            .with_store(|store, pending| store.value_len(pending, &key))?
             .is_some())
     }
 
     fn value_len(&mut self, key: String) -> Result<Option<u64>, Fault> {
-        self.store
-            .value_len(self.pending, &key)
-            .map_err(|r| self.refused(r))
+        self.with_store(|store, pending| store.value_len(pending, &key))
     }
 
     fn apply(&mut self, writes: Vec<WriteOp>) -> Result<(), Fault> {
@@ -118,9 +118,7 @@ impl Host for LocalStoreCtx<'_> {
                 WriteOp::Delete(key) => store::WriteOp::Delete(key),
             })
             .collect();
-        self.store
-            .apply(self.pending, ops)
-            .map_err(|r| self.refused(r))
+        self.with_store(|store, pending| store.apply(pending, ops))
     }
 }
 
