@@ -13,7 +13,10 @@
 //! `NEXUM_REGISTRY_TOKEN`), which are sent only to the registry `NEXUM_REGISTRY_HOST`
 //! names (and, a username and password, to the HTTPS token service its challenge names, as
 //! docker sends them), else from the docker config (`~/.docker/config.json` and its credential helpers,
-//! per registry), else none; they are never logged. Registries on loopback are spoken to
+//! per registry), else none; they are never logged. An identity token from the docker config
+//! (what `az acr login` and other OAuth2 logins store) is a refresh token: a pull trades it
+//! at the token service for an access token, as docker does; `nexum push` (`oci-client`)
+//! still sends it as a bearer token. Registries on loopback are spoken to
 //! over plain HTTP, as docker does; every other one over HTTPS.
 
 use super::MAX_COMPONENT_BYTES;
@@ -77,8 +80,31 @@ fn client(reference: &Reference) -> Client {
     })
 }
 
+/// What nexum holds to authenticate to one registry.
+enum Credentials {
+    Anonymous,
+    Basic(String, String),
+    /// A bearer token, sent as it is.
+    Token(String),
+    /// An OAuth2 refresh token, traded at the registry's token service for each pull.
+    IdentityToken(String),
+}
+
+impl Credentials {
+    /// The credentials as `oci-client` (push) takes them: it knows no identity tokens.
+    fn for_push(self) -> RegistryAuth {
+        match self {
+            Credentials::Anonymous => RegistryAuth::Anonymous,
+            Credentials::Basic(user, password) => RegistryAuth::Basic(user, password),
+            Credentials::Token(token) | Credentials::IdentityToken(token) => {
+                RegistryAuth::Bearer(token)
+            }
+        }
+    }
+}
+
 /// The credentials for `registry`: see the module docs.
-fn credentials(registry: &str) -> RegistryAuth {
+fn credentials(registry: &str) -> Credentials {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     // Environment credentials are for one registry, never for whichever one is asked.
     let ours = var("NEXUM_REGISTRY_HOST").is_some_and(|host| host == registry);
@@ -89,24 +115,24 @@ fn credentials(registry: &str) -> RegistryAuth {
         var("NEXUM_REGISTRY_USERNAME"),
         var("NEXUM_REGISTRY_PASSWORD"),
     ) {
-        return RegistryAuth::Basic(user, password);
+        return Credentials::Basic(user, password);
     }
     if let Some(token) = var("NEXUM_REGISTRY_TOKEN") {
-        return RegistryAuth::Bearer(token);
+        return Credentials::Token(token);
     }
     docker_credentials(registry)
 }
 
 /// What the docker config holds for `registry`, if anything.
-fn docker_credentials(registry: &str) -> RegistryAuth {
+fn docker_credentials(registry: &str) -> Credentials {
     match docker_credential::get_credential(registry) {
         Ok(docker_credential::DockerCredential::UsernamePassword(user, password)) => {
-            RegistryAuth::Basic(user, password)
+            Credentials::Basic(user, password)
         }
         Ok(docker_credential::DockerCredential::IdentityToken(token)) => {
-            RegistryAuth::Bearer(token)
+            Credentials::IdentityToken(token)
         }
-        Err(_) => RegistryAuth::Anonymous,
+        Err(_) => Credentials::Anonymous,
     }
 }
 
@@ -232,13 +258,14 @@ impl Registry {
 
     /// How to authenticate the pull: a token given as such is used as it is; otherwise the
     /// registry's challenge (`GET /v2/`) says whether to fetch a bearer token from its realm
-    /// or to send basic credentials; no challenge, no credentials.
-    async fn authorize(&self, credentials: &RegistryAuth) -> Result<Authorization, String> {
-        if let RegistryAuth::Bearer(token) = credentials {
+    /// (trading an identity token there, if that is what there is) or to send basic
+    /// credentials; no challenge, no credentials.
+    async fn authorize(&self, credentials: &Credentials) -> Result<Authorization, String> {
+        if let Credentials::Token(token) = credentials {
             return Ok(Authorization::Bearer(token.clone()));
         }
         let basic = match credentials {
-            RegistryAuth::Basic(user, password) => {
+            Credentials::Basic(user, password) => {
                 Some(Authorization::Basic(user.clone(), password.clone()))
             }
             _ => None,
@@ -276,16 +303,30 @@ impl Registry {
         };
         let realm = param("realm")
             .ok_or_else(|| "registry: its bearer challenge names no realm".to_string())?;
-        self.token(&realm, param("service"), basic.as_ref()).await
+        let realm = self.realm_url(&realm)?;
+        let scope = format!("repository:{}:pull", self.repository);
+        let mut asked = vec![("scope", scope)];
+        asked.extend(param("service").map(|service| ("service", service)));
+        let request = match credentials {
+            // The OAuth2 refresh-token grant of the distribution token spec, as docker sends it.
+            Credentials::IdentityToken(refresh) => self.http.post(realm).form(
+                &[
+                    ("grant_type", "refresh_token".to_string()),
+                    ("client_id", "nexum".to_string()),
+                    ("refresh_token", refresh.clone()),
+                ]
+                .into_iter()
+                .chain(asked)
+                .collect::<Vec<_>>(),
+            ),
+            _ => self.http.get(realm).query(&asked),
+        };
+        self.token(request, basic.as_ref()).await
     }
 
-    /// A pull token from `realm`, asked for with `basic` credentials if there are any.
-    async fn token(
-        &self,
-        realm: &str,
-        service: Option<String>,
-        basic: Option<&Authorization>,
-    ) -> Result<Authorization, String> {
+    /// The token service's URL from a challenge's `realm`: HTTPS, or plain HTTP on loopback
+    /// beside a registry on loopback.
+    fn realm_url(&self, realm: &str) -> Result<reqwest::Url, String> {
         let url = reqwest::Url::parse(realm)
             .map_err(|e| format!("registry: its token realm is not a URL: {e}"))?;
         let realm_on_loopback = url.host_str().is_some_and(on_loopback);
@@ -297,9 +338,16 @@ impl Registry {
                 url.scheme()
             ));
         }
-        let mut query = vec![("scope", format!("repository:{}:pull", self.repository))];
-        query.extend(service.map(|service| ("service", service)));
-        let request = self.http.get(url).query(&query);
+        Ok(url)
+    }
+
+    /// The pull token the token service answers `request` with, asked for with `basic`
+    /// credentials if there are any.
+    async fn token(
+        &self,
+        request: reqwest::RequestBuilder,
+        basic: Option<&Authorization>,
+    ) -> Result<Authorization, String> {
         let answer = self
             .send(
                 request,
@@ -392,7 +440,7 @@ pub async fn push(component: Vec<u8>, reference: &str) -> Result<ComponentDigest
         "layerDigests": [digest.to_string()],
     });
     let client = client(&reference);
-    let auth = credentials(reference.resolve_registry());
+    let auth = credentials(reference.resolve_registry()).for_push();
     client
         .push(
             &reference,
@@ -412,10 +460,9 @@ pub async fn push(component: Vec<u8>, reference: &str) -> Result<ComponentDigest
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_MANIFEST_BYTES, Registry, host_of, parse, pull};
+    use super::{Credentials, MAX_MANIFEST_BYTES, Registry, host_of, parse, pull};
     use nexum_core::ComponentDigest;
-    use oci_client::secrets::RegistryAuth;
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -434,10 +481,18 @@ mod tests {
         },
     }
 
-    /// A registry on loopback that answers each request with `answer(path, authorization)`;
-    /// returns its address and how many bytes of huge answers it got to send.
+    /// One request to a fake registry.
+    struct Asked {
+        method: String,
+        path: String,
+        authorization: Option<String>,
+        body: String,
+    }
+
+    /// A registry on loopback that answers each request with `answer(request)`; returns its
+    /// address and how many bytes of huge answers it got to send.
     fn fake_registry(
-        answer: impl Fn(&str, Option<&str>) -> Answer + Send + 'static,
+        answer: impl Fn(&Asked) -> Answer + Send + 'static,
     ) -> (String, Arc<AtomicU64>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap().to_string();
@@ -449,18 +504,30 @@ mod tests {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut request = String::new();
                 let _ = reader.read_line(&mut request);
-                let path = request.split(' ').nth(1).unwrap_or_default().to_string();
-                let mut authorization = None;
+                let mut words = request.split(' ');
+                let method = words.next().unwrap_or_default().to_string();
+                let path = words.next().unwrap_or_default().to_string();
+                let (mut authorization, mut length) = (None, 0);
                 let mut line = String::new();
                 while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                    if let Some((name, value)) = line.split_once(':')
-                        && name.eq_ignore_ascii_case("authorization")
-                    {
-                        authorization = Some(value.trim().to_string());
+                    if let Some((name, value)) = line.split_once(':') {
+                        if name.eq_ignore_ascii_case("authorization") {
+                            authorization = Some(value.trim().to_string());
+                        } else if name.eq_ignore_ascii_case("content-length") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
                     }
                     line.clear();
                 }
-                let (head, huge) = match answer(&path, authorization.as_deref()) {
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let asked = Asked {
+                    method,
+                    path,
+                    authorization,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                };
+                let (head, huge) = match answer(&asked) {
                     Answer::Plain(status, headers, body) => (
                         format!(
                             "HTTP/1.1 {status}\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -494,8 +561,8 @@ mod tests {
 
     /// An anonymous registry (its `/v2/` answers 200, no challenge) that sends huge manifests.
     fn hostile_registry(announce: bool) -> (String, Arc<AtomicU64>) {
-        fake_registry(move |path, _| {
-            if path.contains("/manifests/") {
+        fake_registry(move |asked| {
+            if asked.path.contains("/manifests/") {
                 Answer::Huge {
                     status: "200 OK",
                     announce,
@@ -551,12 +618,12 @@ mod tests {
     ) -> (String, Arc<AtomicU64>) {
         let address = Arc::new(std::sync::OnceLock::<String>::new());
         let realm = address.clone();
-        let (registry, sent) = fake_registry(move |path, authorization| {
+        let (registry, sent) = fake_registry(move |asked| {
             let challenge = format!(
                 "www-authenticate: Bearer realm=\"http://{}/token\",service=\"fake\"\r\n",
                 realm.get().unwrap()
             );
-            match (path, authorization) {
+            match (asked.path.as_str(), asked.authorization.as_deref()) {
                 (p, _) if p.starts_with("/token") => token(),
                 (p, Some("Bearer granted")) if p.contains("/manifests/") => Answer::Plain(
                     "200 OK",
@@ -650,8 +717,8 @@ mod tests {
         // Storage on another port: what authorization reached it.
         let reached = Arc::new(std::sync::Mutex::new(Vec::<Option<String>>::new()));
         let seen = reached.clone();
-        let (storage, _) = fake_registry(move |_, authorization| {
-            seen.lock().unwrap().push(authorization.map(str::to_string));
+        let (storage, _) = fake_registry(move |asked| {
+            seen.lock().unwrap().push(asked.authorization.clone());
             Answer::Plain("200 OK", String::new(), component.into())
         });
         let (registry, _) = token_registry(
@@ -683,7 +750,7 @@ mod tests {
     #[tokio::test]
     async fn a_token_realm_over_plain_http_elsewhere_is_refused() {
         let pin = ComponentDigest::of(b"the component");
-        let (registry, _) = fake_registry(|_, _| {
+        let (registry, _) = fake_registry(|_| {
             Answer::Plain(
                 "401 Unauthorized",
                 "www-authenticate: Bearer realm=\"http://tokens.example/token\"\r\n".into(),
@@ -703,9 +770,9 @@ mod tests {
     async fn basic_credentials_go_where_the_registry_asks_for_them() {
         let pin = ComponentDigest::of(b"the component");
         let manifest = manifest_of(&pin, 13);
-        let (address, _) = fake_registry(move |path, authorization| match authorization {
+        let (address, _) = fake_registry(move |asked| match asked.authorization.as_deref() {
             // "user:pass"
-            Some("Basic dXNlcjpwYXNz") if path.contains("/manifests/") => {
+            Some("Basic dXNlcjpwYXNz") if asked.path.contains("/manifests/") => {
                 Answer::Plain("200 OK", String::new(), manifest.clone())
             }
             _ => Answer::Plain(
@@ -716,16 +783,110 @@ mod tests {
         });
         let reference = parse(&format!("{address}/keepers/basic:1")).unwrap();
         let registry = Registry::new(&reference).unwrap();
-        let basic = RegistryAuth::Basic("user".into(), "pass".into());
+        let basic = Credentials::Basic("user".into(), "pass".into());
         let auth = registry.authorize(&basic).await.unwrap();
         let manifest = registry.manifest(&reference, &auth).await.unwrap();
         assert_eq!(manifest.layers[0].digest, pin.to_string());
-        let anonymous = registry.authorize(&RegistryAuth::Anonymous).await.unwrap();
+        let anonymous = registry.authorize(&Credentials::Anonymous).await.unwrap();
         let refused = registry
             .manifest(&reference, &anonymous)
             .await
             .expect_err("the registry asked for credentials");
         assert!(refused.contains("401"), "{refused}");
+    }
+
+    /// An identity token (an OAuth2 refresh token from a docker login) is traded at the
+    /// token service, in a POST as the distribution token spec has it, never sent to the
+    /// registry itself.
+    #[tokio::test]
+    async fn an_identity_token_is_traded_at_the_token_service_for_an_access_token() {
+        let component = "the component";
+        let pin = ComponentDigest::of(component.as_bytes());
+        let manifest = manifest_of(&pin, component.len());
+        let address = Arc::new(std::sync::OnceLock::<String>::new());
+        let realm = address.clone();
+        let (registry, _) = fake_registry(move |asked| {
+            let mut form: Vec<(String, String)> =
+                url::form_urlencoded::parse(asked.body.as_bytes())
+                    .into_owned()
+                    .collect();
+            form.sort();
+            let traded = asked.method == "POST"
+                && asked.path == "/token"
+                && form
+                    == [
+                        ("client_id", "nexum"),
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", "the-refresh-token"),
+                        ("scope", "repository:keepers/ok:pull"),
+                        ("service", "fake"),
+                    ]
+                    .map(|(k, v)| (k.to_string(), v.to_string()));
+            match (asked.path.as_str(), asked.authorization.as_deref()) {
+                ("/token", None) if traded => Answer::Plain(
+                    "200 OK",
+                    String::new(),
+                    r#"{"access_token":"granted","refresh_token":"the-refresh-token"}"#.into(),
+                ),
+                (p, Some("Bearer granted")) if p.contains("/manifests/") => {
+                    Answer::Plain("200 OK", String::new(), manifest.clone())
+                }
+                (p, Some("Bearer granted")) if p.contains("/blobs/") => {
+                    Answer::Plain("200 OK", String::new(), component.into())
+                }
+                _ => Answer::Plain(
+                    "401 Unauthorized",
+                    format!(
+                        "www-authenticate: Bearer realm=\"http://{}/token\",service=\"fake\"\r\n",
+                        realm.get().unwrap()
+                    ),
+                    String::new(),
+                ),
+            }
+        });
+        address.set(registry.clone()).unwrap();
+        let reference = parse(&format!("{registry}/keepers/ok:1")).unwrap();
+        let client = Registry::new(&reference).unwrap();
+        let identity = Credentials::IdentityToken("the-refresh-token".into());
+        let auth = client
+            .authorize(&identity)
+            .await
+            .expect("the identity token was not traded");
+        let manifest = client.manifest(&reference, &auth).await.unwrap();
+        let layer = &manifest.layers[0];
+        let blob = client.blob(&layer.digest, 13, &auth).await.unwrap();
+        assert_eq!(blob, component.as_bytes());
+    }
+
+    /// A challenge that does not parse is read as no bearer challenge: basic credentials if
+    /// there are any, else none (as `oci-client` did), rather than a failed pull.
+    #[tokio::test]
+    async fn a_challenge_that_does_not_parse_falls_back_to_basic_credentials_or_none() {
+        let pin = ComponentDigest::of(b"the component");
+        let manifest = manifest_of(&pin, 13);
+        let (address, _) = fake_registry(move |asked| match asked.authorization.as_deref() {
+            // "user:pass"
+            Some("Basic dXNlcjpwYXNz") if asked.path.contains("/manifests/") => {
+                Answer::Plain("200 OK", String::new(), manifest.clone())
+            }
+            _ => Answer::Plain(
+                "401 Unauthorized",
+                "www-authenticate: Bearer realm=\"http://unterminated\r\n".into(),
+                String::new(),
+            ),
+        });
+        assert!(
+            http_auth::parse_challenges("Bearer realm=\"http://unterminated").is_err(),
+            "the challenge was meant not to parse"
+        );
+        let reference = parse(&format!("{address}/keepers/basic:1")).unwrap();
+        let registry = Registry::new(&reference).unwrap();
+        let basic = Credentials::Basic("user".into(), "pass".into());
+        let auth = registry.authorize(&basic).await.unwrap();
+        let manifest = registry.manifest(&reference, &auth).await.unwrap();
+        assert_eq!(manifest.layers[0].digest, pin.to_string());
+        let anonymous = registry.authorize(&Credentials::Anonymous).await.unwrap();
+        assert!(matches!(anonymous, super::Authorization::Anonymous));
     }
 
     #[tokio::test]
