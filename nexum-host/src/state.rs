@@ -12,7 +12,7 @@ use nexum_core::Limits;
 use nexum_core::host_rules::store::WriteSet;
 use std::any::Any;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -33,6 +33,8 @@ pub struct ModuleState {
     pending: WriteSet,
     /// When the current call must stop; checked whenever the engine's epoch advances.
     pub(crate) deadline: Instant,
+    /// The current call's whole time, up to `deadline`.
+    budget: Duration,
     /// What each embedder extension keeps for this instance.
     extensions: Vec<Box<dyn Any + Send>>,
 }
@@ -77,6 +79,7 @@ impl ModuleState {
             cow,
             pending: WriteSet::default(),
             deadline: Instant::now(),
+            budget: Duration::ZERO,
             extensions,
         }
     }
@@ -89,6 +92,7 @@ impl ModuleState {
     pub(crate) fn begin_call(&mut self, deadline: Instant) {
         self.pending = WriteSet::default();
         self.deadline = deadline;
+        self.budget = deadline.saturating_duration_since(Instant::now());
     }
 
     /// Ends a call, handing back the writes it made.
@@ -105,6 +109,7 @@ impl ModuleState {
             store: &self.store,
             pending: &mut self.pending,
             deadline: self.deadline,
+            budget: self.budget,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! their leases, which stay renewed while the node is busy; state lives in the database;
 //! a lost database shows in `/healthz` and stops the modules.
 
-use nexum_core::{ClusterConfig, Event, Outcome, SharedStore, Tick};
+use nexum_core::{ClusterConfig, Event, Lifecycle, Outcome, SharedStore, Tick};
 use nexum_tests::engine::{TestModule, run, test_config, wait_until};
 use nexum_tests::postgres::{
     fresh_database, handled_through, query_texts, recorded_logs, server_url,
@@ -209,31 +209,28 @@ async fn calls_waiting_on_a_silent_database_do_not_hold_up_the_others_stopping()
 /// database silent or not, instead of waiting for the database to answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_waiting_on_a_silent_database_ends_at_the_calls_deadline_and_the_node_stops() {
-    use nexum_tests::postgres::PostgresServer;
-
     nexum_tests::logs::print_from_env();
-    let server = tokio::task::block_in_place(PostgresServer::start);
-    let mut config = solo_node(format!("{}/postgres", server.url));
-    config.limits.event_timeout_ms = 1000;
-    let running = run(vec![TestModule::probe("probe")], config).await;
-    let is_running = || running.runtime.modules().iter().any(|m| m.name == "probe");
-    assert!(
-        wait_until(Duration::from_secs(30), is_running).await,
-        "the module never started"
-    );
+    let (server, running) = probe_with_one_second_calls().await;
     let drain = running.runtime.shutdown_drain();
+    let mut lines = running.runtime.log_lines();
 
     let frozen = server.freeze();
     {
         // Queued before the stop, so the stop lets it run: it reads the silent store.
-        let mut call = std::pin::pin!(running.runtime.dispatch(
-            "probe",
-            Event::Tick(Tick {
-                fired_at: 0,
-                schedule: "count reads".into(),
-            }),
-        ));
+        let mut call = std::pin::pin!(
+            running
+                .runtime
+                .dispatch("probe", tick("log reading; count reads"))
+        );
         assert!(futures::poll!(call.as_mut()).is_pending());
+        let reading = tokio::time::timeout(Duration::from_secs(30), async {
+            while lines
+                .recv()
+                .await
+                .is_ok_and(|line| line.message != "reading")
+            {}
+        });
+        assert!(reading.await.is_ok(), "the call never began");
     }
     let began = std::time::Instant::now();
     let stopped = tokio::time::timeout(drain, running.stop()).await;
@@ -243,6 +240,64 @@ async fn a_read_waiting_on_a_silent_database_ends_at_the_calls_deadline_and_the_
         stopped.is_ok(),
         "the node was still stopping {took:?} into a silent database (drain {drain:?})"
     );
+}
+
+/// Whose failure a read cut at the deadline is: a call that spent its own time before it
+/// reads ends as any call past its deadline (restarted, and in the end quarantined), not as
+/// the store's failure, which would run it again for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_begun_with_the_calls_time_all_but_spent_ends_as_a_call_past_its_deadline() {
+    nexum_tests::logs::print_from_env();
+    let (server, running) = probe_with_one_second_calls().await;
+    let mut changes = running.runtime.lifecycle();
+
+    let frozen = server.freeze();
+    let trapped = {
+        let mut call = std::pin::pin!(
+            running
+                .runtime
+                .dispatch("probe", tick("sleep 900; count reads"))
+        );
+        assert!(futures::poll!(call.as_mut()).is_pending());
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match changes.recv().await.map(|event| event.change) {
+                    Ok(Lifecycle::Trapped { reason }) => return reason,
+                    Ok(_) => {}
+                    Err(e) => panic!("lifecycle: {e}"),
+                }
+            }
+        })
+        .await
+    };
+    drop(frozen);
+    let reason = trapped.expect("the call did not end as past its deadline");
+    assert!(reason.contains("deadline of 1000 ms exceeded"), "{reason}");
+    running.stop().await;
+}
+
+fn tick(script: &str) -> Event {
+    Event::Tick(Tick {
+        fired_at: 0,
+        schedule: script.into(),
+    })
+}
+
+/// A PostgreSQL server of its own, and one node running the probe with calls of 1 s.
+async fn probe_with_one_second_calls() -> (
+    nexum_tests::postgres::PostgresServer,
+    nexum_tests::engine::TestRuntime,
+) {
+    let server = tokio::task::block_in_place(nexum_tests::postgres::PostgresServer::start);
+    let mut config = solo_node(format!("{}/postgres", server.url));
+    config.limits.event_timeout_ms = 1000;
+    let running = run(vec![TestModule::probe("probe")], config).await;
+    let is_running = || running.runtime.modules().iter().any(|m| m.name == "probe");
+    assert!(
+        wait_until(Duration::from_secs(30), is_running).await,
+        "the module never started"
+    );
+    (server, running)
 }
 
 /// Three modules busy with `script`, three idle; the database freezes just before the busy

@@ -207,7 +207,8 @@ impl Pool {
     }
 
     /// Runs `work` on one of the connections and waits for it, at most `within` when
-    /// given (the work still runs when its turn comes; only its answer is not awaited).
+    /// given (work given up on before its turn comes is dropped; work under way runs on,
+    /// only its answer is not awaited).
     fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
@@ -225,7 +226,15 @@ impl Pool {
             Box::new(move |client| {
                 // Marks the job done when it ends, whether it answers, panics or is
                 // dropped unrun.
-                let _finish = finish;
+                let finish = finish;
+                // Given up on before its turn came: nobody waits for its answer, and a read
+                // or renewal that late is stale.
+                if finish
+                    .as_ref()
+                    .is_some_and(|f| f.state.load(Ordering::SeqCst) == GIVEN_UP)
+                {
+                    return;
+                }
                 let _ = reply.send(work(client));
             })
         };
@@ -406,12 +415,20 @@ impl PostgresStorage {
         &self,
         work: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        match read_deadline::current() {
-            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => self.pool.run(work, Some(left)),
-                _ => Err(no_answer_within(Duration::ZERO)),
-            },
-            None => self.pool.run(work, None),
+        let Some(deadline) = read_deadline::current() else {
+            return self.pool.run(work, None);
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let answer = if left.is_zero() {
+            Err(no_answer_within(left))
+        } else {
+            self.pool.run(work, Some(left))
+        };
+        match answer {
+            Err(error) if no_answer(&error) && !read_deadline::given_up(left) => Err(
+                StoreError::Backend("the call's deadline passed during a read".into()),
+            ),
+            answer => answer,
         }
     }
 
@@ -918,6 +935,30 @@ mod tests {
         });
         assert_eq!(answer.unwrap(), 1);
         assert!(db.keeper_unstuck(Duration::ZERO));
+    }
+
+    #[test]
+    fn work_given_up_on_before_its_turn_never_runs() {
+        let url = nexum_tests::postgres::fresh_database();
+        let db = PostgresStorage::open(&url, "node", Arc::new(HeldLeases::default())).unwrap();
+        // The keeper's one connection is busy for half a second…
+        let slow = db.with_keeper_client(Duration::from_millis(50), |client| {
+            client.batch_execute("SELECT pg_sleep(0.5)")
+        });
+        assert!(no_answer(&slow.unwrap_err()));
+        // …so this waits its turn behind it, and is given up on first.
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let marked = ran.clone();
+        let queued = db.with_keeper_client(Duration::from_millis(50), move |_| {
+            marked.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        });
+        assert!(no_answer(&queued.unwrap_err()));
+        assert!(db.keeper_unstuck(Duration::from_secs(10)));
+        assert!(
+            !ran.load(std::sync::atomic::Ordering::SeqCst),
+            "work given up on ran later"
+        );
     }
 
     /// Tables of the public schema of the database at `url`.

@@ -7,7 +7,7 @@ use crate::bindings::types::Fault;
 use crate::ledger::read_deadline;
 use crate::state::ModuleState;
 use nexum_core::host_rules::store::{self, WriteSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::component::{HasData, Linker};
 
 /// Marker tying the `local-store` bindings to [`LocalStoreCtx`].
@@ -24,6 +24,8 @@ pub(crate) struct LocalStoreCtx<'a> {
     pub pending: &'a mut WriteSet,
     /// No read made for the call waits for the database past it.
     pub deadline: Instant,
+    /// The call's whole time, from its start to `deadline`.
+    pub budget: Duration,
 }
 
 impl From<StoreRefusal> for Fault {
@@ -50,13 +52,25 @@ impl LocalStoreCtx<'_> {
     }
 
     /// Runs `op` on the store and the call's writes, its reads bounded by the call's
-    /// deadline.
+    /// deadline. A read given up on is the store's failure if the database left it
+    /// unanswered for a second, or half the call's time if that is shorter; else the call
+    /// ran out of time and ends as a call past its deadline.
     fn with_store<T>(
         &mut self,
         op: impl FnOnce(&ModuleStore, &mut WriteSet) -> Result<T, StoreRefusal>,
     ) -> Result<T, Fault> {
         let (store, pending) = (self.store, &mut *self.pending);
-        read_deadline::within(self.deadline, || op(store, pending)).map_err(|r| self.refused(r))
+        let store_answers_within = (self.budget / 2).min(Duration::from_secs(1));
+        let (done, out_of_time) =
+            read_deadline::within(self.deadline, store_answers_within, || op(store, pending));
+        done.map_err(|refusal| {
+            if out_of_time {
+                self.store.note_out_of_time();
+                refusal.into()
+            } else {
+                self.refused(refusal)
+            }
+        })
     }
 }
 
