@@ -308,17 +308,24 @@ impl Registry {
         let mut asked = vec![("scope", scope)];
         asked.extend(param("service").map(|service| ("service", service)));
         let request = match credentials {
-            // The OAuth2 refresh-token grant of the distribution token spec, as docker sends it.
-            Credentials::IdentityToken(refresh) => self.http.post(realm).form(
-                &[
-                    ("grant_type", "refresh_token".to_string()),
-                    ("client_id", "nexum".to_string()),
-                    ("refresh_token", refresh.clone()),
-                ]
-                .into_iter()
-                .chain(asked)
-                .collect::<Vec<_>>(),
-            ),
+            // The OAuth2 refresh-token grant of the distribution token spec, as docker sends
+            // it, and not along a redirect: reqwest would carry the form (the refresh token)
+            // on to any host, where it drops only the Authorization header.
+            Credentials::IdentityToken(refresh) => super::http::fetching_client()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| format!("HTTP client: {e}"))?
+                .post(realm)
+                .form(
+                    &[
+                        ("grant_type", "refresh_token".to_string()),
+                        ("client_id", "nexum".to_string()),
+                        ("refresh_token", refresh.clone()),
+                    ]
+                    .into_iter()
+                    .chain(asked)
+                    .collect::<Vec<_>>(),
+                ),
             _ => self.http.get(realm).query(&asked),
         };
         self.token(request, basic.as_ref()).await
@@ -805,7 +812,14 @@ mod tests {
         let manifest = manifest_of(&pin, component.len());
         let address = Arc::new(std::sync::OnceLock::<String>::new());
         let realm = address.clone();
+        // Every request, as method, path, authorization and body.
+        let requests = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = requests.clone();
         let (registry, _) = fake_registry(move |asked| {
+            seen.lock().unwrap().push(format!(
+                "{} {} {:?} {}",
+                asked.method, asked.path, asked.authorization, asked.body
+            ));
             let mut form: Vec<(String, String)> =
                 url::form_urlencoded::parse(asked.body.as_bytes())
                     .into_owned()
@@ -856,6 +870,58 @@ mod tests {
         let layer = &manifest.layers[0];
         let blob = client.blob(&layer.digest, 13, &auth).await.unwrap();
         assert_eq!(blob, component.as_bytes());
+        let requests = requests.lock().unwrap();
+        let carrying: Vec<_> = requests
+            .iter()
+            .filter(|r| r.contains("the-refresh-token"))
+            .collect();
+        assert!(
+            carrying.len() == 1 && carrying[0].starts_with("POST /token None "),
+            "the refresh token went elsewhere than the token service's form: {requests:#?}"
+        );
+    }
+
+    /// The refresh token is in the grant's body, which reqwest would carry along a redirect
+    /// to any host: a token service that redirects is refused.
+    #[tokio::test]
+    async fn an_identity_token_is_not_sent_along_a_redirect() {
+        let reached = Arc::new(AtomicU64::new(0));
+        let counted = reached.clone();
+        let (elsewhere, _) = fake_registry(move |_| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            granted()
+        });
+        let address = Arc::new(std::sync::OnceLock::<String>::new());
+        let realm = address.clone();
+        let (registry, _) = fake_registry(move |asked| match asked.path.as_str() {
+            "/token" => Answer::Plain(
+                "307 Temporary Redirect",
+                format!("location: http://{elsewhere}/token\r\n"),
+                String::new(),
+            ),
+            _ => Answer::Plain(
+                "401 Unauthorized",
+                format!(
+                    "www-authenticate: Bearer realm=\"http://{}/token\"\r\n",
+                    realm.get().unwrap()
+                ),
+                String::new(),
+            ),
+        });
+        address.set(registry.clone()).unwrap();
+        let reference = parse(&format!("{registry}/keepers/ok:1")).unwrap();
+        let client = Registry::new(&reference).unwrap();
+        let refused = client
+            .authorize(&Credentials::IdentityToken("the-refresh-token".into()))
+            .await
+            .err()
+            .expect("a redirected grant was followed");
+        assert!(refused.contains("307"), "{refused}");
+        assert_eq!(
+            reached.load(Ordering::Relaxed),
+            0,
+            "the grant was redirected"
+        );
     }
 
     /// A challenge that does not parse is read as no bearer challenge: basic credentials if
