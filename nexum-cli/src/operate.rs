@@ -30,7 +30,7 @@ pub async fn status(engine: &Path) -> anyhow::Result<()> {
             let (plan, _) = BootPlan::from_config(&config)?;
             for spec in plan.modules {
                 let name: ModuleName = spec.manifest.name.clone();
-                let letters = state.dead_letters(Some(name.as_str()))?.len();
+                let letters = state.dead_letter_count(name.as_str())?;
                 println!("{name}  dead letters: {letters}");
                 for position in state.positions(&name, &spec.manifest.subscriptions)? {
                     let subscription = &spec.manifest.subscriptions[position.subscription];

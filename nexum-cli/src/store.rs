@@ -5,13 +5,9 @@ use crate::admin_client::{AdminClient, Reach};
 use crate::cli::StoreAction;
 use anyhow::bail;
 use nexum_host::core::{EngineConfig, Event, ModuleName};
-use nexum_host::{DeadLetter, Ledger, StoreError};
+use nexum_host::{DeadLetter, DeadLetterPage, Ledger, StoreError};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-
-/// Dead letters read from a stopped engine's state at a time: at most this many, and no
-/// more once they hold a page's bytes (as the admin API serves them).
-const DEAD_LETTERS_PAGE: usize = 100;
 
 /// Opens the state of a stopped engine: its files, or the shared store of a cluster.
 pub async fn open(engine: &Path, config: &EngineConfig) -> anyhow::Result<Ledger> {
@@ -199,13 +195,6 @@ pub async fn dead_letters(target: &StoreTarget, module: Option<&str>) -> anyhow:
     Ok(())
 }
 
-/// One page of `GET /v1/dead-letters`.
-#[derive(Deserialize)]
-struct DeadLettersPage {
-    letters: Vec<DeadLetter>,
-    next: Option<String>,
-}
-
 /// The letters of an answer of `GET /v1/dead-letters`, and the cursor of the next page: a
 /// page, or (from an engine older than this `nexum`, still running after an upgrade) every
 /// letter at once.
@@ -215,7 +204,7 @@ fn dead_letters_answer(
     if answer.is_array() {
         return Ok((serde_json::from_value(answer)?, None));
     }
-    let page: DeadLettersPage = serde_json::from_value(answer)?;
+    let page: DeadLetterPage = serde_json::from_value(answer)?;
     Ok((page.letters, page.next))
 }
 
@@ -245,16 +234,11 @@ fn dead_letters_stored(ledger: &Ledger, module: Option<&str>) -> anyhow::Result<
     let mut after: Option<String> = None;
     let mut count = 0;
     loop {
-        let (page, more) = ledger.dead_letters_page(
-            module,
-            after.as_deref(),
-            DEAD_LETTERS_PAGE,
-            nexum_host::core::host_rules::store::PAGE_MAX_BYTES,
-        )?;
-        count += print_letters(page.iter().map(|(_, letter)| letter));
-        match page.last() {
-            Some((key, _)) if more => after = Some(key.clone()),
-            _ => return Ok(count),
+        let page = ledger.dead_letter_page(module, after.as_deref())?;
+        count += print_letters(&page.letters);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(count),
         }
     }
 }

@@ -252,7 +252,9 @@ pub use check::{CheckReport, ModuleCheck, check};
 pub use engine::EngineError;
 pub use extension::HostExtension;
 pub use inspect::{ComponentReport, Import, InspectError, inspect};
-pub use ledger::{BackupError, BackupSummary, DeadLetter, Ledger, Position, StoreError};
+pub use ledger::{
+    BackupError, BackupSummary, DeadLetter, DeadLetterPage, Ledger, Position, StoreError,
+};
 pub use module::LoadError;
 pub use nexum_core as core;
 pub use runtime::{ReloadError, ReloadReport, ReplayReport, Runtime, RuntimeError};

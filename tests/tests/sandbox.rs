@@ -572,6 +572,64 @@ async fn a_module_failing_every_event_keeps_a_bounded_number_of_dead_letters() {
     assert!(kept.iter().all(|l| l.reason.contains("EEEEEEEEEE")));
 }
 
+/// Dead letters are read and replayed a page at a time (a module may keep a thousand, each
+/// with its whole event): every letter once, in order, and a replay hands back the letters
+/// there when it began, not those it records anew.
+#[tokio::test]
+async fn dead_letters_are_paged_and_a_replay_hands_each_back_once() {
+    let runtime = run(vec![attacker("")], test_config()).await;
+    for _ in 0..250 {
+        let outcome = runtime
+            .runtime
+            .dispatch("attacker", tick("fail-with 5"))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Failed(_)), "{outcome:?}");
+    }
+    let paged = |runtime: &nexum_host::Runtime| {
+        let (mut letters, mut pages, mut after) = (Vec::new(), 0, None::<String>);
+        loop {
+            let page = runtime
+                .dead_letter_page(Some("attacker"), after.as_deref())
+                .unwrap();
+            assert!(page.letters.len() <= 100, "{} letters", page.letters.len());
+            pages += 1;
+            letters.extend(page.letters);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return (letters, pages),
+            }
+        }
+    };
+    let (letters, pages) = paged(&runtime.runtime);
+    assert_eq!(pages, 3);
+    assert_eq!(
+        letters,
+        runtime.runtime.dead_letters(Some("attacker")).unwrap()
+    );
+    let ids: std::collections::BTreeSet<_> = letters.iter().map(|l| l.id.clone()).collect();
+    assert_eq!(ids.len(), 250);
+
+    // Still failing: each letter fails again once and is recorded anew.
+    // A replay that handed back the letters it records anew would never end.
+    let replay = runtime.runtime.replay_dead_letters("attacker");
+    let report = tokio::time::timeout(std::time::Duration::from_secs(60), replay)
+        .await
+        .expect("the replay did not end")
+        .unwrap();
+    assert_eq!(
+        (report.handled, report.failed_again, report.kept),
+        (0, 250, 0)
+    );
+    let (after_replay, _) = paged(&runtime.runtime);
+    runtime.stop().await;
+    assert_eq!(after_replay.len(), 250);
+    assert!(
+        after_replay.iter().all(|l| !ids.contains(&l.id)),
+        "a letter there before the replay was not handed back"
+    );
+}
+
 // 7. The smaller holes.
 
 #[tokio::test]

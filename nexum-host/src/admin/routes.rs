@@ -1,7 +1,6 @@
 //! The admin API's requests and answers; see the module docs of `admin` for the table.
 
 use crate::http_endpoint::{Body, reply, stream};
-use crate::ledger::DeadLetter;
 use crate::runtime::{Parts, RuntimeError};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
@@ -199,21 +198,7 @@ impl std::io::Write for ChunkSender {
     }
 }
 
-/// Dead letters in a page at most: each holds a whole event (a block's logs can be
-/// hundreds of kilobytes), and a module may have a thousand of them.
-const DEAD_LETTERS_PAGE: usize = 100;
-
-/// One page of dead letters: what `GET /v1/dead-letters` answers.
-#[derive(Serialize)]
-struct DeadLettersPage {
-    /// By module, each module's oldest first.
-    letters: Vec<DeadLetter>,
-    /// Pass as `after` for the next page; absent on the last page.
-    next: Option<String>,
-}
-
-/// A page of dead letters after the cursor `after`: [`DEAD_LETTERS_PAGE`] at most, and
-/// none past the one that brings it to [`PAGE_MAX_BYTES`].
+/// A page of dead letters after the cursor `after` ([`crate::Ledger::dead_letter_page`]).
 fn dead_letters(parts: &Parts, module: Option<&str>, after: Option<&str>) -> Response<Body> {
     if after.map_or(0, str::len) > CURSOR_MAX_BYTES {
         return error(
@@ -221,17 +206,8 @@ fn dead_letters(parts: &Parts, module: Option<&str>, after: Option<&str>) -> Res
             format!("after may hold at most {CURSOR_MAX_BYTES} bytes"),
         );
     }
-    let page = parts
-        .ledger()
-        .dead_letters_page(module, after, DEAD_LETTERS_PAGE, PAGE_MAX_BYTES);
-    match page {
-        Ok((letters, more)) => {
-            let next = more
-                .then(|| letters.last().map(|(key, _)| key.clone()))
-                .flatten();
-            let letters = letters.into_iter().map(|(_, letter)| letter).collect();
-            json(StatusCode::OK, &DeadLettersPage { letters, next })
-        }
+    match parts.ledger().dead_letter_page(module, after) {
+        Ok(page) => json(StatusCode::OK, &page),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }

@@ -29,7 +29,7 @@ pub(crate) mod storage;
 pub use backup::{BackupError, BackupSummary};
 pub(crate) use postgres::{HeldLeases, PostgresStorage, no_answer, no_answer_within};
 pub(crate) use records::{Bookkeeping, Cursor, DeliveredBlock, Entry, Start, SubscriptionId};
-pub use records::{DeadLetter, Position};
+pub use records::{DeadLetter, DeadLetterPage, Position};
 pub use storage::StoreError;
 pub(crate) use storage::{Batch, Space};
 
@@ -50,6 +50,15 @@ use storage::Storage;
 /// Dead letters kept per module: a module that fails every event must not grow the
 /// engine's records without end; the oldest go first.
 pub(crate) const MAX_DEAD_LETTERS: usize = 1000;
+
+/// Dead letters in one page at most: each holds a whole event (a block's logs can be
+/// hundreds of kilobytes), and a module may have a thousand of them.
+pub const DEAD_LETTERS_PAGE: usize = 100;
+
+/// The wall clock in ms since the Unix epoch: when a dead letter is recorded.
+pub(crate) fn now_ms() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default()
+}
 
 /// No scan of the engine's records is ever bounded by a module.
 const UNBOUNDED: usize = usize::MAX;
@@ -194,6 +203,9 @@ impl Ledger {
     }
 
     /// Skipped events, oldest first; of one module, or of all.
+    ///
+    /// Reads them all at once: up to a thousand per module, each with its whole event.
+    /// [`Ledger::dead_letter_page`] reads them a page at a time.
     pub fn dead_letters(&self, module: Option<&str>) -> Result<Vec<DeadLetter>, StoreError> {
         self.engine_scan(&keys::dead_letters(module))?
             .into_iter()
@@ -205,7 +217,7 @@ impl Ledger {
     /// first), after the one whose key is `after` (from the first when `None`): at most
     /// `max_entries`, and none past the one that brings it to `max_bytes`. Each comes with
     /// its key, to pass as `after` for the next page; `true` when there may be more.
-    pub fn dead_letters_page(
+    fn dead_letters_page(
         &self,
         module: Option<&str>,
         after: Option<&str>,
@@ -230,6 +242,30 @@ impl Ledger {
             })
             .collect::<Result<_, StoreError>>()?;
         Ok((letters, more))
+    }
+
+    /// A page of the skipped events of one module, or of all (by module, each oldest
+    /// first), after the cursor `after` (a page's `next`; from the first when `None`):
+    /// [`DEAD_LETTERS_PAGE`] letters at most, and none past the one that brings the page to
+    /// 1 MiB.
+    pub fn dead_letter_page(
+        &self,
+        module: Option<&str>,
+        after: Option<&str>,
+    ) -> Result<DeadLetterPage, StoreError> {
+        let (letters, more) = self.dead_letters_page(
+            module,
+            after,
+            DEAD_LETTERS_PAGE,
+            nexum_core::host_rules::store::PAGE_MAX_BYTES,
+        )?;
+        let next = more
+            .then(|| letters.last().map(|(key, _)| key.clone()))
+            .flatten();
+        Ok(DeadLetterPage {
+            letters: letters.into_iter().map(|(_, letter)| letter).collect(),
+            next,
+        })
     }
 
     /// How many dead letters `module` has (without reading them).

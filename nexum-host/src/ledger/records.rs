@@ -85,6 +85,15 @@ pub struct DeadLetter {
     pub at_ms: u64,
 }
 
+/// One page of dead letters (see [`Ledger::dead_letter_page`](super::Ledger::dead_letter_page)).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterPage {
+    /// By module, each module's oldest first.
+    pub letters: Vec<DeadLetter>,
+    /// Pass as `after` for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
 /// Names one subscription's records: the module and the subscription's position key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct SubscriptionId {

@@ -340,12 +340,25 @@ impl Runtime {
         self.parts.observers.log_lines()
     }
 
-    /// Skipped events, oldest first (of one module, or of all).
+    /// Skipped events, oldest first (of one module, or of all), all at once: up to a
+    /// thousand per module, each with its whole event. [`Runtime::dead_letter_page`]
+    /// reads them a page at a time.
     pub fn dead_letters(
         &self,
         module: Option<&str>,
     ) -> Result<Vec<crate::DeadLetter>, RuntimeError> {
         Ok(self.parts.ledger.dead_letters(module)?)
+    }
+
+    /// A page of skipped events (of one module, or of all; by module, each oldest first)
+    /// after the cursor `after`, a page's `next` (from the first when `None`): at most 100
+    /// letters and about 1 MiB, as `GET /v1/dead-letters` serves them.
+    pub fn dead_letter_page(
+        &self,
+        module: Option<&str>,
+        after: Option<&str>,
+    ) -> Result<crate::DeadLetterPage, RuntimeError> {
+        Ok(self.parts.ledger.dead_letter_page(module, after)?)
     }
 
     /// Applies a new set of modules in place: see [`ReloadReport`] for what changes and

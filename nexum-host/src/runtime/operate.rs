@@ -2,7 +2,7 @@
 //! it its dead letters again once it is fixed.
 
 use super::{Parts, RuntimeError};
-use crate::ledger::{Bookkeeping, Entry};
+use crate::ledger::{Bookkeeping, DeadLetter, Entry};
 use nexum_core::{Delivery, Outcome, Supervisor};
 
 /// What replaying a module's dead letters did.
@@ -33,7 +33,9 @@ impl Parts {
     }
 
     /// Hands `module` its dead letters again, oldest first, each removed in the commit of
-    /// its new outcome.
+    /// its new outcome. Read a page at a time (a module may keep a thousand, each with its
+    /// whole event): the letters there when the replay began, not those it or the module's
+    /// live delivery record meanwhile (a letter failed again is recorded anew, after them).
     pub(super) async fn replay_dead_letters(
         &self,
         module: &str,
@@ -44,19 +46,24 @@ impl Parts {
         let _replaying = self.replaying.lock().await;
         self.loaded(module)?;
         let mut report = ReplayReport::default();
-        for letter in self.ledger.dead_letters(Some(module))? {
-            let delivery = Delivery {
-                subscription: letter.subscription,
-                event: letter.event,
-                bookkeeping: Bookkeeping::new(vec![Entry::Replayed {
-                    module: module.to_string(),
-                    id: letter.id,
-                }]),
-            };
-            match self.supervisor.dispatch(module, delivery).await {
-                Ok(Outcome::Handled) => report.handled += 1,
-                Ok(Outcome::Failed(_)) => report.failed_again += 1,
-                Ok(Outcome::Trapped(_)) | Err(_) => report.kept += 1,
+        let began_ms = crate::ledger::now_ms();
+        let mut left = self.ledger.dead_letter_count(module)?;
+        let mut after: Option<String> = None;
+        'pages: loop {
+            let page = self
+                .ledger
+                .dead_letter_page(Some(module), after.as_deref())?;
+            for letter in page.letters {
+                // Letters are in the order they were recorded: the rest are newer.
+                if left == 0 || letter.at_ms > began_ms {
+                    break 'pages;
+                }
+                left -= 1;
+                self.replay(module, letter, &mut report).await;
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
             }
         }
         tracing::info!(
@@ -67,5 +74,22 @@ impl Parts {
             "dead letters replayed"
         );
         Ok(report)
+    }
+
+    /// Hands `module` one of its dead letters again; counts what became of it in `report`.
+    async fn replay(&self, module: &str, letter: DeadLetter, report: &mut ReplayReport) {
+        let delivery = Delivery {
+            subscription: letter.subscription,
+            event: letter.event,
+            bookkeeping: Bookkeeping::new(vec![Entry::Replayed {
+                module: module.to_string(),
+                id: letter.id,
+            }]),
+        };
+        match self.supervisor.dispatch(module, delivery).await {
+            Ok(Outcome::Handled) => report.handled += 1,
+            Ok(Outcome::Failed(_)) => report.failed_again += 1,
+            Ok(Outcome::Trapped(_)) | Err(_) => report.kept += 1,
+        }
     }
 }

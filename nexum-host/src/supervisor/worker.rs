@@ -107,7 +107,7 @@ impl Worker {
             let _ = self.lifecycle.send(ModuleEvent {
                 module: self.name().to_string(),
                 change,
-                at_ms: now_ms(),
+                at_ms: crate::ledger::now_ms(),
             });
         }
     }
@@ -316,7 +316,7 @@ impl Worker {
             event: delivery.event.clone(),
             reason: reason.to_string(),
             attempts,
-            at_ms: now_ms(),
+            at_ms: crate::ledger::now_ms(),
         };
         let mut bookkeeping = delivery.bookkeeping.clone();
         bookkeeping.push(Entry::DeadLetter(Box::new(letter)));
@@ -385,10 +385,6 @@ fn event_span(module: &str, event: &Event) -> tracing::Span {
         chain = event.chain_id(),
         block
     )
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default()
 }
 
 fn restart_backoff(policy: &Supervision) -> ExponentialBackoff {
