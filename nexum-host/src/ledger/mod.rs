@@ -53,7 +53,7 @@ pub(crate) const MAX_DEAD_LETTERS: usize = 1000;
 
 /// Dead letters in one page at most: each holds a whole event (a block's logs can be
 /// hundreds of kilobytes), and a module may have a thousand of them.
-pub const DEAD_LETTERS_PAGE: usize = 100;
+pub(crate) const DEAD_LETTERS_PAGE: usize = 100;
 
 /// The wall clock in ms since the Unix epoch: when a dead letter is recorded.
 pub(crate) fn now_ms() -> u64 {
@@ -246,8 +246,7 @@ impl Ledger {
 
     /// A page of the skipped events of one module, or of all (by module, each oldest
     /// first), after the cursor `after` (a page's `next`; from the first when `None`):
-    /// [`DEAD_LETTERS_PAGE`] letters at most, and none past the one that brings the page to
-    /// 1 MiB.
+    /// 100 letters at most, and none past the one that brings the page to 1 MiB.
     pub fn dead_letter_page(
         &self,
         module: Option<&str>,
