@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 /// only happens once the runtime is gone: placement holds it until shutdown).
 pub(crate) struct Keeper {
     stop: mpsc::Sender<()>,
+    /// Disconnected when the thread ends.
+    ended: mpsc::Receiver<()>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -32,11 +34,19 @@ impl Keeper {
     /// Starts renewing `cluster`'s leases, the first round at once.
     pub fn start(cluster: &Arc<Cluster>) -> std::io::Result<Self> {
         let (stop, stopped) = mpsc::channel();
+        let (ending, ended) = mpsc::channel::<()>();
         let cluster = Arc::downgrade(cluster);
         let thread = std::thread::Builder::new()
             .name("nexum-lease-keeper".into())
-            .spawn(move || keep(cluster, stopped))?;
-        Ok(Self { stop, thread })
+            .spawn(move || {
+                let _ending = ending;
+                keep(cluster, stopped)
+            })?;
+        Ok(Self {
+            stop,
+            ended,
+            thread,
+        })
     }
 
     /// Whether its thread still runs (it ends only when stopped, or on a bug).
@@ -44,10 +54,17 @@ impl Keeper {
         !self.thread.is_finished()
     }
 
-    /// Stops it and waits for its call in flight, if any (blocking).
-    pub fn stop(self) {
+    /// Stops it and waits up to `within` for its call in flight, if any (blocking);
+    /// `false` if that call is still unanswered (the thread ends once it is).
+    pub fn stop(self, within: Duration) -> bool {
         drop(self.stop);
-        let _ = self.thread.join();
+        match self.ended.recv_timeout(within) {
+            Err(mpsc::RecvTimeoutError::Timeout) => false,
+            _ => {
+                let _ = self.thread.join();
+                true
+            }
+        }
     }
 }
 

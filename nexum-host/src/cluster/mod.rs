@@ -141,12 +141,16 @@ impl Cluster {
         Ok(())
     }
 
-    /// Stops the lease keeper and waits for its round in flight: after this, no renewal
-    /// or heartbeat of this node reaches the store.
-    pub async fn stop_keeper(&self) {
+    /// Stops the lease keeper and waits up to `within` for its round in flight: `true`
+    /// when it has ended (no renewal or heartbeat of this node reaches the store after
+    /// this), `false` when its call in flight is still unanswered.
+    pub async fn stop_keeper(&self, within: Duration) -> bool {
         let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(keeper) = keeper {
-            let _ = tokio::task::spawn_blocking(move || keeper.stop()).await;
+        match keeper {
+            Some(keeper) => tokio::task::spawn_blocking(move || keeper.stop(within))
+                .await
+                .unwrap_or(false),
+            None => true,
         }
     }
 

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Connections (and threads) serving one engine's commits and reads.
 const CONNECTIONS: usize = 4;
@@ -153,6 +153,16 @@ struct Pool {
     abandoned: Arc<(Mutex<usize>, Condvar)>,
 }
 
+/// What becomes of work whose answer was given up on before its turn came.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Late {
+    /// It runs all the same: a lease handed back late still frees the lease sooner than
+    /// its expiry.
+    Runs,
+    /// It is dropped: a read nobody waits for any more.
+    Dropped,
+}
+
 /// Where a job with a deadline stands: waited for, done, or given up on by its caller.
 const WAITED: u8 = 0;
 const DONE: u8 = 1;
@@ -207,12 +217,13 @@ impl Pool {
     }
 
     /// Runs `work` on one of the connections and waits for it, at most `within` when
-    /// given (work given up on before its turn comes is dropped; work under way runs on,
-    /// only its answer is not awaited).
+    /// given (work under way then runs on, only its answer is not awaited; work given up on
+    /// before its turn comes runs or is dropped as `late` says).
     fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
         within: Option<Duration>,
+        late: Late,
     ) -> Result<T, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
         // Only a wait with a deadline can be given up on. The state moves under the
@@ -227,11 +238,10 @@ impl Pool {
                 // Marks the job done when it ends, whether it answers, panics or is
                 // dropped unrun.
                 let finish = finish;
-                // Given up on before its turn came: nobody waits for its answer, and a read
-                // or renewal that late is stale.
-                if finish
-                    .as_ref()
-                    .is_some_and(|f| f.state.load(Ordering::SeqCst) == GIVEN_UP)
+                if late == Late::Dropped
+                    && finish
+                        .as_ref()
+                        .is_some_and(|f| f.state.load(Ordering::SeqCst) == GIVEN_UP)
                 {
                     return;
                 }
@@ -405,31 +415,17 @@ impl PostgresStorage {
         &self,
         work: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.pool.run(work, None)
+        self.pool.run(work, None, Late::Runs)
     }
 
-    /// Runs the read `work` on a pooled connection and waits for its answer until the
-    /// deadline of the module call it is made for ([`read_deadline`]), if it is made for
-    /// one: a silent database must not hold a call past its deadline.
+    /// Runs the read `work` on a pooled connection and waits for its answer as long as the
+    /// module call it is made for allows ([`read_deadline`]), if it is made for one: a
+    /// silent database must not hold a call past its deadline.
     fn read<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let Some(deadline) = read_deadline::current() else {
-            return self.pool.run(work, None);
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        let answer = if left.is_zero() {
-            Err(no_answer_within(left))
-        } else {
-            self.pool.run(work, Some(left))
-        };
-        match answer {
-            Err(error) if no_answer(&error) && !read_deadline::given_up(left) => Err(
-                StoreError::Backend("the call's deadline passed during a read".into()),
-            ),
-            answer => answer,
-        }
+        self.pool.run(work, read_deadline::wait(), Late::Dropped)
     }
 
     /// Runs SQL of the cluster's own (leases, nodes) on a pooled connection.
@@ -448,7 +444,11 @@ impl PostgresStorage {
         work: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
     ) -> Result<T, StoreError> {
         match &self.keeper {
-            Some(keeper) => keeper.run(move |client| work(client).map_err(backend), Some(within)),
+            Some(keeper) => keeper.run(
+                move |client| work(client).map_err(backend),
+                Some(within),
+                Late::Runs,
+            ),
             None => Err(StoreError::Backend(
                 "a reader of the shared store holds no leases".into(),
             )),
@@ -937,27 +937,67 @@ mod tests {
         assert!(db.keeper_unstuck(Duration::ZERO));
     }
 
+    /// A read made for a call waits as long as the call allows, but a while at least: so a
+    /// database that answers is told apart from one that does not (see `read_deadline`).
     #[test]
-    fn work_given_up_on_before_its_turn_never_runs() {
+    fn a_read_for_a_call_waits_until_its_deadline_or_its_least_wait() {
+        use std::time::Instant;
         let url = nexum_tests::postgres::fresh_database();
-        let db = PostgresStorage::open(&url, "node", Arc::new(HeldLeases::default())).unwrap();
-        // The keeper's one connection is busy for half a second…
-        let slow = db.with_keeper_client(Duration::from_millis(50), |client| {
-            client.batch_execute("SELECT pg_sleep(0.5)")
+        // A node makes the schema; a reader has one connection.
+        drop(PostgresStorage::open(&url, "node", Arc::new(HeldLeases::default())).unwrap());
+        let db = PostgresStorage::open_reader(&url).unwrap();
+        let slow_read = |db: &PostgresStorage| {
+            db.read(|client| {
+                client
+                    .batch_execute("SELECT pg_sleep(0.3)")
+                    .map_err(super::backend)
+            })
+        };
+        // The call's time is spent, but the read still gets its least wait.
+        let spent = Instant::now();
+        let read = super::read_deadline::within(spent, Duration::from_secs(5), || slow_read(&db));
+        assert!(read.is_ok(), "{read:?}");
+        // Both short: given up on.
+        let read = super::read_deadline::within(Instant::now(), Duration::from_millis(50), || {
+            slow_read(&db)
         });
-        assert!(no_answer(&slow.unwrap_err()));
-        // …so this waits its turn behind it, and is given up on first.
+        assert!(read.as_ref().is_err_and(no_answer), "{read:?}");
+        // Not for a call: as long as it takes.
+        assert!(slow_read(&db).is_ok());
+    }
+
+    /// A read given up on before its turn came never runs: nobody waits for it, and it would
+    /// hold up the work behind it.
+    #[test]
+    fn a_read_given_up_on_before_its_turn_never_runs() {
+        use std::time::Instant;
+        let url = nexum_tests::postgres::fresh_database();
+        // A node makes the schema; a reader has one connection.
+        drop(PostgresStorage::open(&url, "node", Arc::new(HeldLeases::default())).unwrap());
+        let db = PostgresStorage::open_reader(&url).unwrap();
+        let short = Duration::from_millis(50);
+        let busy = super::read_deadline::within(Instant::now(), short, || {
+            db.read(|client| {
+                client
+                    .batch_execute("SELECT pg_sleep(0.5)")
+                    .map_err(super::backend)
+            })
+        });
+        assert!(busy.as_ref().is_err_and(no_answer), "{busy:?}");
         let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let marked = ran.clone();
-        let queued = db.with_keeper_client(Duration::from_millis(50), move |_| {
-            marked.store(true, std::sync::atomic::Ordering::SeqCst);
-            Ok(())
+        let queued = super::read_deadline::within(Instant::now(), short, || {
+            db.read(move |_| {
+                marked.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
         });
-        assert!(no_answer(&queued.unwrap_err()));
-        assert!(db.keeper_unstuck(Duration::from_secs(10)));
+        assert!(queued.as_ref().is_err_and(no_answer), "{queued:?}");
+        // Behind both on the one connection: once it answers, neither is still to run.
+        db.read(|_| Ok(())).unwrap();
         assert!(
             !ran.load(std::sync::atomic::Ordering::SeqCst),
-            "work given up on ran later"
+            "a read given up on ran later"
         );
     }
 

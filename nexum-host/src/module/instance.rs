@@ -195,10 +195,6 @@ fn finish(
     if let Some(reason) = store.data().module_store().take_backend_failure() {
         return CallResult::Err(CallError::Commit(StoreError::Backend(reason)));
     }
-    // A read cut at the deadline it had all but reached: the call's own time ran out.
-    if store.data().module_store().take_out_of_time() {
-        return CallResult::Trap(deadline_reached(limits));
-    }
     match outcome {
         Ok(Ok(Ok(()))) => match store.data().module_store().commit(writes, bookkeeping) {
             Ok(()) => CallResult::Ok,

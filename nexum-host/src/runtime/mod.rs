@@ -402,7 +402,7 @@ impl Runtime {
 }
 
 /// What a shutdown takes beyond the calls in flight: flushing the store and, on a shared
-/// store, handing the leases back (each bounded by the store's own timeouts).
+/// store, handing the leases back (5 s at most, whatever the lease).
 const SHUTDOWN_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs `work` to its end even if the caller stops waiting (a dropped future, a closed

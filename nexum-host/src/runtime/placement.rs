@@ -14,6 +14,10 @@ use crate::sources::fix_start_positions;
 use std::sync::Arc;
 use tokio::sync::watch;
 
+/// The longest leaving a cluster at shutdown waits for the store, whatever the lease: part
+/// of the margin [`super::Runtime::shutdown_drain`] promises beyond the calls in flight.
+const LEAVING_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Parts {
     /// Places modules until `stop`; then the shutdown hands everything back.
     pub(super) async fn run_placement(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
@@ -192,15 +196,23 @@ impl Parts {
         let Some(cluster) = &self.cluster else {
             return;
         };
-        cluster.stop_keeper().await;
-        let within = cluster.keeper_deadline();
-        if !cluster.db.keeper_unstuck(std::time::Duration::ZERO) {
+        // However long a lease is, leaving takes a few seconds at most: a store that does
+        // not answer by then leaves the leases to expire on their own.
+        let by = std::time::Instant::now() + LEAVING_WITHIN;
+        let within = || {
+            cluster
+                .keeper_deadline()
+                .min(by.saturating_duration_since(std::time::Instant::now()))
+        };
+        if !cluster.stop_keeper(within()).await
+            || !cluster.db.keeper_unstuck(std::time::Duration::ZERO)
+        {
             tracing::warn!("cluster: the store has not answered; the leases expire on their own");
             return;
         }
         for (module, epoch) in cluster.held.all() {
             cluster.held.remove(&module);
-            let name = module.clone();
+            let (name, within) = (module.clone(), within());
             if let Err(e) = cluster
                 .sql(move |db| leases::release(db, &name, epoch, within))
                 .await
@@ -212,6 +224,7 @@ impl Parts {
                 }
             }
         }
+        let within = within();
         if let Err(e) = cluster.sql(move |db| leases::leave(db, within)).await {
             tracing::warn!(error = %e, "cluster: could not say this node left");
         }

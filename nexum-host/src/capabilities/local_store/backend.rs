@@ -7,7 +7,7 @@ use nexum_core::host_rules::store::{Page, StoreLimits, StoreRule, WriteOp, Write
 use nexum_core::{Limits, ModuleName};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why a module's store call was refused.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +31,6 @@ pub(crate) struct ModuleStore {
     /// A storage failure a call ran into: the call then counts as the store's failure
     /// (run again), never as the module's (retried, then dead-lettered).
     backend_failure: Arc<std::sync::Mutex<Option<String>>>,
-    /// A read this call made was given up on at its deadline, the call's time spent.
-    out_of_time: Arc<AtomicBool>,
 }
 
 impl ModuleStore {
@@ -44,7 +42,6 @@ impl ModuleStore {
             limits: StoreLimits::from(limits),
             used: ledger.module_usage(module)?,
             backend_failure: Arc::default(),
-            out_of_time: Arc::default(),
         })
     }
 
@@ -54,16 +51,6 @@ impl ModuleStore {
             .backend_failure
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
-    }
-
-    /// Notes that a read of this call was given up on at the call's deadline.
-    pub fn note_out_of_time(&self) {
-        self.out_of_time.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether a read of this call was given up on at its deadline (and forgets it).
-    pub fn take_out_of_time(&self) -> bool {
-        self.out_of_time.swap(false, Ordering::Relaxed)
     }
 
     /// The storage failure this call ran into, if any (and forgets it).

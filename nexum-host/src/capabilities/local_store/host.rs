@@ -52,25 +52,16 @@ impl LocalStoreCtx<'_> {
     }
 
     /// Runs `op` on the store and the call's writes, its reads bounded by the call's
-    /// deadline. A read given up on is the store's failure if the database left it
-    /// unanswered for a second, or half the call's time if that is shorter; else the call
-    /// ran out of time and ends as a call past its deadline.
+    /// deadline; each may still wait a second (or half the call's time, if less) to answer,
+    /// so that only a failing store is blamed for a read given up on ([`read_deadline`]).
     fn with_store<T>(
         &mut self,
         op: impl FnOnce(&ModuleStore, &mut WriteSet) -> Result<T, StoreRefusal>,
     ) -> Result<T, Fault> {
         let (store, pending) = (self.store, &mut *self.pending);
-        let store_answers_within = (self.budget / 2).min(Duration::from_secs(1));
-        let (done, out_of_time) =
-            read_deadline::within(self.deadline, store_answers_within, || op(store, pending));
-        done.map_err(|refusal| {
-            if out_of_time {
-                self.store.note_out_of_time();
-                refusal.into()
-            } else {
-                self.refused(refusal)
-            }
-        })
+        let least = (self.budget / 2).min(Duration::from_secs(1));
+        read_deadline::within(self.deadline, least, || op(store, pending))
+            .map_err(|r| self.refused(r))
     }
 }
 
