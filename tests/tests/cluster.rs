@@ -148,6 +148,34 @@ async fn leases_stay_renewed_while_a_module_takes_longer_than_a_lease_to_start()
     running.stop().await;
 }
 
+/// Modules placed on a node in one round start side by side: a slow `init` holds up no
+/// other module's start (placement takes modules in name order, the slow one first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_slow_to_start_holds_up_no_other_taken_in_the_same_round() {
+    let config = solo_node(fresh_database());
+    let slow = TestModule::new(
+        "probe",
+        "a-slow",
+        &["local-store", "logging"],
+        "[config]\ninit = \"sleep 8000\"\n",
+    );
+    let running = run(vec![slow, TestModule::probe("b-quick")], config).await;
+    let is_running = |name: &str| running.runtime.modules().iter().any(|m| m.name == name);
+    assert!(
+        wait_until(Duration::from_secs(30), || is_running("b-quick")).await,
+        "b-quick never started"
+    );
+    assert!(
+        !is_running("a-slow"),
+        "b-quick started only once a-slow had"
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || is_running("a-slow")).await,
+        "a-slow never started"
+    );
+    running.stop().await;
+}
+
 /// A database that stops answering (hung, or the network drops everything) leaves the
 /// node unable to know it still owns its module: it stops it before its lease could run out
 /// and another node take it, and runs it again once the database answers.

@@ -339,3 +339,39 @@ async fn require_pins_holds_for_modules_an_embedder_adds_in_code() {
         .expect("a pinned module starts");
     runtime.shutdown().await;
 }
+
+/// Modules start side by side: a slow `init` holds up no other module's (the slow one is
+/// first in the configuration).
+#[tokio::test(flavor = "current_thread")]
+async fn a_module_slow_to_start_holds_up_no_other_at_boot() {
+    let (captured, _guard) = nexum_tests::logs::capture();
+    let slow = TestModule::new(
+        "probe",
+        "slow",
+        &["local-store", "logging"],
+        "[config]\ninit = \"sleep 2000; log slow up\"\n",
+    );
+    let quick = TestModule::new(
+        "probe",
+        "quick",
+        &["local-store", "logging"],
+        "[config]\ninit = \"log quick up\"\n",
+    );
+    let engine = boot(vec![slow, quick], test_config()).await.unwrap();
+    let ups: Vec<String> = captured
+        .lines()
+        .into_iter()
+        .filter(|l| l.message.ends_with(" up"))
+        .map(|l| l.message)
+        .collect();
+    assert_eq!(ups, ["quick up", "slow up"]);
+    // The configuration's order still holds.
+    let names: Vec<String> = engine
+        .runtime
+        .modules()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names, ["slow", "quick"]);
+    engine.runtime.shutdown().await;
+}

@@ -59,19 +59,24 @@ impl Parts {
         if *self.stop_shared.borrow() {
             return Ok(());
         }
-        for (module, epoch) in cluster.take_lost() {
-            if cluster.held.epoch(&module) != Some(epoch) {
-                continue;
-            }
-            self.retire(&module).await;
-            cluster.held.remove(&module);
-            metrics::counter!(crate::telemetry::names::LEASES_LOST).increment(1);
-            tracing::warn!(
-                module,
-                epoch,
-                "cluster: lease lost to another node; module stopped here"
-            );
-        }
+        // Side by side: a module finishing a long call holds up only its own stopping.
+        let lost = cluster
+            .take_lost()
+            .into_iter()
+            .map(|(module, epoch)| async move {
+                if cluster.held.epoch(&module) != Some(epoch) {
+                    return;
+                }
+                self.retire(&module).await;
+                cluster.held.remove(&module);
+                metrics::counter!(crate::telemetry::names::LEASES_LOST).increment(1);
+                tracing::warn!(
+                    module,
+                    epoch,
+                    "cluster: lease lost to another node; module stopped here"
+                );
+            });
+        futures::future::join_all(lost).await;
         // Placement over a stale list of nodes could take modules from nodes that are
         // alive: without a recent heartbeat, nothing is taken.
         let live = match cluster.live.borrow().clone() {
@@ -79,9 +84,9 @@ impl Parts {
             _ => return Ok(()),
         };
         let lease = cluster.lease;
+        let (mut taken, mut handed_on) = (Vec::new(), Vec::new());
         for (module, prepared) in &cluster.catalog {
-            // A round can be long (each start runs `init`): one cut off meanwhile stops
-            // here, and the stand-down comes next.
+            // One cut off meanwhile takes nothing more, and the stand-down comes next.
             if !cluster.in_touch() {
                 break;
             }
@@ -102,37 +107,49 @@ impl Parts {
                         }
                     };
                     cluster.held.insert(module, epoch);
-                    if let Err(reason) = self.ready_to_run(prepared).await {
-                        tracing::error!(
-                            module,
-                            reason,
-                            "cluster: cannot start the module here; handing it back"
-                        );
-                        self.give_back(cluster, module, epoch).await?;
-                        continue;
-                    }
-                    self.launch(prepared.clone()).await;
-                    metrics::counter!(crate::telemetry::names::LEASES_ACQUIRED).increment(1);
-                    tracing::info!(
-                        module,
-                        epoch,
-                        node = cluster.node(),
-                        "cluster: lease acquired; module running here"
-                    );
+                    taken.push((module, epoch, prepared));
                 }
-                (false, Some(epoch)) => {
-                    self.retire(module).await;
-                    self.give_back(cluster, module, epoch).await?;
-                    tracing::info!(
-                        module,
-                        to = owner(module, &live),
-                        "cluster: module handed to another node"
-                    );
-                }
+                (false, Some(epoch)) => handed_on.push((module, epoch)),
                 _ => {}
             }
         }
-        Ok(())
+        // Each side by side: a module finishing a long call, or a slow `init`, holds up
+        // no other module's move. Those handed on first: their next owner waits for them.
+        let live = &live;
+        let hand_backs = handed_on.into_iter().map(|(module, epoch)| async move {
+            self.retire(module).await;
+            self.give_back(cluster, module, epoch).await?;
+            tracing::info!(
+                module,
+                to = owner(module, live),
+                "cluster: module handed to another node"
+            );
+            Ok(())
+        });
+        let handed_back = futures::future::join_all(hand_backs).await;
+        let starts = taken
+            .into_iter()
+            .map(|(module, epoch, prepared)| async move {
+                if let Err(reason) = self.ready_to_run(prepared).await {
+                    tracing::error!(
+                        module,
+                        reason,
+                        "cluster: cannot start the module here; handing it back"
+                    );
+                    return self.give_back(cluster, module, epoch).await;
+                }
+                self.launch(prepared.clone()).await;
+                metrics::counter!(crate::telemetry::names::LEASES_ACQUIRED).increment(1);
+                tracing::info!(
+                    module,
+                    epoch,
+                    node = cluster.node(),
+                    "cluster: lease acquired; module running here"
+                );
+                Ok(())
+            });
+        let started = futures::future::join_all(starts).await;
+        handed_back.into_iter().chain(started).collect()
     }
 
     /// Forgets `module`'s lease and releases it (on the keeper's connection, after any

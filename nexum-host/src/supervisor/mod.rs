@@ -102,7 +102,8 @@ pub(crate) struct Prepared {
 
 impl HostSupervisor {
     /// Starts a worker per module (running `init`; a module whose `init` fails is
-    /// quarantined and the others still start), under `policy`.
+    /// quarantined and the others still start), under `policy`. The modules start side by
+    /// side: a slow `init` holds up no other module's.
     pub(crate) async fn start(
         engine: Arc<WasmEngine>,
         modules: Vec<Prepared>,
@@ -116,22 +117,29 @@ impl HostSupervisor {
             table: RwLock::default(),
             shutting_down: watch::channel(false).0,
         };
-        for prepared in modules {
-            supervisor.add(prepared).await;
-        }
+        supervisor.add_all(modules).await;
         supervisor
+    }
+
+    /// Starts each of `modules` side by side (running `init`) and puts them last, in order;
+    /// a module of the same name is replaced in place instead (stop it first).
+    pub(crate) async fn add_all(&self, modules: Vec<Prepared>) {
+        let launches = modules.into_iter().map(|prepared| self.launch(prepared));
+        let handles = futures::future::join_all(launches).await;
+        let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
+        for handle in handles.into_iter().map(Arc::new) {
+            match table.by_name.get(&handle.info.name) {
+                Some(&i) => table.modules[i] = handle,
+                None => table.modules.push(handle),
+            }
+            table.reindex();
+        }
     }
 
     /// Starts `prepared` (running `init`) and puts it last; a module of the same name is
     /// replaced in place instead (call [`HostSupervisor::stop_module`] on it first).
     pub(crate) async fn add(&self, prepared: Prepared) {
-        let handle = Arc::new(self.launch(prepared).await);
-        let mut table = self.table.write().unwrap_or_else(|p| p.into_inner());
-        match table.by_name.get(&handle.info.name) {
-            Some(&i) => table.modules[i] = handle,
-            None => table.modules.push(handle),
-        }
-        table.reindex();
+        self.add_all(vec![prepared]).await;
     }
 
     /// Stops a module's worker (its current call finishes and commits) and takes it out.
@@ -190,7 +198,7 @@ impl HostSupervisor {
             log_lines_dropped: 0,
             totals: ModuleTotals::default(),
         };
-        let mut worker = Worker::new(
+        let worker = Worker::new(
             self.engine.clone(),
             module.clone(),
             prepared.capabilities.clone(),
@@ -199,7 +207,18 @@ impl HostSupervisor {
             self.lifecycle.clone(),
         );
         // A failed init is reported (and quarantines the module); the others still start.
-        let _ = worker.boot().await;
+        // In a task of its own, so that modules started together run their `init`s on
+        // every runtime thread, and one that computes until its deadline holds up no other.
+        let booted = tokio::spawn(async move {
+            let mut worker = worker;
+            let _ = worker.boot().await;
+            worker
+        });
+        let worker = match booted.await {
+            Ok(worker) => worker,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("a module's start was cancelled: {e}"),
+        };
         let (queue, receiver) = mpsc::channel(self.policy.queue_capacity);
         let (stop, stopped) = watch::channel(*self.shutting_down.borrow());
         let task = tokio::spawn(worker.run(receiver, stopped));
