@@ -152,7 +152,10 @@ async fn leases_stay_renewed_while_a_module_takes_longer_than_a_lease_to_start()
 /// other module's start (placement takes modules in name order, the slow one first).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_module_slow_to_start_holds_up_no_other_taken_in_the_same_round() {
-    let config = solo_node(fresh_database());
+    let mut config = solo_node(fresh_database());
+    // A heartbeat late on a busy machine must not end the round before b-quick is taken.
+    config.cluster.lease_ms = 10_000;
+    config.cluster.renew_ms = 1_000;
     let slow = TestModule::new(
         "probe",
         "a-slow",
@@ -318,6 +321,105 @@ async fn a_read_left_unanswered_at_the_end_of_a_call_is_the_stores_failure_not_t
         .find(|m| m.name == "probe");
     assert_eq!(probe.map(|m| m.totals.trapped), Some(0));
     running.stop().await;
+}
+
+/// A read the store answers within its least wait, past the call's deadline, is the
+/// call's time running out: the call ends as past its deadline (not the store's failure,
+/// and its writes are not committed). The store is held up by a table lock the test
+/// releases once the deadline has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_answered_past_the_deadline_ends_the_call_as_past_its_deadline() {
+    nexum_tests::logs::print_from_env();
+    let server = tokio::task::block_in_place(nexum_tests::postgres::PostgresServer::start);
+    let url = format!("{}/postgres", server.url);
+    let mut config = solo_node(url.clone());
+    // A least wait of a second.
+    config.limits.event_timeout_ms = 2000;
+    config.cluster.lease_ms = 60_000;
+    config.cluster.renew_ms = 20_000;
+    let running = run(vec![TestModule::probe("probe")], config).await;
+    let is_running = || running.runtime.modules().iter().any(|m| m.name == "probe");
+    assert!(
+        wait_until(Duration::from_secs(30), is_running).await,
+        "the module never started"
+    );
+    let mut lines = running.runtime.log_lines();
+    let mut changes = running.runtime.lifecycle();
+    let lock = TableLock::take(&url, "nexum_entries");
+    let trapped = {
+        // Its read begins 100 ms before the deadline: it may wait a second.
+        let mut call = std::pin::pin!(
+            running
+                .runtime
+                .dispatch("probe", tick("sleep 1900; log reading; count reads"))
+        );
+        assert!(futures::poll!(call.as_mut()).is_pending());
+        let reading = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match lines.recv().await {
+                    Ok(line) if line.message == "reading" => return,
+                    Ok(_) => {}
+                    Err(e) => panic!("log lines: {e}"),
+                }
+            }
+        });
+        assert!(reading.await.is_ok(), "the call never read");
+        // Past the deadline, well within the read's least wait.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        drop(lock);
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match changes.recv().await.map(|event| event.change) {
+                    Ok(Lifecycle::Trapped { reason }) => return Ok(reason),
+                    Ok(Lifecycle::Started) => return Err("ran again as the store's failure"),
+                    Ok(_) => {}
+                    Err(e) => panic!("lifecycle: {e}"),
+                }
+            }
+        })
+        .await
+        .expect("the call did not end")
+    };
+    let reason = trapped.unwrap();
+    assert!(reason.contains("deadline of 2000 ms exceeded"), "{reason}");
+    running.stop().await;
+}
+
+/// An `ACCESS EXCLUSIVE` lock on a table, held by a transaction of its own until dropped:
+/// every statement touching the table waits meanwhile.
+struct TableLock(
+    Option<std::sync::mpsc::Sender<()>>,
+    Option<std::thread::JoinHandle<()>>,
+);
+
+impl TableLock {
+    fn take(url: &str, table: &str) -> Self {
+        let (url, table) = (url.to_string(), table.to_string());
+        let (locked, taken) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let mut tx = client.transaction().unwrap();
+            tx.batch_execute(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+                .unwrap();
+            locked.send(()).unwrap();
+            let _ = released.recv();
+            tx.commit().unwrap();
+        });
+        taken
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the table lock was not taken");
+        Self(Some(release), Some(holder))
+    }
+}
+
+impl Drop for TableLock {
+    fn drop(&mut self) {
+        drop(self.0.take());
+        if let Some(holder) = self.1.take() {
+            let _ = holder.join();
+        }
+    }
 }
 
 fn tick(script: &str) -> Event {

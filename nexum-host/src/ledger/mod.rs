@@ -27,7 +27,9 @@ mod records;
 pub(crate) mod storage;
 
 pub use backup::{BackupError, BackupSummary};
-pub(crate) use postgres::{HeldLeases, PostgresStorage, no_answer, no_answer_within};
+pub(crate) use postgres::{
+    HeldLeases, PostgresStorage, no_answer, no_answer_within, ran_out_of_time,
+};
 pub(crate) use records::{Bookkeeping, Cursor, DeliveredBlock, Entry, Start, SubscriptionId};
 pub use records::{DeadLetter, DeadLetterPage, Position};
 pub use storage::StoreError;

@@ -342,6 +342,20 @@ pub(crate) fn no_answer_within(within: Duration) -> StoreError {
     StoreError::Backend(format!("{NO_ANSWER} {} ms", within.as_millis()))
 }
 
+/// How a read given up on because its call's time ran out is reported (see
+/// [`ran_out_of_time`]).
+const OUT_OF_TIME: &str = "the call's time ran out during a read";
+
+fn out_of_time() -> StoreError {
+    StoreError::Backend(OUT_OF_TIME.into())
+}
+
+/// Whether `error` is a read given up on because its call's time ran out: the call's own
+/// failure, not the store's.
+pub(crate) fn ran_out_of_time(error: &StoreError) -> bool {
+    matches!(error, StoreError::Backend(text) if text == OUT_OF_TIME)
+}
+
 /// Whether `error` says the database did not answer in time (rather than refused).
 pub(crate) fn no_answer(error: &StoreError) -> bool {
     matches!(error, StoreError::Backend(text) if text.starts_with(NO_ANSWER))
@@ -425,7 +439,20 @@ impl PostgresStorage {
         &self,
         work: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.pool.run(work, read_deadline::wait(), Late::Dropped)
+        let Some((wait, whole)) = read_deadline::begin() else {
+            return self.pool.run(work, None, Late::Runs);
+        };
+        let answer = if wait.is_zero() {
+            Err(no_answer_within(wait))
+        } else {
+            self.pool.run(work, Some(wait), Late::Dropped)
+        };
+        read_deadline::end();
+        match answer {
+            // Given up on before the store had its least wait: the call's time ran out.
+            Err(error) if no_answer(&error) && !whole => Err(out_of_time()),
+            answer => answer,
+        }
     }
 
     /// Runs SQL of the cluster's own (leases, nodes) on a pooled connection.
@@ -937,8 +964,10 @@ mod tests {
         assert!(db.keeper_unstuck(Duration::ZERO));
     }
 
-    /// A read made for a call waits as long as the call allows, but a while at least: so a
-    /// database that answers is told apart from one that does not (see `read_deadline`).
+    /// A read made for a call waits until the call's deadline, and its least wait at least
+    /// (past the deadline if need be) but no longer than the deadline plus one least wait:
+    /// given up on after its whole least wait it is the store's failure, else the call's
+    /// time ran out (see `read_deadline`).
     #[test]
     fn a_read_for_a_call_waits_until_its_deadline_or_its_least_wait() {
         use std::time::Instant;
@@ -953,15 +982,22 @@ mod tests {
                     .map_err(super::backend)
             })
         };
-        // The call's time is spent, but the read still gets its least wait.
-        let spent = Instant::now();
-        let read = super::read_deadline::within(spent, Duration::from_secs(5), || slow_read(&db));
-        assert!(read.is_ok(), "{read:?}");
-        // Both short: given up on.
-        let read = super::read_deadline::within(Instant::now(), Duration::from_millis(50), || {
-            slow_read(&db)
-        });
+        let within =
+            |deadline, least, db| super::read_deadline::within(deadline, least, || slow_read(db));
+        // The call's time is spent, but the read still gets its least wait; it ended past
+        // the deadline.
+        let (read, past) = within(Instant::now(), Duration::from_secs(5), &db);
+        assert!(read.is_ok() && past, "{read:?}");
+        // The store had its least wait: its failure.
+        let (read, _) = within(
+            Instant::now() + Duration::from_millis(100),
+            Duration::from_millis(50),
+            &db,
+        );
         assert!(read.as_ref().is_err_and(no_answer), "{read:?}");
+        // Past the deadline, with less than its least wait left: the call's time ran out.
+        let (read, _) = within(Instant::now(), Duration::from_millis(50), &db);
+        assert!(read.as_ref().is_err_and(super::ran_out_of_time), "{read:?}");
         // Not for a call: as long as it takes.
         assert!(slow_read(&db).is_ok());
     }
@@ -976,23 +1012,23 @@ mod tests {
         drop(PostgresStorage::open(&url, "node", Arc::new(HeldLeases::default())).unwrap());
         let db = PostgresStorage::open_reader(&url).unwrap();
         let short = Duration::from_millis(50);
-        let busy = super::read_deadline::within(Instant::now(), short, || {
+        let busy = super::read_deadline::within(Instant::now() + short, short, || {
             db.read(|client| {
                 client
                     .batch_execute("SELECT pg_sleep(0.5)")
                     .map_err(super::backend)
             })
         });
-        assert!(busy.as_ref().is_err_and(no_answer), "{busy:?}");
+        assert!(busy.0.as_ref().is_err_and(no_answer), "{busy:?}");
         let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let marked = ran.clone();
-        let queued = super::read_deadline::within(Instant::now(), short, || {
+        let queued = super::read_deadline::within(Instant::now() + short, short, || {
             db.read(move |_| {
                 marked.store(true, std::sync::atomic::Ordering::SeqCst);
                 Ok(())
             })
         });
-        assert!(queued.as_ref().is_err_and(no_answer), "{queued:?}");
+        assert!(queued.0.as_ref().is_err_and(no_answer), "{queued:?}");
         // Behind both on the one connection: once it answers, neither is still to run.
         db.read(|_| Ok(())).unwrap();
         assert!(

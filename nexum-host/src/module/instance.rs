@@ -191,9 +191,17 @@ fn finish(
     bookkeeping: &Bookkeeping,
 ) -> CallResult {
     let writes = store.data_mut().take_writes();
+    // Both taken, so that neither is left over for the next call.
+    let backend_failure = store.data().module_store().take_backend_failure();
+    let past_deadline = store.data().module_store().take_past_deadline();
     // A call that ran into a storage failure proves nothing about the module.
-    if let Some(reason) = store.data().module_store().take_backend_failure() {
+    if let Some(reason) = backend_failure {
         return CallResult::Err(CallError::Commit(StoreError::Backend(reason)));
+    }
+    // A read of it ended past the deadline: the call did not end in time, whatever it
+    // returned (it may have returned before the timer around it was looked at).
+    if past_deadline {
+        return CallResult::Trap(deadline_reached(limits));
     }
     match outcome {
         Ok(Ok(Ok(()))) => match store.data().module_store().commit(writes, bookkeeping) {

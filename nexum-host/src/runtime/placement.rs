@@ -114,7 +114,7 @@ impl Parts {
             }
         }
         // Each side by side: a module finishing a long call, or a slow `init`, holds up
-        // no other module's move. Those handed on first: their next owner waits for them.
+        // no other module's move.
         let live = &live;
         let hand_backs = handed_on.into_iter().map(|(module, epoch)| async move {
             self.retire(module).await;
@@ -126,7 +126,6 @@ impl Parts {
             );
             Ok(())
         });
-        let handed_back = futures::future::join_all(hand_backs).await;
         let starts = taken
             .into_iter()
             .map(|(module, epoch, prepared)| async move {
@@ -148,8 +147,20 @@ impl Parts {
                 );
                 Ok(())
             });
-        let started = futures::future::join_all(starts).await;
-        handed_back.into_iter().chain(started).collect()
+        let (handed_back, started) = futures::future::join(
+            futures::future::join_all(hand_backs),
+            futures::future::join_all(starts),
+        )
+        .await;
+        let mut failed = handed_back
+            .into_iter()
+            .chain(started)
+            .filter_map(Result::err);
+        let first = failed.next();
+        for also in failed {
+            tracing::warn!(node = cluster.node(), error = %also, "cluster: placement round failed");
+        }
+        first.map_or(Ok(()), Err)
     }
 
     /// Forgets `module`'s lease and releases it (on the keeper's connection, after any

@@ -91,6 +91,16 @@ pub(crate) struct HostSupervisor {
     lifecycle: broadcast::Sender<ModuleEvent>,
     table: RwLock<Table>,
     shutting_down: watch::Sender<bool>,
+    /// Modules starting together run their `init`s side by side, this many at a time.
+    starts: Arc<tokio::sync::Semaphore>,
+}
+
+/// How many modules run their `init` at once: twice the cores, four at least. Side by side
+/// so that a slow `init` holds up no other; not all at once, or `init`s computing on a few
+/// cores would each take many times longer, against their own deadlines.
+fn concurrent_starts() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (2 * cores).max(4)
 }
 
 /// A module ready to run: loaded, and given what it may reach.
@@ -116,13 +126,15 @@ impl HostSupervisor {
             lifecycle: observers.lifecycle_sender(),
             table: RwLock::default(),
             shutting_down: watch::channel(false).0,
+            starts: Arc::new(tokio::sync::Semaphore::new(concurrent_starts())),
         };
         supervisor.add_all(modules).await;
         supervisor
     }
 
-    /// Starts each of `modules` side by side (running `init`) and puts them last, in order;
-    /// a module of the same name is replaced in place instead (stop it first).
+    /// Starts each of `modules` side by side (running `init`; see [`concurrent_starts`])
+    /// and puts them last, in order; a module of the same name is replaced in place instead
+    /// (stop it first).
     pub(crate) async fn add_all(&self, modules: Vec<Prepared>) {
         let launches = modules.into_iter().map(|prepared| self.launch(prepared));
         let handles = futures::future::join_all(launches).await;
@@ -209,7 +221,10 @@ impl HostSupervisor {
         // A failed init is reported (and quarantines the module); the others still start.
         // In a task of its own, so that modules started together run their `init`s on
         // every runtime thread, and one that computes until its deadline holds up no other.
+        let starts = self.starts.clone();
         let booted = tokio::spawn(async move {
+            // Its deadline starts once its turn has come.
+            let _turn = starts.acquire_owned().await;
             let mut worker = worker;
             let _ = worker.boot().await;
             worker

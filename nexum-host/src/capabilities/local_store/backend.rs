@@ -7,7 +7,7 @@ use nexum_core::host_rules::store::{Page, StoreLimits, StoreRule, WriteOp, Write
 use nexum_core::{Limits, ModuleName};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Why a module's store call was refused.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,8 @@ pub(crate) struct ModuleStore {
     /// A storage failure a call ran into: the call then counts as the store's failure
     /// (run again), never as the module's (retried, then dead-lettered).
     backend_failure: Arc<std::sync::Mutex<Option<String>>>,
+    /// A read this call made ended after the call's deadline.
+    past_deadline: Arc<AtomicBool>,
 }
 
 impl ModuleStore {
@@ -42,6 +44,7 @@ impl ModuleStore {
             limits: StoreLimits::from(limits),
             used: ledger.module_usage(module)?,
             backend_failure: Arc::default(),
+            past_deadline: Arc::default(),
         })
     }
 
@@ -51,6 +54,16 @@ impl ModuleStore {
             .backend_failure
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(error.to_string());
+    }
+
+    /// Notes that a read of this call ended after the call's deadline.
+    pub fn note_past_deadline(&self) {
+        self.past_deadline.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a read of this call ended after its deadline (and forgets it).
+    pub fn take_past_deadline(&self) -> bool {
+        self.past_deadline.swap(false, Ordering::Relaxed)
     }
 
     /// The storage failure this call ran into, if any (and forgets it).

@@ -4,7 +4,7 @@
 use super::backend::{ModuleStore, StoreRefusal};
 use crate::bindings::local_store::{self, Entry, EntryPage, Host, WriteOp};
 use crate::bindings::types::Fault;
-use crate::ledger::read_deadline;
+use crate::ledger::{ran_out_of_time, read_deadline};
 use crate::state::ModuleState;
 use nexum_core::host_rules::store::{self, WriteSet};
 use std::time::{Duration, Instant};
@@ -52,16 +52,24 @@ impl LocalStoreCtx<'_> {
     }
 
     /// Runs `op` on the store and the call's writes, its reads bounded by the call's
-    /// deadline; each may still wait a second (or half the call's time, if less) to answer,
-    /// so that only a failing store is blamed for a read given up on ([`read_deadline`]).
+    /// deadline and a least wait of a second (or half the call's time, if less), so that
+    /// only a failing store is blamed for a read given up on ([`read_deadline`]).
     fn with_store<T>(
         &mut self,
         op: impl FnOnce(&ModuleStore, &mut WriteSet) -> Result<T, StoreRefusal>,
     ) -> Result<T, Fault> {
         let (store, pending) = (self.store, &mut *self.pending);
         let least = (self.budget / 2).min(Duration::from_secs(1));
-        read_deadline::within(self.deadline, least, || op(store, pending))
-            .map_err(|r| self.refused(r))
+        let (done, past_deadline) =
+            read_deadline::within(self.deadline, least, || op(store, pending));
+        if past_deadline {
+            self.store.note_past_deadline();
+        }
+        done.map_err(|refusal| match &refusal {
+            // The call's own time ran out, not the store: no failure of the store's.
+            StoreRefusal::Backend(error) if ran_out_of_time(error) => refusal.into(),
+            _ => self.refused(refusal),
+        })
     }
 }
 
