@@ -1,4 +1,5 @@
-//! A TCP proxy between nexum and a node, to see what crosses the wire and to cut it.
+//! A TCP proxy between nexum and a node or a database, to see what crosses the wire, to
+//! cut it, to lose one answer and to hold one request back.
 
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,6 +15,18 @@ struct State {
     accepted: usize,
     /// Connections turned away while cut.
     refused: usize,
+    /// The next request holding these bytes reaches the server, but its answer never
+    /// reaches the client: the connection closes as the answer comes.
+    lose_answer_to: Option<Vec<u8>>,
+    /// Answers lost so far.
+    answers_lost: usize,
+    /// The next request holding these bytes is held back: its client's connection closes
+    /// at once, and the request reaches the server only on [`Proxy::release_held`].
+    hold_next: Option<Vec<u8>>,
+    /// Requests held back so far, and of those released, the ones the server answered.
+    held: usize,
+    held_answered: usize,
+    release: Arc<tokio::sync::Notify>,
 }
 
 /// Forwards `127.0.0.1:<port>` to a target port, recording what clients send.
@@ -88,6 +101,40 @@ impl Proxy {
         String::from_utf8_lossy(&self.state.lock().unwrap().sent).into_owned()
     }
 
+    /// Lets the next request that holds `needle` reach the server and do its work, and
+    /// closes its connection when the answer comes, before the client has it: a request
+    /// that took effect while its client saw the connection fail.
+    pub fn lose_answer_to(&self, needle: &str) {
+        self.state.lock().unwrap().lose_answer_to = Some(needle.as_bytes().to_vec());
+    }
+
+    /// Holds back the next request that holds `needle`: its client sees the connection
+    /// close with no answer, and the server gets the request only when
+    /// [`Proxy::release_held`] lets it go: a request that outlived its client's patience.
+    pub fn hold_next(&self, needle: &str) {
+        self.state.lock().unwrap().hold_next = Some(needle.as_bytes().to_vec());
+    }
+
+    /// Requests held back so far (see [`Proxy::hold_next`]).
+    pub fn requests_held(&self) -> usize {
+        self.state.lock().unwrap().held
+    }
+
+    /// Lets the request held back reach the server.
+    pub fn release_held(&self) {
+        self.state.lock().unwrap().release.notify_one();
+    }
+
+    /// Requests released that the server has answered (the answer goes nowhere).
+    pub fn held_answered(&self) -> usize {
+        self.state.lock().unwrap().held_answered
+    }
+
+    /// Answers lost so far (see [`Proxy::lose_answer_to`]).
+    pub fn answers_lost(&self) -> usize {
+        self.state.lock().unwrap().answers_lost
+    }
+
     /// Forgets what was sent so far.
     pub fn clear_sent(&self) {
         self.state.lock().unwrap().sent.clear();
@@ -105,24 +152,74 @@ async fn forward(mut client: TcpStream, target: u16, state: Arc<Mutex<State>>) {
     let Ok(mut server) = TcpStream::connect(("127.0.0.1", target)).await else {
         return;
     };
-    let (mut client_read, mut client_write) = client.split();
-    let (mut server_read, mut server_write) = server.split();
-    let upstream = async {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            let n = match client_read.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            state.lock().unwrap().sent.extend_from_slice(&buf[..n]);
-            if server_write.write_all(&buf[..n]).await.is_err() {
-                break;
+    let held = {
+        let (mut client_read, mut client_write) = client.split();
+        let (mut server_read, mut server_write) = server.split();
+        // Set once this connection carried the request whose answer is to be lost; the
+        // client waits for that answer, so the next bytes from the server are it.
+        let losing = std::sync::atomic::AtomicBool::new(false);
+        let upstream = async {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let n = match client_read.read(&mut buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => n,
+                };
+                {
+                    let mut state = state.lock().unwrap();
+                    state.sent.extend_from_slice(&buf[..n]);
+                    if holds(state.hold_next.as_deref(), &buf[..n]) {
+                        state.hold_next = None;
+                        state.held += 1;
+                        return Some(buf[..n].to_vec());
+                    }
+                    if holds(state.lose_answer_to.as_deref(), &buf[..n]) {
+                        state.lose_answer_to = None;
+                        losing.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+                if server_write.write_all(&buf[..n]).await.is_err() {
+                    return None;
+                }
             }
+        };
+        let downstream = async {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let n = match server_read.read(&mut buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => n,
+                };
+                if losing.load(std::sync::atomic::Ordering::SeqCst) {
+                    state.lock().unwrap().answers_lost += 1;
+                    return None;
+                }
+                if client_write.write_all(&buf[..n]).await.is_err() {
+                    return None;
+                }
+            }
+        };
+        tokio::select! {
+            held = upstream => held,
+            held = downstream => held,
         }
     };
-    let downstream = tokio::io::copy(&mut server_read, &mut client_write);
-    tokio::select! {
-        _ = upstream => {}
-        _ = downstream => {}
+    let Some(request) = held else {
+        return;
+    };
+    // The client gives up on its request; the request reaches the server later.
+    drop(client);
+    let release = state.lock().unwrap().release.clone();
+    release.notified().await;
+    let mut answer = [0u8; 1024];
+    if server.write_all(&request).await.is_ok()
+        && matches!(server.read(&mut answer).await, Ok(n) if n > 0)
+    {
+        state.lock().unwrap().held_answered += 1;
     }
+}
+
+/// Whether `chunk` holds `needle`, when there is one.
+fn holds(needle: Option<&[u8]>, chunk: &[u8]) -> bool {
+    needle.is_some_and(|needle| chunk.windows(needle.len()).any(|window| window == needle))
 }

@@ -422,6 +422,104 @@ impl Drop for TableLock {
     }
 }
 
+/// Text only a module's commit statement holds (its turn check): the proxy acts on it.
+const MODULE_COMMIT: &str = "AND value = $10";
+
+/// `url` with its server reached through `proxy`.
+fn through(proxy: &nexum_tests::proxy::Proxy, url: &str) -> String {
+    let (server, database) = url.rsplit_once('/').unwrap();
+    let (host, _) = server.rsplit_once(':').unwrap();
+    format!("{host}:{}/{database}", proxy.port())
+}
+
+/// The server's port in `url`.
+fn port_of(url: &str) -> u16 {
+    let (server, _) = url.rsplit_once('/').unwrap();
+    server.rsplit_once(':').unwrap().1.parse().unwrap()
+}
+
+/// The probe's `hits` counter, as stored.
+fn hits(url: &str) -> Vec<String> {
+    query_texts(
+        url,
+        "SELECT convert_from(value, 'UTF8') FROM nexum_entries
+         WHERE space = 'module:probe' AND key = 'hits'::bytea",
+    )
+}
+
+/// One node running the probe on a fresh database it reaches through a proxy; the
+/// database's own address.
+async fn probe_behind_a_proxy() -> (
+    nexum_tests::proxy::Proxy,
+    String,
+    nexum_tests::engine::TestRuntime,
+) {
+    let url = fresh_database();
+    let proxy = nexum_tests::proxy::Proxy::start(port_of(&url)).await;
+    let running = run(
+        vec![TestModule::probe("probe")],
+        solo_node(through(&proxy, &url)),
+    )
+    .await;
+    let is_running = || running.runtime.modules().iter().any(|m| m.name == "probe");
+    assert!(
+        wait_until(Duration::from_secs(30), is_running).await,
+        "the module never started"
+    );
+    (proxy, url, running)
+}
+
+/// A commit can land and its answer be lost on the way back: the node sees the connection
+/// fail and cannot tell. It learns whether the commit landed before it runs the call again:
+/// the call runs once and its writes land once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_answer_is_lost_is_not_made_again() {
+    nexum_tests::logs::print_from_env();
+    let (proxy, url, running) = probe_behind_a_proxy().await;
+    let mut lines = running.runtime.log_lines();
+
+    proxy.lose_answer_to(MODULE_COMMIT);
+    let outcome = running
+        .runtime
+        .dispatch("probe", tick("log counting; count hits"))
+        .await;
+    assert_eq!(outcome.unwrap(), Outcome::Handled);
+    assert_eq!(proxy.answers_lost(), 1, "no commit's answer was lost");
+    assert_eq!(tokio::task::block_in_place(|| hits(&url)), ["1"]);
+    let mut runs = 0;
+    while let Ok(line) = lines.try_recv() {
+        runs += usize::from(line.message == "counting");
+    }
+    assert_eq!(runs, 1, "the call ran again after its commit had landed");
+    running.stop().await;
+}
+
+/// A commit the node gave up on can still reach the database later, after the call ran
+/// again and committed, and after the next call too: it must not land then (here it
+/// would set the counter back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_given_up_on_that_arrives_late_does_not_land() {
+    nexum_tests::logs::print_from_env();
+    let (proxy, url, running) = probe_behind_a_proxy().await;
+
+    proxy.hold_next(MODULE_COMMIT);
+    for _ in 0..2 {
+        let outcome = running.runtime.dispatch("probe", tick("count hits")).await;
+        assert_eq!(outcome.unwrap(), Outcome::Handled);
+    }
+    assert_eq!(proxy.requests_held(), 1, "no commit was held back");
+    assert_eq!(tokio::task::block_in_place(|| hits(&url)), ["2"]);
+    proxy.release_held();
+    let answered = wait_until(Duration::from_secs(30), || proxy.held_answered() == 1).await;
+    assert!(answered, "the database never answered the late commit");
+    assert_eq!(
+        tokio::task::block_in_place(|| hits(&url)),
+        ["2"],
+        "the late commit landed"
+    );
+    running.stop().await;
+}
+
 fn tick(script: &str) -> Event {
     Event::Tick(Tick {
         fired_at: 0,

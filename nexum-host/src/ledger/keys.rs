@@ -55,3 +55,9 @@ pub(crate) fn delivered_of(module: &str) -> String {
 pub(crate) fn adopted(module: &str) -> String {
     format!("adopted/{module}")
 }
+
+/// The token of a module's last commit on a shared store: each commit names the one it
+/// follows, so a commit whose answer was lost can be told apart from one that never ran.
+pub(crate) fn last_commit(module: &str) -> String {
+    format!("commit/{module}")
+}

@@ -17,6 +17,7 @@
 //!   empty state directory.
 
 mod backup;
+mod commit_chain;
 mod fjall;
 mod keys;
 #[cfg(test)]
@@ -429,11 +430,30 @@ impl Ledger {
                 used.to_le_bytes().to_vec(),
             );
         }
-        self.storage.commit(batch)?;
-        if let Some((counter, used)) = usage {
-            counter.store(used, Ordering::Relaxed);
+        match self.storage.commit(batch) {
+            Ok(()) => {
+                if let Some((counter, used)) = usage {
+                    counter.store(used, Ordering::Relaxed);
+                }
+                Ok(())
+            }
+            Err(error @ StoreError::AlreadyCommitted { .. }) => {
+                // The landed commit counted bytes this node has not: count them now.
+                self.refresh_usage(module)?;
+                Err(error)
+            }
+            Err(error) => Err(error),
         }
-        Ok(())
+    }
+
+    /// Whether `module`'s last commit that failed without an answer landed (`None` when
+    /// none is in doubt); when it did, its usage is read again.
+    pub(crate) fn commit_in_doubt(&self, module: &ModuleName) -> Result<Option<bool>, StoreError> {
+        let landed = self.storage.commit_in_doubt(module.as_str())?;
+        if landed == Some(true) {
+            self.refresh_usage(module)?;
+        }
+        Ok(landed)
     }
 
     // The engine's side.

@@ -9,7 +9,9 @@
 //! reads the module's lease row `FOR SHARE` in the same statement and writes nothing unless
 //! this node holds it at the epoch it acquired; a takeover updates that row, so it waits for
 //! a commit in flight, and a commit that waited for a takeover, or came after one, fails
-//! ([`StoreError::Fenced`]).
+//! ([`StoreError::Fenced`]). The same statement applies a module's commit only in its turn
+//! in the module's chain of commits ([`commit_chain`](super::commit_chain)), so a commit
+//! whose answer was lost is never made twice.
 //!
 //! The `postgres` client blocks, and must not run on the async runtime's threads: a small
 //! pool of threads of its own, each with a connection, serves requests from the ledger; one
@@ -21,6 +23,8 @@
 //! must not change the schema under running nodes, so it reads only a schema it knows.
 
 use super::backup::BackupError;
+use super::commit_chain::{CommitChains, Settled};
+use super::keys;
 use super::read_deadline;
 use super::storage::{Batch, EntryVisitor, Space, Storage, StoreError, Write};
 use postgres::types::Type;
@@ -375,6 +379,7 @@ pub(crate) struct PostgresStorage {
     /// This process, among any that claim the same node name.
     instance: String,
     held: Arc<HeldLeases>,
+    chains: CommitChains,
 }
 
 /// A database error as one line, without the connection string (it may hold a password).
@@ -389,6 +394,7 @@ fn backend(error: postgres::Error) -> StoreError {
 impl PostgresStorage {
     /// Connects to `url` as `node`, creating or migrating the schema.
     pub fn open(url: &str, node: &str, held: Arc<HeldLeases>) -> Result<Self, StoreError> {
+        let instance = instance_id();
         let mut first = connect(url)?;
         migrate(&mut first)?;
         let mut clients = vec![first];
@@ -404,7 +410,8 @@ impl PostgresStorage {
                 "nexum-pg-leases",
             )?),
             node: node.to_string(),
-            instance: instance_id(),
+            chains: CommitChains::new(&instance),
+            instance,
             held,
         })
     }
@@ -412,13 +419,15 @@ impl PostgresStorage {
     /// Connects to `url` to read what the nodes wrote, on one connection: no migration, no
     /// lease, and a schema other than this nexum's is refused (see [`check_schema`]).
     pub fn open_reader(url: &str) -> Result<Self, StoreError> {
+        let instance = instance_id();
         let mut client = connect(url)?;
         check_schema(&mut client)?;
         Ok(Self {
             pool: Pool::start(url, "", vec![client], "nexum-pg")?,
             keeper: None,
             node: "nexum-reader".to_string(),
-            instance: instance_id(),
+            chains: CommitChains::new(&instance),
+            instance,
             held: Arc::default(),
         })
     }
@@ -503,6 +512,46 @@ impl PostgresStorage {
     /// This process's id among processes claiming the same node name.
     pub fn instance(&self) -> &str {
         &self.instance
+    }
+
+    /// The token `module`'s next commit under lease `epoch` follows, read from the
+    /// database (and its chain begun there) once per epoch.
+    fn chain_follows(&self, module: &str, epoch: i64) -> Result<Vec<u8>, StoreError> {
+        if let Some(follows) = self.chains.follows(module, epoch) {
+            return Ok(follows);
+        }
+        let key = keys::last_commit(module).into_bytes();
+        let first = self.chains.next_token();
+        let stored = self.run(move |client| {
+            let row = client
+                .query_typed_one(BEGIN_CHAIN, &[(&key, Type::BYTEA), (&first, Type::BYTEA)])
+                .map_err(backend)?;
+            Ok(row.get::<_, Vec<u8>>(0))
+        })?;
+        self.chains.begin(module, epoch, stored.clone());
+        Ok(stored)
+    }
+
+    /// Reads `module`'s chain token and settles its commits in doubt by it.
+    fn settle(&self, module: &str) -> Result<Settled, StoreError> {
+        let key = keys::last_commit(module).into_bytes();
+        let stored = self.run(move |client| {
+            Ok(client
+                .query_typed_opt(
+                    "SELECT value FROM nexum_entries WHERE space = 'engine' AND key = $1",
+                    &[(&key, Type::BYTEA)],
+                )
+                .map_err(backend)?
+                .map(|row| row.get::<_, Vec<u8>>(0)))
+        })?;
+        Ok(self.chains.settle(module, stored.as_deref()))
+    }
+
+    /// A commit for `module` refused: the module is no longer this node's to run.
+    fn fenced(&self, module: String) -> StoreError {
+        self.chains.forget(&module);
+        metrics::counter!(crate::telemetry::names::FENCED_COMMITS).increment(1);
+        StoreError::Fenced { module }
     }
 }
 
@@ -604,14 +653,14 @@ fn key_text(space: &str, key: Vec<u8>) -> Result<String, StoreError> {
 
 /// A commit is one statement, so one round trip, and atomic on its own. The writes
 /// ($1..$5: keys to remove, entries to set) apply only if `allowed` has its row; the
-/// statement answers whether it had. `allowed` is computed once, before any write, and
-/// every reference reads that one result.
+/// statement answers whether the lease held and whether the writes applied. `allowed` is
+/// computed once, before any write, and every reference reads that one result.
 macro_rules! commit_sql {
-    ($allowed:literal) => {
+    ($checks:literal, $answer:literal) => {
         concat!(
-            "WITH allowed AS MATERIALIZED (",
-            $allowed,
-            "),
+            "WITH ",
+            $checks,
+            ",
              removed AS (
                  DELETE FROM nexum_entries e
                  USING unnest($1::text[], $2::bytea[]) AS gone(space, key)
@@ -625,21 +674,61 @@ macro_rules! commit_sql {
                  WHERE EXISTS (SELECT 1 FROM allowed)
                  ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value
              )
-             SELECT EXISTS (SELECT 1 FROM allowed)"
+             SELECT ",
+            $answer
         )
     };
 }
 
 /// A commit with no module to fence (the engine's own records).
-const COMMIT: &str = commit_sql!("SELECT 1");
+const COMMIT: &str = commit_sql!("allowed AS MATERIALIZED (SELECT 1)", "true, true");
 
 /// A module's commit: only while this node ($7) holds the module's ($6) lease at the epoch
-/// it was granted ($8). The row lock (FOR SHARE) holds off a takeover until the statement
-/// ends; a takeover that committed first, or that this statement waited for, leaves no
-/// row, so nothing is written.
+/// it was granted ($8), and only in its turn: while the module's chain token ($9) holds the
+/// token this commit follows ($10; the batch sets its own). The lease row's lock (FOR
+/// SHARE) holds off a takeover until the statement ends; a takeover that committed first,
+/// or that this statement waited for, leaves no row, so nothing is written. The token
+/// row's lock (FOR UPDATE) makes a second commit of the same turn wait for the first and
+/// then find the token moved on: of the two, one lands.
 const FENCED_COMMIT: &str = commit_sql!(
-    "SELECT 1 FROM nexum_leases WHERE module = $6 AND owner = $7 AND epoch = $8 FOR SHARE"
+    "leased AS MATERIALIZED (
+         SELECT 1 FROM nexum_leases WHERE module = $6 AND owner = $7 AND epoch = $8 FOR SHARE
+     ),
+     allowed AS MATERIALIZED (
+         SELECT 1 FROM nexum_entries
+         WHERE space = 'engine' AND key = $9 AND value = $10 AND EXISTS (SELECT 1 FROM leased)
+         FOR UPDATE
+     )",
+    "EXISTS (SELECT 1 FROM leased), EXISTS (SELECT 1 FROM allowed)"
 );
+
+/// Starts a module's commit chain: stores `$2` as its token unless it has one, and
+/// answers the token it has.
+const BEGIN_CHAIN: &str = "WITH put AS (
+         INSERT INTO nexum_entries (space, key, value) VALUES ('engine', $1, $2)
+         ON CONFLICT (space, key) DO NOTHING
+         RETURNING value
+     )
+     SELECT value FROM put
+     UNION ALL
+     SELECT value FROM nexum_entries WHERE space = 'engine' AND key = $1";
+
+/// How a commit statement answered.
+#[derive(Clone, Copy)]
+struct Committed {
+    /// The module's lease held (always, unfenced).
+    leased: bool,
+    /// The writes applied.
+    applied: bool,
+}
+
+/// A fenced commit's place in its module's chain: the token key, the token it follows,
+/// and its own.
+struct Turn {
+    key: Vec<u8>,
+    follows: Vec<u8>,
+    token: Vec<u8>,
+}
 
 /// The writes of `writes` that count: the last one for each key, in key order. One
 /// statement cannot write a row twice, and the batch's order is what decides. Key order
@@ -711,8 +800,8 @@ fn statement_parts(writes: Vec<Write>) -> Vec<StatementPart> {
 fn write_part(
     client: &mut impl postgres::GenericClient,
     part: &StatementPart,
-    fence: Option<(&str, &str, i64)>,
-) -> Result<bool, StoreError> {
+    fence: Option<(&str, &str, i64, &Turn)>,
+) -> Result<Committed, StoreError> {
     let mut params: Vec<(&(dyn postgres::types::ToSql + Sync), Type)> = vec![
         (&part.removed.0, Type::TEXT_ARRAY),
         (&part.removed.1, Type::BYTEA_ARRAY),
@@ -731,15 +820,18 @@ fn write_part(
                 ),
                 (&fenced.1, Type::TEXT),
                 (&fenced.2, Type::INT8),
+                (&fenced.3.key, Type::BYTEA),
+                (&fenced.3.follows, Type::BYTEA),
             ]);
             FENCED_COMMIT
         }
         None => COMMIT,
     };
-    Ok(client
-        .query_typed_one(sql, &params)
-        .map_err(backend)?
-        .get(0))
+    let row = client.query_typed_one(sql, &params).map_err(backend)?;
+    Ok(Committed {
+        leased: row.get(0),
+        applied: row.get(1),
+    })
 }
 
 /// Entries under `prefix` after `after`, in key order: at most `limit`, and none once those
@@ -877,54 +969,87 @@ impl Storage for PostgresStorage {
         Ok(entries.into_iter().map(|(k, _)| k).collect())
     }
 
-    fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+    fn commit(&self, mut batch: Batch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let fence = match &batch.fence {
-            Some(module) => Some((
-                module.clone(),
-                self.held.epoch(module).ok_or_else(|| StoreError::Fenced {
-                    module: module.clone(),
-                })?,
-            )),
+        let fence = match batch.fence.clone() {
+            Some(module) => {
+                let Some(epoch) = self.held.epoch(&module) else {
+                    return Err(StoreError::Fenced { module });
+                };
+                let turn = Turn {
+                    key: keys::last_commit(&module).into_bytes(),
+                    follows: self.chain_follows(&module, epoch)?,
+                    token: self.chains.next_token(),
+                };
+                batch.set(
+                    Space::Engine,
+                    keys::last_commit(&module),
+                    turn.token.clone(),
+                );
+                Some((module, epoch, Arc::new(turn)))
+            }
             None => None,
         };
         let node = self.node.clone();
         let parts = statement_parts(last_write_per_key(batch.writes));
-        self.run(move |client| {
-            let fence = fence
+        let statement_fence = fence.clone();
+        let answer = self.run(move |client| {
+            let fence = statement_fence
                 .as_ref()
-                .map(|(module, epoch)| (module.as_str(), node.as_str(), *epoch));
-            let allowed = match parts.as_slice() {
-                [whole] => write_part(client, whole, fence)?,
+                .map(|(module, epoch, turn)| (module.as_str(), node.as_str(), *epoch, &**turn));
+            match parts.as_slice() {
+                [whole] => write_part(client, whole, fence),
                 _ => {
                     // Too large for one statement: a transaction, whose first statement
                     // takes the lease's row lock and holds a takeover off until it ends.
                     let mut tx = client.transaction().map_err(backend)?;
-                    let mut allowed = true;
+                    let mut committed = Committed {
+                        leased: true,
+                        applied: true,
+                    };
                     for (i, part) in parts.iter().enumerate() {
-                        allowed = write_part(&mut tx, part, fence.filter(|_| i == 0))?;
-                        if !allowed {
+                        committed = write_part(&mut tx, part, fence.filter(|_| i == 0))?;
+                        if !committed.applied {
                             break;
                         }
                     }
-                    if allowed {
+                    if committed.applied {
                         tx.commit().map_err(backend)?;
                     }
-                    allowed
+                    Ok(committed)
                 }
-            };
-            match fence {
-                Some((module, ..)) if !allowed => {
-                    metrics::counter!(crate::telemetry::names::FENCED_COMMITS).increment(1);
-                    Err(StoreError::Fenced {
-                        module: module.to_string(),
-                    })
-                }
-                _ => Ok(()),
             }
-        })
+        });
+        let Some((module, _, turn)) = fence else {
+            return answer.map(|_| ());
+        };
+        let token = turn.token.clone();
+        match answer {
+            Ok(Committed { applied: true, .. }) => {
+                self.chains.landed(&module, token);
+                Ok(())
+            }
+            Ok(Committed { leased: false, .. }) => Err(self.fenced(module)),
+            // Leased, but not this commit's turn: a commit in doubt landed meanwhile (this
+            // one ran the same call again), or the chain moved on without this node.
+            Ok(Committed { leased: true, .. }) => match self.settle(&module)? {
+                Settled::Landed => Err(StoreError::AlreadyCommitted { module }),
+                Settled::NotLanded | Settled::Elsewhere => Err(self.fenced(module)),
+            },
+            Err(error) => {
+                self.chains.lost(&module, token);
+                Err(error)
+            }
+        }
+    }
+
+    fn commit_in_doubt(&self, module: &str) -> Result<Option<bool>, StoreError> {
+        if !self.chains.has_doubt(module) {
+            return Ok(None);
+        }
+        Ok(Some(self.settle(module)? == Settled::Landed))
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -1154,6 +1279,107 @@ mod tests {
             })
             .collect();
         assert!(sizes(tiny).len() > 1);
+    }
+
+    /// A node holding module `m`'s lease at epoch 1.
+    fn module_on_a_node() -> PostgresStorage {
+        let url = nexum_tests::postgres::fresh_database();
+        let held = Arc::new(HeldLeases::default());
+        let db = PostgresStorage::open(&url, "solo", held.clone()).unwrap();
+        db.with_client(|c| {
+            c.execute(
+                "INSERT INTO nexum_leases VALUES ('m', 'solo', 1, now() + interval '1 hour')",
+                &[],
+            )
+        })
+        .unwrap();
+        held.insert("m", 1);
+        db
+    }
+
+    fn module_m() -> crate::ledger::storage::Space {
+        crate::ledger::storage::Space::Module(nexum_core::ModuleName::new("m").unwrap())
+    }
+
+    /// Commits `value` under `m`'s key `k`, as a call of `m` does.
+    fn commit(db: &PostgresStorage, value: &[u8]) -> Result<(), crate::ledger::StoreError> {
+        use crate::ledger::storage::{Batch, Storage};
+        let mut batch = Batch {
+            fence: Some("m".into()),
+            ..Batch::default()
+        };
+        batch.set(module_m(), "k", value.to_vec());
+        db.commit(batch)
+    }
+
+    fn read(db: &PostgresStorage) -> Option<Vec<u8>> {
+        use crate::ledger::storage::Storage;
+        db.get(&module_m(), "k").unwrap()
+    }
+
+    #[test]
+    fn a_commit_in_doubt_that_landed_is_found_and_its_turn_is_not_taken_twice() {
+        use crate::ledger::StoreError;
+        use crate::ledger::storage::Storage;
+        let db = module_on_a_node();
+        commit(&db, b"one").unwrap();
+        assert_eq!(db.commit_in_doubt("m").unwrap(), None);
+
+        // A commit lands and its answer is lost: made here as the node makes it (the next
+        // token in the chain), then told lost.
+        let token = db.chains.next_token();
+        let stored = token.clone();
+        db.with_client(move |c| {
+            c.execute(
+                "UPDATE nexum_entries SET value = $1 WHERE space = 'engine' AND key = 'commit/m'::bytea",
+                &[&stored],
+            )
+        })
+        .unwrap();
+        db.chains.lost("m", token);
+        // The same turn taken again (the call run again) is refused, and says why.
+        assert!(matches!(
+            commit(&db, b"again"),
+            Err(StoreError::AlreadyCommitted { module }) if module == "m"
+        ));
+        assert_eq!(read(&db), Some(b"one".to_vec()));
+        assert_eq!(db.commit_in_doubt("m").unwrap(), None, "settled");
+        // The chain goes on from the commit that landed.
+        commit(&db, b"two").unwrap();
+        assert_eq!(read(&db), Some(b"two".to_vec()));
+
+        // One in doubt that landed, found by asking.
+        let token = db.chains.next_token();
+        let stored = token.clone();
+        db.with_client(move |c| {
+            c.execute(
+                "UPDATE nexum_entries SET value = $1 WHERE space = 'engine' AND key = 'commit/m'::bytea",
+                &[&stored],
+            )
+        })
+        .unwrap();
+        db.chains.lost("m", token);
+        assert_eq!(db.commit_in_doubt("m").unwrap(), Some(true));
+        assert_eq!(db.commit_in_doubt("m").unwrap(), None);
+        commit(&db, b"three").unwrap();
+
+        // One in doubt that never landed: asking says so, and the call's next commit lands.
+        db.chains.lost("m", db.chains.next_token());
+        assert_eq!(db.commit_in_doubt("m").unwrap(), Some(false));
+        commit(&db, b"four").unwrap();
+        assert_eq!(read(&db), Some(b"four".to_vec()));
+        assert_eq!(db.commit_in_doubt("m").unwrap(), None);
+    }
+
+    #[test]
+    fn a_commit_too_large_for_one_statement_takes_its_turn_in_the_chain() {
+        let db = module_on_a_node();
+        let large = vec![7u8; super::STATEMENT_BYTES + 1];
+        commit(&db, b"small").unwrap();
+        commit(&db, &large).unwrap();
+        assert_eq!(read(&db).map(|v| v.len()), Some(large.len()));
+        commit(&db, b"after").unwrap();
+        assert_eq!(read(&db), Some(b"after".to_vec()));
     }
 
     #[test]

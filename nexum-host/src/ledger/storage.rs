@@ -82,6 +82,13 @@ pub enum StoreError {
         /// The module.
         module: String,
     },
+    /// A commit whose answer was lost had landed after all (found when the call ran
+    /// again): the call's work is done, and this later commit of it was refused.
+    #[error("store: module `{module}`'s call had already been committed; its answer was lost")]
+    AlreadyCommitted {
+        /// The module.
+        module: String,
+    },
     /// A stored key is not UTF-8 (keys are strings in the contract).
     #[error("store: a key in {space} is not valid UTF-8")]
     NonUtf8Key {
@@ -129,6 +136,13 @@ pub(crate) trait Storage: Send + Sync {
 
     /// Applies `batch` atomically.
     fn commit(&self, batch: Batch) -> Result<(), StoreError>;
+
+    /// Whether the last commit of `module` that failed without an answer landed: `None`
+    /// when none is in doubt. Only a store across a network can lose a commit's answer;
+    /// an embedded one never has one in doubt.
+    fn commit_in_doubt(&self, _module: &str) -> Result<Option<bool>, StoreError> {
+        Ok(None)
+    }
 
     /// Makes everything committed so far durable.
     fn flush(&self) -> Result<(), StoreError>;

@@ -185,6 +185,10 @@ impl Worker {
     ) -> Result<Outcome, Stop> {
         let mut err_retries = error_backoff(&self.policy);
         let mut err_count = 0u32;
+        // What this event's last commit that failed without an answer was to do: found to
+        // have landed, the event is done. (Of two in doubt at once, at most one lands; the
+        // later one's outcome is reported.)
+        let mut in_doubt: Option<Outcome> = None;
         loop {
             let Some(instance) = self.instance.as_mut() else {
                 self.restart(shutdown).await?;
@@ -194,15 +198,14 @@ impl Worker {
                 .on_event(&delivery.event, &delivery.bookkeeping)
                 .await
             {
-                CallResult::Ok => {
-                    self.shared.handled.fetch_add(1, Ordering::Relaxed);
-                    self.failures = 0;
-                    self.restart_backoff = restart_backoff(&self.policy);
-                    self.store_backoff = store_backoff();
-                    return Ok(Outcome::Handled);
-                }
+                CallResult::Ok => return Ok(self.done(Outcome::Handled)),
                 CallResult::Err(CallError::Commit(error)) => {
-                    self.store_failed(error, shutdown).await?;
+                    if let Some(done) = self
+                        .commit_failed(error, Outcome::Handled, &mut in_doubt, shutdown)
+                        .await?
+                    {
+                        return Ok(self.done(done));
+                    }
                 }
                 CallResult::Err(error) => {
                     let reason = error.to_string();
@@ -234,14 +237,17 @@ impl Worker {
                                 attempts = err_count,
                                 "module returned an error; event skipped and dead-lettered"
                             );
+                            let skipped = Outcome::Failed(reason.clone());
                             if let Err(error) = self.skip(delivery, &reason, err_count) {
-                                self.store_failed(error, shutdown).await?;
-                                continue;
+                                match self
+                                    .commit_failed(error, skipped, &mut in_doubt, shutdown)
+                                    .await?
+                                {
+                                    Some(done) => return Ok(self.done(done)),
+                                    None => continue,
+                                }
                             }
-                            self.announce(Lifecycle::Skipped {
-                                reason: reason.clone(),
-                            });
-                            return Ok(Outcome::Failed(reason));
+                            return Ok(self.done(skipped));
                         }
                     }
                 }
@@ -269,23 +275,71 @@ impl Worker {
         }
     }
 
+    /// The event's work is done: its commit landed, now or (its answer lost) earlier.
+    /// `Failed` is an event skipped and dead-lettered.
+    fn done(&mut self, outcome: Outcome) -> Outcome {
+        match &outcome {
+            Outcome::Failed(reason) => {
+                metrics::counter!(crate::telemetry::names::DEAD_LETTERS, "module" => self.name().to_string())
+                    .increment(1);
+                self.announce(Lifecycle::Skipped {
+                    reason: reason.clone(),
+                });
+            }
+            _ => {
+                self.shared.handled.fetch_add(1, Ordering::Relaxed);
+                self.failures = 0;
+                self.restart_backoff = restart_backoff(&self.policy);
+                self.store_backoff = store_backoff();
+            }
+        }
+        outcome
+    }
+
+    /// A commit meant to end the event as `meant` failed. Returns how the event ended if
+    /// it turns out an earlier commit of it landed after all; `None` when it runs again.
+    async fn commit_failed(
+        &mut self,
+        error: StoreError,
+        meant: Outcome,
+        in_doubt: &mut Option<Outcome>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<Outcome>, Stop> {
+        if !matches!(error, StoreError::AlreadyCommitted { .. }) {
+            *in_doubt = Some(meant);
+        }
+        let landed = self.store_failed(error, shutdown).await?;
+        Ok(landed.then(|| in_doubt.take().unwrap_or(Outcome::Handled)))
+    }
+
     /// The store failed a call (the module did nothing wrong). The instance is dropped —
     /// its memory ran ahead of what was committed — and the event runs again on a fresh one
     /// after a backoff (250 ms doubling to 30 s): nothing is skipped or dead-lettered for
     /// it, nor counted against the module. When another node runs the module now, this
     /// worker stops instead.
+    ///
+    /// A commit can fail after it landed (its answer lost on the way back), and run again
+    /// the call would land its writes twice: so before it runs again, the worker learns
+    /// whether it landed, asking until the store answers. Returns whether it had.
     async fn store_failed(
         &mut self,
         error: StoreError,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<(), Stop> {
+    ) -> Result<bool, Stop> {
         self.instance = None;
-        if let StoreError::Fenced { .. } = error {
-            tracing::warn!(
-                module = self.name(),
-                "commit refused: another node runs this module now; it stops here"
-            );
-            return Err(Stop::Fenced);
+        match error {
+            StoreError::Fenced { .. } => {
+                tracing::warn!(
+                    module = self.name(),
+                    "commit refused: another node runs this module now; it stops here"
+                );
+                return Err(Stop::Fenced);
+            }
+            StoreError::AlreadyCommitted { .. } => {
+                self.landed_after_all().await;
+                return Ok(true);
+            }
+            _ => {}
         }
         let wait = self.store_backoff.next().unwrap_or(STORE_RETRY_MAX);
         tracing::error!(
@@ -295,10 +349,41 @@ impl Worker {
             "the store failed this call; the event runs again on a fresh instance (nothing skipped)"
         );
         sleep_or_shutdown(wait, shutdown).await?;
+        loop {
+            match self.capabilities.store.commit_in_doubt() {
+                Ok(Some(true)) => {
+                    self.landed_after_all().await;
+                    return Ok(true);
+                }
+                Ok(_) => break,
+                Err(error) => {
+                    let wait = self.store_backoff.next().unwrap_or(STORE_RETRY_MAX);
+                    tracing::warn!(
+                        module = self.name(),
+                        %error,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "whether the call's last commit landed is not known yet; asking the store again"
+                    );
+                    sleep_or_shutdown(wait, shutdown).await?;
+                }
+            }
+        }
         if let Err(failure) = self.start_instance().await {
             tracing::warn!(module = self.name(), reason = %failure, "starting a fresh instance failed; restarting");
         }
-        Ok(())
+        Ok(false)
+    }
+
+    /// A commit whose answer was lost had landed: the event is not run again, and a fresh
+    /// instance starts from the state it left.
+    async fn landed_after_all(&mut self) {
+        tracing::warn!(
+            module = self.name(),
+            "the call's commit had landed though its answer was lost; the event is not run again"
+        );
+        if let Err(failure) = self.start_instance().await {
+            tracing::warn!(module = self.name(), reason = %failure, "starting a fresh instance failed; restarting");
+        }
     }
 
     /// Records a skipped event as a dead letter, committing its bookkeeping with it so
@@ -322,10 +407,7 @@ impl Worker {
         bookkeeping.push(Entry::DeadLetter(Box::new(letter)));
         self.capabilities
             .store
-            .commit(WriteSet::default(), &bookkeeping)?;
-        metrics::counter!(crate::telemetry::names::DEAD_LETTERS, "module" => self.name().to_string())
-            .increment(1);
-        Ok(())
+            .commit(WriteSet::default(), &bookkeeping)
     }
 
     /// Waits out the restart backoff, then starts a fresh instance.

@@ -205,6 +205,12 @@ impl ModuleStore {
             .commit_call(&self.module, pending.into_writes(), usage, bookkeeping)
     }
 
+    /// Whether the module's last commit that failed without an answer landed: `None` when
+    /// none is in doubt. A call is run again only once its commit is known not to have.
+    pub fn commit_in_doubt(&self) -> Result<Option<bool>, StoreError> {
+        self.ledger.commit_in_doubt(&self.module)
+    }
+
     /// Bytes of keys and values the module has committed.
     pub fn used_bytes(&self) -> u64 {
         self.used.load(Ordering::Relaxed)
