@@ -26,6 +26,7 @@ struct State {
     /// Requests held back so far, and of those released, the ones the server answered.
     held: usize,
     held_answered: usize,
+    held_answers: Vec<Vec<u8>>,
     release: Arc<tokio::sync::Notify>,
 }
 
@@ -130,6 +131,16 @@ impl Proxy {
         self.state.lock().unwrap().held_answered
     }
 
+    /// What the server answered to the requests released, as text (lossy).
+    pub fn held_answers(&self) -> Vec<String> {
+        let state = self.state.lock().unwrap();
+        state
+            .held_answers
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect()
+    }
+
     /// Answers lost so far (see [`Proxy::lose_answer_to`]).
     pub fn answers_lost(&self) -> usize {
         self.state.lock().unwrap().answers_lost
@@ -211,12 +222,21 @@ async fn forward(mut client: TcpStream, target: u16, state: Arc<Mutex<State>>) {
     drop(client);
     let release = state.lock().unwrap().release.clone();
     release.notified().await;
-    let mut answer = [0u8; 1024];
-    if server.write_all(&request).await.is_ok()
-        && matches!(server.read(&mut answer).await, Ok(n) if n > 0)
-    {
-        state.lock().unwrap().held_answered += 1;
+    if server.write_all(&request).await.is_err() {
+        return;
     }
+    // The whole answer: PostgreSQL's ends with ReadyForQuery.
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(5).any(|w| w == b"Z\0\0\0\x05") {
+        match server.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    let mut state = state.lock().unwrap();
+    state.held_answered += 1;
+    state.held_answers.push(answer);
 }
 
 /// Whether `chunk` holds `needle`, when there is one.

@@ -55,6 +55,7 @@ fn write(ledger: &Ledger, module: &ModuleName, value: &str) -> Result<(), StoreE
         [("k".to_string(), Some(value.as_bytes().to_vec()))],
         None,
         &Bookkeeping::default(),
+        0,
     )
 }
 
@@ -223,6 +224,7 @@ fn call_writes(
             .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec))),
         Some((&counter, used)),
         &Bookkeeping::default(),
+        0,
     )
 }
 

@@ -6,41 +6,26 @@
 //! way the node cannot tell from the error whether the call's writes landed, and running
 //! the call again could land them twice. So each commit of a module stores a token of its
 //! own under the module's `commit/` key and applies only while the stored token is the one
-//! this node last saw land (checked under the token row's lock): of the commits made for
-//! one turn, at most one lands, and a stored token that is one of those in doubt says
-//! which.
+//! this node last saw land (checked under the token row's lock). A node commits for a
+//! module one commit at a time, and settles every commit in doubt before the next: it
+//! moves the token on from the last one it saw land, which waits for a commit in flight
+//! and leaves any still on its way unable to land; a stored token that is one of those in
+//! doubt says which landed. Whoever made a commit in doubt can ask how it was settled, by
+//! the id it gave it.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// How many settled commits of a module are remembered for their makers to ask about.
+const SETTLED_KEPT: usize = 64;
 
 /// What this node knows of its modules' commit chains.
 pub(crate) struct CommitChains {
-    chains: Mutex<HashMap<String, Chain>>,
+    chains: Mutex<HashMap<String, Arc<Mutex<Chain>>>>,
     /// This process's id: with the sequence, it makes every token unique.
     instance: String,
     sequence: AtomicU64,
-}
-
-/// One module's chain, as of the lease epoch it was read under (a new epoch may follow
-/// another node's commits, so it is read again).
-struct Chain {
-    epoch: i64,
-    /// The token of the last commit known to have landed: the next one follows it.
-    last: Vec<u8>,
-    /// Tokens of commits that failed without an answer, made after `last`.
-    in_doubt: Vec<Vec<u8>>,
-}
-
-/// What the token stored for a module says about its commits in doubt.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Settled {
-    /// One of them landed: it is the chain's last now.
-    Landed,
-    /// None has landed (yet: one still on its way would be refused once the next lands).
-    NotLanded,
-    /// The stored token is none this node made: its chain is no longer this node's.
-    Elsewhere,
 }
 
 impl CommitChains {
@@ -58,127 +43,183 @@ impl CommitChains {
         format!("{}-{n}", self.instance).into_bytes()
     }
 
-    /// The token the next commit of `module` under lease `epoch` follows, if known.
-    pub fn follows(&self, module: &str, epoch: i64) -> Option<Vec<u8>> {
-        self.lock()
-            .get(module)
-            .filter(|chain| chain.epoch == epoch)
-            .map(|chain| chain.last.clone())
+    /// `module`'s chain. Its lock is held for the whole of a commit: one at a time.
+    pub fn of(&self, module: &str) -> Arc<Mutex<Chain>> {
+        self.chains
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(module.to_string())
+            .or_default()
+            .clone()
+    }
+}
+
+/// Locks a chain (a panic while it was held leaves it as it was: every change is whole).
+pub(crate) fn lock(chain: &Mutex<Chain>) -> MutexGuard<'_, Chain> {
+    chain.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One module's chain, as of the lease epoch it was read under (a new epoch may follow
+/// another node's commits, so it is read again).
+#[derive(Default)]
+pub(crate) struct Chain {
+    epoch: Option<i64>,
+    /// The token of the last commit known to have landed: the next one follows it.
+    last: Option<Vec<u8>>,
+    /// Commits that failed without an answer since `last`: their makers' ids and tokens.
+    in_doubt: Vec<(u64, Vec<u8>)>,
+    /// How the latest commits in doubt were settled: id, and whether it landed.
+    settled: VecDeque<(u64, bool)>,
+}
+
+impl Chain {
+    /// The token the next commit under lease `epoch` follows, if it is known.
+    pub fn follows(&self, epoch: i64) -> Option<&[u8]> {
+        self.last.as_deref().filter(|_| self.epoch == Some(epoch))
     }
 
-    /// Starts `module`'s chain under `epoch` from the token the store holds.
-    pub fn begin(&self, module: &str, epoch: i64, stored: Vec<u8>) {
-        self.lock().insert(
-            module.to_string(),
-            Chain {
-                epoch,
-                last: stored,
-                in_doubt: Vec::new(),
-            },
-        );
+    /// Starts the chain under `epoch` from the token the store holds. Commits in doubt
+    /// under an earlier epoch can no longer land (their lease check fails): settled.
+    pub fn begin(&mut self, epoch: i64, stored: Vec<u8>) {
+        if self.epoch != Some(epoch) {
+            self.settle_all(None);
+        }
+        self.epoch = Some(epoch);
+        self.last = Some(stored);
     }
 
     /// `token`'s commit landed.
-    pub fn landed(&self, module: &str, token: Vec<u8>) {
-        if let Some(chain) = self.lock().get_mut(module) {
-            chain.last = token;
-            chain.in_doubt.clear();
-        }
+    pub fn landed(&mut self, token: Vec<u8>) {
+        self.last = Some(token);
     }
 
-    /// `token`'s commit failed without an answer: it may have landed.
-    pub fn lost(&self, module: &str, token: Vec<u8>) {
-        if let Some(chain) = self.lock().get_mut(module) {
-            chain.in_doubt.push(token);
-        }
+    /// The commit with `id` and `token` failed without an answer: it may have landed.
+    pub fn lost(&mut self, id: u64, token: Vec<u8>) {
+        self.in_doubt.push((id, token));
     }
 
-    /// Whether a commit of `module` is in doubt.
-    pub fn has_doubt(&self, module: &str) -> bool {
-        self.lock()
-            .get(module)
-            .is_some_and(|chain| !chain.in_doubt.is_empty())
+    /// Whether a commit is in doubt.
+    pub fn has_doubt(&self) -> bool {
+        !self.in_doubt.is_empty()
     }
 
-    /// Reads `stored`, the token the store holds for `module` now.
-    pub fn settle(&self, module: &str, stored: Option<&[u8]>) -> Settled {
-        let mut chains = self.lock();
-        let Some(chain) = chains.get_mut(module) else {
-            return Settled::Elsewhere;
+    /// Whether the commit with `id` is in doubt.
+    pub fn is_in_doubt(&self, id: u64) -> bool {
+        self.in_doubt.iter().any(|(doubted, _)| *doubted == id)
+    }
+
+    /// How the commit with `id` was settled, if it was in doubt and still remembered.
+    pub fn settled(&self, id: u64) -> Option<bool> {
+        self.settled
+            .iter()
+            .find(|(settled, _)| *settled == id)
+            .map(|(_, landed)| *landed)
+    }
+
+    /// The token was moved on to `fresh` from the last one landed: no commit in doubt
+    /// landed, and none can now.
+    pub fn moved_on(&mut self, fresh: Vec<u8>) {
+        self.settle_all(None);
+        self.last = Some(fresh);
+    }
+
+    /// The store holds `stored`, not the last token landed: one of the commits in doubt
+    /// landed, if it is one of theirs (then the chain goes on from it). Returns whether it was.
+    pub fn found(&mut self, stored: &[u8]) -> bool {
+        let Some(id) = self
+            .in_doubt
+            .iter()
+            .find(|(_, token)| token == stored)
+            .map(|(id, _)| *id)
+        else {
+            return false;
         };
-        match stored {
-            Some(stored) if chain.in_doubt.iter().any(|t| t == stored) => {
-                chain.last = stored.to_vec();
-                chain.in_doubt.clear();
-                Settled::Landed
-            }
-            Some(stored) if chain.last == stored => Settled::NotLanded,
-            _ => {
-                chains.remove(module);
-                Settled::Elsewhere
+        self.settle_all(Some(id));
+        self.last = Some(stored.to_vec());
+        true
+    }
+
+    /// Forgets the last token (read again before the next commit): the store holds one
+    /// this node did not make.
+    pub fn forget_last(&mut self) {
+        self.last = None;
+    }
+
+    /// Every commit in doubt is settled: the one with `landed` landed, the others did not.
+    fn settle_all(&mut self, landed: Option<u64>) {
+        for (id, _) in std::mem::take(&mut self.in_doubt) {
+            if id != 0 {
+                self.settled.push_back((id, Some(id) == landed));
             }
         }
-    }
-
-    /// Forgets `module`'s chain (its lease is gone): it is read again under the next one.
-    pub fn forget(&self, module: &str) {
-        self.lock().remove(module);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Chain>> {
-        self.chains.lock().unwrap_or_else(|p| p.into_inner())
+        while self.settled.len() > SETTLED_KEPT {
+            self.settled.pop_front();
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{CommitChains, Settled};
+    use super::{Chain, CommitChains, SETTLED_KEPT};
 
     #[test]
-    fn tokens_are_unique() {
+    fn tokens_are_unique_and_each_module_has_one_chain() {
         let chains = CommitChains::new("node");
         assert_ne!(chains.next_token(), chains.next_token());
+        assert!(std::sync::Arc::ptr_eq(&chains.of("m"), &chains.of("m")));
+        assert!(!std::sync::Arc::ptr_eq(&chains.of("m"), &chains.of("n")));
     }
 
     #[test]
-    fn a_chain_is_read_again_under_a_new_epoch() {
-        let chains = CommitChains::new("node");
-        chains.begin("m", 1, b"a".to_vec());
-        assert_eq!(chains.follows("m", 1), Some(b"a".to_vec()));
-        assert_eq!(chains.follows("m", 2), None);
+    fn a_chain_is_read_again_under_a_new_epoch_and_its_old_doubts_did_not_land() {
+        let mut chain = Chain::default();
+        assert_eq!(chain.follows(1), None);
+        chain.begin(1, b"a".to_vec());
+        assert_eq!(chain.follows(1), Some(&b"a"[..]));
+        assert_eq!(chain.follows(2), None);
+        chain.lost(7, b"b".to_vec());
+        chain.begin(2, b"a".to_vec());
+        assert!(!chain.has_doubt());
+        assert_eq!(chain.settled(7), Some(false));
     }
 
     #[test]
-    fn a_stored_token_in_doubt_settles_it_as_landed() {
-        let chains = CommitChains::new("node");
-        chains.begin("m", 1, b"a".to_vec());
-        chains.lost("m", b"b".to_vec());
-        chains.lost("m", b"c".to_vec());
-        assert!(chains.has_doubt("m"));
-        assert_eq!(chains.settle("m", Some(b"a")), Settled::NotLanded);
-        assert!(chains.has_doubt("m"), "a commit on its way may still land");
-        assert_eq!(chains.settle("m", Some(b"c")), Settled::Landed);
-        assert!(!chains.has_doubt("m"));
-        assert_eq!(chains.follows("m", 1), Some(b"c".to_vec()));
+    fn a_stored_token_in_doubt_is_the_one_that_landed() {
+        let mut chain = Chain::default();
+        chain.begin(1, b"a".to_vec());
+        chain.lost(1, b"b".to_vec());
+        chain.lost(2, b"c".to_vec());
+        assert!(chain.is_in_doubt(1) && chain.is_in_doubt(2) && !chain.is_in_doubt(3));
+        assert!(!chain.found(b"x"), "a token this node never made");
+        assert!(chain.has_doubt());
+        assert!(chain.found(b"c"));
+        assert!(!chain.has_doubt());
+        assert_eq!(
+            (chain.settled(1), chain.settled(2)),
+            (Some(false), Some(true))
+        );
+        assert_eq!(chain.follows(1), Some(&b"c"[..]));
     }
 
     #[test]
-    fn a_token_this_node_never_made_ends_its_chain() {
-        let chains = CommitChains::new("node");
-        chains.begin("m", 1, b"a".to_vec());
-        chains.lost("m", b"b".to_vec());
-        assert_eq!(chains.settle("m", Some(b"x")), Settled::Elsewhere);
-        assert_eq!(chains.follows("m", 1), None);
-        assert_eq!(chains.settle("m", None), Settled::Elsewhere);
+    fn moving_the_token_on_settles_every_doubt_as_not_landed() {
+        let mut chain = Chain::default();
+        chain.begin(1, b"a".to_vec());
+        chain.lost(1, b"b".to_vec());
+        chain.moved_on(b"r".to_vec());
+        assert_eq!(chain.settled(1), Some(false));
+        assert_eq!(chain.follows(1), Some(&b"r"[..]));
     }
 
     #[test]
-    fn a_landed_commit_clears_the_doubt() {
-        let chains = CommitChains::new("node");
-        chains.begin("m", 1, b"a".to_vec());
-        chains.lost("m", b"b".to_vec());
-        chains.landed("m", b"c".to_vec());
-        assert!(!chains.has_doubt("m"));
-        assert_eq!(chains.follows("m", 1), Some(b"c".to_vec()));
+    fn only_the_latest_settlements_are_kept() {
+        let mut chain = Chain::default();
+        chain.begin(1, b"a".to_vec());
+        for id in 1..=(SETTLED_KEPT as u64 + 10) {
+            chain.lost(id, format!("t{id}").into_bytes());
+            chain.moved_on(format!("r{id}").into_bytes());
+        }
+        assert_eq!(chain.settled(1), None);
+        assert_eq!(chain.settled(SETTLED_KEPT as u64 + 10), Some(false));
     }
 }

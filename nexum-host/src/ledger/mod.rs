@@ -406,16 +406,19 @@ impl Ledger {
     }
 
     /// Commits one call of `module`: its writes, its new usage and the engine's records
-    /// for it, in one atomic batch; `usage` is updated once that succeeded.
+    /// for it, in one atomic batch; `usage` is updated once that succeeded. `id` is the caller's for the commit, to ask how it was settled should it fail
+    /// without an answer ([`Ledger::commit_in_doubt`]).
     pub(crate) fn commit_call(
         &self,
         module: &ModuleName,
         writes: impl IntoIterator<Item = (String, Option<Vec<u8>>)>,
         usage: Option<(&AtomicU64, u64)>,
         bookkeeping: &Bookkeeping,
+        id: u64,
     ) -> Result<(), StoreError> {
         let mut batch = self.batch_for(&bookkeeping.0)?;
         batch.fence = Some(module.to_string());
+        batch.id = id;
         let space = Space::Module(module.clone());
         for (key, value) in writes {
             match value {
@@ -430,28 +433,27 @@ impl Ledger {
                 used.to_le_bytes().to_vec(),
             );
         }
-        match self.storage.commit(batch) {
-            Ok(()) => {
-                if let Some((counter, used)) = usage {
-                    counter.store(used, Ordering::Relaxed);
-                }
-                Ok(())
-            }
-            Err(error @ StoreError::AlreadyCommitted { .. }) => {
-                // The landed commit counted bytes this node has not: count them now.
-                self.refresh_usage(module)?;
-                Err(error)
-            }
-            Err(error) => Err(error),
+        self.storage.commit(batch)?;
+        if let Some((counter, used)) = usage {
+            counter.store(used, Ordering::Relaxed);
         }
+        Ok(())
     }
 
-    /// Whether `module`'s last commit that failed without an answer landed (`None` when
-    /// none is in doubt); when it did, its usage is read again.
-    pub(crate) fn commit_in_doubt(&self, module: &ModuleName) -> Result<Option<bool>, StoreError> {
-        let landed = self.storage.commit_in_doubt(module.as_str())?;
-        if landed == Some(true) {
-            self.refresh_usage(module)?;
+    /// Whether `module`'s commit made with `id`, which failed, landed: `None` when it was
+    /// never in doubt. When it landed, the module's usage is read again (it counted bytes
+    /// this node has not).
+    pub(crate) fn commit_in_doubt(
+        &self,
+        module: &ModuleName,
+        id: u64,
+    ) -> Result<Option<bool>, StoreError> {
+        let landed = self.storage.commit_in_doubt(module.as_str(), id)?;
+        if landed == Some(true)
+            && let Err(error) = self.refresh_usage(module)
+        {
+            // The answer stands; the count catches up when the module is placed again.
+            tracing::warn!(module = %module, %error, "reading the module's usage again failed");
         }
         Ok(landed)
     }
@@ -656,6 +658,13 @@ fn one_module(entries: &[Entry]) -> Option<String> {
         .then_some(first)
 }
 
+/// An id for a commit, for its maker to ask about should it fail without an answer (never
+/// 0, which stands for nobody asking).
+pub(crate) fn next_commit_id() -> u64 {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(1);
+    SEQUENCE.fetch_add(1, Ordering::Relaxed)
+}
+
 /// A sequence that orders dead letters of the same millisecond.
 fn next_sequence() -> u64 {
     static SEQUENCE: AtomicU64 = AtomicU64::new(0);
@@ -797,6 +806,7 @@ mod tests {
                 [("k".to_string(), Some(b"value".to_vec()))],
                 Some((&before_upgrade, 6)),
                 &Bookkeeping::default(),
+                0,
             )
             .unwrap();
         assert_eq!(after_upgrade.load(Ordering::Relaxed), 6);
@@ -845,6 +855,7 @@ mod tests {
                 [("k".to_string(), Some(b"v".to_vec()))],
                 Some((&usage, 2)),
                 &bookkeeping,
+                0,
             )
             .unwrap();
         assert_eq!(ledger.read(&module, "k").unwrap(), Some(b"v".to_vec()));

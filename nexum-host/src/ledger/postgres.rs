@@ -23,7 +23,7 @@
 //! must not change the schema under running nodes, so it reads only a schema it knows.
 
 use super::backup::BackupError;
-use super::commit_chain::{CommitChains, Settled};
+use super::commit_chain::{self, Chain, CommitChains};
 use super::keys;
 use super::read_deadline;
 use super::storage::{Batch, EntryVisitor, Space, Storage, StoreError, Write};
@@ -514,45 +514,104 @@ impl PostgresStorage {
         &self.instance
     }
 
-    /// The token `module`'s next commit under lease `epoch` follows, read from the
-    /// database (and its chain begun there) once per epoch.
-    fn chain_follows(&self, module: &str, epoch: i64) -> Result<Vec<u8>, StoreError> {
-        if let Some(follows) = self.chains.follows(module, epoch) {
-            return Ok(follows);
+    /// Makes sure `chain` (of `module`) knows the token its next commit under lease
+    /// `epoch` follows, reading it (and beginning the chain there) once per epoch, and
+    /// settles its commits in doubt first. Returns that token.
+    fn ready_chain(
+        &self,
+        chain: &mut Chain,
+        module: &str,
+        epoch: i64,
+    ) -> Result<Vec<u8>, StoreError> {
+        if chain.follows(epoch).is_none() {
+            let key = keys::last_commit(module).into_bytes();
+            let first = self.chains.next_token();
+            let stored = self.run(move |client| {
+                let row = client
+                    .query_typed_one(BEGIN_CHAIN, &[(&key, Type::BYTEA), (&first, Type::BYTEA)])
+                    .map_err(backend)?;
+                Ok(row.get::<_, Vec<u8>>(0))
+            })?;
+            chain.begin(epoch, stored);
         }
-        let key = keys::last_commit(module).into_bytes();
-        let first = self.chains.next_token();
-        let stored = self.run(move |client| {
-            let row = client
-                .query_typed_one(BEGIN_CHAIN, &[(&key, Type::BYTEA), (&first, Type::BYTEA)])
-                .map_err(backend)?;
-            Ok(row.get::<_, Vec<u8>>(0))
-        })?;
-        self.chains.begin(module, epoch, stored.clone());
-        Ok(stored)
+        if chain.has_doubt() {
+            self.settle_doubts(chain, module, epoch)?;
+        }
+        Ok(chain
+            .follows(epoch)
+            .expect("a chain begun under this epoch")
+            .to_vec())
     }
 
-    /// Reads `module`'s chain token and settles its commits in doubt by it.
-    fn settle(&self, module: &str) -> Result<Settled, StoreError> {
-        let key = keys::last_commit(module).into_bytes();
-        let stored = self.run(move |client| {
-            Ok(client
+    /// Settles every commit of `module` in doubt, for good: moves the token on from the
+    /// last one landed ([`MOVE_ON`]), or finds the one that landed.
+    fn settle_doubts(&self, chain: &mut Chain, module: &str, epoch: i64) -> Result<(), StoreError> {
+        let Some(last) = chain.follows(epoch).map(<[u8]>::to_vec) else {
+            // Read again first (see `ready_chain`).
+            return Ok(());
+        };
+        let fresh = self.chains.next_token();
+        let (key, node, owned, moved_to) = (
+            keys::last_commit(module).into_bytes(),
+            self.node.clone(),
+            module.to_string(),
+            fresh.clone(),
+        );
+        let (leased, moved, stored) = self.run(move |client| {
+            let row = client
+                .query_typed_one(
+                    MOVE_ON,
+                    &[
+                        (&owned, Type::TEXT),
+                        (&node, Type::TEXT),
+                        (&epoch, Type::INT8),
+                        (&key, Type::BYTEA),
+                        (&last, Type::BYTEA),
+                        (&moved_to, Type::BYTEA),
+                    ],
+                )
+                .map_err(backend)?;
+            let (leased, moved): (bool, bool) = (row.get(0), row.get(1));
+            if !leased || moved {
+                return Ok((leased, moved, None));
+            }
+            // A new statement, to see what a commit waited for left.
+            let stored = client
                 .query_typed_opt(
                     "SELECT value FROM nexum_entries WHERE space = 'engine' AND key = $1",
                     &[(&key, Type::BYTEA)],
                 )
                 .map_err(backend)?
-                .map(|row| row.get::<_, Vec<u8>>(0)))
+                .map(|row| row.get::<_, Vec<u8>>(0));
+            Ok((leased, moved, stored))
         })?;
-        Ok(self.chains.settle(module, stored.as_deref()))
+        if !leased {
+            return Err(self.fenced(module.to_string()));
+        }
+        if moved {
+            chain.moved_on(fresh);
+            return Ok(());
+        }
+        if stored.as_deref().is_some_and(|stored| chain.found(stored)) {
+            return Ok(());
+        }
+        chain.forget_last();
+        Err(chain_moved_on(module))
     }
 
     /// A commit for `module` refused: the module is no longer this node's to run.
     fn fenced(&self, module: String) -> StoreError {
-        self.chains.forget(&module);
         metrics::counter!(crate::telemetry::names::FENCED_COMMITS).increment(1);
         StoreError::Fenced { module }
     }
+}
+
+/// The token of `module`'s chain is none this node made or saw (changed by hand, or by a
+/// process claiming this node's name): it is read again before the next commit.
+fn chain_moved_on(module: &str) -> StoreError {
+    StoreError::Backend(format!(
+        "the commit chain of module `{module}` moved on without this node; it is read again"
+    ))
 }
 
 /// A random id for this process (the standard library seeds `RandomState` randomly).
@@ -703,15 +762,25 @@ const FENCED_COMMIT: &str = commit_sql!(
 );
 
 /// Starts a module's commit chain: stores `$2` as its token unless it has one, and
-/// answers the token it has.
-const BEGIN_CHAIN: &str = "WITH put AS (
-         INSERT INTO nexum_entries (space, key, value) VALUES ('engine', $1, $2)
-         ON CONFLICT (space, key) DO NOTHING
-         RETURNING value
+/// answers the token it has (one row either way: a conflicting row is locked and read).
+const BEGIN_CHAIN: &str = "INSERT INTO nexum_entries (space, key, value) VALUES ('engine', $1, $2)
+     ON CONFLICT (space, key) DO UPDATE SET value = nexum_entries.value
+     RETURNING value";
+
+/// Settles a module's commits in doubt: moves its token ($4) on from the last one this
+/// node saw land ($5) to a fresh one ($6), while this node ($2) holds the module's ($1)
+/// lease at its epoch ($3). A commit in doubt still in flight holds the token row's lock:
+/// the update waits for it, and finds the token moved if it landed. Once moved on, no
+/// commit that follows the old token can land.
+const MOVE_ON: &str = "WITH leased AS MATERIALIZED (
+         SELECT 1 FROM nexum_leases WHERE module = $1 AND owner = $2 AND epoch = $3 FOR SHARE
+     ),
+     moved AS (
+         UPDATE nexum_entries SET value = $6
+         WHERE space = 'engine' AND key = $4 AND value = $5 AND EXISTS (SELECT 1 FROM leased)
+         RETURNING 1
      )
-     SELECT value FROM put
-     UNION ALL
-     SELECT value FROM nexum_entries WHERE space = 'engine' AND key = $1";
+     SELECT EXISTS (SELECT 1 FROM leased), EXISTS (SELECT 1 FROM moved)";
 
 /// How a commit statement answered.
 #[derive(Clone, Copy)]
@@ -973,14 +1042,17 @@ impl Storage for PostgresStorage {
         if batch.is_empty() {
             return Ok(());
         }
-        let fence = match batch.fence.clone() {
-            Some(module) => {
+        // A module's commits go one at a time, each after the ones in doubt are settled.
+        let chain = batch.fence.as_deref().map(|module| self.chains.of(module));
+        let mut chain = chain.as_deref().map(commit_chain::lock);
+        let fence = match (batch.fence.clone(), chain.as_deref_mut()) {
+            (Some(module), Some(chain)) => {
                 let Some(epoch) = self.held.epoch(&module) else {
                     return Err(StoreError::Fenced { module });
                 };
                 let turn = Turn {
                     key: keys::last_commit(&module).into_bytes(),
-                    follows: self.chain_follows(&module, epoch)?,
+                    follows: self.ready_chain(chain, &module, epoch)?,
                     token: self.chains.next_token(),
                 };
                 batch.set(
@@ -990,9 +1062,10 @@ impl Storage for PostgresStorage {
                 );
                 Some((module, epoch, Arc::new(turn)))
             }
-            None => None,
+            _ => None,
         };
         let node = self.node.clone();
+        let id = batch.id;
         let parts = statement_parts(last_write_per_key(batch.writes));
         let statement_fence = fence.clone();
         let answer = self.run(move |client| {
@@ -1022,34 +1095,47 @@ impl Storage for PostgresStorage {
                 }
             }
         });
-        let Some((module, _, turn)) = fence else {
+        let (Some((module, _, turn)), Some(chain)) = (fence, chain.as_deref_mut()) else {
             return answer.map(|_| ());
         };
         let token = turn.token.clone();
         match answer {
             Ok(Committed { applied: true, .. }) => {
-                self.chains.landed(&module, token);
+                chain.landed(token);
                 Ok(())
             }
             Ok(Committed { leased: false, .. }) => Err(self.fenced(module)),
-            // Leased, but not this commit's turn: a commit in doubt landed meanwhile (this
-            // one ran the same call again), or the chain moved on without this node.
-            Ok(Committed { leased: true, .. }) => match self.settle(&module)? {
-                Settled::Landed => Err(StoreError::AlreadyCommitted { module }),
-                Settled::NotLanded | Settled::Elsewhere => Err(self.fenced(module)),
-            },
+            // Leased, yet not in turn, with every earlier commit settled: the token was
+            // changed by someone else.
+            Ok(Committed { leased: true, .. }) => {
+                chain.forget_last();
+                Err(chain_moved_on(&module))
+            }
             Err(error) => {
-                self.chains.lost(&module, token);
+                chain.lost(id, token);
                 Err(error)
             }
         }
     }
 
-    fn commit_in_doubt(&self, module: &str) -> Result<Option<bool>, StoreError> {
-        if !self.chains.has_doubt(module) {
+    fn commit_in_doubt(&self, module: &str, id: u64) -> Result<Option<bool>, StoreError> {
+        let chain = self.chains.of(module);
+        let mut chain = commit_chain::lock(&chain);
+        if let Some(landed) = chain.settled(id) {
+            return Ok(Some(landed));
+        }
+        if !chain.is_in_doubt(id) {
             return Ok(None);
         }
-        Ok(Some(self.settle(module)? == Settled::Landed))
+        let Some(epoch) = self.held.epoch(module) else {
+            // No longer this node's: a commit under its old lease cannot land any more,
+            // and the module stops here.
+            return Err(StoreError::Fenced {
+                module: module.to_string(),
+            });
+        };
+        self.ready_chain(&mut chain, module, epoch)?;
+        Ok(Some(chain.settled(id).unwrap_or(false)))
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -1281,8 +1367,8 @@ mod tests {
         assert!(sizes(tiny).len() > 1);
     }
 
-    /// A node holding module `m`'s lease at epoch 1.
-    fn module_on_a_node() -> PostgresStorage {
+    /// A node holding module `m`'s lease at epoch 1, and its database's address.
+    fn module_on_a_node() -> (PostgresStorage, String) {
         let url = nexum_tests::postgres::fresh_database();
         let held = Arc::new(HeldLeases::default());
         let db = PostgresStorage::open(&url, "solo", held.clone()).unwrap();
@@ -1294,92 +1380,201 @@ mod tests {
         })
         .unwrap();
         held.insert("m", 1);
-        db
+        (db, url)
     }
 
     fn module_m() -> crate::ledger::storage::Space {
         crate::ledger::storage::Space::Module(nexum_core::ModuleName::new("m").unwrap())
     }
 
-    /// Commits `value` under `m`'s key `k`, as a call of `m` does.
-    fn commit(db: &PostgresStorage, value: &[u8]) -> Result<(), crate::ledger::StoreError> {
+    /// Commits `value` under `m`'s `key`, as a call of `m` does.
+    fn commit(
+        db: &PostgresStorage,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), crate::ledger::StoreError> {
         use crate::ledger::storage::{Batch, Storage};
         let mut batch = Batch {
             fence: Some("m".into()),
             ..Batch::default()
         };
-        batch.set(module_m(), "k", value.to_vec());
+        batch.set(module_m(), key, value.to_vec());
         db.commit(batch)
     }
 
-    fn read(db: &PostgresStorage) -> Option<Vec<u8>> {
+    fn read(db: &PostgresStorage, key: &str) -> Option<Vec<u8>> {
         use crate::ledger::storage::Storage;
-        db.get(&module_m(), "k").unwrap()
+        db.get(&module_m(), key).unwrap()
+    }
+
+    /// The token `m`'s chain stores now.
+    fn stored_token(url: &str) -> Vec<u8> {
+        let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        client
+            .query_one(
+                "SELECT value FROM nexum_entries WHERE space = 'engine' AND key = 'commit/m'::bytea",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    }
+
+    /// A commit of `m` in doubt (id `id`) that is in flight on another connection: it holds
+    /// the token row's lock until the test ends it, and lands if the test commits it.
+    fn commit_in_flight(db: &PostgresStorage, url: &str, id: u64) -> postgres::Client {
+        let token = db.chains.next_token();
+        super::commit_chain::lock(&db.chains.of("m")).lost(id, token.clone());
+        let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        client.batch_execute("BEGIN").unwrap();
+        client
+            .execute(
+                "UPDATE nexum_entries SET value = $1 WHERE space = 'engine' AND key = 'commit/m'::bytea",
+                &[&token],
+            )
+            .unwrap();
+        client
+            .execute(
+                "INSERT INTO nexum_entries VALUES ('module:m', 'k'::bytea, 'in doubt'::bytea)
+                 ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value",
+                &[],
+            )
+            .unwrap();
+        client
+    }
+
+    /// Asks whether commit `id` of `m` landed, on a thread; returns once the asking waits
+    /// on a lock (the commit in flight's).
+    fn ask_while_in_flight(
+        db: &Arc<PostgresStorage>,
+        url: &str,
+        id: u64,
+    ) -> std::thread::JoinHandle<Result<Option<bool>, crate::ledger::StoreError>> {
+        use crate::ledger::storage::Storage;
+        let asking = {
+            let db = db.clone();
+            std::thread::spawn(move || db.commit_in_doubt("m", id))
+        };
+        let mut watcher = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let waiting: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                return asking;
+            }
+            assert!(
+                !asking.is_finished(),
+                "the question was answered without waiting"
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the question never waited"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     #[test]
-    fn a_commit_in_doubt_that_landed_is_found_and_its_turn_is_not_taken_twice() {
-        use crate::ledger::StoreError;
+    fn a_commit_in_doubt_is_settled_for_good_waiting_for_it_if_it_is_in_flight() {
+        let (db, url) = module_on_a_node();
+        let db = Arc::new(db);
+        commit(&db, "k", b"one").unwrap();
+
+        // In flight, then landing: the answer waits for it and says it landed.
+        let mut in_flight = commit_in_flight(&db, &url, 5);
+        let asking = ask_while_in_flight(&db, &url, 5);
+        in_flight.batch_execute("COMMIT").unwrap();
+        assert_eq!(asking.join().unwrap().unwrap(), Some(true));
+        assert_eq!(read(&db, "k"), Some(b"in doubt".to_vec()));
+        // The chain goes on from it.
+        commit(&db, "k", b"two").unwrap();
+        assert_eq!(read(&db, "k"), Some(b"two".to_vec()));
+
+        // In flight, then failing: it did not land, and the chain goes on.
+        let mut in_flight = commit_in_flight(&db, &url, 6);
+        let asking = ask_while_in_flight(&db, &url, 6);
+        in_flight.batch_execute("ROLLBACK").unwrap();
+        assert_eq!(asking.join().unwrap().unwrap(), Some(false));
+        assert_eq!(read(&db, "k"), Some(b"two".to_vec()));
+        commit(&db, "k", b"three").unwrap();
+        assert_eq!(read(&db, "k"), Some(b"three".to_vec()));
+
+        // Asked again, the answer stands; a commit never in doubt has none.
         use crate::ledger::storage::Storage;
-        let db = module_on_a_node();
-        commit(&db, b"one").unwrap();
-        assert_eq!(db.commit_in_doubt("m").unwrap(), None);
+        assert_eq!(db.commit_in_doubt("m", 5).unwrap(), Some(true));
+        assert_eq!(db.commit_in_doubt("m", 6).unwrap(), Some(false));
+        assert_eq!(db.commit_in_doubt("m", 99).unwrap(), None);
+    }
 
-        // A commit lands and its answer is lost: made here as the node makes it (the next
-        // token in the chain), then told lost.
-        let token = db.chains.next_token();
-        let stored = token.clone();
-        db.with_client(move |c| {
-            c.execute(
-                "UPDATE nexum_entries SET value = $1 WHERE space = 'engine' AND key = 'commit/m'::bytea",
-                &[&stored],
-            )
-        })
-        .unwrap();
-        db.chains.lost("m", token);
-        // The same turn taken again (the call run again) is refused, and says why.
-        assert!(matches!(
-            commit(&db, b"again"),
-            Err(StoreError::AlreadyCommitted { module }) if module == "m"
-        ));
-        assert_eq!(read(&db), Some(b"one".to_vec()));
-        assert_eq!(db.commit_in_doubt("m").unwrap(), None, "settled");
-        // The chain goes on from the commit that landed.
-        commit(&db, b"two").unwrap();
-        assert_eq!(read(&db), Some(b"two".to_vec()));
+    #[test]
+    fn a_commit_in_doubt_that_arrives_after_it_was_settled_cannot_land() {
+        use crate::ledger::storage::Storage;
+        let (db, url) = module_on_a_node();
+        commit(&db, "k", b"one").unwrap();
+        // A commit made, its answer lost, the statement not yet at the database.
+        let follows = stored_token(&url);
+        let late = super::Turn {
+            key: b"commit/m".to_vec(),
+            follows,
+            token: db.chains.next_token(),
+        };
+        super::commit_chain::lock(&db.chains.of("m")).lost(7, late.token.clone());
+        assert_eq!(db.commit_in_doubt("m", 7).unwrap(), Some(false));
+        // The statement arrives.
+        let part = super::StatementPart {
+            set: (
+                vec!["module:m".into(), "engine".into()],
+                vec![b"k".to_vec(), b"commit/m".to_vec()],
+                vec![b"late".to_vec(), late.token.clone()],
+            ),
+            ..Default::default()
+        };
+        let answer = db
+            .run(move |client| super::write_part(client, &part, Some(("m", "solo", 1, &late))))
+            .unwrap();
+        assert!(answer.leased && !answer.applied, "the late commit landed");
+        assert_eq!(read(&db, "k"), Some(b"one".to_vec()));
+        commit(&db, "k", b"two").unwrap();
+    }
 
-        // One in doubt that landed, found by asking.
-        let token = db.chains.next_token();
-        let stored = token.clone();
-        db.with_client(move |c| {
-            c.execute(
-                "UPDATE nexum_entries SET value = $1 WHERE space = 'engine' AND key = 'commit/m'::bytea",
-                &[&stored],
-            )
-        })
-        .unwrap();
-        db.chains.lost("m", token);
-        assert_eq!(db.commit_in_doubt("m").unwrap(), Some(true));
-        assert_eq!(db.commit_in_doubt("m").unwrap(), None);
-        commit(&db, b"three").unwrap();
-
-        // One in doubt that never landed: asking says so, and the call's next commit lands.
-        db.chains.lost("m", db.chains.next_token());
-        assert_eq!(db.commit_in_doubt("m").unwrap(), Some(false));
-        commit(&db, b"four").unwrap();
-        assert_eq!(read(&db), Some(b"four".to_vec()));
-        assert_eq!(db.commit_in_doubt("m").unwrap(), None);
+    /// Several commits of one module at once (a call's, the chain driver's progress) all
+    /// land: a node's commits for a module take their turns one at a time.
+    #[test]
+    fn commits_of_one_module_made_at_once_all_land() {
+        let (db, _url) = module_on_a_node();
+        let db = Arc::new(db);
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let db = db.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        commit(&db, &format!("t{t}/{i}"), b"v").unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        for t in 0..4 {
+            assert_eq!(read(&db, &format!("t{t}/24")), Some(b"v".to_vec()));
+        }
     }
 
     #[test]
     fn a_commit_too_large_for_one_statement_takes_its_turn_in_the_chain() {
-        let db = module_on_a_node();
+        let (db, _url) = module_on_a_node();
         let large = vec![7u8; super::STATEMENT_BYTES + 1];
-        commit(&db, b"small").unwrap();
-        commit(&db, &large).unwrap();
-        assert_eq!(read(&db).map(|v| v.len()), Some(large.len()));
-        commit(&db, b"after").unwrap();
-        assert_eq!(read(&db), Some(b"after".to_vec()));
+        commit(&db, "k", b"small").unwrap();
+        commit(&db, "k", &large).unwrap();
+        assert_eq!(read(&db, "k").map(|v| v.len()), Some(large.len()));
+        commit(&db, "k", b"after").unwrap();
+        assert_eq!(read(&db, "k"), Some(b"after".to_vec()));
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub(crate) struct Batch {
     /// The module these writes belong to: a shared storage commits them only while this
     /// node holds the module's lease (an embedded one has no one else to fence).
     pub fence: Option<String>,
+    /// Its maker's id for it, to ask how it was settled should it fail without an answer
+    /// ([`Storage::commit_in_doubt`]); 0 when nobody will ask.
+    pub id: u64,
 }
 
 impl Batch {
@@ -79,13 +82,6 @@ pub enum StoreError {
         "store: module `{module}` is owned by another node now; this node's commit was refused"
     )]
     Fenced {
-        /// The module.
-        module: String,
-    },
-    /// A commit whose answer was lost had landed after all (found when the call ran
-    /// again): the call's work is done, and this later commit of it was refused.
-    #[error("store: module `{module}`'s call had already been committed; its answer was lost")]
-    AlreadyCommitted {
         /// The module.
         module: String,
     },
@@ -137,10 +133,10 @@ pub(crate) trait Storage: Send + Sync {
     /// Applies `batch` atomically.
     fn commit(&self, batch: Batch) -> Result<(), StoreError>;
 
-    /// Whether the last commit of `module` that failed without an answer landed: `None`
-    /// when none is in doubt. Only a store across a network can lose a commit's answer;
-    /// an embedded one never has one in doubt.
-    fn commit_in_doubt(&self, _module: &str) -> Result<Option<bool>, StoreError> {
+    /// Whether the commit of `module` made with `id`, which failed, landed: `None` when it
+    /// was never in doubt (it certainly did not). Only a store across a network can lose a
+    /// commit's answer; an embedded one never has one in doubt.
+    fn commit_in_doubt(&self, _module: &str, _id: u64) -> Result<Option<bool>, StoreError> {
         Ok(None)
     }
 

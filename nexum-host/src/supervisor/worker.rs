@@ -185,10 +185,6 @@ impl Worker {
     ) -> Result<Outcome, Stop> {
         let mut err_retries = error_backoff(&self.policy);
         let mut err_count = 0u32;
-        // What this event's last commit that failed without an answer was to do: found to
-        // have landed, the event is done. (Of two in doubt at once, at most one lands; the
-        // later one's outcome is reported.)
-        let mut in_doubt: Option<Outcome> = None;
         loop {
             let Some(instance) = self.instance.as_mut() else {
                 self.restart(shutdown).await?;
@@ -200,11 +196,8 @@ impl Worker {
             {
                 CallResult::Ok => return Ok(self.done(Outcome::Handled)),
                 CallResult::Err(CallError::Commit(error)) => {
-                    if let Some(done) = self
-                        .commit_failed(error, Outcome::Handled, &mut in_doubt, shutdown)
-                        .await?
-                    {
-                        return Ok(self.done(done));
+                    if self.store_failed(error, shutdown).await? {
+                        return Ok(self.done(Outcome::Handled));
                     }
                 }
                 CallResult::Err(error) => {
@@ -238,14 +231,10 @@ impl Worker {
                                 "module returned an error; event skipped and dead-lettered"
                             );
                             let skipped = Outcome::Failed(reason.clone());
-                            if let Err(error) = self.skip(delivery, &reason, err_count) {
-                                match self
-                                    .commit_failed(error, skipped, &mut in_doubt, shutdown)
-                                    .await?
-                                {
-                                    Some(done) => return Ok(self.done(done)),
-                                    None => continue,
-                                }
+                            if let Err(error) = self.skip(delivery, &reason, err_count)
+                                && !self.store_failed(error, shutdown).await?
+                            {
+                                continue;
                             }
                             return Ok(self.done(skipped));
                         }
@@ -296,22 +285,6 @@ impl Worker {
         outcome
     }
 
-    /// A commit meant to end the event as `meant` failed. Returns how the event ended if
-    /// it turns out an earlier commit of it landed after all; `None` when it runs again.
-    async fn commit_failed(
-        &mut self,
-        error: StoreError,
-        meant: Outcome,
-        in_doubt: &mut Option<Outcome>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Option<Outcome>, Stop> {
-        if !matches!(error, StoreError::AlreadyCommitted { .. }) {
-            *in_doubt = Some(meant);
-        }
-        let landed = self.store_failed(error, shutdown).await?;
-        Ok(landed.then(|| in_doubt.take().unwrap_or(Outcome::Handled)))
-    }
-
     /// The store failed a call (the module did nothing wrong). The instance is dropped —
     /// its memory ran ahead of what was committed — and the event runs again on a fresh one
     /// after a backoff (250 ms doubling to 30 s): nothing is skipped or dead-lettered for
@@ -320,26 +293,16 @@ impl Worker {
     ///
     /// A commit can fail after it landed (its answer lost on the way back), and run again
     /// the call would land its writes twice: so before it runs again, the worker learns
-    /// whether it landed, asking until the store answers. Returns whether it had.
+    /// whether it landed, asking until the store answers. Returns whether it had: then
+    /// the event is done.
     async fn store_failed(
         &mut self,
         error: StoreError,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<bool, Stop> {
         self.instance = None;
-        match error {
-            StoreError::Fenced { .. } => {
-                tracing::warn!(
-                    module = self.name(),
-                    "commit refused: another node runs this module now; it stops here"
-                );
-                return Err(Stop::Fenced);
-            }
-            StoreError::AlreadyCommitted { .. } => {
-                self.landed_after_all().await;
-                return Ok(true);
-            }
-            _ => {}
+        if let StoreError::Fenced { .. } = error {
+            return Err(self.fenced());
         }
         let wait = self.store_backoff.next().unwrap_or(STORE_RETRY_MAX);
         tracing::error!(
@@ -356,6 +319,7 @@ impl Worker {
                     return Ok(true);
                 }
                 Ok(_) => break,
+                Err(StoreError::Fenced { .. }) => return Err(self.fenced()),
                 Err(error) => {
                     let wait = self.store_backoff.next().unwrap_or(STORE_RETRY_MAX);
                     tracing::warn!(
@@ -372,6 +336,15 @@ impl Worker {
             tracing::warn!(module = self.name(), reason = %failure, "starting a fresh instance failed; restarting");
         }
         Ok(false)
+    }
+
+    /// This node may no longer commit for the module: the worker stops.
+    fn fenced(&self) -> Stop {
+        tracing::warn!(
+            module = self.name(),
+            "commit refused: another node runs this module now; it stops here"
+        );
+        Stop::Fenced
     }
 
     /// A commit whose answer was lost had landed: the event is not run again, and a fresh

@@ -33,6 +33,8 @@ pub(crate) struct ModuleStore {
     backend_failure: Arc<std::sync::Mutex<Option<String>>>,
     /// A read this call made ended after the call's deadline.
     past_deadline: Arc<AtomicBool>,
+    /// The id of the module's last commit that failed (0: none since one succeeded).
+    failed_commit: Arc<AtomicU64>,
 }
 
 impl ModuleStore {
@@ -45,6 +47,7 @@ impl ModuleStore {
             used: ledger.module_usage(module)?,
             backend_failure: Arc::default(),
             past_deadline: Arc::default(),
+            failed_commit: Arc::default(),
         })
     }
 
@@ -192,6 +195,7 @@ impl ModuleStore {
 
     /// Commits `pending` and the engine's `bookkeeping` for the call in one atomic batch.
     pub fn commit(&self, pending: WriteSet, bookkeeping: &Bookkeeping) -> Result<(), StoreError> {
+        self.failed_commit.store(0, Ordering::Relaxed);
         if pending.is_empty() && bookkeeping.is_empty() {
             return Ok(());
         }
@@ -201,14 +205,27 @@ impl ModuleStore {
                 self.used_bytes().saturating_add_signed(pending.delta()),
             )
         });
-        self.ledger
-            .commit_call(&self.module, pending.into_writes(), usage, bookkeeping)
+        let id = crate::ledger::next_commit_id();
+        let committed =
+            self.ledger
+                .commit_call(&self.module, pending.into_writes(), usage, bookkeeping, id);
+        self.failed_commit
+            .store(if committed.is_ok() { 0 } else { id }, Ordering::Relaxed);
+        committed
     }
 
-    /// Whether the module's last commit that failed without an answer landed: `None` when
-    /// none is in doubt. A call is run again only once its commit is known not to have.
+    /// Whether the module's last commit, which failed, landed after all (its answer lost
+    /// on the way back): `None` when it certainly did not, or none failed. A call is run
+    /// again only once its commit is known not to have landed.
     pub fn commit_in_doubt(&self) -> Result<Option<bool>, StoreError> {
-        self.ledger.commit_in_doubt(&self.module)
+        let id = self.failed_commit.load(Ordering::Relaxed);
+        if id == 0 {
+            return Ok(None);
+        }
+        let answer = self.ledger.commit_in_doubt(&self.module, id)?;
+        // Answered once: a later failure (a read's) must not take this answer for its own.
+        self.failed_commit.store(0, Ordering::Relaxed);
+        Ok(answer)
     }
 
     /// Bytes of keys and values the module has committed.
