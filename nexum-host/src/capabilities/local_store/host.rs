@@ -67,7 +67,9 @@ impl LocalStoreCtx<'_> {
         }
         done.map_err(|refusal| match &refusal {
             // The call's own time ran out, not the store: no failure of the store's.
-            StoreRefusal::Backend(error) if ran_out_of_time(error) => refusal.into(),
+            StoreRefusal::Backend(error) if ran_out_of_time(error) => {
+                Fault::Internal(error.to_string())
+            }
             _ => self.refused(refusal),
         })
     }
