@@ -68,6 +68,8 @@ pub(crate) struct Chain {
     last: Option<Vec<u8>>,
     /// Commits that failed without an answer since `last`: their makers' ids and tokens.
     in_doubt: Vec<(u64, Vec<u8>)>,
+    /// The token a settling of the doubts moved on to, while that is in doubt itself.
+    moving_to: Option<Vec<u8>>,
     /// How the latest commits in doubt were settled: id, and whether it landed.
     settled: VecDeque<(u64, bool)>,
 }
@@ -82,7 +84,8 @@ impl Chain {
     /// under an earlier epoch can no longer land (their lease check fails): settled.
     pub fn begin(&mut self, epoch: i64, stored: Vec<u8>) {
         if self.epoch != Some(epoch) {
-            self.settle_all(None);
+            let landed = self.doubt_with(&stored);
+            self.settle_all(landed);
         }
         self.epoch = Some(epoch);
         self.last = Some(stored);
@@ -116,6 +119,13 @@ impl Chain {
             .map(|(_, landed)| *landed)
     }
 
+    /// The token to settle the doubts by moving on to (see [`Chain::moved_on`]): the one
+    /// an earlier try moved to, if its answer was lost (trying it again is harmless), else
+    /// `fresh`. Until settled, finding it stored means a try moved it.
+    pub fn moving_to(&mut self, fresh: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
+        self.moving_to.get_or_insert_with(fresh).clone()
+    }
+
     /// The token was moved on to `fresh` from the last one landed: no commit in doubt
     /// landed, and none can now.
     pub fn moved_on(&mut self, fresh: Vec<u8>) {
@@ -124,19 +134,27 @@ impl Chain {
     }
 
     /// The store holds `stored`, not the last token landed: one of the commits in doubt
-    /// landed, if it is one of theirs (then the chain goes on from it). Returns whether it was.
+    /// landed if it is one of theirs, or an earlier moving on landed though its answer was
+    /// lost; the chain goes on from it. Returns whether it was either.
     pub fn found(&mut self, stored: &[u8]) -> bool {
-        let Some(id) = self
-            .in_doubt
-            .iter()
-            .find(|(_, token)| token == stored)
-            .map(|(id, _)| *id)
-        else {
+        if self.moving_to.as_deref() == Some(stored) {
+            self.moved_on(stored.to_vec());
+            return true;
+        }
+        let Some(id) = self.doubt_with(stored) else {
             return false;
         };
         self.settle_all(Some(id));
         self.last = Some(stored.to_vec());
         true
+    }
+
+    /// The id of the commit in doubt whose token is `token`.
+    fn doubt_with(&self, token: &[u8]) -> Option<u64> {
+        self.in_doubt
+            .iter()
+            .find(|(_, doubted)| doubted == token)
+            .map(|(id, _)| *id)
     }
 
     /// Forgets the last token (read again before the next commit): the store holds one
@@ -147,6 +165,7 @@ impl Chain {
 
     /// Every commit in doubt is settled: the one with `landed` landed, the others did not.
     fn settle_all(&mut self, landed: Option<u64>) {
+        self.moving_to = None;
         for (id, _) in std::mem::take(&mut self.in_doubt) {
             if id != 0 {
                 self.settled.push_back((id, Some(id) == landed));
@@ -181,6 +200,22 @@ mod tests {
         chain.begin(2, b"a".to_vec());
         assert!(!chain.has_doubt());
         assert_eq!(chain.settled(7), Some(false));
+        // One that landed before the lease changed hands is found.
+        chain.lost(8, b"c".to_vec());
+        chain.begin(3, b"c".to_vec());
+        assert_eq!(chain.settled(8), Some(true));
+    }
+
+    #[test]
+    fn a_moving_on_whose_answer_was_lost_is_found() {
+        let mut chain = Chain::default();
+        chain.begin(1, b"a".to_vec());
+        chain.lost(1, b"b".to_vec());
+        assert_eq!(chain.moving_to(|| b"r".to_vec()), b"r");
+        assert_eq!(chain.moving_to(|| b"s".to_vec()), b"r", "the same again");
+        assert!(chain.found(b"r"));
+        assert_eq!(chain.settled(1), Some(false));
+        assert_eq!(chain.follows(1), Some(&b"r"[..]));
     }
 
     #[test]

@@ -441,21 +441,13 @@ impl Ledger {
     }
 
     /// Whether `module`'s commit made with `id`, which failed, landed: `None` when it was
-    /// never in doubt. When it landed, the module's usage is read again (it counted bytes
-    /// this node has not).
+    /// never in doubt.
     pub(crate) fn commit_in_doubt(
         &self,
         module: &ModuleName,
         id: u64,
     ) -> Result<Option<bool>, StoreError> {
-        let landed = self.storage.commit_in_doubt(module.as_str(), id)?;
-        if landed == Some(true)
-            && let Err(error) = self.refresh_usage(module)
-        {
-            // The answer stands; the count catches up when the module is placed again.
-            tracing::warn!(module = %module, %error, "reading the module's usage again failed");
-        }
-        Ok(landed)
+        self.storage.commit_in_doubt(module.as_str(), id)
     }
 
     // The engine's side.

@@ -537,20 +537,19 @@ impl PostgresStorage {
         if chain.has_doubt() {
             self.settle_doubts(chain, module, epoch)?;
         }
-        Ok(chain
+        chain
             .follows(epoch)
-            .expect("a chain begun under this epoch")
-            .to_vec())
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| chain_moved_on(module))
     }
 
     /// Settles every commit of `module` in doubt, for good: moves the token on from the
     /// last one landed ([`MOVE_ON`]), or finds the one that landed.
     fn settle_doubts(&self, chain: &mut Chain, module: &str, epoch: i64) -> Result<(), StoreError> {
         let Some(last) = chain.follows(epoch).map(<[u8]>::to_vec) else {
-            // Read again first (see `ready_chain`).
-            return Ok(());
+            return Err(chain_moved_on(module));
         };
-        let fresh = self.chains.next_token();
+        let fresh = chain.moving_to(|| self.chains.next_token());
         let (key, node, owned, moved_to) = (
             keys::last_commit(module).into_bytes(),
             self.node.clone(),
@@ -586,7 +585,9 @@ impl PostgresStorage {
             Ok((leased, moved, stored))
         })?;
         if !leased {
-            return Err(self.fenced(module.to_string()));
+            return Err(StoreError::Fenced {
+                module: module.to_string(),
+            });
         }
         if moved {
             chain.moved_on(fresh);
@@ -603,6 +604,17 @@ impl PostgresStorage {
     fn fenced(&self, module: String) -> StoreError {
         metrics::counter!(crate::telemetry::names::FENCED_COMMITS).increment(1);
         StoreError::Fenced { module }
+    }
+}
+
+/// Locks a module's chain for a commit. Its holder may be waiting on the database: a
+/// wait for it hands the runtime thread's other work to another thread, like a wait on
+/// the database itself ([`off_the_runtime`]).
+fn lock_chain(chain: &Mutex<Chain>) -> std::sync::MutexGuard<'_, Chain> {
+    match chain.try_lock() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => off_the_runtime(|| commit_chain::lock(chain)),
     }
 }
 
@@ -1044,15 +1056,19 @@ impl Storage for PostgresStorage {
         }
         // A module's commits go one at a time, each after the ones in doubt are settled.
         let chain = batch.fence.as_deref().map(|module| self.chains.of(module));
-        let mut chain = chain.as_deref().map(commit_chain::lock);
+        let mut chain = chain.as_deref().map(lock_chain);
         let fence = match (batch.fence.clone(), chain.as_deref_mut()) {
             (Some(module), Some(chain)) => {
                 let Some(epoch) = self.held.epoch(&module) else {
                     return Err(StoreError::Fenced { module });
                 };
+                let follows = match self.ready_chain(chain, &module, epoch) {
+                    Err(StoreError::Fenced { module }) => return Err(self.fenced(module)),
+                    ready => ready?,
+                };
                 let turn = Turn {
                     key: keys::last_commit(&module).into_bytes(),
-                    follows: self.ready_chain(chain, &module, epoch)?,
+                    follows,
                     token: self.chains.next_token(),
                 };
                 batch.set(
@@ -1120,7 +1136,7 @@ impl Storage for PostgresStorage {
 
     fn commit_in_doubt(&self, module: &str, id: u64) -> Result<Option<bool>, StoreError> {
         let chain = self.chains.of(module);
-        let mut chain = commit_chain::lock(&chain);
+        let mut chain = lock_chain(&chain);
         if let Some(landed) = chain.settled(id) {
             return Ok(Some(landed));
         }
@@ -1459,7 +1475,8 @@ mod tests {
         loop {
             let waiting: i64 = watcher
                 .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE wait_event_type = 'Lock' AND datname = current_database()",
                     &[],
                 )
                 .unwrap()
@@ -1540,6 +1557,43 @@ mod tests {
         assert!(answer.leased && !answer.applied, "the late commit landed");
         assert_eq!(read(&db, "k"), Some(b"one".to_vec()));
         commit(&db, "k", b"two").unwrap();
+    }
+
+    /// A commit in doubt is settled by the next commit of the module, whoever makes it (the
+    /// chain driver saving progress, say), and its maker is told how when it asks.
+    #[test]
+    fn a_commit_in_doubt_settled_by_another_commit_is_answered_to_its_maker() {
+        use crate::ledger::storage::Storage;
+        let (db, url) = module_on_a_node();
+        commit(&db, "k", b"one").unwrap();
+        commit_in_flight(&db, &url, 11)
+            .batch_execute("COMMIT")
+            .unwrap();
+        commit(&db, "other", b"x").unwrap();
+        let mut in_flight = commit_in_flight(&db, &url, 12);
+        in_flight.batch_execute("ROLLBACK").unwrap();
+        commit(&db, "other", b"y").unwrap();
+        assert_eq!(db.commit_in_doubt("m", 11).unwrap(), Some(true));
+        assert_eq!(db.commit_in_doubt("m", 12).unwrap(), Some(false));
+        assert_eq!(read(&db, "k"), Some(b"in doubt".to_vec()));
+    }
+
+    /// A commit in doubt that landed before the node's lease was renewed under a new epoch
+    /// is found when the chain is read again under it.
+    #[test]
+    fn a_commit_in_doubt_that_landed_is_found_under_a_new_epoch() {
+        use crate::ledger::storage::Storage;
+        let (db, url) = module_on_a_node();
+        commit(&db, "k", b"one").unwrap();
+        commit_in_flight(&db, &url, 21)
+            .batch_execute("COMMIT")
+            .unwrap();
+        db.with_client(|c| c.execute("UPDATE nexum_leases SET epoch = 2 WHERE module = 'm'", &[]))
+            .unwrap();
+        db.held.insert("m", 2);
+        assert_eq!(db.commit_in_doubt("m", 21).unwrap(), Some(true));
+        commit(&db, "k", b"two").unwrap();
+        assert_eq!(read(&db, "k"), Some(b"two".to_vec()));
     }
 
     /// Several commits of one module at once (a call's, the chain driver's progress) all

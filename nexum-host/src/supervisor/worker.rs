@@ -83,6 +83,8 @@ impl Worker {
         lifecycle: broadcast::Sender<ModuleEvent>,
     ) -> Self {
         let restart_backoff = restart_backoff(&policy);
+        // A worker before this one may have stopped with a commit in doubt.
+        capabilities.store.forget_failed_commit();
         Self {
             engine,
             module,
@@ -352,7 +354,7 @@ impl Worker {
     async fn landed_after_all(&mut self) {
         tracing::warn!(
             module = self.name(),
-            "the call's commit had landed though its answer was lost; the event is not run again"
+            "the event's last commit had landed though its answer was lost; the event is not run again"
         );
         if let Err(failure) = self.start_instance().await {
             tracing::warn!(module = self.name(), reason = %failure, "starting a fresh instance failed; restarting");

@@ -20,6 +20,14 @@ pub(crate) enum StoreRefusal {
     Backend(#[from] StoreError),
 }
 
+/// A commit that failed, to ask about: it may have landed.
+#[derive(Clone, Copy)]
+struct FailedCommit {
+    id: u64,
+    /// The usage it set, if it wrote anything.
+    usage: Option<u64>,
+}
+
 /// One module's view of the ledger.
 #[derive(Clone)]
 pub(crate) struct ModuleStore {
@@ -33,8 +41,8 @@ pub(crate) struct ModuleStore {
     backend_failure: Arc<std::sync::Mutex<Option<String>>>,
     /// A read this call made ended after the call's deadline.
     past_deadline: Arc<AtomicBool>,
-    /// The id of the module's last commit that failed (0: none since one succeeded).
-    failed_commit: Arc<AtomicU64>,
+    /// The module's last commit, if it failed: its id, and the usage it would have set.
+    failed_commit: Arc<std::sync::Mutex<Option<FailedCommit>>>,
 }
 
 impl ModuleStore {
@@ -195,7 +203,7 @@ impl ModuleStore {
 
     /// Commits `pending` and the engine's `bookkeeping` for the call in one atomic batch.
     pub fn commit(&self, pending: WriteSet, bookkeeping: &Bookkeeping) -> Result<(), StoreError> {
-        self.failed_commit.store(0, Ordering::Relaxed);
+        self.forget_failed_commit();
         if pending.is_empty() && bookkeeping.is_empty() {
             return Ok(());
         }
@@ -206,25 +214,43 @@ impl ModuleStore {
             )
         });
         let id = crate::ledger::next_commit_id();
+        let failed = FailedCommit {
+            id,
+            usage: usage.map(|(_, used)| used),
+        };
         let committed =
             self.ledger
                 .commit_call(&self.module, pending.into_writes(), usage, bookkeeping, id);
-        self.failed_commit
-            .store(if committed.is_ok() { 0 } else { id }, Ordering::Relaxed);
+        if committed.is_err() {
+            *self.failed() = Some(failed);
+        }
         committed
+    }
+
+    fn failed(&self) -> std::sync::MutexGuard<'_, Option<FailedCommit>> {
+        self.failed_commit.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets a failed commit nobody will ask about (a new worker starts afresh: the
+    /// event it was for is delivered again from the store's cursors, if it did not land).
+    pub fn forget_failed_commit(&self) {
+        *self.failed() = None;
     }
 
     /// Whether the module's last commit, which failed, landed after all (its answer lost
     /// on the way back): `None` when it certainly did not, or none failed. A call is run
     /// again only once its commit is known not to have landed.
     pub fn commit_in_doubt(&self) -> Result<Option<bool>, StoreError> {
-        let id = self.failed_commit.load(Ordering::Relaxed);
-        if id == 0 {
+        let Some(failed) = *self.failed() else {
             return Ok(None);
+        };
+        let answer = self.ledger.commit_in_doubt(&self.module, failed.id)?;
+        if let (Some(true), Some(used)) = (answer, failed.usage) {
+            // It landed with the usage it carried.
+            self.used.store(used, Ordering::Relaxed);
         }
-        let answer = self.ledger.commit_in_doubt(&self.module, id)?;
         // Answered once: a later failure (a read's) must not take this answer for its own.
-        self.failed_commit.store(0, Ordering::Relaxed);
+        self.forget_failed_commit();
         Ok(answer)
     }
 
