@@ -81,7 +81,10 @@ impl Chain {
     }
 
     /// Starts the chain under `epoch` from the token the store holds. Commits in doubt
-    /// under an earlier epoch can no longer land (their lease check fails): settled.
+    /// under an earlier epoch can no longer land (their lease check fails): settled, the
+    /// one whose token is stored as landed. (One that landed and was then overwritten by
+    /// another node's commit reads as not landed; a worker never lives across an epoch
+    /// change, so none asks.)
     pub fn begin(&mut self, epoch: i64, stored: Vec<u8>) {
         if self.epoch != Some(epoch) {
             let landed = self.doubt_with(&stored);

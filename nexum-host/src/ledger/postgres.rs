@@ -1596,6 +1596,32 @@ mod tests {
         assert_eq!(read(&db, "k"), Some(b"two".to_vec()));
     }
 
+    /// Settling moves the token on; when that move lands and its answer is lost, the next
+    /// try finds its own token stored and knows the doubts did not land.
+    #[test]
+    fn a_settling_whose_answer_was_lost_is_recognised() {
+        use crate::ledger::storage::Storage;
+        let (db, url) = module_on_a_node();
+        commit(&db, "k", b"one").unwrap();
+        let moved_to = {
+            let chain = db.chains.of("m");
+            let mut chain = super::commit_chain::lock(&chain);
+            chain.lost(31, b"never stored".to_vec());
+            chain.moving_to(|| db.chains.next_token())
+        };
+        // The move landed; its answer was lost.
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client
+            .execute(
+                "UPDATE nexum_entries SET value = $1 WHERE space = 'engine' AND key = 'commit/m'::bytea",
+                &[&moved_to],
+            )
+            .unwrap();
+        assert_eq!(db.commit_in_doubt("m", 31).unwrap(), Some(false));
+        commit(&db, "k", b"two").unwrap();
+        assert_eq!(read(&db, "k"), Some(b"two".to_vec()));
+    }
+
     /// Several commits of one module at once (a call's, the chain driver's progress) all
     /// land: a node's commits for a module take their turns one at a time.
     #[test]

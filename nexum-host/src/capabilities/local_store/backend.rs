@@ -203,7 +203,11 @@ impl ModuleStore {
 
     /// Commits `pending` and the engine's `bookkeeping` for the call in one atomic batch.
     pub fn commit(&self, pending: WriteSet, bookkeeping: &Bookkeeping) -> Result<(), StoreError> {
-        self.forget_failed_commit();
+        if self.failed().is_some() {
+            // A failed commit nobody asked about (an `init` run again): settled first, so
+            // the usage this commit builds on counts it if it landed.
+            self.commit_in_doubt()?;
+        }
         if pending.is_empty() && bookkeeping.is_empty() {
             return Ok(());
         }
