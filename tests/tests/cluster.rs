@@ -254,16 +254,7 @@ async fn a_read_waiting_on_a_silent_database_ends_at_the_calls_deadline_and_the_
                 .dispatch("probe", tick("log reading; count reads"))
         );
         assert!(futures::poll!(call.as_mut()).is_pending());
-        let reading = tokio::time::timeout(Duration::from_secs(30), async {
-            loop {
-                match lines.recv().await {
-                    Ok(line) if line.message == "reading" => return,
-                    Ok(_) => {}
-                    Err(e) => panic!("log lines: {e}"),
-                }
-            }
-        });
-        assert!(reading.await.is_ok(), "the call never began");
+        assert!(logged(&mut lines, "reading").await, "the call never began");
     }
     let began = std::time::Instant::now();
     let stopped = tokio::time::timeout(drain, running.stop()).await;
@@ -354,16 +345,7 @@ async fn a_read_answered_past_the_deadline_ends_the_call_as_past_its_deadline() 
                 .dispatch("probe", tick("sleep 1900; log reading; count reads"))
         );
         assert!(futures::poll!(call.as_mut()).is_pending());
-        let reading = tokio::time::timeout(Duration::from_secs(30), async {
-            loop {
-                match lines.recv().await {
-                    Ok(line) if line.message == "reading" => return,
-                    Ok(_) => {}
-                    Err(e) => panic!("log lines: {e}"),
-                }
-            }
-        });
-        assert!(reading.await.is_ok(), "the call never read");
+        assert!(logged(&mut lines, "reading").await, "the call never read");
         // Past the deadline, well within the read's least wait.
         tokio::time::sleep(Duration::from_millis(400)).await;
         drop(lock);
@@ -527,6 +509,24 @@ async fn a_commit_given_up_on_that_arrives_late_does_not_land() {
         "the late commit landed"
     );
     running.stop().await;
+}
+
+/// Waits (30 s at most) for the module to log `message`; whether it did.
+async fn logged(
+    lines: &mut tokio::sync::broadcast::Receiver<nexum_core::LogLine>,
+    message: &str,
+) -> bool {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match lines.recv().await {
+                Ok(line) if line.message == message => return,
+                Ok(_) => {}
+                Err(e) => panic!("log lines: {e}"),
+            }
+        }
+    })
+    .await
+    .is_ok()
 }
 
 fn tick(script: &str) -> Event {

@@ -601,6 +601,25 @@ mod tests {
     }
 
     /// A manifest of one wasm layer, `layer`, of `size` bytes.
+    /// A fake registry that serves the manifest of "the component" to `user:pass` only and
+    /// answers anything else 401 with `challenge`; its address, and the component's digest.
+    fn basic_only_registry(challenge: &'static str) -> (String, ComponentDigest) {
+        let pin = ComponentDigest::of(b"the component");
+        let manifest = manifest_of(&pin, 13);
+        let (address, _) = fake_registry(move |asked| match asked.authorization.as_deref() {
+            // "user:pass"
+            Some("Basic dXNlcjpwYXNz") if asked.path.contains("/manifests/") => {
+                Answer::Plain("200 OK", String::new(), manifest.clone())
+            }
+            _ => Answer::Plain(
+                "401 Unauthorized",
+                format!("www-authenticate: {challenge}\r\n"),
+                String::new(),
+            ),
+        });
+        (address, pin)
+    }
+
     fn manifest_of(layer: &ComponentDigest, size: usize) -> String {
         serde_json::json!({
             "schemaVersion": 2,
@@ -775,19 +794,7 @@ mod tests {
 
     #[tokio::test]
     async fn basic_credentials_go_where_the_registry_asks_for_them() {
-        let pin = ComponentDigest::of(b"the component");
-        let manifest = manifest_of(&pin, 13);
-        let (address, _) = fake_registry(move |asked| match asked.authorization.as_deref() {
-            // "user:pass"
-            Some("Basic dXNlcjpwYXNz") if asked.path.contains("/manifests/") => {
-                Answer::Plain("200 OK", String::new(), manifest.clone())
-            }
-            _ => Answer::Plain(
-                "401 Unauthorized",
-                "www-authenticate: Basic realm=\"fake\"\r\n".into(),
-                String::new(),
-            ),
-        });
+        let (address, pin) = basic_only_registry("Basic realm=\"fake\"");
         let reference = parse(&format!("{address}/keepers/basic:1")).unwrap();
         let registry = Registry::new(&reference).unwrap();
         let basic = Credentials::Basic("user".into(), "pass".into());
@@ -928,19 +935,7 @@ mod tests {
     /// there are any, else none (as `oci-client` did), rather than a failed pull.
     #[tokio::test]
     async fn a_challenge_that_does_not_parse_falls_back_to_basic_credentials_or_none() {
-        let pin = ComponentDigest::of(b"the component");
-        let manifest = manifest_of(&pin, 13);
-        let (address, _) = fake_registry(move |asked| match asked.authorization.as_deref() {
-            // "user:pass"
-            Some("Basic dXNlcjpwYXNz") if asked.path.contains("/manifests/") => {
-                Answer::Plain("200 OK", String::new(), manifest.clone())
-            }
-            _ => Answer::Plain(
-                "401 Unauthorized",
-                "www-authenticate: Bearer realm=\"http://unterminated\r\n".into(),
-                String::new(),
-            ),
-        });
+        let (address, pin) = basic_only_registry("Bearer realm=\"http://unterminated");
         assert!(
             http_auth::parse_challenges("Bearer realm=\"http://unterminated").is_err(),
             "the challenge was meant not to parse"

@@ -1066,16 +1066,13 @@ impl Storage for PostgresStorage {
                     Err(StoreError::Fenced { module }) => return Err(self.fenced(module)),
                     ready => ready?,
                 };
+                let key = keys::last_commit(&module);
                 let turn = Turn {
-                    key: keys::last_commit(&module).into_bytes(),
+                    key: key.clone().into_bytes(),
                     follows,
                     token: self.chains.next_token(),
                 };
-                batch.set(
-                    Space::Engine,
-                    keys::last_commit(&module),
-                    turn.token.clone(),
-                );
+                batch.set(Space::Engine, key, turn.token.clone());
                 Some((module, epoch, Arc::new(turn)))
             }
             _ => None,
@@ -1435,6 +1432,16 @@ mod tests {
             .get(0)
     }
 
+    /// Stores `token` as `m`'s chain token, as a commit of `m` does.
+    fn store_token(client: &mut postgres::Client, token: &[u8]) {
+        client
+            .execute(
+                "UPDATE nexum_entries SET value = $1 WHERE space = 'engine' AND key = 'commit/m'::bytea",
+                &[&token],
+            )
+            .unwrap();
+    }
+
     /// A commit of `m` in doubt (id `id`) that is in flight on another connection: it holds
     /// the token row's lock until the test ends it, and lands if the test commits it.
     fn commit_in_flight(db: &PostgresStorage, url: &str, id: u64) -> postgres::Client {
@@ -1442,12 +1449,7 @@ mod tests {
         super::commit_chain::lock(&db.chains.of("m")).lost(id, token.clone());
         let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
         client.batch_execute("BEGIN").unwrap();
-        client
-            .execute(
-                "UPDATE nexum_entries SET value = $1 WHERE space = 'engine' AND key = 'commit/m'::bytea",
-                &[&token],
-            )
-            .unwrap();
+        store_token(&mut client, &token);
         client
             .execute(
                 "INSERT INTO nexum_entries VALUES ('module:m', 'k'::bytea, 'in doubt'::bytea)
@@ -1610,13 +1612,10 @@ mod tests {
             chain.moving_to(|| db.chains.next_token())
         };
         // The move landed; its answer was lost.
-        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-        client
-            .execute(
-                "UPDATE nexum_entries SET value = $1 WHERE space = 'engine' AND key = 'commit/m'::bytea",
-                &[&moved_to],
-            )
-            .unwrap();
+        store_token(
+            &mut postgres::Client::connect(&url, postgres::NoTls).unwrap(),
+            &moved_to,
+        );
         assert_eq!(db.commit_in_doubt("m", 31).unwrap(), Some(false));
         commit(&db, "k", b"two").unwrap();
         assert_eq!(read(&db, "k"), Some(b"two".to_vec()));

@@ -314,13 +314,9 @@ impl Worker {
             "the store failed this call; the event runs again on a fresh instance (nothing skipped)"
         );
         sleep_or_shutdown(wait, shutdown).await?;
-        loop {
+        let landed = loop {
             match self.capabilities.store.commit_in_doubt() {
-                Ok(Some(true)) => {
-                    self.landed_after_all().await;
-                    return Ok(true);
-                }
-                Ok(_) => break,
+                Ok(answer) => break answer == Some(true),
                 Err(StoreError::Fenced { .. }) => return Err(self.fenced()),
                 Err(error) => {
                     let wait = self.store_backoff.next().unwrap_or(STORE_RETRY_MAX);
@@ -333,11 +329,19 @@ impl Worker {
                     sleep_or_shutdown(wait, shutdown).await?;
                 }
             }
+        };
+        if landed {
+            tracing::warn!(
+                module = self.name(),
+                "the event's last commit had landed though its answer was lost; the event is not run again"
+            );
         }
+        // Either way the next event (or this one again) runs on a fresh instance, which
+        // starts from what the store holds.
         if let Err(failure) = self.start_instance().await {
             tracing::warn!(module = self.name(), reason = %failure, "starting a fresh instance failed; restarting");
         }
-        Ok(false)
+        Ok(landed)
     }
 
     /// This node may no longer commit for the module: the worker stops.
@@ -347,18 +351,6 @@ impl Worker {
             "commit refused: another node runs this module now; it stops here"
         );
         Stop::Fenced
-    }
-
-    /// A commit whose answer was lost had landed: the event is not run again, and a fresh
-    /// instance starts from the state it left.
-    async fn landed_after_all(&mut self) {
-        tracing::warn!(
-            module = self.name(),
-            "the event's last commit had landed though its answer was lost; the event is not run again"
-        );
-        if let Err(failure) = self.start_instance().await {
-            tracing::warn!(module = self.name(), reason = %failure, "starting a fresh instance failed; restarting");
-        }
     }
 
     /// Records a skipped event as a dead letter, committing its bookkeeping with it so
