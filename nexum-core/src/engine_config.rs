@@ -73,6 +73,11 @@ pub struct ChainConfig {
     pub poll_interval_ms: u64,
     /// Overrides `[engine] dry_run` for this chain's orderbook.
     pub dry_run: Option<bool>,
+    /// On a websocket chain, whether a `logs` subscription cross-checks each block's
+    /// `eth_getLogs` read (a guard against a load-balanced provider whose backends lag).
+    /// Logs are read by block hash either way; off saves the subscription's traffic, for a
+    /// node that answers from one view of the chain (one you run yourself).
+    pub cross_check_logs: bool,
 }
 
 impl ChainConfig {
@@ -85,6 +90,7 @@ impl ChainConfig {
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
             dry_run: None,
+            cross_check_logs: true,
         })
     }
 
@@ -105,6 +111,7 @@ impl std::fmt::Debug for ChainConfig {
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("poll_interval_ms", &self.poll_interval_ms)
             .field("dry_run", &self.dry_run)
+            .field("cross_check_logs", &self.cross_check_logs)
             .finish()
     }
 }
@@ -382,6 +389,12 @@ struct RawChain {
     #[serde(default = "default_poll_interval_ms")]
     poll_interval_ms: u64,
     dry_run: Option<bool>,
+    #[serde(default = "default_cross_check_logs")]
+    cross_check_logs: bool,
+}
+
+fn default_cross_check_logs() -> bool {
+    true
 }
 
 fn default_request_timeout_ms() -> u64 {
@@ -492,6 +505,7 @@ impl RawEngineConfig {
                     request_timeout_ms: chain.request_timeout_ms,
                     poll_interval_ms: chain.poll_interval_ms,
                     dry_run: chain.dry_run,
+                    cross_check_logs: chain.cross_check_logs,
                 },
             );
         }

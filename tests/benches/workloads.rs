@@ -47,11 +47,15 @@ fn main() {
             "| workload | loss | block p50 / p99 | log p50 / p99 | CPU (drive) | peak RSS (drive) | peak RSS (with boot) | RSS at end: anon + file | threads |"
         );
         println!("|---|---|---|---|---|---|---|---|---|");
-        for (label, txs, logs_per_tx) in [
-            ("3,000 logs (300 tx × 10)", 300, 10),
-            ("12,000 logs (60 tx × 200)", 60, 200),
-        ] {
-            drive(label, txs, logs_per_tx).await;
+        for cross_check in [true, false] {
+            let setting = if cross_check {
+                ""
+            } else {
+                ", `cross_check_logs = false`"
+            };
+            for (label, txs, logs_per_tx) in [("3,000 logs (300 tx × 10)", 300, 10), ("12,000 logs (60 tx × 200)", 60, 200)] {
+                drive(&format!("{label}{setting}"), txs, logs_per_tx, cross_check).await;
+            }
         }
         backfill(500, 200).await;
     });
@@ -89,8 +93,16 @@ fn machine() -> String {
 }
 
 /// An engine.toml in `dir`: JSON logs (timestamps), a log budget that fits the workload,
-/// and the probe on `emitter`'s logs from `from` (and on blocks, with `blocks`).
-fn engine(dir: &Path, anvil: &Anvil, emitter: Address, from: u64, blocks: bool) -> PathBuf {
+/// and the probe on `emitter`'s logs from `from` (and on blocks, with `blocks`); the chain's
+/// `cross_check_logs` as `cross_check` says.
+fn engine(
+    dir: &Path,
+    anvil: &Anvil,
+    emitter: Address,
+    from: u64,
+    blocks: bool,
+    cross_check: bool,
+) -> PathBuf {
     let block_subscription = if blocks {
         format!("[[subscription]]\nkind = \"block\"\nchain_id = {CHAIN_ID}\n\n")
     } else {
@@ -110,7 +122,7 @@ fn engine(dir: &Path, anvil: &Anvil, emitter: Address, from: u64, blocks: bool) 
         format!(
             "[engine]\nstate_dir = \"state\"\nlog_format = \"json\"\n\n\
              [limits]\nlog_lines_per_second = 100000\nlog_bytes_per_second = 10000000\n\n\
-             [chains.{CHAIN_ID}]\nrpc_url = \"{}\"\n\n\
+             [chains.{CHAIN_ID}]\nrpc_url = \"{}\"\ncross_check_logs = {cross_check}\n\n\
              [[modules]]\npath = {:?}\nmanifest = \"probe.toml\"\n",
             anvil.ws_url(),
             guests::wasm("latency-probe")
@@ -267,12 +279,12 @@ fn latencies(
 
 /// Sends `txs` transactions of `logs_per_tx` logs at [`TX_PER_SECOND`] with nexum running,
 /// and prints one row.
-async fn drive(label: &str, txs: u64, logs_per_tx: u64) {
+async fn drive(label: &str, txs: u64, logs_per_tx: u64, cross_check: bool) {
     let anvil = Anvil::spawn().await;
     let emitter = anvil.deploy_emitter().await;
     let from = anvil.block_number().await + 1;
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path(), &anvil, emitter, from, true);
+    let engine = engine(dir.path(), &anvil, emitter, from, true, cross_check);
     let heads = observe_heads(anvil.ws_url()).await;
     let mut nexum = start(&engine);
     let pid = nexum.id();
@@ -335,7 +347,7 @@ async fn backfill(txs: u64, logs_per_tx: u64) {
     }
     let total = txs * logs_per_tx;
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path(), &anvil, emitter, from, false);
+    let engine = engine(dir.path(), &anvil, emitter, from, false, true);
     let started = Instant::now();
     let mut nexum = start(&engine);
     let needle = format!("\"l {last} ");

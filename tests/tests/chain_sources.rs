@@ -288,6 +288,43 @@ async fn an_http_node_is_polled() {
     assert_eq!(unique.len(), pings.len());
 }
 
+/// With `cross_check_logs = false` a websocket chain still pushes heads, but opens no
+/// `logs` subscription: each block's logs come from the read alone, all of them, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_chain_without_the_cross_check_reads_logs_without_a_logs_subscription() {
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let modules = vec![
+        recorder("blocks", &blocks()),
+        recorder(
+            "pings",
+            &logs(emitter, "event = \"Ping(address,uint256,bytes)\""),
+        ),
+    ];
+    let mut config = config(&anvil.ws_url());
+    config.chains.get_mut(&CHAIN_ID).unwrap().cross_check_logs = false;
+    let runtime = run(modules, config).await;
+    let start = anvil.block_number().await;
+    runtime.wait_for_block("blocks", start).await;
+    for seq in 0..3 {
+        anvil.ping(emitter, seq, b"").await;
+    }
+    anvil.burst(emitter, 4).await; // Pings 0..=3 and a Pong in one block
+    let end = anvil.block_number().await;
+    runtime.wait_for_block("blocks", end).await;
+    let pings = node_logs(&anvil, emitter, start, |l| {
+        topic(l, 0) == Emitter::Ping::SIGNATURE_HASH
+    })
+    .await;
+    assert_eq!(pings.len(), 7);
+    wait_for_logs(&runtime, "pings", end, &pings).await;
+    let status = runtime.runtime.chain_status(CHAIN_ID).unwrap();
+    assert_eq!(
+        (status.head_subscriptions, status.log_subscriptions),
+        (1, 0)
+    );
+}
+
 /// Inside one module with several subscriptions, each block's events come as: the block,
 /// then each log subscription's logs, subscriptions ordered by their first log index and
 /// logs in log-index order — whatever the order of the subscriptions in the manifest.

@@ -219,6 +219,20 @@ fn dry_run_is_global_with_per_chain_overrides() {
 }
 
 #[test]
+fn logs_are_cross_checked_unless_a_chain_turns_it_off() {
+    let c = parse(
+        "[chains.1]\nrpc_url = \"ws://x\"\n[chains.100]\nrpc_url = \"ws://y\"\ncross_check_logs = false\n",
+    )
+    .unwrap();
+    assert!(c.chains[&1].cross_check_logs);
+    assert!(!c.chains[&100].cross_check_logs);
+    let err = parse("[chains.1]\nrpc_url = \"ws://x\"\ncross_check_logs = \"no\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cross_check_logs"), "{err}");
+}
+
+#[test]
 fn durability_is_buffered_by_default_and_can_be_sync() {
     let c = parse("").unwrap();
     assert_eq!(

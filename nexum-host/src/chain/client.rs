@@ -63,6 +63,8 @@ pub struct ChainClient {
     websocket_connect: Option<WsConnect>,
     timeout: Duration,
     poll_interval: Duration,
+    /// `[chains.<id>] cross_check_logs` (websockets only).
+    cross_check_logs: bool,
     pub(crate) counters: ClientCounters,
 }
 
@@ -88,6 +90,7 @@ impl ChainClient {
                 websocket_connect,
                 timeout: Duration::from_millis(config.request_timeout_ms),
                 poll_interval: Duration::from_millis(config.poll_interval_ms),
+                cross_check_logs: config.cross_check_logs,
                 counters: ClientCounters::default(),
             })
     }
@@ -177,6 +180,11 @@ impl ChainClient {
 
     pub fn is_websocket(&self) -> bool {
         self.websocket_connect.is_some()
+    }
+
+    /// Whether block reads are cross-checked against a `logs` subscription.
+    pub fn cross_checks_logs(&self) -> bool {
+        self.is_websocket() && self.cross_check_logs
     }
 
     pub fn poll_interval(&self) -> Duration {

@@ -3,8 +3,9 @@
 //! - [`follower`]: one per chain; follows the canonical head (a `newHeads` subscription on
 //!   websockets, polling on HTTP), fills gaps, notices reorgs, and publishes a window of
 //!   recent canonical blocks ([`CanonicalView`]);
-//! - [`feed`]: one per distinct log filter on a websocket chain; a shared `logs`
-//!   subscription that cross-checks the `eth_getLogs` read of each block;
+//! - [`feed`]: one per distinct log filter on a websocket chain (unless its
+//!   `cross_check_logs` is off); a shared `logs` subscription that cross-checks the
+//!   `eth_getLogs` read of each block;
 //! - [`driver`]: one per module and chain; walks the chain block by block and hands the
 //!   module its block and log events, in chain order.
 //!
@@ -268,7 +269,7 @@ impl<C: ChainReader> ChainSources<C> {
             let wanted = match subscription {
                 Subscription::Block { .. } => Wanted::Blocks,
                 Subscription::Log(log) => {
-                    let claim = client.pushes().then(|| {
+                    let claim = client.streams_logs().then(|| {
                         let key = (client.chain_id(), log.filter.clone());
                         // A feed that went unread long enough has stopped: a new one takes its
                         // place.

@@ -22,6 +22,12 @@ pub(crate) trait ChainReader: Send + Sync + 'static {
     /// Whether the node pushes heads and logs (a websocket); otherwise it is polled.
     fn pushes(&self) -> bool;
 
+    /// Whether a `logs` subscription cross-checks the logs read for each block (a
+    /// [`feed`](super::feed)); otherwise the read alone is believed, as when polling.
+    fn streams_logs(&self) -> bool {
+        self.pushes()
+    }
+
     /// How often the head is polled (and a quiet push connection checked).
     fn poll_interval(&self) -> Duration;
 
@@ -74,6 +80,10 @@ impl ChainReader for ChainClient {
 
     fn pushes(&self) -> bool {
         self.is_websocket()
+    }
+
+    fn streams_logs(&self) -> bool {
+        self.cross_checks_logs()
     }
 
     fn poll_interval(&self) -> Duration {
