@@ -155,6 +155,48 @@ fn a_single_module_runs_from_its_wasm_and_manifest() {
     assert!(state.is_dir());
 }
 
+/// A first boot compiles on a pool of threads of its own, which leave once boot is done:
+/// rayon's global pool, which wasmtime would use otherwise, keeps its threads (named like
+/// the process) for the rest of the process's life.
+#[test]
+fn the_compiler_threads_leave_once_boot_has_compiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = heartbeat_engine(dir.path());
+    let mut running = Running::start(&["run", engine.to_str().unwrap()]);
+    running.wait_for("compiling the component");
+    running.wait_for("running; press ctrl-c");
+    let threads = || -> Vec<String> {
+        let tasks = format!("/proc/{}/task", running.0.id());
+        std::fs::read_dir(tasks)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+                    .map(|name| name.trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let names = threads();
+        let compilers = names
+            .iter()
+            .filter(|n| n.starts_with("nexum-compile"))
+            .count();
+        // The main thread is the only one named like the binary.
+        let unnamed = names.iter().filter(|n| *n == "nexum").count();
+        if compilers == 0 && unnamed == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "compiler threads still there after boot: {names:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(running.stop("-TERM"), 0);
+}
+
 #[test]
 fn a_bad_config_is_one_clear_message_and_exit_1() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ use crate::extension::HostExtension;
 use crate::state::ModuleState;
 use nexum_core::Compiler;
 use std::collections::BTreeSet;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Strategy};
@@ -116,7 +116,12 @@ impl WasmEngine {
                 "a core WebAssembly module, not a component (build for wasm32-wasip2, or wrap it with `wasm-tools component new`)"
             );
         }
-        Component::new(&self.engine, bytes).map_err(|e| {
+        let compile = || Component::new(&self.engine, bytes);
+        let compiled = match compile_pool() {
+            Some(pool) => pool.install(compile),
+            None => compile(),
+        };
+        compiled.map_err(|e| {
             // wasmparser's wording for every async ABI refusal; a unit test notices a change.
             if format!("{e:#}").contains("component model async feature") {
                 e.context("the component uses the component model's async ABI, which nexum does not run (build it without async exports or imports)")
@@ -125,6 +130,26 @@ impl WasmEngine {
             }
         })
     }
+}
+
+/// The threads wasmtime spreads a component's functions over, alive only while some
+/// compilation runs. Left to itself wasmtime uses rayon's global pool, whose threads (one
+/// per core) then idle for the rest of the process's life once boot has compiled.
+/// Compilations at the same time share one pool; the last to finish lets it go. `None`
+/// when no thread could be started: rayon's global pool then compiles.
+fn compile_pool() -> Option<Arc<rayon::ThreadPool>> {
+    static POOL: Mutex<Weak<rayon::ThreadPool>> = Mutex::new(Weak::new());
+    let mut shared = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(pool) = shared.upgrade() {
+        return Some(pool);
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("nexum-compile-{i}"))
+        .build()
+        .ok()
+        .map(Arc::new)?;
+    *shared = Arc::downgrade(&pool);
+    Some(pool)
 }
 
 fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<ModuleState>> {
