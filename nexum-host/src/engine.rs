@@ -117,7 +117,12 @@ impl WasmEngine {
             );
         }
         let compile = || Component::new(&self.engine, bytes);
-        let compiled = match compile_pool() {
+        // A caller already on a rayon pool (an embedder's) compiles on that pool.
+        let pool = rayon::current_thread_index()
+            .is_none()
+            .then(compile_pool)
+            .flatten();
+        let compiled = match pool {
             Some(pool) => pool.install(compile),
             None => compile(),
         };

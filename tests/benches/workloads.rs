@@ -53,8 +53,13 @@ fn main() {
             } else {
                 ", `cross_check_logs = false`"
             };
-            for (label, txs, logs_per_tx) in [("3,000 logs (300 tx × 10)", 300, 10), ("12,000 logs (60 tx × 200)", 60, 200)] {
-                drive(&format!("{label}{setting}"), txs, logs_per_tx, cross_check).await;
+            let workloads = [
+                ("3,000 logs (300 tx × 10)", 300, 10),
+                ("12,000 logs (60 tx × 200)", 60, 200),
+            ];
+            for (label, txs, logs_per_tx) in workloads {
+                let label = format!("{label}{setting}");
+                drive(&label, txs, logs_per_tx, cross_check).await;
             }
         }
         backfill(500, 200).await;

@@ -88,6 +88,7 @@ impl ChainPool {
                 chain = chain_id,
                 endpoint,
                 websocket = client.is_websocket(),
+                cross_check_logs = client.cross_checks_logs(),
                 "chain connected"
             );
             clients.insert(chain_id, Arc::new(client));

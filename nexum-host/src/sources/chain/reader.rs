@@ -19,7 +19,7 @@ pub(crate) trait ChainReader: Send + Sync + 'static {
 
     fn chain_id(&self) -> ChainId;
 
-    /// Whether the node pushes heads and logs (a websocket); otherwise it is polled.
+    /// Whether the node pushes heads (a websocket); otherwise it is polled.
     fn pushes(&self) -> bool;
 
     /// Whether a `logs` subscription cross-checks the logs read for each block (a

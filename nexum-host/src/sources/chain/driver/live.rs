@@ -1,6 +1,7 @@
 //! Blocks still in the follower's window: the latency path. The block event goes out as
 //! soon as the head arrives; then the block's logs are read by its hash (through the shared
-//! feed on push chains), and blocks whose bloom rules a filter out cost nothing.
+//! feed on push chains that cross-check logs), and blocks whose bloom rules a filter out
+//! cost nothing.
 
 use super::{Driving, Halt, Wanted, matching, retry_node};
 use crate::chain::{BlockRecord, LogRange};

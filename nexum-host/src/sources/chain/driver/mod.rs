@@ -59,7 +59,8 @@ pub(crate) enum Wanted<C> {
     Blocks,
     Logs {
         filter: LogFilter,
-        /// This subscription's claim on the shared live feed, on websocket chains.
+        /// This subscription's claim on the shared live feed, on websocket chains that
+        /// cross-check logs (`cross_check_logs`).
         feed: Option<Arc<FeedClaim<C>>>,
     },
 }
