@@ -22,13 +22,10 @@ const ENGINE_KEYSPACE: &str = "nexum.engine";
 /// would grow with the number of modules. Keeping it small keeps memory flat.
 const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
 
-/// fjall's background threads (flushes and compactions). Its default, one per core up to
-/// four, is sized for a database under heavy write load; a keeper's stores take small
-/// commits. With one thread the store benchmark (a million keys written in batches, then
-/// read back) and the 100,000-log backfill took as long as with two.
-const STORE_WORKERS: usize = 1;
-
-/// The block cache shared by every keyspace.
+/// The block cache shared by every keyspace. (fjall's background threads stay at its
+/// default, one per core up to four: with a single one, fjall 3.1 can deadlock — that
+/// worker handles a memtable rotation by queueing a flush on the bounded queue only it
+/// reads.)
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 fn keyspace_options() -> KeyspaceCreateOptions {
@@ -64,10 +61,7 @@ impl FjallStorage {
     /// Opens (or creates) the database in `dir` with `durability`; buffered commits are
     /// forced to disk every `window`.
     pub fn open(dir: &Path, durability: Durability, window: Duration) -> Result<Self, StoreError> {
-        let db = Database::builder(dir)
-            .cache_size(CACHE_BYTES)
-            .worker_threads(STORE_WORKERS)
-            .open()?;
+        let db = Database::builder(dir).cache_size(CACHE_BYTES).open()?;
         let engine = db.keyspace(ENGINE_KEYSPACE, keyspace_options)?;
         let sync = durability == Durability::Sync;
         Ok(Self {
