@@ -28,6 +28,47 @@ const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
 /// reads.)
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Removes what a creation of the database that was killed part-way left in `dir`, which
+/// fjall would otherwise refuse to open for good ("File exists"). fjall takes its lock,
+/// creates an empty `keyspaces` folder and the first journal, then writes its `version`
+/// marker, and only then its first keyspace: no `version` and an empty `keyspaces` folder
+/// mean no database was ever opened there, so nothing was ever committed to that journal.
+/// Anything else is left for fjall to recover or refuse; so is a creation still running in
+/// another process (it holds the lock).
+fn clear_interrupted_creation(dir: &Path) -> Result<(), StoreError> {
+    let keyspaces = dir.join("keyspaces");
+    let interrupted = !dir.join("version").exists()
+        && std::fs::read_dir(&keyspaces).is_ok_and(|mut entries| entries.next().is_none());
+    if !interrupted {
+        return Ok(());
+    }
+    let io = |what: &str, e: std::io::Error| StoreError::Backend(format!("{what}: {e}"));
+    // Held while clearing, like fjall's own creation holds it.
+    let _lock = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("lock"))
+    {
+        Ok(file) => match file.try_lock() {
+            Ok(()) => Some(file),
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", e)),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io("lock", e)),
+    };
+    tracing::warn!(
+        dir = %dir.display(),
+        "the store's creation was interrupted before it finished (nothing was committed in it): creating it again"
+    );
+    match std::fs::remove_file(dir.join("0.jnl")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("0.jnl", e)),
+    }
+    std::fs::remove_dir(&keyspaces).map_err(|e| io("keyspaces", e))
+}
+
 fn keyspace_options() -> KeyspaceCreateOptions {
     KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
 }
@@ -61,6 +102,7 @@ impl FjallStorage {
     /// Opens (or creates) the database in `dir` with `durability`; buffered commits are
     /// forced to disk every `window`.
     pub fn open(dir: &Path, durability: Durability, window: Duration) -> Result<Self, StoreError> {
+        clear_interrupted_creation(dir)?;
         let db = Database::builder(dir).cache_size(CACHE_BYTES).open()?;
         let engine = db.keyspace(ENGINE_KEYSPACE, keyspace_options)?;
         let sync = durability == Durability::Sync;
@@ -314,5 +356,66 @@ mod tests {
     fn both_durabilities_commit_and_release_the_store_when_dropped() {
         round_trip(Durability::Buffered);
         round_trip(Durability::Sync);
+    }
+
+    /// What fjall leaves when killed while creating the database: its lock, an empty
+    /// `keyspaces` folder and the first journal, and no `version` marker yet.
+    fn interrupted_creation(dir: &Path) {
+        std::fs::write(dir.join("lock"), b"").unwrap();
+        std::fs::create_dir(dir.join("keyspaces")).unwrap();
+        std::fs::write(dir.join("0.jnl"), b"").unwrap();
+    }
+
+    #[test]
+    fn a_creation_killed_before_it_finished_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        interrupted_creation(dir.path());
+        let window = Duration::from_millis(5);
+        let storage = FjallStorage::open(dir.path(), Durability::Buffered, window).unwrap();
+        let space = Space::Module(nexum_core::ModuleName::new("m").unwrap());
+        let mut batch = Batch::default();
+        batch.set(space.clone(), "k", b"v".to_vec());
+        storage.commit(batch).unwrap();
+        drop(storage);
+        let reopened = FjallStorage::open(dir.path(), Durability::Buffered, window).unwrap();
+        assert_eq!(reopened.get(&space, "k").unwrap(), Some(b"v".to_vec()));
+    }
+
+    #[test]
+    fn a_creation_another_process_holds_the_lock_of_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        interrupted_creation(dir.path());
+        let held = std::fs::File::open(dir.path().join("lock")).unwrap();
+        held.try_lock().unwrap();
+        let opened = FjallStorage::open(dir.path(), Durability::Buffered, Duration::from_secs(1));
+        assert!(
+            matches!(opened, Err(StoreError::Locked)),
+            "{:?}",
+            opened.err()
+        );
+        assert!(dir.path().join("0.jnl").exists());
+    }
+
+    #[test]
+    fn a_store_that_lost_its_version_marker_is_not_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let window = Duration::from_millis(5);
+        let storage = FjallStorage::open(dir.path(), Durability::Sync, window).unwrap();
+        let space = Space::Module(nexum_core::ModuleName::new("m").unwrap());
+        let mut batch = Batch::default();
+        batch.set(space.clone(), "k", b"v".to_vec());
+        storage.commit(batch).unwrap();
+        drop(storage);
+        std::fs::remove_file(dir.path().join("version")).unwrap();
+        let before = std::fs::read_dir(dir.path().join("keyspaces"))
+            .unwrap()
+            .count();
+        assert!(before > 0);
+        // fjall decides what to do with it; nexum removes nothing.
+        let _ = FjallStorage::open(dir.path(), Durability::Sync, window);
+        let after = std::fs::read_dir(dir.path().join("keyspaces"))
+            .unwrap()
+            .count();
+        assert!(after >= before, "{before} keyspace entries became {after}");
     }
 }
