@@ -115,7 +115,15 @@ pub(crate) async fn boot(
     let state_dir = plan.config.state_dir.clone();
     let fresh = holds_no_state(&state_dir);
     let booted = assemble(plan, extensions, observers).await;
-    if booted.is_err() && fresh {
+    // A store another process holds is that process's, however fresh it looked.
+    let held_elsewhere = matches!(
+        &booted,
+        Err(BootError::Store {
+            error: StoreError::Locked,
+            ..
+        })
+    );
+    if booted.is_err() && fresh && !held_elsewhere {
         remove_state_dir(&state_dir);
     }
     booted

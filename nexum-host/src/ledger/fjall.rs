@@ -36,37 +36,52 @@ const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// Anything else is left for fjall to recover or refuse; so is a creation still running in
 /// another process (it holds the lock).
 fn clear_interrupted_creation(dir: &Path) -> Result<(), StoreError> {
+    let fail = |what: &str, e: std::io::Error| {
+        StoreError::Backend(format!(
+            "clearing what an interrupted creation of the store left: {what}: {e}"
+        ))
+    };
     let keyspaces = dir.join("keyspaces");
-    let interrupted = !dir.join("version").exists()
-        && std::fs::read_dir(&keyspaces).is_ok_and(|mut entries| entries.next().is_none());
-    if !interrupted {
+    let interrupted = || -> Result<bool, StoreError> {
+        let marked = dir
+            .join("version")
+            .try_exists()
+            .map_err(|e| fail("version", e))?;
+        Ok(!marked
+            && std::fs::read_dir(&keyspaces).is_ok_and(|mut entries| entries.next().is_none()))
+    };
+    if !interrupted()? {
         return Ok(());
     }
-    let io = |what: &str, e: std::io::Error| StoreError::Backend(format!("{what}: {e}"));
-    // Held while clearing, like fjall's own creation holds it.
-    let _lock = match std::fs::OpenOptions::new()
+    // fjall's own lock, as its creation takes it (made if missing): a creation or an open
+    // in another process holds it.
+    let lock = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
+        .create(true)
+        .truncate(false)
         .open(dir.join("lock"))
-    {
-        Ok(file) => match file.try_lock() {
-            Ok(()) => Some(file),
-            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked),
-            Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", e)),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io("lock", e)),
-    };
+        .map_err(|e| fail("lock", e))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked),
+        Err(std::fs::TryLockError::Error(e)) => return Err(fail("lock", e)),
+    }
+    // Judged again under the lock: another process may have finished creating it since.
+    if !interrupted()? {
+        return Ok(());
+    }
     tracing::warn!(
         dir = %dir.display(),
-        "the store's creation was interrupted before it finished (nothing was committed in it): creating it again"
+        "the store's creation was interrupted before its version marker was written (nothing was committed in it): creating it again"
     );
+    // The empty folder first: should it have filled meanwhile, nothing is removed.
+    std::fs::remove_dir(&keyspaces).map_err(|e| fail("keyspaces", e))?;
     match std::fs::remove_file(dir.join("0.jnl")) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io("0.jnl", e)),
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(fail("0.jnl", e)),
     }
-    std::fs::remove_dir(&keyspaces).map_err(|e| io("keyspaces", e))
 }
 
 fn keyspace_options() -> KeyspaceCreateOptions {
@@ -397,25 +412,22 @@ mod tests {
     }
 
     #[test]
-    fn a_store_that_lost_its_version_marker_is_not_cleared() {
+    fn a_store_that_lost_its_version_marker_keeps_what_it_committed() {
         let dir = tempfile::tempdir().unwrap();
         let window = Duration::from_millis(5);
-        let storage = FjallStorage::open(dir.path(), Durability::Sync, window).unwrap();
         let space = Space::Module(nexum_core::ModuleName::new("m").unwrap());
+        let storage = FjallStorage::open(dir.path(), Durability::Sync, window).unwrap();
         let mut batch = Batch::default();
         batch.set(space.clone(), "k", b"v".to_vec());
         storage.commit(batch).unwrap();
         drop(storage);
-        std::fs::remove_file(dir.path().join("version")).unwrap();
-        let before = std::fs::read_dir(dir.path().join("keyspaces"))
-            .unwrap()
-            .count();
-        assert!(before > 0);
-        // fjall decides what to do with it; nexum removes nothing.
+        let marker = dir.path().join("version");
+        let version = std::fs::read(&marker).unwrap();
+        std::fs::remove_file(&marker).unwrap();
+        // fjall decides what a store without its marker is; nexum removes nothing of it.
         let _ = FjallStorage::open(dir.path(), Durability::Sync, window);
-        let after = std::fs::read_dir(dir.path().join("keyspaces"))
-            .unwrap()
-            .count();
-        assert!(after >= before, "{before} keyspace entries became {after}");
+        std::fs::write(&marker, version).unwrap();
+        let reopened = FjallStorage::open(dir.path(), Durability::Sync, window).unwrap();
+        assert_eq!(reopened.get(&space, "k").unwrap(), Some(b"v".to_vec()));
     }
 }
