@@ -252,10 +252,16 @@ async fn a_dropped_websocket_reconnects_and_fills_the_gap() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_http_node_is_polled() {
-    let anvil = Anvil::spawn().await;
-    let emitter = anvil.deploy_emitter().await;
+/// Runs a `blocks` and a `pings` recorder under `config`, sends three Pings and then a
+/// burst of `burst` more in one block, and waits until both recorders have the chain's
+/// head: the runtime, the first and last block, and the node's Pings (which `pings` holds,
+/// each once, in order).
+async fn blocks_and_pings(
+    anvil: &Anvil,
+    emitter: Address,
+    config: EngineConfig,
+    burst: u64,
+) -> (TestRuntime, u64, u64, Vec<(u64, u64)>) {
     let modules = vec![
         recorder("blocks", &blocks()),
         recorder(
@@ -263,22 +269,31 @@ async fn an_http_node_is_polled() {
             &logs(emitter, "event = \"Ping(address,uint256,bytes)\""),
         ),
     ];
-    let runtime = run(modules, config(&anvil.http_url())).await;
+    let runtime = run(modules, config).await;
     let start = anvil.block_number().await;
     runtime.wait_for_block("blocks", start).await;
     for seq in 0..3 {
         anvil.ping(emitter, seq, b"").await;
     }
-    anvil.burst(emitter, 2).await;
+    anvil.burst(emitter, burst).await;
     let end = anvil.block_number().await;
     runtime.wait_for_block("blocks", end).await;
-    let blocks = received_blocks(&runtime, "blocks");
-    assert_eq!((blocks.first(), blocks.last()), (Some(&start), Some(&end)));
-    let pings = node_logs(&anvil, emitter, start, |l| {
+    let pings = node_logs(anvil, emitter, start, |l| {
         topic(l, 0) == Emitter::Ping::SIGNATURE_HASH
     })
     .await;
     wait_for_logs(&runtime, "pings", end, &pings).await;
+    (runtime, start, end, pings)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_node_is_polled() {
+    let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
+    let (runtime, start, end, pings) =
+        blocks_and_pings(&anvil, emitter, config(&anvil.http_url()), 2).await;
+    let blocks = received_blocks(&runtime, "blocks");
+    assert_eq!((blocks.first(), blocks.last()), (Some(&start), Some(&end)));
     let status = runtime.runtime.chain_status(CHAIN_ID).unwrap();
     assert_eq!(
         (status.head_subscriptions, status.log_subscriptions),
@@ -294,30 +309,11 @@ async fn an_http_node_is_polled() {
 async fn a_websocket_chain_without_the_cross_check_reads_logs_without_a_logs_subscription() {
     let anvil = Anvil::spawn().await;
     let emitter = anvil.deploy_emitter().await;
-    let modules = vec![
-        recorder("blocks", &blocks()),
-        recorder(
-            "pings",
-            &logs(emitter, "event = \"Ping(address,uint256,bytes)\""),
-        ),
-    ];
     let mut config = config(&anvil.ws_url());
     config.chains.get_mut(&CHAIN_ID).unwrap().cross_check_logs = false;
-    let runtime = run(modules, config).await;
-    let start = anvil.block_number().await;
-    runtime.wait_for_block("blocks", start).await;
-    for seq in 0..3 {
-        anvil.ping(emitter, seq, b"").await;
-    }
-    anvil.burst(emitter, 4).await; // Pings 0..=3 and a Pong in one block
-    let end = anvil.block_number().await;
-    runtime.wait_for_block("blocks", end).await;
-    let pings = node_logs(&anvil, emitter, start, |l| {
-        topic(l, 0) == Emitter::Ping::SIGNATURE_HASH
-    })
-    .await;
+    // Pings 0..=3 and a Pong in the burst's block.
+    let (runtime, _, _, pings) = blocks_and_pings(&anvil, emitter, config, 4).await;
     assert_eq!(pings.len(), 7);
-    wait_for_logs(&runtime, "pings", end, &pings).await;
     let status = runtime.runtime.chain_status(CHAIN_ID).unwrap();
     assert_eq!(
         (status.head_subscriptions, status.log_subscriptions),

@@ -22,10 +22,7 @@ const ENGINE_KEYSPACE: &str = "nexum.engine";
 /// would grow with the number of modules. Keeping it small keeps memory flat.
 const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
 
-/// The block cache shared by every keyspace. (fjall's background threads stay at its
-/// default, one per core up to four: with a single one, fjall 3.1 can deadlock — that
-/// worker handles a memtable rotation by queueing a flush on the bounded queue only it
-/// reads.)
+/// The block cache shared by every keyspace.
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Removes what a creation of the database that was killed part-way left in `dir`, which
@@ -118,6 +115,9 @@ impl FjallStorage {
     /// forced to disk every `window`.
     pub fn open(dir: &Path, durability: Durability, window: Duration) -> Result<Self, StoreError> {
         clear_interrupted_creation(dir)?;
+        // fjall's background threads stay at its default (one per core, up to four): with
+        // a single one fjall 3.1 can deadlock, as that worker handles a memtable rotation
+        // by queueing a flush on the bounded queue only it reads.
         let db = Database::builder(dir).cache_size(CACHE_BYTES).open()?;
         let engine = db.keyspace(ENGINE_KEYSPACE, keyspace_options)?;
         let sync = durability == Durability::Sync;
@@ -353,18 +353,31 @@ impl Storage for FjallStorage {
 mod tests {
     use super::*;
 
+    const WINDOW: Duration = Duration::from_millis(5);
+
+    fn module_m() -> Space {
+        Space::Module(nexum_core::ModuleName::new("m").unwrap())
+    }
+
+    /// Opens the store in `dir`, commits `k` = `v` for module `m`, and closes it.
+    fn commit_k(dir: &Path, durability: Durability) {
+        let storage = FjallStorage::open(dir, durability, WINDOW).unwrap();
+        let mut batch = Batch::default();
+        batch.set(module_m(), "k", b"v".to_vec());
+        storage.commit(batch).unwrap();
+    }
+
+    /// Asserts that the store in `dir` opens and holds `k` = `v` for module `m`.
+    fn assert_holds_k(dir: &Path, durability: Durability) {
+        let reopened = FjallStorage::open(dir, durability, WINDOW).unwrap();
+        assert_eq!(reopened.get(&module_m(), "k").unwrap(), Some(b"v".to_vec()));
+    }
+
     fn round_trip(durability: Durability) {
         let dir = tempfile::tempdir().unwrap();
-        let space = Space::Module(nexum_core::ModuleName::new("m").unwrap());
-        let window = Duration::from_millis(5);
-        let storage = FjallStorage::open(dir.path(), durability, window).unwrap();
-        let mut batch = Batch::default();
-        batch.set(space.clone(), "k", b"v".to_vec());
-        storage.commit(batch).unwrap();
-        drop(storage);
+        commit_k(dir.path(), durability);
         // Dropping stops the sync thread before the database closes: the lock is free at once.
-        let reopened = FjallStorage::open(dir.path(), durability, window).unwrap();
-        assert_eq!(reopened.get(&space, "k").unwrap(), Some(b"v".to_vec()));
+        assert_holds_k(dir.path(), durability);
     }
 
     #[test]
@@ -385,15 +398,8 @@ mod tests {
     fn a_creation_killed_before_it_finished_is_made_again() {
         let dir = tempfile::tempdir().unwrap();
         interrupted_creation(dir.path());
-        let window = Duration::from_millis(5);
-        let storage = FjallStorage::open(dir.path(), Durability::Buffered, window).unwrap();
-        let space = Space::Module(nexum_core::ModuleName::new("m").unwrap());
-        let mut batch = Batch::default();
-        batch.set(space.clone(), "k", b"v".to_vec());
-        storage.commit(batch).unwrap();
-        drop(storage);
-        let reopened = FjallStorage::open(dir.path(), Durability::Buffered, window).unwrap();
-        assert_eq!(reopened.get(&space, "k").unwrap(), Some(b"v".to_vec()));
+        commit_k(dir.path(), Durability::Buffered);
+        assert_holds_k(dir.path(), Durability::Buffered);
     }
 
     #[test]
@@ -402,7 +408,7 @@ mod tests {
         interrupted_creation(dir.path());
         let held = std::fs::File::open(dir.path().join("lock")).unwrap();
         held.try_lock().unwrap();
-        let opened = FjallStorage::open(dir.path(), Durability::Buffered, Duration::from_secs(1));
+        let opened = FjallStorage::open(dir.path(), Durability::Buffered, WINDOW);
         assert!(
             matches!(opened, Err(StoreError::Locked)),
             "{:?}",
@@ -414,20 +420,13 @@ mod tests {
     #[test]
     fn a_store_that_lost_its_version_marker_keeps_what_it_committed() {
         let dir = tempfile::tempdir().unwrap();
-        let window = Duration::from_millis(5);
-        let space = Space::Module(nexum_core::ModuleName::new("m").unwrap());
-        let storage = FjallStorage::open(dir.path(), Durability::Sync, window).unwrap();
-        let mut batch = Batch::default();
-        batch.set(space.clone(), "k", b"v".to_vec());
-        storage.commit(batch).unwrap();
-        drop(storage);
+        commit_k(dir.path(), Durability::Sync);
         let marker = dir.path().join("version");
         let version = std::fs::read(&marker).unwrap();
         std::fs::remove_file(&marker).unwrap();
         // fjall decides what a store without its marker is; nexum removes nothing of it.
-        let _ = FjallStorage::open(dir.path(), Durability::Sync, window);
+        let _ = FjallStorage::open(dir.path(), Durability::Sync, WINDOW);
         std::fs::write(&marker, version).unwrap();
-        let reopened = FjallStorage::open(dir.path(), Durability::Sync, window).unwrap();
-        assert_eq!(reopened.get(&space, "k").unwrap(), Some(b"v".to_vec()));
+        assert_holds_k(dir.path(), Durability::Sync);
     }
 }
