@@ -1,7 +1,7 @@
 //! The [`Supervisor`] trait: the one seam between event sources / front-ends and the runtime.
 //!
-//! Sources (cron, chain streams, an embedder's own queue) call [`Supervisor::try_dispatch`]
-//! or [`Supervisor::dispatch`]; front-ends read [`Supervisor::modules`] for the start-up
+//! Sources (cron, chain streams, an embedder's own queue) call [`Supervisor::try_dispatch`],
+//! [`Supervisor::dispatch`] or [`Supervisor::queue`]; front-ends read [`Supervisor::modules`] for the start-up
 //! summary and end with [`Supervisor::shutdown`]. How a supervisor is built is its own
 //! business (nexum's runtime is built by `nexum_host::RuntimeBuilder`).
 
@@ -153,12 +153,29 @@ pub trait Supervisor: Send + Sync {
         delivery: Delivery<Self::Bookkeeping>,
     ) -> Result<(), DispatchError>;
 
+    /// What [`Supervisor::queue`] hands back: resolves with the delivery's outcome once
+    /// the module handled it.
+    type Handled: Future<Output = Result<Outcome, DispatchError>> + Send + Sync + 'static;
+
+    /// Queues `delivery` for `module` (waiting for room) and returns as soon as it is
+    /// queued, with its outcome to come. A source can so queue several events (one block's)
+    /// and wait once: the module still takes them one at a time, in order, and a module
+    /// that stops taking events fails the ones left with [`DispatchError::Closed`].
+    fn queue(
+        &self,
+        module: &str,
+        delivery: Delivery<Self::Bookkeeping>,
+    ) -> impl Future<Output = Result<Self::Handled, DispatchError>> + Send;
+
     /// Queues `delivery` for `module` (waiting for room) and resolves when it was handled.
     fn dispatch(
         &self,
         module: &str,
         delivery: Delivery<Self::Bookkeeping>,
-    ) -> impl Future<Output = Result<Outcome, DispatchError>> + Send;
+    ) -> impl Future<Output = Result<Outcome, DispatchError>> + Send {
+        let queued = self.queue(module, delivery);
+        async move { queued.await?.await }
+    }
 
     /// Stops intake, lets queued and in-flight calls finish within their deadline, flushes
     /// the store and reports totals.

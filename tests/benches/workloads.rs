@@ -11,6 +11,8 @@
 //!   compiles the module: a fresh state dir), what was resident at the drive's end split
 //!   into anonymous memory (heap, stacks, module memory) and file pages (nexum's own code
 //!   and libraries: clean, the kernel can drop them), and **threads** of the nexum process;
+//! - the 3,000-log workload again with a module that reads the chain's head three times on
+//!   each block (a keeper checking state per block): its logs wait for those reads;
 //! - **backfill**: 100,000 logs already on chain, a fresh module from `start_block`, time
 //!   until its last log is handled (it commits a count with every event).
 //!
@@ -59,9 +61,17 @@ fn main() {
             ];
             for (label, txs, logs_per_tx) in workloads {
                 let label = format!("{label}{setting}");
-                drive(&label, txs, logs_per_tx, cross_check).await;
+                drive(&label, txs, logs_per_tx, cross_check, 0).await;
             }
         }
+        drive(
+            "3,000 logs (300 tx × 10), 3 chain reads per block",
+            300,
+            10,
+            true,
+            3,
+        )
+        .await;
         backfill(500, 200).await;
     });
 }
@@ -98,8 +108,9 @@ fn machine() -> String {
 }
 
 /// An engine.toml in `dir`: JSON logs (timestamps), a log budget that fits the workload,
-/// and the probe on `emitter`'s logs from `from` (and on blocks, with `blocks`); the chain's
-/// `cross_check_logs` as `cross_check` says.
+/// and the probe on `emitter`'s logs from `from` (and on blocks, with `blocks`, reading the
+/// chain's head `block_reads` times on each); the chain's `cross_check_logs` as
+/// `cross_check` says.
 fn engine(
     dir: &Path,
     anvil: &Anvil,
@@ -107,17 +118,24 @@ fn engine(
     from: u64,
     blocks: bool,
     cross_check: bool,
+    block_reads: u32,
 ) -> PathBuf {
     let block_subscription = if blocks {
         format!("[[subscription]]\nkind = \"block\"\nchain_id = {CHAIN_ID}\n\n")
     } else {
         String::new()
     };
+    // The probe imports `chain` (its reads), so it asks for it whether it reads or not.
+    let config = if block_reads > 0 {
+        format!("[config]\nblock_reads = \"{block_reads}\"\n\n")
+    } else {
+        String::new()
+    };
     std::fs::write(
         dir.join("probe.toml"),
         format!(
-            "[module]\nname = \"probe\"\nversion = \"1.0.0\"\n\n[capabilities]\nrequired = [\"local-store\", \"logging\"]\n\n\
-             {block_subscription}[[subscription]]\nkind = \"log\"\nchain_id = {CHAIN_ID}\naddress = \"{emitter}\"\nstart_block = {from}\n"
+            "[module]\nname = \"probe\"\nversion = \"1.0.0\"\n\n[capabilities]\nrequired = [\"chain\", \"local-store\", \"logging\"]\nchains = [{CHAIN_ID}]\n\n\
+             {config}{block_subscription}[[subscription]]\nkind = \"log\"\nchain_id = {CHAIN_ID}\naddress = \"{emitter}\"\nstart_block = {from}\n"
         ),
     )
     .unwrap();
@@ -284,12 +302,20 @@ fn latencies(
 
 /// Sends `txs` transactions of `logs_per_tx` logs at [`TX_PER_SECOND`] with nexum running,
 /// and prints one row.
-async fn drive(label: &str, txs: u64, logs_per_tx: u64, cross_check: bool) {
+async fn drive(label: &str, txs: u64, logs_per_tx: u64, cross_check: bool, block_reads: u32) {
     let anvil = Anvil::spawn().await;
     let emitter = anvil.deploy_emitter().await;
     let from = anvil.block_number().await + 1;
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path(), &anvil, emitter, from, true, cross_check);
+    let engine = engine(
+        dir.path(),
+        &anvil,
+        emitter,
+        from,
+        true,
+        cross_check,
+        block_reads,
+    );
     let heads = observe_heads(anvil.ws_url()).await;
     let mut nexum = start(&engine);
     let pid = nexum.id();
@@ -352,7 +378,7 @@ async fn backfill(txs: u64, logs_per_tx: u64) {
     }
     let total = txs * logs_per_tx;
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path(), &anvil, emitter, from, false, true);
+    let engine = engine(dir.path(), &anvil, emitter, from, false, true, 0);
     let started = Instant::now();
     let mut nexum = start(&engine);
     let needle = format!("\"l {last} ");

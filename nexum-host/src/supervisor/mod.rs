@@ -282,6 +282,23 @@ impl HostSupervisor {
     }
 }
 
+/// The outcome of a queued delivery, once its module handled it: [`DispatchError::Closed`]
+/// when the module stopped before it came to it.
+pub(crate) struct Handled(oneshot::Receiver<Outcome>);
+
+impl std::future::Future for Handled {
+    type Output = Result<Outcome, DispatchError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|answer| answer.map_err(|_| DispatchError::Closed))
+    }
+}
+
 impl Supervisor for HostSupervisor {
     type Bookkeeping = Bookkeeping;
 
@@ -320,11 +337,13 @@ impl Supervisor for HostSupervisor {
             })
     }
 
-    async fn dispatch(
+    type Handled = Handled;
+
+    async fn queue(
         &self,
         module: &str,
         delivery: Delivery<Bookkeeping>,
-    ) -> Result<Outcome, DispatchError> {
+    ) -> Result<Handled, DispatchError> {
         let handle = self.handle(module)?;
         if *self.shutting_down.borrow() || handle.shared.status() == ModuleStatus::Quarantined {
             return Err(DispatchError::Closed);
@@ -340,7 +359,7 @@ impl Supervisor for HostSupervisor {
             })
             .await
             .map_err(|_| DispatchError::Closed)?;
-        outcome.await.map_err(|_| DispatchError::Closed)
+        Ok(Handled(outcome))
     }
 
     async fn shutdown(&self) -> ShutdownSummary {

@@ -27,6 +27,9 @@ struct Recording {
     /// Takes this many events, then answers as a module that closed (nothing committed).
     accept: Option<usize>,
     refused: AtomicBool,
+    /// While closed, an event is taken (and its bookkeeping committed) as it is queued,
+    /// but its outcome is not answered until the gate opens: a module busy with it.
+    gate: watch::Sender<bool>,
 }
 
 impl Supervisor for Recording {
@@ -40,12 +43,20 @@ impl Supervisor for Recording {
         self.take(delivery)
     }
 
-    async fn dispatch(
+    type Handled =
+        std::pin::Pin<Box<dyn Future<Output = Result<Outcome, DispatchError>> + Send + Sync>>;
+
+    async fn queue(
         &self,
         _: &str,
         delivery: Delivery<Bookkeeping>,
-    ) -> Result<Outcome, DispatchError> {
-        self.take(delivery).map(|()| Outcome::Handled)
+    ) -> Result<Self::Handled, DispatchError> {
+        self.take(delivery)?;
+        let mut gate = self.gate.subscribe();
+        Ok(Box::pin(async move {
+            let _ = gate.wait_for(|open| *open).await;
+            Ok(Outcome::Handled)
+        }))
     }
 
     async fn shutdown(&self) -> ShutdownSummary {
@@ -188,6 +199,7 @@ async fn start_on(
         events: Mutex::default(),
         accept,
         refused: AtomicBool::new(false),
+        gate: watch::channel(true).0,
     });
     let (stop, stopped) = watch::channel(false);
     let heights = DeliveredHeights::default();
@@ -290,6 +302,39 @@ async fn a_block_event_does_not_wait_for_its_logs_to_be_read() {
     assert_eq!(
         running.module.blocks(),
         (start_at..=block).collect::<Vec<_>>()
+    );
+}
+
+/// A block's events are queued together (its logs read while the module handles its block
+/// event), and the next block's only once the module has handled them.
+#[tokio::test(start_paused = true)]
+async fn a_blocks_events_are_queued_together_and_the_next_block_waits_for_them() {
+    let chain = Arc::new(ScriptedChain::new(true));
+    let start_at = chain.head();
+    let running = start(chain.clone(), blocks_and_logs(), policy()).await;
+    running.settle_on_canonical(start_at).await;
+    running.module.gate.send_replace(false);
+    let block = chain.mine(2).number();
+    chain.mine(1);
+    for _ in 0..2_000 {
+        if running.module.journal().iter().any(|l| l.0 == block) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        running.module.journal().iter().any(|l| l.0 == block),
+        "the block's logs waited for its block event to be handled"
+    );
+    // Given time, nothing of the next block is queued while this one's are in hand.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(running.module.blocks().last(), Some(&block));
+    assert!(running.module.journal().iter().all(|l| l.0 <= block));
+    running.module.gate.send_replace(true);
+    running.settle_on_canonical(start_at).await;
+    assert_eq!(
+        running.module.blocks(),
+        (start_at..=chain.head()).collect::<Vec<_>>()
     );
 }
 

@@ -15,8 +15,9 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
     /// Delivers `block` (in the window) to every subscription that needs it.
     pub(super) async fn deliver_live(&mut self, block: Arc<BlockRecord>) -> Result<(), Halt> {
         let number = block.number();
-        // The block event needs no read: it goes first, before the logs are read.
-        self.deliver_block_event(&block).await?;
+        // The block event needs no read: it is queued first, and the module handles it
+        // while the logs are read.
+        self.queue_block_event(&block).await?;
         let mut logs_by_sub = Vec::with_capacity(self.progress.len());
         for sub in &self.progress {
             let logs = match &sub.wanted {

@@ -5,8 +5,11 @@
 //! its engine records (cursor, delivery record), committed with the module's writes, so a
 //! restart resumes right after the last handled position.
 //!
-//! The driver waits for each event to be handled before the next: a slow module holds up
-//! only itself, and memory stays flat. Blocks still in the follower's window come from
+//! The driver queues one block's events and waits until they are handled before it goes on
+//! to the next block: a slow module holds up only itself, and memory stays flat. Queuing
+//! the block's events together (the module still takes them one at a time) lets the live
+//! path read a block's logs while the module handles its block event, and costs one
+//! wake-up of the driver per block rather than one per event. Blocks still in the follower's window come from
 //! memory (the latency path); anything older is read from the chain in ranges (catch-up).
 //! When blocks it handled are no longer canonical, it sends their logs again with
 //! `removed = true` (newest first) and resumes from the fork point.
@@ -118,7 +121,7 @@ enum Halt {
 }
 
 /// The driver at work.
-struct Driving<S, C> {
+struct Driving<S: Supervisor, C> {
     supervisor: Arc<S>,
     module: String,
     heights: super::DeliveredHeights,
@@ -131,6 +134,9 @@ struct Driving<S, C> {
     processed: BTreeMap<u64, B256>,
     /// Current `eth_getLogs` span (shrinks when the node refuses a range).
     span: u64,
+    /// Events queued for the module and not yet known to be handled: one block's at most
+    /// ([`Driving::settle`] empties it before the block counts as processed).
+    in_flight: Vec<S::Handled>,
 }
 
 impl<S, C> Clone for ModuleChainDriver<S, C> {
@@ -252,6 +258,7 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
             progress,
             processed,
             span: policy.get_logs_max_blocks.min(super::ranges::FIRST_SPAN),
+            in_flight: Vec::new(),
         };
         driving.cap_block_catchup(tip);
         // Where delivery stands after a restart, before any new block is handled.
@@ -304,7 +311,18 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
 
     /// Hands one event to the module and waits until it is handled (or skipped).
     async fn send(
-        &self,
+        &mut self,
+        subscription: usize,
+        event: Event,
+        bookkeeping: Bookkeeping,
+    ) -> Result<(), Halt> {
+        self.queue(subscription, event, bookkeeping).await?;
+        self.settle().await
+    }
+
+    /// Queues one event for the module; [`Driving::settle`] waits until it is handled.
+    async fn queue(
+        &mut self,
         subscription: usize,
         event: Event,
         bookkeeping: Bookkeeping,
@@ -314,12 +332,28 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
             event,
             bookkeeping,
         };
-        match self.supervisor.dispatch(&self.module, delivery).await {
-            // Handled, or skipped as a dead letter: either way its records are committed.
-            Ok(Outcome::Handled | Outcome::Failed(_)) => Ok(()),
-            // The module was quarantined on this event: nothing committed, nothing more to do.
-            Ok(Outcome::Trapped(_)) | Err(_) => Err(Halt::ModuleClosed),
+        let handled = self
+            .supervisor
+            .queue(&self.module, delivery)
+            .await
+            .map_err(|_| Halt::ModuleClosed)?;
+        self.in_flight.push(handled);
+        Ok(())
+    }
+
+    /// Waits until every queued event is handled (or skipped), in the order they were
+    /// queued.
+    async fn settle(&mut self) -> Result<(), Halt> {
+        for handled in std::mem::take(&mut self.in_flight) {
+            match handled.await {
+                // Handled, or skipped as a dead letter: either way its records are committed.
+                Ok(Outcome::Handled | Outcome::Failed(_)) => {}
+                // The module was quarantined on this event (nothing committed, and the
+                // events after it are not handled), or it stopped taking events.
+                Ok(Outcome::Trapped(_)) | Err(_) => return Err(Halt::ModuleClosed),
+            }
         }
+        Ok(())
     }
 
     fn publish_delivered(&self, number: u64) {

@@ -10,8 +10,9 @@ use nexum_core::{ChainLog, ChainLogs, Event, Supervisor};
 
 impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
     /// Sends block `number`'s events: the block event first (when `header` is given; the
-    /// live path sends it itself, before reading the logs), then each subscription's logs
-    /// ordered by their first log index. `logs[i]` are subscription `i`'s logs.
+    /// live path queues it itself, before reading the logs), then each subscription's logs
+    /// ordered by their first log index, and waits until all of them are handled.
+    /// `logs[i]` are subscription `i`'s logs.
     pub(super) async fn deliver_block(
         &mut self,
         number: u64,
@@ -20,7 +21,7 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
         logs: Vec<Vec<ChainLog>>,
     ) -> Result<(), Halt> {
         if let Some(header) = header {
-            self.deliver_block_event(header).await?;
+            self.queue_block_event(header).await?;
         }
         let chain_id = self.client.chain_id();
         let mut order: Vec<(u64, usize)> = Vec::new();
@@ -44,19 +45,21 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
                 logs: batch,
             });
             let index = sub.index;
-            self.send(index, event, records).await?;
+            self.queue(index, event, records).await?;
             self.progress[position].delivered(number, hash, last);
         }
+        self.settle().await?;
         for sub in &mut self.progress {
             sub.passed(number);
         }
         Ok(())
     }
 
-    /// Sends `block`'s block event to every block subscription that still needs it. It comes
-    /// before the block's logs, so the live path sends it before reading them: a block
-    /// never waits on a log read.
-    pub(super) async fn deliver_block_event(&mut self, block: &BlockRecord) -> Result<(), Halt> {
+    /// Queues `block`'s block event for every block subscription that still needs it (the
+    /// block's [`Driving::deliver_block`] waits for it). It comes before the block's logs,
+    /// so the live path queues it before reading them: a block never waits on a log read,
+    /// and the read overlaps the module's handling of the block.
+    pub(super) async fn queue_block_event(&mut self, block: &BlockRecord) -> Result<(), Halt> {
         let (number, hash) = (block.number(), block.hash());
         for position in 0..self.progress.len() {
             let sub = &self.progress[position];
@@ -65,7 +68,7 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
             }
             let records = sub.delivery(number, hash, &[]);
             let index = sub.index;
-            self.send(index, Event::Block(block.block.clone()), records)
+            self.queue(index, Event::Block(block.block.clone()), records)
                 .await?;
             self.progress[position].delivered(number, hash, None);
         }
