@@ -15,7 +15,10 @@
 //! - `floor/…`: the same component called directly on a plain wasmtime store whose
 //!   `local-store` is an in-memory map (no limits, no queue, no fjall);
 //! - `floor-metered/…`: the same with the guest's code counting fuel and checking the epoch
-//!   as nexum's does: the part of nexum's cost that runs inside the guest.
+//!   as nexum's does: the part of nexum's cost that runs inside the guest;
+//! - `floor-queued/…`: the metered floor behind a queue, as any design with a worker task
+//!   per module pays it: a task of its own takes each event from a bounded channel, calls,
+//!   and answers on a oneshot, awaited from a task on the runtime like `nexum/…`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use nexum_core::{Address, B256, Block, Bytes, ChainLog, ChainLogs, Event};
@@ -23,6 +26,7 @@ use nexum_tests::engine::{TestEngine, TestModule, boot, test_config};
 use nexum_tests::guests;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
 
 fn block_event() -> Event {
     Event::Block(Block {
@@ -114,6 +118,12 @@ fn dispatch(c: &mut Criterion) {
                 group.bench_function(format!("floor-metered/{label}"), |b| {
                     b.iter(|| runtime.block_on(metered.call(&wit_event)))
                 });
+                let mut queued = floor::Floor::new(&guests::wasm("noop"), true);
+                runtime.block_on(queued.init(write));
+                let worker = queued_worker(&runtime, queued, wit_event.clone());
+                group.bench_function(format!("floor-queued/{label}"), |b| {
+                    b.iter_custom(|iters| through_queue(&runtime, &worker, iters))
+                });
             }
         }
     }
@@ -149,6 +159,44 @@ fn from_task(
     took
 }
 
+/// A worker task that calls `floor` with `event` for each request it takes from the
+/// returned channel, answering each on its oneshot.
+fn queued_worker(
+    runtime: &tokio::runtime::Runtime,
+    mut floor: floor::Floor,
+    event: floor::WitEvent,
+) -> mpsc::Sender<oneshot::Sender<()>> {
+    let (requests, mut taken) = mpsc::channel::<oneshot::Sender<()>>(64);
+    runtime.spawn(async move {
+        while let Some(reply) = taken.recv().await {
+            floor.call(&event).await;
+            let _ = reply.send(());
+        }
+    });
+    requests
+}
+
+/// Sends `iters` requests to `worker` one after another from a task on the runtime, each
+/// awaited; returns the time they took.
+fn through_queue(
+    runtime: &tokio::runtime::Runtime,
+    worker: &mpsc::Sender<oneshot::Sender<()>>,
+    iters: u64,
+) -> Duration {
+    let worker = worker.clone();
+    runtime
+        .block_on(runtime.spawn(async move {
+            let started = Instant::now();
+            for _ in 0..iters {
+                let (reply, answered) = oneshot::channel();
+                worker.send(reply).await.unwrap();
+                answered.await.unwrap();
+            }
+            started.elapsed()
+        }))
+        .unwrap()
+}
+
 criterion_group!(benches, dispatch);
 criterion_main!(benches);
 
@@ -169,6 +217,9 @@ mod floor {
     });
 
     use nexum::host::types as wit;
+
+    /// The event as the bindings take it.
+    pub type WitEvent = wit::Event;
 
     pub struct State {
         wasi: WasiCtx,
