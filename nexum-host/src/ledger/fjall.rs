@@ -25,27 +25,62 @@ const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
 /// The block cache shared by every keyspace.
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// The `version` marker fjall 3 writes: its magic bytes and format version 3. A unit test
+/// checks it against a store fjall makes, so an upgrade that changes it is noticed.
+const FJALL_VERSION_MARKER: &[u8] = b"FJL\x03";
+
 /// Removes what a creation of the database that was killed part-way left in `dir`, which
-/// fjall would otherwise refuse to open for good ("File exists"). fjall takes its lock,
-/// creates an empty `keyspaces` folder and the first journal, then writes its `version`
-/// marker, and only then its first keyspace: no `version` and an empty `keyspaces` folder
-/// mean no database was ever opened there, so nothing was ever committed to that journal.
-/// Anything else is left for fjall to recover or refuse; so is a creation still running in
-/// another process (it holds the lock).
+/// fjall would otherwise refuse to open for good ("File exists", or an invalid version).
+/// fjall takes its lock, creates an empty `keyspaces` folder and the first journal, then
+/// writes its `version` marker, and only then its first keyspace: a marker that is missing
+/// or cut short, with no keyspace, means no database was ever opened there, so nothing was
+/// ever committed to that journal. Anything else (another file beside them, too) is left
+/// for fjall to recover or refuse; so is a creation still running in another process (it
+/// holds the lock).
 fn clear_interrupted_creation(dir: &Path) -> Result<(), StoreError> {
     let fail = |what: &str, e: std::io::Error| {
         StoreError::Backend(format!(
             "clearing what an interrupted creation of the store left: {what}: {e}"
         ))
     };
-    let keyspaces = dir.join("keyspaces");
+    let (marker, keyspaces, journal) = (
+        dir.join("version"),
+        dir.join("keyspaces"),
+        dir.join("0.jnl"),
+    );
     let interrupted = || -> Result<bool, StoreError> {
-        let marked = dir
-            .join("version")
-            .try_exists()
-            .map_err(|e| fail("version", e))?;
-        Ok(!marked
-            && std::fs::read_dir(&keyspaces).is_ok_and(|mut entries| entries.next().is_none()))
+        let written = match std::fs::read(&marker) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(fail("version", e)),
+        };
+        // Cut short: killed while fjall wrote it.
+        let unmarked = written.as_deref().is_none_or(|written| {
+            written.len() < FJALL_VERSION_MARKER.len() && FJALL_VERSION_MARKER.starts_with(written)
+        });
+        let no_keyspace = match std::fs::read_dir(&keyspaces) {
+            Ok(mut entries) => entries.next().is_none(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(fail("keyspaces", e)),
+        };
+        // Only what a creation leaves (a second journal, say, means the store ran).
+        let mut left_over = false;
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(fail("the store's folder", e)),
+        };
+        for entry in entries {
+            let name = entry
+                .map_err(|e| fail("the store's folder", e))?
+                .file_name();
+            match name.to_str() {
+                Some("lock") => {}
+                Some("version" | "keyspaces" | "0.jnl") => left_over = true,
+                _ => return Ok(false),
+            }
+        }
+        Ok(unmarked && no_keyspace && left_over)
     };
     if !interrupted()? {
         return Ok(());
@@ -70,15 +105,18 @@ fn clear_interrupted_creation(dir: &Path) -> Result<(), StoreError> {
     }
     tracing::warn!(
         dir = %dir.display(),
-        "the store's creation was interrupted before its version marker was written (nothing was committed in it): creating it again"
+        "the store's creation was interrupted before its version marker was complete (nothing was committed in it): creating it again"
     );
-    // The empty folder first: should it have filled meanwhile, nothing is removed.
-    std::fs::remove_dir(&keyspaces).map_err(|e| fail("keyspaces", e))?;
-    match std::fs::remove_file(dir.join("0.jnl")) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(fail("0.jnl", e)),
-    }
+    // Removed or already gone.
+    let gone = |removed: std::io::Result<()>, what: &str| match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(fail(what, e)),
+        _ => Ok(()),
+    };
+    // The marker first: a kill while clearing leaves a layout this still recognises.
+    gone(std::fs::remove_file(&marker), "version")?;
+    // `remove_dir` refuses a folder that is not empty: no keyspace is ever removed.
+    gone(std::fs::remove_dir(&keyspaces), "keyspaces")?;
+    gone(std::fs::remove_file(&journal), "0.jnl")
 }
 
 fn keyspace_options() -> KeyspaceCreateOptions {
@@ -400,6 +438,74 @@ mod tests {
         interrupted_creation(dir.path());
         commit_k(dir.path(), Durability::Buffered);
         assert_holds_k(dir.path(), Durability::Buffered);
+    }
+
+    #[test]
+    fn a_creation_killed_while_it_wrote_its_version_marker_is_made_again() {
+        for written in [&b""[..], b"F", b"FJL"] {
+            let dir = tempfile::tempdir().unwrap();
+            interrupted_creation(dir.path());
+            std::fs::write(dir.path().join("version"), written).unwrap();
+            commit_k(dir.path(), Durability::Buffered);
+            assert_holds_k(dir.path(), Durability::Buffered);
+        }
+    }
+
+    /// Killed after the marker was complete, before the first keyspace: fjall recovers it.
+    #[test]
+    fn a_creation_killed_after_its_version_marker_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        interrupted_creation(dir.path());
+        std::fs::write(dir.path().join("version"), FJALL_VERSION_MARKER).unwrap();
+        commit_k(dir.path(), Durability::Buffered);
+        assert_holds_k(dir.path(), Durability::Buffered);
+    }
+
+    /// Each layout a kill while clearing an interrupted creation can leave.
+    #[test]
+    fn a_clearing_killed_part_way_is_finished_at_the_next_open() {
+        for (keyspaces, journal) in [(true, true), (false, true), (true, false)] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("lock"), b"").unwrap();
+            if keyspaces {
+                std::fs::create_dir(dir.path().join("keyspaces")).unwrap();
+            }
+            if journal {
+                std::fs::write(dir.path().join("0.jnl"), b"").unwrap();
+            }
+            commit_k(dir.path(), Durability::Buffered);
+            assert_holds_k(dir.path(), Durability::Buffered);
+        }
+    }
+
+    #[test]
+    fn a_layout_with_more_than_a_creation_leaves_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        interrupted_creation(dir.path());
+        std::fs::write(dir.path().join("1.jnl"), b"").unwrap();
+        // Not cleared: fjall refuses it as it finds it (its first journal is there).
+        assert!(FjallStorage::open(dir.path(), Durability::Buffered, WINDOW).is_err());
+        assert!(dir.path().join("1.jnl").exists());
+    }
+
+    #[test]
+    fn the_version_marker_is_the_one_fjall_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        commit_k(dir.path(), Durability::Buffered);
+        assert_eq!(
+            std::fs::read(dir.path().join("version")).unwrap(),
+            FJALL_VERSION_MARKER
+        );
+    }
+
+    #[test]
+    fn a_marker_that_is_not_fjalls_is_left_for_fjall_to_refuse() {
+        let dir = tempfile::tempdir().unwrap();
+        interrupted_creation(dir.path());
+        std::fs::write(dir.path().join("version"), b"FJL\x02").unwrap();
+        assert!(FjallStorage::open(dir.path(), Durability::Buffered, WINDOW).is_err());
+        assert!(dir.path().join("version").exists());
+        assert!(dir.path().join("0.jnl").exists());
     }
 
     #[test]
