@@ -1,8 +1,9 @@
 //! The [`Supervisor`] trait: the one seam between event sources / front-ends and the runtime.
 //!
-//! Sources (cron, chain streams, an embedder's own queue) call [`Supervisor::try_dispatch`],
-//! [`Supervisor::dispatch`] or [`Supervisor::queue`]; front-ends read [`Supervisor::modules`] for the start-up
-//! summary and end with [`Supervisor::shutdown`]. How a supervisor is built is its own
+//! Sources (cron, chain streams, an embedder's own queue) call
+//! [`Supervisor::try_dispatch`], [`Supervisor::dispatch`] or [`Supervisor::queue`];
+//! front-ends read [`Supervisor::modules`] for the start-up summary and end with
+//! [`Supervisor::shutdown`]. How a supervisor is built is its own
 //! business (nexum's runtime is built by `nexum_host::RuntimeBuilder`).
 
 use crate::capability::Capability;
@@ -137,10 +138,16 @@ pub struct ShutdownSummary {
 /// Runs modules: boots them, takes events for them, and shuts them down cleanly.
 ///
 /// Implementations guarantee that each module sees its events one at a time, in the order
-/// they were dispatched to it, and that modules run concurrently with one another.
+/// they were queued for it, that once one of its events ends `Trapped` or `Closed` none
+/// queued after it is handled, and that modules run concurrently with one another.
 pub trait Supervisor: Send + Sync {
     /// What a delivery carries to be committed with the module's writes.
     type Bookkeeping: Default + Send + 'static;
+
+    /// What [`Supervisor::queue`] hands back: resolves with the delivery's outcome once
+    /// the module handled it. Dropping it does not take the delivery back. `Sync` so that
+    /// a source can hold several across its own awaits while it is borrowed.
+    type Handled: Future<Output = Result<Outcome, DispatchError>> + Send + Sync + 'static;
 
     /// The loaded modules, in boot order.
     fn modules(&self) -> Vec<ModuleInfo>;
@@ -152,10 +159,6 @@ pub trait Supervisor: Send + Sync {
         module: &str,
         delivery: Delivery<Self::Bookkeeping>,
     ) -> Result<(), DispatchError>;
-
-    /// What [`Supervisor::queue`] hands back: resolves with the delivery's outcome once
-    /// the module handled it.
-    type Handled: Future<Output = Result<Outcome, DispatchError>> + Send + Sync + 'static;
 
     /// Queues `delivery` for `module` (waiting for room) and returns as soon as it is
     /// queued, with its outcome to come. A source can so queue several events (one block's)

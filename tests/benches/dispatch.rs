@@ -4,7 +4,7 @@
 //! `cargo bench -p nexum-tests --bench dispatch`
 //!
 //! - `nexum/…`: `Supervisor::dispatch` → queue → worker → fuel, deadline, `on-event`, commit,
-//!   awaited from a task on the host's runtime, as the chain drivers dispatch (the events are
+//!   awaited from a task on the host's runtime, as a source awaits an event (the events are
 //!   made outside the timing, as a source makes them anyway). Back to back: after three
 //!   hand-overs on one thread tokio wakes the other worker for each (README, benchmarks),
 //!   and a source delivering a few events a second pays a thread's wake-up per event too,

@@ -125,12 +125,12 @@ fn engine(
     } else {
         String::new()
     };
-    // The probe imports `chain` (its reads), so it asks for it whether it reads or not.
     let config = if block_reads > 0 {
         format!("[config]\nblock_reads = \"{block_reads}\"\n\n")
     } else {
         String::new()
     };
+    // The probe imports `chain` (its reads), so it asks for it whether it reads or not.
     std::fs::write(
         dir.join("probe.toml"),
         format!(

@@ -283,7 +283,8 @@ impl HostSupervisor {
 }
 
 /// The outcome of a queued delivery, once its module handled it: [`DispatchError::Closed`]
-/// when the module stopped before it came to it.
+/// when the worker stopped without an outcome for it (before it came to it, or while it
+/// waited for a retry or restart, or because another node runs the module now).
 pub(crate) struct Handled(oneshot::Receiver<Outcome>);
 
 impl std::future::Future for Handled {

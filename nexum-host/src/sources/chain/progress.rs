@@ -123,7 +123,8 @@ impl<C> SubscriptionProgress<C> {
         Bookkeeping::new(entries)
     }
 
-    /// Notes that the delivery of `number` was committed (`log_index`: of its last log).
+    /// Notes that the delivery of `number` was queued (`log_index`: of its last log); the
+    /// driver waits for it to be committed before the block counts as processed.
     pub fn delivered(&mut self, number: u64, hash: B256, log_index: Option<u64>) {
         self.cursor = Some(Cursor {
             number,

@@ -27,8 +27,8 @@ struct Recording {
     /// Takes this many events, then answers as a module that closed (nothing committed).
     accept: Option<usize>,
     refused: AtomicBool,
-    /// While closed, an event is taken (and its bookkeeping committed) as it is queued,
-    /// but its outcome is not answered until the gate opens: a module busy with it.
+    /// Every event is taken (and its bookkeeping committed) as it is queued; an outcome
+    /// awaited while the gate is closed is answered only once it opens: a module busy.
     gate: watch::Sender<bool>,
 }
 
@@ -120,6 +120,18 @@ impl Recording {
             }
         }
         live
+    }
+
+    /// Whether every block's logs came after that block's own block event.
+    fn each_block_before_its_logs(&self) -> bool {
+        let mut blocks = BTreeSet::new();
+        self.events.lock().unwrap().iter().all(|event| match event {
+            Event::Block(b) => blocks.insert(b.number),
+            Event::ChainLogs(ChainLogs { logs, .. }) => logs
+                .iter()
+                .all(|l| blocks.contains(&l.block_number.unwrap())),
+            Event::Tick(_) => true,
+        })
     }
 
     /// Block numbers received, in order.
@@ -263,6 +275,7 @@ async fn blocks_and_logs_arrive_once_in_chain_order() {
     running.settle_on_canonical(start_at).await;
     let blocks = running.module.blocks();
     assert_eq!(blocks, (start_at..=chain.head()).collect::<Vec<_>>());
+    assert!(running.module.each_block_before_its_logs());
     let journal = running.module.journal();
     assert!(
         journal
@@ -326,16 +339,19 @@ async fn a_blocks_events_are_queued_together_and_the_next_block_waits_for_them()
         running.module.journal().iter().any(|l| l.0 == block),
         "the block's logs waited for its block event to be handled"
     );
-    // Given time, nothing of the next block is queued while this one's are in hand.
+    // Given time, nothing of the next block is queued while this one's are in hand, and
+    // the block does not count as delivered.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(running.module.blocks().last(), Some(&block));
     assert!(running.module.journal().iter().all(|l| l.0 <= block));
+    assert!(running.heights.get(MODULE, 1) < Some(block));
     running.module.gate.send_replace(true);
     running.settle_on_canonical(start_at).await;
     assert_eq!(
         running.module.blocks(),
         (start_at..=chain.head()).collect::<Vec<_>>()
     );
+    assert!(running.module.each_block_before_its_logs());
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,8 +8,8 @@
 //! The driver queues one block's events and waits until they are handled before it goes on
 //! to the next block: a slow module holds up only itself, and memory stays flat. Queuing
 //! the block's events together (the module still takes them one at a time) lets the live
-//! path read a block's logs while the module handles its block event, and costs one
-//! wake-up of the driver per block rather than one per event. Blocks still in the follower's window come from
+//! path read a block's logs while the module handles its block event, and the driver
+//! waits once per block rather than once per event. Blocks still in the follower's window come from
 //! memory (the latency path); anything older is read from the chain in ranges (catch-up).
 //! When blocks it handled are no longer canonical, it sends their logs again with
 //! `removed = true` (newest first) and resumes from the fork point.
@@ -135,7 +135,10 @@ struct Driving<S: Supervisor, C> {
     /// Current `eth_getLogs` span (shrinks when the node refuses a range).
     span: u64,
     /// Events queued for the module and not yet known to be handled: one block's at most
-    /// ([`Driving::settle`] empties it before the block counts as processed).
+    /// ([`Driving::settle`] empties it before the block counts as processed). Empty
+    /// whenever the driver reads or writes the engine's records, or stops with
+    /// [`Halt::Store`]: the next drive starts from those records, and must not find the
+    /// worker still committing events this one queued.
     in_flight: Vec<S::Handled>,
 }
 
@@ -271,6 +274,7 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
     /// One step: undo a reorg, deliver the next block from memory, catch up a range from
     /// the chain, or wait for the chain to grow.
     async fn step(&mut self) -> Result<(), Halt> {
+        debug_assert!(self.in_flight.is_empty(), "a block's events left unsettled");
         let view = self.view.borrow_and_update().clone();
         let Some(tip) = view.tip().map(|t| t.number()) else {
             return self.wait_for_change().await;
@@ -341,10 +345,11 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
         Ok(())
     }
 
-    /// Waits until every queued event is handled (or skipped), in the order they were
-    /// queued.
+    /// Waits until every queued event is handled (or skipped). The last is awaited first:
+    /// the module takes them in order, so once it is answered the others are too, and the
+    /// driver wakes once.
     async fn settle(&mut self) -> Result<(), Halt> {
-        for handled in std::mem::take(&mut self.in_flight) {
+        for handled in std::mem::take(&mut self.in_flight).into_iter().rev() {
             match handled.await {
                 // Handled, or skipped as a dead letter: either way its records are committed.
                 Ok(Outcome::Handled | Outcome::Failed(_)) => {}

@@ -9,7 +9,7 @@ use alloy_primitives::B256;
 use nexum_core::{ChainLog, ChainLogs, Event, Supervisor};
 
 impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
-    /// Sends block `number`'s events: the block event first (when `header` is given; the
+    /// Queues block `number`'s events: the block event first (when `header` is given; the
     /// live path queues it itself, before reading the logs), then each subscription's logs
     /// ordered by their first log index, and waits until all of them are handled.
     /// `logs[i]` are subscription `i`'s logs.

@@ -45,6 +45,7 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
     /// Retracts everything delivered above `fork` (logs again with `removed = true`,
     /// newest first) and moves every subscription back to the block after it.
     pub(super) async fn rewind(&mut self, fork: u64) -> Result<(), Halt> {
+        debug_assert!(self.in_flight.is_empty(), "a block's events left unsettled");
         let chain_id = self.client.chain_id();
         let highest = self
             .progress
@@ -83,6 +84,9 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
                     .collect();
                 let records = sub.retraction(number, below_hash);
                 let index = sub.index;
+                // One at a time, not queued together: the next retraction's logs are read
+                // from the engine's records, and a store outage there ends the drive, which
+                // must leave nothing queued behind it (see `Driving::in_flight`).
                 self.send(
                     index,
                     Event::ChainLogs(ChainLogs { chain_id, logs }),
