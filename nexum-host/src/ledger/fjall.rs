@@ -34,9 +34,11 @@ const FJALL_VERSION_MARKER: &[u8] = b"FJL\x03";
 /// fjall takes its lock, creates an empty `keyspaces` folder and the first journal, then
 /// writes its `version` marker, and only then its first keyspace: a marker that is missing
 /// or cut short, with no keyspace, means no database was ever opened there, so nothing was
-/// ever committed to that journal. Anything else (another file beside them, too) is left
-/// for fjall to recover or refuse; so is a creation still running in another process (it
-/// holds the lock).
+/// ever committed to that journal. Anything else (a second journal beside them, too) is
+/// left for fjall to recover or refuse; so is a creation still running in another process
+/// (it holds the lock). What is not fjall's is ignored and kept: the store lives in the
+/// state directory, where boot writes the compile cache and fetched content before it
+/// opens the store.
 fn clear_interrupted_creation(dir: &Path) -> Result<(), StoreError> {
     let fail = |what: &str, e: std::io::Error| {
         StoreError::Backend(format!(
@@ -63,7 +65,7 @@ fn clear_interrupted_creation(dir: &Path) -> Result<(), StoreError> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
             Err(e) => return Err(fail("keyspaces", e)),
         };
-        // Only what a creation leaves (a second journal, say, means the store ran).
+        // What a creation leaves; a second journal would mean the store ran.
         let mut left_over = false;
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -75,9 +77,9 @@ fn clear_interrupted_creation(dir: &Path) -> Result<(), StoreError> {
                 .map_err(|e| fail("the store's folder", e))?
                 .file_name();
             match name.to_str() {
-                Some("lock") => {}
                 Some("version" | "keyspaces" | "0.jnl") => left_over = true,
-                _ => return Ok(false),
+                Some(journal) if journal.ends_with(".jnl") => return Ok(false),
+                _ => {}
             }
         }
         Ok(unmarked && no_keyspace && left_over)
@@ -425,11 +427,15 @@ mod tests {
     }
 
     /// What fjall leaves when killed while creating the database: its lock, an empty
-    /// `keyspaces` folder and the first journal, and no `version` marker yet.
+    /// `keyspaces` folder and the first journal (64 MiB of zeros, sparse), and no `version`
+    /// marker yet.
     fn interrupted_creation(dir: &Path) {
         std::fs::write(dir.join("lock"), b"").unwrap();
         std::fs::create_dir(dir.join("keyspaces")).unwrap();
-        std::fs::write(dir.join("0.jnl"), b"").unwrap();
+        std::fs::File::create(dir.join("0.jnl"))
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
     }
 
     #[test]
@@ -461,6 +467,22 @@ mod tests {
         assert_holds_k(dir.path(), Durability::Buffered);
     }
 
+    /// On a first start boot has written the compile cache (and fetched content) into the
+    /// state directory before it opens the store there: they are not the store's, and stay.
+    #[test]
+    fn a_creation_killed_beside_nexums_own_folders_is_made_again_and_they_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        interrupted_creation(dir.path());
+        let cached = dir.path().join("compile-cache").join("m.cwasm");
+        std::fs::create_dir_all(cached.parent().unwrap()).unwrap();
+        std::fs::write(&cached, b"compiled").unwrap();
+        std::fs::create_dir(dir.path().join("content")).unwrap();
+        commit_k(dir.path(), Durability::Buffered);
+        assert_holds_k(dir.path(), Durability::Buffered);
+        assert_eq!(std::fs::read(&cached).unwrap(), b"compiled");
+        assert!(dir.path().join("content").is_dir());
+    }
+
     /// Each layout a kill while clearing an interrupted creation can leave.
     #[test]
     fn a_clearing_killed_part_way_is_finished_at_the_next_open() {
@@ -471,7 +493,10 @@ mod tests {
                 std::fs::create_dir(dir.path().join("keyspaces")).unwrap();
             }
             if journal {
-                std::fs::write(dir.path().join("0.jnl"), b"").unwrap();
+                std::fs::File::create(dir.path().join("0.jnl"))
+                    .unwrap()
+                    .set_len(64 << 20)
+                    .unwrap();
             }
             commit_k(dir.path(), Durability::Buffered);
             assert_holds_k(dir.path(), Durability::Buffered);

@@ -11,7 +11,8 @@ pub const RESTARTS: &str = "nexum_module_restarts_total";
 /// Gauge: 1 while the module is quarantined.
 pub const QUARANTINED: &str = "nexum_module_quarantined";
 /// Histogram: time from queuing an event to its outcome, seconds (a block's log events
-/// count the time they wait behind its block event: the driver queues them together).
+/// count the time they wait behind the block's earlier events: the driver queues a
+/// block's events together).
 pub const DISPATCH_SECONDS: &str = "nexum_dispatch_duration_seconds";
 /// Gauge: events waiting in the module's queue.
 pub const QUEUE_DEPTH: &str = "nexum_queue_depth";

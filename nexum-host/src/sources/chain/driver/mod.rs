@@ -200,6 +200,12 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> ModuleChainDriver
         };
         loop {
             if let Err(halt) = driving.step().await {
+                // The next drive starts from the engine's records: nothing this one queued
+                // may still be on its way to them.
+                debug_assert!(
+                    !matches!(halt, Halt::Store(_)) || driving.in_flight.is_empty(),
+                    "a store halt left events queued"
+                );
                 return halt;
             }
         }
