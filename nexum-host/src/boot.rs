@@ -291,10 +291,20 @@ pub(crate) fn load_all(
     Ok(loaded)
 }
 
-/// Removes a state directory a failed start created.
 /// Removes what a failed start created in `dir`; a content store filled beforehand
-/// (`nexum fetch`) stays.
+/// (`nexum fetch`) stays, and so does everything when another process holds the store
+/// there (started on the same empty directory, it created the store meanwhile). The
+/// store's lock is held while removing, so no other process opens it meanwhile.
 fn remove_state_dir(dir: &Path) {
+    let _held = match crate::ledger::lock_store(dir) {
+        Ok(Some(lock)) => Some(lock),
+        Ok(None) => {
+            tracing::warn!(dir = %dir.display(), "the failed start leaves the state directory alone: another process holds the store in it");
+            return;
+        }
+        // No directory, or none this process may write: removed (or not) as before.
+        Err(_) => None,
+    };
     let content = dir.join(nexum_core::source::CONTENT_DIR);
     let removed = if content.is_dir() {
         std::fs::read_dir(dir).and_then(|entries| {
@@ -327,5 +337,24 @@ fn holds_no_state(dir: &Path) -> bool {
             .flatten()
             .all(|e| e.file_name() == nexum_core::source::CONTENT_DIR),
         Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remove_state_dir;
+
+    #[test]
+    fn a_failed_start_leaves_a_store_another_process_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::write(state.join("0.jnl"), b"").unwrap();
+        let held = crate::ledger::lock_store(&state).unwrap().unwrap();
+        remove_state_dir(&state);
+        assert!(state.join("0.jnl").exists());
+        drop(held);
+        remove_state_dir(&state);
+        assert!(!state.exists());
     }
 }

@@ -29,6 +29,23 @@ const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// checks it against a store fjall makes, so an upgrade that changes it is noticed.
 const FJALL_VERSION_MARKER: &[u8] = b"FJL\x03";
 
+/// Takes the lock of the store in `dir` as fjall takes it (its `lock` file, made if
+/// missing), held until the file returned is dropped: `None` when another process holds it
+/// (the store there is that process's).
+pub(crate) fn lock_store(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join("lock"))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(Some(lock)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 /// Removes what a creation of the database that was killed part-way left in `dir`, which
 /// fjall would otherwise refuse to open for good ("File exists", or an invalid version).
 /// fjall takes its lock, creates an empty `keyspaces` folder and the first journal, then
@@ -87,20 +104,10 @@ fn clear_interrupted_creation(dir: &Path) -> Result<(), StoreError> {
     if !interrupted()? {
         return Ok(());
     }
-    // fjall's own lock, as its creation takes it (made if missing): a creation or an open
-    // in another process holds it.
-    let lock = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dir.join("lock"))
-        .map_err(|e| fail("lock", e))?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked),
-        Err(std::fs::TryLockError::Error(e)) => return Err(fail("lock", e)),
-    }
+    // A creation or an open in another process holds fjall's lock.
+    let Some(_lock) = lock_store(dir).map_err(|e| fail("lock", e))? else {
+        return Err(StoreError::Locked);
+    };
     // Judged again under the lock: another process may have finished creating it since.
     if !interrupted()? {
         return Ok(());
