@@ -114,7 +114,8 @@ pub(crate) async fn boot(
 ) -> Result<Booted, BootError> {
     let state_dir = plan.config.state_dir.clone();
     let fresh = holds_no_state(&state_dir);
-    let booted = assemble(plan, extensions, observers).await;
+    let mut created_store = false;
+    let booted = assemble(plan, extensions, observers, &mut created_store).await;
     // A store another process holds is that process's, however fresh it looked.
     let held_elsewhere = matches!(
         &booted,
@@ -124,7 +125,7 @@ pub(crate) async fn boot(
         })
     );
     if booted.is_err() && fresh && !held_elsewhere {
-        remove_state_dir(&state_dir);
+        remove_state_dir(&state_dir, created_store);
     }
     booted
 }
@@ -133,6 +134,7 @@ async fn assemble(
     plan: BootPlan,
     extensions: Vec<Arc<dyn HostExtension>>,
     observers: &Observers,
+    created_store: &mut bool,
 ) -> Result<Booted, BootError> {
     let BootPlan { config, modules } = plan;
     crate::content::fetch_sources(&config).await?;
@@ -143,7 +145,7 @@ async fn assemble(
         dir: config.state_dir.display().to_string(),
         reason: e.to_string(),
     })?;
-    let (ledger, shared) = open_ledger(&config).await?;
+    let (ledger, shared) = open_ledger(&config, created_store).await?;
     let chains = Arc::new(ChainPool::connect(&config.chains).await?);
 
     // On a shared store, where a module starts is fixed by the node that takes its lease.
@@ -203,16 +205,23 @@ async fn assemble(
 type Shared = (Arc<PostgresStorage>, Arc<HeldLeases>);
 
 /// The ledger: embedded in the state directory, or in the shared database of `[engine]
-/// store` (whose schema is created or migrated here).
-async fn open_ledger(config: &EngineConfig) -> Result<(Ledger, Option<Shared>), BootError> {
+/// store` (whose schema is created or migrated here). `created_store`: whether this opened
+/// the embedded store by creating it.
+async fn open_ledger(
+    config: &EngineConfig,
+    created_store: &mut bool,
+) -> Result<(Ledger, Option<Shared>), BootError> {
     match &config.store {
         None => {
-            let ledger = Ledger::open_durable(
+            let existed = crate::ledger::holds_store(&config.state_dir);
+            let opened = Ledger::open_durable(
                 &config.state_dir,
                 config.durability,
                 std::time::Duration::from_millis(config.durability_window_ms),
-            )
-            .map_err(|error| BootError::Store {
+            );
+            // Even when the open failed part-way: what it made is this start's to remove.
+            *created_store = !existed;
+            let ledger = opened.map_err(|error| BootError::Store {
                 dir: config.state_dir.display().to_string(),
                 error,
             })?;
@@ -292,25 +301,38 @@ pub(crate) fn load_all(
 }
 
 /// Removes what a failed start created in `dir`; a content store filled beforehand
-/// (`nexum fetch`) stays, and so does everything when another process holds the store
-/// there (started on the same empty directory, it created the store meanwhile). The
-/// store's lock is held while removing, so no other process opens it meanwhile.
-fn remove_state_dir(dir: &Path) {
-    let _held = match crate::ledger::lock_store(dir) {
-        Ok(Some(lock)) => Some(lock),
+/// (`nexum fetch`) stays. Everything stays when the store there is another process's:
+/// one that holds its lock, or one that created it while this start ran (both started on
+/// the same empty directory) — unless `created_store`, this start created it. The store's
+/// lock is held until the end, its file removed last, so no other process opens or
+/// creates the store while its files are removed.
+fn remove_state_dir(dir: &Path, created_store: bool) {
+    let lock = match crate::ledger::lock_store(dir) {
+        Ok(Some(lock)) => lock,
         Ok(None) => {
             tracing::warn!(dir = %dir.display(), "the failed start leaves the state directory alone: another process holds the store in it");
             return;
         }
-        // No directory, or none this process may write: removed (or not) as before.
-        Err(_) => None,
+        // Nothing was left there.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "the failed start leaves the state directory alone: its store's lock cannot be taken");
+            return;
+        }
     };
-    let content = dir.join(nexum_core::source::CONTENT_DIR);
-    let removed = if content.is_dir() {
-        std::fs::read_dir(dir).and_then(|entries| {
+    if !created_store && crate::ledger::holds_store(dir) {
+        tracing::warn!(dir = %dir.display(), "the failed start leaves the state directory alone: another process created the store in it meanwhile");
+        return;
+    }
+    let (content, lock_file) = (
+        dir.join(nexum_core::source::CONTENT_DIR),
+        dir.join(crate::ledger::STORE_LOCK),
+    );
+    let removed = std::fs::read_dir(dir)
+        .and_then(|entries| {
             entries
                 .flatten()
-                .filter(|e| e.path() != content)
+                .filter(|e| e.path() != content && e.path() != lock_file)
                 .try_for_each(|e| {
                     if e.file_type()?.is_dir() {
                         std::fs::remove_dir_all(e.path())
@@ -319,13 +341,18 @@ fn remove_state_dir(dir: &Path) {
                     }
                 })
         })
-    } else {
-        std::fs::remove_dir_all(dir)
-    };
+        .and_then(|()| std::fs::remove_file(&lock_file));
+    drop(lock);
     if let Err(e) = removed
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(dir = %dir.display(), error = %e, "could not remove the state directory of a failed start");
+        return;
+    }
+    // The folder itself, when nothing is left in it (something that appeared since the
+    // lock's file went is another process's).
+    if !content.is_dir() {
+        let _ = std::fs::remove_dir(dir);
     }
 }
 
@@ -342,7 +369,15 @@ fn holds_no_state(dir: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::remove_state_dir;
+    use super::{holds_no_state, remove_state_dir};
+    use crate::ledger::Ledger;
+    use std::path::Path;
+
+    /// A state directory with a store another process created (and closed).
+    fn with_a_store(state: &Path) {
+        Ledger::open(state).unwrap();
+        assert!(crate::ledger::holds_store(state));
+    }
 
     #[test]
     fn a_failed_start_leaves_a_store_another_process_holds() {
@@ -351,10 +386,49 @@ mod tests {
         std::fs::create_dir(&state).unwrap();
         std::fs::write(state.join("0.jnl"), b"").unwrap();
         let held = crate::ledger::lock_store(&state).unwrap().unwrap();
-        remove_state_dir(&state);
+        remove_state_dir(&state, false);
         assert!(state.join("0.jnl").exists());
         drop(held);
-        remove_state_dir(&state);
+        remove_state_dir(&state, false);
         assert!(!state.exists());
+    }
+
+    #[test]
+    fn a_failed_start_leaves_a_store_another_process_created_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        with_a_store(&state);
+        remove_state_dir(&state, false);
+        assert!(crate::ledger::holds_store(&state));
+        // The store this start created itself goes.
+        remove_state_dir(&state, true);
+        assert!(!state.exists());
+    }
+
+    #[test]
+    fn a_failed_start_keeps_fetched_content_and_leaves_no_state_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        with_a_store(&state);
+        std::fs::create_dir(state.join("compile-cache")).unwrap();
+        std::fs::create_dir(state.join(nexum_core::source::CONTENT_DIR)).unwrap();
+        std::fs::write(state.join(nexum_core::source::CONTENT_DIR).join("c"), b"c").unwrap();
+        remove_state_dir(&state, true);
+        assert!(holds_no_state(&state));
+        assert!(
+            state
+                .join(nexum_core::source::CONTENT_DIR)
+                .join("c")
+                .exists()
+        );
+    }
+
+    #[test]
+    fn a_failed_start_that_left_no_directory_removes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        remove_state_dir(&state, true);
+        assert!(!state.exists());
+        assert!(dir.path().exists());
     }
 }

@@ -29,6 +29,9 @@ const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// checks it against a store fjall makes, so an upgrade that changes it is noticed.
 const FJALL_VERSION_MARKER: &[u8] = b"FJL\x03";
 
+/// The file fjall locks while a process has the store open (or creates it).
+pub(crate) const STORE_LOCK: &str = "lock";
+
 /// Takes the lock of the store in `dir` as fjall takes it (its `lock` file, made if
 /// missing), held until the file returned is dropped: `None` when another process holds it
 /// (the store there is that process's).
@@ -38,7 +41,7 @@ pub(crate) fn lock_store(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
         .write(true)
         .create(true)
         .truncate(false)
-        .open(dir.join("lock"))?;
+        .open(dir.join(STORE_LOCK))?;
     match lock.try_lock() {
         Ok(()) => Ok(Some(lock)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -46,12 +49,17 @@ pub(crate) fn lock_store(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
     }
 }
 
+/// Whether `dir` holds a store whose creation completed (its `version` marker is whole).
+pub(crate) fn holds_store(dir: &Path) -> bool {
+    std::fs::read(dir.join("version")).is_ok_and(|marker| marker == FJALL_VERSION_MARKER)
+}
+
 /// Removes what a creation of the database that was killed part-way left in `dir`, which
 /// fjall would otherwise refuse to open for good ("File exists", or an invalid version).
 /// fjall takes its lock, creates an empty `keyspaces` folder and the first journal, then
 /// writes its `version` marker, and only then its first keyspace: a marker that is missing
 /// or cut short, with no keyspace, means no database was ever opened there, so nothing was
-/// ever committed to that journal. Anything else (a second journal beside them, too) is
+/// ever committed to that journal. Anything else (any journal but the first, too) is
 /// left for fjall to recover or refuse; so is a creation still running in another process
 /// (it holds the lock). What is not fjall's is ignored and kept: the store lives in the
 /// state directory, where boot writes the compile cache and fetched content before it
@@ -82,7 +90,7 @@ fn clear_interrupted_creation(dir: &Path) -> Result<(), StoreError> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
             Err(e) => return Err(fail("keyspaces", e)),
         };
-        // What a creation leaves; a second journal would mean the store ran.
+        // What a creation leaves; any journal but the first means the store ran.
         let mut left_over = false;
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -517,7 +525,8 @@ mod tests {
         std::fs::write(dir.path().join("1.jnl"), b"").unwrap();
         // Not cleared: fjall refuses it as it finds it (its first journal is there).
         assert!(FjallStorage::open(dir.path(), Durability::Buffered, WINDOW).is_err());
-        assert!(dir.path().join("1.jnl").exists());
+        assert!(dir.path().join("0.jnl").exists());
+        assert!(dir.path().join("keyspaces").is_dir());
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod records;
 pub(crate) mod storage;
 
 pub use backup::{BackupError, BackupSummary};
-pub(crate) use fjall::lock_store;
+pub(crate) use fjall::{STORE_LOCK, holds_store, lock_store};
 pub(crate) use postgres::{
     HeldLeases, PostgresStorage, no_answer, no_answer_within, ran_out_of_time,
 };
