@@ -9,7 +9,9 @@
 //! 7. the supervisor, which starts the modules.
 //!
 //! When any step fails nothing is left behind: a state directory boot created (with its
-//! compile cache) is removed again, and the store's lock is released.
+//! compile cache) is removed again, and the store's lock is released. Content fetched into
+//! it stays, and so does a store another process holds or created meanwhile
+//! (`remove_state_dir`).
 
 use crate::capabilities::{EngineContext, Factors, ModuleContext};
 use crate::chain::{ChainPool, ConnectError};
@@ -300,12 +302,13 @@ pub(crate) fn load_all(
     Ok(loaded)
 }
 
-/// Removes what a failed start created in `dir`; a content store filled beforehand
-/// (`nexum fetch`) stays. Everything stays when the store there is another process's:
-/// one that holds its lock, or one that created it while this start ran (both started on
-/// the same empty directory) — unless `created_store`, this start created it. The store's
-/// lock is held until the end, its file removed last, so no other process opens or
-/// creates the store while its files are removed.
+/// Removes what a failed start created in `dir`; fetched content stays. Everything stays
+/// when the store there is another process's: one that holds its lock, or one that created
+/// it while this start ran (both started on the same empty directory) — unless
+/// `created_store`, this start created it — and when the lock cannot be taken at all. The
+/// lock is held until the end and its file removed last: a process starting meanwhile
+/// finds the store locked (one that opened the lock's file just before it went may still
+/// take it afterwards, and finds an empty folder).
 fn remove_state_dir(dir: &Path, created_store: bool) {
     let lock = match crate::ledger::lock_store(dir) {
         Ok(Some(lock)) => lock,
@@ -328,24 +331,33 @@ fn remove_state_dir(dir: &Path, created_store: bool) {
         dir.join(nexum_core::source::CONTENT_DIR),
         dir.join(crate::ledger::STORE_LOCK),
     );
-    let removed = std::fs::read_dir(dir)
-        .and_then(|entries| {
-            entries
-                .flatten()
-                .filter(|e| e.path() != content && e.path() != lock_file)
-                .try_for_each(|e| {
-                    if e.file_type()?.is_dir() {
-                        std::fs::remove_dir_all(e.path())
-                    } else {
-                        std::fs::remove_file(e.path())
-                    }
-                })
-        })
-        .and_then(|()| std::fs::remove_file(&lock_file));
-    drop(lock);
-    if let Err(e) = removed
-        && e.kind() != std::io::ErrorKind::NotFound
+    // Every entry is tried; what is already gone is not a failure.
+    let remove = |path: &Path, is_dir: bool| match if is_dir {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    } {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    let mut failed = None;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path == content || path == lock_file {
+            continue;
+        }
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if let Err(e) = remove(&path, is_dir) {
+            failed.get_or_insert(e);
+        }
+    }
+    if failed.is_none()
+        && let Err(e) = remove(&lock_file, false)
     {
+        failed = Some(e);
+    }
+    drop(lock);
+    if let Some(e) = failed {
         tracing::warn!(dir = %dir.display(), error = %e, "could not remove the state directory of a failed start");
         return;
     }
