@@ -332,13 +332,16 @@ fn remove_state_dir(dir: &Path, created_store: bool) {
         dir.join(crate::ledger::STORE_LOCK),
     );
     // Every entry is tried; what is already gone is not a failure.
-    let remove = |path: &Path, is_dir: bool| match if is_dir {
-        std::fs::remove_dir_all(path)
-    } else {
-        std::fs::remove_file(path)
-    } {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+    let remove = |path: &Path, is_dir: bool| {
+        let removed = if is_dir {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+        removed.or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Ok(()),
+            _ => Err(e),
+        })
     };
     let mut failed = None;
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
