@@ -30,6 +30,8 @@ pub(crate) struct WasmEngine {
     pub extension_interfaces: Vec<String>,
     /// The extensions themselves, which give each instance its state.
     pub extensions: Vec<Arc<dyn HostExtension>>,
+    /// What `compile` compiles with (its errors say what Winch cannot compile).
+    compiler: Compiler,
     watchdog: DeadlineWatchdog,
 }
 
@@ -90,6 +92,7 @@ impl WasmEngine {
             linker,
             extension_interfaces,
             extensions: extensions.to_vec(),
+            compiler,
             watchdog,
         })
     }
@@ -130,6 +133,9 @@ impl WasmEngine {
             // wasmparser's wording for every async ABI refusal; a unit test notices a change.
             if format!("{e:#}").contains("component model async feature") {
                 e.context("the component uses the component model's async ABI, which nexum does not run (build it without async exports or imports)")
+            } else if self.compiler == Compiler::Winch {
+                // Winch (the default on x86-64) refuses some proposals Cranelift compiles.
+                e.context("compiling with Winch, which does not compile WebAssembly tail calls, exceptions or GC types; if the component uses them, set `[engine] compiler = \"cranelift\"`")
             } else {
                 e
             }
@@ -331,6 +337,31 @@ mod tests {
         );
         assert!(
             refused.contains("requires the component model async feature"),
+            "{refused}"
+        );
+    }
+
+    /// A component whose one function makes a tail call.
+    const TAIL_CALL: &str = r#"
+        (component
+          (core module $m
+            (func $f (result i32) (return_call $g))
+            (func $g (result i32) i32.const 1)
+            (export "f" (func $f))))"#;
+
+    #[test]
+    fn what_winch_cannot_compile_names_the_compiler_that_can() {
+        let binary = wat::parse_str(TAIL_CALL).unwrap();
+        let cranelift = WasmEngine::new(&[], Compiler::Cranelift).unwrap();
+        cranelift
+            .compile(&binary)
+            .expect("Cranelift compiles tail calls");
+        let winch = WasmEngine::new(&[], Compiler::Winch).unwrap();
+        let refused = format!("{:#}", winch.compile(&binary).unwrap_err());
+        assert!(
+            refused.starts_with("compiling with Winch")
+                && refused.contains("compiler = \"cranelift\"")
+                && refused.contains("tail calls support is not enabled"),
             "{refused}"
         );
     }

@@ -260,10 +260,20 @@ fn durability_is_buffered_by_default_and_can_be_sync() {
 }
 
 #[test]
-fn the_compiler_is_cranelift_unless_winch_is_asked_for() {
-    assert_eq!(parse("").unwrap().compiler, Compiler::Cranelift);
-    let c = parse("[engine]\ncompiler = \"winch\"\n").unwrap();
-    assert_eq!(c.compiler, Compiler::Winch);
+fn the_compiler_is_winch_on_x86_64_unless_another_is_asked_for() {
+    let default = if cfg!(target_arch = "x86_64") {
+        Compiler::Winch
+    } else {
+        Compiler::Cranelift
+    };
+    assert_eq!(parse("").unwrap().compiler, default);
+    for (name, compiler) in [
+        ("winch", Compiler::Winch),
+        ("cranelift", Compiler::Cranelift),
+    ] {
+        let c = parse(&format!("[engine]\ncompiler = \"{name}\"\n")).unwrap();
+        assert_eq!(c.compiler, compiler);
+    }
     let unknown = parse("[engine]\ncompiler = \"llvm\"\n")
         .unwrap_err()
         .to_string();

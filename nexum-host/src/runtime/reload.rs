@@ -283,9 +283,14 @@ mod tests {
             ["engine.store", "[cluster]"]
         );
         // Compiled code comes from the engine built at boot: another compiler takes a restart.
-        let winch = parse(&base.replace("\"s\"\n", "\"s\"\ncompiler = \"winch\"\n"));
+        let other = match running.compiler {
+            nexum_core::Compiler::Winch => "cranelift",
+            nexum_core::Compiler::Cranelift => "winch",
+        };
+        let other_compiler =
+            parse(&base.replace("\"s\"\n", &format!("\"s\"\ncompiler = \"{other}\"\n")));
         assert_eq!(
-            engine_settings_changed(&running, &winch),
+            engine_settings_changed(&running, &other_compiler),
             ["engine.compiler"]
         );
         // Pins are module settings: they may change, and turning them on is checked then.
