@@ -60,6 +60,38 @@ fn builder(dir: &Path, modules: usize, wasm: &[u8], compiler: Compiler) -> Runti
     builder
 }
 
+/// Ten modules with code of their own: the examples and test fixtures.
+const DIFFERENT: [&str; 10] = [
+    "heartbeat",
+    "block-logger",
+    "event-counter",
+    "twap-keeper",
+    "noop",
+    "recorder",
+    "probe",
+    "chain-caller",
+    "cow-probe",
+    "latency-probe",
+];
+
+/// A runtime of the [`DIFFERENT`] modules, each with every capability it may import (no
+/// subscriptions: boot compiles and instantiates them and runs their `init`).
+fn different_builder(dir: &Path, compiler: Compiler) -> RuntimeBuilder {
+    let mut config = test_config();
+    config.state_dir = dir.join("state");
+    config.compiler = compiler;
+    let mut builder = RuntimeBuilder::new(config);
+    for name in DIFFERENT {
+        let manifest = format!(
+            "[module]\nname = \"{name}\"\nversion = \"1\"\n[capabilities]\nrequired = [\"chain\", \"cow-api\", \"local-store\", \"logging\"]\n"
+        );
+        builder = builder
+            .module_bytes(guests::wasm_bytes(name), &manifest, &format!("{name}.toml"))
+            .unwrap();
+    }
+    builder
+}
+
 /// The component of the JavaScript or Python template, built in `dir` as `nexum new` and
 /// `nexum dev` would: the template's files, the host's WIT in `wit/`, its build script.
 fn template_component(dir: &Path, template: &str) -> Vec<u8> {
@@ -146,6 +178,30 @@ fn main() {
                 first.as_secs_f64() / cached.as_secs_f64()
             );
         }
+    }
+
+    println!();
+    println!(
+        "10 different modules (examples and test fixtures, {} KB in all)",
+        {
+            DIFFERENT
+                .iter()
+                .map(|name| guests::wasm_bytes(name).len())
+                .sum::<usize>()
+                / 1000
+        }
+    );
+    println!("compiler   first boot   cached boot");
+    for compiler in [Compiler::Cranelift, Compiler::Winch] {
+        let dir = tempfile::tempdir().unwrap();
+        let first = runtime.block_on(boot(different_builder(dir.path(), compiler)));
+        let cached = runtime.block_on(boot(different_builder(dir.path(), compiler)));
+        println!(
+            "{:<9}  {:>10.1?}  {:>12.1?}",
+            format!("{compiler:?}").to_lowercase(),
+            first,
+            cached
+        );
     }
 
     println!();

@@ -18,15 +18,19 @@
 //!   as nexum's does: the part of nexum's cost that runs inside the guest;
 //! - `floor-queued/…`: the metered floor behind a queue, as any design with a worker task
 //!   per module pays it: a task of its own takes each event from a bounded channel, calls,
-//!   and answers on a oneshot, awaited from a task on the runtime like `nexum/…`.
+//!   and answers on a oneshot, awaited from a task on the runtime like `nexum/…`;
+//! - `nexum-cranelift/…` and `floor-winch/…`: `nexum/…` and `floor/…` with the other
+//!   compiler. nexum compiles with its default (Winch on x86-64), the floor with wasmtime's
+//!   (Cranelift), so these rows give each compiler's pair.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use nexum_core::{Address, B256, Block, Bytes, ChainLog, ChainLogs, Event};
+use nexum_core::{Address, B256, Block, Bytes, ChainLog, ChainLogs, Compiler, Event};
 use nexum_tests::engine::{TestEngine, TestModule, boot, test_config};
 use nexum_tests::guests;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+use wasmtime::Strategy;
 
 fn block_event() -> Event {
     Event::Block(Block {
@@ -81,8 +85,14 @@ fn dispatch(c: &mut Criterion) {
         .await
         .unwrap()
     }));
-    let mut floor = floor::Floor::new(&guests::wasm("noop"), false);
-    let mut metered = floor::Floor::new(&guests::wasm("noop"), true);
+    let cranelift = Arc::new(runtime.block_on(async {
+        let mut config = test_config();
+        config.compiler = Compiler::Cranelift;
+        boot(vec![noop("plain", false)], config).await.unwrap()
+    }));
+    let mut floor = floor::Floor::new(&guests::wasm("noop"), false, Strategy::Cranelift);
+    let mut metered = floor::Floor::new(&guests::wasm("noop"), true, Strategy::Cranelift);
+    let mut floor_winch = floor::Floor::new(&guests::wasm("noop"), false, Strategy::Winch);
 
     let cases = [("block", block_event()), ("logs10", logs_event())];
     let mut group = c.benchmark_group("dispatch");
@@ -118,11 +128,19 @@ fn dispatch(c: &mut Criterion) {
                 group.bench_function(format!("floor-metered/{label}"), |b| {
                     b.iter(|| runtime.block_on(metered.call(&wit_event)))
                 });
-                let mut queued = floor::Floor::new(&guests::wasm("noop"), true);
+                let mut queued =
+                    floor::Floor::new(&guests::wasm("noop"), true, Strategy::Cranelift);
                 runtime.block_on(queued.init(write));
                 let worker = queued_worker(&runtime, queued, wit_event.clone());
                 group.bench_function(format!("floor-queued/{label}"), |b| {
                     b.iter_custom(|iters| through_queue(&runtime, &worker, iters))
+                });
+                group.bench_function(format!("nexum-cranelift/{label}"), |b| {
+                    b.iter_custom(|iters| from_task(&runtime, &cranelift, module, event, iters))
+                });
+                runtime.block_on(floor_winch.init(write));
+                group.bench_function(format!("floor-winch/{label}"), |b| {
+                    b.iter(|| runtime.block_on(floor_winch.call(&wit_event)))
                 });
             }
         }
@@ -206,7 +224,7 @@ mod floor {
     use std::collections::HashMap;
     use std::path::Path;
     use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-    use wasmtime::{Engine, Store};
+    use wasmtime::{Engine, Store, Strategy};
     use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
     wasmtime::component::bindgen!({
@@ -333,13 +351,14 @@ mod floor {
     }
 
     impl Floor {
-        /// A bare embedding; `metered`: the guest's code counts fuel and checks the epoch,
-        /// as nexum's does (the rest of nexum's limits stay off).
-        pub fn new(wasm: &Path, metered: bool) -> Self {
+        /// A bare embedding compiled by `compiler`; `metered`: the guest's code counts fuel
+        /// and checks the epoch, as nexum's does (the rest of nexum's limits stay off).
+        pub fn new(wasm: &Path, metered: bool, compiler: Strategy) -> Self {
             // Wasmtime's defaults, but the classic call path nexum uses (no concurrent
             // scheduler around each call).
             let mut config = wasmtime::Config::new();
             config
+                .strategy(compiler)
                 .concurrency_support(false)
                 .consume_fuel(metered)
                 .epoch_interruption(metered);

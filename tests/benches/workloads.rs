@@ -12,7 +12,8 @@
 //!   into anonymous memory (heap, stacks, module memory) and file pages (nexum's own code
 //!   and libraries: clean, the kernel can drop them), and **threads** of the nexum process;
 //! - the 3,000-log workload again with a module that reads the chain's head three times on
-//!   each block (a keeper checking state per block): its logs wait for those reads;
+//!   each block (a keeper checking state per block): its logs wait for those reads; and
+//!   again compiled with Cranelift instead of the default compiler (Winch on x86-64);
 //! - **backfill**: 100,000 logs already on chain, a fresh module from `start_block`, time
 //!   until its last log is handled (it commits a count with every event).
 //!
@@ -49,29 +50,29 @@ fn main() {
             "| workload | loss | block p50 / p99 | log p50 / p99 | CPU (drive) | peak RSS (drive) | peak RSS (with boot) | RSS at end: anon + file | threads |"
         );
         println!("|---|---|---|---|---|---|---|---|---|");
+        let workloads = [
+            ("3,000 logs (300 tx × 10)", 300, 10),
+            ("12,000 logs (60 tx × 200)", 60, 200),
+        ];
         for cross_check in [true, false] {
-            let setting = if cross_check {
-                ""
-            } else {
-                ", `cross_check_logs = false`"
-            };
-            let workloads = [
-                ("3,000 logs (300 tx × 10)", 300, 10),
-                ("12,000 logs (60 tx × 200)", 60, 200),
-            ];
             for (label, txs, logs_per_tx) in workloads {
-                let label = format!("{label}{setting}");
-                drive(&label, txs, logs_per_tx, cross_check, 0).await;
+                let setting = Setting {
+                    cross_check,
+                    ..Setting::default()
+                };
+                drive(label, txs, logs_per_tx, setting).await;
             }
         }
-        drive(
-            "3,000 logs (300 tx × 10), 3 chain reads per block",
-            300,
-            10,
-            true,
-            3,
-        )
-        .await;
+        let keeper_like = Setting {
+            block_reads: 3,
+            ..Setting::default()
+        };
+        drive("3,000 logs (300 tx × 10)", 300, 10, keeper_like).await;
+        let cranelift = Setting {
+            compiler: Some("cranelift"),
+            ..Setting::default()
+        };
+        drive("3,000 logs (300 tx × 10)", 300, 10, cranelift).await;
         backfill(500, 200).await;
     });
 }
@@ -107,19 +108,64 @@ fn machine() -> String {
     format!("{cores} cores, {model}")
 }
 
+/// What a drive changes from nexum's defaults.
+#[derive(Debug, Clone, Copy)]
+struct Setting {
+    /// The chain's `cross_check_logs`.
+    cross_check: bool,
+    /// How many times the module reads the chain's head on each block (a keeper checking
+    /// state per block).
+    block_reads: u32,
+    /// `[engine] compiler`, when not nexum's default.
+    compiler: Option<&'static str>,
+}
+
+impl Default for Setting {
+    fn default() -> Self {
+        Self {
+            cross_check: true,
+            block_reads: 0,
+            compiler: None,
+        }
+    }
+}
+
+impl Setting {
+    /// What the row's label adds to the workload's.
+    fn label(&self) -> String {
+        let mut label = String::new();
+        if !self.cross_check {
+            label += ", `cross_check_logs = false`";
+        }
+        if self.block_reads > 0 {
+            label += &format!(", {} chain reads per block", self.block_reads);
+        }
+        if let Some(compiler) = self.compiler {
+            label += &format!(", `compiler = \"{compiler}\"`");
+        }
+        label
+    }
+}
+
 /// An engine.toml in `dir`: JSON logs (timestamps), a log budget that fits the workload,
-/// and the probe on `emitter`'s logs from `from` (and on blocks, with `blocks`, reading the
-/// chain's head `block_reads` times on each); the chain's `cross_check_logs` as
-/// `cross_check` says.
+/// and the probe on `emitter`'s logs from `from` (and on blocks, with `blocks`), as
+/// `setting` says.
 fn engine(
     dir: &Path,
     anvil: &Anvil,
     emitter: Address,
     from: u64,
     blocks: bool,
-    cross_check: bool,
-    block_reads: u32,
+    setting: Setting,
 ) -> PathBuf {
+    let Setting {
+        cross_check,
+        block_reads,
+        compiler,
+    } = setting;
+    let compiler = compiler
+        .map(|compiler| format!("compiler = \"{compiler}\"\n"))
+        .unwrap_or_default();
     let block_subscription = if blocks {
         format!("[[subscription]]\nkind = \"block\"\nchain_id = {CHAIN_ID}\n\n")
     } else {
@@ -143,7 +189,7 @@ fn engine(
     std::fs::write(
         &path,
         format!(
-            "[engine]\nstate_dir = \"state\"\nlog_format = \"json\"\n\n\
+            "[engine]\nstate_dir = \"state\"\nlog_format = \"json\"\n{compiler}\n\
              [limits]\nlog_lines_per_second = 100000\nlog_bytes_per_second = 10000000\n\n\
              [chains.{CHAIN_ID}]\nrpc_url = \"{}\"\ncross_check_logs = {cross_check}\n\n\
              [[modules]]\npath = {:?}\nmanifest = \"probe.toml\"\n",
@@ -302,20 +348,13 @@ fn latencies(
 
 /// Sends `txs` transactions of `logs_per_tx` logs at [`TX_PER_SECOND`] with nexum running,
 /// and prints one row.
-async fn drive(label: &str, txs: u64, logs_per_tx: u64, cross_check: bool, block_reads: u32) {
+async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting) {
+    let label = format!("{workload}{}", setting.label());
     let anvil = Anvil::spawn().await;
     let emitter = anvil.deploy_emitter().await;
     let from = anvil.block_number().await + 1;
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine(
-        dir.path(),
-        &anvil,
-        emitter,
-        from,
-        true,
-        cross_check,
-        block_reads,
-    );
+    let engine = engine(dir.path(), &anvil, emitter, from, true, setting);
     let heads = observe_heads(anvil.ws_url()).await;
     let mut nexum = start(&engine);
     let pid = nexum.id();
@@ -378,7 +417,7 @@ async fn backfill(txs: u64, logs_per_tx: u64) {
     }
     let total = txs * logs_per_tx;
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path(), &anvil, emitter, from, false, true, 0);
+    let engine = engine(dir.path(), &anvil, emitter, from, false, Setting::default());
     let started = Instant::now();
     let mut nexum = start(&engine);
     let needle = format!("\"l {last} ");
