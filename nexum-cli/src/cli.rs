@@ -106,7 +106,7 @@ Works in a folder made by `nexum new` (any template): Rust (Cargo.toml), JavaScr
 Anvil chain (31337, a block a second; `anvil` must be on PATH) whose state is new each
 session, so the module's state (data/anvil) starts afresh with it; with --chain the state
 (data/) is kept across sessions. A failed build leaves the running version up. Modules
-are compiled with Winch, the fast baseline compiler.
+are compiled with nexum's default compiler (Winch, the fast baseline one, on x86-64).
 
 Examples:
   nexum dev

@@ -48,8 +48,9 @@ pub enum Durability {
 ///
 /// The default is Winch on x86-64, where wasmtime supports it at its first tier (production
 /// use, security releases), and Cranelift elsewhere. A keeper's time goes to its host calls,
-/// not its own code: on the benchmark workloads Winch's slower code cost no measurable CPU,
-/// while it compiles several times faster and with less memory (README, Benchmarks).
+/// not its own code: on the benchmark workloads the CPU with either compiler was within
+/// the drift between runs, while Winch compiles several times faster and with less memory
+/// (README, Benchmarks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compiler {
@@ -59,7 +60,8 @@ pub enum Compiler {
     #[cfg_attr(not(target_arch = "x86_64"), default)]
     Cranelift,
     /// Winch, a baseline compiler: compiles several times faster, and its code runs slower.
-    /// It does not compile WebAssembly tail calls, exceptions or GC types.
+    /// It does not compile WebAssembly tail calls, exceptions, GC types, function references
+    /// or relaxed SIMD (nor SIMD on a CPU without AVX).
     #[cfg_attr(target_arch = "x86_64", default)]
     Winch,
 }

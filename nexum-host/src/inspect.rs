@@ -42,7 +42,9 @@ pub enum InspectError {
 
 /// Compiles `bytes` (nothing is run) and describes the component.
 pub fn inspect(bytes: &[u8]) -> Result<ComponentReport, InspectError> {
-    let engine = WasmEngine::new(&[], Compiler::default())?;
+    // Cranelift takes every proposal either compiler takes: a component is judged for what
+    // nexum can run, whichever compiler an engine picks.
+    let engine = WasmEngine::new(&[], Compiler::Cranelift)?;
     let component = engine
         .compile(bytes)
         .map_err(|e| InspectError::Invalid(format!("{e:#}")))?;

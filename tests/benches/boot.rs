@@ -1,15 +1,17 @@
 //! Boot time with 1, 10 and 50 modules, with each compiler: the first boot (every
 //! component compiled) and a second boot of the same engine (compiled components read from
-//! the on-disk cache). Then the same for one large module: the JavaScript and Python
-//! templates (`templates/js`, `templates/py`), built here with their own build scripts
-//! (which install the pinned componentize-js and componentize-py on first use).
+//! the on-disk cache). Then ten modules whose code differs (ten of the examples and test
+//! fixtures), and one large module: the JavaScript and Python templates (`templates/js`,
+//! `templates/py`), built here with their own build scripts (which install the pinned
+//! componentize-js and componentize-py on first use). Every boot must leave each module
+//! running (its `init` returned `ok`).
 //!
 //! `cargo bench -p nexum-tests --bench boot`
 //!
-//! Each module gets a distinct component (the noop fixture plus a custom section naming it),
-//! so nothing is shared between modules within one boot.
+//! In the 1/10/50 rows each module gets a distinct component (the noop fixture plus a custom
+//! section naming it), so nothing is shared between modules within one boot.
 
-use nexum_core::Compiler;
+use nexum_core::{Compiler, ModuleStatus};
 use nexum_host::RuntimeBuilder;
 use nexum_tests::engine::test_config;
 use nexum_tests::guests;
@@ -60,7 +62,7 @@ fn builder(dir: &Path, modules: usize, wasm: &[u8], compiler: Compiler) -> Runti
     builder
 }
 
-/// Ten modules with code of their own: the examples and test fixtures.
+/// Ten modules with code of their own, of the examples and test fixtures.
 const DIFFERENT: [&str; 10] = [
     "heartbeat",
     "block-logger",
@@ -74,16 +76,23 @@ const DIFFERENT: [&str; 10] = [
     "latency-probe",
 ];
 
-/// A runtime of the [`DIFFERENT`] modules, each with every capability it may import (no
-/// subscriptions: boot compiles and instantiates them and runs their `init`).
+/// A runtime of the [`DIFFERENT`] modules, each with every capability it may import and
+/// the config its `init` needs (no subscriptions: boot compiles and instantiates them and
+/// runs their `init`).
 fn different_builder(dir: &Path, compiler: Compiler) -> RuntimeBuilder {
     let mut config = test_config();
     config.state_dir = dir.join("state");
     config.compiler = compiler;
     let mut builder = RuntimeBuilder::new(config);
     for name in DIFFERENT {
+        let config = match name {
+            "twap-keeper" => {
+                "[config]\ncomposable_cow = \"0xfdaFc9d1902f4e0b84f65F49f244b32b31013b74\"\n"
+            }
+            _ => "",
+        };
         let manifest = format!(
-            "[module]\nname = \"{name}\"\nversion = \"1\"\n[capabilities]\nrequired = [\"chain\", \"cow-api\", \"local-store\", \"logging\"]\n"
+            "[module]\nname = \"{name}\"\nversion = \"1\"\n[capabilities]\nrequired = [\"chain\", \"cow-api\", \"local-store\", \"logging\"]\n{config}"
         );
         builder = builder
             .module_bytes(guests::wasm_bytes(name), &manifest, &format!("{name}.toml"))
@@ -154,6 +163,16 @@ async fn boot(builder: RuntimeBuilder) -> Duration {
     let started = Instant::now();
     let runtime = builder.start().await.unwrap();
     let elapsed = started.elapsed();
+    let not_running: Vec<_> = runtime
+        .modules()
+        .into_iter()
+        .filter(|module| module.status != ModuleStatus::Running)
+        .map(|module| format!("{} ({:?})", module.name, module.status))
+        .collect();
+    assert!(
+        not_running.is_empty(),
+        "not running after boot: {not_running:?}"
+    );
     runtime.shutdown().await;
     elapsed
 }
@@ -180,16 +199,14 @@ fn main() {
         }
     }
 
+    let different_bytes: usize = DIFFERENT
+        .iter()
+        .map(|name| guests::wasm_bytes(name).len())
+        .sum();
     println!();
     println!(
-        "10 different modules (examples and test fixtures, {} KB in all)",
-        {
-            DIFFERENT
-                .iter()
-                .map(|name| guests::wasm_bytes(name).len())
-                .sum::<usize>()
-                / 1000
-        }
+        "10 different modules (of the examples and test fixtures, {} KB in all)",
+        different_bytes / 1000
     );
     println!("compiler   first boot   cached boot");
     for compiler in [Compiler::Cranelift, Compiler::Winch] {

@@ -23,6 +23,7 @@
 
 use alloy_primitives::Address;
 use futures::{SinkExt, StreamExt};
+use nexum_core::Compiler;
 use nexum_tests::anvil::{Anvil, CHAIN_ID, hex_u64};
 use nexum_tests::guests;
 use nexum_tests::process::Process;
@@ -69,7 +70,7 @@ fn main() {
         };
         drive("3,000 logs (300 tx × 10)", 300, 10, keeper_like).await;
         let cranelift = Setting {
-            compiler: Some("cranelift"),
+            compiler: Some(Compiler::Cranelift),
             ..Setting::default()
         };
         drive("3,000 logs (300 tx × 10)", 300, 10, cranelift).await;
@@ -117,7 +118,7 @@ struct Setting {
     /// state per block).
     block_reads: u32,
     /// `[engine] compiler`, when not nexum's default.
-    compiler: Option<&'static str>,
+    compiler: Option<Compiler>,
 }
 
 impl Default for Setting {
@@ -141,9 +142,17 @@ impl Setting {
             label += &format!(", {} chain reads per block", self.block_reads);
         }
         if let Some(compiler) = self.compiler {
-            label += &format!(", `compiler = \"{compiler}\"`");
+            label += &format!(", `compiler = \"{}\"`", compiler_name(compiler));
         }
         label
+    }
+}
+
+/// How engine.toml spells `compiler`.
+fn compiler_name(compiler: Compiler) -> &'static str {
+    match compiler {
+        Compiler::Cranelift => "cranelift",
+        Compiler::Winch => "winch",
     }
 }
 
@@ -164,7 +173,7 @@ fn engine(
         compiler,
     } = setting;
     let compiler = compiler
-        .map(|compiler| format!("compiler = \"{compiler}\"\n"))
+        .map(|compiler| format!("compiler = \"{}\"\n", compiler_name(compiler)))
         .unwrap_or_default();
     let block_subscription = if blocks {
         format!("[[subscription]]\nkind = \"block\"\nchain_id = {CHAIN_ID}\n\n")

@@ -1,9 +1,10 @@
 //! `nexum dev`: a module author's inner loop. Build the module in a folder, run it against a
 //! chain, and rebuild and restart it whenever its sources change.
 //!
-//! The engine runs in this process — the runtime `nexum run` uses, compiling with Winch so a
-//! 12–18 MB JavaScript or Python component starts in a second or two instead of ten. Builds
-//! and the local chain are child processes that die with this one.
+//! The engine runs in this process — the runtime `nexum run` uses, with its default compiler
+//! (Winch on x86-64), so a 12–18 MB JavaScript or Python component starts in a second or two
+//! instead of six or seven. Builds and the local chain are child processes that die with
+//! this one.
 
 mod child;
 mod local_chain;
@@ -14,7 +15,7 @@ use crate::cli::DevArgs;
 use crate::signals::{Asked, Signals};
 use anyhow::{Context, bail};
 use local_chain::LocalChain;
-use nexum_host::core::{Compiler, EngineConfig, ModuleStatus};
+use nexum_host::core::{EngineConfig, ModuleStatus};
 use nexum_host::{BootError, Ledger, Runtime, RuntimeBuilder, RuntimeError, StoreError};
 use project::Project;
 use sources::Sources;
@@ -26,10 +27,7 @@ const LOCAL_CHAIN_ID: u64 = 31337;
 
 pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let project = Project::detect(args.dir.as_deref().unwrap_or(Path::new(".")))?;
-    let mut config = EngineConfig {
-        compiler: Compiler::Winch,
-        ..EngineConfig::default()
-    };
+    let mut config = EngineConfig::default();
     crate::logging::init(&config.log_level, config.log_format)?;
     let mut signals = Signals::install()?;
 
