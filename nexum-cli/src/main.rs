@@ -23,17 +23,19 @@ mod run;
 mod signals;
 mod store;
 mod summary;
+mod workers;
 
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     allocator::limit_arenas();
-    let args = cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let command = cli::Cli::parse().into_command();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers::for_command(&command) {
+        builder.worker_threads(workers.get());
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -41,7 +43,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match args.into_command() {
+        match command {
             cli::Command::Run(run_args) => run::run(run_args).await,
             cli::Command::Check { engine } => check::check(&engine),
             cli::Command::Inspect { wasm } => inspect::inspect(&wasm),

@@ -12,8 +12,10 @@
 //!   into anonymous memory (heap, stacks, module memory) and file pages (nexum's own code
 //!   and libraries: clean, the kernel can drop them), and **threads** of the nexum process;
 //! - the 3,000-log workload again with a module that reads the chain's head three times on
-//!   each block (a keeper checking state per block): its logs wait for those reads; and
-//!   again compiled with Cranelift instead of the default compiler (Winch on x86-64);
+//!   each block (a keeper checking state per block): its logs wait for those reads; once
+//!   more compiled with Cranelift instead of the default compiler (Winch on x86-64); and
+//!   both drives with two runtime workers (`TOKIO_WORKER_THREADS=2`), where nexum starts
+//!   one for its one module;
 //! - **backfill**: 100,000 logs already on chain, a fresh module from `start_block`, time
 //!   until its last log is handled (it commits a count with every event).
 //!
@@ -74,6 +76,13 @@ fn main() {
             ..Setting::default()
         };
         drive("3,000 logs (300 tx × 10)", 300, 10, cranelift).await;
+        for (label, txs, logs_per_tx) in workloads {
+            let two_workers = Setting {
+                workers: Some(2),
+                ..Setting::default()
+            };
+            drive(label, txs, logs_per_tx, two_workers).await;
+        }
         backfill(500, 200).await;
     });
 }
@@ -119,6 +128,9 @@ struct Setting {
     block_reads: u32,
     /// `[engine] compiler`, when not nexum's default.
     compiler: Option<Compiler>,
+    /// Runtime workers (`TOKIO_WORKER_THREADS`), when not nexum's choice (one per module,
+    /// at most one per core).
+    workers: Option<usize>,
 }
 
 impl Default for Setting {
@@ -127,6 +139,7 @@ impl Default for Setting {
             cross_check: true,
             block_reads: 0,
             compiler: None,
+            workers: None,
         }
     }
 }
@@ -143,6 +156,9 @@ impl Setting {
         }
         if let Some(compiler) = self.compiler {
             label += &format!(", `compiler = \"{}\"`", compiler_name(compiler));
+        }
+        if let Some(workers) = self.workers {
+            label += &format!(", `TOKIO_WORKER_THREADS={workers}`");
         }
         label
     }
@@ -171,6 +187,7 @@ fn engine(
         cross_check,
         block_reads,
         compiler,
+        workers: _,
     } = setting;
     let compiler = compiler
         .map(|compiler| format!("compiler = \"{}\"\n", compiler_name(compiler)))
@@ -211,9 +228,16 @@ fn engine(
 }
 
 /// `nexum run engine`, once it says it runs.
-fn start(engine: &Path) -> Process {
+fn start(engine: &Path, workers: Option<usize>) -> Process {
     let mut command = Command::new(nexum_bin());
-    command.arg("run").arg(engine).env_remove("RUST_LOG");
+    command
+        .arg("run")
+        .arg(engine)
+        .env_remove("RUST_LOG")
+        .env_remove("TOKIO_WORKER_THREADS");
+    if let Some(workers) = workers {
+        command.env("TOKIO_WORKER_THREADS", workers.to_string());
+    }
     let mut nexum = Process::spawn(command);
     nexum.wait_for_count(&["running; press ctrl-c"], 1, Duration::from_secs(120));
     nexum
@@ -365,7 +389,7 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting) {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path(), &anvil, emitter, from, true, setting);
     let heads = observe_heads(anvil.ws_url()).await;
-    let mut nexum = start(&engine);
+    let mut nexum = start(&engine, setting.workers);
     let pid = nexum.id();
     // Warm-up: a few empty blocks, each pushed and handled, so the drive measures the
     // steady state (subscriptions open right after "running"; a connection's first pushes
@@ -428,7 +452,7 @@ async fn backfill(txs: u64, logs_per_tx: u64) {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path(), &anvil, emitter, from, false, Setting::default());
     let started = Instant::now();
-    let mut nexum = start(&engine);
+    let mut nexum = start(&engine, None);
     let needle = format!("\"l {last} ");
     nexum.wait_for_count(&[&needle], 1, Duration::from_secs(600));
     let elapsed = started.elapsed();
