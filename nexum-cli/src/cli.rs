@@ -319,6 +319,13 @@ pub struct RunArgs {
     pub chains: Vec<String>,
 }
 
+impl RunArgs {
+    /// Whether TARGET is one module's component rather than an engine.toml.
+    pub fn is_wasm(&self) -> bool {
+        self.target.extension().is_some_and(|e| e == "wasm")
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct DevArgs {
     /// The module's folder (default: the current one).

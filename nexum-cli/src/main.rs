@@ -32,8 +32,15 @@ fn main() -> ExitCode {
     allocator::limit_arenas();
     let command = cli::Cli::parse().into_command();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = workers::for_command(&command) {
-        builder.worker_threads(workers.get());
+    match workers::for_command(&command) {
+        Ok(Some(workers)) => {
+            builder.worker_threads(workers.get());
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,

@@ -98,8 +98,7 @@ pub fn require_modules(config: &EngineConfig, path: &std::path::Path) -> anyhow:
 /// What to run: an engine.toml, or one module with a synthesised engine config. Logging is
 /// set up from the config before anything else is loaded.
 fn builder_for(args: &RunArgs) -> anyhow::Result<RuntimeBuilder> {
-    let is_wasm = args.target.extension().is_some_and(|e| e == "wasm");
-    if !is_wasm {
+    if !args.is_wasm() {
         if args.manifest.is_some() || args.state_dir.is_some() || !args.chains.is_empty() {
             bail!(
                 "a manifest, --state-dir and --chain apply only when running a .wasm module; set them in {}",

@@ -594,3 +594,19 @@ fn a_read_only_state_dir_is_one_line_that_names_the_os_reason() {
         "error: cannot open the state in state: store: Permission denied (os error 13)\n"
     );
 }
+
+#[test]
+fn a_worker_count_that_is_not_a_whole_number_above_0_is_refused_without_a_panic() {
+    for value in ["two", "0", ""] {
+        let output = Command::new(NEXUM)
+            .args(["hash", "m.wasm"])
+            .env("TOKIO_WORKER_THREADS", value)
+            .output()
+            .expect("running nexum");
+        assert_eq!(output.status.code(), Some(1), "{value:?}");
+        assert_eq!(
+            stderr(&output),
+            format!("error: TOKIO_WORKER_THREADS must be a whole number above 0, not `{value}`\n")
+        );
+    }
+}

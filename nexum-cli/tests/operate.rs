@@ -484,6 +484,28 @@ fn a_reload_that_changes_engine_settings_or_breaks_a_manifest_is_refused_whole()
     let status = text(&status.stdout);
     assert!(status.contains("second  0.1.0  running"), "{status}");
     assert!(!status.contains("first"), "{status}");
+
+    // Two modules on the one runtime worker `nexum run` started for one: applied, and said
+    // (on a machine with a core to spare).
+    cron("first");
+    engine_toml(dir.path(), admin, None, &["first", "second"], "");
+    let applied = nexum(&["reload", engine_arg]);
+    assert!(
+        text(&applied.stdout).starts_with("reloaded: added: first; upgraded: none; removed: none;"),
+        "{}{}",
+        text(&applied.stdout),
+        text(&applied.stderr)
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores > 1 && std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        let line = running.wait_for_blocking("runtime worker", Duration::from_secs(30));
+        assert!(
+            line.contains(&format!(
+                "2 modules now share 1 runtime worker(s) on {cores} cores"
+            )),
+            "{line}"
+        );
+    }
     assert_eq!(running.signal("-TERM").code(), Some(0));
 }
 

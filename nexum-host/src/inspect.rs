@@ -1,7 +1,7 @@
 //! What a component is: its world, imports and exports, size and digest — for
 //! `nexum inspect` and `nexum hash`, and for anyone vetting a module before running it.
 
-use crate::engine::{EngineError, WasmEngine};
+use crate::engine::{EngineError, WasmEngine, winch_cannot_compile};
 use nexum_core::{Capability, Compiler, ComponentDigest};
 
 /// One import of a component.
@@ -42,12 +42,21 @@ pub enum InspectError {
 
 /// Compiles `bytes` (nothing is run) and describes the component.
 pub fn inspect(bytes: &[u8]) -> Result<ComponentReport, InspectError> {
-    // Cranelift takes every proposal either compiler takes: a component is judged for what
-    // nexum can run, whichever compiler an engine picks.
-    let engine = WasmEngine::new(&[], Compiler::Cranelift)?;
-    let component = engine
-        .compile(bytes)
-        .map_err(|e| InspectError::Invalid(format!("{e:#}")))?;
+    // A component is judged for what nexum can run, whichever compiler an engine picks:
+    // what the default compiler (Winch on x86-64, the faster to compile) refuses and
+    // Cranelift takes is compiled again with Cranelift.
+    let mut engine = WasmEngine::new(&[], Compiler::default())?;
+    let component = match engine.compile(bytes) {
+        Ok(component) => component,
+        Err(e) if Compiler::default() == Compiler::Winch && winch_cannot_compile(&e) => {
+            // The component's types belong to the engine that compiled it.
+            engine = WasmEngine::new(&[], Compiler::Cranelift)?;
+            engine
+                .compile(bytes)
+                .map_err(|e| InspectError::Invalid(format!("{e:#}")))?
+        }
+        Err(e) => return Err(InspectError::Invalid(format!("{e:#}"))),
+    };
     let ty = component.component_type();
     let imports: Vec<Import> = ty
         .imports(&engine.engine)
@@ -80,4 +89,26 @@ pub fn inspect(bytes: &[u8]) -> Result<ComponentReport, InspectError> {
         imports,
         exports,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{InspectError, inspect};
+
+    #[test]
+    fn what_only_cranelift_compiles_is_inspected_with_cranelift() {
+        // A tail call: Winch (the default on x86-64) refuses it, Cranelift compiles it.
+        let tail_call = wat::parse_str(
+            r#"(component
+                 (core module
+                   (func $f (result i32) (return_call $g))
+                   (func $g (result i32) i32.const 1)))"#,
+        )
+        .unwrap();
+        let report = inspect(&tail_call).expect("inspected with Cranelift");
+        assert!(report.world.starts_with("not a nexum module"), "{report:?}");
+
+        let truncated = &tail_call[..tail_call.len() - 3];
+        assert!(matches!(inspect(truncated), Err(InspectError::Invalid(_))));
+    }
 }

@@ -194,7 +194,22 @@ impl Parts {
         }
         wiring.config = config;
         tracing::info!("reload applied: {report}");
+        warn_if_modules_outnumber_workers(names.len());
         Ok(report)
+    }
+}
+
+/// Says so when a reload leaves more modules than the runtime has workers, on a machine
+/// with cores to spare: `nexum run` starts no more workers than the modules it starts with,
+/// and a runtime cannot add workers. The modules still take turns (each guest yields every
+/// slice of fuel), but no longer run side by side.
+fn warn_if_modules_outnumber_workers(modules: usize) {
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    if modules > workers && workers < cores {
+        tracing::warn!(
+            "{modules} modules now share {workers} runtime worker(s) on {cores} cores: they take turns instead of running side by side until a restart (`nexum run` starts one worker per module, at most one per core; TOKIO_WORKER_THREADS sets it)"
+        );
     }
 }
 
