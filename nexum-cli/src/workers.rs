@@ -81,6 +81,7 @@ mod tests {
             std::fs::write(&path, entries).unwrap();
             path
         };
+        assert_eq!(workers(&run(engine(0))), Some(1));
         assert_eq!(workers(&run(engine(1))), Some(1));
         assert_eq!(workers(&run(engine(3))), Some(3.min(cores)));
         assert_eq!(workers(&run(engine(64))), Some(cores));

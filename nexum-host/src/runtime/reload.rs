@@ -199,12 +199,19 @@ impl Parts {
     }
 }
 
-/// Says so when a reload leaves more modules than the runtime has workers, on a machine
-/// with cores to spare: `nexum run` starts no more workers than the modules it starts with,
-/// and a runtime cannot add workers. The modules still take turns (each guest yields every
-/// slice of fuel), but no longer run side by side.
+/// Says so when a reload leaves more modules than a multi-threaded runtime has workers, on
+/// a machine with cores to spare and no worker count chosen (`TOKIO_WORKER_THREADS`):
+/// `nexum run` starts no more workers than the modules it starts with, and a runtime cannot
+/// add workers. The modules still take turns (each guest yields every slice of fuel), but
+/// no longer run side by side. An embedder's single-threaded runtime is its own choice.
 fn warn_if_modules_outnumber_workers(modules: usize) {
-    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    let runtime = tokio::runtime::Handle::current();
+    if runtime.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread
+        || std::env::var_os("TOKIO_WORKER_THREADS").is_some()
+    {
+        return;
+    }
+    let workers = runtime.metrics().num_workers();
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     if modules > workers && workers < cores {
         tracing::warn!(
