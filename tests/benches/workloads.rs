@@ -21,7 +21,9 @@
 //!
 //! `scripts/bench.sh` builds what it needs and runs it; or, with `nexum` built in the
 //! production profile (what operators run), `cargo bench -p nexum-tests --bench workloads`
-//! (`NEXUM_BIN` overrides where the binary is).
+//! (`NEXUM_BIN` overrides where the binary is). Words after `--` pick the rows whose label
+//! holds each of them, and none of those written `!word` (`-- 3,000 cranelift`;
+//! `backfill` is a row too). [`profiler`] says how to profile the drives.
 
 use alloy_primitives::Address;
 use futures::{SinkExt, StreamExt};
@@ -32,9 +34,12 @@ use nexum_tests::process::Process;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+
+#[path = "workloads/profiler.rs"]
+mod profiler;
+use profiler::Profiler;
 
 /// Transactions per second while driving.
 const TX_PER_SECOND: u64 = 30;
@@ -57,34 +62,67 @@ fn main() {
             ("3,000 logs (300 tx × 10)", 300, 10),
             ("12,000 logs (60 tx × 200)", 60, 200),
         ];
+        let mut rows = Vec::new();
         for cross_check in [true, false] {
-            for (label, txs, logs_per_tx) in workloads {
+            for workload in workloads {
                 let setting = Setting {
                     cross_check,
                     ..Setting::default()
                 };
-                drive(label, txs, logs_per_tx, setting).await;
+                rows.push((workload, setting));
             }
         }
         let keeper_like = Setting {
             block_reads: 3,
             ..Setting::default()
         };
-        drive("3,000 logs (300 tx × 10)", 300, 10, keeper_like).await;
+        rows.push((workloads[0], keeper_like));
         let cranelift = Setting {
             compiler: Some(Compiler::Cranelift),
             ..Setting::default()
         };
-        drive("3,000 logs (300 tx × 10)", 300, 10, cranelift).await;
-        for (label, txs, logs_per_tx) in workloads {
+        rows.push((workloads[0], cranelift));
+        for workload in workloads {
             let two_workers = Setting {
                 workers: Some(2),
                 ..Setting::default()
             };
-            drive(label, txs, logs_per_tx, two_workers).await;
+            rows.push((workload, two_workers));
         }
-        backfill(500, 200).await;
+        let wanted = RowFilter::from_args();
+        for ((label, txs, logs_per_tx), setting) in rows {
+            if wanted.picks(&format!("{label}{}", setting.label())) {
+                drive(label, txs, logs_per_tx, setting).await;
+            }
+        }
+        if wanted.picks("backfill") {
+            backfill(500, 200).await;
+        }
     });
+}
+
+/// Which rows to run: those whose label holds every word given after `--` and none given
+/// as `!word` (all, without words).
+struct RowFilter(Vec<String>);
+
+impl RowFilter {
+    fn from_args() -> Self {
+        // `cargo bench` passes `--bench` to every bench binary; flags are not words.
+        let words = std::env::args()
+            .skip(1)
+            .filter(|arg| !arg.starts_with("--"))
+            .map(|word| word.to_lowercase())
+            .collect();
+        Self(words)
+    }
+
+    fn picks(&self, label: &str) -> bool {
+        let label = label.to_lowercase();
+        self.0.iter().all(|word| match word.strip_prefix('!') {
+            Some(unwanted) => !label.contains(unwanted),
+            None => label.contains(word.as_str()),
+        })
+    }
 }
 
 /// The binary under test (the production profile unless `NEXUM_BIN` says otherwise).
@@ -228,8 +266,8 @@ fn engine(
 }
 
 /// `nexum run engine`, once it says it runs.
-fn start(engine: &Path, workers: Option<usize>) -> Process {
-    let mut command = Command::new(nexum_bin());
+fn start(engine: &Path, workers: Option<usize>, profiler: &Profiler, label: &str) -> Process {
+    let mut command = profiler.command(&nexum_bin(), label);
     command
         .arg("run")
         .arg(engine)
@@ -389,7 +427,8 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting) {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path(), &anvil, emitter, from, true, setting);
     let heads = observe_heads(anvil.ws_url()).await;
-    let mut nexum = start(&engine, setting.workers);
+    let profiler = Profiler::from_env();
+    let mut nexum = start(&engine, setting.workers, &profiler, &label);
     let pid = nexum.id();
     // Warm-up: a few empty blocks, each pushed and handled, so the drive measures the
     // steady state (subscriptions open right after "running"; a connection's first pushes
@@ -401,6 +440,7 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting) {
 
     let boot_peak_kib = status_field(pid, "VmHWM");
     reset_peak_rss(pid);
+    let profiling = profiler.attach(pid, &label);
     let cpu_before = cpu(pid);
     let mut pace = tokio::time::interval(Duration::from_millis(1000 / TX_PER_SECOND));
     let mut last = 0;
@@ -414,6 +454,7 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting) {
     let cpu_drive = cpu(pid).saturating_sub(cpu_before);
     let (drive_peak_kib, threads) = (status_field(pid, "VmHWM"), status_field(pid, "Threads"));
     let (anon_kib, file_kib) = (status_field(pid, "RssAnon"), status_field(pid, "RssFile"));
+    let counts = profiling.detach();
     nexum.signal("-TERM");
 
     let seen = seen(&nexum.output());
@@ -437,6 +478,9 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting) {
         anon_kib as f64 / 1024.0,
         file_kib as f64 / 1024.0,
     );
+    if let Some(counts) = counts {
+        println!("{}", counts.report());
+    }
 }
 
 /// Puts `txs × logs_per_tx` logs on chain, then times a fresh module through all of them.
@@ -452,7 +496,7 @@ async fn backfill(txs: u64, logs_per_tx: u64) {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path(), &anvil, emitter, from, false, Setting::default());
     let started = Instant::now();
-    let mut nexum = start(&engine, None);
+    let mut nexum = start(&engine, None, &Profiler::None, "backfill");
     let needle = format!("\"l {last} ");
     nexum.wait_for_count(&[&needle], 1, Duration::from_secs(600));
     let elapsed = started.elapsed();

@@ -1,0 +1,147 @@
+//! Optional profiling of each drive phase, to see where nexum's CPU goes (no figure the
+//! benchmark prints depends on it):
+//!
+//! - `NEXUM_BENCH_PERF=<dir>`: `perf record` samples nexum through the drive (the drive
+//!   alone, not the boot), one file per row;
+//! - `NEXUM_BENCH_CALLGRIND=<dir>`: nexum runs under valgrind's callgrind, which counts the
+//!   instructions of the drive alone: the same count for the same work however busy the
+//!   machine is, so two builds compare on a noisy machine (nexum runs some 10× slower).
+
+use nexum_tests::process::Process;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Which profiler the environment asks for, and where its files go.
+#[derive(Debug, Clone)]
+pub enum Profiler {
+    None,
+    Perf(PathBuf),
+    Callgrind(PathBuf),
+}
+
+/// A profiler attached to one drive.
+pub enum Attached {
+    None,
+    Perf(Process),
+    Callgrind { pid: u32, out: PathBuf },
+}
+
+impl Profiler {
+    pub fn from_env() -> Self {
+        let folder = |var: &str| {
+            let dir = PathBuf::from(std::env::var_os(var)?);
+            std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {var}: {e}"));
+            Some(dir)
+        };
+        if let Some(dir) = folder("NEXUM_BENCH_CALLGRIND") {
+            Self::Callgrind(dir)
+        } else if let Some(dir) = folder("NEXUM_BENCH_PERF") {
+            Self::Perf(dir)
+        } else {
+            Self::None
+        }
+    }
+
+    /// The command that starts `nexum` for the row `label`: under valgrind for callgrind,
+    /// with counting off until the drive starts.
+    pub fn command(&self, nexum: &Path, label: &str) -> Command {
+        match self {
+            Self::Callgrind(dir) => {
+                let mut command = Command::new("valgrind");
+                command
+                    .arg("--tool=callgrind")
+                    .arg("--instr-atstart=no")
+                    // wasmtime writes the code it compiles: valgrind must see it change.
+                    .arg("--smc-check=all-non-file")
+                    .arg(format!(
+                        "--callgrind-out-file={}",
+                        dir.join(format!("{}.out", file_name(label))).display()
+                    ))
+                    .arg(nexum);
+                command
+            }
+            Self::None | Self::Perf(_) => Command::new(nexum),
+        }
+    }
+
+    /// Starts profiling `pid` (nexum, or valgrind running it) as the drive starts.
+    pub fn attach(&self, pid: u32, label: &str) -> Attached {
+        match self {
+            Self::None => Attached::None,
+            Self::Perf(dir) => {
+                let out = dir.join(format!("{}.data", file_name(label)));
+                let mut command = Command::new("perf");
+                command
+                    .args(["record", "-e", "cpu-clock", "-F", "2000"])
+                    .args(["--call-graph", "dwarf,32768", "-o"])
+                    .arg(&out)
+                    .args(["-p", &pid.to_string()]);
+                // perf attaches within milliseconds; what it misses of a drive of seconds
+                // does not change the profile.
+                println!("(profiling into {})", out.display());
+                Attached::Perf(Process::spawn(command))
+            }
+            Self::Callgrind(dir) => {
+                callgrind_control(pid, "on");
+                let out = dir.join(format!("{}.out", file_name(label)));
+                Attached::Callgrind { pid, out }
+            }
+        }
+    }
+}
+
+impl Attached {
+    /// Stops profiling as the drive ends; callgrind's counts come once nexum has ended.
+    pub fn detach(self) -> Option<CallgrindCounts> {
+        match self {
+            Self::None => None,
+            Self::Perf(mut perf) => {
+                perf.signal("-INT");
+                None
+            }
+            Self::Callgrind { pid, out } => {
+                callgrind_control(pid, "off");
+                Some(CallgrindCounts(out))
+            }
+        }
+    }
+}
+
+/// Where callgrind writes its counts as nexum exits.
+pub struct CallgrindCounts(PathBuf);
+
+impl CallgrindCounts {
+    /// The drive's instruction count, to print once nexum has ended.
+    pub fn report(&self) -> String {
+        let out = &self.0;
+        let counts = std::fs::read_to_string(out).unwrap_or_default();
+        // `summary:` comes first and stays 0 when counting starts part-way; `totals:` holds
+        // what was counted.
+        let total = counts
+            .lines()
+            .find_map(|line| line.strip_prefix("totals:"))
+            .map(str::trim)
+            .unwrap_or("missing");
+        format!("(instructions of the drive: {total}; {})", out.display())
+    }
+}
+
+fn callgrind_control(pid: u32, instrumentation: &str) {
+    let status = Command::new("callgrind_control")
+        .args(["-i", instrumentation, &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("running callgrind_control");
+    assert!(
+        status.success(),
+        "callgrind_control -i {instrumentation} failed"
+    );
+}
+
+/// A row's label as a file name.
+fn file_name(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
