@@ -15,6 +15,9 @@ wasmtime::component::bindgen!({
         default: async,
     },
     additional_derives: [PartialEq],
+    ownership: Borrowing {
+        duplicate_if_necessary: true
+    },
 });
 
 pub use nexum::cow::cow_api;

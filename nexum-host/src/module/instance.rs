@@ -6,7 +6,7 @@ use super::loader::LoadedModule;
 use crate::bindings::CowModule;
 use crate::bindings::types as wit;
 use crate::capabilities::ModuleCapabilities;
-use crate::convert::describe_fault;
+use crate::convert::{self, describe_fault};
 use crate::engine::{DeadlineWatch, FUEL_PER_SLICE, WasmEngine};
 use crate::ledger::{Bookkeeping, StoreError};
 use crate::state::ModuleState;
@@ -135,7 +135,9 @@ impl ModuleInstance {
             deadlines,
         };
         // `init` runs on what is left of the same budget as instantiation.
-        let config: Vec<(String, String)> = module.manifest.config.clone();
+        let config: Vec<(&str, &str)> = (module.manifest.config.iter())
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect();
         let call = instance.bindings.call_init(&mut instance.store, &config);
         let outcome = tokio::time::timeout_at(deadline.into(), call).await;
         match finish(
@@ -156,8 +158,10 @@ impl ModuleInstance {
         // Armed before it is watched: an advance for this deadline always finds it set.
         prepare(&mut self.store, &self.limits, deadline);
         let _watched = self.deadlines.watch(deadline);
-        let event = wit::Event::from(event);
-        let call = self.bindings.call_on_event(&mut self.store, &event);
+        let topics = convert::topics(event);
+        let logs = convert::logs(event, &topics);
+        let event = convert::event(event, &logs);
+        let call = self.bindings.call_on_event(&mut self.store, event);
         let outcome = tokio::time::timeout_at(deadline.into(), call).await;
         finish(&mut self.store, &self.limits, outcome, bookkeeping)
     }
