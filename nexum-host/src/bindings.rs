@@ -15,6 +15,8 @@ wasmtime::component::bindgen!({
         default: async,
     },
     additional_derives: [PartialEq],
+    // Parameters of the module's exports borrow: an event is lowered from nexum's own
+    // values (`convert::event`), not from an owned copy of each of its byte fields.
     ownership: Borrowing {
         duplicate_if_necessary: true
     },

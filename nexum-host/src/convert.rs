@@ -5,8 +5,8 @@ use nexum_core::{Block, ChainLog, Event};
 
 /// An event as the module's `on-event` takes it, borrowing the event's own bytes: the
 /// lowering copies them straight into the module's memory, with no owned copy of each hash,
-/// topic and data field in between (for ten logs that was some eighty allocations a call,
-/// a sixth of a call's cost). Built in three steps, each borrowing the last: [`topics`],
+/// topic and data field in between (for ten logs that was some eighty allocations a
+/// call). Built in three steps from one event, each borrowing the last: [`topics`],
 /// [`logs`], then [`event`].
 pub(crate) fn event<'a>(event: &'a Event, logs: &'a [wit::ChainLog<'a>]) -> wit::Event<'a> {
     match event {
@@ -40,13 +40,15 @@ pub(crate) fn logs<'a>(event: &'a Event, topics: &'a [&'a [u8]]) -> Vec<wit::Cha
         return Vec::new();
     };
     let mut rest = topics;
-    (l.logs.iter())
+    let logs = (l.logs.iter())
         .map(|log| {
             let (own, after) = rest.split_at(log.topics.len());
             rest = after;
             chain_log(log, own)
         })
-        .collect()
+        .collect();
+    debug_assert!(rest.is_empty(), "`topics` came from another event");
+    logs
 }
 
 fn block(b: &Block) -> wit::Block<'_> {
@@ -86,5 +88,82 @@ pub(crate) fn describe_fault(fault: &wit::Fault) -> String {
         wit::Fault::Timeout => "timeout".to_string(),
         wit::Fault::InvalidInput(m) => format!("invalid input: {m}"),
         wit::Fault::Internal(m) => format!("internal: {m}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nexum_core::{Address, B256, Bytes, ChainLogs};
+
+    fn log(index: u8, topics: usize) -> ChainLog {
+        ChainLog {
+            address: Address::repeat_byte(index),
+            topics: (0..topics)
+                .map(|t| B256::repeat_byte(index * 16 + t as u8))
+                .collect(),
+            data: Bytes::from(vec![index; usize::from(index)]),
+            block_number: Some(7),
+            block_hash: Some(B256::repeat_byte(0xbb)),
+            transaction_hash: index.is_multiple_of(2).then(|| B256::repeat_byte(index)),
+            transaction_index: Some(u64::from(index)),
+            log_index: Some(u64::from(index)),
+            removed: index == 3,
+        }
+    }
+
+    #[test]
+    fn each_log_gets_its_own_topics_in_order() {
+        let logs: Vec<ChainLog> = [(1, 0), (2, 1), (3, 3), (4, 4), (5, 0), (6, 2)]
+            .into_iter()
+            .map(|(index, topics)| log(index, topics))
+            .collect();
+        let event = Event::ChainLogs(ChainLogs {
+            chain_id: 5,
+            logs: logs.clone(),
+        });
+        let topics = topics(&event);
+        let lowered = super::logs(&event, &topics);
+        let wit::Event::ChainLogs(chain_logs) = super::event(&event, &lowered) else {
+            panic!("a chain-logs event stays one");
+        };
+        assert_eq!(chain_logs.chain_id, 5);
+        assert_eq!(chain_logs.logs.len(), logs.len());
+        for (lowered, log) in chain_logs.logs.iter().zip(&logs) {
+            let expected: Vec<&[u8]> = log.topics.iter().map(|t| t.as_slice()).collect();
+            assert_eq!(lowered.topics, expected.as_slice());
+            assert_eq!(lowered.address, log.address.as_slice());
+            assert_eq!(lowered.data, &log.data[..]);
+            assert_eq!(lowered.block_number, log.block_number);
+            assert_eq!(
+                lowered.block_hash,
+                log.block_hash.as_ref().map(|h| h.as_slice())
+            );
+            assert_eq!(
+                lowered.transaction_hash,
+                log.transaction_hash.as_ref().map(|h| h.as_slice())
+            );
+            assert_eq!(lowered.transaction_index, log.transaction_index);
+            assert_eq!(lowered.log_index, log.log_index);
+            assert_eq!(lowered.removed, log.removed);
+        }
+    }
+
+    #[test]
+    fn blocks_and_ticks_have_no_logs() {
+        let block = Event::Block(nexum_core::Block {
+            chain_id: 1,
+            number: 2,
+            hash: B256::repeat_byte(3),
+            parent_hash: B256::repeat_byte(4),
+            timestamp: 5,
+        });
+        assert!(topics(&block).is_empty());
+        assert!(logs(&block, &[]).is_empty());
+        let wit::Event::Block(lowered) = event(&block, &[]) else {
+            panic!("a block stays one");
+        };
+        assert_eq!(lowered.hash, [3u8; 32].as_slice());
+        assert_eq!(lowered.parent_hash, [4u8; 32].as_slice());
     }
 }

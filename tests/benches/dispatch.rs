@@ -5,15 +5,17 @@
 //!
 //! - `nexum/…`: `Supervisor::dispatch` → queue → worker → fuel, deadline, `on-event`, commit,
 //!   awaited from a task on the host's runtime, as a source awaits an event (the events are
-//!   made outside the timing, as a source makes them anyway). Back to back: after three
-//!   hand-overs on one thread tokio wakes the other worker for each (README, benchmarks),
-//!   and a source delivering a few events a second pays a thread's wake-up per event too,
-//!   which the workload benchmark's CPU figures include;
+//!   made outside the timing, as a source makes them anyway; nexum lowers each into the
+//!   module from its own values, inside the timing). Back to back: after three hand-overs
+//!   on one thread tokio wakes the other worker for each (README, benchmarks). The runtime
+//!   has tokio's default workers, one per core; `TOKIO_WORKER_THREADS=1` gives the one
+//!   worker `nexum run` starts for one module;
 //! - `nexum-from-outside/block`: the same, awaited from a thread outside the runtime (an
 //!   embedding service's own thread): each event then also wakes a runtime thread and is
 //!   woken back;
 //! - `floor/…`: the same component called directly on a plain wasmtime store whose
-//!   `local-store` is an in-memory map (no limits, no queue, no fjall);
+//!   `local-store` is an in-memory map (no limits, no queue, no fjall), with the event's
+//!   WIT value built once, outside the timing;
 //! - `floor-metered/…`: the same with the guest's code counting fuel and checking the epoch
 //!   as nexum's does: the part of nexum's cost that runs inside the guest;
 //! - `floor-queued/…`: the metered floor behind a queue, as any design with a worker task

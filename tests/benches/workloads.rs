@@ -90,13 +90,20 @@ fn main() {
             rows.push((workload, two_workers));
         }
         let wanted = RowFilter::from_args();
+        let profiler = Profiler::from_env();
+        let mut ran = 0;
         for ((label, txs, logs_per_tx), setting) in rows {
             if wanted.picks(&format!("{label}{}", setting.label())) {
-                drive(label, txs, logs_per_tx, setting).await;
+                drive(label, txs, logs_per_tx, setting, &profiler).await;
+                ran += 1;
             }
         }
         if wanted.picks("backfill") {
             backfill(500, 200).await;
+            ran += 1;
+        }
+        if ran == 0 {
+            eprintln!("no row's label matches {:?}", wanted.0);
         }
     });
 }
@@ -419,7 +426,7 @@ fn latencies(
 
 /// Sends `txs` transactions of `logs_per_tx` logs at [`TX_PER_SECOND`] with nexum running,
 /// and prints one row.
-async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting) {
+async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting, profiler: &Profiler) {
     let label = format!("{workload}{}", setting.label());
     let anvil = Anvil::spawn().await;
     let emitter = anvil.deploy_emitter().await;
@@ -427,8 +434,7 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting) {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path(), &anvil, emitter, from, true, setting);
     let heads = observe_heads(anvil.ws_url()).await;
-    let profiler = Profiler::from_env();
-    let mut nexum = start(&engine, setting.workers, &profiler, &label);
+    let mut nexum = start(&engine, setting.workers, profiler, &label);
     let pid = nexum.id();
     // Warm-up: a few empty blocks, each pushed and handled, so the drive measures the
     // steady state (subscriptions open right after "running"; a connection's first pushes
@@ -479,7 +485,7 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting) {
         file_kib as f64 / 1024.0,
     );
     if let Some(counts) = counts {
-        println!("{}", counts.report());
+        eprintln!("{}", counts.report());
     }
 }
 

@@ -290,6 +290,16 @@ impl Worker {
         outcome
     }
 
+    /// The next wait while the store fails: jitter could take a wait past the cap, so it
+    /// is capped again.
+    fn next_store_wait(&mut self) -> Duration {
+        self.store_backoff
+            .get_or_insert_with(store_backoff)
+            .next()
+            .unwrap_or(STORE_RETRY_MAX)
+            .min(STORE_RETRY_MAX)
+    }
+
     /// The store failed a call (the module did nothing wrong). The instance is dropped —
     /// its memory ran ahead of what was committed — and the event runs again on a fresh one
     /// after a backoff (250 ms doubling to 30 s): nothing is skipped or dead-lettered for
@@ -300,14 +310,6 @@ impl Worker {
     /// the call would land its writes twice: so before it runs again, the worker learns
     /// whether it landed, asking until the store answers. Returns whether it had: then
     /// the event is done.
-    /// The next wait while the store fails.
-    fn next_store_wait(&mut self) -> Duration {
-        (self.store_backoff)
-            .get_or_insert_with(store_backoff)
-            .next()
-            .unwrap_or(STORE_RETRY_MAX)
-    }
-
     async fn store_failed(
         &mut self,
         error: StoreError,
@@ -391,7 +393,8 @@ impl Worker {
     /// Waits out the restart backoff, then starts a fresh instance.
     async fn restart(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), Stop> {
         let max = Duration::from_millis(self.policy.restart_backoff_max_ms);
-        let wait = (self.restart_backoff)
+        let wait = self
+            .restart_backoff
             .get_or_insert_with(|| restart_backoff(&self.policy))
             .next()
             .unwrap_or(max)

@@ -1,15 +1,20 @@
-//! Optional profiling of each drive phase, to see where nexum's CPU goes (no figure the
-//! benchmark prints depends on it):
+//! Optional profiling of each drive phase, to see where nexum's CPU goes. A profiled run's
+//! table is not comparable with a plain one: perf's unwinding takes CPU of its own, and
+//! under callgrind every column but loss is valgrind's too (nexum runs some 10× slower).
 //!
 //! - `NEXUM_BENCH_PERF=<dir>`: `perf record` samples nexum through the drive (the drive
 //!   alone, not the boot), one file per row;
 //! - `NEXUM_BENCH_CALLGRIND=<dir>`: nexum runs under valgrind's callgrind, which counts the
 //!   instructions of the drive alone: the same count for the same work however busy the
-//!   machine is, so two builds compare on a noisy machine (nexum runs some 10× slower).
+//!   machine is, so two builds compare on a noisy machine.
 
-use nexum_tests::process::Process;
+use nexum_tests::process::{Process, die_with_parent};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How long `callgrind_control` may take to reach valgrind.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Which profiler the environment asks for, and where its files go.
 #[derive(Debug, Clone)]
@@ -22,7 +27,7 @@ pub enum Profiler {
 /// A profiler attached to one drive.
 pub enum Attached {
     None,
-    Perf(Process),
+    Perf { perf: Process, out: PathBuf },
     Callgrind { pid: u32, out: PathBuf },
 }
 
@@ -33,12 +38,20 @@ impl Profiler {
             std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {var}: {e}"));
             Some(dir)
         };
-        if let Some(dir) = folder("NEXUM_BENCH_CALLGRIND") {
-            Self::Callgrind(dir)
-        } else if let Some(dir) = folder("NEXUM_BENCH_PERF") {
-            Self::Perf(dir)
-        } else {
-            Self::None
+        match (folder("NEXUM_BENCH_CALLGRIND"), folder("NEXUM_BENCH_PERF")) {
+            (Some(_), Some(_)) => {
+                panic!("set NEXUM_BENCH_CALLGRIND or NEXUM_BENCH_PERF, not both")
+            }
+            (Some(dir), None) => {
+                require(&["valgrind", "--version"]);
+                require(&["callgrind_control", "--version"]);
+                Self::Callgrind(dir)
+            }
+            (None, Some(dir)) => {
+                require(&["perf", "--version"]);
+                Self::Perf(dir)
+            }
+            (None, None) => Self::None,
         }
     }
 
@@ -78,8 +91,11 @@ impl Profiler {
                     .args(["-p", &pid.to_string()]);
                 // perf attaches within milliseconds; what it misses of a drive of seconds
                 // does not change the profile.
-                println!("(profiling into {})", out.display());
-                Attached::Perf(Process::spawn(command))
+                eprintln!("(profiling into {})", out.display());
+                Attached::Perf {
+                    perf: Process::spawn(command),
+                    out,
+                }
             }
             Self::Callgrind(dir) => {
                 callgrind_control(pid, "on");
@@ -95,8 +111,18 @@ impl Attached {
     pub fn detach(self) -> Option<CallgrindCounts> {
         match self {
             Self::None => None,
-            Self::Perf(mut perf) => {
+            Self::Perf { mut perf, out } => {
+                // perf ends by raising the SIGINT again: its status says nothing; its file
+                // does.
                 perf.signal("-INT");
+                let written = std::fs::metadata(&out).is_ok_and(|m| m.len() > 0);
+                if !written {
+                    eprintln!(
+                        "perf wrote no profile to {}:\n{}",
+                        out.display(),
+                        perf.output().join("\n")
+                    );
+                }
                 None
             }
             Self::Callgrind { pid, out } => {
@@ -126,15 +152,46 @@ impl CallgrindCounts {
     }
 }
 
+/// Turns callgrind's counting in `pid` on or off, within [`CONTROL_TIMEOUT`].
 fn callgrind_control(pid: u32, instrumentation: &str) {
-    let status = Command::new("callgrind_control")
+    let mut command = Command::new("callgrind_control");
+    command
         .args(["-i", instrumentation, &pid.to_string()])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("running callgrind_control");
+        .stdout(std::process::Stdio::null());
+    die_with_parent(&mut command);
+    let mut control = command.spawn().expect("running callgrind_control");
+    let deadline = Instant::now() + CONTROL_TIMEOUT;
+    let status = loop {
+        if let Some(status) = control.try_wait().expect("waiting for callgrind_control") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = control.kill();
+            let _ = control.wait();
+            panic!(
+                "callgrind_control -i {instrumentation} did not reach valgrind within \
+                 {CONTROL_TIMEOUT:?} (it needs ptrace: see /proc/sys/kernel/yama/ptrace_scope)"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(
         status.success(),
         "callgrind_control -i {instrumentation} failed"
+    );
+}
+
+/// Panics with a clear message, before any row starts, when `command` cannot run.
+fn require(command: &[&str]) {
+    let ran = Command::new(command[0])
+        .args(&command[1..])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    assert!(
+        ran.is_ok_and(|status| status.success()),
+        "`{}` does not run, and the profiler asked for needs it",
+        command.join(" ")
     );
 }
 
