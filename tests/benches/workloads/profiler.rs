@@ -68,7 +68,7 @@ impl Profiler {
                     .arg("--smc-check=all-non-file")
                     .arg(format!(
                         "--callgrind-out-file={}",
-                        dir.join(format!("{}.out", file_name(label))).display()
+                        profile_file(dir, label, "out").display()
                     ))
                     .arg(nexum);
                 command
@@ -82,7 +82,7 @@ impl Profiler {
         match self {
             Self::None => Attached::None,
             Self::Perf(dir) => {
-                let out = dir.join(format!("{}.data", file_name(label)));
+                let out = profile_file(dir, label, "data");
                 let mut command = Command::new("perf");
                 command
                     .args(["record", "-e", "cpu-clock", "-F", "2000"])
@@ -99,7 +99,7 @@ impl Profiler {
             }
             Self::Callgrind(dir) => {
                 callgrind_control(pid, "on");
-                let out = dir.join(format!("{}.out", file_name(label)));
+                let out = profile_file(dir, label, "out");
                 Attached::Callgrind { pid, out }
             }
         }
@@ -195,10 +195,11 @@ fn require(command: &[&str]) {
     );
 }
 
-/// A row's label as a file name.
-fn file_name(label: &str) -> String {
-    label
+/// The file in `dir` that holds the profile of the row `label`.
+fn profile_file(dir: &Path, label: &str, extension: &str) -> PathBuf {
+    let name: String = label
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect()
+        .collect();
+    dir.join(format!("{name}.{extension}"))
 }
