@@ -1,5 +1,7 @@
 //! Log output: `RUST_LOG` if set, else the engine's `log_level`; pretty or JSON lines.
 
+mod json_lines;
+
 use nexum_host::core::LogFormat;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
@@ -28,10 +30,8 @@ pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
     let installed = match format {
         LogFormat::Pretty => builder.with_target(false).try_init(),
         LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(json_lines::JsonPairs)
+            .event_format(json_lines::JsonLines)
             .try_init(),
     };
     installed.map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
