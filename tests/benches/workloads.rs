@@ -16,6 +16,9 @@
 //!   more compiled with Cranelift instead of the default compiler (Winch on x86-64); and
 //!   both drives with two runtime workers (`TOKIO_WORKER_THREADS=2`), where nexum starts
 //!   one for its one module;
+//! - **300 empty blocks** at the same pace, on the same subscriptions: what a block costs
+//!   before any log (the node's push, following the chain, the module's block event and its
+//!   commit);
 //! - **backfill**: 100,000 logs already on chain, a fresh module from `start_block`, time
 //!   until its last log is handled (it commits a count with every event).
 //!
@@ -89,6 +92,8 @@ fn main() {
             };
             rows.push((workload, two_workers));
         }
+        // The per-block floor: blocks without transactions, on the same subscriptions.
+        rows.push((("300 empty blocks", 300, 0), Setting::default()));
         let wanted = RowFilter::from_args();
         let profiler = Profiler::from_env();
         let mut ran = 0;
@@ -409,6 +414,18 @@ fn percentile(values: &mut [Duration], pct: usize) -> f64 {
     values[at].as_secs_f64() * 1000.0
 }
 
+/// "p50 / p99 ms" of `values`, or a dash without any (no logs on empty blocks).
+fn p50_p99(values: &mut [Duration]) -> String {
+    if values.is_empty() {
+        return "–".into();
+    }
+    format!(
+        "{:.1} / {:.1} ms",
+        percentile(values, 50),
+        percentile(values, 99)
+    )
+}
+
 /// Latencies of `events` after the node pushed their block, from block `from` on.
 fn latencies(
     events: &BTreeMap<u64, SystemTime>,
@@ -424,8 +441,8 @@ fn latencies(
         .collect()
 }
 
-/// Sends `txs` transactions of `logs_per_tx` logs at [`TX_PER_SECOND`] with nexum running,
-/// and prints one row.
+/// Sends `txs` transactions of `logs_per_tx` logs at [`TX_PER_SECOND`] with nexum running
+/// (with none, mines `txs` empty blocks at that pace), and prints one row.
 async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting, profiler: &Profiler) {
     let label = format!("{workload}{}", setting.label());
     let anvil = Anvil::spawn().await;
@@ -452,10 +469,20 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting, pro
     let mut last = 0;
     for _ in 0..txs {
         pace.tick().await;
-        last = hex_u64(&anvil.burst(emitter, logs_per_tx - 1).await["blockNumber"]);
+        last = if logs_per_tx == 0 {
+            anvil.mine(1).await;
+            anvil.block_number().await
+        } else {
+            hex_u64(&anvil.burst(emitter, logs_per_tx - 1).await["blockNumber"])
+        };
     }
-    // The drive phase ends when the module has the last block's logs.
-    let needle = format!("\"l {last} ");
+    // The drive phase ends when the module has the last block's logs (or the last block,
+    // when blocks carry none).
+    let needle = if logs_per_tx == 0 {
+        format!("\"b {last}\"")
+    } else {
+        format!("\"l {last} ")
+    };
     nexum.wait_for_count(&[&needle], 1, Duration::from_secs(120));
     let cpu_drive = cpu(pid).saturating_sub(cpu_before);
     let (drive_peak_kib, threads) = (status_field(pid, "VmHWM"), status_field(pid, "Threads"));
@@ -473,11 +500,9 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting, pro
     let mut blocks = latencies(&seen.block_at, &heads, from + WARM_UP_BLOCKS);
     let mut logs = latencies(&seen.logs_at, &heads, from + WARM_UP_BLOCKS);
     println!(
-        "| {label} | {blocks_lost} blocks, {logs_lost} logs | {:.1} / {:.1} ms | {:.1} / {:.1} ms | {:.2} s | {:.0} MiB | {:.0} MiB | {:.0} + {:.0} MiB | {threads} |",
-        percentile(&mut blocks, 50),
-        percentile(&mut blocks, 99),
-        percentile(&mut logs, 50),
-        percentile(&mut logs, 99),
+        "| {label} | {blocks_lost} blocks, {logs_lost} logs | {} | {} | {:.2} s | {:.0} MiB | {:.0} MiB | {:.0} + {:.0} MiB | {threads} |",
+        p50_p99(&mut blocks),
+        p50_p99(&mut logs),
         cpu_drive.as_secs_f64(),
         drive_peak_kib as f64 / 1024.0,
         boot_peak_kib.max(drive_peak_kib) as f64 / 1024.0,
