@@ -17,8 +17,8 @@
 //!   both drives with two runtime workers (`TOKIO_WORKER_THREADS=2`), where nexum starts
 //!   one for its one module;
 //! - **300 empty blocks** at the same pace, on the same subscriptions: what a block costs
-//!   before any log (the node's push, following the chain, the module's block event and its
-//!   commit);
+//!   before any log (the node's push, following the chain, the module's block event, and
+//!   the commit that records it delivered);
 //! - **backfill**: 100,000 logs already on chain, a fresh module from `start_block`, time
 //!   until its last log is handled (it commits a count with every event).
 //!

@@ -41,16 +41,34 @@ impl<'writer> FormatFields<'writer> for JsonPairs {
         pairs.result
     }
 
+    /// Fields recorded on a span after it was made (nexum records none). Rare, so done
+    /// the simple way: a field recorded again replaces its value, as in tracing-subscriber,
+    /// and a record that fails to format leaves the stored fields as they were.
     fn add_fields(
         &self,
         current: &'writer mut FormattedFields<Self>,
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
-        let had_fields = !current.fields.is_empty();
-        let mut writer = current.as_writer();
-        let mut pairs = Pairs::new(&mut writer, Naming::Span, had_fields);
+        let mut added = String::new();
+        let mut writer = Writer::new(&mut added);
+        let mut pairs = Pairs::new(&mut writer, Naming::Span, false);
         fields.record(&mut pairs);
-        pairs.result
+        pairs.result?;
+        if current.fields.is_empty() {
+            current.fields = added;
+            return Ok(());
+        }
+        let object = |pairs: &str| {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&format!(
+                "{{{pairs}}}"
+            ))
+            .map_err(|_| fmt::Error)
+        };
+        let mut merged = object(&current.fields)?;
+        merged.extend(object(&added)?);
+        let merged = serde_json::to_string(&merged).map_err(|_| fmt::Error)?;
+        current.fields = merged[1..merged.len() - 1].to_string();
+        Ok(())
     }
 }
 
@@ -95,13 +113,13 @@ where
     }
 }
 
-/// How field names are written: as `tracing-subscriber`'s JSON format writes them.
-#[derive(Clone, Copy)]
+/// Whose fields are written: tracing-subscriber writes a span's a little differently.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Naming {
     /// An event's fields, verbatim.
     Event,
-    /// A span's fields: without a raw identifier's `r#`, and without the `log.` fields a
-    /// `log` record carries.
+    /// A span's fields: `Debug` values named `log.…` are left out and a raw identifier's
+    /// `r#` is dropped, and bytes are an array of numbers.
     Span,
 }
 
@@ -124,57 +142,78 @@ impl<'a, 'w> Pairs<'a, 'w> {
         }
     }
 
-    /// Writes `field`'s key and colon, or returns false for a field that is left out.
-    fn key(&mut self, field: &Field) -> bool {
-        let mut name = field.name();
-        if let Naming::Span = self.naming {
-            if name.starts_with("log.") {
-                return false;
-            }
-            name = name.strip_prefix("r#").unwrap_or(name);
-        }
+    /// Writes the pair `name`: `value`, unless a write failed before.
+    fn pair(&mut self, name: &str, value: impl FnOnce(&mut Writer<'w>) -> fmt::Result) {
         if self.result.is_err() {
-            return false;
+            return;
         }
         let separator = if self.after_pair { "," } else { "" };
         self.after_pair = true;
         self.result = (self.writer.write_str(separator))
             .and_then(|()| json_string(self.writer, name))
-            .and_then(|()| self.writer.write_char(':'));
-        self.result.is_ok()
-    }
-
-    fn value(&mut self, field: &Field, write: impl FnOnce(&mut Writer<'w>) -> fmt::Result) {
-        if self.key(field) {
-            self.result = write(self.writer);
-        }
+            .and_then(|()| self.writer.write_char(':'))
+            .and_then(|()| value(self.writer));
     }
 }
 
 impl Visit for Pairs<'_, '_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.value(field, |w| json_string(w, format_args!("{value:?}")));
+        let mut name = field.name();
+        if self.naming == Naming::Span {
+            if name.starts_with("log.") {
+                return;
+            }
+            name = name.strip_prefix("r#").unwrap_or(name);
+        }
+        self.pair(name, |w| json_string(w, format_args!("{value:?}")));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.value(field, |w| json_string(w, value));
+        self.pair(field.name(), |w| json_string(w, value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.value(field, |w| write!(w, "{value}"));
+        self.pair(field.name(), |w| write!(w, "{value}"));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.value(field, |w| write!(w, "{value}"));
+        self.pair(field.name(), |w| write!(w, "{value}"));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.value(field, |w| write!(w, "{value}"));
+        self.pair(field.name(), |w| write!(w, "{value}"));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         // As serde_json writes it: `null` for what JSON cannot hold.
-        self.value(field, |w| json_number(w, value));
+        self.pair(field.name(), |w| json_number(w, value));
+    }
+
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        match self.naming {
+            Naming::Span => self.pair(field.name(), |w| {
+                w.write_char('[')?;
+                for (i, byte) in value.iter().enumerate() {
+                    write!(w, "{}{byte}", if i == 0 { "" } else { "," })?;
+                }
+                w.write_char(']')
+            }),
+            // Events: as tracing's default does it, `[0a ff]` in a string.
+            Naming::Event => self.pair(field.name(), |w| json_string(w, SpacedHex(value))),
+        }
+    }
+}
+
+/// Bytes as `[0a ff]`.
+struct SpacedHex<'a>(&'a [u8]);
+
+impl fmt::Display for SpacedHex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, byte) in self.0.iter().enumerate() {
+            write!(f, "{}{byte:02x}", if i == 0 { "" } else { " " })?;
+        }
+        f.write_str("]")
     }
 }
 
@@ -261,6 +300,26 @@ mod tests {
         drop(in_quiet);
         let raw = tracing::info_span!("raw", r#type = "kind", none = None::<u64>);
         tracing::info!(parent: &raw, "with an explicit parent");
+        let failure = std::io::Error::other("disk \"full\"");
+        let typed = tracing::info_span!(
+            "typed",
+            bytes = &b"\x0a\xff"[..],
+            ratio = -1.5f64,
+            ok = false,
+            count = -7i64,
+            big = 1u128 << 100,
+            error = &failure as &dyn std::error::Error,
+            later = tracing::field::Empty,
+        );
+        typed.record("count", 8i64);
+        typed.record("later", "recorded after");
+        tracing::info!(
+            parent: &typed,
+            bytes = &b"\x0a\xff"[..],
+            big = -(1i128 << 100),
+            error = &failure as &dyn std::error::Error,
+            "typed fields"
+        );
         tracing_log::format_trace(
             &log::Record::builder()
                 .level(log::Level::Warn)
@@ -301,7 +360,7 @@ mod tests {
             .with_span_list(false)
             .finish());
         let (ours, theirs) = (ours.lines(), theirs.lines());
-        assert_eq!(ours.len(), 6, "{ours:#?}");
+        assert_eq!(ours.len(), 7, "{ours:#?}");
         assert_eq!(ours.len(), theirs.len());
         for (line, expected) in ours.iter().zip(&theirs) {
             let mut line: Value =
@@ -314,9 +373,14 @@ mod tests {
         }
         assert!(ours[2].contains(r#""not_a_number":null"#), "{}", ours[2]);
         assert!(
-            ours[5].contains(r#""target":"fjall::journal""#),
+            ours[6].contains(r#""target":"fjall::journal""#),
             "{}",
-            ours[5]
+            ours[6]
         );
+        // A field recorded again has one value, the last (parsing would hide a duplicate).
+        assert_eq!(ours[5].matches(r#""count":"#).count(), 1, "{}", ours[5]);
+        assert!(ours[5].contains(r#""count":8"#), "{}", ours[5]);
+        assert!(ours[5].contains(r#""bytes":[10,255]"#), "{}", ours[5]);
+        assert!(ours[5].contains(r#""bytes":"[0a ff]""#), "{}", ours[5]);
     }
 }
