@@ -4,8 +4,9 @@
 //! `{"timestamp":…,"level":…,<event fields>,"target":…,"span":{<span fields>,"name":…}}`
 //!
 //! `tracing-subscriber` keeps a span's fields as a JSON object in a string, and on every
-//! line parses that string back into a `serde_json::Value` map to write it out again; its
-//! span fields go through a map as well. Every module call runs in a span and a keeper
+//! line parses that string back into a `serde_json::Value` map to write it out again (and
+//! builds that string through a map when the span is made). Every module call runs in a
+//! span and a keeper
 //! logs a line or two per event, so on a live chain that was a visible share of each
 //! event's cost. Here a span's fields are kept as ready `"key":value` pairs that a line
 //! copies as they are. Strings are escaped by `serde_json`.
