@@ -6,10 +6,9 @@
 //! `tracing-subscriber` keeps a span's fields as a JSON object in a string, and on every
 //! line parses that string back into a `serde_json::Value` map to write it out again (and
 //! builds that string through a map when the span is made). Every module call runs in a
-//! span and a keeper
-//! logs a line or two per event, so on a live chain that was a visible share of each
-//! event's cost. Here a span's fields are kept as ready `"key":value` pairs that a line
-//! copies as they are. Strings are escaped by `serde_json`.
+//! span and a keeper logs a line or two per event, so on a live chain that was a visible
+//! share of each event's cost. Here a span's fields are kept as ready `"key":value` pairs
+//! that a line copies as they are. Values are written by `serde_json`.
 
 use serde::Serializer as _;
 use std::fmt;
@@ -187,18 +186,12 @@ impl Visit for Pairs<'_, '_> {
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         // As serde_json writes it: `null` for what JSON cannot hold.
-        self.pair(field.name(), |w| json_number(w, value));
+        self.pair(field.name(), |w| json(w, |s| s.serialize_f64(value)));
     }
 
     fn record_bytes(&mut self, field: &Field, value: &[u8]) {
         match self.naming {
-            Naming::Span => self.pair(field.name(), |w| {
-                w.write_char('[')?;
-                for (i, byte) in value.iter().enumerate() {
-                    write!(w, "{}{byte}", if i == 0 { "" } else { "," })?;
-                }
-                w.write_char(']')
-            }),
+            Naming::Span => self.pair(field.name(), |w| json(w, |s| s.collect_seq(value))),
             // Events: as tracing's default does it, `[0a ff]` in a string.
             Naming::Event => self.pair(field.name(), |w| json_string(w, SpacedHex(value))),
         }
@@ -218,15 +211,17 @@ impl fmt::Display for SpacedHex<'_> {
     }
 }
 
-/// Writes `text` as a JSON string, escaped by serde_json as it is formatted.
-fn json_string(writer: &mut Writer<'_>, text: impl fmt::Display) -> fmt::Result {
-    let mut serializer = serde_json::Serializer::new(FmtToIo(writer));
-    serializer.collect_str(&text).map_err(|_| fmt::Error)
+/// Writes one JSON value with serde_json's serializer.
+fn json(
+    writer: &mut Writer<'_>,
+    write: impl FnOnce(&mut serde_json::Serializer<FmtToIo<'_, '_>>) -> serde_json::Result<()>,
+) -> fmt::Result {
+    write(&mut serde_json::Serializer::new(FmtToIo(writer))).map_err(|_| fmt::Error)
 }
 
-fn json_number(writer: &mut Writer<'_>, value: f64) -> fmt::Result {
-    let mut serializer = serde_json::Serializer::new(FmtToIo(writer));
-    serializer.serialize_f64(value).map_err(|_| fmt::Error)
+/// Writes `text` as a JSON string, escaped by serde_json as it is formatted.
+fn json_string(writer: &mut Writer<'_>, text: impl fmt::Display) -> fmt::Result {
+    json(writer, |s| s.collect_str(&text))
 }
 
 /// serde_json writes to an `io::Write`; a log line is a `fmt::Write`. serde_json writes
