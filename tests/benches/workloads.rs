@@ -467,12 +467,14 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting, pro
     let mut last = 0;
     for _ in 0..txs {
         pace.tick().await;
-        last = if logs_per_tx == 0 {
+        if logs_per_tx == 0 {
             anvil.mine(1).await;
-            anvil.block_number().await
         } else {
-            hex_u64(&anvil.burst(emitter, logs_per_tx - 1).await["blockNumber"])
-        };
+            last = hex_u64(&anvil.burst(emitter, logs_per_tx - 1).await["blockNumber"]);
+        }
+    }
+    if logs_per_tx == 0 {
+        last = anvil.block_number().await;
     }
     // The drive phase ends when the module has the last block's logs (or the last block,
     // when blocks carry none).
