@@ -88,11 +88,12 @@ impl ModuleState {
         &mut self.limits
     }
 
-    /// Starts a call: no pending writes yet.
-    pub(crate) fn begin_call(&mut self, deadline: Instant) {
+    /// Starts a call that must end by `deadline`, `budget` from now: no pending writes yet.
+    /// The caller has just read the clock to set the deadline, so it passes both.
+    pub(crate) fn begin_call(&mut self, deadline: Instant, budget: Duration) {
         self.pending = WriteSet::default();
         self.deadline = deadline;
-        self.budget = deadline.saturating_duration_since(Instant::now());
+        self.budget = budget;
     }
 
     /// Ends a call, handing back the writes it made.

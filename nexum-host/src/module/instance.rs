@@ -1,6 +1,7 @@
 //! One running instance of a module: a fresh `Store`, and calls into it under the module's
 //! limits (fuel, memory, deadline) with its store writes committed only on `ok`.
 
+use super::call_deadline::{PastDeadline, within_deadline};
 use super::limiter::OverBudget;
 use super::loader::LoadedModule;
 use crate::bindings::CowModule;
@@ -118,15 +119,16 @@ impl ModuleInstance {
         });
 
         // Instantiation and `init` share one deadline.
-        let deadline = Instant::now() + Duration::from_millis(limits.event_timeout_ms);
-        prepare(&mut store, &limits, deadline);
+        let budget = Duration::from_millis(limits.event_timeout_ms);
+        let deadline = Instant::now() + budget;
+        prepare(&mut store, &limits, deadline, budget);
         let deadlines = engine.deadlines();
         let _watched = deadlines.watch(deadline);
         let instantiate = module.pre.instantiate_async(&mut store);
-        let bindings = match tokio::time::timeout_at(deadline.into(), instantiate).await {
+        let bindings = match within_deadline(deadline, instantiate).await {
             Ok(Ok(bindings)) => bindings,
             Ok(Err(e)) => return Err(StartFailure::Trap(trap_reason(&e, &limits))),
-            Err(_) => return Err(StartFailure::Trap(deadline_reached(&limits))),
+            Err(PastDeadline) => return Err(StartFailure::Trap(deadline_reached(&limits))),
         };
         let mut instance = Self {
             store,
@@ -139,7 +141,7 @@ impl ModuleInstance {
             .map(|(key, value)| (key.as_str(), value.as_str()))
             .collect();
         let call = instance.bindings.call_init(&mut instance.store, &config);
-        let outcome = tokio::time::timeout_at(deadline.into(), call).await;
+        let outcome = within_deadline(deadline, call).await;
         match finish(
             &mut instance.store,
             &limits,
@@ -154,15 +156,16 @@ impl ModuleInstance {
 
     /// Delivers `event`. On `ok`, commits the call's writes together with `bookkeeping`.
     pub async fn on_event(&mut self, event: &Event, bookkeeping: &Bookkeeping) -> CallResult {
-        let deadline = Instant::now() + Duration::from_millis(self.limits.event_timeout_ms);
+        let budget = Duration::from_millis(self.limits.event_timeout_ms);
+        let deadline = Instant::now() + budget;
         // Armed before it is watched: an advance for this deadline always finds it set.
-        prepare(&mut self.store, &self.limits, deadline);
+        prepare(&mut self.store, &self.limits, deadline, budget);
         let _watched = self.deadlines.watch(deadline);
         let topics = convert::topics(event);
         let logs = convert::logs(event, &topics);
         let event = convert::event(event, &logs);
         let call = self.bindings.call_on_event(&mut self.store, event);
-        let outcome = tokio::time::timeout_at(deadline.into(), call).await;
+        let outcome = within_deadline(deadline, call).await;
         finish(&mut self.store, &self.limits, outcome, bookkeeping)
     }
 }
@@ -175,16 +178,16 @@ fn hostcall_bytes(limits: &Limits) -> usize {
     usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX)
 }
 
-type Outcome = Result<wasmtime::Result<Result<(), wit::Fault>>, tokio::time::error::Elapsed>;
+type Outcome = Result<wasmtime::Result<Result<(), wit::Fault>>, PastDeadline>;
 
 /// Arms a call: full fuel, its deadline (checked when the epoch advances; a timer around
 /// the call covers time spent waiting in host calls), an empty write set.
-fn prepare(store: &mut Store<ModuleState>, limits: &Limits, deadline: Instant) {
+fn prepare(store: &mut Store<ModuleState>, limits: &Limits, deadline: Instant, budget: Duration) {
     store
         .set_fuel(limits.fuel_per_event)
         .expect("fuel is enabled on the engine");
     store.set_epoch_deadline(1);
-    store.data_mut().begin_call(deadline);
+    store.data_mut().begin_call(deadline, budget);
 }
 
 /// Settles a call: commit on `ok`, discard otherwise.
@@ -221,7 +224,7 @@ fn finish(
             limits,
         ))),
         Ok(Err(trap)) => CallResult::Trap(trap_reason(&trap, limits)),
-        Err(_) => CallResult::Trap(deadline_reached(limits)),
+        Err(PastDeadline) => CallResult::Trap(deadline_reached(limits)),
     }
 }
 

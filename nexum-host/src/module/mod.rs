@@ -1,5 +1,6 @@
 //! Modules: loading a component from its manifest, and running calls into one instance.
 
+mod call_deadline;
 mod compile_cache;
 mod instance;
 mod limiter;
