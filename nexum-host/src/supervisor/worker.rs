@@ -8,6 +8,7 @@ use crate::ledger::{Bookkeeping, DeadLetter, Entry};
 use crate::module::{CallError, CallResult, LoadedModule, ModuleInstance, StartFailure};
 use crate::telemetry::names;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use metrics::SharedString;
 use nexum_core::host_rules::store::WriteSet;
 use nexum_core::{Delivery, Event, Lifecycle, ModuleEvent, ModuleStatus, Outcome, Supervision};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +65,9 @@ pub(crate) struct Worker {
     /// Waits between attempts while the store refuses commits (an outage, not the module);
     /// `None` while fresh.
     store_backoff: Option<ExponentialBackoff>,
+    /// The module's name as a metric label, shared: labelling each event's metric with it
+    /// clones a reference count instead of copying the name.
+    metric_label: SharedString,
 }
 
 /// Why a worker stops taking events.
@@ -87,7 +91,9 @@ impl Worker {
     ) -> Self {
         // A worker before this one may have stopped with a commit in doubt.
         capabilities.store.forget_failed_commit();
+        let metric_label = SharedString::from(Arc::<str>::from(module.manifest.name.as_str()));
         Self {
+            metric_label,
             engine,
             module,
             capabilities,
@@ -143,15 +149,25 @@ impl Worker {
         mut shutdown: watch::Receiver<bool>,
     ) {
         if self.shared.status() != ModuleStatus::Quarantined {
+            // One wait for shutdown across all jobs (on a receiver of its own: `handle`
+            // takes the other), rather than a new one registered and dropped per job.
+            let mut stop_signal = shutdown.clone();
+            let stopped = stop_signal.wait_for(|stop| *stop);
+            tokio::pin!(stopped);
             loop {
+                // The wait for shutdown is polled only while the queue is empty; a job taken
+                // after shutdown was asked for (or its sender dropped) is not run.
                 let job = tokio::select! {
                     biased;
-                    _ = shutdown.wait_for(|stop| *stop) => break,
                     job = queue.recv() => match job {
                         Some(job) => job,
                         None => break,
                     },
+                    _ = &mut stopped => break,
                 };
+                if *shutdown.borrow() || shutdown.has_changed().is_err() {
+                    break;
+                }
                 let span = event_span(self.name(), &job.delivery.event);
                 let handled = self
                     .handle(&job.delivery, &mut shutdown)
@@ -162,7 +178,7 @@ impl Worker {
                     Err(Stop::Shutdown | Stop::Fenced) => (None, true),
                     Err(Stop::Quarantined(outcome)) => (Some(outcome), true),
                 };
-                metrics::histogram!(names::DISPATCH_SECONDS, "module" => self.name().to_string())
+                metrics::histogram!(names::DISPATCH_SECONDS, "module" => self.metric_label.clone())
                     .record(job.queued_at.elapsed().as_secs_f64());
                 if let (Some(outcome), Some(reply)) = (outcome, job.reply) {
                     let _ = reply.send(outcome);
@@ -274,7 +290,7 @@ impl Worker {
     fn done(&mut self, outcome: Outcome) -> Outcome {
         match &outcome {
             Outcome::Failed(reason) => {
-                metrics::counter!(crate::telemetry::names::DEAD_LETTERS, "module" => self.name().to_string())
+                metrics::counter!(crate::telemetry::names::DEAD_LETTERS, "module" => self.metric_label.clone())
                     .increment(1);
                 self.announce(Lifecycle::Skipped {
                     reason: reason.clone(),
