@@ -6,7 +6,6 @@ use crate::capabilities;
 use crate::extension::HostExtension;
 use crate::state::ModuleState;
 use nexum_core::Compiler;
-use std::collections::BTreeSet;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -221,10 +220,13 @@ struct Deadlines {
 
 #[derive(Default)]
 struct Pending {
-    /// Deadlines not yet reached, with an id so that equal instants stay distinct.
-    calls: BTreeSet<(Instant, u64)>,
+    /// Deadlines not yet reached, by call id. The calls in flight are a handful: a vector
+    /// keeps its room and is scanned in place, where an ordered set walked and rebalanced
+    /// its nodes on every call's watch and end (and the watchdog, which wants the earliest,
+    /// runs rarely).
+    calls: Vec<(u64, Instant)>,
     /// Calls past their deadline that have not ended yet, by id.
-    overdue: BTreeSet<u64>,
+    overdue: Vec<u64>,
     next_id: u64,
     /// When the thread wakes next (`None`: it waits for a call).
     wake_at: Option<Instant>,
@@ -238,16 +240,16 @@ impl Deadlines {
 
     fn watch(self: &Arc<Self>, deadline: Instant) -> WatchedCall {
         let mut pending = self.lock();
-        let key = (deadline, pending.next_id);
+        let id = pending.next_id;
         pending.next_id += 1;
-        pending.calls.insert(key);
+        pending.calls.push((id, deadline));
         if pending.wake_at.is_none_or(|wake| deadline < wake) {
             pending.wake_at = Some(deadline);
             self.changed.notify_one();
         }
         WatchedCall {
             deadlines: self.clone(),
-            key,
+            id,
         }
     }
 }
@@ -266,15 +268,19 @@ impl DeadlineWatch {
 /// A call in flight (see [`DeadlineWatch::watch`]); dropping it ends the watch.
 pub(crate) struct WatchedCall {
     deadlines: Arc<Deadlines>,
-    key: (Instant, u64),
+    id: u64,
 }
 
 impl Drop for WatchedCall {
     fn drop(&mut self) {
         // The thread is not woken: it finds the deadline gone when it wakes.
         let mut pending = self.deadlines.lock();
-        pending.calls.remove(&self.key);
-        pending.overdue.remove(&self.key.1);
+        // Searched from the end: the call that ends is most often the last one watched.
+        if let Some(at) = pending.calls.iter().rposition(|&(id, _)| id == self.id) {
+            pending.calls.swap_remove(at);
+        } else if let Some(at) = pending.overdue.iter().position(|&id| id == self.id) {
+            pending.overdue.swap_remove(at);
+        }
     }
 }
 
@@ -298,16 +304,22 @@ fn watch_deadlines(deadlines: &Deadlines, engine: &Engine) {
             return;
         }
         let now = Instant::now();
-        while let Some(&(deadline, id)) = pending.calls.first()
-            && deadline <= now
-        {
-            pending.calls.pop_first();
-            pending.overdue.insert(id);
+        let Pending { calls, overdue, .. } = &mut *pending;
+        let mut at = 0;
+        while at < calls.len() {
+            if calls[at].1 <= now {
+                overdue.push(calls.swap_remove(at).0);
+            } else {
+                at += 1;
+            }
         }
         if !pending.overdue.is_empty() {
             engine.increment_epoch();
         }
-        let until_next = pending.calls.first().map(|&(deadline, _)| deadline - now);
+        let until_next = (pending.calls.iter())
+            .map(|&(_, deadline)| deadline)
+            .min()
+            .map(|deadline| deadline - now);
         let sleep = match (pending.overdue.is_empty(), until_next) {
             (true, until_next) => until_next,
             (false, None) => Some(OVERDUE_TICK),
