@@ -2,8 +2,9 @@
 //!
 //! A call's deadline is enforced two ways: the epoch interrupts guest code that runs past it
 //! (the engine's watchdog), and a timer cuts a call that waits past it in a host call (a
-//! chain read, say), where no guest code runs to check the epoch. Most calls never wait:
-//! they end on their first poll. Building tokio's timer for each of them (a look-up of the
+//! chain read, say), where no guest code runs to check the epoch. A call that makes no
+//! chain or orderbook request and runs under a slice of fuel never waits: it ends on its
+//! first poll. Building tokio's timer for each of them (a look-up of the
 //! runtime's handle, a timer entry made and dropped unused) was some 660 instructions per
 //! event in the dispatch benchmark, for a timer that never fired.
 

@@ -181,7 +181,8 @@ fn hostcall_bytes(limits: &Limits) -> usize {
 type Outcome = Result<wasmtime::Result<Result<(), wit::Fault>>, PastDeadline>;
 
 /// Arms a call: full fuel, its deadline (checked when the epoch advances; a timer around
-/// the call covers time spent waiting in host calls), an empty write set.
+/// the call, set once the call waits, covers time spent waiting in host calls), an empty
+/// write set.
 fn prepare(store: &mut Store<ModuleState>, limits: &Limits, deadline: Instant, budget: Duration) {
     store
         .set_fuel(limits.fuel_per_event)
