@@ -305,14 +305,13 @@ fn watch_deadlines(deadlines: &Deadlines, engine: &Engine) {
         }
         let now = Instant::now();
         let Pending { calls, overdue, .. } = &mut *pending;
-        let mut at = 0;
-        while at < calls.len() {
-            if calls[at].1 <= now {
-                overdue.push(calls.swap_remove(at).0);
-            } else {
-                at += 1;
+        calls.retain(|&(id, deadline)| {
+            let reached = deadline <= now;
+            if reached {
+                overdue.push(id);
             }
-        }
+            !reached
+        });
         if !pending.overdue.is_empty() {
             engine.increment_epoch();
         }

@@ -4,9 +4,9 @@
 //! (the engine's watchdog), and a timer cuts a call that waits past it in a host call (a
 //! chain read, say), where no guest code runs to check the epoch. A call that makes no
 //! chain or orderbook request and runs under a slice of fuel never waits: it ends on its
-//! first poll. Building tokio's timer for each of them (a look-up of the
-//! runtime's handle, a timer entry made and dropped unused) was some 660 instructions per
-//! event in the dispatch benchmark, for a timer that never fired.
+//! first poll. Building tokio's timer for each of them (a look-up of the runtime's handle,
+//! a timer entry made and dropped unused) was some 660 instructions per event in the
+//! dispatch benchmark, for a timer that never fired.
 
 use std::future::Future;
 use std::pin::pin;
