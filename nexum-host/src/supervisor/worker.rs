@@ -68,6 +68,10 @@ pub(crate) struct Worker {
     /// The module's name as a metric label, shared: labelling each event's metric with it
     /// clones a reference count instead of copying the name.
     metric_label: SharedString,
+    /// The dispatch-latency metric's key, built once: the recorder is still asked for it at
+    /// each event (one installed later is not missed), but the key's labels and hash are
+    /// not made again.
+    dispatch_key: metrics::Key,
 }
 
 /// Why a worker stops taking events.
@@ -92,8 +96,13 @@ impl Worker {
         // A worker before this one may have stopped with a commit in doubt.
         capabilities.store.forget_failed_commit();
         let metric_label = SharedString::from(Arc::<str>::from(module.manifest.name.as_str()));
+        let dispatch_key = metrics::Key::from_parts(
+            names::DISPATCH_SECONDS,
+            vec![metrics::Label::new("module", metric_label.clone())],
+        );
         Self {
             metric_label,
+            dispatch_key,
             engine,
             module,
             capabilities,
@@ -178,8 +187,10 @@ impl Worker {
                     Err(Stop::Shutdown | Stop::Fenced) => (None, true),
                     Err(Stop::Quarantined(outcome)) => (Some(outcome), true),
                 };
-                metrics::histogram!(names::DISPATCH_SECONDS, "module" => self.metric_label.clone())
-                    .record(job.queued_at.elapsed().as_secs_f64());
+                metrics::with_recorder(|recorder| {
+                    recorder.register_histogram(&self.dispatch_key, &DISPATCH_METADATA)
+                })
+                .record(job.queued_at.elapsed().as_secs_f64());
                 if let (Some(outcome), Some(reply)) = (outcome, job.reply) {
                     let _ = reply.send(outcome);
                 }
@@ -453,9 +464,21 @@ impl Worker {
     }
 }
 
+/// What the dispatch-latency metric is recorded with (as `metrics::histogram!` would).
+static DISPATCH_METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
 /// The span a call runs in: log lines of the call (the module's own included) carry the
 /// module, the event's kind, and its chain and block when it has them.
+///
+/// No span is made while no tracing subscriber takes info spans (none installed, as in a
+/// service that embeds nexum without tracing, or one set to warnings): `info_span!` would
+/// still build a disabled span and, with tracing's `log` bridge compiled in (a dependency
+/// turns it on), format its fields for `log` at every event and every poll of the call.
 fn event_span(module: &str, event: &Event) -> tracing::Span {
+    if tracing::level_filters::LevelFilter::current() < tracing::Level::INFO {
+        return tracing::Span::none();
+    }
     let block = match event {
         Event::Block(b) => Some(b.number),
         Event::ChainLogs(l) => l.logs.first().and_then(|log| log.block_number),
