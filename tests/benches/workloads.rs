@@ -22,9 +22,11 @@
 //! - **backfill**: 100,000 logs already on chain, a fresh module from `start_block`, time
 //!   until its last log is handled (it commits a count with every event).
 //!
-//! `scripts/bench.sh` builds what it needs and runs it; or, with `nexum` built in the
-//! production profile (what operators run), `cargo bench -p nexum-tests --bench workloads`
-//! (`NEXUM_BIN` overrides where the binary is). Words after `--` pick the rows whose label
+//! `scripts/bench.sh` builds what it needs (the production profile with profile-guided
+//! optimisation, which `scripts/build-pgo.sh` trains on these workloads: what operators
+//! install) and runs it; or, with `nexum` built in the production profile,
+//! `cargo bench -p nexum-tests --bench workloads` (`NEXUM_BIN` overrides where the binary
+//! is). Words after `--` pick the rows whose label
 //! holds each of them, and none of those written `!word` (`-- 3,000 cranelift`;
 //! `backfill` is a row too). [`profiler`] says how to profile the drives.
 
