@@ -11,7 +11,7 @@ ensure_anvil
 export PATH="$TOOLS/bin:$PATH"
 build_modules
 # What operators install (docs/production.md): the production profile built with
-# profile-guided optimisation (scripts/build-pgo.sh, about 30 minutes cold on 2 cores).
+# profile-guided optimisation (scripts/build-pgo.sh, about 25 minutes cold on 2 cores).
 # `NEXUM_BENCH_PGO=0` measures the plain production build instead (about 13 minutes);
 # `NEXUM_BIN=<path>` measures a binary already built.
 if [ -n "${NEXUM_BIN:-}" ]; then
@@ -19,10 +19,10 @@ if [ -n "${NEXUM_BIN:-}" ]; then
 elif [ "${NEXUM_BENCH_PGO:-1}" = 0 ]; then
     say "building nexum (production profile)"
     cargo build --profile production --quiet -p nexum-cli
-    export NEXUM_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/production/nexum"
+    export NEXUM_BIN="$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")/production/nexum"
 else
     bash "$ROOT/scripts/build-pgo.sh"
-    export NEXUM_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/pgo/nexum"
+    export NEXUM_BIN="$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")/pgo/nexum"
 fi
 say "running the workloads"
 cargo bench --quiet -p nexum-tests --bench workloads -- "$@"

@@ -1,5 +1,5 @@
-//! nexum against Anvil workloads, as an operator runs it (`nexum` built in the production
-//! profile, one `latency-probe` module on blocks and on the test contract's logs), measured
+//! nexum against Anvil workloads, as an operator runs it (`nexum run` with one
+//! `latency-probe` module on blocks and on the test contract's logs), measured
 //! from outside:
 //!
 //! - **loss**: blocks and logs the module did not receive;
@@ -490,7 +490,7 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting, pro
     let (drive_peak_kib, threads) = (status_field(pid, "VmHWM"), status_field(pid, "Threads"));
     let (anon_kib, file_kib) = (status_field(pid, "RssAnon"), status_field(pid, "RssFile"));
     let counts = profiling.detach();
-    nexum.signal("-TERM");
+    stop(&mut nexum);
 
     let seen = seen(&nexum.output());
     let heads = heads.lock().unwrap().clone();
@@ -516,6 +516,17 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting, pro
     }
 }
 
+/// Stops nexum as an operator does, and checks that it exited cleanly: a run that ends
+/// otherwise wrote no profile for `scripts/build-pgo.sh` (nor flushed its store).
+fn stop(nexum: &mut Process) {
+    let status = nexum.signal("-TERM");
+    assert!(
+        status.success(),
+        "nexum exited with {status} after SIGTERM:\n{}",
+        nexum.output().join("\n")
+    );
+}
+
 /// Puts `txs × logs_per_tx` logs on chain, then times a fresh module through all of them.
 async fn backfill(txs: u64, logs_per_tx: u64) {
     let anvil = Anvil::spawn().await;
@@ -535,7 +546,7 @@ async fn backfill(txs: u64, logs_per_tx: u64) {
     let elapsed = started.elapsed();
     let pid = nexum.id();
     let peak_kib = status_field(pid, "VmHWM");
-    nexum.signal("-TERM");
+    stop(&mut nexum);
     let got: u64 = seen(&nexum.output()).logs.values().sum();
     println!(
         "\nbackfill: {total} logs in {txs} blocks already on chain, a fresh module from start_block: \

@@ -471,12 +471,15 @@ static DISPATCH_METADATA: metrics::Metadata<'static> =
 /// The span a call runs in: log lines of the call (the module's own included) carry the
 /// module, the event's kind, and its chain and block when it has them.
 ///
-/// No span is made while no tracing subscriber takes info spans (none installed, as in a
-/// service that embeds nexum without tracing, or one set to warnings): `info_span!` would
-/// still build a disabled span and, with tracing's `log` bridge compiled in (a dependency
-/// turns it on), format its fields for `log` at every event and every poll of the call.
+/// No span is made while neither a tracing subscriber nor a `log` logger takes info records
+/// (as in a service that embeds nexum without either, or one set to warnings): `info_span!`
+/// would still build a disabled span, its field values and, with tracing's `log` bridge
+/// compiled in (a dependency turns it on), ask `log` at every event and every enter and
+/// exit of the call whether to print it.
 fn event_span(module: &str, event: &Event) -> tracing::Span {
-    if tracing::level_filters::LevelFilter::current() < tracing::Level::INFO {
+    if tracing::level_filters::LevelFilter::current() < tracing::Level::INFO
+        && log::max_level() < log::LevelFilter::Info
+    {
         return tracing::Span::none();
     }
     let block = match event {
