@@ -5,6 +5,9 @@
 # (words of their labels; `!word` for words they must not hold).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$ROOT"
+# Absolute: the benchmark runs from tests/, and builds its test modules under this too.
+CARGO_TARGET_DIR="$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")"
+export CARGO_TARGET_DIR
 
 ensure_wasm_target
 ensure_anvil
@@ -19,10 +22,10 @@ if [ -n "${NEXUM_BIN:-}" ]; then
 elif [ "${NEXUM_BENCH_PGO:-1}" = 0 ]; then
     say "building nexum (production profile)"
     cargo build --profile production --quiet -p nexum-cli
-    export NEXUM_BIN="$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")/production/nexum"
+    export NEXUM_BIN="$CARGO_TARGET_DIR/production/nexum"
 else
     bash "$ROOT/scripts/build-pgo.sh"
-    export NEXUM_BIN="$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")/pgo/nexum"
+    export NEXUM_BIN="$CARGO_TARGET_DIR/pgo/nexum"
 fi
 say "running the workloads"
 cargo bench --quiet -p nexum-tests --bench workloads -- "$@"

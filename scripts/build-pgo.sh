@@ -3,10 +3,10 @@
 # build runs the benchmark's workloads once against Anvil (a module on blocks and logs that
 # logs and commits per event; chain reads; a backfill), and the final build lays out and
 # inlines the code by what those runs executed. Measured on 2 cores against the plain
-# production build, on the workloads it was trained on: about 10–25 % less CPU on the
-# 3,000-log drive and 7–9 MiB less peak memory (README, Benchmarks). It takes about twice
-# as long: two production builds, the benchmark's own build and a few minutes of training,
-# some 25 minutes cold on 2 cores.
+# production build, on the workloads it was trained on: CPU of the 3,000-log drive
+# 0.18–0.22 → 0.16–0.17 s, whole-run peak RSS 28–31 → 21–23 MiB (README, Benchmarks). It
+# takes about twice as long: two production builds, the benchmark's own build and a few
+# minutes of training, some 25 minutes cold on 2 cores.
 #
 # The binary lands in target/pgo/nexum (under CARGO_TARGET_DIR when set). Installs what it
 # needs, like the other scripts: the wasm32-wasip2 target, the test modules and Anvil (for
@@ -24,6 +24,8 @@ case "$TARGET_DIR" in
         exit 1
         ;;
 esac
+# The benchmark (the training run) builds its test modules under it too.
+export CARGO_TARGET_DIR="$TARGET_DIR"
 HOST="$(rustc -vV | sed -n 's/^host: //p')"
 # The instrumented build has a target directory of its own, so that neither build throws
 # away the other's artifacts.
@@ -31,9 +33,15 @@ INSTRUMENTED_DIR="$TARGET_DIR/pgo-instrumented"
 PROFILES="$TARGET_DIR/pgo-profiles"
 OUT="$TARGET_DIR/pgo"
 
-# llvm-profdata of the toolchain's own LLVM (`LLVM_PROFDATA` overrides where it is).
+# llvm-profdata of the toolchain's own LLVM (`LLVM_PROFDATA` overrides where it is; it must
+# read the profiles of rustc's LLVM version).
 ensure_llvm_profdata() {
-    LLVM_PROFDATA="${LLVM_PROFDATA:-$(rustc --print sysroot)/lib/rustlib/$HOST/bin/llvm-profdata}"
+    if [ -n "${LLVM_PROFDATA:-}" ]; then
+        LLVM_PROFDATA="$(command -v "$LLVM_PROFDATA")" \
+            || { echo "build-pgo.sh: LLVM_PROFDATA names no program" >&2; exit 1; }
+        return
+    fi
+    LLVM_PROFDATA="$(rustc --print sysroot)/lib/rustlib/$HOST/bin/llvm-profdata"
     if [ ! -x "$LLVM_PROFDATA" ]; then
         command -v rustup >/dev/null || {
             echo "build-pgo.sh: llvm-profdata is not at $LLVM_PROFDATA and rustup is missing to install llvm-tools; set LLVM_PROFDATA" >&2
