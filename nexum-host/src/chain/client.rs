@@ -3,10 +3,10 @@
 
 use super::error::NodeError;
 use super::http::{CappedHttp, MAX_NODE_ANSWER};
-use super::wire::{self, BlockRecord, HeadFields, LogFields, LogRange};
+use super::wire::{self, BlockRecord, HeadFields, LogFields, LogRange, StreamedLog};
 use alloy_primitives::{B256, U64};
 use alloy_provider::{Provider, RootProvider};
-use alloy_pubsub::Subscription;
+use alloy_pubsub::{RawSubscription, Subscription};
 use alloy_rpc_client::{ClientBuilder, RpcClient};
 use alloy_rpc_types_eth::pubsub::SubscriptionKind;
 use alloy_transport_ws::{WebSocketConfig, WsConnect};
@@ -28,8 +28,11 @@ use tokio::sync::broadcast::error::RecvError;
 /// thousand items are five blocks of 200 logs.
 const SUBSCRIPTION_BUFFER: usize = 1024;
 
-/// Bytes read from a websocket at a time.
-const READ_BUFFER: usize = 16 * 1024;
+/// Bytes read from a websocket at a time. tungstenite zeroes this much buffer before each
+/// read, including the last one of a burst, which finds nothing: a page is enough for a
+/// head or a few log notifications, and a large answer takes more reads. Down from 16 KiB
+/// this cut the 3,000-log drive's simulated first-level data-cache misses by a tenth.
+const READ_BUFFER: usize = 4 * 1024;
 
 /// Counters kept per chain, for tests, metrics and health.
 #[derive(Debug, Default)]
@@ -115,7 +118,7 @@ impl ChainClient {
         // Nodes send an answer as one frame: the frame cap is the answer cap.
         frames.max_frame_size = Some(MAX_NODE_ANSWER);
         // Each read zeroes this much buffer first; the default (128 KiB) made that a visible
-        // share of the CPU spent on a stream of small pushes.
+        // share of the CPU spent on a stream of small pushes (see `READ_BUFFER`).
         frames.read_buffer_size = READ_BUFFER;
         let connect = WsConnect::new(config.rpc_url.clone())
             .with_config(frames)
@@ -306,7 +309,7 @@ impl ChainClient {
     pub async fn subscribe_logs(&self, filter: &LogFilter) -> Result<LogSubscription, NodeError> {
         let connection = self.listening(&self.logs_connection).await?;
         let filter = wire::filter(filter, None);
-        let logs = self
+        let logs: Subscription<Box<RawValue>> = self
             .deadline(
                 "eth_subscribe",
                 connection
@@ -318,7 +321,7 @@ impl ChainClient {
             .log_subscriptions
             .fetch_add(1, Ordering::Relaxed);
         Ok(LogSubscription {
-            logs,
+            logs: logs.into_raw(),
             connection: connection.clone(),
         })
     }
@@ -414,7 +417,8 @@ impl HeadSubscription {
 
 /// Logs matching one filter, as the node announces them, until dropped.
 pub struct LogSubscription {
-    logs: Subscription<LogFields>,
+    /// Items as the node sent them: each is read only as far as the feed needs.
+    logs: RawSubscription,
     /// To end the subscription on the node when dropped.
     connection: RootProvider,
 }
@@ -431,11 +435,20 @@ impl Drop for LogSubscription {
 }
 
 impl LogSubscription {
-    pub(crate) async fn next(&mut self) -> Next<ChainLog> {
-        match self.logs.recv().await {
-            Ok(log) => Next::Item(wire::chain_log(log)),
-            Err(RecvError::Lagged(_)) => Next::Missed,
-            Err(RecvError::Closed) => Next::Closed,
+    /// The next log announced (see [`StreamedLog`]). A notification that is not a log
+    /// is passed over, as alloy's typed subscriptions do.
+    pub(crate) async fn next(&mut self) -> Next<StreamedLog> {
+        loop {
+            match self.logs.recv().await {
+                Ok(json) => match StreamedLog::parse(json) {
+                    Ok(log) => return Next::Item(log),
+                    Err(error) => {
+                        tracing::debug!(%error, "passing over a log notification that is not a log")
+                    }
+                },
+                Err(RecvError::Lagged(_)) => return Next::Missed,
+                Err(RecvError::Closed) => return Next::Closed,
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 use alloy_primitives::{Address, B256, Bloom, BloomInput, Bytes, U64};
 use alloy_rpc_types_eth::Filter;
 use nexum_core::{Block, ChainId, ChainLog, LogFilter};
+use serde_json::value::RawValue;
 
 /// A log as a node sends it (`eth_getLogs` answers, `logs` notifications), read straight
 /// into the fields nexum hands modules. alloy's `Log` reaches the same fields through two
@@ -42,6 +43,70 @@ pub(crate) fn chain_log(log: LogFields) -> ChainLog {
         transaction_index: log.transaction_index.map(|n| n.to()),
         log_index: log.log_index.map(|n| n.to()),
         removed: log.removed,
+    }
+}
+
+/// A log as a `logs` subscription announced it. The feed only compares positions (which
+/// block, which index) with what a read returns, so only those are read at once; the
+/// node's JSON is kept and read in full only when a read lacks the log and it must be
+/// merged in, which is rare. Reading every announced log in full cost as much as reading
+/// the block's logs themselves.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamedLog {
+    pub block_hash: Option<B256>,
+    pub block_number: Option<u64>,
+    pub log_index: Option<u64>,
+    pub removed: bool,
+    json: Box<RawValue>,
+}
+
+/// The position fields of a log, as [`LogFields`] reads them; serde skips the rest.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogPosition {
+    block_hash: Option<B256>,
+    #[serde(deserialize_with = "Option::deserialize")]
+    block_number: Option<U64>,
+    #[serde(deserialize_with = "Option::deserialize")]
+    log_index: Option<U64>,
+    #[serde(default)]
+    removed: bool,
+}
+
+impl StreamedLog {
+    /// Reads the position of the log in `json`, keeping the rest unread.
+    pub fn parse(json: Box<RawValue>) -> Result<Self, serde_json::Error> {
+        let position: LogPosition = serde_json::from_str(json.get())?;
+        Ok(Self {
+            block_hash: position.block_hash,
+            block_number: position.block_number.map(|n| n.to()),
+            log_index: position.log_index.map(|n| n.to()),
+            removed: position.removed,
+            json,
+        })
+    }
+
+    /// The whole log, as a read would have returned it.
+    pub fn to_chain_log(&self) -> Result<ChainLog, serde_json::Error> {
+        serde_json::from_str(self.json.get()).map(chain_log)
+    }
+
+    /// `log` as a node announces it.
+    #[cfg(test)]
+    pub fn of(log: &ChainLog) -> Self {
+        let json = serde_json::json!({
+            "address": log.address,
+            "topics": log.topics,
+            "data": log.data,
+            "blockNumber": log.block_number.map(U64::from),
+            "blockHash": log.block_hash,
+            "transactionHash": log.transaction_hash,
+            "transactionIndex": log.transaction_index.map(U64::from),
+            "logIndex": log.log_index.map(U64::from),
+            "removed": log.removed,
+        });
+        Self::parse(serde_json::value::to_raw_value(&json).expect("a log is JSON"))
+            .expect("a node's log")
     }
 }
 
@@ -252,6 +317,31 @@ mod tests {
             transaction_index: log.transaction_index,
             log_index: log.log_index,
             removed: log.removed,
+        }
+    }
+
+    /// A streamed log's position is read at once, the rest only when asked for, and then
+    /// as a read's log is; a notification without a position is refused.
+    #[test]
+    fn a_streamed_log_reads_its_position_first_and_the_rest_on_demand() {
+        let anvil = r#"{"address":"0x5fbdb2315678afecb367f032d93f2ecaa0180aa3","topics":["0x48257dc961b6f792c2b78a080dacfed693b660960a702de21cee364e20270e2f"],"data":"0x01","blockHash":"0x7e1ee3e0e2a6a9a6f1f0d0a3c0b9b7f2e2b6f1d0c8a7b6e5d4c3b2a1f0e9d8c7","blockNumber":"0x1f","transactionHash":null,"transactionIndex":"0x3","logIndex":"0x11","removed":false}"#;
+        let raw = |json: &str| RawValue::from_string(json.to_string()).unwrap();
+        let streamed = StreamedLog::parse(raw(anvil)).unwrap();
+        assert_eq!(streamed.block_number, Some(0x1f));
+        assert_eq!(streamed.log_index, Some(0x11));
+        assert!(!streamed.removed);
+        let whole = streamed.to_chain_log().unwrap();
+        assert_eq!(whole, chain_log(serde_json::from_str(anvil).unwrap()));
+        assert_eq!(StreamedLog::of(&whole).to_chain_log().unwrap(), whole);
+        // A log whose other fields are broken is announced, and fails when read in full.
+        let broken = StreamedLog::parse(raw(&anvil.replace(r#""data":"0x01""#, r#""data":"zz""#)));
+        assert!(broken.unwrap().to_chain_log().is_err());
+        for bad in [
+            anvil.replace(r#""logIndex":"0x11","#, ""),
+            anvil.replace(r#""blockNumber":"0x1f""#, r#""blockNumber":"x""#),
+            anvil.replace(r#""removed":false"#, r#""removed":null"#),
+        ] {
+            assert!(StreamedLog::parse(raw(&bad)).is_err(), "{bad}");
         }
     }
 

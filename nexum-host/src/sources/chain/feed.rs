@@ -15,16 +15,18 @@
 //! about the replacement. A block whose bloom rules the filter out needs no request at all.
 //!
 //! Each log subscription reading the feed holds a [`FeedClaim`] and reports the blocks its
-//! module is past (their deliveries committed). A block's announced logs are held whole
-//! until every claim is past it and the stream is a few blocks further on, then only their
-//! indices: a busy block costs some 30 bytes a log for `reorg_depth` blocks, not the whole
-//! log. A read that keeps missing logs whose copies were let go (a module reading again a
-//! block it had passed, after a reorg back to it) fails, and is tried again later.
+//! module is past (their deliveries committed). An announced log is read only as far as
+//! its position (block and index); its JSON is held as the node sent it, until every claim
+//! is past the block and the stream is a few blocks further on, and read in full only if a
+//! read lacks it. Then only the indices are kept: a busy block costs some 30 bytes a log
+//! for `reorg_depth` blocks, not the whole log. A read that keeps missing logs whose copies
+//! were let go (a module reading again a block it had passed, after a reorg back to it)
+//! fails, and is tried again later.
 
 use super::follower::CanonicalView;
 use super::reader::{ChainReader, LogStream};
 use crate::chain::client::Next;
-use crate::chain::wire::LogRange;
+use crate::chain::wire::{LogRange, StreamedLog};
 use crate::chain::{BlockRecord, NodeError};
 use alloy_primitives::B256;
 use nexum_core::{ChainLog, LogFilter};
@@ -91,9 +93,9 @@ impl Streamed {
 #[derive(Debug)]
 struct StreamedBlock {
     number: u64,
-    /// The announced logs, whole, until every claim is past the block: a reader answered
-    /// by a lagging backend gets them merged in.
-    logs: Vec<ChainLog>,
+    /// The announced logs, as the node sent them, until every claim is past the block: a
+    /// reader answered by a lagging backend gets them merged in.
+    logs: Vec<StreamedLog>,
     /// Indices of the announced logs, still compared with reads once the logs are let go.
     announced: BTreeSet<Option<u64>>,
     /// The logs were let go.
@@ -110,7 +112,7 @@ impl StreamedBlock {
         }
     }
 
-    fn announce(&mut self, log: ChainLog) {
+    fn announce(&mut self, log: StreamedLog) {
         let fresh = self.announced.insert(log.log_index);
         if (fresh || log.log_index.is_none()) && !self.released {
             self.logs.push(log);
@@ -118,17 +120,27 @@ impl StreamedBlock {
     }
 
     /// Compares a read's answer with what was announced: the announced logs it lacks that
-    /// are held, and how many more it lacks that were let go.
+    /// are held, read in full, and how many more it lacks that were let go. A held log
+    /// that does not read as a log is left out (the node announced something no read
+    /// could return).
     fn check(&self, answer: &[ChainLog]) -> (Vec<ChainLog>, usize) {
         let returned: BTreeSet<Option<u64>> = answer.iter().map(|l| l.log_index).collect();
-        let missing: Vec<ChainLog> = (self.logs.iter())
+        let missing: Vec<&StreamedLog> = (self.logs.iter())
             .filter(|l| !returned.contains(&l.log_index))
-            .cloned()
             .collect();
         let held: BTreeSet<Option<u64>> = missing.iter().map(|l| l.log_index).collect();
         let let_go = (self.announced.difference(&returned))
             .filter(|index| !held.contains(index))
             .count();
+        let missing = (missing.into_iter())
+            .filter_map(|log| match log.to_chain_log() {
+                Ok(log) => Some(log),
+                Err(error) => {
+                    tracing::warn!(block = self.number, %error, "the node announced a log nexum cannot read; leaving it out");
+                    None
+                }
+            })
+            .collect();
         (missing, let_go)
     }
 
@@ -306,7 +318,7 @@ impl<C: ChainReader> LogFeed<C> {
         }
     }
 
-    fn receive(&self, log: ChainLog) {
+    fn receive(&self, log: StreamedLog) {
         // Retractions are worked out from the canonical chain, not from the node's
         // `removed` notifications (some nodes send none, others do: no doubles either way).
         if log.removed {
@@ -430,7 +442,10 @@ mod tests {
     use super::super::follower::CanonicalView;
     use super::super::reader::ChainReader;
     use super::super::scripted::{EMITTER, ScriptedChain, event_topic};
-    use super::{BlockRecord, HOLD_BLOCKS, LINGER, LogFeed, LogRange, STREAM_GRACE, StreamedBlock};
+    use super::{
+        BlockRecord, HOLD_BLOCKS, LINGER, LogFeed, LogRange, STREAM_GRACE, StreamedBlock,
+        StreamedLog,
+    };
     use alloy_primitives::{Address, B256, Bytes};
     use nexum_core::{ChainLog, LogFilter};
     use std::sync::Arc;
@@ -468,7 +483,7 @@ mod tests {
     /// `feed`'s stream announces `block`'s logs.
     async fn announce(feed: &LogFeed<ScriptedChain>, chain: &ScriptedChain, block: &BlockRecord) {
         for log in logs_in(chain, block).await {
-            feed.receive(log);
+            feed.receive(StreamedLog::of(&log));
         }
     }
 
@@ -524,19 +539,19 @@ mod tests {
         drop(feed.claim());
         let read = first.logs_of(&block).await.unwrap();
         for log in &read {
-            feed.receive(log.clone());
+            feed.receive(StreamedLog::of(log));
         }
         first.passed(block.number());
-        feed.receive(later(&read[0], HOLD_BLOCKS));
+        feed.receive(StreamedLog::of(&later(&read[0], HOLD_BLOCKS)));
         assert_eq!(held(&feed, block.hash()), 3, "the second is not past it");
         drop(first);
-        feed.receive(later(&read[0], HOLD_BLOCKS + 1));
+        feed.receive(StreamedLog::of(&later(&read[0], HOLD_BLOCKS + 1)));
         assert_eq!(held(&feed, block.hash()), 3, "nor when the first is gone");
         chain.cut_short(block.hash(), 2, 100);
         assert_eq!(second.logs_of(&block).await.unwrap(), read);
         // Once it is past the block and the stream has moved on, only indices are left.
         second.passed(block.number());
-        feed.receive(later(&read[0], HOLD_BLOCKS + 2));
+        feed.receive(StreamedLog::of(&later(&read[0], HOLD_BLOCKS + 2)));
         assert_eq!(held(&feed, block.hash()), 0);
     }
 
@@ -551,10 +566,10 @@ mod tests {
         let claim = feed.claim().unwrap();
         let read = claim.logs_of(&block).await.unwrap();
         for log in &read {
-            feed.receive(log.clone());
+            feed.receive(StreamedLog::of(log));
         }
         claim.passed(block.number() - 1);
-        feed.receive(later(&read[0], 10));
+        feed.receive(StreamedLog::of(&later(&read[0], 10)));
         chain.cut_short(block.hash(), 1, 100);
         assert_eq!(claim.logs_of(&block).await.unwrap(), read);
     }
@@ -573,9 +588,9 @@ mod tests {
         let mut replacement: Vec<ChainLog> = read.clone();
         for log in &mut replacement {
             log.block_hash = Some(B256::repeat_byte(0x55));
-            feed.receive(log.clone());
+            feed.receive(StreamedLog::of(log));
         }
-        feed.receive(later(&read[0], HOLD_BLOCKS + 1));
+        feed.receive(StreamedLog::of(&later(&read[0], HOLD_BLOCKS + 1)));
         assert_eq!(held(&feed, B256::repeat_byte(0x55)), 2);
     }
 
@@ -600,7 +615,7 @@ mod tests {
         tokio::spawn(async move {
             tokio::time::sleep(STREAM_GRACE / 2).await;
             for log in streamed {
-                late.receive(log);
+                late.receive(StreamedLog::of(&log));
             }
         });
         chain.cut_short_once(block.hash(), 2);
@@ -680,7 +695,7 @@ mod tests {
         let (_view, seen) = watch::channel(Arc::new(chain.view()));
         let feed = feed_seeing(&chain, seen);
         for log in streamed {
-            feed.receive(log);
+            feed.receive(StreamedLog::of(&log));
         }
         let started = tokio::time::Instant::now();
         assert!(feed.logs_of(&replacement[0]).await.unwrap().is_empty());
@@ -709,7 +724,7 @@ mod tests {
     fn a_short_read_is_told_what_the_stream_saw() {
         let mut block = StreamedBlock::new(7);
         for i in 0..4 {
-            block.announce(log(i));
+            block.announce(StreamedLog::of(&log(i)));
         }
         let (missing, let_go) = block.check(&[log(0), log(2)]);
         assert_eq!(indices(&missing), vec![1, 3]);
@@ -720,7 +735,7 @@ mod tests {
     fn once_let_go_only_the_indices_are_compared() {
         let mut block = StreamedBlock::new(7);
         for i in 0..3 {
-            block.announce(log(i));
+            block.announce(StreamedLog::of(&log(i)));
         }
         block.release_if_passed(6, 7 + HOLD_BLOCKS);
         assert_eq!(block.logs.len(), 3, "a claim is not past it");
@@ -728,18 +743,36 @@ mod tests {
         assert_eq!(block.logs.len(), 3, "the stream is not far enough past it");
         block.release_if_passed(7, 7 + HOLD_BLOCKS);
         assert!(block.logs.is_empty());
-        block.announce(log(3));
+        block.announce(StreamedLog::of(&log(3)));
         assert!(block.logs.is_empty());
         let (missing, let_go) = block.check(&[log(0)]);
         assert!(missing.is_empty());
         assert_eq!(let_go, 3);
     }
 
+    /// A held log that does not read as a log in full is left out of what a read lacks,
+    /// and does not count as let go: the read is believed for it.
+    #[test]
+    fn a_held_log_that_is_not_a_log_is_left_out() {
+        let mut block = StreamedBlock::new(7);
+        block.announce(StreamedLog::of(&log(0)));
+        let json = serde_json::json!({
+            "address": "nonsense", "topics": [], "data": "0x",
+            "blockHash": B256::repeat_byte(7), "blockNumber": "0x7",
+            "transactionIndex": null, "logIndex": "0x1",
+        });
+        let broken = serde_json::value::to_raw_value(&json).unwrap();
+        block.announce(StreamedLog::parse(broken).unwrap());
+        let (missing, let_go) = block.check(&[]);
+        assert_eq!(indices(&missing), vec![0]);
+        assert_eq!(let_go, 0);
+    }
+
     #[test]
     fn a_log_announced_twice_counts_once() {
         let mut block = StreamedBlock::new(7);
-        block.announce(log(0));
-        block.announce(log(0));
+        block.announce(StreamedLog::of(&log(0)));
+        block.announce(StreamedLog::of(&log(0)));
         let (missing, _) = block.check(&[]);
         assert_eq!(indices(&missing), vec![0]);
     }

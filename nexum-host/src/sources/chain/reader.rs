@@ -3,7 +3,7 @@
 //! demand — deep reorgs, gaps, refused ranges, partial answers, failures mid-read.
 
 use crate::chain::client::{HeadSubscription, LogSubscription, Next};
-use crate::chain::wire::LogRange;
+use crate::chain::wire::{LogRange, StreamedLog};
 use crate::chain::{BlockRecord, ChainClient, NodeError};
 use alloy_primitives::B256;
 use nexum_core::{ChainId, ChainLog, LogFilter};
@@ -65,9 +65,9 @@ pub(crate) trait HeadStream: Send + 'static {
     fn next(&mut self) -> impl Future<Output = Next<BlockRecord>> + Send;
 }
 
-/// A stream of logs.
+/// A stream of logs, each read only as far as its position (see [`StreamedLog`]).
 pub(crate) trait LogStream: Send + 'static {
-    fn next(&mut self) -> impl Future<Output = Next<ChainLog>> + Send;
+    fn next(&mut self) -> impl Future<Output = Next<StreamedLog>> + Send;
 }
 
 impl ChainReader for ChainClient {
@@ -135,7 +135,7 @@ impl HeadStream for HeadSubscription {
 }
 
 impl LogStream for LogSubscription {
-    fn next(&mut self) -> impl Future<Output = Next<ChainLog>> + Send {
+    fn next(&mut self) -> impl Future<Output = Next<StreamedLog>> + Send {
         LogSubscription::next(self)
     }
 }

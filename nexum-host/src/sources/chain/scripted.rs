@@ -6,7 +6,7 @@
 use super::follower::CanonicalView;
 use super::reader::{ChainReader, HeadStream, LogStream};
 use crate::chain::client::Next;
-use crate::chain::wire::LogRange;
+use crate::chain::wire::{LogRange, StreamedLog};
 use crate::chain::{BlockRecord, NodeError};
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use nexum_core::{Block, ChainId, ChainLog, LogFilter};
@@ -289,9 +289,9 @@ impl HeadStream for Fed<BlockRecord> {
 }
 
 impl LogStream for Fed<ChainLog> {
-    async fn next(&mut self) -> Next<ChainLog> {
+    async fn next(&mut self) -> Next<StreamedLog> {
         match self.0.recv().await {
-            Some(item) => Next::Item(item),
+            Some(item) => Next::Item(StreamedLog::of(&item)),
             None => Next::Closed,
         }
     }
