@@ -28,8 +28,8 @@ use tokio::sync::broadcast::error::RecvError;
 /// thousand items are five blocks of 200 logs.
 const SUBSCRIPTION_BUFFER: usize = 1024;
 
-/// Bytes read from a websocket at a time. tungstenite zeroes this much buffer before each
-/// read, including the last one of a burst, which finds nothing: a page is enough for a
+/// Bytes read from a websocket at a time. tungstenite zeroes up to this much buffer before
+/// each read, including the last one of a burst, which finds nothing: a page is enough for a
 /// head or a few log notifications, and a large answer takes more reads. Down from 16 KiB
 /// this cut the 3,000-log drive's simulated first-level data-cache misses by a tenth.
 const READ_BUFFER: usize = 4 * 1024;
@@ -435,8 +435,9 @@ impl Drop for LogSubscription {
 }
 
 impl LogSubscription {
-    /// The next log announced (see [`StreamedLog`]). A notification that is not a log
-    /// is passed over, as alloy's typed subscriptions do.
+    /// The next log announced (see [`StreamedLog`]). A notification without a readable
+    /// position is passed over, as alloy's typed subscriptions pass over what they cannot
+    /// read; one whose other fields do not read is found out only if a read lacks it.
     pub(crate) async fn next(&mut self) -> Next<StreamedLog> {
         loop {
             match self.logs.recv().await {

@@ -51,7 +51,7 @@ pub(crate) fn chain_log(log: LogFields) -> ChainLog {
 /// node's JSON is kept and read in full only when a read lacks the log and it must be
 /// merged in, which is rare. Reading every announced log in full cost as much as reading
 /// the block's logs themselves.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct StreamedLog {
     pub block_hash: Option<B256>,
     pub block_number: Option<u64>,
@@ -60,7 +60,8 @@ pub(crate) struct StreamedLog {
     json: Box<RawValue>,
 }
 
-/// The position fields of a log, as [`LogFields`] reads them; serde skips the rest.
+/// The position fields of a log, exactly as strict as [`LogFields`] is about them (a test
+/// holds the two to it); serde skips the rest.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LogPosition {
@@ -327,6 +328,12 @@ mod tests {
         let anvil = r#"{"address":"0x5fbdb2315678afecb367f032d93f2ecaa0180aa3","topics":["0x48257dc961b6f792c2b78a080dacfed693b660960a702de21cee364e20270e2f"],"data":"0x01","blockHash":"0x7e1ee3e0e2a6a9a6f1f0d0a3c0b9b7f2e2b6f1d0c8a7b6e5d4c3b2a1f0e9d8c7","blockNumber":"0x1f","transactionHash":null,"transactionIndex":"0x3","logIndex":"0x11","removed":false}"#;
         let raw = |json: &str| RawValue::from_string(json.to_string()).unwrap();
         let streamed = StreamedLog::parse(raw(anvil)).unwrap();
+        assert_eq!(
+            streamed.block_hash,
+            Some(b256!(
+                "0x7e1ee3e0e2a6a9a6f1f0d0a3c0b9b7f2e2b6f1d0c8a7b6e5d4c3b2a1f0e9d8c7"
+            ))
+        );
         assert_eq!(streamed.block_number, Some(0x1f));
         assert_eq!(streamed.log_index, Some(0x11));
         assert!(!streamed.removed);
@@ -336,12 +343,50 @@ mod tests {
         // A log whose other fields are broken is announced, and fails when read in full.
         let broken = StreamedLog::parse(raw(&anvil.replace(r#""data":"0x01""#, r#""data":"zz""#)));
         assert!(broken.unwrap().to_chain_log().is_err());
-        for bad in [
+        // The position is read as strictly as a whole log reads it: the same variants pass
+        // and fail, with the same values.
+        for variant in [
+            anvil.to_string(),
             anvil.replace(r#""logIndex":"0x11","#, ""),
+            anvil.replace(r#""logIndex":"0x11""#, r#""logIndex":null"#),
+            anvil.replace(r#""blockNumber":"0x1f","#, ""),
+            anvil.replace(r#""blockNumber":"0x1f""#, r#""blockNumber":null"#),
             anvil.replace(r#""blockNumber":"0x1f""#, r#""blockNumber":"x""#),
+            anvil.replace(r#""blockHash":"0x7e1e"#, r#""blockHash":"0x7e"#),
+            anvil.replace(
+                r#""blockHash":"0x7e1ee3e0e2a6a9a6f1f0d0a3c0b9b7f2e2b6f1d0c8a7b6e5d4c3b2a1f0e9d8c7","#,
+                "",
+            ),
+            anvil.replace(
+                r#""blockHash":"0x7e1ee3e0e2a6a9a6f1f0d0a3c0b9b7f2e2b6f1d0c8a7b6e5d4c3b2a1f0e9d8c7""#,
+                r#""blockHash":null"#,
+            ),
+            anvil.replace(r#","removed":false"#, ""),
+            anvil.replace(r#""removed":false"#, r#""removed":true"#),
             anvil.replace(r#""removed":false"#, r#""removed":null"#),
         ] {
-            assert!(StreamedLog::parse(raw(&bad)).is_err(), "{bad}");
+            let position = StreamedLog::parse(raw(&variant));
+            match serde_json::from_str::<LogFields>(&variant).map(chain_log) {
+                Ok(whole) => {
+                    let position = position.unwrap_or_else(|e| panic!("{variant}: {e}"));
+                    assert_eq!(
+                        (
+                            position.block_hash,
+                            position.block_number,
+                            position.log_index,
+                            position.removed
+                        ),
+                        (
+                            whole.block_hash,
+                            whole.block_number,
+                            whole.log_index,
+                            whole.removed
+                        ),
+                        "{variant}"
+                    );
+                }
+                Err(_) => assert!(position.is_err(), "{variant}"),
+            }
         }
     }
 

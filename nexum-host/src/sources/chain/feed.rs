@@ -119,29 +119,44 @@ impl StreamedBlock {
         }
     }
 
-    /// Compares a read's answer with what was announced: the announced logs it lacks that
-    /// are held, read in full, and how many more it lacks that were let go. A held log
-    /// that does not read as a log is left out (the node announced something no read
-    /// could return).
-    fn check(&self, answer: &[ChainLog]) -> (Vec<ChainLog>, usize) {
+    /// Compares a read's answer with what was announced (see [`Shortfall`]). A held log the
+    /// read lacks is read in full here, which is rare: a lagging backend, or a module
+    /// reading again. One that does not read as a log is forgotten, as if never
+    /// announced (alloy's typed subscriptions passed such notifications over): no read
+    /// can return it, and a later readable copy of its index counts as fresh.
+    fn check(&mut self, answer: &[ChainLog]) -> Shortfall {
         let returned: BTreeSet<Option<u64>> = answer.iter().map(|l| l.log_index).collect();
-        let missing: Vec<&StreamedLog> = (self.logs.iter())
-            .filter(|l| !returned.contains(&l.log_index))
-            .collect();
+        let mut missing = Vec::new();
+        let mut unreadable = Vec::new();
+        self.logs.retain(|log| {
+            if returned.contains(&log.log_index) {
+                return true;
+            }
+            match log.to_chain_log() {
+                Ok(whole) => {
+                    missing.push(whole);
+                    true
+                }
+                Err(error) => {
+                    unreadable.push((log.log_index, error));
+                    false
+                }
+            }
+        });
+        for (index, _) in &unreadable {
+            if !self.logs.iter().any(|l| l.log_index == *index) {
+                self.announced.remove(index);
+            }
+        }
         let held: BTreeSet<Option<u64>> = missing.iter().map(|l| l.log_index).collect();
         let let_go = (self.announced.difference(&returned))
             .filter(|index| !held.contains(index))
             .count();
-        let missing = (missing.into_iter())
-            .filter_map(|log| match log.to_chain_log() {
-                Ok(log) => Some(log),
-                Err(error) => {
-                    tracing::warn!(block = self.number, %error, "the node announced a log nexum cannot read; leaving it out");
-                    None
-                }
-            })
-            .collect();
-        (missing, let_go)
+        Shortfall {
+            missing,
+            let_go,
+            unreadable: unreadable.into_iter().map(|(_, error)| error).collect(),
+        }
     }
 
     /// Lets the logs go, keeping their indices, once every claim is past the block
@@ -155,6 +170,17 @@ impl StreamedBlock {
             self.logs = Vec::new();
         }
     }
+}
+
+/// What a read of a block lacks of what the stream announced for it.
+#[derive(Debug, Default)]
+struct Shortfall {
+    /// Announced logs the read lacks whose copies are held, read in full.
+    missing: Vec<ChainLog>,
+    /// How many more announced logs it lacks whose copies were let go.
+    let_go: usize,
+    /// Why held logs the read lacks could not be read as logs (they were forgotten).
+    unreadable: Vec<serde_json::Error>,
 }
 
 /// A log subscription's claim on the feed it reads, shared by its driver's clones: while it
@@ -378,12 +404,21 @@ impl<C: ChainReader> LogFeed<C> {
 
     /// Compares what a read of `block` returned with what the stream announced (see
     /// [`StreamedBlock::check`]); a block out of the window was announced nothing.
-    fn check(&self, block: &BlockRecord, read: &[ChainLog]) -> (Vec<ChainLog>, usize) {
-        let streamed = self.lock();
-        match streamed.blocks.get(&block.hash()) {
+    fn check(&self, block: &BlockRecord, read: &[ChainLog]) -> Shortfall {
+        let shortfall = match self.lock().blocks.get_mut(&block.hash()) {
             Some(announced) => announced.check(read),
-            None => (Vec::new(), 0),
+            None => Shortfall::default(),
+        };
+        if let Some(error) = shortfall.unreadable.first() {
+            tracing::warn!(
+                chain = self.client.chain_id(),
+                block = block.number(),
+                unreadable = shortfall.unreadable.len(),
+                %error,
+                "the node's logs subscription announced logs nexum cannot read; forgetting them"
+            );
         }
+        shortfall
     }
 
     /// The logs of `block` matching this feed's filter, in log-index order.
@@ -400,7 +435,9 @@ impl<C: ChainReader> LogFeed<C> {
             if read.is_empty() && attempt == 0 {
                 self.wait_for_stream(block).await;
             }
-            let (missing, let_go) = self.check(block, &read);
+            let Shortfall {
+                missing, let_go, ..
+            } = self.check(block, &read);
             if missing.is_empty() && let_go == 0 {
                 return Ok(read);
             }
@@ -443,8 +480,8 @@ mod tests {
     use super::super::reader::ChainReader;
     use super::super::scripted::{EMITTER, ScriptedChain, event_topic};
     use super::{
-        BlockRecord, HOLD_BLOCKS, LINGER, LogFeed, LogRange, STREAM_GRACE, StreamedBlock,
-        StreamedLog,
+        BlockRecord, HOLD_BLOCKS, LINGER, LogFeed, LogRange, STREAM_GRACE, Shortfall,
+        StreamedBlock, StreamedLog,
     };
     use alloy_primitives::{Address, B256, Bytes};
     use nexum_core::{ChainLog, LogFilter};
@@ -726,7 +763,9 @@ mod tests {
         for i in 0..4 {
             block.announce(StreamedLog::of(&log(i)));
         }
-        let (missing, let_go) = block.check(&[log(0), log(2)]);
+        let Shortfall {
+            missing, let_go, ..
+        } = block.check(&[log(0), log(2)]);
         assert_eq!(indices(&missing), vec![1, 3]);
         assert_eq!(let_go, 0);
     }
@@ -745,27 +784,70 @@ mod tests {
         assert!(block.logs.is_empty());
         block.announce(StreamedLog::of(&log(3)));
         assert!(block.logs.is_empty());
-        let (missing, let_go) = block.check(&[log(0)]);
+        let Shortfall {
+            missing, let_go, ..
+        } = block.check(&[log(0)]);
         assert!(missing.is_empty());
         assert_eq!(let_go, 3);
     }
 
-    /// A held log that does not read as a log in full is left out of what a read lacks,
-    /// and does not count as let go: the read is believed for it.
-    #[test]
-    fn a_held_log_that_is_not_a_log_is_left_out() {
-        let mut block = StreamedBlock::new(7);
-        block.announce(StreamedLog::of(&log(0)));
+    /// A notification for block 7 whose position reads but whose other fields do not.
+    fn unreadable(index: u64) -> StreamedLog {
         let json = serde_json::json!({
             "address": "nonsense", "topics": [], "data": "0x",
             "blockHash": B256::repeat_byte(7), "blockNumber": "0x7",
-            "transactionIndex": null, "logIndex": "0x1",
+            "transactionIndex": null, "logIndex": format!("{index:#x}"),
         });
-        let broken = serde_json::value::to_raw_value(&json).unwrap();
-        block.announce(StreamedLog::parse(broken).unwrap());
-        let (missing, let_go) = block.check(&[]);
+        StreamedLog::parse(serde_json::value::to_raw_value(&json).unwrap()).unwrap()
+    }
+
+    /// A held log that does not read as a log is forgotten: not merged in, not counted as
+    /// let go (the read is believed for it, then and once the block is let go), and a
+    /// readable copy of its index announced later is held.
+    #[test]
+    fn a_held_log_that_is_not_a_log_is_forgotten() {
+        let mut block = StreamedBlock::new(7);
+        block.announce(StreamedLog::of(&log(0)));
+        block.announce(unreadable(1));
+        let Shortfall {
+            missing,
+            let_go,
+            unreadable: errors,
+        } = block.check(&[]);
         assert_eq!(indices(&missing), vec![0]);
-        assert_eq!(let_go, 0);
+        assert_eq!((let_go, errors.len()), (0, 1));
+        assert_eq!(block.check(&[log(0)]).unreadable.len(), 0, "forgotten once");
+
+        block.announce(StreamedLog::of(&log(1)));
+        assert_eq!(indices(&block.check(&[log(0)]).missing), vec![1]);
+
+        let mut released = StreamedBlock::new(7);
+        released.announce(unreadable(2));
+        assert_eq!(released.check(&[]).unreadable.len(), 1);
+        released.release_if_passed(7, 7 + HOLD_BLOCKS);
+        let after = released.check(&[]);
+        assert_eq!((after.missing.len(), after.let_go), (0, 0));
+    }
+
+    /// A read lacking only a log the node announced but nexum cannot read is believed at
+    /// once: no reading again.
+    #[tokio::test(start_paused = true)]
+    async fn a_read_lacking_only_an_unreadable_announced_log_is_believed() {
+        let chain = Arc::new(ScriptedChain::new(true));
+        let block = chain.mine(2);
+        let feed = feed(&chain);
+        announce(&feed, &chain, &block).await;
+        let mut odd = unreadable(9);
+        odd.block_hash = Some(block.hash());
+        odd.block_number = Some(block.number());
+        feed.receive(odd);
+        let expected = logs_in(&chain, &block).await;
+        let reads = chain.log_reads();
+        let started = tokio::time::Instant::now();
+        let read = feed.logs_of(&block).await.unwrap();
+        assert_eq!(read, expected);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert_eq!(chain.log_reads(), reads + 1, "read again");
     }
 
     #[test]
@@ -773,7 +855,7 @@ mod tests {
         let mut block = StreamedBlock::new(7);
         block.announce(StreamedLog::of(&log(0)));
         block.announce(StreamedLog::of(&log(0)));
-        let (missing, _) = block.check(&[]);
+        let Shortfall { missing, .. } = block.check(&[]);
         assert_eq!(indices(&missing), vec![0]);
     }
 }
