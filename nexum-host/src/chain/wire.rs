@@ -322,7 +322,7 @@ mod tests {
     }
 
     /// A streamed log's position is read at once, the rest only when asked for, and then
-    /// as a read's log is; a notification without a position is refused.
+    /// as a read's log is; a position is read exactly as a whole log reads it.
     #[test]
     fn a_streamed_log_reads_its_position_first_and_the_rest_on_demand() {
         let anvil = r#"{"address":"0x5fbdb2315678afecb367f032d93f2ecaa0180aa3","topics":["0x48257dc961b6f792c2b78a080dacfed693b660960a702de21cee364e20270e2f"],"data":"0x01","blockHash":"0x7e1ee3e0e2a6a9a6f1f0d0a3c0b9b7f2e2b6f1d0c8a7b6e5d4c3b2a1f0e9d8c7","blockNumber":"0x1f","transactionHash":null,"transactionIndex":"0x3","logIndex":"0x11","removed":false}"#;

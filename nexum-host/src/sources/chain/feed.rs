@@ -96,7 +96,8 @@ struct StreamedBlock {
     /// The announced logs, as the node sent them, until every claim is past the block: a
     /// reader answered by a lagging backend gets them merged in.
     logs: Vec<StreamedLog>,
-    /// Indices of the announced logs, still compared with reads once the logs are let go.
+    /// Indices of the announced logs, still compared with reads once the logs are let go
+    /// (less those forgotten, see [`StreamedBlock::check`]).
     announced: BTreeSet<Option<u64>>,
     /// The logs were let go.
     released: bool,
@@ -119,43 +120,59 @@ impl StreamedBlock {
         }
     }
 
-    /// Compares a read's answer with what was announced (see [`Shortfall`]). A held log the
-    /// read lacks is read in full here, which is rare: a lagging backend, or a module
-    /// reading again. One that does not read as a log is forgotten, as if never
-    /// announced (alloy's typed subscriptions passed such notifications over): no read
-    /// can return it, and a later readable copy of its index counts as fresh.
-    fn check(&mut self, answer: &[ChainLog]) -> Shortfall {
+    /// Compares a read's answer with what was announced (see [`Shortfall`]). Only
+    /// positions are compared; on the `last` of a block's reads, the held logs the read
+    /// lacks are read in full, to be merged in. One that does not read as a log is then
+    /// forgotten, its index with it (unless another held log has that index): it cannot be
+    /// merged, and the read is believed for it, as when alloy's typed subscriptions passed
+    /// such notifications over on arrival; a readable copy of its index announced later
+    /// counts as fresh.
+    fn check(&mut self, answer: &[ChainLog], last: bool) -> Shortfall {
         let returned: BTreeSet<Option<u64>> = answer.iter().map(|l| l.log_index).collect();
         let mut missing = Vec::new();
-        let mut unreadable = Vec::new();
-        self.logs.retain(|log| {
-            if returned.contains(&log.log_index) {
-                return true;
-            }
-            match log.to_chain_log() {
-                Ok(whole) => {
-                    missing.push(whole);
-                    true
+        let mut unreadable = 0;
+        let mut first_error = None;
+        let mut forgotten = BTreeSet::new();
+        if last {
+            self.logs.retain(|log| {
+                if returned.contains(&log.log_index) {
+                    return true;
                 }
-                Err(error) => {
-                    unreadable.push((log.log_index, error));
-                    false
+                match log.to_chain_log() {
+                    Ok(whole) => {
+                        missing.push(whole);
+                        true
+                    }
+                    Err(error) => {
+                        unreadable += 1;
+                        first_error.get_or_insert(error);
+                        forgotten.insert(log.log_index);
+                        false
+                    }
                 }
-            }
-        });
-        for (index, _) in &unreadable {
-            if !self.logs.iter().any(|l| l.log_index == *index) {
-                self.announced.remove(index);
+            });
+            for index in &forgotten {
+                if !self.logs.iter().any(|l| l.log_index == *index) {
+                    self.announced.remove(index);
+                }
             }
         }
-        let held: BTreeSet<Option<u64>> = missing.iter().map(|l| l.log_index).collect();
+        let held: BTreeSet<Option<u64>> = (self.logs.iter())
+            .map(|l| l.log_index)
+            .filter(|index| !returned.contains(index))
+            .collect();
+        let lacking = (self.logs.iter())
+            .filter(|l| !returned.contains(&l.log_index))
+            .count();
         let let_go = (self.announced.difference(&returned))
             .filter(|index| !held.contains(index))
             .count();
         Shortfall {
+            lacking,
             missing,
             let_go,
-            unreadable: unreadable.into_iter().map(|(_, error)| error).collect(),
+            unreadable,
+            first_error,
         }
     }
 
@@ -175,12 +192,16 @@ impl StreamedBlock {
 /// What a read of a block lacks of what the stream announced for it.
 #[derive(Debug, Default)]
 struct Shortfall {
-    /// Announced logs the read lacks whose copies are held, read in full.
+    /// How many announced logs the read lacks whose copies are held.
+    lacking: usize,
+    /// Those logs read in full (on a block's last read only).
     missing: Vec<ChainLog>,
     /// How many more announced logs it lacks whose copies were let go.
     let_go: usize,
-    /// Why held logs the read lacks could not be read as logs (they were forgotten).
-    unreadable: Vec<serde_json::Error>,
+    /// How many held logs it lacks did not read as logs and were forgotten (on a block's
+    /// last read only), and why the first did not.
+    unreadable: usize,
+    first_error: Option<serde_json::Error>,
 }
 
 /// A log subscription's claim on the feed it reads, shared by its driver's clones: while it
@@ -404,16 +425,16 @@ impl<C: ChainReader> LogFeed<C> {
 
     /// Compares what a read of `block` returned with what the stream announced (see
     /// [`StreamedBlock::check`]); a block out of the window was announced nothing.
-    fn check(&self, block: &BlockRecord, read: &[ChainLog]) -> Shortfall {
+    fn check(&self, block: &BlockRecord, read: &[ChainLog], last: bool) -> Shortfall {
         let shortfall = match self.lock().blocks.get_mut(&block.hash()) {
-            Some(announced) => announced.check(read),
+            Some(announced) => announced.check(read, last),
             None => Shortfall::default(),
         };
-        if let Some(error) = shortfall.unreadable.first() {
+        if let Some(error) = &shortfall.first_error {
             tracing::warn!(
                 chain = self.client.chain_id(),
                 block = block.number(),
-                unreadable = shortfall.unreadable.len(),
+                unreadable = shortfall.unreadable,
                 %error,
                 "the node's logs subscription announced logs nexum cannot read; forgetting them"
             );
@@ -436,9 +457,12 @@ impl<C: ChainReader> LogFeed<C> {
                 self.wait_for_stream(block).await;
             }
             let Shortfall {
-                missing, let_go, ..
-            } = self.check(block, &read);
-            if missing.is_empty() && let_go == 0 {
+                lacking,
+                missing,
+                let_go,
+                ..
+            } = self.check(block, &read, attempt == REREADS);
+            if lacking == 0 && let_go == 0 {
                 return Ok(read);
             }
             attempt += 1;
@@ -460,13 +484,13 @@ impl<C: ChainReader> LogFeed<C> {
                 tracing::warn!(
                     chain = self.client.chain_id(),
                     block = block.number(),
-                    missing = missing.len() + let_go,
+                    missing = lacking + let_go,
                     "the node's eth_getLogs keeps missing logs its subscription announced; reading again"
                 );
                 return Err(NodeError::Unavailable(format!(
                     "eth_getLogs for block {} keeps missing {} announced logs",
                     block.number(),
-                    missing.len() + let_go
+                    lacking + let_go
                 )));
             }
             tokio::time::sleep(REREAD_PAUSE).await;
@@ -480,8 +504,8 @@ mod tests {
     use super::super::reader::ChainReader;
     use super::super::scripted::{EMITTER, ScriptedChain, event_topic};
     use super::{
-        BlockRecord, HOLD_BLOCKS, LINGER, LogFeed, LogRange, STREAM_GRACE, Shortfall,
-        StreamedBlock, StreamedLog,
+        BlockRecord, HOLD_BLOCKS, LINGER, LogFeed, LogRange, REREAD_PAUSE, REREADS, STREAM_GRACE,
+        Shortfall, StreamedBlock, StreamedLog,
     };
     use alloy_primitives::{Address, B256, Bytes};
     use nexum_core::{ChainLog, LogFilter};
@@ -757,17 +781,28 @@ mod tests {
         logs.iter().filter_map(|l| l.log_index).collect()
     }
 
+    /// A short read is told how many held logs it lacks; on a block's last read, which
+    /// logs, read in full.
     #[test]
     fn a_short_read_is_told_what_the_stream_saw() {
         let mut block = StreamedBlock::new(7);
         for i in 0..4 {
             block.announce(StreamedLog::of(&log(i)));
         }
+        let early = block.check(&[log(0), log(2)], false);
+        assert_eq!((early.lacking, early.let_go), (2, 0));
+        assert!(
+            early.missing.is_empty(),
+            "read in full before the last read"
+        );
         let Shortfall {
-            missing, let_go, ..
-        } = block.check(&[log(0), log(2)]);
+            lacking,
+            missing,
+            let_go,
+            ..
+        } = block.check(&[log(0), log(2)], true);
         assert_eq!(indices(&missing), vec![1, 3]);
-        assert_eq!(let_go, 0);
+        assert_eq!((lacking, let_go), (2, 0));
     }
 
     #[test]
@@ -785,59 +820,81 @@ mod tests {
         block.announce(StreamedLog::of(&log(3)));
         assert!(block.logs.is_empty());
         let Shortfall {
-            missing, let_go, ..
-        } = block.check(&[log(0)]);
+            lacking,
+            missing,
+            let_go,
+            ..
+        } = block.check(&[log(0)], true);
         assert!(missing.is_empty());
-        assert_eq!(let_go, 3);
+        assert_eq!((lacking, let_go), (0, 3));
     }
 
     /// A notification for block 7 whose position reads but whose other fields do not.
-    fn unreadable(index: u64) -> StreamedLog {
+    fn unreadable(index: Option<u64>) -> StreamedLog {
         let json = serde_json::json!({
             "address": "nonsense", "topics": [], "data": "0x",
             "blockHash": B256::repeat_byte(7), "blockNumber": "0x7",
-            "transactionIndex": null, "logIndex": format!("{index:#x}"),
+            "transactionIndex": null, "logIndex": index.map(|i| format!("{i:#x}")),
         });
         StreamedLog::parse(serde_json::value::to_raw_value(&json).unwrap()).unwrap()
     }
 
-    /// A held log that does not read as a log is forgotten: not merged in, not counted as
-    /// let go (the read is believed for it, then and once the block is let go), and a
-    /// readable copy of its index announced later is held.
+    /// A held log that does not read as a log counts as lacking until a block's last
+    /// read, which forgets it: not merged in, not counted as let go (then, or once the
+    /// block is let go), and a readable copy of its index announced later is held.
     #[test]
-    fn a_held_log_that_is_not_a_log_is_forgotten() {
+    fn a_held_log_that_is_not_a_log_is_forgotten_on_the_last_read() {
         let mut block = StreamedBlock::new(7);
         block.announce(StreamedLog::of(&log(0)));
-        block.announce(unreadable(1));
-        let Shortfall {
-            missing,
-            let_go,
-            unreadable: errors,
-        } = block.check(&[]);
-        assert_eq!(indices(&missing), vec![0]);
-        assert_eq!((let_go, errors.len()), (0, 1));
-        assert_eq!(block.check(&[log(0)]).unreadable.len(), 0, "forgotten once");
+        block.announce(unreadable(Some(1)));
+        let early = block.check(&[log(0)], false);
+        assert_eq!(
+            (early.lacking, early.unreadable),
+            (1, 0),
+            "not yet forgotten"
+        );
+        let last = block.check(&[log(0)], true);
+        assert_eq!((last.lacking, last.let_go, last.unreadable), (0, 0, 1));
+        assert!(last.missing.is_empty() && last.first_error.is_some());
+        assert_eq!(block.check(&[log(0)], true).unreadable, 0, "forgotten once");
 
         block.announce(StreamedLog::of(&log(1)));
-        assert_eq!(indices(&block.check(&[log(0)]).missing), vec![1]);
+        assert_eq!(indices(&block.check(&[log(0)], true).missing), vec![1]);
 
         let mut released = StreamedBlock::new(7);
-        released.announce(unreadable(2));
-        assert_eq!(released.check(&[]).unreadable.len(), 1);
+        released.announce(unreadable(Some(2)));
+        assert_eq!(released.check(&[], true).unreadable, 1);
         released.release_if_passed(7, 7 + HOLD_BLOCKS);
-        let after = released.check(&[]);
-        assert_eq!((after.missing.len(), after.let_go), (0, 0));
+        let after = released.check(&[], true);
+        assert_eq!((after.lacking, after.let_go), (0, 0));
     }
 
-    /// A read lacking only a log the node announced but nexum cannot read is believed at
-    /// once: no reading again.
+    /// Logs without an index share one announced index: forgetting an unreadable one keeps
+    /// it while a readable one is held, so the read still answers for that one once it is
+    /// let go.
+    #[test]
+    fn forgetting_an_unreadable_log_keeps_an_index_another_log_holds() {
+        let mut block = StreamedBlock::new(7);
+        let mut without_index = log(0);
+        without_index.log_index = None;
+        block.announce(StreamedLog::of(&without_index));
+        block.announce(unreadable(None));
+        let last = block.check(&[], true);
+        assert_eq!((last.missing.len(), last.unreadable), (1, 1));
+        block.release_if_passed(7, 7 + HOLD_BLOCKS);
+        assert_eq!(block.check(&[], true).let_go, 1);
+    }
+
+    /// A read lacking only a log the node announced but nexum cannot read is read again,
+    /// as any short read is (a lagging backend looks the same), then believed.
     #[tokio::test(start_paused = true)]
-    async fn a_read_lacking_only_an_unreadable_announced_log_is_believed() {
+    async fn a_read_lacking_only_an_unreadable_log_is_read_again_then_believed() {
         let chain = Arc::new(ScriptedChain::new(true));
         let block = chain.mine(2);
         let feed = feed(&chain);
         announce(&feed, &chain, &block).await;
-        let mut odd = unreadable(9);
+        // The block's own position on the scripted chain, not block 7's.
+        let mut odd = unreadable(Some(9));
         odd.block_hash = Some(block.hash());
         odd.block_number = Some(block.number());
         feed.receive(odd);
@@ -846,8 +903,12 @@ mod tests {
         let started = tokio::time::Instant::now();
         let read = feed.logs_of(&block).await.unwrap();
         assert_eq!(read, expected);
+        assert_eq!(started.elapsed(), REREAD_PAUSE * REREADS);
+        assert_eq!(chain.log_reads(), reads + 1 + u64::from(REREADS));
+        // Forgotten: the next read of the block is believed at once.
+        let started = tokio::time::Instant::now();
+        assert_eq!(feed.logs_of(&block).await.unwrap(), expected);
         assert_eq!(started.elapsed(), Duration::ZERO);
-        assert_eq!(chain.log_reads(), reads + 1, "read again");
     }
 
     #[test]
@@ -855,7 +916,7 @@ mod tests {
         let mut block = StreamedBlock::new(7);
         block.announce(StreamedLog::of(&log(0)));
         block.announce(StreamedLog::of(&log(0)));
-        let Shortfall { missing, .. } = block.check(&[]);
+        let Shortfall { missing, .. } = block.check(&[], true);
         assert_eq!(indices(&missing), vec![0]);
     }
 }
