@@ -437,7 +437,8 @@ impl Drop for LogSubscription {
 impl LogSubscription {
     /// The next log announced (see [`StreamedLog`]). A notification without a readable
     /// position is passed over, as alloy's typed subscriptions pass over what they cannot
-    /// read; one whose other fields do not read is found out only if a read lacks it.
+    /// read; one whose other fields do not read is found out, and forgotten, only when
+    /// the feed reads it in full (see `sources/chain/feed.rs`).
     pub(crate) async fn next(&mut self) -> Next<StreamedLog> {
         loop {
             match self.logs.recv().await {

@@ -48,9 +48,9 @@ pub(crate) fn chain_log(log: LogFields) -> ChainLog {
 
 /// A log as a `logs` subscription announced it. The feed only compares positions (which
 /// block, which index) with what a read returns, so only those are read at once; the
-/// node's JSON is kept and read in full only when a read lacks the log and it must be
-/// merged in, which is rare. Reading every announced log in full cost as much as reading
-/// the block's logs themselves.
+/// node's JSON is kept and read in full only when a short read's last re-read still lacks
+/// the log, to merge it in, or when no read returned it, as its block is let go: both
+/// rare. Reading every announced log in full was most of the stream's parsing.
 #[derive(Debug)]
 pub(crate) struct StreamedLog {
     pub block_hash: Option<B256>,

@@ -17,8 +17,10 @@
 //! Each log subscription reading the feed holds a [`FeedClaim`] and reports the blocks its
 //! module is past (their deliveries committed). An announced log is read only as far as
 //! its position (block and index); its JSON is held as the node sent it, until every claim
-//! is past the block and the stream is a few blocks further on, and read in full only if a
-//! read lacks it. Then only the indices are kept: a busy block costs some 30 bytes a log
+//! is past the block and the stream is a few blocks further on. It is read in full only
+//! when the last re-read of a short read still lacks it (to merge it in), or as the block
+//! is let go if no read returned it (to forget it if it is not a log). Once let go, only
+//! the indices are kept: a busy block costs some 30 bytes a log
 //! for `reorg_depth` blocks, not the whole log. A read that keeps missing logs whose copies
 //! were let go (a module reading again a block it had passed, after a reorg back to it)
 //! fails, and is tried again later.
@@ -99,6 +101,9 @@ struct StreamedBlock {
     /// Indices of the announced logs, still compared with reads once the logs are let go
     /// (less those forgotten, see [`StreamedBlock::check`]).
     announced: BTreeSet<Option<u64>>,
+    /// Indices some read of the block returned, until the logs are let go: a log a read
+    /// confirmed need not be read in full before it goes.
+    confirmed: BTreeSet<Option<u64>>,
     /// The logs were let go.
     released: bool,
 }
@@ -109,6 +114,7 @@ impl StreamedBlock {
             number,
             logs: Vec::new(),
             announced: BTreeSet::new(),
+            confirmed: BTreeSet::new(),
             released: false,
         }
     }
@@ -121,42 +127,22 @@ impl StreamedBlock {
     }
 
     /// Compares a read's answer with what was announced (see [`Shortfall`]). Only
-    /// positions are compared; on the `last` of a block's reads, the held logs the read
-    /// lacks are read in full, to be merged in. One that does not read as a log is then
+    /// positions are compared; on the `last` re-read of [`LogFeed::logs_of`], the held
+    /// logs the read lacks are read in full, to be merged in. One that does not read as a log is then
     /// forgotten, its index with it (unless another held log has that index): it cannot be
     /// merged, and the read is believed for it, as when alloy's typed subscriptions passed
     /// such notifications over on arrival; a readable copy of its index announced later
     /// counts as fresh.
     fn check(&mut self, answer: &[ChainLog], last: bool) -> Shortfall {
         let returned: BTreeSet<Option<u64>> = answer.iter().map(|l| l.log_index).collect();
-        let mut missing = Vec::new();
-        let mut unreadable = 0;
-        let mut first_error = None;
-        let mut forgotten = BTreeSet::new();
-        if last {
-            self.logs.retain(|log| {
-                if returned.contains(&log.log_index) {
-                    return true;
-                }
-                match log.to_chain_log() {
-                    Ok(whole) => {
-                        missing.push(whole);
-                        true
-                    }
-                    Err(error) => {
-                        unreadable += 1;
-                        first_error.get_or_insert(error);
-                        forgotten.insert(log.log_index);
-                        false
-                    }
-                }
-            });
-            for index in &forgotten {
-                if !self.logs.iter().any(|l| l.log_index == *index) {
-                    self.announced.remove(index);
-                }
-            }
+        if !self.released {
+            self.confirmed.extend(returned.iter().copied());
         }
+        let (missing, unreadable, first_error) = if last {
+            self.read_in_full(|log| returned.contains(&log.log_index))
+        } else {
+            (Vec::new(), 0, None)
+        };
         let held: BTreeSet<Option<u64>> = (self.logs.iter())
             .map(|l| l.log_index)
             .filter(|index| !returned.contains(index))
@@ -176,16 +162,58 @@ impl StreamedBlock {
         }
     }
 
-    /// Lets the logs go, keeping their indices, once every claim is past the block
-    /// (`passed_by_all`) and the stream is [`HOLD_BLOCKS`] past it.
-    fn release_if_passed(&mut self, passed_by_all: u64, reached: u64) {
-        if !self.released
-            && self.number <= passed_by_all
-            && self.number.saturating_add(HOLD_BLOCKS) <= reached
-        {
-            self.released = true;
-            self.logs = Vec::new();
+    /// Reads in full the held logs `passed_over` does not pass over, and forgets those
+    /// that do not read as logs (their index with them, unless another held log has it).
+    /// Returns the logs that read, how many were forgotten, and why the first was.
+    fn read_in_full(
+        &mut self,
+        passed_over: impl Fn(&StreamedLog) -> bool,
+    ) -> (Vec<ChainLog>, usize, Option<serde_json::Error>) {
+        let mut whole = Vec::new();
+        let mut first_error = None;
+        let mut forgotten = BTreeSet::new();
+        self.logs.retain(|log| {
+            if passed_over(log) {
+                return true;
+            }
+            match log.to_chain_log() {
+                Ok(log) => {
+                    whole.push(log);
+                    true
+                }
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                    forgotten.insert(log.log_index);
+                    false
+                }
+            }
+        });
+        let count = forgotten.len();
+        for index in &forgotten {
+            if !self.logs.iter().any(|l| l.log_index == *index) {
+                self.announced.remove(index);
+            }
         }
+        (whole, count, first_error)
+    }
+
+    /// Lets the logs go, keeping their indices, once every claim is past the block
+    /// (`passed_by_all`) and the stream is [`HOLD_BLOCKS`] past it. The logs no read
+    /// returned (announced after the block was read, say) are read in full first, and
+    /// those that do not read as logs are forgotten: a later read of the block is not
+    /// held to them. Returns how many were forgotten.
+    fn release_if_passed(&mut self, passed_by_all: u64, reached: u64) -> usize {
+        if self.released
+            || self.number > passed_by_all
+            || self.number.saturating_add(HOLD_BLOCKS) > reached
+        {
+            return 0;
+        }
+        let confirmed = std::mem::take(&mut self.confirmed);
+        let (_, forgotten, _) = self.read_in_full(|log| confirmed.contains(&log.log_index));
+        self.released = true;
+        self.logs = Vec::new();
+        forgotten
     }
 }
 
@@ -194,12 +222,12 @@ impl StreamedBlock {
 struct Shortfall {
     /// How many announced logs the read lacks whose copies are held.
     lacking: usize,
-    /// Those logs read in full (on a block's last read only).
+    /// Those logs read in full (on the last re-read only, see [`LogFeed::logs_of`]).
     missing: Vec<ChainLog>,
     /// How many more announced logs it lacks whose copies were let go.
     let_go: usize,
     /// How many held logs it lacks did not read as logs and were forgotten (on a block's
-    /// last read only), and why the first did not.
+    /// last re-read only), and why the first did not.
     unreadable: usize,
     first_error: Option<serde_json::Error>,
 }
@@ -383,15 +411,23 @@ impl<C: ChainReader> LogFeed<C> {
             .or_insert_with(|| StreamedBlock::new(number))
             .announce(log);
         // What is let go and what is kept change only as the stream moves on.
+        let mut forgotten = 0;
         if moved {
             let keep_from = number.saturating_sub(self.depth);
             let passed_by_all = streamed.passed_by_all();
             streamed.blocks.retain(|_, block| {
-                block.release_if_passed(passed_by_all, number);
+                forgotten += block.release_if_passed(passed_by_all, number);
                 block.number >= keep_from
             });
         }
         drop(streamed);
+        if forgotten > 0 {
+            tracing::warn!(
+                chain = self.client.chain_id(),
+                forgotten,
+                "the node's logs subscription announced logs nexum cannot read, and no read returned them; forgetting them"
+            );
+        }
         // A waiting read looks only at which blocks were announced: it is woken by a block's
         // first log, once that log is in.
         if first_of_block {
@@ -781,7 +817,7 @@ mod tests {
         logs.iter().filter_map(|l| l.log_index).collect()
     }
 
-    /// A short read is told how many held logs it lacks; on a block's last read, which
+    /// A short read is told how many held logs it lacks; on its last re-read, which
     /// logs, read in full.
     #[test]
     fn a_short_read_is_told_what_the_stream_saw() {
@@ -839,7 +875,7 @@ mod tests {
         StreamedLog::parse(serde_json::value::to_raw_value(&json).unwrap()).unwrap()
     }
 
-    /// A held log that does not read as a log counts as lacking until a block's last
+    /// A held log that does not read as a log counts as lacking until the last
     /// read, which forgets it: not merged in, not counted as let go (then, or once the
     /// block is let go), and a readable copy of its index announced later is held.
     #[test]
@@ -881,8 +917,25 @@ mod tests {
         block.announce(unreadable(None));
         let last = block.check(&[], true);
         assert_eq!((last.missing.len(), last.unreadable), (1, 1));
+        assert_eq!((last.lacking, last.let_go), (1, 0));
         block.release_if_passed(7, 7 + HOLD_BLOCKS);
         assert_eq!(block.check(&[], true).let_go, 1);
+    }
+
+    /// A log announced after the block's reads, which no read returned, is read in full as
+    /// the block is let go: an unreadable one is forgotten then (a later read of the block
+    /// is not held to it), a readable one is still compared by its index.
+    #[test]
+    fn an_unreadable_log_no_read_returned_is_forgotten_as_the_block_is_let_go() {
+        let mut block = StreamedBlock::new(7);
+        block.announce(StreamedLog::of(&log(0)));
+        assert_eq!(block.check(&[log(0)], false).lacking, 0);
+        block.announce(unreadable(Some(1)));
+        block.announce(StreamedLog::of(&log(2)));
+        assert_eq!(block.release_if_passed(7, 7 + HOLD_BLOCKS), 1);
+        let after = block.check(&[log(0), log(2)], true);
+        assert_eq!((after.lacking, after.let_go), (0, 0));
+        assert_eq!(block.check(&[log(0)], true).let_go, 1);
     }
 
     /// A read lacking only a log the node announced but nexum cannot read is read again,
