@@ -32,7 +32,6 @@ use crate::chain::wire::{LogRange, StreamedLog};
 use crate::chain::{BlockRecord, NodeError};
 use alloy_primitives::B256;
 use nexum_core::{ChainLog, LogFilter};
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -77,7 +76,7 @@ impl Streamed {
     /// `block`'s). A block the view has moved past is judged by number, as a reorg that deep
     /// is out of reach anyway.
     fn has_reached(&self, block: &BlockRecord, view: &CanonicalView) -> bool {
-        if self.blocks.contains_key(&block.hash()) {
+        if (self.blocks.get(&block.hash())).is_some_and(StreamedBlock::was_announced) {
             return true;
         }
         if view.oldest().is_some_and(|oldest| block.number() < oldest) {
@@ -86,6 +85,7 @@ impl Streamed {
         view.is_canonical(block.number(), block.hash()) == Some(true)
             && self.blocks.iter().any(|(hash, announced)| {
                 announced.number > block.number()
+                    && announced.was_announced()
                     && view.is_canonical(announced.number, *hash) == Some(true)
             })
     }
@@ -117,6 +117,12 @@ impl StreamedBlock {
             confirmed: BTreeSet::new(),
             released: false,
         }
+    }
+
+    /// Whether the stream announced logs of the block (a read that found logs makes an
+    /// entry first, to note which it returned).
+    fn was_announced(&self) -> bool {
+        !self.announced.is_empty()
     }
 
     fn announce(&mut self, log: StreamedLog) {
@@ -405,11 +411,9 @@ impl<C: ChainReader> LogFeed<C> {
         let mut streamed = self.lock();
         let moved = streamed.reached < number;
         streamed.reached = streamed.reached.max(number);
-        let entry = streamed.blocks.entry(hash);
-        let first_of_block = matches!(entry, Entry::Vacant(_));
-        entry
-            .or_insert_with(|| StreamedBlock::new(number))
-            .announce(log);
+        let announced = (streamed.blocks.entry(hash)).or_insert_with(|| StreamedBlock::new(number));
+        let first_of_block = !announced.was_announced();
+        announced.announce(log);
         // What is let go and what is kept change only as the stream moves on.
         let mut forgotten = 0;
         if moved {
@@ -461,10 +465,22 @@ impl<C: ChainReader> LogFeed<C> {
 
     /// Compares what a read of `block` returned with what the stream announced (see
     /// [`StreamedBlock::check`]); a block out of the window was announced nothing.
+    /// A read that found logs of a block the stream has not announced yet makes its entry,
+    /// so the logs announced later that it returned are not read in full as the block is
+    /// let go; entries further back than the follower's window go then.
     fn check(&self, block: &BlockRecord, read: &[ChainLog], last: bool) -> Shortfall {
-        let shortfall = match self.lock().blocks.get_mut(&block.hash()) {
-            Some(announced) => announced.check(read, last),
-            None => Shortfall::default(),
+        let shortfall = {
+            let mut streamed = self.lock();
+            let blocks = &mut streamed.blocks;
+            if !read.is_empty() && !blocks.contains_key(&block.hash()) {
+                let depth = self.depth;
+                blocks.retain(|_, b| b.number.saturating_add(depth) > block.number());
+                blocks.insert(block.hash(), StreamedBlock::new(block.number()));
+            }
+            match blocks.get_mut(&block.hash()) {
+                Some(announced) => announced.check(read, last),
+                None => Shortfall::default(),
+            }
         };
         if let Some(error) = &shortfall.first_error {
             tracing::warn!(
@@ -936,6 +952,40 @@ mod tests {
         let after = block.check(&[log(0), log(2)], true);
         assert_eq!((after.lacking, after.let_go), (0, 0));
         assert_eq!(block.check(&[log(0)], true).let_go, 1);
+    }
+
+    /// A read that found logs before the stream announced them notes what it returned:
+    /// the logs announced later are not read in full as the block is let go (an unreadable
+    /// one keeps its index), and the entry does not count as the stream reaching the block.
+    #[tokio::test(start_paused = true)]
+    async fn a_read_ahead_of_the_stream_confirms_what_it_returned() {
+        let chain = Arc::new(ScriptedChain::new(true));
+        let block = chain.mine(2);
+        let (_view, seen) = watch::channel(Arc::new(chain.view()));
+        let feed = feed_seeing(&chain, seen);
+        let claim = feed.claim().unwrap();
+        let read = claim.logs_of(&block).await.unwrap();
+        assert_eq!(read.len(), 2);
+        assert!(
+            !feed.lock().has_reached(&block, &chain.view()),
+            "a read is not the stream"
+        );
+        let mut odd = unreadable(read[0].log_index);
+        odd.block_hash = Some(block.hash());
+        odd.block_number = Some(block.number());
+        feed.receive(odd);
+        feed.receive(StreamedLog::of(&read[1]));
+        assert!(feed.lock().has_reached(&block, &chain.view()));
+        claim.passed(block.number());
+        feed.receive(StreamedLog::of(&later(&read[0], HOLD_BLOCKS)));
+        let streamed = feed.lock();
+        let let_go = &streamed.blocks[&block.hash()];
+        assert!(let_go.released);
+        assert_eq!(
+            let_go.announced.len(),
+            2,
+            "a log a read returned was forgotten"
+        );
     }
 
     /// A read lacking only a log the node announced but nexum cannot read is read again,
