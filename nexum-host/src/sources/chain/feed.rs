@@ -20,10 +20,10 @@
 //! is past the block and the stream is a few blocks further on. It is read in full only
 //! when the last re-read of a short read still lacks it (to merge it in), or as the block
 //! is let go if no read returned it (to forget it if it is not a log). Once let go, only
-//! the indices are kept: a busy block costs some 30 bytes a log
-//! for `reorg_depth` blocks, not the whole log. A read that keeps missing logs whose copies
-//! were let go (a module reading again a block it had passed, after a reorg back to it)
-//! fails, and is tried again later.
+//! the indices are kept: a busy block costs some 30 bytes a log for `reorg_depth` blocks,
+//! not the whole log. A read that keeps missing logs whose copies were let go (a module
+//! reading again a block it had passed, after a reorg back to it) fails, and is tried again
+//! later.
 
 use super::follower::CanonicalView;
 use super::reader::{ChainReader, LogStream};
@@ -134,11 +134,11 @@ impl StreamedBlock {
 
     /// Compares a read's answer with what was announced (see [`Shortfall`]). Only
     /// positions are compared; on the `last` re-read of [`LogFeed::logs_of`], the held
-    /// logs the read lacks are read in full, to be merged in. One that does not read as a log is then
-    /// forgotten, its index with it (unless another held log has that index): it cannot be
-    /// merged, and the read is believed for it, as when alloy's typed subscriptions passed
-    /// such notifications over on arrival; a readable copy of its index announced later
-    /// counts as fresh.
+    /// logs the read lacks are read in full, to be merged in. One that does not read as a
+    /// log is then forgotten, its index with it (unless another held log has that index):
+    /// it cannot be merged, and the read is believed for it, as when alloy's typed
+    /// subscriptions passed such notifications over on arrival; a readable copy of its
+    /// index announced later counts as fresh.
     fn check(&mut self, answer: &[ChainLog], last: bool) -> Shortfall {
         let returned: BTreeSet<Option<u64>> = answer.iter().map(|l| l.log_index).collect();
         if !self.released {
@@ -149,13 +149,16 @@ impl StreamedBlock {
         } else {
             (Vec::new(), 0, None)
         };
-        let held: BTreeSet<Option<u64>> = (self.logs.iter())
-            .map(|l| l.log_index)
-            .filter(|index| !returned.contains(index))
-            .collect();
-        let lacking = (self.logs.iter())
+        let mut lacking = 0;
+        let mut held = BTreeSet::new();
+        for log in self
+            .logs
+            .iter()
             .filter(|l| !returned.contains(&l.log_index))
-            .count();
+        {
+            lacking += 1;
+            held.insert(log.log_index);
+        }
         let let_go = (self.announced.difference(&returned))
             .filter(|index| !held.contains(index))
             .count();
@@ -419,9 +422,13 @@ impl<C: ChainReader> LogFeed<C> {
         if moved {
             let keep_from = number.saturating_sub(self.depth);
             let passed_by_all = streamed.passed_by_all();
+            // An entry that goes is not released first: nothing would read what it kept.
             streamed.blocks.retain(|_, block| {
-                forgotten += block.release_if_passed(passed_by_all, number);
-                block.number >= keep_from
+                let keep = block.number >= keep_from;
+                if keep {
+                    forgotten += block.release_if_passed(passed_by_all, number);
+                }
+                keep
             });
         }
         drop(streamed);
