@@ -104,6 +104,9 @@ struct StreamedBlock {
     /// Indices some read of the block returned, until the logs are let go: a log a read
     /// confirmed need not be read in full before it goes.
     confirmed: BTreeSet<Option<u64>>,
+    /// The stream announced logs of the block, even if all were since forgotten as
+    /// unreadable: it has reached the block all the same.
+    heard: bool,
     /// The logs were let go.
     released: bool,
 }
@@ -115,6 +118,7 @@ impl StreamedBlock {
             logs: Vec::new(),
             announced: BTreeSet::new(),
             confirmed: BTreeSet::new(),
+            heard: false,
             released: false,
         }
     }
@@ -122,10 +126,11 @@ impl StreamedBlock {
     /// Whether the stream announced logs of the block (a read that found logs makes an
     /// entry first, to note which it returned).
     fn was_announced(&self) -> bool {
-        !self.announced.is_empty()
+        self.heard
     }
 
     fn announce(&mut self, log: StreamedLog) {
+        self.heard = true;
         let fresh = self.announced.insert(log.log_index);
         if (fresh || log.log_index.is_none()) && !self.released {
             self.logs.push(log);
@@ -210,19 +215,24 @@ impl StreamedBlock {
     /// (`passed_by_all`) and the stream is [`HOLD_BLOCKS`] past it. The logs no read
     /// returned (announced after the block was read, say) are read in full first, and
     /// those that do not read as logs are forgotten: a later read of the block is not
-    /// held to them. Returns how many were forgotten.
-    fn release_if_passed(&mut self, passed_by_all: u64, reached: u64) -> usize {
+    /// held to them. Returns how many were forgotten, and why the first was.
+    fn release_if_passed(
+        &mut self,
+        passed_by_all: u64,
+        reached: u64,
+    ) -> (usize, Option<serde_json::Error>) {
         if self.released
             || self.number > passed_by_all
             || self.number.saturating_add(HOLD_BLOCKS) > reached
         {
-            return 0;
+            return (0, None);
         }
         let confirmed = std::mem::take(&mut self.confirmed);
-        let (_, forgotten, _) = self.read_in_full(|log| confirmed.contains(&log.log_index));
+        let (_, forgotten, first_error) =
+            self.read_in_full(|log| confirmed.contains(&log.log_index));
         self.released = true;
         self.logs = Vec::new();
-        forgotten
+        (forgotten, first_error)
     }
 }
 
@@ -419,6 +429,7 @@ impl<C: ChainReader> LogFeed<C> {
         announced.announce(log);
         // What is let go and what is kept change only as the stream moves on.
         let mut forgotten = 0;
+        let mut first_error = None;
         if moved {
             let keep_from = number.saturating_sub(self.depth);
             let passed_by_all = streamed.passed_by_all();
@@ -426,16 +437,21 @@ impl<C: ChainReader> LogFeed<C> {
             streamed.blocks.retain(|_, block| {
                 let keep = block.number >= keep_from;
                 if keep {
-                    forgotten += block.release_if_passed(passed_by_all, number);
+                    let (count, error) = block.release_if_passed(passed_by_all, number);
+                    forgotten += count;
+                    if let Some(error) = error {
+                        first_error.get_or_insert(error);
+                    }
                 }
                 keep
             });
         }
         drop(streamed);
-        if forgotten > 0 {
+        if let Some(error) = first_error {
             tracing::warn!(
                 chain = self.client.chain_id(),
                 forgotten,
+                %error,
                 "the node's logs subscription announced logs nexum cannot read, and no read returned them; forgetting them"
             );
         }
@@ -870,7 +886,7 @@ mod tests {
         for i in 0..3 {
             block.announce(StreamedLog::of(&log(i)));
         }
-        block.release_if_passed(6, 7 + HOLD_BLOCKS);
+        assert_eq!(block.release_if_passed(6, 7 + HOLD_BLOCKS).0, 0);
         assert_eq!(block.logs.len(), 3, "a claim is not past it");
         block.release_if_passed(7, 7 + HOLD_BLOCKS - 1);
         assert_eq!(block.logs.len(), 3, "the stream is not far enough past it");
@@ -955,7 +971,9 @@ mod tests {
         assert_eq!(block.check(&[log(0)], false).lacking, 0);
         block.announce(unreadable(Some(1)));
         block.announce(StreamedLog::of(&log(2)));
-        assert_eq!(block.release_if_passed(7, 7 + HOLD_BLOCKS), 1);
+        let (forgotten, error) = block.release_if_passed(7, 7 + HOLD_BLOCKS);
+        assert_eq!(forgotten, 1);
+        assert!(error.is_some(), "the warning says why");
         let after = block.check(&[log(0), log(2)], true);
         assert_eq!((after.lacking, after.let_go), (0, 0));
         assert_eq!(block.check(&[log(0)], true).let_go, 1);
@@ -1028,5 +1046,79 @@ mod tests {
         block.announce(StreamedLog::of(&log(0)));
         let Shortfall { missing, .. } = block.check(&[], true);
         assert_eq!(indices(&missing), vec![0]);
+    }
+
+    /// A block whose announced logs were all unreadable, and forgotten, was still reached
+    /// by the stream: an empty read of it is believed at once, not after the grace.
+    #[tokio::test(start_paused = true)]
+    async fn a_block_whose_announced_logs_were_all_forgotten_was_still_reached() {
+        let mut block = StreamedBlock::new(7);
+        block.announce(unreadable(Some(1)));
+        assert_eq!(block.check(&[], true).unreadable, 1);
+        assert!(block.announced.is_empty());
+        assert!(block.was_announced(), "forgetting a log unheard the block");
+
+        let chain = Arc::new(ScriptedChain::new(true));
+        let mined = chain.mine(1);
+        let (_view, seen) = watch::channel(Arc::new(chain.view()));
+        let feed = feed_seeing(&chain, seen);
+        let mut odd = unreadable(Some(9));
+        odd.block_hash = Some(mined.hash());
+        odd.block_number = Some(mined.number());
+        feed.receive(odd);
+        assert_eq!(feed.check(&mined, &[], true).unreadable, 1);
+        chain.cut_short_once(mined.hash(), 1);
+        let started = tokio::time::Instant::now();
+        assert!(feed.logs_of(&mined).await.unwrap().is_empty());
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    /// An entry a read made for a later block is not the stream reaching it: an earlier
+    /// block's empty read waits, and wakes on the stream's first log into that entry.
+    #[tokio::test(start_paused = true)]
+    async fn a_later_block_only_read_is_not_the_stream_reaching_an_earlier_one() {
+        let chain = Arc::new(ScriptedChain::new(true));
+        let earlier = chain.mine(1);
+        let later = chain.mine(1);
+        let (_view, seen) = watch::channel(Arc::new(chain.view()));
+        let feed = feed_seeing(&chain, seen);
+        let read = feed.logs_of(&later).await.unwrap();
+        assert_eq!(read.len(), 1);
+        assert!(feed.lock().blocks.contains_key(&later.hash()));
+        assert!(!feed.lock().has_reached(&earlier, &chain.view()));
+
+        let streamed = feed.clone();
+        let log = read[0].clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            streamed.receive(StreamedLog::of(&log));
+        });
+        chain.cut_short_once(earlier.hash(), 1);
+        let started = tokio::time::Instant::now();
+        assert!(feed.logs_of(&earlier).await.unwrap().is_empty());
+        assert_eq!(started.elapsed(), Duration::from_millis(5));
+    }
+
+    /// A read that makes an entry drops those the follower's window has left behind.
+    #[tokio::test(start_paused = true)]
+    async fn a_read_making_an_entry_drops_those_out_of_the_window() {
+        let chain = Arc::new(ScriptedChain::new(true));
+        let old = chain.mine(1);
+        let feed = feed(&chain);
+        announce(&feed, &chain, &old).await;
+        chain.mine_quietly(14, 0);
+        let within = chain.mine(1);
+        assert_eq!(within.number(), old.number() + 15);
+        feed.logs_of(&within).await.unwrap();
+        assert!(
+            feed.lock().blocks.contains_key(&old.hash()),
+            "dropped too early"
+        );
+        let beyond = chain.mine(1);
+        feed.logs_of(&beyond).await.unwrap();
+        let streamed = feed.lock();
+        assert!(!streamed.blocks.contains_key(&old.hash()));
+        assert!(streamed.blocks.contains_key(&within.hash()));
+        assert!(streamed.blocks.contains_key(&beyond.hash()));
     }
 }
