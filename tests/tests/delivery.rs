@@ -654,6 +654,51 @@ async fn an_awaited_dispatch_runs_after_the_events_queued_before_it() {
     }
 }
 
+/// Awaited dispatches to a full queue wait for room in the order they came, and one that
+/// comes while others wait takes its turn behind them, though the worker has just made
+/// room: every event runs in the order it was dispatched.
+#[tokio::test]
+async fn dispatches_waiting_for_room_keep_their_order() {
+    let mut config = test_config();
+    config.supervision.queue_capacity = 1;
+    let engine = boot(vec![TestModule::probe("a")], config).await.unwrap();
+    for round in 0..10u64 {
+        let first = round * 6;
+        let mut calls = Vec::new();
+        for i in 1..=5 {
+            let slow = if i == 1 { "sleep 20; " } else { "" };
+            let mut call = Box::pin(engine.runtime.dispatch(
+                "a",
+                command(&format!("{slow}count n; copy n at{}", first + i)),
+            ));
+            // Queued, or waiting for room, before the next one comes.
+            assert!(futures::poll!(call.as_mut()).is_pending());
+            calls.push(call);
+        }
+        // Given a moment, the worker takes the slow event and the room it makes goes to the
+        // first waiter, then the next dispatch comes (the order must hold however the
+        // timing falls; the pause only makes this case likely).
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let last = engine
+            .runtime
+            .dispatch("a", command(&format!("count n; copy n at{}", first + 6)));
+        let (outcomes, last) = tokio::join!(futures::future::join_all(calls), last);
+        assert!(
+            outcomes
+                .into_iter()
+                .chain([last])
+                .all(|o| o.unwrap() == Outcome::Handled)
+        );
+        for i in first + 1..=first + 6 {
+            assert_eq!(
+                engine.read("a", &format!("at{i}")),
+                Some(i.to_string()),
+                "event {i} ran {i}th"
+            );
+        }
+    }
+}
+
 /// A caller that stops waiting for a dispatched event does not cut its call short: it ends
 /// and commits, and the next event runs after it.
 #[tokio::test]

@@ -350,16 +350,23 @@ impl Supervisor for HostSupervisor {
             return Err(DispatchError::Closed);
         }
         let (reply, outcome) = oneshot::channel();
-        let queue = handle.queue.clone();
-        drop(handle);
-        queue
-            .send(Job {
-                delivery,
-                reply: Some(reply),
-                queued_at: std::time::Instant::now(),
-            })
-            .await
-            .map_err(|_| DispatchError::Closed)?;
+        let job = Job {
+            delivery,
+            reply: Some(reply),
+            queued_at: std::time::Instant::now(),
+        };
+        // With room in the queue (the usual case) the job goes in at once; waiting for room
+        // takes the queue's turn like any sender, behind those already waiting (a queue with
+        // waiters has no room to give).
+        match handle.queue.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(DispatchError::Closed),
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                let queue = handle.queue.clone();
+                drop(handle);
+                queue.send(job).await.map_err(|_| DispatchError::Closed)?;
+            }
+        }
         Ok(Handled(outcome))
     }
 

@@ -11,8 +11,8 @@ use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use metrics::SharedString;
 use nexum_core::host_rules::store::WriteSet;
 use nexum_core::{Delivery, Event, Lifecycle, ModuleEvent, ModuleStatus, Outcome, Supervision};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::Instrument;
@@ -28,7 +28,9 @@ pub(crate) struct Job {
 /// Counters and state shared between a worker and the supervisor that reports on it.
 #[derive(Default)]
 pub(crate) struct WorkerShared {
-    pub status: Mutex<Option<ModuleStatus>>,
+    /// The module's [`ModuleStatus`] (see [`WorkerShared::status`]): read at every
+    /// dispatch, so an atomic rather than a lock.
+    status: AtomicU8,
     pub handled: AtomicU64,
     pub failed: AtomicU64,
     pub trapped: AtomicU64,
@@ -37,14 +39,22 @@ pub(crate) struct WorkerShared {
 
 impl WorkerShared {
     pub fn status(&self) -> ModuleStatus {
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .unwrap_or(ModuleStatus::Running)
+        match self.status.load(Ordering::Acquire) {
+            0 => ModuleStatus::Running,
+            1 => ModuleStatus::Restarting,
+            2 => ModuleStatus::Quarantined,
+            _ => ModuleStatus::Stopped,
+        }
     }
 
     fn set_status(&self, status: ModuleStatus) {
-        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+        let code = match status {
+            ModuleStatus::Running => 0,
+            ModuleStatus::Restarting => 1,
+            ModuleStatus::Quarantined => 2,
+            ModuleStatus::Stopped => 3,
+        };
+        self.status.store(code, Ordering::Release);
     }
 }
 
