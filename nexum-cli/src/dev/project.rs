@@ -13,6 +13,9 @@ use tokio::process::Command;
 /// Where the JavaScript and Python templates' builds write the component.
 const SCRIPTED_OUTPUT: &str = "dist/module.wasm";
 
+/// The target Rust modules are built for.
+const RUST_TARGET: &str = "wasm32-wasip2";
+
 /// The language a module is written in, known by its build file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -92,13 +95,14 @@ impl Project {
     /// `cargo build`, reading the component's path from cargo's own report (it honours
     /// `CARGO_TARGET_DIR` and the crate's name).
     async fn cargo_build(&self) -> anyhow::Result<PathBuf> {
+        ensure_rust_target(&["rustup"], &self.root).await?;
         let mut command = Command::new("cargo");
         command
             .current_dir(&self.root)
             .args([
                 "build",
                 "--target",
-                "wasm32-wasip2",
+                RUST_TARGET,
                 "--release",
                 "--message-format",
                 "json-render-diagnostics",
@@ -153,6 +157,56 @@ impl Project {
     }
 }
 
+/// Adds [`RUST_TARGET`] to the toolchain that builds in `root` when rustup manages it and
+/// lacks the target, so that a first `nexum dev` works on a fresh machine (wasm-pack does
+/// the same). Without rustup (a distribution's own Rust) nothing is added, and cargo's
+/// error says the target is missing. `rustup` is the command that runs it (a program and
+/// its first arguments).
+async fn ensure_rust_target(rustup: &[&str], root: &Path) -> anyhow::Result<()> {
+    let Some((program, first)) = rustup.split_first() else {
+        return Ok(());
+    };
+    let listed = Command::new(program)
+        .args(first)
+        .current_dir(root)
+        .args(["target", "list", "--installed"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await;
+    let Ok(listed) = listed.map_err(|e| tracing::debug!(error = %e, "no rustup")) else {
+        return Ok(());
+    };
+    let installed = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .any(|line| line.trim() == RUST_TARGET);
+    if !listed.status.success() || installed {
+        return Ok(());
+    }
+    tracing::info!(
+        "dev: adding the {RUST_TARGET} target to the Rust toolchain (rustup target add {RUST_TARGET})"
+    );
+    let mut command = Command::new(program);
+    command
+        .args(first)
+        .current_dir(root)
+        .args(["target", "add", RUST_TARGET])
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    let status = Build::spawn(&mut command)
+        .context("starting rustup")?
+        .wait()
+        .await?;
+    if !status.success() {
+        bail!(
+            "`rustup target add {RUST_TARGET}` failed (its errors are above): Rust modules are built for {RUST_TARGET}"
+        );
+    }
+    Ok(())
+}
+
 /// The `.wasm` of a cdylib in one line of cargo's JSON messages.
 fn component_artifact(line: &str) -> Option<PathBuf> {
     let message: serde_json::Value = serde_json::from_str(line).ok()?;
@@ -177,6 +231,71 @@ fn component_artifact(line: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stand-in for rustup that records its arguments in `calls`, lists `installed` as
+    /// the installed targets and exits with `add_status` from `target add`. It runs as
+    /// `sh SCRIPT`: a file just written cannot be run while another test's child, forked
+    /// meanwhile, may still hold it open.
+    fn fake_rustup(dir: &Path, installed: &str, add_status: u8) -> PathBuf {
+        let script = dir.join("rustup");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$@\" >> '{calls}'\n\
+                 if [ \"$2\" = list ]; then printf '{installed}'; exit 0; fi\n\
+                 exit {add_status}\n",
+                calls = dir.join("calls").display(),
+            ),
+        )
+        .unwrap();
+        script
+    }
+
+    fn calls(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_wasm_target_is_added_only_when_rustup_lacks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let has = fake_rustup(dir.path(), "x86_64-unknown-linux-gnu\\nwasm32-wasip2\\n", 0);
+        ensure_rust_target(&["sh", has.to_str().unwrap()], dir.path())
+            .await
+            .unwrap();
+        assert_eq!(calls(dir.path()), ["target list --installed"]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let lacks = fake_rustup(dir.path(), "x86_64-unknown-linux-gnu\\n", 0);
+        ensure_rust_target(&["sh", lacks.to_str().unwrap()], dir.path())
+            .await
+            .unwrap();
+        assert_eq!(
+            calls(dir.path()),
+            ["target list --installed", "target add wasm32-wasip2"]
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let fails = fake_rustup(dir.path(), "", 1);
+        let error = ensure_rust_target(&["sh", fails.to_str().unwrap()], dir.path())
+            .await
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("rustup target add wasm32-wasip2"),
+            "{error}"
+        );
+
+        // Without rustup the build goes ahead, and cargo says what is missing.
+        let nowhere = dir.path().join("no-such-rustup");
+        ensure_rust_target(&[nowhere.to_str().unwrap()], dir.path())
+            .await
+            .unwrap();
+    }
 
     #[test]
     fn the_component_is_read_from_cargos_report() {
