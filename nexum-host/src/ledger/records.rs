@@ -41,7 +41,17 @@ const COMPACT_DELIVERED: u8 = 0x01;
 /// size is the store's write volume on a busy chain: under half the JSON form, and
 /// cheaper to write.
 pub(crate) fn encode_delivered(block: &DeliveredBlock) -> Vec<u8> {
-    let mut bytes = vec![COMPACT_DELIVERED];
+    // Sized up front (the logs' variable parts plus a bound on the rest of each) rather
+    // than grown a few bytes at a time as postcard writes.
+    let estimate = 1
+        + block.hash.len()
+        + block
+            .logs
+            .iter()
+            .map(|log| log.data.len() + 33 * log.topics.len() + 160)
+            .sum::<usize>();
+    let mut bytes = Vec::with_capacity(estimate);
+    bytes.push(COMPACT_DELIVERED);
     postcard::to_io(block, &mut bytes).expect("a delivery record serialises into memory");
     bytes
 }
