@@ -1,11 +1,12 @@
 //! A module's folder as `nexum dev` sees it: which language, how to build it, where the
 //! component lands.
 
-use super::child::Build;
+use super::child::{Build, die_with_parent};
 use anyhow::{Context, bail};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -43,6 +44,8 @@ pub struct Project {
     pub kind: Kind,
     /// Its `module.toml`.
     pub manifest: PathBuf,
+    /// The toolchain was found to have [`RUST_TARGET`] (looked at once per session).
+    has_rust_target: AtomicBool,
 }
 
 impl Project {
@@ -76,6 +79,7 @@ impl Project {
             root,
             kind,
             manifest,
+            has_rust_target: AtomicBool::new(false),
         })
     }
 
@@ -95,7 +99,10 @@ impl Project {
     /// `cargo build`, reading the component's path from cargo's own report (it honours
     /// `CARGO_TARGET_DIR` and the crate's name).
     async fn cargo_build(&self) -> anyhow::Result<PathBuf> {
-        ensure_rust_target(&["rustup"], &self.root).await?;
+        if !self.has_rust_target.load(Ordering::Relaxed) {
+            ensure_rust_target(&["rustup"], &self.root).await?;
+            self.has_rust_target.store(true, Ordering::Relaxed);
+        }
         let mut command = Command::new("cargo");
         command
             .current_dir(&self.root)
@@ -159,22 +166,22 @@ impl Project {
 
 /// Adds [`RUST_TARGET`] to the toolchain that builds in `root` when rustup manages it and
 /// lacks the target, so that a first `nexum dev` works on a fresh machine (wasm-pack does
-/// the same). Without rustup (a distribution's own Rust) nothing is added, and cargo's
-/// error says the target is missing. `rustup` is the command that runs it (a program and
-/// its first arguments).
+/// the same). Without rustup (a distribution's own Rust), or where rustup cannot list the
+/// toolchain's targets, nothing is added, and cargo's error says what is missing (as it
+/// does when the `cargo` on PATH is not rustup's). `rustup` is the command that runs it (a
+/// program and its first arguments). What rustup says goes to the terminal: it may be
+/// installing the toolchain a `rust-toolchain.toml` names.
 async fn ensure_rust_target(rustup: &[&str], root: &Path) -> anyhow::Result<()> {
     let Some((program, first)) = rustup.split_first() else {
         return Ok(());
     };
-    let listed = Command::new(program)
-        .args(first)
+    let mut list = Command::new(program);
+    list.args(first)
         .current_dir(root)
         .args(["target", "list", "--installed"])
         .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await;
+        .stderr(Stdio::inherit());
+    let listed = die_with_parent(&mut list).output().await;
     let Ok(listed) = listed.map_err(|e| tracing::debug!(error = %e, "no rustup")) else {
         return Ok(());
     };
@@ -187,18 +194,18 @@ async fn ensure_rust_target(rustup: &[&str], root: &Path) -> anyhow::Result<()> 
     tracing::info!(
         "dev: adding the {RUST_TARGET} target to the Rust toolchain (rustup target add {RUST_TARGET})"
     );
-    let mut command = Command::new(program);
-    command
+    // In nexum's own process group, not killed with it: a terminal's ctrl-c reaches rustup
+    // itself, which undoes a half-done install (a SIGKILL could leave the toolchain broken).
+    let status = Command::new(program)
         .args(first)
         .current_dir(root)
         .args(["target", "add", RUST_TARGET])
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit());
-    let status = Build::spawn(&mut command)
-        .context("starting rustup")?
-        .wait()
-        .await?;
+        .stderr(Stdio::inherit())
+        .status()
+        .await
+        .context("starting rustup")?;
     if !status.success() {
         bail!(
             "`rustup target add {RUST_TARGET}` failed (its errors are above): Rust modules are built for {RUST_TARGET}"
@@ -233,16 +240,16 @@ mod tests {
     use super::*;
 
     /// A stand-in for rustup that records its arguments in `calls`, lists `installed` as
-    /// the installed targets and exits with `add_status` from `target add`. It runs as
-    /// `sh SCRIPT`: a file just written cannot be run while another test's child, forked
-    /// meanwhile, may still hold it open.
-    fn fake_rustup(dir: &Path, installed: &str, add_status: u8) -> PathBuf {
+    /// the installed targets (exiting with `list_status`) and exits with `add_status` from
+    /// `target add`. It runs as `sh SCRIPT`: a file just written cannot be run while another
+    /// test's child, forked meanwhile, may still hold it open.
+    fn fake_rustup(dir: &Path, installed: &str, list_status: u8, add_status: u8) -> PathBuf {
         let script = dir.join("rustup");
         std::fs::write(
             &script,
             format!(
                 "#!/bin/sh\necho \"$@\" >> '{calls}'\n\
-                 if [ \"$2\" = list ]; then printf '{installed}'; exit 0; fi\n\
+                 if [ \"$2\" = list ]; then printf '{installed}'; exit {list_status}; fi\n\
                  exit {add_status}\n",
                 calls = dir.join("calls").display(),
             ),
@@ -262,14 +269,19 @@ mod tests {
     #[tokio::test]
     async fn the_wasm_target_is_added_only_when_rustup_lacks_it() {
         let dir = tempfile::tempdir().unwrap();
-        let has = fake_rustup(dir.path(), "x86_64-unknown-linux-gnu\\nwasm32-wasip2\\n", 0);
+        let has = fake_rustup(
+            dir.path(),
+            "x86_64-unknown-linux-gnu\\nwasm32-wasip2\\n",
+            0,
+            0,
+        );
         ensure_rust_target(&["sh", has.to_str().unwrap()], dir.path())
             .await
             .unwrap();
         assert_eq!(calls(dir.path()), ["target list --installed"]);
 
         let dir = tempfile::tempdir().unwrap();
-        let lacks = fake_rustup(dir.path(), "x86_64-unknown-linux-gnu\\n", 0);
+        let lacks = fake_rustup(dir.path(), "x86_64-unknown-linux-gnu\\n", 0, 0);
         ensure_rust_target(&["sh", lacks.to_str().unwrap()], dir.path())
             .await
             .unwrap();
@@ -279,7 +291,7 @@ mod tests {
         );
 
         let dir = tempfile::tempdir().unwrap();
-        let fails = fake_rustup(dir.path(), "", 1);
+        let fails = fake_rustup(dir.path(), "", 0, 1);
         let error = ensure_rust_target(&["sh", fails.to_str().unwrap()], dir.path())
             .await
             .unwrap_err();
@@ -289,6 +301,14 @@ mod tests {
                 .contains("rustup target add wasm32-wasip2"),
             "{error}"
         );
+
+        // rustup that cannot list the toolchain's targets is left alone.
+        let dir = tempfile::tempdir().unwrap();
+        let unlisted = fake_rustup(dir.path(), "", 1, 0);
+        ensure_rust_target(&["sh", unlisted.to_str().unwrap()], dir.path())
+            .await
+            .unwrap();
+        assert_eq!(calls(dir.path()), ["target list --installed"]);
 
         // Without rustup the build goes ahead, and cargo says what is missing.
         let nowhere = dir.path().join("no-such-rustup");

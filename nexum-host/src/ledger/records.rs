@@ -41,10 +41,13 @@ const COMPACT_DELIVERED: u8 = 0x01;
 /// size is the store's write volume on a busy chain: under half the JSON form, and
 /// cheaper to write.
 pub(crate) fn encode_delivered(block: &DeliveredBlock) -> Vec<u8> {
-    // Sized up front (the logs' variable parts plus a bound on the rest of each) rather
-    // than grown a few bytes at a time as postcard writes.
+    // Sized up front (the marker, the hash and the list's length, then the logs' variable
+    // parts plus a bound on the rest of each) rather than grown a few bytes at a time as
+    // postcard writes.
     let estimate = 1
+        + 1
         + block.hash.len()
+        + 10
         + block
             .logs
             .iter()

@@ -25,10 +25,19 @@ pub(crate) struct Job {
     pub queued_at: std::time::Instant,
 }
 
+/// Every [`ModuleStatus`], by the number [`WorkerShared`] keeps it as (the default, 0, is
+/// `Running`).
+const STATUSES: [ModuleStatus; 4] = [
+    ModuleStatus::Running,
+    ModuleStatus::Restarting,
+    ModuleStatus::Quarantined,
+    ModuleStatus::Stopped,
+];
+
 /// Counters and state shared between a worker and the supervisor that reports on it.
 #[derive(Default)]
 pub(crate) struct WorkerShared {
-    /// The module's [`ModuleStatus`] (see [`WorkerShared::status`]): read at every
+    /// The module's [`ModuleStatus`], as its place in [`STATUSES`]: read at every
     /// dispatch, so an atomic rather than a lock.
     status: AtomicU8,
     pub handled: AtomicU64,
@@ -39,22 +48,17 @@ pub(crate) struct WorkerShared {
 
 impl WorkerShared {
     pub fn status(&self) -> ModuleStatus {
-        match self.status.load(Ordering::Acquire) {
-            0 => ModuleStatus::Running,
-            1 => ModuleStatus::Restarting,
-            2 => ModuleStatus::Quarantined,
-            _ => ModuleStatus::Stopped,
-        }
+        // Only `set_status` stores, so the place is always in the table.
+        let place = usize::from(self.status.load(Ordering::Acquire));
+        STATUSES
+            .get(place)
+            .copied()
+            .unwrap_or(ModuleStatus::Stopped)
     }
 
     fn set_status(&self, status: ModuleStatus) {
-        let code = match status {
-            ModuleStatus::Running => 0,
-            ModuleStatus::Restarting => 1,
-            ModuleStatus::Quarantined => 2,
-            ModuleStatus::Stopped => 3,
-        };
-        self.status.store(code, Ordering::Release);
+        let place = STATUSES.iter().position(|s| *s == status).unwrap_or(0);
+        self.status.store(place as u8, Ordering::Release);
     }
 }
 
@@ -542,5 +546,29 @@ async fn sleep_or_shutdown(
     tokio::select! {
         _ = tokio::time::sleep(wait) => Ok(()),
         _ = shutdown.wait_for(|stop| *stop) => Err(Stop::Shutdown),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{STATUSES, WorkerShared};
+    use nexum_core::ModuleStatus;
+
+    #[test]
+    fn every_status_reads_back_as_set() {
+        let shared = WorkerShared::default();
+        assert_eq!(shared.status(), ModuleStatus::Running);
+        for status in STATUSES {
+            shared.set_status(status);
+            assert_eq!(shared.status(), status);
+            // A status missing from the table would read back as another: a new one stops
+            // this match from compiling until it is added there.
+            match status {
+                ModuleStatus::Running
+                | ModuleStatus::Restarting
+                | ModuleStatus::Quarantined
+                | ModuleStatus::Stopped => {}
+            }
+        }
     }
 }

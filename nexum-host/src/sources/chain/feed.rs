@@ -497,7 +497,8 @@ impl<C: ChainReader> LogFeed<C> {
             let blocks = &mut streamed.blocks;
             if !read.is_empty() && !blocks.contains_key(&block.hash()) {
                 let depth = self.depth;
-                blocks.retain(|_, b| b.number.saturating_add(depth) > block.number());
+                // The window the stream's own pruning keeps (see `receive`).
+                blocks.retain(|_, b| b.number.saturating_add(depth) >= block.number());
                 blocks.insert(block.hash(), StreamedBlock::new(block.number()));
             }
             match blocks.get_mut(&block.hash()) {
@@ -1099,16 +1100,17 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_millis(5));
     }
 
-    /// A read that makes an entry drops those the follower's window has left behind.
+    /// A read that makes an entry drops those the window has left behind: the window the
+    /// stream keeps as it moves on (16 blocks back here).
     #[tokio::test(start_paused = true)]
     async fn a_read_making_an_entry_drops_those_out_of_the_window() {
         let chain = Arc::new(ScriptedChain::new(true));
         let old = chain.mine(1);
         let feed = feed(&chain);
         announce(&feed, &chain, &old).await;
-        chain.mine_quietly(14, 0);
+        chain.mine_quietly(15, 0);
         let within = chain.mine(1);
-        assert_eq!(within.number(), old.number() + 15);
+        assert_eq!(within.number(), old.number() + 16);
         feed.logs_of(&within).await.unwrap();
         assert!(
             feed.lock().blocks.contains_key(&old.hash()),
