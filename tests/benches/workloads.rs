@@ -7,7 +7,8 @@
 //!   timestamps each block as the node announces it; the module's log line for that block's
 //!   event is timestamped by nexum as it arrives (one clock, one machine);
 //! - **CPU of the drive phase** (user + system, from the first transaction until the module
-//!   has the last block), **peak RSS** of the drive phase and of the whole run (boot
+//!   has the last block; a line on stderr splits it, and counts the context switches of
+//!   nexum's threads, voluntary and involuntary), **peak RSS** of the drive phase and of the whole run (boot
 //!   compiles the module: a fresh state dir), what was resident at the drive's end split
 //!   into anonymous memory (heap, stacks, module memory) and file pages (nexum's own code
 //!   and libraries: clean, the kernel can drop them), and **threads** of the nexum process;
@@ -370,8 +371,27 @@ async fn observe_heads(ws: String) -> Arc<Mutex<BTreeMap<u64, SystemTime>>> {
     heads
 }
 
-/// User + system CPU of `pid` so far.
-fn cpu(pid: u32) -> Duration {
+/// CPU time of a process, in user space and in the kernel.
+struct Cpu {
+    user: Duration,
+    system: Duration,
+}
+
+impl Cpu {
+    fn since(&self, earlier: &Cpu) -> Cpu {
+        Cpu {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+
+    fn total(&self) -> Duration {
+        self.user + self.system
+    }
+}
+
+/// User and system CPU of `pid` so far.
+fn cpu(pid: u32) -> Cpu {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let fields: Vec<&str> = stat
@@ -379,14 +399,54 @@ fn cpu(pid: u32) -> Duration {
         .map_or("", |(_, rest)| rest)
         .split_whitespace()
         .collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<u64>().ok()))
-        .sum();
+    let ticks = |i: usize| -> u64 { fields.get(i).and_then(|f| f.parse().ok()).unwrap_or(0) };
     #[allow(unsafe_code)]
     // SAFETY: sysconf has no preconditions.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_millis(ticks * 1000 / per_second)
+    let time = |ticks: u64| Duration::from_millis(ticks * 1000 / per_second);
+    Cpu {
+        user: time(ticks(11)),
+        system: time(ticks(12)),
+    }
+}
+
+/// Context switches of a process's threads so far.
+struct Switches {
+    voluntary: u64,
+    involuntary: u64,
+}
+
+impl Switches {
+    fn since(&self, earlier: &Switches) -> Switches {
+        Switches {
+            voluntary: self.voluntary.saturating_sub(earlier.voluntary),
+            involuntary: self.involuntary.saturating_sub(earlier.involuntary),
+        }
+    }
+}
+
+/// The context switches of `pid`'s live threads (`/proc/<pid>/status` has the main
+/// thread's alone).
+fn switches(pid: u32) -> Switches {
+    let mut total = Switches {
+        voluntary: 0,
+        involuntary: 0,
+    };
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return total;
+    };
+    for thread in threads.flatten() {
+        let status = std::fs::read_to_string(thread.path().join("status")).unwrap_or_default();
+        for line in status.lines() {
+            let count = |value: &str| value.trim().parse::<u64>().unwrap_or(0);
+            if let Some(value) = line.strip_prefix("voluntary_ctxt_switches:") {
+                total.voluntary += count(value);
+            } else if let Some(value) = line.strip_prefix("nonvoluntary_ctxt_switches:") {
+                total.involuntary += count(value);
+            }
+        }
+    }
+    total
 }
 
 /// Starts `pid`'s peak RSS (`VmHWM`) over from its current RSS, so the next reading is the
@@ -465,6 +525,7 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting, pro
     reset_peak_rss(pid);
     let profiling = profiler.attach(pid, &label);
     let cpu_before = cpu(pid);
+    let switches_before = switches(pid);
     let mut pace = tokio::time::interval(Duration::from_millis(1000 / TX_PER_SECOND));
     let mut last = 0;
     for _ in 0..txs {
@@ -486,7 +547,8 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting, pro
         format!("\"l {last} ")
     };
     nexum.wait_for_count(&[&needle], 1, Duration::from_secs(120));
-    let cpu_drive = cpu(pid).saturating_sub(cpu_before);
+    let cpu_drive = cpu(pid).since(&cpu_before);
+    let switches_drive = switches(pid).since(&switches_before);
     let (drive_peak_kib, threads) = (status_field(pid, "VmHWM"), status_field(pid, "Threads"));
     let (anon_kib, file_kib) = (status_field(pid, "RssAnon"), status_field(pid, "RssFile"));
     let counts = profiling.detach();
@@ -505,11 +567,21 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting, pro
         "| {label} | {blocks_lost} blocks, {logs_lost} logs | {} | {} | {:.2} s | {:.0} MiB | {:.0} MiB | {:.0} + {:.0} MiB | {threads} |",
         p50_p99(&mut blocks),
         p50_p99(&mut logs),
-        cpu_drive.as_secs_f64(),
+        cpu_drive.total().as_secs_f64(),
         drive_peak_kib as f64 / 1024.0,
         boot_peak_kib.max(drive_peak_kib) as f64 / 1024.0,
         anon_kib as f64 / 1024.0,
         file_kib as f64 / 1024.0,
+    );
+    // The kernel's share, and how often nexum's threads slept (voluntary switches) or were
+    // put off the CPU by something else that wanted it (involuntary ones), say how much of
+    // the CPU column is the machine rather than nexum.
+    eprintln!(
+        "  {label}: CPU user {:.2} s + system {:.2} s; context switches {} voluntary, {} involuntary",
+        cpu_drive.user.as_secs_f64(),
+        cpu_drive.system.as_secs_f64(),
+        switches_drive.voluntary,
+        switches_drive.involuntary,
     );
     if let Some(counts) = counts {
         eprintln!("{}", counts.report());
