@@ -7,8 +7,8 @@
 //!   timestamps each block as the node announces it; the module's log line for that block's
 //!   event is timestamped by nexum as it arrives (one clock, one machine);
 //! - **CPU of the drive phase** (user + system, from the first transaction until the module
-//!   has the last block; a line on stderr splits it, and counts the context switches of
-//!   nexum's threads, voluntary and involuntary), **peak RSS** of the drive phase and of the whole run (boot
+//!   has the last block; a line on stderr splits it into user and system time, and counts
+//!   the context switches of nexum's threads, voluntary and involuntary), **peak RSS** of the drive phase and of the whole run (boot
 //!   compiles the module: a fresh state dir), what was resident at the drive's end split
 //!   into anonymous memory (heap, stacks, module memory) and file pages (nexum's own code
 //!   and libraries: clean, the kernel can drop them), and **threads** of the nexum process;
@@ -410,43 +410,52 @@ fn cpu(pid: u32) -> Cpu {
     }
 }
 
-/// Context switches of a process's threads so far.
-struct Switches {
+/// Context switches of each live thread of a process so far (voluntary, involuntary), by
+/// thread id (`/proc/<pid>/status` has the main thread's alone).
+struct Switches(BTreeMap<String, (u64, u64)>);
+
+/// What the threads of `later` switched since `earlier`, summed; a thread started meanwhile
+/// counts from nothing, one that ended meanwhile is not counted.
+struct SwitchesSince {
     voluntary: u64,
     involuntary: u64,
 }
 
 impl Switches {
-    fn since(&self, earlier: &Switches) -> Switches {
-        Switches {
-            voluntary: self.voluntary.saturating_sub(earlier.voluntary),
-            involuntary: self.involuntary.saturating_sub(earlier.involuntary),
+    fn since(&self, earlier: &Switches) -> SwitchesSince {
+        let mut total = SwitchesSince {
+            voluntary: 0,
+            involuntary: 0,
+        };
+        for (thread, (voluntary, involuntary)) in &self.0 {
+            let (was_voluntary, was_involuntary) =
+                earlier.0.get(thread).copied().unwrap_or_default();
+            total.voluntary += voluntary.saturating_sub(was_voluntary);
+            total.involuntary += involuntary.saturating_sub(was_involuntary);
         }
+        total
     }
 }
 
-/// The context switches of `pid`'s live threads (`/proc/<pid>/status` has the main
-/// thread's alone).
 fn switches(pid: u32) -> Switches {
-    let mut total = Switches {
-        voluntary: 0,
-        involuntary: 0,
+    let mut threads = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Switches(threads);
     };
-    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return total;
-    };
-    for thread in threads.flatten() {
+    for thread in entries.flatten() {
         let status = std::fs::read_to_string(thread.path().join("status")).unwrap_or_default();
+        let mut counts = (0, 0);
         for line in status.lines() {
             let count = |value: &str| value.trim().parse::<u64>().unwrap_or(0);
             if let Some(value) = line.strip_prefix("voluntary_ctxt_switches:") {
-                total.voluntary += count(value);
+                counts.0 = count(value);
             } else if let Some(value) = line.strip_prefix("nonvoluntary_ctxt_switches:") {
-                total.involuntary += count(value);
+                counts.1 = count(value);
             }
         }
+        threads.insert(thread.file_name().to_string_lossy().into_owned(), counts);
     }
-    total
+    Switches(threads)
 }
 
 /// Starts `pid`'s peak RSS (`VmHWM`) over from its current RSS, so the next reading is the
@@ -573,11 +582,11 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting, pro
         anon_kib as f64 / 1024.0,
         file_kib as f64 / 1024.0,
     );
-    // The kernel's share, and how often nexum's threads slept (voluntary switches) or were
-    // put off the CPU by something else that wanted it (involuntary ones), say how much of
-    // the CPU column is the machine rather than nexum.
+    // The kernel's share, how often nexum's threads went to sleep (voluntary switches), and
+    // how often one was taken off the CPU while it could still run (involuntary: preempted
+    // by another process or thread).
     eprintln!(
-        "  {label}: CPU user {:.2} s + system {:.2} s; context switches {} voluntary, {} involuntary",
+        "  {label}: CPU user {:.2} s + system {:.2} s; context switches of the threads alive at the end: {} voluntary, {} involuntary",
         cpu_drive.user.as_secs_f64(),
         cpu_drive.system.as_secs_f64(),
         switches_drive.voluntary,

@@ -1,5 +1,7 @@
 //! Child processes of `nexum dev` (builds, the local chain) die with it — also when it is
 //! killed outright and no destructor runs — so an author's machine keeps no stray Anvil.
+//! One exception: `rustup target add` (see `project.rs`) is left to finish, as a cut
+//! install can break the toolchain.
 
 use std::process::ExitStatus;
 use tokio::process::{Child, Command};

@@ -44,8 +44,8 @@ pub struct Project {
     pub kind: Kind,
     /// Its `module.toml`.
     pub manifest: PathBuf,
-    /// The toolchain was found to have [`RUST_TARGET`] (looked at once per session).
-    has_rust_target: AtomicBool,
+    /// [`RUST_TARGET`] was looked for (and added if need be) this session.
+    rust_target_checked: AtomicBool,
 }
 
 impl Project {
@@ -79,7 +79,7 @@ impl Project {
             root,
             kind,
             manifest,
-            has_rust_target: AtomicBool::new(false),
+            rust_target_checked: AtomicBool::new(false),
         })
     }
 
@@ -99,9 +99,9 @@ impl Project {
     /// `cargo build`, reading the component's path from cargo's own report (it honours
     /// `CARGO_TARGET_DIR` and the crate's name).
     async fn cargo_build(&self) -> anyhow::Result<PathBuf> {
-        if !self.has_rust_target.load(Ordering::Relaxed) {
+        if !self.rust_target_checked.load(Ordering::Relaxed) {
             ensure_rust_target(&["rustup"], &self.root).await?;
-            self.has_rust_target.store(true, Ordering::Relaxed);
+            self.rust_target_checked.store(true, Ordering::Relaxed);
         }
         let mut command = Command::new("cargo");
         command
@@ -180,8 +180,12 @@ async fn ensure_rust_target(rustup: &[&str], root: &Path) -> anyhow::Result<()> 
         .current_dir(root)
         .args(["target", "list", "--installed"])
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let listed = die_with_parent(&mut list).output().await;
+    let listed = match die_with_parent(&mut list).spawn() {
+        Ok(child) => child.wait_with_output().await,
+        Err(error) => Err(error),
+    };
     let Ok(listed) = listed.map_err(|e| tracing::debug!(error = %e, "no rustup")) else {
         return Ok(());
     };
@@ -194,8 +198,9 @@ async fn ensure_rust_target(rustup: &[&str], root: &Path) -> anyhow::Result<()> 
     tracing::info!(
         "dev: adding the {RUST_TARGET} target to the Rust toolchain (rustup target add {RUST_TARGET})"
     );
-    // In nexum's own process group, not killed with it: a terminal's ctrl-c reaches rustup
-    // itself, which undoes a half-done install (a SIGKILL could leave the toolchain broken).
+    // Not killed with `nexum dev` (an exception to `child.rs`): a stop or a newer build
+    // must not cut an install short, which can leave the toolchain half installed. It runs
+    // in nexum's process group, so a terminal's ctrl-c still reaches it.
     let status = Command::new(program)
         .args(first)
         .current_dir(root)

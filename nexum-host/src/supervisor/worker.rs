@@ -551,18 +551,25 @@ async fn sleep_or_shutdown(
 
 #[cfg(test)]
 mod tests {
-    use super::{STATUSES, WorkerShared};
+    use super::WorkerShared;
     use nexum_core::ModuleStatus;
 
     #[test]
     fn every_status_reads_back_as_set() {
         let shared = WorkerShared::default();
         assert_eq!(shared.status(), ModuleStatus::Running);
-        for status in STATUSES {
+        // Written out here, not taken from the table: a status missing from it reads back
+        // as another.
+        let every = [
+            ModuleStatus::Restarting,
+            ModuleStatus::Quarantined,
+            ModuleStatus::Stopped,
+            ModuleStatus::Running,
+        ];
+        for status in every {
             shared.set_status(status);
             assert_eq!(shared.status(), status);
-            // A status missing from the table would read back as another: a new one stops
-            // this match from compiling until it is added there.
+            // A new status stops this match from compiling until it is added above.
             match status {
                 ModuleStatus::Running
                 | ModuleStatus::Restarting

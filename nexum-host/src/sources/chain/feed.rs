@@ -490,7 +490,8 @@ impl<C: ChainReader> LogFeed<C> {
     /// [`StreamedBlock::check`]); a block out of the window was announced nothing.
     /// A read that found logs of a block the stream has not announced yet makes its entry,
     /// so the logs announced later that it returned are not read in full as the block is
-    /// let go; entries further back than the follower's window go then.
+    /// let go; entries further back than the window the stream keeps (see
+    /// [`LogFeed::receive`]) go then.
     fn check(&self, block: &BlockRecord, read: &[ChainLog], last: bool) -> Shortfall {
         let shortfall = {
             let mut streamed = self.lock();
