@@ -41,14 +41,16 @@ pub(crate) fn start(id: &SubscriptionId) -> String {
 }
 
 pub(crate) fn delivered_prefix(id: &SubscriptionId) -> String {
-    format!("delivered/{}/{}/", id.module, id.position)
+    delivered_prefix_with_room(id, 0)
+}
+
+/// [`delivered_prefix`], with room for `more` bytes after it.
+fn delivered_prefix_with_room(id: &SubscriptionId, more: usize) -> String {
+    joined(&["delivered/", &id.module, "/", &id.position, "/"], more)
 }
 
 pub(crate) fn delivered(id: &SubscriptionId, number: u64) -> String {
-    let mut key = joined(
-        &["delivered/", &id.module, "/", &id.position, "/"],
-        NUMBER_DIGITS,
-    );
+    let mut key = delivered_prefix_with_room(id, NUMBER_DIGITS);
     push_number(&mut key, number);
     key
 }

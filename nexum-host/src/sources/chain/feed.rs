@@ -916,6 +916,14 @@ mod tests {
         StreamedLog::parse(serde_json::value::to_raw_value(&json).unwrap()).unwrap()
     }
 
+    /// The same for `block` of a scripted chain.
+    fn unreadable_in(block: &BlockRecord, index: Option<u64>) -> StreamedLog {
+        let mut odd = unreadable(index);
+        odd.block_hash = Some(block.hash());
+        odd.block_number = Some(block.number());
+        odd
+    }
+
     /// A held log that does not read as a log counts as lacking until the last
     /// read, which forgets it: not merged in, not counted as let go (then, or once the
     /// block is let go), and a readable copy of its index announced later is held.
@@ -997,10 +1005,7 @@ mod tests {
             !feed.lock().has_reached(&block, &chain.view()),
             "a read is not the stream"
         );
-        let mut odd = unreadable(read[0].log_index);
-        odd.block_hash = Some(block.hash());
-        odd.block_number = Some(block.number());
-        feed.receive(odd);
+        feed.receive(unreadable_in(&block, read[0].log_index));
         feed.receive(StreamedLog::of(&read[1]));
         assert!(feed.lock().has_reached(&block, &chain.view()));
         claim.passed(block.number());
@@ -1024,10 +1029,7 @@ mod tests {
         let feed = feed(&chain);
         announce(&feed, &chain, &block).await;
         // The block's own position on the scripted chain, not block 7's.
-        let mut odd = unreadable(Some(9));
-        odd.block_hash = Some(block.hash());
-        odd.block_number = Some(block.number());
-        feed.receive(odd);
+        feed.receive(unreadable_in(&block, Some(9)));
         let expected = logs_in(&chain, &block).await;
         let reads = chain.log_reads();
         let started = tokio::time::Instant::now();
@@ -1064,10 +1066,7 @@ mod tests {
         let mined = chain.mine(1);
         let (_view, seen) = watch::channel(Arc::new(chain.view()));
         let feed = feed_seeing(&chain, seen);
-        let mut odd = unreadable(Some(9));
-        odd.block_hash = Some(mined.hash());
-        odd.block_number = Some(mined.number());
-        feed.receive(odd);
+        feed.receive(unreadable_in(&mined, Some(9)));
         assert_eq!(feed.check(&mined, &[], true).unreadable, 1);
         chain.cut_short_once(mined.hash(), 1);
         let started = tokio::time::Instant::now();
