@@ -18,4 +18,4 @@ pub(crate) mod wire;
 pub(crate) use client::ChainClient;
 pub use error::NodeError;
 pub use pool::{ChainPool, ChainStatus, ConnectError, chain_heads};
-pub(crate) use wire::{BlockRecord, LogRange};
+pub(crate) use wire::{BlockRecord, BloomProbe, LogRange};

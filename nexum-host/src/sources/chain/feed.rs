@@ -29,7 +29,7 @@ use super::follower::CanonicalView;
 use super::reader::{ChainReader, LogStream};
 use crate::chain::client::Next;
 use crate::chain::wire::{LogRange, StreamedLog};
-use crate::chain::{BlockRecord, NodeError};
+use crate::chain::{BlockRecord, BloomProbe, NodeError};
 use alloy_primitives::B256;
 use nexum_core::{ChainLog, LogFilter};
 use std::collections::{BTreeMap, BTreeSet};
@@ -295,6 +295,8 @@ impl<C> Drop for FeedClaim<C> {
 pub(crate) struct LogFeed<C> {
     client: Arc<C>,
     filter: LogFilter,
+    /// `filter` as blooms index it: a block its bloom rules out needs no read.
+    probe: BloomProbe,
     depth: u64,
     streamed: Mutex<Streamed>,
     /// Counts the blocks the stream announced: an empty answer waiting for the stream wakes
@@ -321,6 +323,7 @@ impl<C: ChainReader> LogFeed<C> {
     ) -> Self {
         Self {
             client,
+            probe: BloomProbe::new(&filter),
             filter,
             depth,
             streamed: Mutex::default(),
@@ -521,7 +524,7 @@ impl<C: ChainReader> LogFeed<C> {
 
     /// The logs of `block` matching this feed's filter, in log-index order.
     pub async fn logs_of(&self, block: &BlockRecord) -> Result<Vec<ChainLog>, NodeError> {
-        if !block.may_contain(&self.filter) {
+        if !block.may_contain(&self.probe) {
             return Ok(Vec::new());
         }
         let mut attempt = 0;

@@ -29,7 +29,7 @@ use driver::{DriverSubscription, ModuleChainDriver, Wanted};
 use feed::LogFeed;
 use follower::ChainFollower;
 
-use crate::chain::NodeError;
+use crate::chain::{BloomProbe, NodeError};
 use crate::ledger::{Bookkeeping, Entry, Ledger, Start, StoreError, SubscriptionId};
 use nexum_core::{ChainId, DeliveryPolicy, LogFilter, ModuleInfo, Subscription, Supervisor};
 use reader::ChainReader;
@@ -289,6 +289,7 @@ impl<C: ChainReader> ChainSources<C> {
                     });
                     Wanted::Logs {
                         filter: log.filter.clone(),
+                        probe: BloomProbe::new(&log.filter),
                         feed: claim.map(Arc::new),
                     }
                 }

@@ -4,7 +4,7 @@
 //! cost nothing.
 
 use super::{Driving, Halt, Wanted, matching, retry_node};
-use crate::chain::{BlockRecord, LogRange};
+use crate::chain::{BlockRecord, BloomProbe, LogRange};
 use crate::ledger::Bookkeeping;
 use crate::sources::chain::feed::FeedClaim;
 use crate::sources::chain::reader::ChainReader;
@@ -21,8 +21,12 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
         let mut logs_by_sub = Vec::with_capacity(self.progress.len());
         for sub in &self.progress {
             let logs = match &sub.wanted {
-                Wanted::Logs { filter, feed } if sub.next <= number => {
-                    self.live_logs(&block, filter, feed.as_deref()).await
+                Wanted::Logs {
+                    filter,
+                    probe,
+                    feed,
+                } if sub.next <= number => {
+                    self.live_logs(&block, filter, probe, feed.as_deref()).await
                 }
                 _ => Vec::new(),
             };
@@ -39,12 +43,13 @@ impl<S: Supervisor<Bookkeeping = Bookkeeping>, C: ChainReader> Driving<S, C> {
         &self,
         block: &BlockRecord,
         filter: &LogFilter,
+        probe: &BloomProbe,
         feed: Option<&FeedClaim<C>>,
     ) -> Vec<ChainLog> {
         let logs = retry_node(&self.module, || async {
             match feed {
                 Some(feed) => feed.logs_of(block).await,
-                None if !block.may_contain(filter) => Ok(Vec::new()),
+                None if !block.may_contain(probe) => Ok(Vec::new()),
                 None => {
                     self.client
                         .logs(filter, LogRange::Block(block.hash()))

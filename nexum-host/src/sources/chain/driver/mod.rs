@@ -29,7 +29,7 @@ use super::feed::FeedClaim;
 use super::follower::CanonicalView;
 use super::progress::SubscriptionProgress;
 use super::reader::ChainReader;
-use crate::chain::NodeError;
+use crate::chain::{BloomProbe, NodeError};
 use crate::ledger::{Bookkeeping, Ledger, StoreError, SubscriptionId};
 use crate::telemetry::names;
 use alloy_primitives::B256;
@@ -62,6 +62,8 @@ pub(crate) enum Wanted<C> {
     Blocks,
     Logs {
         filter: LogFilter,
+        /// `filter` as blooms index it, hashed once.
+        probe: BloomProbe,
         /// This subscription's claim on the shared live feed, on websocket chains that
         /// cross-check logs (`cross_check_logs`).
         feed: Option<Arc<FeedClaim<C>>>,
@@ -73,8 +75,13 @@ impl<C> Clone for Wanted<C> {
     fn clone(&self) -> Self {
         match self {
             Wanted::Blocks => Wanted::Blocks,
-            Wanted::Logs { filter, feed } => Wanted::Logs {
+            Wanted::Logs {
+                filter,
+                probe,
+                feed,
+            } => Wanted::Logs {
                 filter: filter.clone(),
+                probe: probe.clone(),
                 feed: feed.clone(),
             },
         }
