@@ -22,7 +22,7 @@ use nexum_core::{
     ShutdownSummary, Supervision, Supervisor,
 };
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -90,7 +90,9 @@ pub(crate) struct HostSupervisor {
     policy: Supervision,
     lifecycle: broadcast::Sender<ModuleEvent>,
     table: RwLock<Table>,
-    shutting_down: watch::Sender<bool>,
+    /// Set once by `shutdown`, read at every dispatch: an atomic, where a `watch` took its
+    /// lock for each read.
+    shutting_down: AtomicBool,
     /// Modules starting together run their `init`s side by side, this many at a time.
     starts: Arc<tokio::sync::Semaphore>,
 }
@@ -125,7 +127,7 @@ impl HostSupervisor {
             policy,
             lifecycle: observers.lifecycle_sender(),
             table: RwLock::default(),
-            shutting_down: watch::channel(false).0,
+            shutting_down: AtomicBool::new(false),
             starts: Arc::new(tokio::sync::Semaphore::new(concurrent_starts())),
         };
         supervisor.add_all(modules).await;
@@ -235,7 +237,7 @@ impl HostSupervisor {
             Err(e) => panic!("a module's start was cancelled: {e}"),
         };
         let (queue, receiver) = mpsc::channel(self.policy.queue_capacity);
-        let (stop, stopped) = watch::channel(*self.shutting_down.borrow());
+        let (stop, stopped) = watch::channel(self.shutting_down.load(Ordering::Acquire));
         let task = tokio::spawn(worker.run(receiver, stopped));
         ModuleHandle {
             info,
@@ -285,7 +287,9 @@ impl HostSupervisor {
         delivery: Delivery<Bookkeeping>,
     ) -> Result<(Handled, Option<WaitForRoom>), DispatchError> {
         let handle = self.handle(module)?;
-        if *self.shutting_down.borrow() || handle.shared.status() == ModuleStatus::Quarantined {
+        if self.shutting_down.load(Ordering::Acquire)
+            || handle.shared.status() == ModuleStatus::Quarantined
+        {
             return Err(DispatchError::Closed);
         }
         let (reply, outcome) = oneshot::channel();
@@ -364,7 +368,9 @@ impl Supervisor for HostSupervisor {
         delivery: Delivery<Bookkeeping>,
     ) -> Result<(), DispatchError> {
         let handle = self.handle(module)?;
-        if *self.shutting_down.borrow() || handle.shared.status() == ModuleStatus::Quarantined {
+        if self.shutting_down.load(Ordering::Acquire)
+            || handle.shared.status() == ModuleStatus::Quarantined
+        {
             return Err(DispatchError::Closed);
         }
         handle
@@ -410,7 +416,7 @@ impl Supervisor for HostSupervisor {
     }
 
     async fn shutdown(&self) -> ShutdownSummary {
-        self.shutting_down.send_replace(true);
+        self.shutting_down.store(true, Ordering::Release);
         let handles = self.handles();
         for handle in &handles {
             handle.stop.send_replace(true);
