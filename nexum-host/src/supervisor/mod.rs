@@ -90,8 +90,8 @@ pub(crate) struct HostSupervisor {
     policy: Supervision,
     lifecycle: broadcast::Sender<ModuleEvent>,
     table: RwLock<Table>,
-    /// Set once by `shutdown`, read at every dispatch: an atomic, where a `watch` took its
-    /// lock for each read.
+    /// Set once by `shutdown`, read at every dispatch: an atomic, so that a dispatch takes
+    /// no lock to read it.
     shutting_down: AtomicBool,
     /// Modules starting together run their `init`s side by side, this many at a time.
     starts: Arc<tokio::sync::Semaphore>,
@@ -336,11 +336,12 @@ impl std::future::Future for Handled {
 }
 
 /// A wait for room in a full queue, after which the job is in it. Boxed: tokio's send
-/// future holds the job and a wait on the queue's semaphore, and kept inline it would make
-/// every dispatch's future (and each copy of it on the way to the runtime) that much
-/// larger, for a wait that is rare.
+/// future holds the job and a wait on the queue's semaphore, and inline it would make every
+/// dispatch's future (moved whole on its way to the runtime) that much larger, for a wait
+/// that is rare. `Sync`, as the send future is: an embedder may hold a dispatch in a
+/// structure shared between threads.
 type WaitForRoom =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), DispatchError>> + Send>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), DispatchError>> + Send + Sync>>;
 
 fn wait_for_room(queue: mpsc::Sender<Job>, job: Job) -> WaitForRoom {
     Box::pin(async move { queue.send(job).await.map_err(|_| DispatchError::Closed) })
@@ -400,9 +401,8 @@ impl Supervisor for HostSupervisor {
         Ok(handled)
     }
 
-    /// As the trait's own, but without a `queue` future held inside a second one: the
-    /// future a dispatch is awaited through stays small, where the nested pair was 1.8 KiB
-    /// and copied whole several times on its way to the runtime.
+    /// As the trait's own, but without a `queue` future nested inside a second one: the
+    /// future stays small, and it is moved whole on its way to the runtime.
     async fn dispatch(
         &self,
         module: &str,
@@ -427,5 +427,25 @@ impl Supervisor for HostSupervisor {
         ShutdownSummary {
             modules: handles.iter().map(|m| m.totals()).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HostSupervisor;
+    use crate::ledger::Bookkeeping;
+    use nexum_core::{Delivery, Supervisor};
+
+    /// Not run: it compiles only while the futures of a dispatch are `Send + Sync`, as an
+    /// embedder holding one across its own awaits, or in a structure its threads share,
+    /// needs them to be.
+    #[allow(dead_code)]
+    fn dispatch_futures_are_send_and_sync(
+        supervisor: &HostSupervisor,
+        delivery: Delivery<Bookkeeping>,
+    ) {
+        fn shareable<T: Send + Sync>(_: T) {}
+        shareable(supervisor.queue("module", delivery.clone()));
+        shareable(supervisor.dispatch("module", delivery));
     }
 }

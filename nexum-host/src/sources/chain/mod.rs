@@ -29,7 +29,7 @@ use driver::{DriverSubscription, ModuleChainDriver, Wanted};
 use feed::LogFeed;
 use follower::ChainFollower;
 
-use crate::chain::{BloomProbe, NodeError};
+use crate::chain::NodeError;
 use crate::ledger::{Bookkeeping, Entry, Ledger, Start, StoreError, SubscriptionId};
 use nexum_core::{ChainId, DeliveryPolicy, LogFilter, ModuleInfo, Subscription, Supervisor};
 use reader::ChainReader;
@@ -287,11 +287,7 @@ impl<C: ChainReader> ChainSources<C> {
                         feeds.insert(key, feed);
                         claim
                     });
-                    Wanted::Logs {
-                        filter: log.filter.clone(),
-                        probe: BloomProbe::new(&log.filter),
-                        feed: claim.map(Arc::new),
-                    }
+                    Wanted::logs(log.filter.clone(), claim.map(Arc::new))
                 }
                 Subscription::Cron(_) => continue,
             };

@@ -62,12 +62,24 @@ pub(crate) enum Wanted<C> {
     Blocks,
     Logs {
         filter: LogFilter,
-        /// `filter` as blooms index it, hashed once.
+        /// `filter` as blooms index it: a subscription without a feed reads only the
+        /// blocks whose bloom may hold its logs (a feed has a probe of its own).
         probe: BloomProbe,
         /// This subscription's claim on the shared live feed, on websocket chains that
         /// cross-check logs (`cross_check_logs`).
         feed: Option<Arc<FeedClaim<C>>>,
     },
+}
+
+impl<C> Wanted<C> {
+    /// A log subscription's wants, with its filter's probe made from the same filter.
+    pub fn logs(filter: LogFilter, feed: Option<Arc<FeedClaim<C>>>) -> Self {
+        Wanted::Logs {
+            probe: BloomProbe::new(&filter),
+            filter,
+            feed,
+        }
+    }
 }
 
 // By hand: the derive would ask `C: Clone`, and only `Arc<C>` is cloned.
