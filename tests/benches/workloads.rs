@@ -20,6 +20,11 @@
 //! - **300 empty blocks** at the same pace, on the same subscriptions: what a block costs
 //!   before any log (the node's push, following the chain, the module's block event, and
 //!   the commit that records it delivered);
+//! - **the machine's floor** for those 300 empty blocks: a bare reader (this binary, run
+//!   again as a process of its own) that takes each head from a websocket subscription,
+//!   parses it, prints a line and appends a record to a file, and nothing else: the CPU a
+//!   block costs any consumer in the same hour, to read the rows above against (the
+//!   machine's speed moves several times between hours);
 //! - **backfill**: 100,000 logs already on chain, a fresh module from `start_block`, time
 //!   until its last log is handled (it commits a count with every event).
 //!
@@ -54,6 +59,10 @@ const TX_PER_SECOND: u64 = 30;
 const WARM_UP_BLOCKS: u64 = 3;
 
 fn main() {
+    if let Ok(ws) = std::env::var(BARE_READER) {
+        bare_reader(&ws);
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -105,6 +114,10 @@ fn main() {
                 drive(label, txs, logs_per_tx, setting, &profiler).await;
                 ran += 1;
             }
+        }
+        if wanted.picks(FLOOR_LABEL) {
+            floor(300).await;
+            ran += 1;
         }
         if wanted.picks("backfill") {
             backfill(500, 200).await;
@@ -595,6 +608,107 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting, pro
     if let Some(counts) = counts {
         eprintln!("{}", counts.report());
     }
+}
+
+/// The floor row's label.
+const FLOOR_LABEL: &str = "300 empty blocks, bare reader (the machine's floor)";
+
+/// Set to a websocket URL, this binary runs as the floor row's bare reader instead.
+const BARE_READER: &str = "NEXUM_BENCH_BARE_READER";
+
+/// The bare reader: on one thread, subscribes to heads at `ws`; for each, parses it,
+/// prints a timestamped `b <number>` line and appends a record the size of nexum's commit
+/// of a block to a file: the one read and two writes a block `strace` counts on nexum's
+/// runtime thread, without the rest.
+fn bare_reader(ws: &str) {
+    use std::io::Write;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let (mut socket, _) = tokio_tungstenite::connect_async(ws)
+            .await
+            .expect("the bare reader connects");
+        let subscribe =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]});
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                subscribe.to_string().into(),
+            ))
+            .await
+            .expect("subscribing to heads");
+        let dir = tempfile::tempdir().expect("a folder for the journal");
+        let mut journal = std::fs::File::create(dir.path().join("journal")).expect("a journal");
+        let record = [7u8; 351];
+        let mut out = std::io::stdout();
+        println!("subscribed");
+        while let Some(Ok(message)) = socket.next().await {
+            let Ok(text) = message.to_text() else {
+                continue;
+            };
+            let Ok(value) = serde_json::from_str::<Value>(text) else {
+                continue;
+            };
+            let number = &value["params"]["result"]["number"];
+            if number.is_string() {
+                // Timestamped as nexum's log lines are: the row's latency is measured alike.
+                let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+                let block = hex_u64(number);
+                writeln!(out, r#"{{"timestamp":"{at}","message":"b {block}"}}"#).expect("stdout");
+                journal.write_all(&record).expect("a journal write");
+            }
+        }
+    });
+}
+
+/// The floor row: `blocks` empty blocks at the drive's pace, read by [`bare_reader`]; its CPU
+/// over them, beside the observer connection nexum's rows have too.
+async fn floor(blocks: u64) {
+    let anvil = Anvil::spawn().await;
+    let heads = observe_heads(anvil.ws_url()).await;
+    let mut command =
+        std::process::Command::new(std::env::current_exe().expect("this benchmark's path"));
+    command.env(BARE_READER, anvil.ws_url());
+    let mut reader = Process::spawn(command);
+    reader.wait_for_count(&["subscribed"], 1, Duration::from_secs(60));
+    let pid = reader.id();
+    let from = anvil.block_number().await + 1;
+    for block in from..from + WARM_UP_BLOCKS {
+        anvil.mine(1).await;
+        reader.wait_for_count(&[&format!("\"b {block}\"")], 1, Duration::from_secs(60));
+    }
+    let cpu_before = cpu(pid);
+    let switches_before = switches(pid);
+    let mut pace = tokio::time::interval(Duration::from_millis(1000 / TX_PER_SECOND));
+    for _ in 0..blocks {
+        pace.tick().await;
+        anvil.mine(1).await;
+    }
+    let last = anvil.block_number().await;
+    reader.wait_for_count(&[&format!("\"b {last}\"")], 1, Duration::from_secs(120));
+    let cpu_drive = cpu(pid).since(&cpu_before);
+    let switches_drive = switches(pid).since(&switches_before);
+    let (peak_kib, threads) = (status_field(pid, "VmHWM"), status_field(pid, "Threads"));
+    let seen = seen(&reader.output());
+    let heads = heads.lock().unwrap().clone();
+    let lost = (from..=last)
+        .filter(|b| !seen.block_at.contains_key(b))
+        .count();
+    let mut latency = latencies(&seen.block_at, &heads, from + WARM_UP_BLOCKS);
+    println!(
+        "| {FLOOR_LABEL} | {lost} blocks | {} | – | {:.2} s | {:.0} MiB | – | – | {threads} |",
+        p50_p99(&mut latency),
+        cpu_drive.total().as_secs_f64(),
+        peak_kib as f64 / 1024.0,
+    );
+    eprintln!(
+        "  {FLOOR_LABEL}: CPU user {:.2} s + system {:.2} s; context switches: {} voluntary, {} involuntary",
+        cpu_drive.user.as_secs_f64(),
+        cpu_drive.system.as_secs_f64(),
+        switches_drive.voluntary,
+        switches_drive.involuntary,
+    );
 }
 
 /// Stops nexum as an operator does, and checks that it exited cleanly: a run that ends
