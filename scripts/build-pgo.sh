@@ -68,11 +68,11 @@ RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$PROFILES/raw" \
     cargo build --profile production --quiet -p nexum-cli --target "$HOST"
 
 say "training: the benchmark's workloads on the instrumented binary"
-# Every row the benchmark has: blocks and logs, with and without the cross-check, chain
-# reads, both compilers, two workers, and the backfill. nexum writes its profile when it
-# exits (the benchmark stops it with SIGTERM).
+# Every row the benchmark has but the floor, which runs no nexum: blocks and logs, with
+# and without the cross-check, chain reads, both compilers, two workers, and the backfill.
+# nexum writes its profile when it exits (the benchmark stops it with SIGTERM).
 NEXUM_BIN="$INSTRUMENTED_DIR/$HOST/production/nexum" \
-    cargo bench --quiet -p nexum-tests --bench workloads
+    cargo bench --quiet -p nexum-tests --bench workloads -- '!floor'
 compgen -G "$PROFILES/raw/*.profraw" >/dev/null || { echo "the training run wrote no profile" >&2; exit 1; }
 "$LLVM_PROFDATA" merge -o "$PROFILES/merged.profdata" "$PROFILES"/raw/*.profraw
 # Named by its content: the flags, and so cargo's fingerprint of every crate, change with

@@ -638,10 +638,20 @@ fn bare_reader(ws: &str) {
             ))
             .await
             .expect("subscribing to heads");
-        let dir = tempfile::tempdir().expect("a folder for the journal");
-        let mut journal = std::fs::File::create(dir.path().join("journal")).expect("a journal");
+        // A file without a name: it goes with the reader, which is killed, not stopped.
+        let mut journal = tempfile::tempfile().expect("a journal");
         let record = [7u8; 351];
         let mut out = std::io::stdout();
+        // Heads mined before Anvil has the subscription would never come.
+        while let Some(Ok(message)) = socket.next().await {
+            let answer = message
+                .to_text()
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(t).ok());
+            if answer.is_some_and(|a| a["id"] == 1) {
+                break;
+            }
+        }
         println!("subscribed");
         while let Some(Ok(message)) = socket.next().await {
             let Ok(text) = message.to_text() else {
@@ -678,6 +688,7 @@ async fn floor(blocks: u64) {
         anvil.mine(1).await;
         reader.wait_for_count(&[&format!("\"b {block}\"")], 1, Duration::from_secs(60));
     }
+    reset_peak_rss(pid);
     let cpu_before = cpu(pid);
     let switches_before = switches(pid);
     let mut pace = tokio::time::interval(Duration::from_millis(1000 / TX_PER_SECOND));

@@ -286,12 +286,7 @@ impl HostSupervisor {
         module: &str,
         delivery: Delivery<Bookkeeping>,
     ) -> Result<(Handled, Option<WaitForRoom>), DispatchError> {
-        let handle = self.handle(module)?;
-        if self.shutting_down.load(Ordering::Acquire)
-            || handle.shared.status() == ModuleStatus::Quarantined
-        {
-            return Err(DispatchError::Closed);
-        }
+        let handle = self.accepting(module)?;
         let (reply, outcome) = oneshot::channel();
         let job = Job {
             delivery,
@@ -309,6 +304,18 @@ impl HostSupervisor {
                 Some(wait_for_room(handle.queue.clone(), job)),
             )),
         }
+    }
+
+    /// `module`'s handle, if it takes events: loaded, not quarantined, and the engine not
+    /// shutting down.
+    fn accepting(&self, module: &str) -> Result<Arc<ModuleHandle>, DispatchError> {
+        let handle = self.handle(module)?;
+        if self.shutting_down.load(Ordering::Acquire)
+            || handle.shared.status() == ModuleStatus::Quarantined
+        {
+            return Err(DispatchError::Closed);
+        }
+        Ok(handle)
     }
 
     fn handle(&self, module: &str) -> Result<Arc<ModuleHandle>, DispatchError> {
@@ -368,13 +375,7 @@ impl Supervisor for HostSupervisor {
         module: &str,
         delivery: Delivery<Bookkeeping>,
     ) -> Result<(), DispatchError> {
-        let handle = self.handle(module)?;
-        if self.shutting_down.load(Ordering::Acquire)
-            || handle.shared.status() == ModuleStatus::Quarantined
-        {
-            return Err(DispatchError::Closed);
-        }
-        handle
+        self.accepting(module)?
             .queue
             .try_send(Job {
                 delivery,
@@ -442,10 +443,14 @@ mod tests {
     #[allow(dead_code)]
     fn dispatch_futures_are_send_and_sync(
         supervisor: &HostSupervisor,
+        runtime: &crate::Runtime,
         delivery: Delivery<Bookkeeping>,
     ) {
         fn shareable<T: Send + Sync>(_: T) {}
+        let event = delivery.event.clone();
         shareable(supervisor.queue("module", delivery.clone()));
         shareable(supervisor.dispatch("module", delivery));
+        shareable(runtime.dispatch("module", event.clone()));
+        shareable(runtime.broadcast(event));
     }
 }
