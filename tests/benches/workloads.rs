@@ -354,9 +354,27 @@ fn seen(lines: &[String]) -> Seen {
 /// Timestamps each head the node pushes on a connection of its own.
 async fn observe_heads(ws: String) -> Arc<Mutex<BTreeMap<u64, SystemTime>>> {
     let heads: Arc<Mutex<BTreeMap<u64, SystemTime>>> = Arc::default();
+    let mut socket = subscribe_to_heads(&ws).await;
+    let recorded = heads.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = socket.next().await {
+            let at = SystemTime::now();
+            if let Some(number) = head_number(&message) {
+                recorded.lock().unwrap().insert(number, at);
+            }
+        }
+    });
+    heads
+}
+
+/// A websocket connection to `ws` with a `newHeads` subscription the node has answered:
+/// heads mined before the node has the subscription would never come.
+async fn subscribe_to_heads(
+    ws: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let (mut socket, _) = tokio_tungstenite::connect_async(ws)
         .await
-        .expect("the observer connects");
+        .expect("connecting to the node's websocket");
     let subscribe =
         json!({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]});
     socket
@@ -365,23 +383,23 @@ async fn observe_heads(ws: String) -> Arc<Mutex<BTreeMap<u64, SystemTime>>> {
         ))
         .await
         .expect("subscribing to heads");
-    let recorded = heads.clone();
-    tokio::spawn(async move {
-        while let Some(Ok(message)) = socket.next().await {
-            let at = SystemTime::now();
-            let Ok(text) = message.to_text() else {
-                continue;
-            };
-            let Ok(value) = serde_json::from_str::<Value>(text) else {
-                continue;
-            };
-            let number = &value["params"]["result"]["number"];
-            if number.is_string() {
-                recorded.lock().unwrap().insert(hex_u64(number), at);
-            }
+    while let Some(Ok(message)) = socket.next().await {
+        let answer = message
+            .to_text()
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok());
+        if answer.is_some_and(|a| a["id"] == 1) {
+            break;
         }
-    });
-    heads
+    }
+    socket
+}
+
+/// The number of the head a `newHeads` notification carries, if `message` is one.
+fn head_number(message: &tokio_tungstenite::tungstenite::Message) -> Option<u64> {
+    let value = serde_json::from_str::<Value>(message.to_text().ok()?).ok()?;
+    let number = &value["params"]["result"]["number"];
+    number.is_string().then(|| hex_u64(number))
 }
 
 /// CPU time of a process, in user space and in the kernel.
@@ -627,44 +645,16 @@ fn bare_reader(ws: &str) {
         .build()
         .expect("a tokio runtime");
     runtime.block_on(async {
-        let (mut socket, _) = tokio_tungstenite::connect_async(ws)
-            .await
-            .expect("the bare reader connects");
-        let subscribe =
-            json!({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]});
-        socket
-            .send(tokio_tungstenite::tungstenite::Message::Text(
-                subscribe.to_string().into(),
-            ))
-            .await
-            .expect("subscribing to heads");
+        let mut socket = subscribe_to_heads(ws).await;
         // A file without a name: it goes with the reader, which is killed, not stopped.
         let mut journal = tempfile::tempfile().expect("a journal");
         let record = [7u8; 351];
         let mut out = std::io::stdout();
-        // Heads mined before Anvil has the subscription would never come.
-        while let Some(Ok(message)) = socket.next().await {
-            let answer = message
-                .to_text()
-                .ok()
-                .and_then(|t| serde_json::from_str::<Value>(t).ok());
-            if answer.is_some_and(|a| a["id"] == 1) {
-                break;
-            }
-        }
         println!("subscribed");
         while let Some(Ok(message)) = socket.next().await {
-            let Ok(text) = message.to_text() else {
-                continue;
-            };
-            let Ok(value) = serde_json::from_str::<Value>(text) else {
-                continue;
-            };
-            let number = &value["params"]["result"]["number"];
-            if number.is_string() {
+            if let Some(block) = head_number(&message) {
                 // Timestamped as nexum's log lines are: the row's latency is measured alike.
                 let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-                let block = hex_u64(number);
                 writeln!(out, r#"{{"timestamp":"{at}","message":"b {block}"}}"#).expect("stdout");
                 journal.write_all(&record).expect("a journal write");
             }
