@@ -20,11 +20,14 @@
 //! - **300 empty blocks** at the same pace, on the same subscriptions: what a block costs
 //!   before any log (the node's push, following the chain, the module's block event, and
 //!   the commit that records it delivered);
-//! - **the machine's floor** for those 300 empty blocks: a bare reader (this binary, run
-//!   again as a process of its own) that takes each head from a websocket subscription,
-//!   parses it, prints a line and appends a record to a file, and nothing else: the CPU a
-//!   block costs any consumer in the same hour, to read the rows above against (the
-//!   machine's speed moves several times between hours);
+//! - **the machine's floor** for the 3,000-log, 12,000-log and empty-block workloads: a
+//!   bare reader (this binary, run again as a process of its own, one thread) that takes
+//!   each head from a websocket subscription, parses it, prints a line and appends a record
+//!   to a file; on the log workloads it then reads the block's logs with `eth_getLogs` by
+//!   block hash on a second connection, parses the answer, prints a second line and appends
+//!   a second record; nothing else. Its CPU is what the same work costs any consumer in the
+//!   same hour, to read nexum's rows against (the machine's speed moves several times
+//!   between hours);
 //! - **backfill**: 100,000 logs already on chain, a fresh module from `start_block`, time
 //!   until its last log is handled (it commits a count with every event).
 //!
@@ -115,9 +118,14 @@ fn main() {
                 ran += 1;
             }
         }
-        if wanted.picks(FLOOR_LABEL) {
-            floor(300).await;
-            ran += 1;
+        // The machine's floor for the same workloads, read by a bare process.
+        let floors = [workloads[0], workloads[1], ("300 empty blocks", 300, 0)];
+        for (label, txs, logs_per_tx) in floors {
+            let label = format!("{label}{FLOOR_SUFFIX}");
+            if wanted.picks(&label) {
+                floor(&label, txs, logs_per_tx, &profiler).await;
+                ran += 1;
+            }
         }
         if wanted.picks("backfill") {
             backfill(500, 200).await;
@@ -372,9 +380,7 @@ async fn observe_heads(ws: String) -> Arc<Mutex<BTreeMap<u64, SystemTime>>> {
 async fn subscribe_to_heads(
     ws: &str,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let (mut socket, _) = tokio_tungstenite::connect_async(ws)
-        .await
-        .expect("connecting to the node's websocket");
+    let mut socket = connect(ws).await;
     let subscribe =
         json!({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]});
     socket
@@ -395,11 +401,32 @@ async fn subscribe_to_heads(
     socket
 }
 
+/// A websocket connection to `ws` that reads 4 KiB at a time, as nexum's connections do:
+/// tungstenite zeroes its read buffer (128 KiB by default) before every read.
+async fn connect(
+    ws: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+    config.read_buffer_size = 4 * 1024;
+    tokio_tungstenite::connect_async_with_config(ws, Some(config), false)
+        .await
+        .expect("connecting to the node's websocket")
+        .0
+}
+
 /// The number of the head a `newHeads` notification carries, if `message` is one.
 fn head_number(message: &tokio_tungstenite::tungstenite::Message) -> Option<u64> {
+    head(message).map(|(number, _)| number)
+}
+
+/// The number and hash of the head a `newHeads` notification carries, if `message` is one.
+fn head(message: &tokio_tungstenite::tungstenite::Message) -> Option<(u64, String)> {
     let value = serde_json::from_str::<Value>(message.to_text().ok()?).ok()?;
-    let number = &value["params"]["result"]["number"];
-    number.is_string().then(|| hex_u64(number))
+    let head = &value["params"]["result"];
+    let (number, hash) = (&head["number"], head["hash"].as_str()?);
+    number
+        .is_string()
+        .then(|| (hex_u64(number), hash.to_string()))
 }
 
 /// CPU time of a process, in user space and in the kernel.
@@ -541,8 +568,7 @@ fn latencies(
         .collect()
 }
 
-/// Sends `txs` transactions of `logs_per_tx` logs at [`TX_PER_SECOND`] with nexum running
-/// (with none, mines `txs` empty blocks at that pace), and prints one row.
+/// Runs a workload (see [`send_workload`]) with nexum reading it, and prints one row.
 async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting, profiler: &Profiler) {
     let label = format!("{workload}{}", setting.label());
     let anvil = Anvil::spawn().await;
@@ -566,19 +592,7 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting, pro
     let profiling = profiler.attach(pid, &label);
     let cpu_before = cpu(pid);
     let switches_before = switches(pid);
-    let mut pace = tokio::time::interval(Duration::from_millis(1000 / TX_PER_SECOND));
-    let mut last = 0;
-    for _ in 0..txs {
-        pace.tick().await;
-        if logs_per_tx == 0 {
-            anvil.mine(1).await;
-        } else {
-            last = hex_u64(&anvil.burst(emitter, logs_per_tx - 1).await["blockNumber"]);
-        }
-    }
-    if logs_per_tx == 0 {
-        last = anvil.block_number().await;
-    }
+    let last = send_workload(&anvil, emitter, txs, logs_per_tx).await;
     // The drive phase ends when the module has the last block's logs (or the last block,
     // when blocks carry none).
     let needle = if logs_per_tx == 0 {
@@ -628,48 +642,124 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting, pro
     }
 }
 
-/// The floor row's label.
-const FLOOR_LABEL: &str = "300 empty blocks, bare reader (the machine's floor)";
+/// What a floor row's label adds to its workload's.
+const FLOOR_SUFFIX: &str = ", bare reader (the machine's floor)";
 
-/// Set to a websocket URL, this binary runs as the floor row's bare reader instead.
+/// Set to a websocket URL, this binary runs as a floor row's bare reader instead.
 const BARE_READER: &str = "NEXUM_BENCH_BARE_READER";
+
+/// Set beside [`BARE_READER`] to a contract's address, the bare reader also reads each
+/// block's logs of that contract.
+const BARE_READER_LOGS: &str = "NEXUM_BENCH_BARE_READER_LOGS";
 
 /// The bare reader: on one thread, subscribes to heads at `ws`; for each, parses it,
 /// prints a timestamped `b <number>` line and appends a record the size of nexum's commit
 /// of a block to a file: the one read and two writes a block `strace` counts on nexum's
-/// runtime thread, without the rest.
+/// runtime thread, without the rest. With [`BARE_READER_LOGS`] it then reads the block's
+/// logs of that contract with `eth_getLogs` by block hash on a second connection, as
+/// nexum's live path does (without its cross-check), parses the answer, and prints an
+/// `l <number> <count>` line and appends a second record, as nexum's module and its
+/// commit do.
 fn bare_reader(ws: &str) {
     use std::io::Write;
+    let emitter = std::env::var(BARE_READER_LOGS).ok();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
     runtime.block_on(async {
+        let mut requests = match emitter {
+            Some(_) => Some(connect(ws).await),
+            None => None,
+        };
         let mut socket = subscribe_to_heads(ws).await;
         // A file without a name: it goes with the reader, which is killed, not stopped.
         let mut journal = tempfile::tempfile().expect("a journal");
         let record = [7u8; 351];
         let mut out = std::io::stdout();
         println!("subscribed");
+        let mut id = 1u64;
         while let Some(Ok(message)) = socket.next().await {
-            if let Some(block) = head_number(&message) {
-                // Timestamped as nexum's log lines are: the row's latency is measured alike.
-                let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-                writeln!(out, r#"{{"timestamp":"{at}","message":"b {block}"}}"#).expect("stdout");
-                journal.write_all(&record).expect("a journal write");
-            }
+            let Some((block, hash)) = head(&message) else {
+                continue;
+            };
+            // Timestamped as nexum's log lines are: the row's latency is measured alike.
+            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            writeln!(out, r#"{{"timestamp":"{at}","message":"b {block}"}}"#).expect("stdout");
+            journal.write_all(&record).expect("a journal write");
+            let (Some(requests), Some(emitter)) = (requests.as_mut(), emitter.as_deref()) else {
+                continue;
+            };
+            id += 1;
+            let read = json!({"jsonrpc": "2.0", "id": id, "method": "eth_getLogs",
+                "params": [{"blockHash": hash, "address": emitter}]});
+            requests
+                .send(tokio_tungstenite::tungstenite::Message::Text(
+                    read.to_string().into(),
+                ))
+                .await
+                .expect("asking for a block's logs");
+            let logs = loop {
+                let answer = requests
+                    .next()
+                    .await
+                    .expect("the node's answer")
+                    .expect("a frame");
+                let Some(answer) = answer
+                    .to_text()
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<Value>(t).ok())
+                else {
+                    continue;
+                };
+                if answer["id"] == id {
+                    break answer["result"].as_array().map_or(0, Vec::len);
+                }
+            };
+            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            writeln!(
+                out,
+                r#"{{"timestamp":"{at}","message":"l {block} {logs}"}}"#
+            )
+            .expect("stdout");
+            journal.write_all(&record).expect("a journal write");
         }
     });
 }
 
-/// The floor row: `blocks` empty blocks at the drive's pace, read by [`bare_reader`]; its CPU
-/// over them, beside the observer connection nexum's rows have too.
-async fn floor(blocks: u64) {
+/// Sends `txs` transactions of `logs_per_tx` logs each to `emitter` at [`TX_PER_SECOND`]
+/// (with none, mines `txs` empty blocks at that pace); returns the last block.
+async fn send_workload(anvil: &Anvil, emitter: Address, txs: u64, logs_per_tx: u64) -> u64 {
+    let mut pace = tokio::time::interval(Duration::from_millis(1000 / TX_PER_SECOND));
+    let mut last = 0;
+    for _ in 0..txs {
+        pace.tick().await;
+        if logs_per_tx == 0 {
+            anvil.mine(1).await;
+        } else {
+            last = hex_u64(&anvil.burst(emitter, logs_per_tx - 1).await["blockNumber"]);
+        }
+    }
+    if logs_per_tx == 0 {
+        last = anvil.block_number().await;
+    }
+    last
+}
+
+/// A floor row: the workload read by [`bare_reader`]; its CPU over the drive, beside the
+/// observer connection nexum's rows have too.
+async fn floor(label: &str, txs: u64, logs_per_tx: u64, profiler: &Profiler) {
     let anvil = Anvil::spawn().await;
+    let emitter = anvil.deploy_emitter().await;
     let heads = observe_heads(anvil.ws_url()).await;
-    let mut command =
-        std::process::Command::new(std::env::current_exe().expect("this benchmark's path"));
+    let mut command = profiler.command(
+        &std::env::current_exe().expect("this benchmark's path"),
+        label,
+    );
     command.env(BARE_READER, anvil.ws_url());
+    if logs_per_tx > 0 {
+        command.env(BARE_READER_LOGS, emitter.to_string());
+    }
     let mut reader = Process::spawn(command);
     reader.wait_for_count(&["subscribed"], 1, Duration::from_secs(60));
     let pid = reader.id();
@@ -679,37 +769,48 @@ async fn floor(blocks: u64) {
         reader.wait_for_count(&[&format!("\"b {block}\"")], 1, Duration::from_secs(60));
     }
     reset_peak_rss(pid);
+    let profiling = profiler.attach(pid, label);
     let cpu_before = cpu(pid);
     let switches_before = switches(pid);
-    let mut pace = tokio::time::interval(Duration::from_millis(1000 / TX_PER_SECOND));
-    for _ in 0..blocks {
-        pace.tick().await;
-        anvil.mine(1).await;
-    }
-    let last = anvil.block_number().await;
-    reader.wait_for_count(&[&format!("\"b {last}\"")], 1, Duration::from_secs(120));
+    let last = send_workload(&anvil, emitter, txs, logs_per_tx).await;
+    let needle = if logs_per_tx == 0 {
+        format!("\"b {last}\"")
+    } else {
+        format!("\"l {last} ")
+    };
+    reader.wait_for_count(&[&needle], 1, Duration::from_secs(120));
     let cpu_drive = cpu(pid).since(&cpu_before);
     let switches_drive = switches(pid).since(&switches_before);
     let (peak_kib, threads) = (status_field(pid, "VmHWM"), status_field(pid, "Threads"));
+    let counts = profiling.detach();
+    // Ended, not killed: under callgrind its counts are written as it exits.
+    reader.signal("-TERM");
     let seen = seen(&reader.output());
     let heads = heads.lock().unwrap().clone();
-    let lost = (from..=last)
+    let blocks_lost = (from..=last)
         .filter(|b| !seen.block_at.contains_key(b))
         .count();
-    let mut latency = latencies(&seen.block_at, &heads, from + WARM_UP_BLOCKS);
+    let logs_got: u64 = seen.logs.range(from..=last).map(|(_, n)| n).sum();
+    let logs_lost = txs * logs_per_tx - logs_got.min(txs * logs_per_tx);
+    let mut blocks = latencies(&seen.block_at, &heads, from + WARM_UP_BLOCKS);
+    let mut logs = latencies(&seen.logs_at, &heads, from + WARM_UP_BLOCKS);
     println!(
-        "| {FLOOR_LABEL} | {lost} blocks | {} | – | {:.2} s | {:.0} MiB | – | – | {threads} |",
-        p50_p99(&mut latency),
+        "| {label} | {blocks_lost} blocks, {logs_lost} logs | {} | {} | {:.2} s | {:.0} MiB | – | – | {threads} |",
+        p50_p99(&mut blocks),
+        p50_p99(&mut logs),
         cpu_drive.total().as_secs_f64(),
         peak_kib as f64 / 1024.0,
     );
     eprintln!(
-        "  {FLOOR_LABEL}: CPU user {:.2} s + system {:.2} s; context switches: {} voluntary, {} involuntary",
+        "  {label}: CPU user {:.2} s + system {:.2} s; context switches: {} voluntary, {} involuntary",
         cpu_drive.user.as_secs_f64(),
         cpu_drive.system.as_secs_f64(),
         switches_drive.voluntary,
         switches_drive.involuntary,
     );
+    if let Some(counts) = counts {
+        eprintln!("{}", counts.report());
+    }
 }
 
 /// Stops nexum as an operator does, and checks that it exited cleanly: a run that ends
