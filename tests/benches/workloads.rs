@@ -27,7 +27,8 @@
 //!   block hash on a second connection, parses the answer, prints a second line and appends
 //!   a second record; nothing else. Its CPU is what the same work costs any consumer in the
 //!   same hour, to read nexum's rows against (the machine's speed moves several times
-//!   between hours);
+//!   between hours): the floors run first, and nexum's rows of the same workload give
+//!   their CPU as a multiple of it too;
 //! - **backfill**: 100,000 logs already on chain, a fresh module from `start_block`, time
 //!   until its last log is handled (it commits a count with every event).
 //!
@@ -46,7 +47,7 @@ use nexum_tests::anvil::{Anvil, CHAIN_ID, hex_u64};
 use nexum_tests::guests;
 use nexum_tests::process::Process;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -57,6 +58,9 @@ use profiler::Profiler;
 
 /// Transactions per second while driving.
 const TX_PER_SECOND: u64 = 30;
+
+/// The workload of empty blocks: label, blocks, logs per block.
+const EMPTY_BLOCKS: (&str, u64, u64) = ("300 empty blocks", 300, 0);
 
 /// Empty blocks handled before the drive starts (not counted in latencies).
 const WARM_UP_BLOCKS: u64 = 3;
@@ -108,22 +112,25 @@ fn main() {
             rows.push((workload, two_workers));
         }
         // The per-block floor: blocks without transactions, on the same subscriptions.
-        rows.push((("300 empty blocks", 300, 0), Setting::default()));
+        rows.push((EMPTY_BLOCKS, Setting::default()));
         let wanted = RowFilter::from_args();
         let profiler = Profiler::from_env();
         let mut ran = 0;
-        for ((label, txs, logs_per_tx), setting) in rows {
-            if wanted.picks(&format!("{label}{}", setting.label())) {
-                drive(label, txs, logs_per_tx, setting, &profiler).await;
+        // The machine's floor for the same workloads, read by a bare process: first, so
+        // that nexum's rows can say how many floors they cost in the same run.
+        let mut floors = HashMap::new();
+        for (workload, txs, logs_per_tx) in [workloads[0], workloads[1], EMPTY_BLOCKS] {
+            let label = format!("{workload}{FLOOR_SUFFIX}");
+            if wanted.picks(&label) {
+                let cpu = floor(&label, txs, logs_per_tx, &profiler).await;
+                floors.insert(workload, cpu);
                 ran += 1;
             }
         }
-        // The machine's floor for the same workloads, read by a bare process.
-        let floors = [workloads[0], workloads[1], ("300 empty blocks", 300, 0)];
-        for (label, txs, logs_per_tx) in floors {
-            let label = format!("{label}{FLOOR_SUFFIX}");
-            if wanted.picks(&label) {
-                floor(&label, txs, logs_per_tx, &profiler).await;
+        for ((label, txs, logs_per_tx), setting) in rows {
+            if wanted.picks(&format!("{label}{}", setting.label())) {
+                let floor = floors.get(label).copied();
+                drive(label, txs, logs_per_tx, setting, floor, &profiler).await;
                 ran += 1;
             }
         }
@@ -568,8 +575,16 @@ fn latencies(
         .collect()
 }
 
-/// Runs a workload (see [`send_workload`]) with nexum reading it, and prints one row.
-async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting, profiler: &Profiler) {
+/// Runs a workload (see [`send_workload`]) with nexum reading it, and prints one row; with
+/// the CPU of the workload's `floor` in the same run, the drive's CPU as a multiple of it.
+async fn drive(
+    workload: &str,
+    txs: u64,
+    logs_per_tx: u64,
+    setting: Setting,
+    floor: Option<Duration>,
+    profiler: &Profiler,
+) {
     let label = format!("{workload}{}", setting.label());
     let anvil = Anvil::spawn().await;
     let emitter = anvil.deploy_emitter().await;
@@ -617,11 +632,18 @@ async fn drive(workload: &str, txs: u64, logs_per_tx: u64, setting: Setting, pro
     let logs_lost = txs * logs_per_tx - logs_got.min(txs * logs_per_tx);
     let mut blocks = latencies(&seen.block_at, &heads, from + WARM_UP_BLOCKS);
     let mut logs = latencies(&seen.logs_at, &heads, from + WARM_UP_BLOCKS);
+    let cpu_total = cpu_drive.total().as_secs_f64();
+    // CPU is read in 10 ms ticks: a floor of none says nothing.
+    let against_floor = match floor {
+        Some(floor) if !floor.is_zero() => {
+            format!(" ({:.1}× the floor)", cpu_total / floor.as_secs_f64())
+        }
+        _ => String::new(),
+    };
     println!(
-        "| {label} | {blocks_lost} blocks, {logs_lost} logs | {} | {} | {:.2} s | {:.0} MiB | {:.0} MiB | {:.0} + {:.0} MiB | {threads} |",
+        "| {label} | {blocks_lost} blocks, {logs_lost} logs | {} | {} | {cpu_total:.2} s{against_floor} | {:.0} MiB | {:.0} MiB | {:.0} + {:.0} MiB | {threads} |",
         p50_p99(&mut blocks),
         p50_p99(&mut logs),
-        cpu_drive.total().as_secs_f64(),
         drive_peak_kib as f64 / 1024.0,
         boot_peak_kib.max(drive_peak_kib) as f64 / 1024.0,
         anon_kib as f64 / 1024.0,
@@ -746,9 +768,9 @@ async fn send_workload(anvil: &Anvil, emitter: Address, txs: u64, logs_per_tx: u
     last
 }
 
-/// A floor row: the workload read by [`bare_reader`]; its CPU over the drive, beside the
-/// observer connection nexum's rows have too.
-async fn floor(label: &str, txs: u64, logs_per_tx: u64, profiler: &Profiler) {
+/// A floor row: the workload read by [`bare_reader`]; its CPU over the drive (returned),
+/// beside the observer connection nexum's rows have too.
+async fn floor(label: &str, txs: u64, logs_per_tx: u64, profiler: &Profiler) -> Duration {
     let anvil = Anvil::spawn().await;
     let emitter = anvil.deploy_emitter().await;
     let heads = observe_heads(anvil.ws_url()).await;
@@ -811,6 +833,7 @@ async fn floor(label: &str, txs: u64, logs_per_tx: u64, profiler: &Profiler) {
     if let Some(counts) = counts {
         eprintln!("{}", counts.report());
     }
+    cpu_drive.total()
 }
 
 /// Stops nexum as an operator does, and checks that it exited cleanly: a run that ends
