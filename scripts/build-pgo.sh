@@ -68,7 +68,7 @@ RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$PROFILES/raw" \
     cargo build --profile production --quiet -p nexum-cli --target "$HOST"
 
 say "training: the benchmark's workloads on the instrumented binary"
-# Every row the benchmark has but the floor, which runs no nexum: blocks and logs, with
+# Every row the benchmark has but the floors, which run no nexum: blocks and logs, with
 # and without the cross-check, chain reads, both compilers, two workers, and the backfill.
 # nexum writes its profile when it exits (the benchmark stops it with SIGTERM).
 NEXUM_BIN="$INSTRUMENTED_DIR/$HOST/production/nexum" \

@@ -22,13 +22,13 @@
 //!   the commit that records it delivered);
 //! - **the machine's floor** for the 3,000-log, 12,000-log and empty-block workloads: a
 //!   bare reader (this binary, run again as a process of its own, one thread) that takes
-//!   each head from a websocket subscription, parses it, prints a line and appends a record
-//!   to a file; on the log workloads it then reads the block's logs with `eth_getLogs` by
-//!   block hash on a second connection, parses the answer, prints a second line and appends
-//!   a second record; nothing else. Its CPU is what the same work costs any consumer in the
-//!   same hour, to read nexum's rows against (the machine's speed moves several times
-//!   between hours): the floors run first, and nexum's rows of the same workload give
-//!   their CPU as a multiple of it too;
+//!   each head from a websocket subscription, reads its number and hash, prints a line and
+//!   appends a record to a file; on the log workloads it then reads the block's logs with
+//!   `eth_getLogs` by block hash on a second connection, parses them as nexum does, prints a
+//!   second line and appends a second record; nothing else (no cross-check, no sandbox, no
+//!   store). Its CPU is what that bare work costs in the same hour, to read nexum's rows
+//!   against (the machine's speed moves several times between hours): each floor runs right
+//!   before nexum's rows of its workload, which give their CPU as a multiple of it too;
 //! - **backfill**: 100,000 logs already on chain, a fresh module from `start_block`, time
 //!   until its last log is handled (it commits a count with every event).
 //!
@@ -40,17 +40,19 @@
 //! holds each of them, and none of those written `!word` (`-- 3,000 cranelift`;
 //! `backfill` is a row too). [`profiler`] says how to profile the drives.
 
-use alloy_primitives::Address;
+use alloy_primitives::{Address, B256, Bytes, U64};
 use futures::{SinkExt, StreamExt};
 use nexum_core::Compiler;
 use nexum_tests::anvil::{Anvil, CHAIN_ID, hex_u64};
 use nexum_tests::guests;
 use nexum_tests::process::Process;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+use tokio_tungstenite::tungstenite::Message;
 
 #[path = "workloads/profiler.rs"]
 mod profiler;
@@ -59,8 +61,51 @@ use profiler::Profiler;
 /// Transactions per second while driving.
 const TX_PER_SECOND: u64 = 30;
 
-/// The workload of empty blocks: label, blocks, logs per block.
-const EMPTY_BLOCKS: (&str, u64, u64) = ("300 empty blocks", 300, 0);
+/// What a drive sends: `txs` transactions at [`TX_PER_SECOND`], each emitting
+/// `logs_per_tx` logs in a block of its own (with none, `txs` empty blocks at that pace).
+#[derive(Debug, Clone, Copy)]
+struct Workload {
+    label: &'static str,
+    txs: u64,
+    logs_per_tx: u64,
+}
+
+impl Workload {
+    /// Logs the workload puts on chain.
+    fn logs(&self) -> u64 {
+        self.txs * self.logs_per_tx
+    }
+
+    /// What the reader's last line of a drive that ended at `last` starts with: the last
+    /// block's logs, or the last block when blocks carry none.
+    fn last_line(&self, last: u64) -> String {
+        if self.logs_per_tx == 0 {
+            format!("\"b {last}\"")
+        } else {
+            format!("\"l {last} ")
+        }
+    }
+}
+
+const THREE_THOUSAND_LOGS: Workload = Workload {
+    label: "3,000 logs (300 tx × 10)",
+    txs: 300,
+    logs_per_tx: 10,
+};
+
+const TWELVE_THOUSAND_LOGS: Workload = Workload {
+    label: "12,000 logs (60 tx × 200)",
+    txs: 60,
+    logs_per_tx: 200,
+};
+
+/// Blocks without transactions, on the same subscriptions: what a block costs before any
+/// log.
+const EMPTY_BLOCKS: Workload = Workload {
+    label: "300 empty blocks",
+    txs: 300,
+    logs_per_tx: 0,
+};
 
 /// Empty blocks handled before the drive starts (not counted in latencies).
 const WARM_UP_BLOCKS: u64 = 3;
@@ -80,10 +125,7 @@ fn main() {
             "| workload | loss | block p50 / p99 | log p50 / p99 | CPU (drive) | peak RSS (drive) | peak RSS (with boot) | RSS at end: anon + file | threads |"
         );
         println!("|---|---|---|---|---|---|---|---|---|");
-        let workloads = [
-            ("3,000 logs (300 tx × 10)", 300, 10),
-            ("12,000 logs (60 tx × 200)", 60, 200),
-        ];
+        let workloads = [THREE_THOUSAND_LOGS, TWELVE_THOUSAND_LOGS];
         let mut rows = Vec::new();
         for cross_check in [true, false] {
             for workload in workloads {
@@ -98,12 +140,12 @@ fn main() {
             block_reads: 3,
             ..Setting::default()
         };
-        rows.push((workloads[0], keeper_like));
+        rows.push((THREE_THOUSAND_LOGS, keeper_like));
         let cranelift = Setting {
             compiler: Some(Compiler::Cranelift),
             ..Setting::default()
         };
-        rows.push((workloads[0], cranelift));
+        rows.push((THREE_THOUSAND_LOGS, cranelift));
         for workload in workloads {
             let two_workers = Setting {
                 workers: Some(2),
@@ -111,27 +153,26 @@ fn main() {
             };
             rows.push((workload, two_workers));
         }
-        // The per-block floor: blocks without transactions, on the same subscriptions.
         rows.push((EMPTY_BLOCKS, Setting::default()));
         let wanted = RowFilter::from_args();
         let profiler = Profiler::from_env();
         let mut ran = 0;
-        // The machine's floor for the same workloads, read by a bare process: first, so
-        // that nexum's rows can say how many floors they cost in the same run.
-        let mut floors = HashMap::new();
-        for (workload, txs, logs_per_tx) in [workloads[0], workloads[1], EMPTY_BLOCKS] {
-            let label = format!("{workload}{FLOOR_SUFFIX}");
-            if wanted.picks(&label) {
-                let cpu = floor(&label, txs, logs_per_tx, &profiler).await;
-                floors.insert(workload, cpu);
+        // Each workload's floor runs right before nexum's rows of it (the machine's speed
+        // drifts within a run too), which then give their CPU as a multiple of it.
+        for workload in [THREE_THOUSAND_LOGS, TWELVE_THOUSAND_LOGS, EMPTY_BLOCKS] {
+            let floor_label = format!("{}{FLOOR_SUFFIX}", workload.label);
+            let floor_cpu = if wanted.picks(&floor_label) {
                 ran += 1;
-            }
-        }
-        for ((label, txs, logs_per_tx), setting) in rows {
-            if wanted.picks(&format!("{label}{}", setting.label())) {
-                let floor = floors.get(label).copied();
-                drive(label, txs, logs_per_tx, setting, floor, &profiler).await;
-                ran += 1;
+                Some(floor(&floor_label, workload, &profiler).await)
+            } else {
+                None
+            };
+            let own_rows = rows.iter().filter(|(w, _)| w.label == workload.label);
+            for &(_, setting) in own_rows {
+                if wanted.picks(&format!("{}{}", workload.label, setting.label())) {
+                    drive(workload, setting, floor_cpu, &profiler).await;
+                    ran += 1;
+                }
             }
         }
         if wanted.picks("backfill") {
@@ -384,16 +425,12 @@ async fn observe_heads(ws: String) -> Arc<Mutex<BTreeMap<u64, SystemTime>>> {
 
 /// A websocket connection to `ws` with a `newHeads` subscription the node has answered:
 /// heads mined before the node has the subscription would never come.
-async fn subscribe_to_heads(
-    ws: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+async fn subscribe_to_heads(ws: &str) -> Socket {
     let mut socket = connect(ws).await;
     let subscribe =
         json!({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]});
     socket
-        .send(tokio_tungstenite::tungstenite::Message::Text(
-            subscribe.to_string().into(),
-        ))
+        .send(Message::Text(subscribe.to_string().into()))
         .await
         .expect("subscribing to heads");
     while let Some(Ok(message)) = socket.next().await {
@@ -408,11 +445,14 @@ async fn subscribe_to_heads(
     socket
 }
 
-/// A websocket connection to `ws` that reads 4 KiB at a time, as nexum's connections do:
-/// tungstenite zeroes its read buffer (128 KiB by default) before every read.
-async fn connect(
-    ws: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+/// A websocket connection to the node.
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A websocket connection to `ws` that reads 4 KiB at a time, as nexum's connections do
+/// (`READ_BUFFER` in `nexum-host/src/chain/client.rs`): tungstenite zeroes its read buffer
+/// (128 KiB by default) before every read.
+async fn connect(ws: &str) -> Socket {
     let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
     config.read_buffer_size = 4 * 1024;
     tokio_tungstenite::connect_async_with_config(ws, Some(config), false)
@@ -422,18 +462,35 @@ async fn connect(
 }
 
 /// The number of the head a `newHeads` notification carries, if `message` is one.
-fn head_number(message: &tokio_tungstenite::tungstenite::Message) -> Option<u64> {
-    head(message).map(|(number, _)| number)
+fn head_number(message: &Message) -> Option<u64> {
+    pushed_head(message).map(|head| head.number.to())
 }
 
-/// The number and hash of the head a `newHeads` notification carries, if `message` is one.
-fn head(message: &tokio_tungstenite::tungstenite::Message) -> Option<(u64, String)> {
-    let value = serde_json::from_str::<Value>(message.to_text().ok()?).ok()?;
-    let head = &value["params"]["result"];
-    let (number, hash) = (&head["number"], head["hash"].as_str()?);
-    number
-        .is_string()
-        .then(|| (hex_u64(number), hash.to_string()))
+/// What the benchmark reads of a head.
+#[derive(serde::Deserialize)]
+struct Head {
+    number: U64,
+    hash: B256,
+}
+
+/// A subscription's push: `{"params": {"result": …}}` and fields the benchmark skips.
+#[derive(serde::Deserialize)]
+struct Pushed<T> {
+    params: PushedItem<T>,
+}
+
+#[derive(serde::Deserialize)]
+struct PushedItem<T> {
+    result: T,
+}
+
+/// The head a `newHeads` notification carries, if `message` is one.
+fn pushed_head(message: &Message) -> Option<Head> {
+    let Message::Text(text) = message else {
+        return None;
+    };
+    let pushed: Pushed<Head> = serde_json::from_str(text).ok()?;
+    Some(pushed.params.result)
 }
 
 /// CPU time of a process, in user space and in the kernel.
@@ -575,17 +632,15 @@ fn latencies(
         .collect()
 }
 
-/// Runs a workload (see [`send_workload`]) with nexum reading it, and prints one row; with
-/// the CPU of the workload's `floor` in the same run, the drive's CPU as a multiple of it.
+/// Runs `workload` with nexum reading it, and prints one row; with the CPU of the
+/// workload's floor in the same run, the drive's CPU as a multiple of it.
 async fn drive(
-    workload: &str,
-    txs: u64,
-    logs_per_tx: u64,
+    workload: Workload,
     setting: Setting,
-    floor: Option<Duration>,
+    floor_cpu: Option<Duration>,
     profiler: &Profiler,
 ) {
-    let label = format!("{workload}{}", setting.label());
+    let label = format!("{}{}", workload.label, setting.label());
     let anvil = Anvil::spawn().await;
     let emitter = anvil.deploy_emitter().await;
     let from = anvil.block_number().await + 1;
@@ -594,28 +649,15 @@ async fn drive(
     let heads = observe_heads(anvil.ws_url()).await;
     let mut nexum = start(&engine, setting.workers, profiler, &label);
     let pid = nexum.id();
-    // Warm-up: a few empty blocks, each pushed and handled, so the drive measures the
-    // steady state (subscriptions open right after "running"; a connection's first pushes
-    // can wait ~40 ms on delayed TCP acknowledgements).
-    for block in from..from + WARM_UP_BLOCKS {
-        anvil.mine(1).await;
-        nexum.wait_for_count(&[&format!("\"b {block}\"")], 1, Duration::from_secs(60));
-    }
+    warm_up(&anvil, &mut nexum, from).await;
 
     let boot_peak_kib = status_field(pid, "VmHWM");
     reset_peak_rss(pid);
     let profiling = profiler.attach(pid, &label);
     let cpu_before = cpu(pid);
     let switches_before = switches(pid);
-    let last = send_workload(&anvil, emitter, txs, logs_per_tx).await;
-    // The drive phase ends when the module has the last block's logs (or the last block,
-    // when blocks carry none).
-    let needle = if logs_per_tx == 0 {
-        format!("\"b {last}\"")
-    } else {
-        format!("\"l {last} ")
-    };
-    nexum.wait_for_count(&[&needle], 1, Duration::from_secs(120));
+    let last = send_workload(&anvil, emitter, workload).await;
+    nexum.wait_for_count(&[&workload.last_line(last)], 1, Duration::from_secs(120));
     let cpu_drive = cpu(pid).since(&cpu_before);
     let switches_drive = switches(pid).since(&switches_before);
     let (drive_peak_kib, threads) = (status_field(pid, "VmHWM"), status_field(pid, "Threads"));
@@ -623,45 +665,88 @@ async fn drive(
     let counts = profiling.detach();
     stop(&mut nexum);
 
-    let seen = seen(&nexum.output());
-    let heads = heads.lock().unwrap().clone();
-    let blocks_lost = (from..=last)
-        .filter(|b| !seen.block_at.contains_key(b))
-        .count();
-    let logs_got: u64 = seen.logs.range(from..=last).map(|(_, n)| n).sum();
-    let logs_lost = txs * logs_per_tx - logs_got.min(txs * logs_per_tx);
-    let mut blocks = latencies(&seen.block_at, &heads, from + WARM_UP_BLOCKS);
-    let mut logs = latencies(&seen.logs_at, &heads, from + WARM_UP_BLOCKS);
+    let mut received = Received::of(&nexum.output(), &heads, from, last, workload);
     let cpu_total = cpu_drive.total().as_secs_f64();
-    // CPU is read in 10 ms ticks: a floor of none says nothing.
-    let against_floor = match floor {
+    // nexum's CPU is read in 10 ms ticks, the floor's to the nanosecond (see `floor`).
+    let against_floor = match floor_cpu {
         Some(floor) if !floor.is_zero() => {
             format!(" ({:.1}× the floor)", cpu_total / floor.as_secs_f64())
         }
         _ => String::new(),
     };
     println!(
-        "| {label} | {blocks_lost} blocks, {logs_lost} logs | {} | {} | {cpu_total:.2} s{against_floor} | {:.0} MiB | {:.0} MiB | {:.0} + {:.0} MiB | {threads} |",
-        p50_p99(&mut blocks),
-        p50_p99(&mut logs),
+        "| {label} | {} | {} | {} | {cpu_total:.2} s{against_floor} | {:.0} MiB | {:.0} MiB | {:.0} + {:.0} MiB | {threads} |",
+        received.loss(),
+        p50_p99(&mut received.blocks),
+        p50_p99(&mut received.logs),
         drive_peak_kib as f64 / 1024.0,
         boot_peak_kib.max(drive_peak_kib) as f64 / 1024.0,
         anon_kib as f64 / 1024.0,
         file_kib as f64 / 1024.0,
     );
-    // The kernel's share, how often nexum's threads went to sleep (voluntary switches), and
-    // how often one was taken off the CPU while it could still run (involuntary: preempted
-    // by another process or thread).
-    eprintln!(
-        "  {label}: CPU user {:.2} s + system {:.2} s; context switches of the threads alive at the end: {} voluntary, {} involuntary",
-        cpu_drive.user.as_secs_f64(),
-        cpu_drive.system.as_secs_f64(),
-        switches_drive.voluntary,
-        switches_drive.involuntary,
-    );
+    report_cpu(&label, &cpu_drive, &switches_drive);
     if let Some(counts) = counts {
         eprintln!("{}", counts.report());
     }
+}
+
+/// Warm-up: a few empty blocks from `from`, each pushed and handled by `reader`, so the
+/// drive measures the steady state (subscriptions open right after the reader says it is
+/// ready; a connection's first pushes can wait ~40 ms on delayed TCP acknowledgements).
+async fn warm_up(anvil: &Anvil, reader: &mut Process, from: u64) {
+    for block in from..from + WARM_UP_BLOCKS {
+        anvil.mine(1).await;
+        reader.wait_for_count(&[&format!("\"b {block}\"")], 1, Duration::from_secs(60));
+    }
+}
+
+/// What a reader's lines say of a drive over `from..=last`: what it lost, and how long
+/// each block's and each block's logs' line came after the node pushed the block (the
+/// warm-up left out).
+struct Received {
+    blocks_lost: usize,
+    logs_lost: u64,
+    blocks: Vec<Duration>,
+    logs: Vec<Duration>,
+}
+
+impl Received {
+    fn of(
+        lines: &[String],
+        heads: &Mutex<BTreeMap<u64, SystemTime>>,
+        from: u64,
+        last: u64,
+        workload: Workload,
+    ) -> Self {
+        let seen = seen(lines);
+        let heads = heads.lock().unwrap().clone();
+        let got: u64 = seen.logs.range(from..=last).map(|(_, n)| n).sum();
+        Self {
+            blocks_lost: (from..=last)
+                .filter(|b| !seen.block_at.contains_key(b))
+                .count(),
+            logs_lost: workload.logs() - got.min(workload.logs()),
+            blocks: latencies(&seen.block_at, &heads, from + WARM_UP_BLOCKS),
+            logs: latencies(&seen.logs_at, &heads, from + WARM_UP_BLOCKS),
+        }
+    }
+
+    fn loss(&self) -> String {
+        format!("{} blocks, {} logs", self.blocks_lost, self.logs_lost)
+    }
+}
+
+/// The line under a row: the kernel's share of the drive's CPU, how often the reader's
+/// threads went to sleep (voluntary switches), and how often one was taken off the CPU
+/// while it could still run (involuntary: preempted by another process or thread).
+fn report_cpu(label: &str, cpu: &Cpu, switches: &SwitchesSince) {
+    eprintln!(
+        "  {label}: CPU user {:.2} s + system {:.2} s; context switches of the threads alive at the end: {} voluntary, {} involuntary",
+        cpu.user.as_secs_f64(),
+        cpu.system.as_secs_f64(),
+        switches.voluntary,
+        switches.involuntary,
+    );
 }
 
 /// What a floor row's label adds to its workload's.
@@ -674,103 +759,125 @@ const BARE_READER: &str = "NEXUM_BENCH_BARE_READER";
 /// block's logs of that contract.
 const BARE_READER_LOGS: &str = "NEXUM_BENCH_BARE_READER_LOGS";
 
-/// The bare reader: on one thread, subscribes to heads at `ws`; for each, parses it,
-/// prints a timestamped `b <number>` line and appends a record the size of nexum's commit
-/// of a block to a file: the one read and two writes a block `strace` counts on nexum's
-/// runtime thread, without the rest. With [`BARE_READER_LOGS`] it then reads the block's
-/// logs of that contract with `eth_getLogs` by block hash on a second connection, as
-/// nexum's live path does (without its cross-check), parses the answer, and prints an
-/// `l <number> <count>` line and appends a second record, as nexum's module and its
-/// commit do.
+/// The bare reader: on one thread, subscribes to heads at `ws`; for each, reads its number
+/// and hash, prints a timestamped `b <number>` line and appends a record the size of
+/// nexum's commit of a block to a file: the one read and two writes a block `strace`
+/// counts on nexum's runtime thread, without the rest. With [`BARE_READER_LOGS`] it then
+/// reads the block's logs of that contract with `eth_getLogs` by block hash on a second
+/// connection, as nexum's live path does (without its cross-check), parses them as nexum
+/// does, and prints an `l <number> <count>` line and appends a second record, as nexum's
+/// module and its commit do.
 fn bare_reader(ws: &str) {
     use std::io::Write;
-    let emitter = std::env::var(BARE_READER_LOGS).ok();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
     runtime.block_on(async {
-        let mut requests = match emitter {
-            Some(_) => Some(connect(ws).await),
-            None => None,
+        // Reads go on a connection of their own, as nexum keeps requests apart from pushes.
+        let mut reads = match std::env::var(BARE_READER_LOGS) {
+            Ok(emitter) => Some((connect(ws).await, emitter)),
+            Err(_) => None,
         };
-        let mut socket = subscribe_to_heads(ws).await;
-        // A file without a name: it goes with the reader, which is killed, not stopped.
-        let mut journal = tempfile::tempfile().expect("a journal");
-        let record = [7u8; 351];
-        let mut out = std::io::stdout();
+        let mut heads = subscribe_to_heads(ws).await;
         println!("subscribed");
-        let mut id = 1u64;
-        while let Some(Ok(message)) = socket.next().await {
-            let Some((block, hash)) = head(&message) else {
+        // A file without a name: nothing is left behind however the reader ends.
+        let mut journal = tempfile::tempfile().expect("a journal");
+        let mut out = std::io::stdout();
+        // Timestamped as nexum's log lines are: the row's latency is measured alike.
+        let mut line_and_record = |message: String| {
+            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            writeln!(out, r#"{{"timestamp":"{at}","message":"{message}"}}"#).expect("stdout");
+            journal.write_all(&[7u8; 351]).expect("a journal write");
+        };
+        let mut id = 1;
+        while let Some(Ok(message)) = heads.next().await {
+            let Some(head) = pushed_head(&message) else {
                 continue;
             };
-            // Timestamped as nexum's log lines are: the row's latency is measured alike.
-            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-            writeln!(out, r#"{{"timestamp":"{at}","message":"b {block}"}}"#).expect("stdout");
-            journal.write_all(&record).expect("a journal write");
-            let (Some(requests), Some(emitter)) = (requests.as_mut(), emitter.as_deref()) else {
+            let number = head.number.to::<u64>();
+            line_and_record(format!("b {number}"));
+            let Some((requests, emitter)) = reads.as_mut() else {
                 continue;
             };
             id += 1;
-            let read = json!({"jsonrpc": "2.0", "id": id, "method": "eth_getLogs",
-                "params": [{"blockHash": hash, "address": emitter}]});
-            requests
-                .send(tokio_tungstenite::tungstenite::Message::Text(
-                    read.to_string().into(),
-                ))
-                .await
-                .expect("asking for a block's logs");
-            let logs = loop {
-                let answer = requests
-                    .next()
-                    .await
-                    .expect("the node's answer")
-                    .expect("a frame");
-                let Some(answer) = answer
-                    .to_text()
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<Value>(t).ok())
-                else {
-                    continue;
-                };
-                if answer["id"] == id {
-                    break answer["result"].as_array().map_or(0, Vec::len);
-                }
-            };
-            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-            writeln!(
-                out,
-                r#"{{"timestamp":"{at}","message":"l {block} {logs}"}}"#
-            )
-            .expect("stdout");
-            journal.write_all(&record).expect("a journal write");
+            let logs = block_logs(requests, id, head.hash, emitter).await;
+            line_and_record(format!("l {number} {}", logs.len()));
         }
     });
 }
 
-/// Sends `txs` transactions of `logs_per_tx` logs each to `emitter` at [`TX_PER_SECOND`]
-/// (with none, mines `txs` empty blocks at that pace); returns the last block.
-async fn send_workload(anvil: &Anvil, emitter: Address, txs: u64, logs_per_tx: u64) -> u64 {
-    let mut pace = tokio::time::interval(Duration::from_millis(1000 / TX_PER_SECOND));
-    let mut last = 0;
-    for _ in 0..txs {
-        pace.tick().await;
-        if logs_per_tx == 0 {
-            anvil.mine(1).await;
-        } else {
-            last = hex_u64(&anvil.burst(emitter, logs_per_tx - 1).await["blockNumber"]);
+/// A node's log, read as nexum reads one (`nexum-host/src/chain/wire.rs`); the bare reader
+/// counts them and reads no further.
+#[allow(dead_code)]
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeLog {
+    address: Address,
+    topics: Vec<B256>,
+    data: Bytes,
+    block_number: Option<U64>,
+    block_hash: Option<B256>,
+    transaction_hash: Option<B256>,
+    transaction_index: Option<U64>,
+    log_index: Option<U64>,
+    #[serde(default)]
+    removed: bool,
+}
+
+/// A JSON-RPC answer.
+#[derive(serde::Deserialize)]
+struct Answer<T> {
+    id: u64,
+    result: T,
+}
+
+/// Asks for the logs of `emitter` in the block `hash` as request `id`, and waits for the
+/// answer; an answer that is not a list of logs (a node's error) ends the reader.
+async fn block_logs(requests: &mut Socket, id: u64, hash: B256, emitter: &str) -> Vec<NodeLog> {
+    let read = json!({"jsonrpc": "2.0", "id": id, "method": "eth_getLogs",
+        "params": [{"blockHash": hash, "address": emitter}]});
+    requests
+        .send(Message::Text(read.to_string().into()))
+        .await
+        .expect("asking for a block's logs");
+    loop {
+        let frame = requests.next().await.expect("the node's answer");
+        let Message::Text(text) = frame.expect("a frame") else {
+            continue;
+        };
+        match serde_json::from_str::<Answer<Vec<NodeLog>>>(&text) {
+            Ok(answer) if answer.id == id => return answer.result,
+            Ok(_) => {}
+            Err(e) => panic!("the node's answer to eth_getLogs: {e}: {}", text.as_str()),
         }
     }
-    if logs_per_tx == 0 {
+}
+
+/// Sends `workload` to `emitter`; returns its last block.
+async fn send_workload(anvil: &Anvil, emitter: Address, workload: Workload) -> u64 {
+    let mut pace = tokio::time::interval(Duration::from_millis(1000 / TX_PER_SECOND));
+    let mut last = 0;
+    for _ in 0..workload.txs {
+        pace.tick().await;
+        if workload.logs_per_tx == 0 {
+            anvil.mine(1).await;
+        } else {
+            let receipt = anvil.burst(emitter, workload.logs_per_tx - 1).await;
+            last = hex_u64(&receipt["blockNumber"]);
+        }
+    }
+    if workload.logs_per_tx == 0 {
         last = anvil.block_number().await;
     }
     last
 }
 
-/// A floor row: the workload read by [`bare_reader`]; its CPU over the drive (returned),
-/// beside the observer connection nexum's rows have too.
-async fn floor(label: &str, txs: u64, logs_per_tx: u64, profiler: &Profiler) -> Duration {
+/// A floor row: `workload` read by [`bare_reader`], beside the observer connection
+/// nexum's rows have too. Returns the reader's CPU over the drive, read to the nanosecond
+/// from the scheduler (its one thread lives throughout), where `/proc/<pid>/stat` counts
+/// 10 ms ticks: a floor of a few ticks would make nexum's multiple of it a guess.
+async fn floor(label: &str, workload: Workload, profiler: &Profiler) -> Duration {
     let anvil = Anvil::spawn().await;
     let emitter = anvil.deploy_emitter().await;
     let heads = observe_heads(anvil.ws_url()).await;
@@ -779,61 +886,60 @@ async fn floor(label: &str, txs: u64, logs_per_tx: u64, profiler: &Profiler) -> 
         label,
     );
     command.env(BARE_READER, anvil.ws_url());
-    if logs_per_tx > 0 {
+    if workload.logs_per_tx > 0 {
         command.env(BARE_READER_LOGS, emitter.to_string());
     }
     let mut reader = Process::spawn(command);
     reader.wait_for_count(&["subscribed"], 1, Duration::from_secs(60));
     let pid = reader.id();
     let from = anvil.block_number().await + 1;
-    for block in from..from + WARM_UP_BLOCKS {
-        anvil.mine(1).await;
-        reader.wait_for_count(&[&format!("\"b {block}\"")], 1, Duration::from_secs(60));
-    }
+    warm_up(&anvil, &mut reader, from).await;
     reset_peak_rss(pid);
     let profiling = profiler.attach(pid, label);
     let cpu_before = cpu(pid);
+    let on_cpu_before = on_cpu(pid);
     let switches_before = switches(pid);
-    let last = send_workload(&anvil, emitter, txs, logs_per_tx).await;
-    let needle = if logs_per_tx == 0 {
-        format!("\"b {last}\"")
-    } else {
-        format!("\"l {last} ")
-    };
-    reader.wait_for_count(&[&needle], 1, Duration::from_secs(120));
+    let last = send_workload(&anvil, emitter, workload).await;
+    reader.wait_for_count(&[&workload.last_line(last)], 1, Duration::from_secs(120));
     let cpu_drive = cpu(pid).since(&cpu_before);
+    let on_cpu_drive = on_cpu(pid).saturating_sub(on_cpu_before);
     let switches_drive = switches(pid).since(&switches_before);
     let (peak_kib, threads) = (status_field(pid, "VmHWM"), status_field(pid, "Threads"));
     let counts = profiling.detach();
-    // Ended, not killed: under callgrind its counts are written as it exits.
-    reader.signal("-TERM");
-    let seen = seen(&reader.output());
-    let heads = heads.lock().unwrap().clone();
-    let blocks_lost = (from..=last)
-        .filter(|b| !seen.block_at.contains_key(b))
-        .count();
-    let logs_got: u64 = seen.logs.range(from..=last).map(|(_, n)| n).sum();
-    let logs_lost = txs * logs_per_tx - logs_got.min(txs * logs_per_tx);
-    let mut blocks = latencies(&seen.block_at, &heads, from + WARM_UP_BLOCKS);
-    let mut logs = latencies(&seen.logs_at, &heads, from + WARM_UP_BLOCKS);
+    // Ended, not killed: under callgrind its counts are written as it exits. Ended by
+    // this signal and nothing else: a reader that failed after its last line says so.
+    let status = reader.signal("-TERM");
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGTERM),
+        "the bare reader ended with {status}:\n{}",
+        reader.output().join("\n")
+    );
+    let mut received = Received::of(&reader.output(), &heads, from, last, workload);
     println!(
-        "| {label} | {blocks_lost} blocks, {logs_lost} logs | {} | {} | {:.2} s | {:.0} MiB | – | – | {threads} |",
-        p50_p99(&mut blocks),
-        p50_p99(&mut logs),
-        cpu_drive.total().as_secs_f64(),
+        "| {label} | {} | {} | {} | {:.3} s | {:.0} MiB | – | – | {threads} |",
+        received.loss(),
+        p50_p99(&mut received.blocks),
+        p50_p99(&mut received.logs),
+        on_cpu_drive.as_secs_f64(),
         peak_kib as f64 / 1024.0,
     );
-    eprintln!(
-        "  {label}: CPU user {:.2} s + system {:.2} s; context switches: {} voluntary, {} involuntary",
-        cpu_drive.user.as_secs_f64(),
-        cpu_drive.system.as_secs_f64(),
-        switches_drive.voluntary,
-        switches_drive.involuntary,
-    );
+    report_cpu(label, &cpu_drive, &switches_drive);
     if let Some(counts) = counts {
         eprintln!("{}", counts.report());
     }
-    cpu_drive.total()
+    on_cpu_drive
+}
+
+/// Time the threads of `pid` alive now have run on a CPU, to the nanosecond
+/// (`/proc/<pid>/task/*/schedstat`; a thread that ended is not counted).
+fn on_cpu(pid: u32) -> Duration {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the process's threads");
+    let nanos = tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
 }
 
 /// Stops nexum as an operator does, and checks that it exited cleanly: a run that ends

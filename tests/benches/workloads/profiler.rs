@@ -1,6 +1,7 @@
-//! Optional profiling of each drive phase, to see where nexum's CPU goes. A profiled run's
-//! table is not comparable with a plain one: perf's unwinding takes CPU of its own, and
-//! under callgrind every column but loss is valgrind's too (nexum runs some 10× slower).
+//! Optional profiling of each drive phase, to see where the CPU of nexum (or of a floor's
+//! bare reader) goes. A profiled run's table is not comparable with a plain one: perf's
+//! unwinding takes CPU of its own, and under callgrind every column but loss is valgrind's
+//! too (nexum runs some 10× slower).
 //!
 //! - `NEXUM_BENCH_PERF=<dir>`: `perf record` samples nexum through the drive (the drive
 //!   alone, not the boot), one file per row;
@@ -55,9 +56,9 @@ impl Profiler {
         }
     }
 
-    /// The command that starts `nexum` for the row `label`: under valgrind for callgrind,
-    /// with counting off until the drive starts.
-    pub fn command(&self, nexum: &Path, label: &str) -> Command {
+    /// The command that starts `program` (nexum, or the bare reader) for the row `label`:
+    /// under valgrind for callgrind, with counting off until the drive starts.
+    pub fn command(&self, program: &Path, label: &str) -> Command {
         match self {
             Self::Callgrind(dir) => {
                 let mut command = Command::new("valgrind");
@@ -70,14 +71,14 @@ impl Profiler {
                         "--callgrind-out-file={}",
                         profile_file(dir, label, "out").display()
                     ))
-                    .arg(nexum);
+                    .arg(program);
                 command
             }
-            Self::None | Self::Perf(_) => Command::new(nexum),
+            Self::None | Self::Perf(_) => Command::new(program),
         }
     }
 
-    /// Starts profiling `pid` (nexum, or valgrind running it) as the drive starts.
+    /// Starts profiling `pid` (the program, or valgrind running it) as the drive starts.
     pub fn attach(&self, pid: u32, label: &str) -> Attached {
         match self {
             Self::None => Attached::None,
@@ -107,7 +108,7 @@ impl Profiler {
 }
 
 impl Attached {
-    /// Stops profiling as the drive ends; callgrind's counts come once nexum has ended.
+    /// Stops profiling as the drive ends; callgrind's counts come once the program has ended.
     pub fn detach(self) -> Option<CallgrindCounts> {
         match self {
             Self::None => None,
@@ -133,11 +134,11 @@ impl Attached {
     }
 }
 
-/// Where callgrind writes its counts as nexum exits.
+/// Where callgrind writes its counts as the program exits.
 pub struct CallgrindCounts(PathBuf);
 
 impl CallgrindCounts {
-    /// The drive's instruction count, to print once nexum has ended.
+    /// The drive's instruction count, to print once the program has ended.
     pub fn report(&self) -> String {
         let out = &self.0;
         let counts = std::fs::read_to_string(out).unwrap_or_default();
