@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The workload benchmark (tests/benches/workloads.rs): nexum (production profile, PGO) against Anvil —
 # loss, latency from the node's own push, CPU of the drive phase, peak RSS, threads, and a
-# 100,000-log backfill; beside them the machine's floor, a bare reader of each workload. Installs what it needs, like the other scripts. Arguments pick rows
-# (words of their labels; `!word` for words they must not hold).
+# 100,000-log backfill; beside them the machine's floor, a bare reader of each workload.
+# Installs what it needs, like the other scripts. Arguments pick rows (words of their
+# labels; `!word` for words they must not hold).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$ROOT"
 # Absolute: the benchmark runs from tests/, and builds its test modules under this too.

@@ -63,7 +63,7 @@ const TX_PER_SECOND: u64 = 30;
 
 /// What a drive sends: `txs` transactions at [`TX_PER_SECOND`], each emitting
 /// `logs_per_tx` logs in a block of its own (with none, `txs` empty blocks at that pace).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Workload {
     label: &'static str,
     txs: u64,
@@ -76,8 +76,8 @@ impl Workload {
         self.txs * self.logs_per_tx
     }
 
-    /// What the reader's last line of a drive that ended at `last` starts with: the last
-    /// block's logs, or the last block when blocks carry none.
+    /// What the reader's last line of a drive that ended at `last` holds: the last block's
+    /// logs, or the last block when blocks carry none.
     fn last_line(&self, last: u64) -> String {
         if self.logs_per_tx == 0 {
             format!("\"b {last}\"")
@@ -105,6 +105,16 @@ const EMPTY_BLOCKS: Workload = Workload {
     label: "300 empty blocks",
     txs: 300,
     logs_per_tx: 0,
+};
+
+/// The workloads of the drives, each with its floor.
+const DRIVEN: [Workload; 3] = [THREE_THOUSAND_LOGS, TWELVE_THOUSAND_LOGS, EMPTY_BLOCKS];
+
+/// Logs already on chain when nexum starts, sent as fast as the node takes them.
+const BACKFILL: Workload = Workload {
+    label: "backfill",
+    txs: 500,
+    logs_per_tx: 200,
 };
 
 /// Empty blocks handled before the drive starts (not counted in latencies).
@@ -154,12 +164,14 @@ fn main() {
             rows.push((workload, two_workers));
         }
         rows.push((EMPTY_BLOCKS, Setting::default()));
+        // Rows run with their workload's floor: a row of another workload would never run.
+        assert!(rows.iter().all(|(workload, _)| DRIVEN.contains(workload)));
         let wanted = RowFilter::from_args();
         let profiler = Profiler::from_env();
         let mut ran = 0;
         // Each workload's floor runs right before nexum's rows of it (the machine's speed
         // drifts within a run too), which then give their CPU as a multiple of it.
-        for workload in [THREE_THOUSAND_LOGS, TWELVE_THOUSAND_LOGS, EMPTY_BLOCKS] {
+        for workload in DRIVEN {
             let floor_label = format!("{}{FLOOR_SUFFIX}", workload.label);
             let floor_cpu = if wanted.picks(&floor_label) {
                 ran += 1;
@@ -167,7 +179,7 @@ fn main() {
             } else {
                 None
             };
-            let own_rows = rows.iter().filter(|(w, _)| w.label == workload.label);
+            let own_rows = rows.iter().filter(|(w, _)| *w == workload);
             for &(_, setting) in own_rows {
                 if wanted.picks(&format!("{}{}", workload.label, setting.label())) {
                     drive(workload, setting, floor_cpu, &profiler).await;
@@ -175,8 +187,8 @@ fn main() {
                 }
             }
         }
-        if wanted.picks("backfill") {
-            backfill(500, 200).await;
+        if wanted.picks(BACKFILL.label) {
+            backfill(BACKFILL).await;
             ran += 1;
         }
         if ran == 0 {
@@ -736,9 +748,10 @@ impl Received {
     }
 }
 
-/// The line under a row: the kernel's share of the drive's CPU, how often the reader's
-/// threads went to sleep (voluntary switches), and how often one was taken off the CPU
-/// while it could still run (involuntary: preempted by another process or thread).
+/// The line under a row: the kernel's share of the drive's CPU (in 10 ms ticks: a floor's
+/// row, read to the nanosecond, need not be their sum), how often the reader's threads
+/// went to sleep (voluntary switches), and how often one was taken off the CPU while it
+/// could still run (involuntary: preempted by another process or thread).
 fn report_cpu(label: &str, cpu: &Cpu, switches: &SwitchesSince) {
     eprintln!(
         "  {label}: CPU user {:.2} s + system {:.2} s; context switches of the threads alive at the end: {} voluntary, {} involuntary",
@@ -790,7 +803,7 @@ fn bare_reader(ws: &str) {
             writeln!(out, r#"{{"timestamp":"{at}","message":"{message}"}}"#).expect("stdout");
             journal.write_all(&[7u8; 351]).expect("a journal write");
         };
-        let mut id = 1;
+        let mut id = 0;
         while let Some(Ok(message)) = heads.next().await {
             let Some(head) = pushed_head(&message) else {
                 continue;
@@ -816,10 +829,13 @@ struct NodeLog {
     address: Address,
     topics: Vec<B256>,
     data: Bytes,
+    #[serde(deserialize_with = "Option::deserialize")]
     block_number: Option<U64>,
     block_hash: Option<B256>,
     transaction_hash: Option<B256>,
+    #[serde(deserialize_with = "Option::deserialize")]
     transaction_index: Option<U64>,
+    #[serde(deserialize_with = "Option::deserialize")]
     log_index: Option<U64>,
     #[serde(default)]
     removed: bool,
@@ -863,14 +879,20 @@ async fn send_workload(anvil: &Anvil, emitter: Address, workload: Workload) -> u
         if workload.logs_per_tx == 0 {
             anvil.mine(1).await;
         } else {
-            let receipt = anvil.burst(emitter, workload.logs_per_tx - 1).await;
-            last = hex_u64(&receipt["blockNumber"]);
+            last = send_transaction(anvil, emitter, workload).await;
         }
     }
     if workload.logs_per_tx == 0 {
         last = anvil.block_number().await;
     }
     last
+}
+
+/// Sends one of `workload`'s transactions (`logs_per_tx` logs) to `emitter`; returns its
+/// block.
+async fn send_transaction(anvil: &Anvil, emitter: Address, workload: Workload) -> u64 {
+    let receipt = anvil.burst(emitter, workload.logs_per_tx - 1).await;
+    hex_u64(&receipt["blockNumber"])
 }
 
 /// A floor row: `workload` read by [`bare_reader`], beside the observer connection
@@ -905,6 +927,13 @@ async fn floor(label: &str, workload: Workload, profiler: &Profiler) -> Duration
     let on_cpu_drive = on_cpu(pid).saturating_sub(on_cpu_before);
     let switches_drive = switches(pid).since(&switches_before);
     let (peak_kib, threads) = (status_field(pid, "VmHWM"), status_field(pid, "Threads"));
+    // Its CPU sums the threads alive now: it must have had only the one.
+    assert_eq!(threads, 1, "the bare reader runs on one thread");
+    // A kernel that keeps no scheduler statistics reads 0: no floor to compare with.
+    assert!(
+        !on_cpu_drive.is_zero(),
+        "no CPU time read for the bare reader"
+    );
     let counts = profiling.detach();
     // Ended, not killed: under callgrind its counts are written as it exits. Ended by
     // this signal and nothing else: a reader that failed after its last line says so.
@@ -936,8 +965,18 @@ async fn floor(label: &str, workload: Workload, profiler: &Profiler) -> Duration
 fn on_cpu(pid: u32) -> Duration {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the process's threads");
     let nanos = tasks
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
-        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|task| {
+            let path = task
+                .expect("a thread of the process")
+                .path()
+                .join("schedstat");
+            let stat = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+            stat.split_whitespace()
+                .next()
+                .and_then(|nanos| nanos.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no time on a CPU in {}: {stat:?}", path.display()))
+        })
         .sum();
     Duration::from_nanos(nanos)
 }
@@ -954,21 +993,20 @@ fn stop(nexum: &mut Process) {
 }
 
 /// Puts `txs × logs_per_tx` logs on chain, then times a fresh module through all of them.
-async fn backfill(txs: u64, logs_per_tx: u64) {
+async fn backfill(workload: Workload) {
     let anvil = Anvil::spawn().await;
     let emitter = anvil.deploy_emitter().await;
     let from = anvil.block_number().await + 1;
     let mut last = 0;
-    for _ in 0..txs {
-        last = hex_u64(&anvil.burst(emitter, logs_per_tx - 1).await["blockNumber"]);
+    for _ in 0..workload.txs {
+        last = send_transaction(&anvil, emitter, workload).await;
     }
-    let total = txs * logs_per_tx;
+    let (total, txs) = (workload.logs(), workload.txs);
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path(), &anvil, emitter, from, false, Setting::default());
     let started = Instant::now();
     let mut nexum = start(&engine, None, &Profiler::None, "backfill");
-    let needle = format!("\"l {last} ");
-    nexum.wait_for_count(&[&needle], 1, Duration::from_secs(600));
+    nexum.wait_for_count(&[&workload.last_line(last)], 1, Duration::from_secs(600));
     let elapsed = started.elapsed();
     let pid = nexum.id();
     let peak_kib = status_field(pid, "VmHWM");

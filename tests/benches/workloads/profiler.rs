@@ -3,9 +3,9 @@
 //! unwinding takes CPU of its own, and under callgrind every column but loss is valgrind's
 //! too (nexum runs some 10× slower).
 //!
-//! - `NEXUM_BENCH_PERF=<dir>`: `perf record` samples nexum through the drive (the drive
-//!   alone, not the boot), one file per row;
-//! - `NEXUM_BENCH_CALLGRIND=<dir>`: nexum runs under valgrind's callgrind, which counts the
+//! - `NEXUM_BENCH_PERF=<dir>`: `perf record` samples the program through the drive (the
+//!   drive alone, not the boot), one file per row;
+//! - `NEXUM_BENCH_CALLGRIND=<dir>`: the program runs under valgrind's callgrind, which counts the
 //!   instructions of the drive alone: the same count for the same work however busy the
 //!   machine is, so two builds compare on a noisy machine.
 
